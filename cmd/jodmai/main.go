@@ -1,0 +1,165 @@
+// Command jodmai is a complete mail system in one binary: SMTP (MX and
+// submission), POP3 and IMAP over one mail store, and the admin commands that
+// manage its domains, accounts and aliases.
+//
+// Usage: jodmai COMMAND [flags] [arguments]. Run "jodmai help" for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string
+	summary string
+	// run executes the command. It gets its own FlagSet (with --config and
+	// --data already defined) and the arguments after its name.
+	run func(ctx context.Context, env *cmdEnv, args []string) error
+}
+
+// cmdEnv is what every command run gets: where to write, and the common
+// flags.
+type cmdEnv struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	flags          *flag.FlagSet
+	configPath     *string
+	dataDir        *string
+	name           string
+}
+
+// usageError is an error caused by how the command was called; main prints
+// the command's usage with it.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+func commands() []command {
+	return []command{
+		{"serve", "", "run every configured listener until SIGINT/SIGTERM", runServe},
+		{"domain add", "DOMAIN", "add a local domain", runDomainAdd},
+		{"domain del", "DOMAIN", "delete a local domain (it must have no accounts or aliases)", runDomainDel},
+		{"domain list", "", "list the local domains", runDomainList},
+		{"user add", "[--password-stdin] ADDRESS", "create an account (password prompted on a terminal, read from stdin, or generated and printed)", runUserAdd},
+		{"user passwd", "[--password-stdin] ADDRESS", "set an account's password", runUserPasswd},
+		{"user apop", "[--password-stdin] [--clear] ADDRESS", "set the account's APOP shared secret (POP3 APOP login)", runUserAPOP},
+		{"user del", "ADDRESS", "delete an account and all its mail", runUserDel},
+		{"user list", "", "list accounts", runUserList},
+		{"alias add", "ALIAS TARGET...", "add an alias (ALIAS may be @domain for a catch-all)", runAliasAdd},
+		{"alias del", "ALIAS", "delete an alias", runAliasDel},
+		{"alias list", "", "list aliases", runAliasList},
+		{"version", "", "print the version", runVersion},
+	}
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func runVersion(ctx context.Context, env *cmdEnv, args []string) error {
+	if err := env.flags.Parse(args); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, "jodmai", version)
+	return nil
+}
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run dispatches a command line and returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		if len(args) > 1 {
+			if c, rest := find(args[1:]); c != nil && len(rest) == 0 {
+				printCommandHelp(stdout, c, newEnv(c, stdin, stdout, stderr).flags)
+				return 0
+			}
+		}
+		printHelp(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, rest := find(args)
+	if c == nil {
+		fmt.Fprintf(stderr, "jodmai: unknown command %q\n\n", strings.Join(args[:min(2, len(args))], " "))
+		printHelp(stderr)
+		return 2
+	}
+	env := newEnv(c, stdin, stdout, stderr)
+	err := c.run(ctx, env, rest)
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "jodmai %s: %s\n", c.name, ue.msg)
+		fmt.Fprintf(stderr, "usage: jodmai %s [--config FILE] [--data DIR] %s\n", c.name, c.args)
+		return 2
+	}
+	fmt.Fprintf(stderr, "jodmai %s: %v\n", c.name, err)
+	return 1
+}
+
+func newEnv(c *command, stdin io.Reader, stdout, stderr io.Writer) *cmdEnv {
+	fs := flag.NewFlagSet("jodmai "+c.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := &cmdEnv{stdin: stdin, stdout: stdout, stderr: stderr, flags: fs, name: c.name}
+	env.configPath = fs.String("config", "", "configuration `FILE` (TOML); default: none, built-in defaults")
+	env.dataDir = fs.String("data", "", "data `DIR`; overrides the config's data setting (default ./jodmai-data)")
+	fs.Usage = func() { printCommandHelp(stderr, c, fs) }
+	return env
+}
+
+// find returns the command named by the first one or two words of args.
+func find(args []string) (*command, []string) {
+	cmds := commands()
+	if len(args) >= 2 {
+		for i := range cmds {
+			if cmds[i].name == args[0]+" "+args[1] {
+				return &cmds[i], args[2:]
+			}
+		}
+	}
+	for i := range cmds {
+		if cmds[i].name == args[0] {
+			return &cmds[i], args[1:]
+		}
+	}
+	return nil, nil
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "jodmai: a complete mail system (SMTP, POP3, IMAP) in one binary.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "usage: jodmai COMMAND [--config FILE] [--data DIR] [flags] [arguments]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	cmds := commands()
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-14s %-36s %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'jodmai help COMMAND' or 'jodmai COMMAND --help' for a command's flags.")
+}
+
+func printCommandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: jodmai %s [--config FILE] [--data DIR] %s\n\n%s.\n\nflags:\n", c.name, c.args, c.summary)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}

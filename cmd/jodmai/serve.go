@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/jodmai/jodmai/internal/server"
+)
+
+// shutdownGrace is how long in-flight sessions get to finish after
+// SIGINT/SIGTERM before they are cut.
+const shutdownGrace = 30 * time.Second
+
+func runServe(ctx context.Context, env *cmdEnv, args []string) error {
+	if _, err := env.parse(args, 0, 0); err != nil {
+		return err
+	}
+	cfg, err := env.loadConfig()
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	srv, err := server.New(ctx, cfg, log, server.Options{})
+	if err != nil {
+		return err
+	}
+	addr, pw, err := srv.Bootstrap(ctx)
+	if err != nil {
+		srv.Shutdown(ctx)
+		return err
+	}
+	if pw != "" {
+		fmt.Fprintf(env.stdout, "first start: created domain %s and account %s\n", cfg.Hostname, addr)
+		fmt.Fprintf(env.stdout, "password for %s: %s   (shown once; change it with 'jodmai user passwd %s')\n", addr, pw, addr)
+	}
+	if err := srv.Start(); err != nil {
+		srv.Shutdown(ctx)
+		return err
+	}
+	addrs := srv.Addrs()
+	keys := make([]string, 0, len(addrs))
+	for k := range addrs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return order(keys[i]) < order(keys[j]) })
+	fmt.Fprintf(env.stdout, "jodmai %s serving %s, data in %s\n", version, cfg.Hostname, cfg.Data)
+	for _, k := range keys {
+		fmt.Fprintf(env.stdout, "  %-12s %s\n", k, addrs[k])
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				if err := srv.ReloadTLS(); err != nil {
+					log.Error("reload TLS certificate", "err", err)
+				} else {
+					log.Info("TLS certificate reloaded")
+				}
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String())
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			go func() {
+				// A second signal cuts the grace period short.
+				<-sigs
+				cancel()
+			}()
+			err := srv.Shutdown(sctx)
+			cancel()
+			if err != nil {
+				log.Warn("shutdown", "err", err)
+			}
+			log.Info("stopped")
+			return nil
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		}
+	}
+}
+
+func order(key string) int {
+	for i, k := range []string{"smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"} {
+		if k == key {
+			return i
+		}
+	}
+	return 99
+}

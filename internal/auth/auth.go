@@ -1,0 +1,259 @@
+// Package auth checks logins for every protocol: credentials against the
+// userdb, the plaintext-authentication policy, the SASL mechanisms the
+// servers offer, and login throttling shared by SMTP, POP3 and IMAP.
+//
+// A failed login costs the same whether or not the user exists (userdb
+// verifies against a dummy hash), gives the same error, and is delayed by
+// a growing amount per client IP and per account. An IP with many recent
+// failures is locked out for a while; an account is never locked out, only
+// slowed, so an attacker cannot deny its owner access.
+package auth
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jodmai/jodmai/internal/userdb"
+)
+
+// Errors returned by the login checks.
+var (
+	// ErrBadCredentials: wrong user, password or digest. Never says which.
+	ErrBadCredentials = userdb.ErrBadCredentials
+	// ErrThrottled: too many recent failures from this client; try later.
+	ErrThrottled = errors.New("too many failed logins, try again later")
+	// ErrNoAPOP: the account has no APOP secret (or does not exist; the
+	// caller cannot tell).
+	ErrNoAPOP = errors.New("APOP not available for this account")
+)
+
+// Policy tunes the throttling. The zero value is not useful; use
+// DefaultPolicy.
+type Policy struct {
+	// BaseDelay is the delay after the first failure; it doubles with each
+	// further failure up to MaxDelay.
+	BaseDelay, MaxDelay time.Duration
+	// Window is how long failures are remembered.
+	Window time.Duration
+	// IPLockoutAfter failures from one IP within Window lock it out for
+	// Lockout.
+	IPLockoutAfter int
+	Lockout        time.Duration
+}
+
+// DefaultPolicy is the production throttling policy.
+var DefaultPolicy = Policy{
+	BaseDelay:      500 * time.Millisecond,
+	MaxDelay:       10 * time.Second,
+	Window:         15 * time.Minute,
+	IPLockoutAfter: 20,
+	Lockout:        15 * time.Minute,
+}
+
+// maxTracked bounds the throttle's memory: beyond it, expired entries are
+// dropped, and if none are expired, the oldest half.
+const maxTracked = 100000
+
+// Authenticator checks logins.
+type Authenticator struct {
+	users  *userdb.DB
+	log    *slog.Logger
+	policy Policy
+
+	mu    sync.Mutex
+	byIP  map[string]*failures
+	byAcc map[string]*failures
+	sleep func(ctx context.Context, d time.Duration)
+}
+
+type failures struct {
+	n      int
+	last   time.Time
+	locked time.Time // locked out until
+}
+
+// New returns an Authenticator over users.
+func New(users *userdb.DB, policy Policy, log *slog.Logger) *Authenticator {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Authenticator{users: users, log: log, policy: policy, byIP: map[string]*failures{}, byAcc: map[string]*failures{},
+		sleep: func(ctx context.Context, d time.Duration) {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}}
+}
+
+// Users returns the directory the authenticator checks against.
+func (a *Authenticator) Users() *userdb.DB { return a.users }
+
+// IPKey returns the throttling key of a remote address: the IP for IPv4,
+// the /64 for IPv6.
+func IPKey(remote net.Addr) string {
+	ap, err := netip.ParseAddrPort(remote.String())
+	if err != nil {
+		return remote.String()
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+// IsLoopback reports whether the remote address is a loopback address.
+func IsLoopback(remote net.Addr) bool {
+	ap, err := netip.ParseAddrPort(remote.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// PlaintextAllowed reports whether a client may send a password in the
+// clear-text mechanisms (USER/PASS, LOGIN, AUTH PLAIN/LOGIN): only over TLS
+// or from loopback (RFC 2595 §2.2, RFC 4954 §4).
+func PlaintextAllowed(tls bool, remote net.Addr) bool {
+	return tls || IsLoopback(remote)
+}
+
+// Login checks a user name and password for proto ("smtp", "pop3",
+// "imap") from remote. On failure it waits out the throttle delay before
+// returning.
+func (a *Authenticator) Login(ctx context.Context, remote net.Addr, proto, user, password string) (userdb.Account, error) {
+	ip := IPKey(remote)
+	if a.lockedOut(ip) {
+		a.log.Warn("login refused: client locked out", "proto", proto, "remote", remote.String(), "user", user)
+		return userdb.Account{}, ErrThrottled
+	}
+	acc, err := a.users.Authenticate(ctx, user, password)
+	if err != nil {
+		if errors.Is(err, userdb.ErrBadCredentials) {
+			a.fail(ctx, remote, proto, user, ip, "bad password")
+			return userdb.Account{}, ErrBadCredentials
+		}
+		return userdb.Account{}, fmt.Errorf("authenticate: %w", err)
+	}
+	a.succeed(ip)
+	return acc, nil
+}
+
+// APOP checks an RFC 1939 §7 APOP digest: lowercase hex MD5 of the
+// greeting's timestamp (angle brackets included) followed by the account's
+// APOP secret.
+func (a *Authenticator) APOP(ctx context.Context, remote net.Addr, user, timestamp, digest string) (userdb.Account, error) {
+	ip := IPKey(remote)
+	if a.lockedOut(ip) {
+		return userdb.Account{}, ErrThrottled
+	}
+	acc, secret, err := a.users.APOPSecret(ctx, user)
+	if errors.Is(err, userdb.ErrNoAPOP) || errors.Is(err, userdb.ErrBadCredentials) {
+		// Same answer for "no such user" and "no APOP secret", after
+		// the same throttling: no user enumeration.
+		a.fail(ctx, remote, "pop3", user, ip, "apop unavailable")
+		return userdb.Account{}, ErrBadCredentials
+	}
+	if err != nil {
+		return userdb.Account{}, fmt.Errorf("authenticate: %w", err)
+	}
+	sum := md5.Sum([]byte(timestamp + secret))
+	want := hex.EncodeToString(sum[:])
+	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(digest))) != 1 {
+		a.fail(ctx, remote, "pop3", user, ip, "bad apop digest")
+		return userdb.Account{}, ErrBadCredentials
+	}
+	a.succeed(ip)
+	return acc, nil
+}
+
+func (a *Authenticator) lockedOut(ip string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.byIP[ip]
+	return f != nil && time.Now().Before(f.locked)
+}
+
+func (a *Authenticator) succeed(ip string) {
+	a.mu.Lock()
+	delete(a.byIP, ip)
+	a.mu.Unlock()
+}
+
+// fail records a failure and sleeps the resulting delay.
+func (a *Authenticator) fail(ctx context.Context, remote net.Addr, proto, user, ip, why string) {
+	now := time.Now()
+	acct := strings.ToLower(user)
+	if len(acct) > 320 {
+		acct = acct[:320]
+	}
+	a.mu.Lock()
+	a.prune(now)
+	fi := a.bump(a.byIP, ip, now)
+	fa := a.bump(a.byAcc, acct, now)
+	n := max(fi.n, fa.n)
+	locked := false
+	if fi.n >= a.policy.IPLockoutAfter && a.policy.IPLockoutAfter > 0 {
+		fi.locked = now.Add(a.policy.Lockout)
+		locked = true
+	}
+	a.mu.Unlock()
+	d := a.policy.BaseDelay
+	for i := 1; i < n && d < a.policy.MaxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, a.policy.MaxDelay)
+	a.log.Warn("login failed", "proto", proto, "remote", remote.String(), "user", user, "reason", why,
+		"ip_failures", fi.n, "account_failures", fa.n, "delay", d, "locked_out", locked)
+	if d > 0 {
+		a.sleep(ctx, d)
+	}
+}
+
+func (a *Authenticator) bump(m map[string]*failures, k string, now time.Time) *failures {
+	f := m[k]
+	if f == nil || now.Sub(f.last) > a.policy.Window {
+		old := f
+		f = &failures{}
+		if old != nil {
+			f.locked = old.locked
+		}
+		m[k] = f
+	}
+	f.n++
+	f.last = now
+	return f
+}
+
+func (a *Authenticator) prune(now time.Time) {
+	for _, m := range []map[string]*failures{a.byIP, a.byAcc} {
+		if len(m) < maxTracked {
+			continue
+		}
+		for k, f := range m {
+			if now.Sub(f.last) > a.policy.Window && now.After(f.locked) {
+				delete(m, k)
+			}
+		}
+		if len(m) >= maxTracked {
+			i := 0
+			for k := range m {
+				if i%2 == 0 {
+					delete(m, k)
+				}
+				i++
+			}
+		}
+	}
+}

@@ -1,0 +1,279 @@
+// Package blob owns immutable message bodies on disk.
+//
+// A body is first written to a temporary file (Writer), fsynced and closed.
+// It then becomes part of one or more Dirs by hard link: each Dir is a
+// sharded directory of files named by id, and a body shared by several
+// recipients is one inode with several names. Link fsyncs the directories
+// it changed before returning, so a linked body survives a crash. Files in a
+// Dir are never modified, only removed.
+package blob
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns a new random body id: 20 lowercase base32 characters (100
+// bits), safe as a file name.
+func NewID() string {
+	var b [13]byte
+	rand.Read(b[:])
+	return idEncoding.EncodeToString(b[:])[:20]
+}
+
+// ValidID reports whether id has the shape NewID makes.
+func ValidID(id string) bool {
+	if len(id) != 20 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// Writer writes a new body to a temporary file.
+type Writer struct {
+	f    *os.File
+	path string
+	n    int64
+	done bool
+}
+
+// Create starts a new body in tmpDir.
+func Create(tmpDir string) (*Writer, error) {
+	f, err := os.CreateTemp(tmpDir, "body-*")
+	if err != nil {
+		return nil, fmt.Errorf("create body: %w", err)
+	}
+	return &Writer{f: f, path: f.Name()}, nil
+}
+
+// Write appends to the body.
+func (w *Writer) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.n += int64(n)
+	if err != nil {
+		return n, fmt.Errorf("write body: %w", err)
+	}
+	return n, nil
+}
+
+// Size is the number of bytes written so far.
+func (w *Writer) Size() int64 { return w.n }
+
+// Finish makes the body durable (fsync) and closes it. The returned Temp
+// must be linked into Dirs and then Removed.
+func (w *Writer) Finish() (*Temp, error) {
+	if w.done {
+		return nil, errors.New("blob: writer already finished")
+	}
+	w.done = true
+	if err := w.f.Sync(); err != nil {
+		w.f.Close()
+		os.Remove(w.path)
+		return nil, fmt.Errorf("fsync body: %w", err)
+	}
+	if err := w.f.Close(); err != nil {
+		os.Remove(w.path)
+		return nil, fmt.Errorf("close body: %w", err)
+	}
+	return &Temp{Path: w.path, Size: w.n}, nil
+}
+
+// Abort discards the body.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.path)
+}
+
+// Temp is a finished, durable body not yet linked anywhere.
+type Temp struct {
+	// Path is the temporary file.
+	Path string
+	// Size is its length in bytes.
+	Size int64
+}
+
+// Open opens the temporary body for reading.
+func (t *Temp) Open() (*os.File, error) { return os.Open(t.Path) }
+
+// Remove deletes the temporary name. Linked copies stay.
+func (t *Temp) Remove() error {
+	if err := os.Remove(t.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove temporary body: %w", err)
+	}
+	return nil
+}
+
+// Dir is a sharded directory of bodies: <path>/<first two id chars>/<id>.
+type Dir struct {
+	path string
+	mu   sync.Mutex // serialises shard creation
+}
+
+// NewDir returns the Dir at path, creating it.
+func NewDir(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("create body dir: %w", err)
+	}
+	return &Dir{path: path}, nil
+}
+
+// Path returns the file name of body id.
+func (d *Dir) Path(id string) string {
+	return filepath.Join(d.path, id[:2], id)
+}
+
+// Link gives the durable temporary body t the name id in d and fsyncs the
+// directory, so the name survives a crash.
+func (d *Dir) Link(t *Temp, id string) error {
+	if !ValidID(id) {
+		return fmt.Errorf("blob: invalid id %q", id)
+	}
+	shard := filepath.Join(d.path, id[:2])
+	if err := d.ensureShard(shard); err != nil {
+		return err
+	}
+	if err := os.Link(t.Path, filepath.Join(shard, id)); err != nil {
+		return fmt.Errorf("link body %s: %w", id, err)
+	}
+	return SyncDir(shard)
+}
+
+// Copy writes r as body id in d, durably (for bodies coming from another
+// file system or Dir): tmp file in the shard, fsync, rename, fsync dir.
+func (d *Dir) Copy(r io.Reader, id string) (int64, error) {
+	if !ValidID(id) {
+		return 0, fmt.Errorf("blob: invalid id %q", id)
+	}
+	shard := filepath.Join(d.path, id[:2])
+	if err := d.ensureShard(shard); err != nil {
+		return 0, err
+	}
+	f, err := os.CreateTemp(shard, ".tmp-*")
+	if err != nil {
+		return 0, fmt.Errorf("create body %s: %w", id, err)
+	}
+	n, err := io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(shard, id))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return 0, fmt.Errorf("write body %s: %w", id, err)
+	}
+	return n, SyncDir(shard)
+}
+
+func (d *Dir) ensureShard(shard string) error {
+	if _, err := os.Stat(shard); err == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := os.Stat(shard); err == nil {
+		return nil
+	}
+	if err := os.Mkdir(shard, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create shard: %w", err)
+	}
+	return SyncDir(d.path)
+}
+
+// Open opens body id for reading.
+func (d *Dir) Open(id string) (*os.File, error) {
+	if !ValidID(id) {
+		return nil, fmt.Errorf("blob: invalid id %q", id)
+	}
+	f, err := os.Open(d.Path(id))
+	if err != nil {
+		return nil, fmt.Errorf("open body %s: %w", id, err)
+	}
+	return f, nil
+}
+
+// Remove deletes body id. A missing file is not an error. The directory is
+// not fsynced: a removal lost in a crash leaves an orphan that the start-up
+// sweep deletes.
+func (d *Dir) Remove(id string) error {
+	if !ValidID(id) {
+		return fmt.Errorf("blob: invalid id %q", id)
+	}
+	if err := os.Remove(d.Path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove body %s: %w", id, err)
+	}
+	return nil
+}
+
+// Walk calls fn for every body in d, and removes leftover temporary files
+// of interrupted Copy calls.
+func (d *Dir) Walk(fn func(id string, size int64) error) error {
+	shards, err := os.ReadDir(d.path)
+	if err != nil {
+		return fmt.Errorf("read body dir: %w", err)
+	}
+	for _, s := range shards {
+		if !s.IsDir() || len(s.Name()) != 2 {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(d.path, s.Name()))
+		if err != nil {
+			return fmt.Errorf("read shard: %w", err)
+		}
+		for _, f := range files {
+			name := f.Name()
+			if strings.HasPrefix(name, ".tmp-") {
+				os.Remove(filepath.Join(d.path, s.Name(), name))
+				continue
+			}
+			if !ValidID(name) {
+				continue
+			}
+			info, err := f.Info()
+			if err != nil {
+				continue
+			}
+			if err := fn(name, info.Size()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SyncDir fsyncs a directory, making the names in it durable.
+func SyncDir(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open dir for fsync: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,446 @@
+// Package config owns jodmai's configuration: the TOML file format, its
+// defaults and its validation.
+//
+// Loading is strict: a key the format does not define (including a key that
+// differs from a known one only in case) is an error that names the key and
+// its line, so a typo never silently falls back to a default. A Config
+// returned by Load or Parse has been validated; a Config built in Go should be
+// checked with Validate.
+//
+// The file, with every default spelled out (non-root defaults for [listen]
+// are described on Listen):
+//
+//	hostname = "mail.example.org"  # default: os.Hostname(), lowercased
+//	data = "jodmai-data"           # relative paths are relative to the process working directory
+//	log_level = "info"             # debug, info, warn or error
+//
+//	[listen]                       # "" disables a listener
+//	smtp = ":25"
+//	submission = ":587"
+//	submissions = ":465"
+//	pop3 = ":110"
+//	pop3s = ":995"
+//	imap = ":143"
+//	imaps = ":993"
+//
+//	[tls]                          # both empty: a self-signed certificate in <data>/tls
+//	cert = ""
+//	key = ""
+//
+//	[limits]
+//	max_message_size = "50MiB"
+//	max_recipients = 1000
+//	max_connections = 2000
+//	max_connections_per_ip = 50
+//	max_line_length = 8192
+//	smtp_timeout = "5m"
+//	pop3_timeout = "10m"
+//	imap_timeout = "30m"
+//	imap_preauth_timeout = "1m"
+//	write_timeout = "1m"
+//
+//	[auth]
+//	max_failures_per_ip = 10
+//	lockout = "15m"
+//
+// Durations are Go duration strings ("90s", "5m", "1h30m"); a bare integer is
+// refused because it would mean nanoseconds.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration. Field comments give the TOML key.
+type Config struct {
+	// Hostname is the server's own DNS name, used in SMTP greetings, EHLO,
+	// Received headers and the self-signed certificate. TOML: hostname.
+	// Default: the machine's host name (os.Hostname), lowercased. Load
+	// lowercases it and drops one trailing dot.
+	Hostname string `toml:"hostname"`
+
+	// Data is the data directory. A relative path is relative to the
+	// working directory of the process, not to the config file.
+	// TOML: data. Default: "jodmai-data".
+	Data string `toml:"data"`
+
+	// LogLevel is the minimum level logged. TOML: log_level, one of debug,
+	// info, warn, error (any case). Default: info.
+	LogLevel slog.Level `toml:"log_level"`
+
+	// Listen holds the listening addresses. TOML: [listen].
+	Listen Listen `toml:"listen"`
+
+	// TLS names the certificate files. TOML: [tls].
+	TLS TLS `toml:"tls"`
+
+	// Limits holds sizes, counts and timeouts. TOML: [limits].
+	Limits Limits `toml:"limits"`
+
+	// Auth holds the login-failure policy. TOML: [auth].
+	Auth Auth `toml:"auth"`
+}
+
+// Listen holds one listening address per service, in net.Listen form
+// ("host:port", ":port", "[::1]:port"). An empty string disables the service.
+//
+// The defaults are the standard ports when the process runs as root
+// (effective uid 0) and the standard port + 10000 otherwise (":10025",
+// ":10587", ...), so an unprivileged test or development run needs no
+// configuration. A key set in the file, even to "", always wins.
+type Listen struct {
+	// SMTP is MX service, RFC 5321. TOML: smtp. Default ":25".
+	SMTP string `toml:"smtp"`
+	// Submission is message submission with STARTTLS, RFC 6409.
+	// TOML: submission. Default ":587".
+	Submission string `toml:"submission"`
+	// Submissions is message submission over implicit TLS, RFC 8314.
+	// TOML: submissions. Default ":465".
+	Submissions string `toml:"submissions"`
+	// POP3 is POP3 with STARTTLS (STLS), RFC 1939/2595. TOML: pop3.
+	// Default ":110".
+	POP3 string `toml:"pop3"`
+	// POP3S is POP3 over implicit TLS, RFC 8314. TOML: pop3s. Default ":995".
+	POP3S string `toml:"pop3s"`
+	// IMAP is IMAP with STARTTLS, RFC 9051. TOML: imap. Default ":143".
+	IMAP string `toml:"imap"`
+	// IMAPS is IMAP over implicit TLS, RFC 8314. TOML: imaps. Default ":993".
+	IMAPS string `toml:"imaps"`
+}
+
+// Endpoint is one configured listener: its TOML key under [listen] and its
+// address ("" when disabled).
+type Endpoint struct {
+	Key  string // "smtp", "submission", "submissions", "pop3", "pop3s", "imap" or "imaps"
+	Addr string
+}
+
+// Endpoints returns every service in a fixed order, disabled ones included
+// with an empty Addr.
+func (l Listen) Endpoints() []Endpoint {
+	return []Endpoint{
+		{"smtp", l.SMTP},
+		{"submission", l.Submission},
+		{"submissions", l.Submissions},
+		{"pop3", l.POP3},
+		{"pop3s", l.POP3S},
+		{"imap", l.IMAP},
+		{"imaps", l.IMAPS},
+	}
+}
+
+// TLS names a PEM certificate chain and its private key. Both empty means
+// jodmai makes a self-signed certificate in <data>/tls on first start
+// (package tlscert). Relative paths are relative to the process working
+// directory.
+type TLS struct {
+	// Cert is the certificate chain file, leaf first. TOML: cert.
+	Cert string `toml:"cert"`
+	// Key is the private key file. TOML: key.
+	Key string `toml:"key"`
+}
+
+// Limits holds resource limits. All must be positive.
+type Limits struct {
+	// MaxMessageSize is the largest message accepted, announced as SMTP SIZE
+	// (RFC 1870). TOML: max_message_size. Default "50MiB".
+	MaxMessageSize Size `toml:"max_message_size"`
+
+	// MaxRecipients is the most RCPT TO per SMTP transaction. RFC 5321
+	// §4.5.3.1.8 asks for at least 100. TOML: max_recipients. Default 1000.
+	MaxRecipients int `toml:"max_recipients"`
+
+	// MaxConnections caps open connections over all listeners together.
+	// TOML: max_connections. Default 2000.
+	MaxConnections int `toml:"max_connections"`
+
+	// MaxConnectionsPerIP caps open connections from one client address
+	// (IPv6: one /64) over all listeners together; at most MaxConnections.
+	// TOML: max_connections_per_ip. Default 50.
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+
+	// MaxLineLength is the longest command line, CRLF included, that any
+	// protocol accepts. 8192 is what RFC 7162 §4 asks IMAP servers to accept
+	// and far above SMTP's 512 (RFC 5321 §4.5.3.1.4). TOML: max_line_length.
+	// Default 8192; at least 1000.
+	MaxLineLength int `toml:"max_line_length"`
+
+	// SMTPTimeout is how long an SMTP session may be idle waiting for the
+	// next command or the next piece of message data. RFC 5321 §4.5.3.2.7:
+	// at least 5 minutes. TOML: smtp_timeout. Default "5m".
+	SMTPTimeout time.Duration `toml:"smtp_timeout"`
+
+	// POP3Timeout is the POP3 inactivity autologout timer. RFC 1939 §3: at
+	// least 10 minutes. TOML: pop3_timeout. Default "10m".
+	POP3Timeout time.Duration `toml:"pop3_timeout"`
+
+	// IMAPTimeout is the IMAP inactivity autologout timer for authenticated
+	// sessions, IDLE included. RFC 9051 §5.4: at least 30 minutes.
+	// TOML: imap_timeout. Default "30m".
+	IMAPTimeout time.Duration `toml:"imap_timeout"`
+
+	// IMAPPreauthTimeout is the IMAP inactivity timer before authentication,
+	// which RFC 9051 §5.4 allows to be shorter. TOML: imap_preauth_timeout.
+	// Default "1m".
+	IMAPPreauthTimeout time.Duration `toml:"imap_preauth_timeout"`
+
+	// WriteTimeout bounds each write to a client, in every protocol, so a
+	// client that stops reading cannot hold a session forever.
+	// TOML: write_timeout. Default "1m".
+	WriteTimeout time.Duration `toml:"write_timeout"`
+}
+
+// Auth holds the policy against password guessing.
+type Auth struct {
+	// MaxFailuresPerIP is how many failed authentications one client address
+	// (IPv6: one /64) may make within Lockout before further attempts from
+	// it are refused without checking credentials. TOML: max_failures_per_ip.
+	// Default 10.
+	MaxFailuresPerIP int `toml:"max_failures_per_ip"`
+
+	// Lockout is how long failures are remembered and how long a client
+	// address that reached MaxFailuresPerIP stays refused. TOML: lockout.
+	// Default "15m".
+	Lockout time.Duration `toml:"lockout"`
+}
+
+// Options adjusts how a configuration is built. The zero value is what the
+// server uses; tests set the functions to avoid depending on the machine.
+type Options struct {
+	// Euid returns the effective user id, which decides the default ports
+	// (see Listen). Nil means os.Geteuid.
+	Euid func() int
+	// Hostname returns the machine's host name, the default for
+	// Config.Hostname. Nil means os.Hostname.
+	Hostname func() (string, error)
+}
+
+// Default returns the configuration used when there is no file, with
+// Options{}: standard ports as root, ports + 10000 otherwise.
+func Default() *Config { return Options{}.Default() }
+
+// Load reads and validates the configuration file at path with Options{}.
+// Path "" means no file: the defaults, validated.
+func Load(path string) (*Config, error) { return Options{}.Load(path) }
+
+// Parse parses and validates a configuration file's contents with
+// Options{}.
+func Parse(data []byte) (*Config, error) { return Options{}.Parse(data) }
+
+// Default returns the default configuration. It is not validated: when the
+// host name cannot be determined Hostname is empty and Validate says so.
+func (o Options) Default() *Config {
+	euid := os.Geteuid
+	if o.Euid != nil {
+		euid = o.Euid
+	}
+	hostname := os.Hostname
+	if o.Hostname != nil {
+		hostname = o.Hostname
+	}
+	host, err := hostname()
+	if err != nil {
+		host = ""
+	}
+	port := func(p int) string {
+		if euid() != 0 {
+			p += 10000 // unprivileged: ports below 1024 are not ours to bind
+		}
+		return ":" + strconv.Itoa(p)
+	}
+	return &Config{
+		Hostname: normalizeHostname(host),
+		Data:     "jodmai-data",
+		LogLevel: slog.LevelInfo,
+		Listen: Listen{
+			SMTP:        port(25),
+			Submission:  port(587),
+			Submissions: port(465),
+			POP3:        port(110),
+			POP3S:       port(995),
+			IMAP:        port(143),
+			IMAPS:       port(993),
+		},
+		Limits: Limits{
+			MaxMessageSize:      50 << 20,
+			MaxRecipients:       1000,
+			MaxConnections:      2000,
+			MaxConnectionsPerIP: 50,
+			MaxLineLength:       8192,
+			SMTPTimeout:         5 * time.Minute,
+			POP3Timeout:         10 * time.Minute,
+			IMAPTimeout:         30 * time.Minute,
+			IMAPPreauthTimeout:  time.Minute,
+			WriteTimeout:        time.Minute,
+		},
+		Auth: Auth{
+			MaxFailuresPerIP: 10,
+			Lockout:          15 * time.Minute,
+		},
+	}
+}
+
+// Load reads and validates the configuration file at path. Path "" means no
+// file: the defaults, validated. Errors name the file, and the line where
+// one is known.
+func (o Options) Load(path string) (*Config, error) {
+	if path == "" {
+		c := o.Default()
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("default config: %w", err)
+		}
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := o.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse parses and validates a configuration file's contents. Keys the file
+// does not set keep their defaults.
+func (o Options) Parse(data []byte) (*Config, error) {
+	c := o.Default()
+	// Decoding over the defaults overwrites exactly the keys the file sets,
+	// which is the port rule: a set key wins, an unset one keeps the
+	// euid-dependent default.
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeys(data, &md); err != nil {
+		return nil, err
+	}
+	c.Hostname = normalizeHostname(c.Hostname)
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func normalizeHostname(h string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+}
+
+// Validate reports every problem with c, joined, each naming its TOML key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf(format, args...))
+	}
+
+	if err := checkHostname(c.Hostname); err != nil {
+		bad("hostname: %w", err)
+	}
+	if strings.TrimSpace(c.Data) == "" {
+		bad("data: empty; it names the data directory")
+	}
+
+	seen := map[string]string{}
+	for _, e := range c.Listen.Endpoints() {
+		if e.Addr == "" {
+			continue
+		}
+		_, port, err := net.SplitHostPort(e.Addr)
+		if err != nil {
+			bad("listen.%s = %q: %w", e.Key, e.Addr, err)
+			continue
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			bad("listen.%s = %q: port %q is not a number from 0 to 65535", e.Key, e.Addr, port)
+			continue
+		}
+		if port == "0" {
+			continue // a fresh port each time; never a clash
+		}
+		if other, ok := seen[e.Addr]; ok {
+			bad("listen.%s = %q: listen.%s has the same address", e.Key, e.Addr, other)
+		}
+		seen[e.Addr] = e.Key
+	}
+
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls: cert and key must both be set, or both be empty for a self-signed certificate")
+	}
+
+	l := c.Limits
+	positive := func(key string, v int64) {
+		if v <= 0 {
+			bad("limits.%s = %d: must be positive", key, v)
+		}
+	}
+	positive("max_message_size", int64(l.MaxMessageSize))
+	positive("max_recipients", int64(l.MaxRecipients))
+	positive("max_connections", int64(l.MaxConnections))
+	positive("max_connections_per_ip", int64(l.MaxConnectionsPerIP))
+	if l.MaxConnectionsPerIP > l.MaxConnections && l.MaxConnections > 0 {
+		bad("limits.max_connections_per_ip = %d: exceeds limits.max_connections = %d",
+			l.MaxConnectionsPerIP, l.MaxConnections)
+	}
+	if l.MaxLineLength < 1000 {
+		bad("limits.max_line_length = %d: must be at least 1000", l.MaxLineLength)
+	}
+	duration := func(key string, d time.Duration) {
+		if d <= 0 {
+			bad("%s = %q: must be positive", key, d.String())
+		}
+	}
+	duration("limits.smtp_timeout", l.SMTPTimeout)
+	duration("limits.pop3_timeout", l.POP3Timeout)
+	duration("limits.imap_timeout", l.IMAPTimeout)
+	duration("limits.imap_preauth_timeout", l.IMAPPreauthTimeout)
+	duration("limits.write_timeout", l.WriteTimeout)
+
+	if c.Auth.MaxFailuresPerIP <= 0 {
+		bad("auth.max_failures_per_ip = %d: must be positive", c.Auth.MaxFailuresPerIP)
+	}
+	duration("auth.lockout", c.Auth.Lockout)
+
+	return errors.Join(errs...)
+}
+
+// checkHostname accepts an ASCII DNS name (RFC 1123 labels). A single label
+// is allowed, for development machines and containers.
+func checkHostname(h string) error {
+	if h == "" {
+		return errors.New("empty and the machine's host name is unknown; set hostname")
+	}
+	if len(h) > 253 {
+		return fmt.Errorf("%q: longer than 253 characters", h)
+	}
+	if net.ParseIP(h) != nil {
+		return fmt.Errorf("%q: an IP address; a mail server needs a DNS name", h)
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" {
+			return fmt.Errorf("%q: empty label", h)
+		}
+		if len(label) > 63 {
+			return fmt.Errorf("%q: label %q longer than 63 characters", h, label)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q: label %q starts or ends with a hyphen", h, label)
+		}
+		for _, r := range label {
+			ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-'
+			if !ok {
+				return fmt.Errorf("%q: character %q not allowed (letters, digits, hyphens and dots; internationalized names in xn-- form)", h, r)
+			}
+		}
+	}
+	return nil
+}

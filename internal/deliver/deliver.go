@@ -1,0 +1,149 @@
+// Package deliver does local delivery: it resolves a recipient address
+// through the directory (accounts, aliases, user+tag, catch-all) into
+// mailbox targets, and files finished message bodies into the store.
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/userdb"
+)
+
+// Errors from Resolve.
+var (
+	// ErrNotLocal: the address's domain is not one of ours.
+	ErrNotLocal = errors.New("domain is not local")
+	// ErrNoSuchUser: a local domain, but no account or alias takes it.
+	ErrNoSuchUser = errors.New("no such user")
+	// ErrAliasLoop: alias expansion went too deep or in a circle.
+	ErrAliasLoop = errors.New("alias expansion too deep")
+)
+
+// maxAliasDepth bounds alias-to-alias expansion.
+const maxAliasDepth = 10
+
+// maxExpansion bounds how many addresses one recipient may expand to.
+const maxExpansion = 1000
+
+// Resolution is where one recipient's copies go.
+type Resolution struct {
+	// Local are the local mailbox targets, one per distinct account.
+	Local []store.Target
+	// Remote are addresses outside our domains that aliases forward to.
+	Remote []string
+}
+
+// Deliverer resolves recipients and files messages.
+type Deliverer struct {
+	Users *userdb.DB
+	Store *store.Store
+}
+
+// Resolve maps a recipient address to targets. In order: an account, an
+// alias, the address without its +tag (as account or alias), the domain's
+// catch-all alias.
+func (d *Deliverer) Resolve(ctx context.Context, addr string) (Resolution, error) {
+	var r Resolution
+	seen := map[string]bool{}
+	accounts := map[int64]bool{}
+	if err := d.resolve(ctx, addr, 0, seen, accounts, &r); err != nil {
+		return Resolution{}, err
+	}
+	return r, nil
+}
+
+func (d *Deliverer) resolve(ctx context.Context, addr string, depth int, seen map[string]bool, accounts map[int64]bool, r *Resolution) error {
+	if depth > maxAliasDepth || len(seen) > maxExpansion {
+		return ErrAliasLoop
+	}
+	local, domain, err := userdb.SplitAddress(addr)
+	if err != nil {
+		return err
+	}
+	addr = local + "@" + domain
+	key := strings.ToLower(addr)
+	if seen[key] {
+		return nil
+	}
+	seen[key] = true
+	isLocal, err := d.Users.IsLocalDomain(ctx, domain)
+	if err != nil {
+		return err
+	}
+	if !isLocal {
+		if depth == 0 {
+			return ErrNotLocal
+		}
+		r.Remote = append(r.Remote, addr)
+		return nil
+	}
+	candidates := []string{addr}
+	if i := strings.IndexByte(local, '+'); i > 0 {
+		candidates = append(candidates, local[:i]+"@"+domain)
+	}
+	for _, c := range candidates {
+		ok, err := d.tryAddress(ctx, c, depth, seen, accounts, r)
+		if err != nil || ok {
+			return err
+		}
+	}
+	targets, err := d.Users.Alias(ctx, "@"+domain)
+	if err == nil {
+		return d.expand(ctx, targets, depth, seen, accounts, r)
+	}
+	if !errors.Is(err, userdb.ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", addr, ErrNoSuchUser)
+}
+
+func (d *Deliverer) tryAddress(ctx context.Context, addr string, depth int, seen map[string]bool, accounts map[int64]bool, r *Resolution) (bool, error) {
+	acc, err := d.Users.Account(ctx, addr)
+	if err == nil {
+		if !accounts[acc.ID] {
+			accounts[acc.ID] = true
+			r.Local = append(r.Local, store.Target{AccountID: acc.ID})
+		}
+		return true, nil
+	}
+	if !errors.Is(err, userdb.ErrNotFound) {
+		return false, err
+	}
+	targets, err := d.Users.Alias(ctx, addr)
+	if err == nil {
+		return true, d.expand(ctx, targets, depth, seen, accounts, r)
+	}
+	if !errors.Is(err, userdb.ErrNotFound) {
+		return false, err
+	}
+	return false, nil
+}
+
+func (d *Deliverer) expand(ctx context.Context, targets []string, depth int, seen map[string]bool, accounts map[int64]bool, r *Resolution) error {
+	for _, t := range targets {
+		err := d.resolve(ctx, t, depth+1, seen, accounts, r)
+		if errors.Is(err, ErrNoSuchUser) {
+			// A dangling alias target: the other targets still get
+			// their copy.
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(r.Local) == 0 && len(r.Remote) == 0 && depth == 0 {
+		return ErrNoSuchUser
+	}
+	return nil
+}
+
+// Deliver files the finished body into the targets; it returns when every
+// copy is durable.
+func (d *Deliverer) Deliver(ctx context.Context, body *blob.Temp, targets []store.Target) error {
+	return d.Store.Deliver(ctx, body, targets)
+}

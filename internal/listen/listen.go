@@ -1,0 +1,233 @@
+// Package listen owns accepting client connections for every protocol
+// server: it wraps a net.Listener with connection caps and optional implicit
+// TLS.
+//
+// Invariants:
+//   - Accept only returns connections that hold a slot in the Limiter; a
+//     connection over a cap gets the listener's refusal line, is closed, is
+//     logged, and is never returned.
+//   - Closing a returned connection gives its slot back exactly once, however
+//     often Close is called (a *tls.Conn closes the connection under it).
+//   - A refused client cannot stall Accept: the refusal is written with a
+//     short deadline, or, over implicit TLS, off the accept path.
+//
+// STARTTLS is not handled here: a protocol server upgrades an accepted
+// connection itself with tls.Server; the slot is still released when the
+// *tls.Conn is closed.
+package listen
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+const (
+	// refusalTimeout bounds the refusal write on the accept path. The line
+	// is small enough for an empty socket buffer, so this only matters for a
+	// broken peer.
+	refusalTimeout = 250 * time.Millisecond
+	// tlsRefusalTimeout bounds the handshake and write of a refusal over
+	// implicit TLS, which happens in its own goroutine.
+	tlsRefusalTimeout = 5 * time.Second
+	// maxTLSRefusals bounds those goroutines; beyond it a refused TLS
+	// connection is closed without a word.
+	maxTLSRefusals = 32
+	// maxAcceptDelay is where the back-off after temporary Accept errors
+	// stops doubling, as in net/http.
+	maxAcceptDelay = time.Second
+)
+
+// SMTPRefusal returns the line an SMTP listener sends to a connection over a
+// cap: RFC 5321 §3.1 lets a server answer the connection with 421 instead of
+// the 220 greeting.
+func SMTPRefusal(hostname string) []byte {
+	return []byte("421 4.7.0 " + hostname + " Too many connections, try again later\r\n")
+}
+
+// POP3Refusal returns the line a POP3 listener sends to a connection over a
+// cap (RFC 2449 §8.1.2, RFC 3206 SYS/TEMP).
+func POP3Refusal() []byte {
+	return []byte("-ERR [SYS/TEMP] too many connections, try again later\r\n")
+}
+
+// IMAPRefusal returns the line an IMAP listener sends to a connection over a
+// cap: RFC 9051 §7.1.5 allows BYE as the greeting; UNAVAILABLE is RFC 5530.
+func IMAPRefusal() []byte {
+	return []byte("* BYE [UNAVAILABLE] too many connections, try again later\r\n")
+}
+
+// Options configures a Listener.
+type Options struct {
+	// Name names the service in logs, e.g. "smtp" or "imaps".
+	Name string
+	// Limiter holds the caps; several listeners may share one. Nil means
+	// no caps.
+	Limiter *Limiter
+	// TLS, when set, makes the listener implicit-TLS: accepted connections
+	// are returned as *tls.Conn, which handshakes on first Read or Write.
+	TLS *tls.Config
+	// Refusal is written to a connection refused by a cap before it is
+	// closed (over TLS when TLS is set). Nil closes without a word. See
+	// SMTPRefusal, POP3Refusal, IMAPRefusal.
+	Refusal []byte
+	// Logger receives refusals and Accept errors. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Listener is a net.Listener whose Accept enforces the caps of a Limiter.
+type Listener struct {
+	inner net.Listener
+	opts  Options
+	log   *slog.Logger
+
+	done      chan struct{} // closed by Close; ends an Accept back-off
+	closeOnce sync.Once
+
+	refusing chan struct{} // semaphore for TLS refusal goroutines
+
+	logLimit   *rate.Limiter // refusal log lines per second
+	suppressed atomic.Int64  // refusal lines not logged since the last one
+}
+
+// New wraps inner. The Listener owns inner: closing it closes inner.
+func New(inner net.Listener, opts Options) *Listener {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Listener{
+		inner:    inner,
+		opts:     opts,
+		log:      log.With("listener", opts.Name, "addr", inner.Addr().String()),
+		done:     make(chan struct{}),
+		refusing: make(chan struct{}, maxTLSRefusals),
+		// A flood of refused connections must not become a flood of log
+		// lines: 10 a second, and the next line says how many were skipped.
+		logLimit: rate.NewLimiter(10, 10),
+	}
+}
+
+// Accept waits for and returns the next connection that fits within the
+// caps, as a *tls.Conn when Options.TLS is set. Connections over a cap are
+// refused and never returned. Temporary errors from the wrapped listener are
+// retried after a delay doubling from 5ms to 1s; other errors are returned.
+func (l *Listener) Accept() (net.Conn, error) {
+	var delay time.Duration
+	for {
+		c, err := l.inner.Accept()
+		if err != nil {
+			var ne net.Error
+			//lint:ignore SA1019 Temporary is what net/http's accept loop uses too; EMFILE and ENFILE report it.
+			if errors.As(err, &ne) && ne.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
+				l.log.Warn("accept error; retrying", "err", err, "delay", delay)
+				select {
+				case <-time.After(delay):
+					continue
+				case <-l.done:
+					return nil, err
+				}
+			}
+			return nil, err
+		}
+		delay = 0
+
+		release := func() {}
+		if l.opts.Limiter != nil {
+			release, err = l.opts.Limiter.Acquire(c.RemoteAddr())
+			if err != nil {
+				l.refuse(c, err)
+				continue
+			}
+		}
+		var out net.Conn = &conn{Conn: c, release: release}
+		if l.opts.TLS != nil {
+			out = tls.Server(out, l.opts.TLS)
+		}
+		return out, nil
+	}
+}
+
+// Close closes the wrapped listener and ends a pending Accept, including one
+// waiting out a back-off. Connections already accepted stay open.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.inner.Close()
+}
+
+// Addr returns the wrapped listener's address.
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// refuse logs, answers and closes a connection that a cap refused.
+func (l *Listener) refuse(c net.Conn, reason error) {
+	l.logRefusal(c.RemoteAddr(), reason)
+	if len(l.opts.Refusal) == 0 {
+		c.Close()
+		return
+	}
+	if l.opts.TLS == nil {
+		c.SetWriteDeadline(time.Now().Add(refusalTimeout))
+		c.Write(l.opts.Refusal) // best effort; the client may be gone
+		c.Close()
+		return
+	}
+	// Over TLS the refusal needs a handshake, which the client paces: never
+	// on the accept path, and only a bounded number at a time.
+	select {
+	case l.refusing <- struct{}{}:
+	default:
+		c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-l.refusing }()
+		c.SetDeadline(time.Now().Add(tlsRefusalTimeout))
+		tc := tls.Server(c, l.opts.TLS)
+		tc.Write(l.opts.Refusal) // handshakes first; best effort
+		tc.Close()
+	}()
+}
+
+func (l *Listener) logRefusal(remote net.Addr, reason error) {
+	if !l.logLimit.Allow() {
+		l.suppressed.Add(1)
+		return
+	}
+	limiter := l.opts.Limiter
+	attrs := []any{"remote", remote.String(), "reason", reason.Error()}
+	switch {
+	case errors.Is(reason, ErrTooManyConnections):
+		attrs = append(attrs, "cap", "max_connections", "limit", limiter.max)
+	case errors.Is(reason, ErrTooManyFromIP):
+		attrs = append(attrs, "cap", "max_connections_per_ip", "limit", limiter.maxPerIP)
+	}
+	if n := l.suppressed.Swap(0); n > 0 {
+		attrs = append(attrs, "unlogged_refusals", n)
+	}
+	l.log.Info("connection refused", attrs...)
+}
+
+// conn is an accepted connection holding a Limiter slot until Close.
+type conn struct {
+	net.Conn
+	release func() // idempotent
+}
+
+// Close closes the connection and gives its slot back.
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
+}
+
+// NetConn returns the connection from the wrapped listener, for callers
+// that need its concrete type (*net.TCPConn). Closing it directly would
+// leak the slot; close the wrapper instead.
+func (c *conn) NetConn() net.Conn { return c.Conn }

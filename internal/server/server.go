@@ -1,0 +1,304 @@
+// Package server owns the process lifecycle: it builds every component from
+// the configuration (directory, store, authenticator, TLS, protocol
+// servers), opens the listeners, and shuts everything down in order.
+//
+// One server owns a data directory at a time: New takes an exclusive lock
+// on <data>/jodmai.lock, so two servers never sweep or deliver into the same
+// store. The admin commands do not take it; they work beside a running
+// server through SQLite's own locking.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/jodmai/jodmai/internal/auth"
+	"github.com/jodmai/jodmai/internal/config"
+	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/listen"
+	"github.com/jodmai/jodmai/internal/pop3d"
+	"github.com/jodmai/jodmai/internal/smtpd"
+	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/tlscert"
+	"github.com/jodmai/jodmai/internal/userdb"
+)
+
+// Server is a whole running jodmai.
+type Server struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	lock *os.File
+
+	// Users is the directory.
+	Users *userdb.DB
+	// Store is the mail store.
+	Store *store.Store
+	// Auth checks logins.
+	Auth *auth.Authenticator
+	// TLS holds the certificate.
+	TLS *tlscert.Manager
+
+	limiter *listen.Limiter
+	deliver *deliver.Deliverer
+
+	mu        sync.Mutex
+	addrs     map[string]net.Addr
+	services  []service
+	listeners []net.Listener
+	wg        sync.WaitGroup
+}
+
+// service is one protocol server on one listener.
+type service interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
+// Options adjust a server beyond its configuration (tests use them).
+type Options struct {
+	// AuthPolicy replaces auth.DefaultPolicy when set.
+	AuthPolicy *auth.Policy
+}
+
+// New opens the data directory and builds the components. It does not
+// listen yet; call Start.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	lock, err := lockDataDir(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, lock: lock, addrs: map[string]net.Addr{}}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeResources()
+		}
+	}()
+	if s.Users, err = userdb.Open(ctx, cfg.Data); err != nil {
+		return nil, err
+	}
+	if s.Store, err = store.Open(ctx, cfg.Data, log.With("component", "store")); err != nil {
+		return nil, err
+	}
+	if err := s.Store.Sweep(ctx); err != nil {
+		return nil, err
+	}
+	policy := auth.DefaultPolicy
+	if cfg.Auth.MaxFailuresPerIP > 0 {
+		policy.IPLockoutAfter = cfg.Auth.MaxFailuresPerIP
+	}
+	if cfg.Auth.Lockout > 0 {
+		policy.Lockout = cfg.Auth.Lockout
+		policy.Window = cfg.Auth.Lockout
+	}
+	if opts.AuthPolicy != nil {
+		policy = *opts.AuthPolicy
+	}
+	s.Auth = auth.New(s.Users, policy, log.With("component", "auth"))
+	if s.TLS, err = tlscert.Load(cfg.Data, cfg.TLS.Cert, cfg.TLS.Key, cfg.Hostname, log.With("component", "tls")); err != nil {
+		return nil, err
+	}
+	s.limiter = listen.NewLimiter(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
+	s.deliver = &deliver.Deliverer{Users: s.Users, Store: s.Store}
+	ok = true
+	return s, nil
+}
+
+// lockDataDir takes the exclusive server lock of a data directory.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "jodmai.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open data dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another jodmai server: %w", dir, err)
+	}
+	return f, nil
+}
+
+// Bootstrap prepares an empty directory on first start: it adds the domain
+// of the configured hostname and postmaster@hostname with a random
+// password, which it returns (once; later starts return "").
+func (s *Server) Bootstrap(ctx context.Context) (address, password string, err error) {
+	domains, err := s.Users.Domains(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	accounts, err := s.Users.Accounts(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	if len(domains) > 0 || len(accounts) > 0 {
+		return "", "", nil
+	}
+	if err := s.Users.AddDomain(ctx, s.cfg.Hostname); err != nil {
+		return "", "", fmt.Errorf("first start: %w", err)
+	}
+	password = userdb.GeneratePassword()
+	acc, err := s.Users.AddAccount(ctx, "postmaster@"+s.cfg.Hostname, password)
+	if err != nil {
+		return "", "", fmt.Errorf("first start: %w", err)
+	}
+	s.log.Info("first start: created domain and postmaster account", "domain", s.cfg.Hostname, "account", acc.Address)
+	return acc.Address, password, nil
+}
+
+// Start opens every configured listener and serves on it. On error, the
+// listeners already opened are closed.
+func (s *Server) Start() error {
+	cfg := s.cfg
+	lim := cfg.Limits
+	tlsConf := s.TLS.TLSConfig()
+	type spec struct {
+		key      string
+		addr     string
+		implicit bool
+		refusal  []byte
+		make     func(implicit bool) service
+	}
+	smtpServer := func(mode smtpd.Mode, name string) func(bool) service {
+		return func(implicit bool) service {
+			return &smtpd.Server{
+				Hostname: cfg.Hostname, Mode: mode, Deliverer: s.deliver, Auth: s.Auth,
+				TLSConfig: tlsConf, ImplicitTLS: implicit,
+				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: lim.MaxLineLength,
+				Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
+				Log: s.log.With("proto", name),
+			}
+		}
+	}
+	pop3Server := func(implicit bool) service {
+		return &pop3d.Server{
+			Hostname: cfg.Hostname, Store: s.Store, Auth: s.Auth, TLSConfig: tlsConf, ImplicitTLS: implicit,
+			Timeout: lim.POP3Timeout, WriteTimeout: lim.WriteTimeout, MaxLineLength: lim.MaxLineLength,
+			Log: s.log.With("proto", "pop3"),
+		}
+	}
+	specs := []spec{
+		{"smtp", cfg.Listen.SMTP, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeMX, "smtp")},
+		{"submission", cfg.Listen.Submission, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submission")},
+		{"submissions", cfg.Listen.Submissions, true, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submissions")},
+		{"pop3", cfg.Listen.POP3, false, listen.POP3Refusal(), pop3Server},
+		{"pop3s", cfg.Listen.POP3S, true, listen.POP3Refusal(), pop3Server},
+	}
+	for _, key := range []string{"imap", "imaps"} {
+		addr := cfg.Listen.IMAP
+		if key == "imaps" {
+			addr = cfg.Listen.IMAPS
+		}
+		if addr != "" {
+			s.log.Warn("IMAP is not implemented yet; not listening", "listener", key, "addr", addr)
+		}
+	}
+	for _, sp := range specs {
+		if sp.addr == "" {
+			continue
+		}
+		inner, err := net.Listen("tcp", sp.addr)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("listen %s on %s: %w", sp.key, sp.addr, err)
+		}
+		opts := listen.Options{Name: sp.key, Limiter: s.limiter, Refusal: sp.refusal, Logger: s.log}
+		if sp.implicit {
+			opts.TLS = tlsConf
+		}
+		l := listen.New(inner, opts)
+		svc := sp.make(sp.implicit)
+		s.mu.Lock()
+		s.addrs[sp.key] = inner.Addr()
+		s.listeners = append(s.listeners, l)
+		s.services = append(s.services, svc)
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := svc.Serve(l); err != nil && !isClosed(err) {
+				s.log.Error("listener stopped", "listener", sp.key, "err", err)
+			}
+		}()
+		s.log.Info("listening", "listener", sp.key, "addr", inner.Addr().String())
+	}
+	return nil
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, smtpd.ErrServerClosed) || errors.Is(err, pop3d.ErrServerClosed)
+}
+
+// Addrs returns the address of each open listener by config key ("smtp",
+// "submission", "submissions", "pop3", "pop3s").
+func (s *Server) Addrs() map[string]net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]net.Addr, len(s.addrs))
+	for k, v := range s.addrs {
+		m[k] = v
+	}
+	return m
+}
+
+// ReloadTLS re-reads the certificate files (SIGHUP).
+func (s *Server) ReloadTLS() error { return s.TLS.Reload() }
+
+// Shutdown stops accepting, lets in-flight transactions finish (protocol
+// servers refuse new commands with their "closing" reply), and closes the
+// store. If ctx ends first, the remaining connections are cut; nothing
+// half-written becomes visible since every commit is atomic.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	svcs := s.services
+	s.services = nil
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(svcs))
+	for i, svc := range svcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = svc.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+	s.closeListeners()
+	s.wg.Wait()
+	s.closeResources()
+	return errors.Join(errs...)
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	ls := s.listeners
+	s.listeners = nil
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+func (s *Server) closeResources() {
+	if s.Store != nil {
+		s.Store.Close()
+	}
+	if s.Users != nil {
+		s.Users.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
+}

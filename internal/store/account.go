@@ -1,0 +1,471 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/sqlite"
+)
+
+// Account is an open account: its index database and body directory. It is
+// safe for concurrent use; every write goes through the one writer
+// connection, and new messages through a group committer.
+type Account struct {
+	// ID is the account id (userdb).
+	ID int64
+
+	s      *Store
+	dir    string
+	db     *sqlite.DB
+	bodies *blob.Dir
+
+	commits chan *commitReq
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+func (a *Account) close() error {
+	var err error
+	a.once.Do(func() {
+		close(a.stop)
+		a.wg.Wait()
+		err = a.db.Close()
+	})
+	return err
+}
+
+func (a *Account) ensureDefaultMailboxes(ctx context.Context) error {
+	var n int
+	if err := a.db.R.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes`).Scan(&n); err != nil {
+		return fmt.Errorf("count mailboxes: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	return a.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes`).Scan(&n); err != nil || n > 0 {
+			return err
+		}
+		for _, m := range defaultMailboxes {
+			if _, err := createMailbox(ctx, tx, m.name, m.use); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// createMailbox inserts a mailbox with a fresh UIDVALIDITY: the current
+// time, but always above any UIDVALIDITY this account handed out before, so
+// a deleted and recreated name never repeats one (RFC 9051 §2.3.1.1).
+func createMailbox(ctx context.Context, tx *sql.Tx, name, use string) (int64, error) {
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM counters WHERE name='uidvalidity'`).Scan(&last); err != nil {
+		return 0, fmt.Errorf("read uidvalidity counter: %w", err)
+	}
+	v := time.Now().Unix() & 0xffffffff
+	if v <= last {
+		v = last + 1
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE counters SET value=? WHERE name='uidvalidity'`, v); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO mailboxes(name, special_use, uidvalidity, created) VALUES(?, ?, ?, ?)`, name, use, v, time.Now().Unix())
+	if err != nil {
+		return 0, fmt.Errorf("create mailbox %q: %w", name, err)
+	}
+	return res.LastInsertId()
+}
+
+const mailboxCols = `id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed`
+
+func scanMailbox(sc interface{ Scan(...any) error }) (Mailbox, error) {
+	var m Mailbox
+	err := sc.Scan(&m.ID, &m.Name, &m.SpecialUse, &m.UIDValidity, &m.UIDNext, &m.HighestModSeq, &m.Subscribed)
+	return m, err
+}
+
+// Mailboxes lists the account's mailboxes by name.
+func (a *Account) Mailboxes(ctx context.Context) ([]Mailbox, error) {
+	rows, err := a.db.R.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list mailboxes: %w", err)
+	}
+	defer rows.Close()
+	var out []Mailbox
+	for rows.Next() {
+		m, err := scanMailbox(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Mailbox returns the mailbox with the given name ("INBOX" in any case is
+// the inbox).
+func (a *Account) Mailbox(ctx context.Context, name string) (Mailbox, error) {
+	if strings.EqualFold(name, "INBOX") {
+		name = "INBOX"
+	}
+	m, err := scanMailbox(a.db.R.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE name=?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Mailbox{}, fmt.Errorf("mailbox %q: %w", name, ErrNoMailbox)
+	}
+	if err != nil {
+		return Mailbox{}, fmt.Errorf("look up mailbox %q: %w", name, err)
+	}
+	return m, nil
+}
+
+const messageCols = `id, mailbox_id, uid, modseq, blob, size, internal_date, internal_tz, flags, keywords, email_id`
+
+func scanMessage(sc interface{ Scan(...any) error }) (Message, error) {
+	var m Message
+	var date int64
+	var tz int
+	var kw string
+	if err := sc.Scan(&m.ID, &m.MailboxID, &m.UID, &m.ModSeq, &m.Blob, &m.Size, &date, &tz, &m.Flags, &kw, &m.EmailID); err != nil {
+		return Message{}, err
+	}
+	m.InternalDate = time.Unix(date, 0).In(time.FixedZone("", tz))
+	if kw != "" {
+		m.Keywords = strings.Split(kw, " ")
+	}
+	return m, nil
+}
+
+// Messages lists a mailbox's messages in UID order.
+func (a *Account) Messages(ctx context.Context, mailboxID int64) ([]Message, error) {
+	rows, err := a.db.R.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? ORDER BY uid`, mailboxID)
+	if err != nil {
+		return nil, fmt.Errorf("list messages: %w", err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list messages: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Meta returns a message's parsed structure as stored (JSON of
+// message.Part, envelope included).
+func (a *Account) Meta(ctx context.Context, messageID int64) ([]byte, error) {
+	var b []byte
+	err := a.db.R.QueryRowContext(ctx, `SELECT meta FROM messages WHERE id=?`, messageID).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoMessage
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read message structure: %w", err)
+	}
+	return b, nil
+}
+
+// OpenBody opens a message's body for reading. The file stays readable
+// after the message is expunged by another session.
+func (a *Account) OpenBody(m Message) (*os.File, error) {
+	f, err := a.bodies.Open(m.Blob)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %v", ErrNoMessage, err)
+	}
+	return f, err
+}
+
+// Expunge removes messages (by UID) from a mailbox in one transaction,
+// remembering their UIDs with the new MODSEQ (for QRESYNC), and deletes
+// body files no message references any more. UIDs already gone are
+// skipped. It returns the UIDs actually removed.
+func (a *Account) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	var removed []uint32
+	var orphans []string
+	err := a.db.Tx(ctx, func(tx *sql.Tx) error {
+		removed, orphans = nil, nil
+		modseq, err := nextModSeq(ctx, tx)
+		if err != nil {
+			return err
+		}
+		blobs := map[string]bool{}
+		for _, uid := range uids {
+			var b string
+			err := tx.QueryRowContext(ctx, `DELETE FROM messages WHERE mailbox_id=? AND uid=? RETURNING blob`, mailboxID, uid).Scan(&b)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("delete message: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES(?, ?, ?)`, mailboxID, uid, modseq); err != nil {
+				return fmt.Errorf("record expunge: %w", err)
+			}
+			removed = append(removed, uid)
+			blobs[b] = true
+		}
+		if len(removed) == 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET highestmodseq=? WHERE id=?`, modseq, mailboxID); err != nil {
+			return err
+		}
+		for b := range blobs {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE blob=?`, b).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				orphans = append(orphans, b)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expunge: %w", err)
+	}
+	for _, b := range orphans {
+		if err := a.bodies.Remove(b); err != nil {
+			a.s.log.Warn("remove expunged body", "account", a.ID, "err", err)
+		}
+	}
+	if len(removed) > 0 {
+		a.s.notify(a.ID)
+	}
+	return removed, nil
+}
+
+func nextModSeq(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var v int64
+	if err := tx.QueryRowContext(ctx, `UPDATE counters SET value=value+1 WHERE name='modseq' RETURNING value`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("next modseq: %w", err)
+	}
+	return v, nil
+}
+
+// Append stores a finished body t as a new message in a mailbox (IMAP
+// APPEND, import) and returns it once durable. The caller still owns t.
+func (a *Account) Append(ctx context.Context, mailbox string, t *blob.Temp, flags Flags, keywords []string, date time.Time) (Message, error) {
+	meta, err := parseMeta(t)
+	if err != nil {
+		return Message{}, err
+	}
+	id := blob.NewID()
+	if err := a.bodies.Link(t, id); err != nil {
+		return Message{}, err
+	}
+	if date.IsZero() {
+		date = time.Now()
+	}
+	res, err := a.commit(ctx, []newMessage{{mailbox: mailbox, blob: id, size: t.Size, date: date, flags: flags, keywords: keywords, emailID: newEmailID(), meta: meta}})
+	if err != nil {
+		a.bodies.Remove(id)
+		return Message{}, err
+	}
+	return res[0], nil
+}
+
+// sweep removes body files no index row references.
+func (a *Account) sweep(ctx context.Context) (int, error) {
+	refs := map[string]bool{}
+	rows, err := a.db.R.QueryContext(ctx, `SELECT DISTINCT blob FROM messages`)
+	if err != nil {
+		return 0, fmt.Errorf("sweep account %d: %w", a.ID, err)
+	}
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		refs[b] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	var n int
+	err = a.bodies.Walk(func(id string, size int64) error {
+		if refs[id] {
+			return nil
+		}
+		n++
+		return a.bodies.Remove(id)
+	})
+	return n, err
+}
+
+// newMessage is a message waiting for the group committer.
+type newMessage struct {
+	mailbox       string
+	fallbackInbox bool // deliveries: a missing mailbox means INBOX
+	blob          string
+	size          int64
+	date          time.Time
+	flags         Flags
+	keywords      []string
+	emailID       string
+	meta          []byte
+}
+
+type commitReq struct {
+	msgs []newMessage
+	res  []Message
+	err  error
+	done chan struct{}
+}
+
+// commit queues msgs for the group committer and waits until they are
+// durable (or failed). Concurrent callers share one transaction and one
+// fsync.
+func (a *Account) commit(ctx context.Context, msgs []newMessage) ([]Message, error) {
+	req := &commitReq{msgs: msgs, done: make(chan struct{})}
+	select {
+	case a.commits <- req:
+	case <-a.stop:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// Once queued, the request is carried out even if ctx ends, so wait
+	// for the outcome: the caller must not think it failed when it did not.
+	<-req.done
+	return req.res, req.err
+}
+
+// maxBatch caps how many requests share one transaction.
+const maxBatch = 128
+
+func (a *Account) committer() {
+	defer a.wg.Done()
+	for {
+		var first *commitReq
+		select {
+		case first = <-a.commits:
+		case <-a.stop:
+			// Fail whatever is still queued.
+			for {
+				select {
+				case r := <-a.commits:
+					r.err = ErrClosed
+					close(r.done)
+				default:
+					return
+				}
+			}
+		}
+		batch := []*commitReq{first}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-a.commits:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		err := a.insertBatch(batch)
+		if err != nil && len(batch) > 1 {
+			// One bad request must not fail the others: retry alone.
+			for _, r := range batch {
+				r.err = a.insertBatch([]*commitReq{r})
+			}
+		} else {
+			for _, r := range batch {
+				r.err = err
+			}
+		}
+		for _, r := range batch {
+			if r.err != nil {
+				r.res = nil
+			}
+			close(r.done)
+		}
+		a.s.notify(a.ID)
+	}
+}
+
+func (a *Account) insertBatch(batch []*commitReq) error {
+	ctx := context.Background()
+	return a.db.Tx(ctx, func(tx *sql.Tx) error {
+		cache := map[string]mboxRef{}
+		lookup := func(name string, fallback bool) (mboxRef, error) {
+			if name == "" || strings.EqualFold(name, "INBOX") {
+				name = "INBOX"
+			}
+			if m, ok := cache[name]; ok {
+				return m, nil
+			}
+			var m mboxRef
+			err := tx.QueryRowContext(ctx, `SELECT id, uidvalidity FROM mailboxes WHERE name=?`, name).Scan(&m.id, &m.uidvalidity)
+			if errors.Is(err, sql.ErrNoRows) && fallback && name != "INBOX" {
+				return lookupInbox(ctx, tx)
+			}
+			if errors.Is(err, sql.ErrNoRows) {
+				return mboxRef{}, fmt.Errorf("mailbox %q: %w", name, ErrNoMailbox)
+			}
+			if err != nil {
+				return mboxRef{}, err
+			}
+			cache[name] = m
+			return m, nil
+		}
+		for _, r := range batch {
+			r.res = make([]Message, 0, len(r.msgs))
+			for _, nm := range r.msgs {
+				mb, err := lookup(nm.mailbox, nm.fallbackInbox)
+				if err != nil {
+					return err
+				}
+				modseq, err := nextModSeq(ctx, tx)
+				if err != nil {
+					return err
+				}
+				var uid uint32
+				if err := tx.QueryRowContext(ctx, `UPDATE mailboxes SET uidnext=uidnext+1, highestmodseq=? WHERE id=? RETURNING uidnext-1`, modseq, mb.id).Scan(&uid); err != nil {
+					return fmt.Errorf("allocate uid: %w", err)
+				}
+				_, tz := nm.date.Zone()
+				kw := strings.Join(nm.keywords, " ")
+				res, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, modseq, blob, size, internal_date, internal_tz, save_date, flags, keywords, email_id, meta)
+					VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+					mb.id, uid, modseq, nm.blob, nm.size, nm.date.Unix(), tz, time.Now().Unix(), nm.flags, kw, nm.emailID, nm.meta)
+				if err != nil {
+					return fmt.Errorf("insert message: %w", err)
+				}
+				id, _ := res.LastInsertId()
+				r.res = append(r.res, Message{ID: id, MailboxID: mb.id, UID: uid, ModSeq: modseq, Blob: nm.blob, Size: nm.size,
+					InternalDate: time.Unix(nm.date.Unix(), 0).In(time.FixedZone("", tz)), Flags: nm.flags, Keywords: nm.keywords, EmailID: nm.emailID})
+			}
+		}
+		return nil
+	})
+}
+
+type mboxRef struct {
+	id          int64
+	uidvalidity uint32
+}
+
+func lookupInbox(ctx context.Context, tx *sql.Tx) (mboxRef, error) {
+	var m mboxRef
+	err := tx.QueryRowContext(ctx, `SELECT id, uidvalidity FROM mailboxes WHERE name='INBOX'`).Scan(&m.id, &m.uidvalidity)
+	if err != nil {
+		return m, fmt.Errorf("look up INBOX: %w", err)
+	}
+	return m, nil
+}

@@ -1,0 +1,486 @@
+// Package store is the mail store: accounts' mailboxes, messages, UIDs,
+// flags, MODSEQs and change notifications. It is the only package that
+// touches mail on disk.
+//
+// Layout under the data directory:
+//
+//	tmp/                          bodies being received (swept at start)
+//	accounts/<id>/index.db        the account's index (SQLite, WAL, synchronous=FULL)
+//	accounts/<id>/msg/<xx>/<blob> immutable bodies (package blob)
+//
+// Durability order for every new message: the body file is fsynced, linked
+// into the account's body directory and that directory fsynced; then the
+// index row commits (one WAL fsync, shared by every message in a group
+// commit); only then does the caller learn of success. A crash before the
+// commit leaves an unreferenced body file, which Sweep removes; a crash after
+// it leaves the whole message. Bodies are never modified; a body file may be
+// shared by several messages of one account (COPY) and, as hard links, by
+// several accounts (one SMTP transaction to many recipients).
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/sqlite"
+)
+
+// Sentinel errors.
+var (
+	// ErrNoMailbox is returned for a mailbox that does not exist.
+	ErrNoMailbox = errors.New("no such mailbox")
+	// ErrNoMessage is returned for a message that does not exist (any more).
+	ErrNoMessage = errors.New("no such message")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("store closed")
+)
+
+// Flags are the IMAP system flags of a message, as a bit set.
+type Flags uint8
+
+// The system flags.
+const (
+	FlagSeen Flags = 1 << iota
+	FlagAnswered
+	FlagFlagged
+	FlagDeleted
+	FlagDraft
+)
+
+// Mailbox is one folder of an account.
+type Mailbox struct {
+	ID            int64
+	Name          string
+	SpecialUse    string // "", `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive`
+	UIDValidity   uint32
+	UIDNext       uint32
+	HighestModSeq int64
+	Subscribed    bool
+}
+
+// Message is one message's index row (without its parsed structure).
+type Message struct {
+	ID           int64 // unique in the account, never reused
+	MailboxID    int64
+	UID          uint32
+	ModSeq       int64
+	Blob         string
+	Size         int64
+	InternalDate time.Time
+	Flags        Flags
+	Keywords     []string
+	EmailID      string // RFC 8474 EMAILID, shared by copies
+}
+
+// UIDL is the POP3 unique id of a message in a mailbox with the given
+// UIDVALIDITY: stable, never reused (UIDs are never reused under one
+// UIDVALIDITY), 16 characters in 0x21-0x7E (RFC 1939 §7).
+func (m Message) UIDL(uidValidity uint32) string {
+	return fmt.Sprintf("%08x%08x", m.UID, uidValidity)
+}
+
+// DefaultMailboxes are created in every new account.
+var defaultMailboxes = []struct{ name, use string }{
+	{"INBOX", ""}, {"Sent", `\Sent`}, {"Drafts", `\Drafts`}, {"Trash", `\Trash`}, {"Junk", `\Junk`}, {"Archive", `\Archive`},
+}
+
+var migrations = []string{
+	`CREATE TABLE mailboxes (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		name TEXT NOT NULL UNIQUE,
+		special_use TEXT NOT NULL DEFAULT '',
+		uidvalidity INTEGER NOT NULL,
+		uidnext INTEGER NOT NULL DEFAULT 1,
+		highestmodseq INTEGER NOT NULL DEFAULT 1,
+		subscribed INTEGER NOT NULL DEFAULT 1,
+		created INTEGER NOT NULL
+	);
+	CREATE TABLE messages (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+		uid INTEGER NOT NULL,
+		modseq INTEGER NOT NULL,
+		blob TEXT NOT NULL,
+		size INTEGER NOT NULL,
+		internal_date INTEGER NOT NULL,
+		internal_tz INTEGER NOT NULL DEFAULT 0,
+		save_date INTEGER NOT NULL,
+		flags INTEGER NOT NULL DEFAULT 0,
+		keywords TEXT NOT NULL DEFAULT '',
+		email_id TEXT NOT NULL,
+		thread_id TEXT NOT NULL DEFAULT '',
+		meta BLOB NOT NULL,
+		UNIQUE(mailbox_id, uid)
+	);
+	CREATE INDEX messages_blob ON messages(blob);
+	CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+	CREATE TABLE expunged (
+		mailbox_id INTEGER NOT NULL,
+		uid INTEGER NOT NULL,
+		modseq INTEGER NOT NULL,
+		PRIMARY KEY(mailbox_id, uid)
+	);
+	CREATE TABLE counters (
+		name TEXT PRIMARY KEY,
+		value INTEGER NOT NULL
+	);
+	INSERT INTO counters(name, value) VALUES ('modseq', 1), ('uidvalidity', 0);`,
+}
+
+// Store is the mail store of one data directory.
+type Store struct {
+	dir string
+	tmp string
+	log *slog.Logger
+
+	mu      sync.Mutex
+	closed  bool
+	accts   map[int64]*Account
+	opening map[int64]chan struct{}
+	locks   map[int64]struct{}
+	subs    map[int64]map[*Subscription]struct{}
+}
+
+// Open opens the store in dataDir, creating its directories.
+func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		dir:     dataDir,
+		tmp:     filepath.Join(dataDir, "tmp"),
+		log:     log,
+		accts:   map[int64]*Account{},
+		opening: map[int64]chan struct{}{},
+		locks:   map[int64]struct{}{},
+		subs:    map[int64]map[*Subscription]struct{}{},
+	}
+	for _, d := range []string{dataDir, s.tmp, filepath.Join(dataDir, "accounts")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	return s, nil
+}
+
+// Close closes every open account.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	accts := s.accts
+	s.accts = map[int64]*Account{}
+	s.mu.Unlock()
+	var first error
+	for _, a := range accts {
+		if err := a.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// NewBody starts receiving a new message body. Finish it, then Deliver it.
+func (s *Store) NewBody() (*blob.Writer, error) {
+	return blob.Create(s.tmp)
+}
+
+func (s *Store) accountDir(id int64) string {
+	return filepath.Join(s.dir, "accounts", strconv.FormatInt(id, 10))
+}
+
+// Account returns the open account id, opening (and on first use creating)
+// its index. The handle stays open until the Store closes.
+func (s *Store) Account(ctx context.Context, id int64) (*Account, error) {
+	if id <= 0 {
+		return nil, fmt.Errorf("store: invalid account id %d", id)
+	}
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if a := s.accts[id]; a != nil {
+			s.mu.Unlock()
+			return a, nil
+		}
+		if ch := s.opening[id]; ch != nil {
+			s.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		ch := make(chan struct{})
+		s.opening[id] = ch
+		s.mu.Unlock()
+
+		a, err := s.openAccount(ctx, id)
+
+		s.mu.Lock()
+		delete(s.opening, id)
+		close(ch)
+		if err == nil {
+			if s.closed {
+				s.mu.Unlock()
+				a.close()
+				return nil, ErrClosed
+			}
+			s.accts[id] = a
+		}
+		s.mu.Unlock()
+		return a, err
+	}
+}
+
+func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
+	dir := s.accountDir(id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create account dir: %w", err)
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "index.db"), migrations)
+	if err != nil {
+		return nil, fmt.Errorf("open account %d: %w", id, err)
+	}
+	bodies, err := blob.NewDir(filepath.Join(dir, "msg"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	a := &Account{s: s, ID: id, dir: dir, db: db, bodies: bodies, commits: make(chan *commitReq, 256), stop: make(chan struct{})}
+	if err := a.ensureDefaultMailboxes(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.wg.Add(1)
+	go a.committer()
+	return a, nil
+}
+
+// RemoveAccount deletes an account's mail and index. The account must no
+// longer be in the directory (userdb), so nothing new arrives for it.
+func (s *Store) RemoveAccount(ctx context.Context, id int64) error {
+	s.mu.Lock()
+	a := s.accts[id]
+	delete(s.accts, id)
+	s.mu.Unlock()
+	if a != nil {
+		a.close()
+	}
+	dir := s.accountDir(id)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	trash := filepath.Join(s.tmp, fmt.Sprintf("deleted-account-%d-%d", id, time.Now().UnixNano()))
+	if err := os.Rename(dir, trash); err != nil {
+		return fmt.Errorf("remove account %d: %w", id, err)
+	}
+	if err := os.RemoveAll(trash); err != nil {
+		return fmt.Errorf("remove account %d: %w", id, err)
+	}
+	return nil
+}
+
+// Sweep removes crash leftovers: temporary bodies and body files no index
+// row references. Run it only when no delivery is in flight on this data
+// directory (at server start, under the server's data-dir lock).
+func (s *Store) Sweep(ctx context.Context) error {
+	ents, err := os.ReadDir(s.tmp)
+	if err != nil {
+		return fmt.Errorf("sweep tmp: %w", err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(s.tmp, e.Name())); err != nil {
+			return fmt.Errorf("sweep tmp: %w", err)
+		}
+	}
+	accts, err := os.ReadDir(filepath.Join(s.dir, "accounts"))
+	if err != nil {
+		return fmt.Errorf("sweep accounts: %w", err)
+	}
+	var removed int
+	for _, e := range accts {
+		id, err := strconv.ParseInt(e.Name(), 10, 64)
+		if err != nil || id <= 0 || !e.IsDir() {
+			continue
+		}
+		a, err := s.Account(ctx, id)
+		if err != nil {
+			return err
+		}
+		n, err := a.sweep(ctx)
+		if err != nil {
+			return err
+		}
+		removed += n
+	}
+	if removed > 0 {
+		s.log.Info("swept orphan message files", "count", removed)
+	}
+	return nil
+}
+
+// LockMaildrop takes the exclusive POP3 maildrop lock of an account (RFC
+// 1939 §8). It returns ok=false when another session holds it.
+func (s *Store) LockMaildrop(accountID int64) (release func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, held := s.locks[accountID]; held {
+		return nil, false
+	}
+	s.locks[accountID] = struct{}{}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.locks, accountID)
+			s.mu.Unlock()
+		})
+	}, true
+}
+
+// Subscription wakes its owner when an account's mail changes. C has room
+// for one wake-up; wake-ups coalesce, so a slow reader never makes the
+// store buffer anything. After a wake-up, the owner asks the store what
+// changed (by MODSEQ and UIDNEXT).
+type Subscription struct {
+	// C receives a value after any change to the account's mailboxes.
+	C       chan struct{}
+	s       *Store
+	account int64
+}
+
+// Subscribe starts watching an account.
+func (s *Store) Subscribe(accountID int64) *Subscription {
+	sub := &Subscription{C: make(chan struct{}, 1), s: s, account: accountID}
+	s.mu.Lock()
+	m := s.subs[accountID]
+	if m == nil {
+		m = map[*Subscription]struct{}{}
+		s.subs[accountID] = m
+	}
+	m[sub] = struct{}{}
+	s.mu.Unlock()
+	return sub
+}
+
+// Close stops the subscription.
+func (sub *Subscription) Close() {
+	sub.s.mu.Lock()
+	if m := sub.s.subs[sub.account]; m != nil {
+		delete(m, sub)
+		if len(m) == 0 {
+			delete(sub.s.subs, sub.account)
+		}
+	}
+	sub.s.mu.Unlock()
+}
+
+func (s *Store) notify(accountID int64) {
+	s.mu.Lock()
+	for sub := range s.subs[accountID] {
+		select {
+		case sub.C <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
+}
+
+// Target is one destination of a delivery.
+type Target struct {
+	AccountID int64
+	// Mailbox is the mailbox name; "" or a missing mailbox means INBOX.
+	Mailbox string
+	Flags   Flags
+}
+
+// Deliver files the finished body t into every target. It returns only
+// when every copy is durable, or with an error (some copies may then be
+// filed; the caller reports a temporary failure and the sender retries). The
+// caller still owns t and removes it afterwards.
+func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) error {
+	meta, err := parseMeta(t)
+	if err != nil {
+		return err
+	}
+	byAccount := map[int64][]Target{}
+	var order []int64
+	for _, tg := range targets {
+		if _, ok := byAccount[tg.AccountID]; !ok {
+			order = append(order, tg.AccountID)
+		}
+		byAccount[tg.AccountID] = append(byAccount[tg.AccountID], tg)
+	}
+	now := time.Now()
+	errs := make([]error, len(order))
+	var wg sync.WaitGroup
+	for i, id := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.deliverAccount(ctx, t, meta, byAccount[id], now)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func parseMeta(t *blob.Temp) ([]byte, error) {
+	f, err := t.Open()
+	if err != nil {
+		return nil, fmt.Errorf("open body: %w", err)
+	}
+	defer f.Close()
+	part, err := message.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("parse body: %w", err)
+	}
+	meta, err := json.Marshal(part)
+	if err != nil {
+		return nil, fmt.Errorf("encode body structure: %w", err)
+	}
+	return meta, nil
+}
+
+func (s *Store) deliverAccount(ctx context.Context, t *blob.Temp, meta []byte, targets []Target, now time.Time) error {
+	a, err := s.Account(ctx, targets[0].AccountID)
+	if err != nil {
+		return err
+	}
+	id := blob.NewID()
+	if err := a.bodies.Link(t, id); err != nil {
+		return err
+	}
+	msgs := make([]newMessage, len(targets))
+	emailID := newEmailID()
+	for i, tg := range targets {
+		msgs[i] = newMessage{mailbox: tg.Mailbox, fallbackInbox: true, blob: id, size: t.Size, date: now, flags: tg.Flags, emailID: emailID, meta: meta}
+	}
+	if _, err := a.commit(ctx, msgs); err != nil {
+		a.bodies.Remove(id)
+		return fmt.Errorf("deliver to account %d: %w", a.ID, err)
+	}
+	return nil
+}
+
+func newEmailID() string {
+	var b [9]byte
+	rand.Read(b[:])
+	return "M" + strings.ToLower(fmt.Sprintf("%x", b[:]))
+}
