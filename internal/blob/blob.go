@@ -159,7 +159,8 @@ func (d *Dir) Link(t *Temp, id string) error {
 }
 
 // Copy writes r as body id in d, durably (for bodies coming from another
-// file system or Dir): tmp file in the shard, fsync, rename, fsync dir.
+// file system or Dir): tmp file in the shard, fsync, link to its name,
+// fsync dir. An existing body id is an error, never replaced.
 func (d *Dir) Copy(r io.Reader, id string) (int64, error) {
 	if !ValidID(id) {
 		return 0, fmt.Errorf("blob: invalid id %q", id)
@@ -180,10 +181,12 @@ func (d *Dir) Copy(r io.Reader, id string) (int64, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(shard, id))
+		// Link, not rename: rename would silently replace an existing
+		// body of the same id, and bodies are immutable.
+		err = os.Link(f.Name(), filepath.Join(shard, id))
 	}
+	os.Remove(f.Name())
 	if err != nil {
-		os.Remove(f.Name())
 		return 0, fmt.Errorf("write body %s: %w", id, err)
 	}
 	return n, SyncDir(shard)

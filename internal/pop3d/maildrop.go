@@ -1,0 +1,153 @@
+package pop3d
+
+import (
+	"strconv"
+	"strings"
+)
+
+// message returns the index into the snapshot of the message number in
+// arg, or the reply refusing it. RFC 1939 §5: a message marked as deleted
+// may not be referred to.
+func (sess *session) message(arg string) (int, reply, bool) {
+	n, ok := parseNumber(arg)
+	if !ok {
+		return 0, badReply("invalid message number"), false
+	}
+	if n < 1 || n > uint64(len(sess.msgs)) {
+		return 0, errReply("", "no such message"), false
+	}
+	i := int(n - 1)
+	if sess.deleted[i] {
+		return 0, errReply("", "message "+strconv.Itoa(i+1)+" already deleted"), false
+	}
+	return i, reply{}, true
+}
+
+// parseNumber parses a non-negative decimal number of at most 10 digits
+// (RFC 1939 numbers are unsigned; a sign or other characters are errors).
+func parseNumber(s string) (uint64, bool) {
+	if s == "" || len(s) > 10 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}
+
+// stat returns the count and size of the messages not marked deleted.
+func (sess *session) stat() (int, int64) {
+	return len(sess.msgs) - sess.nDeleted, sess.total - sess.delSize
+}
+
+// cmdStat: RFC 1939 §5 STAT.
+func (sess *session) cmdStat(args string) reply {
+	if !noArgs(args) {
+		return badReply("STAT takes no arguments")
+	}
+	n, size := sess.stat()
+	return okReply("%d %d", n, size)
+}
+
+// cmdList: RFC 1939 §5 LIST [msg]. Sizes are as stored: CRLF line ends,
+// before dot-stuffing.
+func (sess *session) cmdList(args string) reply {
+	f := strings.Fields(args)
+	switch len(f) {
+	case 0:
+		n, size := sess.stat()
+		w := sess.bw
+		w.WriteString("+OK " + strconv.Itoa(n) + " messages (" + strconv.FormatInt(size, 10) + " octets)\r\n")
+		var b []byte
+		for i, m := range sess.msgs {
+			if sess.deleted[i] {
+				continue
+			}
+			b = strconv.AppendInt(b[:0], int64(i+1), 10)
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, m.Size, 10)
+			b = append(b, '\r', '\n')
+			w.Write(b)
+		}
+		w.WriteString(".\r\n")
+		return multiline
+	case 1:
+		i, r, ok := sess.message(f[0])
+		if !ok {
+			return r
+		}
+		return okReply("%d %d", i+1, sess.msgs[i].Size)
+	}
+	return badReply("usage: LIST [message]")
+}
+
+// cmdUIDL: RFC 1939 §7 UIDL [msg]. The unique id is the store's: stable
+// across sessions, never reused in this maildrop.
+func (sess *session) cmdUIDL(args string) reply {
+	f := strings.Fields(args)
+	switch len(f) {
+	case 0:
+		w := sess.bw
+		w.WriteString("+OK unique-id listing follows\r\n")
+		var b []byte
+		for i, m := range sess.msgs {
+			if sess.deleted[i] {
+				continue
+			}
+			b = strconv.AppendInt(b[:0], int64(i+1), 10)
+			b = append(b, ' ')
+			b = append(b, m.UIDL(sess.mailbox.UIDValidity)...)
+			b = append(b, '\r', '\n')
+			w.Write(b)
+		}
+		w.WriteString(".\r\n")
+		return multiline
+	case 1:
+		i, r, ok := sess.message(f[0])
+		if !ok {
+			return r
+		}
+		return okReply("%d %s", i+1, sess.msgs[i].UIDL(sess.mailbox.UIDValidity))
+	}
+	return badReply("usage: UIDL [message]")
+}
+
+// cmdDele: RFC 1939 §5 DELE msg. It only marks; UPDATE removes.
+func (sess *session) cmdDele(args string) reply {
+	f := strings.Fields(args)
+	if len(f) != 1 {
+		return badReply("usage: DELE message")
+	}
+	i, r, ok := sess.message(f[0])
+	if !ok {
+		return r
+	}
+	sess.deleted[i] = true
+	sess.nDeleted++
+	sess.delSize += sess.msgs[i].Size
+	return okReply("message %d deleted", i+1)
+}
+
+// cmdNoop: RFC 1939 §5 NOOP.
+func (sess *session) cmdNoop(args string) reply {
+	if !noArgs(args) {
+		return badReply("NOOP takes no arguments")
+	}
+	return okReply("")
+}
+
+// cmdRset: RFC 1939 §5 RSET unmarks every message marked as deleted.
+func (sess *session) cmdRset(args string) reply {
+	if !noArgs(args) {
+		return badReply("RSET takes no arguments")
+	}
+	clear(sess.deleted)
+	sess.nDeleted, sess.delSize = 0, 0
+	n, size := sess.stat()
+	return okReply("maildrop has %d messages (%d octets)", n, size)
+}

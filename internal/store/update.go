@@ -1,0 +1,341 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// FlagOp says how StoreFlags combines the given flags with a message's.
+type FlagOp int
+
+// The STORE operations of IMAP (RFC 9051 §6.4.6).
+const (
+	FlagsReplace FlagOp = iota
+	FlagsAdd
+	FlagsRemove
+)
+
+// FlagUpdate is one STORE request.
+type FlagUpdate struct {
+	Op       FlagOp
+	Flags    Flags
+	Keywords []string
+	// UnchangedSince, when > 0, skips (and reports as Modified) messages
+	// whose MODSEQ is above it (RFC 7162 §3.1.3).
+	UnchangedSince int64
+}
+
+// StoreResult is what StoreFlags did.
+type StoreResult struct {
+	// Changed are the messages whose flags changed, with their new state.
+	Changed []Message
+	// Unchanged are messages that matched but already had the flags.
+	Unchanged []Message
+	// Modified are the UIDs refused by UnchangedSince.
+	Modified []uint32
+}
+
+// StoreFlags changes the flags of messages (by UID) in a mailbox, in one
+// transaction with one new MODSEQ for all changed messages.
+func (a *Account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, u FlagUpdate) (StoreResult, error) {
+	var res StoreResult
+	if len(uids) == 0 {
+		return res, nil
+	}
+	err := a.db.Tx(ctx, func(tx *sql.Tx) error {
+		res = StoreResult{}
+		msgs, err := messagesByUID(ctx, tx, mailboxID, uids)
+		if err != nil {
+			return err
+		}
+		var modseq int64
+		for _, m := range msgs {
+			if u.UnchangedSince > 0 && m.ModSeq > u.UnchangedSince {
+				res.Modified = append(res.Modified, m.UID)
+				continue
+			}
+			nf, nk := applyFlags(m.Flags, m.Keywords, u)
+			if nf == m.Flags && slices.Equal(nk, m.Keywords) {
+				res.Unchanged = append(res.Unchanged, m)
+				continue
+			}
+			if modseq == 0 {
+				if modseq, err = nextModSeq(ctx, tx); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE messages SET flags=?, keywords=?, modseq=? WHERE id=?`, nf, strings.Join(nk, " "), modseq, m.ID); err != nil {
+				return fmt.Errorf("update flags: %w", err)
+			}
+			m.Flags, m.Keywords, m.ModSeq = nf, nk, modseq
+			res.Changed = append(res.Changed, m)
+		}
+		if modseq != 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET highestmodseq=? WHERE id=?`, modseq, mailboxID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return StoreResult{}, fmt.Errorf("store flags: %w", err)
+	}
+	if len(res.Changed) > 0 {
+		a.s.notify(a.ID)
+	}
+	return res, nil
+}
+
+func applyFlags(f Flags, kw []string, u FlagUpdate) (Flags, []string) {
+	switch u.Op {
+	case FlagsReplace:
+		return u.Flags, normKeywords(u.Keywords)
+	case FlagsAdd:
+		return f | u.Flags, normKeywords(append(slices.Clone(kw), u.Keywords...))
+	default:
+		out := slices.DeleteFunc(slices.Clone(kw), func(k string) bool {
+			return slices.ContainsFunc(u.Keywords, func(r string) bool { return strings.EqualFold(r, k) })
+		})
+		return f &^ u.Flags, normKeywords(out)
+	}
+}
+
+// normKeywords sorts keywords and removes case-insensitive duplicates
+// (keywords compare case-insensitively, RFC 9051 §2.3.2).
+func normKeywords(kw []string) []string {
+	if len(kw) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(kw))
+	seen := map[string]bool{}
+	for _, k := range kw {
+		l := strings.ToLower(k)
+		if k == "" || seen[l] {
+			continue
+		}
+		seen[l] = true
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// messagesByUID reads the rows of the given UIDs (those that exist), in
+// UID order.
+func messagesByUID(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, mailboxID int64, uids []uint32) ([]Message, error) {
+	sorted := slices.Clone(uids)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	var out []Message
+	// Chunks keep the statement under SQLite's variable limit.
+	for len(sorted) > 0 {
+		n := min(len(sorted), 500)
+		chunk := sorted[:n]
+		sorted = sorted[n:]
+		args := make([]any, 0, n+1)
+		args = append(args, mailboxID)
+		for _, u := range chunk {
+			args = append(args, u)
+		}
+		rows, err := q.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? AND uid IN (?`+strings.Repeat(",?", n-1)+`) ORDER BY uid`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read messages: %w", err)
+		}
+		for rows.Next() {
+			m, err := scanMessage(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// MessagesByUID returns the existing messages among uids, in UID order.
+func (a *Account) MessagesByUID(ctx context.Context, mailboxID int64, uids []uint32) ([]Message, error) {
+	return messagesByUID(ctx, a.db.R, mailboxID, uids)
+}
+
+// CopyResult maps source UIDs to the new UIDs (RFC 4315 COPYUID).
+type CopyResult struct {
+	UIDValidity uint32
+	Source      []uint32
+	Dest        []uint32
+}
+
+// Copy copies messages (by UID) into another mailbox of the account, with
+// their flags and internal dates; bodies are shared, not duplicated. With
+// move, the sources are expunged in the same transaction (RFC 6851);
+// the bodies then belong to the copies, so no file is removed.
+func (a *Account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, dest string, move bool) (CopyResult, error) {
+	var res CopyResult
+	err := a.db.Tx(ctx, func(tx *sql.Tx) error {
+		res = CopyResult{}
+		var dstID int64
+		err := tx.QueryRowContext(ctx, `SELECT id, uidvalidity FROM mailboxes WHERE name=?`, canonicalName(dest)).Scan(&dstID, &res.UIDValidity)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNoMailbox
+		}
+		if err != nil {
+			return err
+		}
+		msgs, err := messagesByUID(ctx, tx, srcMailboxID, uids)
+		if err != nil || len(msgs) == 0 {
+			return err
+		}
+		modseq, err := nextModSeq(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var first uint32
+		if err := tx.QueryRowContext(ctx, `UPDATE mailboxes SET uidnext=uidnext+?, highestmodseq=? WHERE id=? RETURNING uidnext-?`, len(msgs), modseq, dstID, len(msgs)).Scan(&first); err != nil {
+			return fmt.Errorf("allocate uids: %w", err)
+		}
+		now := time.Now().Unix()
+		for i, m := range msgs {
+			uid := first + uint32(i)
+			_, tz := m.InternalDate.Zone()
+			if _, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, modseq, blob, size, internal_date, internal_tz, save_date, flags, keywords, email_id, thread_id, meta)
+				SELECT ?, ?, ?, blob, size, internal_date, ?, ?, flags, keywords, email_id, thread_id, meta FROM messages WHERE id=?`,
+				dstID, uid, modseq, tz, now, m.ID); err != nil {
+				return fmt.Errorf("copy message: %w", err)
+			}
+			res.Source = append(res.Source, m.UID)
+			res.Dest = append(res.Dest, uid)
+		}
+		if move {
+			for _, m := range msgs {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE id=?`, m.ID); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES(?, ?, ?)`, srcMailboxID, m.UID, modseq); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET highestmodseq=? WHERE id=?`, modseq, srcMailboxID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return CopyResult{}, fmt.Errorf("copy: %w", err)
+	}
+	if len(res.Source) > 0 {
+		a.s.notify(a.ID)
+	}
+	return res, nil
+}
+
+// Expunged is a UID removed from a mailbox at a MODSEQ.
+type Expunged struct {
+	UID    uint32
+	ModSeq int64
+}
+
+// Changes returns what changed in a mailbox after MODSEQ since: messages
+// added or whose flags changed (UID order), and UIDs expunged. It is how
+// sessions learn of other sessions' work after a Subscription wake-up, and
+// what CONDSTORE/QRESYNC report.
+func (a *Account) Changes(ctx context.Context, mailboxID int64, since int64) ([]Message, []Expunged, error) {
+	tx, err := a.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("changes: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? AND modseq>? ORDER BY uid`, mailboxID, since)
+	if err != nil {
+		return nil, nil, fmt.Errorf("changes: %w", err)
+	}
+	var msgs []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT uid, modseq FROM expunged WHERE mailbox_id=? AND modseq>? ORDER BY uid`, mailboxID, since)
+	if err != nil {
+		return nil, nil, fmt.Errorf("changes: %w", err)
+	}
+	defer rows.Close()
+	var gone []Expunged
+	for rows.Next() {
+		var e Expunged
+		if err := rows.Scan(&e.UID, &e.ModSeq); err != nil {
+			return nil, nil, err
+		}
+		gone = append(gone, e)
+	}
+	return msgs, gone, rows.Err()
+}
+
+// Snapshot returns a mailbox's row and its messages read in one
+// transaction, so the messages match the mailbox's UIDNEXT and
+// HIGHESTMODSEQ exactly (SELECT, POP3 login).
+func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message, error) {
+	tx, err := a.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return Mailbox{}, nil, fmt.Errorf("snapshot: %w", err)
+	}
+	defer tx.Rollback()
+	mb, err := scanMailbox(tx.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE name=?`, canonicalName(name)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Mailbox{}, nil, ErrNoMailbox
+	}
+	if err != nil {
+		return Mailbox{}, nil, fmt.Errorf("snapshot: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? ORDER BY uid`, mb.ID)
+	if err != nil {
+		return Mailbox{}, nil, fmt.Errorf("snapshot: %w", err)
+	}
+	defer rows.Close()
+	var msgs []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return Mailbox{}, nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	return mb, msgs, rows.Err()
+}
+
+// Keywords returns the distinct keywords used in a mailbox, for FLAGS and
+// PERMANENTFLAGS.
+func (a *Account) Keywords(ctx context.Context, mailboxID int64) ([]string, error) {
+	rows, err := a.db.R.QueryContext(ctx, `SELECT DISTINCT keywords FROM messages WHERE mailbox_id=? AND keywords != ''`, mailboxID)
+	if err != nil {
+		return nil, fmt.Errorf("keywords: %w", err)
+	}
+	defer rows.Close()
+	var all []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		all = append(all, strings.Split(k, " ")...)
+	}
+	return normKeywords(all), rows.Err()
+}
