@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -44,7 +46,10 @@ func (env *cmdEnv) openUsers(ctx context.Context) (*userdb.DB, *config.Config, e
 // parse parses the flags and checks the number of arguments.
 func (env *cmdEnv) parse(args []string, minArgs, maxArgs int) ([]string, error) {
 	if err := env.flags.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, flagError{err}
 	}
 	rest := env.flags.Args()
 	for _, a := range rest {

@@ -44,6 +44,13 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
+// flagError is a flag parsing error that the flag package has already
+// reported, with the command's usage.
+type flagError struct{ err error }
+
+func (e flagError) Error() string { return e.err.Error() }
+func (e flagError) Unwrap() error { return e.err }
+
 func commands() []command {
 	return []command{
 		{"serve", "", "run every configured listener until SIGINT/SIGTERM", runServe},
@@ -66,7 +73,7 @@ func commands() []command {
 var version = "dev"
 
 func runVersion(ctx context.Context, env *cmdEnv, args []string) error {
-	if err := env.flags.Parse(args); err != nil {
+	if _, err := env.parse(args, 0, 0); err != nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, "jodmai", version)
@@ -82,7 +89,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		if len(args) > 1 {
 			if c, rest := find(args[1:]); c != nil && len(rest) == 0 {
-				printCommandHelp(stdout, c, newEnv(c, stdin, stdout, stderr).flags)
+				// Let the command print its own usage, so that the flags
+				// it defines itself are listed too. Every command parses
+				// its flags before doing anything, so --help does nothing
+				// else (cmd/jodmai tests check this).
+				env := newEnv(c, stdin, stdout, stdout)
+				if err := c.run(ctx, env, []string{"--help"}); !errors.Is(err, flag.ErrHelp) {
+					printCommandHelp(stdout, c, env.flags)
+				}
 				return 0
 			}
 		}
@@ -105,6 +119,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
+	}
+	var fe flagError
+	if errors.As(err, &fe) {
+		// The flag package has already said what was wrong, with the usage.
+		return 2
 	}
 	var ue usageError
 	if errors.As(err, &ue) {

@@ -123,14 +123,12 @@ func parseMailbox(seg []addrToken) (Address, bool) {
 			a.Mailbox = joinTight(local)
 		}
 	}
+	if a.Mailbox == "" && a.Host == "" && a.Adl == "" && a.Name == "" {
+		return Address{}, false // nothing but comments, or "<>"
+	}
 	if a.Name == "" {
 		// RFC 822 style "john@example.com (John Doe)".
 		a.Name = comment
-	}
-	if a.Mailbox == "" && a.Host == "" && a.Adl == "" {
-		if a.Name == "" {
-			return Address{}, false
-		}
 	}
 	if a.Mailbox == "" {
 		a.Mailbox = MissingMailbox
@@ -209,7 +207,10 @@ func lexAddress(s string) []addrToken {
 			space = false
 			i++
 		default:
+			// A stray ')' is atom text; every other stop byte starts a token
+			// above, so the run is never empty.
 			start := i
+			i++
 			for i < len(s) && strings.IndexByte(" \t\r\n()\"[<>@,;:.", s[i]) < 0 {
 				i++
 			}

@@ -20,6 +20,54 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse of in-memory input failed: %v", err)
 		}
 		checkInvariants(t, data, root)
+
+		// FilterHeader partitions the header's fields.
+		hdr := data[root.HeaderStart:root.BodyStart]
+		names := []string{"subject", "Content-Type", "x"}
+		in, out := FilterHeader(hdr, names, false), FilterHeader(hdr, names, true)
+		if all := FilterHeader(hdr, nil, true); len(in)+len(out) != len(all) || len(all) > len(hdr) {
+			t.Fatalf("FilterHeader: %d + %d bytes selected of %d (header %d)", len(in), len(out), len(all), len(hdr))
+		}
+	})
+}
+
+func FuzzParseAddressList(f *testing.F) {
+	for _, s := range []string{
+		"", "a@b", `"x, y" <a@b>, g: c@d, <@r,@s:e@f>;`, "0)lice <", "(c) a@b (d)", "[x", `"\`, "a@b@c",
+		"=?utf-8?q?x?= <a@b>", "g:;h:;", ";;,,::<<>>",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l := ParseAddressList(s)
+		checkAddresses(t, l)
+		for _, a := range l {
+			if !a.IsGroupStart() && !a.IsGroupEnd() && (a.Mailbox == "" || a.Host == "") {
+				t.Fatalf("ordinary address with empty part: %+v", a)
+			}
+		}
+	})
+}
+
+func FuzzParseMediaType(f *testing.F) {
+	for _, s := range []string{
+		"text/plain; charset=utf-8", `multipart/mixed; boundary="a\"b"`, "a/b; n*0*=utf-8''%E2; n*1=x; n*=y",
+		"(c) a/b (c); k=(v)", "a/b; k*99999*=x", `a/b; k="unterminated`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		typ, sub, params, ok := parseMediaType(s)
+		if ok != (typ != "" && sub != "") {
+			t.Fatalf("ok=%v with %q/%q", ok, typ, sub)
+		}
+		seen := map[string]bool{}
+		for _, p := range params {
+			if p.Key == "" || p.Key != strings.ToLower(p.Key) || seen[p.Key] {
+				t.Fatalf("bad or duplicate key %q in %+v", p.Key, params)
+			}
+			seen[p.Key] = true
+		}
 	})
 }
 
@@ -44,7 +92,10 @@ func FuzzCRLFWriter(f *testing.F) {
 		w := NewCRLFWriter(&split)
 		size := int(seed)
 		for rest := in; len(rest) > 0; {
-			n := min(size%7, len(rest)) // includes empty writes
+			if size%5 == 0 {
+				w.Write(nil) // empty writes must not disturb the state
+			}
+			n := min(size%7+1, len(rest))
 			if _, err := w.Write(rest[:n]); err != nil {
 				t.Fatal(err)
 			}

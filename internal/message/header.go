@@ -360,6 +360,9 @@ func joinParams(raw []rawParam) []Param {
 	byName := make(map[string]*entry, len(raw))
 	for _, rp := range raw {
 		name, n, extended := splitParamKey(rp.key)
+		if name == "" {
+			continue // "*=x" or "*0=x": no name
+		}
 		e := byName[name]
 		if e == nil {
 			e = &entry{name: name}
@@ -379,6 +382,9 @@ func joinParams(raw []rawParam) []Param {
 				e.plain = &v
 			}
 		}
+	}
+	if len(order) == 0 {
+		return nil // keep "no parameters" nil, as it is after a JSON round trip
 	}
 	out := make([]Param, 0, len(order))
 	for _, e := range order {

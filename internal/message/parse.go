@@ -344,6 +344,10 @@ func (p *parser) readHeader(h *header, start pos, isMessage bool) (pos, bool) {
 			if total > MaxHeaderBytes {
 				cur = -1 // too long to keep: dropped
 			} else {
+				if !f.start && f.b[0] == '\n' && len(p.scratch) > 0 && p.scratch[len(p.scratch)-1] == '\r' {
+					// A CRLF split between two pieces of a very long line.
+					p.scratch = p.scratch[:len(p.scratch)-1]
+				}
 				p.scratch = append(p.scratch, trimEOL(content)...)
 			}
 		}

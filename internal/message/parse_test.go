@@ -309,6 +309,10 @@ RnJvbTogYUBiCgpoaQo=
 		{"top-level message/rfc822", crlf("Content-Type: message/rfc822\n\nSubject: in\n\nbody\n"),
 			wantPart{typ: "message/rfc822", header: crlf("Content-Type: message/rfc822\n\n"), body: crlf("Subject: in\n\nbody\n"), lines: 3,
 				msg: &wantPart{typ: "text/plain", header: crlf("Subject: in\n\n"), body: "body\r\n", lines: 1}}},
+		{"close delimiter at end without line break", crlf("Content-Type: multipart/mixed; boundary=e\n\n--e\n\nx\n") + "--e--",
+			wantPart{typ: "multipart/mixed", header: crlf("Content-Type: multipart/mixed; boundary=e\n\n"), body: rest, lines: 4, parts: []wantPart{
+				leaf("text/plain", "\r\n", "x", 1),
+			}}},
 		{"bare CR is not a line break", "Subject: a\rb\r\n\r\nx\ry\r\n",
 			leaf("text/plain", "Subject: a\rb\r\n\r\n", "x\ry\r\n", 1)},
 	}
@@ -686,6 +690,18 @@ func TestParseLimits(t *testing.T) {
 			t.Errorf("Content-Type beyond MaxHeaderBytes was used: %s", root.MediaSubtype)
 		}
 	})
+	t.Run("CRLF split at the buffer edge", func(t *testing.T) {
+		subject := strings.Repeat("s", readBufferSize-len("Subject: ")-1) // "\r" is the buffer's last byte
+		msg := "Subject: " + subject + "\r\n\tfolded\r\n\r\nbody"
+		root, err := Parse(strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkInvariants(t, []byte(msg), root)
+		if want := subject + "\tfolded"; root.Envelope.Subject != want {
+			t.Errorf("subject ends %q", root.Envelope.Subject[len(root.Envelope.Subject)-10:])
+		}
+	})
 	t.Run("long lines", func(t *testing.T) {
 		subject := strings.Repeat("s", 3*readBufferSize)
 		body := strings.Repeat("b", 5*readBufferSize+7)
@@ -825,6 +841,9 @@ func TestParseAddressList(t *testing.T) {
 		{"a@b@c", []Address{{Mailbox: "a@b", Host: "c"}}},
 		{"Jörg <jörg@bücher.example>", []Address{{Name: "Jörg", Mailbox: "jörg", Host: "bücher.example"}}},
 		{"a@x;b@y", []Address{{Mailbox: "a", Host: "x"}, {Mailbox: "b", Host: "y"}}},
+		{"0)lice <a@x>", []Address{{Name: "0)lice", Mailbox: "a", Host: "x"}}},
+		{"(unterminated comment a@x", nil},
+		{"a@x (", []Address{{Mailbox: "a", Host: "x"}}},
 	} {
 		got := ParseAddressList(tc.in)
 		if !reflect.DeepEqual(got, tc.want) {

@@ -8,7 +8,6 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/jodmai/jodmai/internal/auth"
-	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
 
@@ -160,7 +159,7 @@ func (sess *session) cmdAuth(args string) (reply, bool) {
 		line, tooLong, rerr := sess.readLine(sess.srv.maxAuthLine())
 		if rerr != nil {
 			sess.readFailed(rerr)
-			return reply{written: true}, true
+			return noReply, true
 		}
 		if tooLong {
 			return badReply("line too long"), false
@@ -225,11 +224,8 @@ func (sess *session) enterTransaction(method string, acc userdb.Account) (reply,
 		log.Info("pop3 login refused", "reason", "maildrop locked")
 		return errReply("IN-USE", "maildrop already locked"), false
 	}
-	mb, err := a.Mailbox(sess.ctx, "INBOX")
-	var msgs []store.Message
-	if err == nil {
-		msgs, err = a.Messages(sess.ctx, mb.ID)
-	}
+	// The mailbox row and its messages come from one read transaction.
+	mb, msgs, err := a.Snapshot(sess.ctx, "INBOX")
 	if err != nil {
 		release()
 		log.Error("pop3 login failed", "reason", "read maildrop", "err", err)

@@ -57,23 +57,47 @@ func (sess *session) sendMessage(i int, lines int64) (reply, bool) {
 	}
 	defer f.Close()
 
+	// The body goes out through a large pooled buffer: a client reading
+	// a message should cost few, large writes, whatever the 4 KiB buffer
+	// the connection keeps between commands.
+	bb := sess.srv.bodyBuffers.Get().(*bodyBuffers)
+	defer sess.srv.bodyBuffers.Put(bb)
+	bb.w.Reset(sess.bw)
 	if lines < 0 {
-		sess.bw.WriteString("+OK " + strconv.FormatInt(m.Size, 10) + " octets\r\n")
+		bb.w.WriteString("+OK " + strconv.FormatInt(m.Size, 10) + " octets\r\n")
 	} else {
-		sess.bw.WriteString("+OK top of message follows\r\n")
+		bb.w.WriteString("+OK top of message follows\r\n")
 	}
-	bufp := sess.srv.bufPool.Get().(*[]byte)
-	defer sess.srv.bufPool.Put(bufp)
-	if err := writeDotStuffed(sess.bw, f, *bufp, lines); err != nil {
+	err = writeDotStuffed(bb.w, f, bb.in, lines)
+	if err == nil {
+		if err = bb.w.Flush(); err != nil {
+			err = writeError{err}
+		}
+	}
+	bb.w.Reset(nil)
+	if err != nil {
 		// The +OK is out: a -ERR now would be read as message data. The
 		// only honest way out is to drop the connection; the client sees
 		// a truncated response, does not QUIT, and nothing is deleted.
-		if !isWriteError(err) {
+		if isWriteError(err) {
+			sess.log.Info("pop3 sending message failed", "uid", m.UID, "err", err)
+		} else {
 			sess.log.Error("pop3 read message", "uid", m.UID, "err", err)
 		}
-		return reply{written: true}, true
+		return noReply, true
 	}
 	return multiline, false
+}
+
+// bodyBuffers are the pooled buffers of RETR and TOP: the message file is
+// read into in and the dot-stuffed result collects in w.
+type bodyBuffers struct {
+	in []byte
+	w  *bufio.Writer
+}
+
+func newBodyBuffers() any {
+	return &bodyBuffers{in: make([]byte, bodyReadSize), w: bufio.NewWriterSize(nil, bodyWriteSize)}
 }
 
 // writeError marks an error from the client side of a copy.

@@ -45,9 +45,10 @@ const (
 	maxBadCommands = 20
 	// handshakeTimeout bounds a TLS handshake (implicit TLS and STLS).
 	handshakeTimeout = 30 * time.Second
-	// bodyBufferSize is the size of the pooled buffer RETR and TOP read
-	// message files through.
-	bodyBufferSize = 32 << 10
+	// bodyReadSize and bodyWriteSize size the pooled buffers RETR and TOP
+	// read message files and write responses through.
+	bodyReadSize  = 32 << 10
+	bodyWriteSize = 64 << 10
 	// readBufferSize and writeBufferSize size a connection's buffers.
 	// Commands are short; large body writes bypass the write buffer.
 	readBufferSize  = 1024
@@ -82,12 +83,12 @@ type Server struct {
 	// Log receives one line per login, logout and error. Nil discards.
 	Log *slog.Logger
 
-	initOnce sync.Once
-	baseCtx  context.Context // canceled by Shutdown: ends throttle waits
-	cancel   context.CancelFunc
-	bufPool  sync.Pool // *[]byte of bodyBufferSize
-	hostname string
-	pid      string
+	initOnce    sync.Once
+	baseCtx     context.Context // canceled by Shutdown: ends throttle waits
+	cancel      context.CancelFunc
+	bodyBuffers sync.Pool // *bodyBuffers
+	hostname    string
+	pid         string
 
 	closing atomic.Bool
 	mu      sync.Mutex
@@ -99,10 +100,7 @@ type Server struct {
 func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
-		s.bufPool.New = func() any {
-			b := make([]byte, bodyBufferSize)
-			return &b
-		}
+		s.bodyBuffers.New = newBodyBuffers
 		s.hostname = s.Hostname
 		if s.hostname == "" {
 			h, err := os.Hostname()

@@ -179,6 +179,11 @@ func (sess *session) handshake(tc *tls.Conn) bool {
 func (sess *session) readFailed(err error) {
 	var ne net.Error
 	switch {
+	case isWriteError(err):
+		// Flushing replies failed: the client stopped reading (write
+		// timeout) or went away.
+		sess.log.Info("pop3 write failed", "err", err)
+		return
 	case sess.srv.closing.Load():
 		sess.writeLine("-ERR [SYS/TEMP] server shutting down")
 	case errors.As(err, &ne) && ne.Timeout():
@@ -191,12 +196,10 @@ func (sess *session) readFailed(err error) {
 		}
 		return
 	default:
-		sess.log.Info("pop3 read error", "err", err)
+		sess.log.Info("pop3 read failed", "err", err)
 		return
 	}
-	// Best effort: the client may be gone.
-	sess.raw.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	sess.flush()
+	sess.flush() // best effort: the client may be gone
 }
 
 // closeConn closes the connection; a TLS close_notify gets a short
@@ -269,7 +272,7 @@ func (sess *session) beforeRead() error {
 		}
 	}
 	if err := sess.flush(); err != nil {
-		return err
+		return writeError{err}
 	}
 	sess.raw.SetReadDeadline(time.Now().Add(sess.srv.timeout()))
 	if sess.srv.closing.Load() && sess.state != stateUpdate {
@@ -330,6 +333,10 @@ func badReply(text string) reply {
 // multiline is the reply of a handler that wrote its own response.
 var multiline = reply{ok: true, written: true}
 
+// noReply is the reply of a handler that must not answer (the connection
+// is going away, or STLS switched it to TLS).
+var noReply = reply{written: true}
+
 func (sess *session) writeReply(r reply) {
 	if r.written {
 		return
@@ -353,7 +360,7 @@ func (sess *session) writeReply(r reply) {
 
 // command handles one command line. It returns errClose (or a write error)
 // to end the session after flushing.
-func (sess *session) command(line []byte, tooLong bool) (err error) {
+func (sess *session) command(line []byte, tooLong bool) error {
 	var r reply
 	var closeAfter bool
 	if tooLong {

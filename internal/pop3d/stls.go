@@ -21,7 +21,7 @@ func (sess *session) cmdSTLS(args string) (reply, bool) {
 	}
 	sess.writeLine("+OK begin TLS negotiation")
 	if err := sess.flush(); err != nil {
-		return reply{written: true}, true
+		return noReply, true
 	}
 	if n := sess.br.Buffered(); n > 0 {
 		sess.log.Warn("pop3 discarding input pipelined after STLS", "octets", n)
@@ -30,9 +30,9 @@ func (sess *session) cmdSTLS(args string) (reply, bool) {
 	tc := tls.Server(sess.raw, sess.srv.TLSConfig)
 	sess.conn = tc
 	if !sess.handshake(tc) {
-		return reply{written: true}, true
+		return noReply, true
 	}
 	sess.setBuffers()
 	sess.user = ""
-	return reply{written: true}, false
+	return noReply, false
 }

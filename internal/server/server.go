@@ -185,7 +185,7 @@ func (s *Server) Start() error {
 		return &pop3d.Server{
 			Hostname: cfg.Hostname, Store: s.Store, Auth: s.Auth, TLSConfig: tlsConf, ImplicitTLS: implicit,
 			Timeout: lim.POP3Timeout, WriteTimeout: lim.WriteTimeout, MaxLineLength: lim.MaxLineLength,
-			Log: s.log.With("proto", "pop3"),
+			Log: s.log,
 		}
 	}
 	specs := []spec{

@@ -28,6 +28,7 @@ type Account struct {
 
 	commits chan *commitReq
 	stop    chan struct{}
+	exited  chan struct{} // closed when the committer has returned
 	wg      sync.WaitGroup
 	once    sync.Once
 }
@@ -198,10 +199,7 @@ func (a *Account) Expunge(ctx context.Context, mailboxID int64, uids []uint32) (
 	var orphans []string
 	err := a.db.Tx(ctx, func(tx *sql.Tx) error {
 		removed, orphans = nil, nil
-		modseq, err := nextModSeq(ctx, tx)
-		if err != nil {
-			return err
-		}
+		var modseq int64
 		blobs := map[string]bool{}
 		for _, uid := range uids {
 			var b string
@@ -211,6 +209,11 @@ func (a *Account) Expunge(ctx context.Context, mailboxID int64, uids []uint32) (
 			}
 			if err != nil {
 				return fmt.Errorf("delete message: %w", err)
+			}
+			if modseq == 0 {
+				if modseq, err = nextModSeq(ctx, tx); err != nil {
+					return err
+				}
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES(?, ?, ?)`, mailboxID, uid, modseq); err != nil {
 				return fmt.Errorf("record expunge: %w", err)
@@ -224,25 +227,14 @@ func (a *Account) Expunge(ctx context.Context, mailboxID int64, uids []uint32) (
 		if _, err := tx.ExecContext(ctx, `UPDATE mailboxes SET highestmodseq=? WHERE id=?`, modseq, mailboxID); err != nil {
 			return err
 		}
-		for b := range blobs {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE blob=?`, b).Scan(&n); err != nil {
-				return err
-			}
-			if n == 0 {
-				orphans = append(orphans, b)
-			}
-		}
-		return nil
+		var err error
+		orphans, err = unreferenced(ctx, tx, blobs)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("expunge: %w", err)
 	}
-	for _, b := range orphans {
-		if err := a.bodies.Remove(b); err != nil {
-			a.s.log.Warn("remove expunged body", "account", a.ID, "err", err)
-		}
-	}
+	a.removeBodies(orphans)
 	if len(removed) > 0 {
 		a.s.notify(a.ID)
 	}
@@ -343,7 +335,18 @@ func (a *Account) commit(ctx context.Context, msgs []newMessage) ([]Message, err
 	}
 	// Once queued, the request is carried out even if ctx ends, so wait
 	// for the outcome: the caller must not think it failed when it did not.
-	<-req.done
+	// If the account closed meanwhile, the committer may have exited
+	// before it saw req (the send above can win the race against stop);
+	// then nobody will ever answer it.
+	select {
+	case <-req.done:
+	case <-a.exited:
+		select {
+		case <-req.done:
+		default:
+			return nil, ErrClosed
+		}
+	}
 	return req.res, req.err
 }
 
@@ -352,6 +355,7 @@ const maxBatch = 128
 
 func (a *Account) committer() {
 	defer a.wg.Done()
+	defer close(a.exited)
 	for {
 		var first *commitReq
 		select {
@@ -389,13 +393,15 @@ func (a *Account) committer() {
 				r.err = err
 			}
 		}
+		// Wake subscribers before answering, so that when Deliver returns
+		// every subscriber already has its wake-up.
+		a.s.notify(a.ID)
 		for _, r := range batch {
 			if r.err != nil {
 				r.res = nil
 			}
 			close(r.done)
 		}
-		a.s.notify(a.ID)
 	}
 }
 

@@ -173,6 +173,10 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error)
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	// Make the accounts/ entry durable before any mail goes below it.
+	if err := blob.SyncDir(dataDir); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -250,6 +254,8 @@ func (s *Store) Account(ctx context.Context, id int64) (*Account, error) {
 
 func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 	dir := s.accountDir(id)
+	_, err := os.Stat(dir)
+	created := errors.Is(err, fs.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create account dir: %w", err)
 	}
@@ -262,7 +268,18 @@ func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &Account{s: s, ID: id, dir: dir, db: db, bodies: bodies, commits: make(chan *commitReq, 256), stop: make(chan struct{})}
+	if created {
+		// A new account's directory entries must be durable before its
+		// first message is acknowledged: SQLite and blob fsync only the
+		// directories they write into, not accounts/ itself.
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := blob.SyncDir(d); err != nil {
+				db.Close()
+				return nil, err
+			}
+		}
+	}
+	a := &Account{s: s, ID: id, dir: dir, db: db, bodies: bodies, commits: make(chan *commitReq, 256), stop: make(chan struct{}), exited: make(chan struct{})}
 	if err := a.ensureDefaultMailboxes(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 
@@ -118,12 +120,16 @@ func (d *DB) SQL() *sqlite.DB { return d.db }
 // --- addresses ---
 
 // SplitAddress splits local@domain, lowercasing the domain. It rejects
-// addresses without exactly one usable @, empty parts, whitespace and
-// control characters.
+// addresses without exactly one @, empty parts, invalid UTF-8, whitespace
+// and control characters.
 func SplitAddress(addr string) (local, domain string, err error) {
 	i := strings.LastIndexByte(addr, '@')
 	if i <= 0 || i == len(addr)-1 {
 		return "", "", fmt.Errorf("%w address %q: want local@domain", ErrInvalid, addr)
+	}
+	if !utf8.ValidString(addr) {
+		// Checked before lowercasing, which would turn bad bytes into U+FFFD.
+		return "", "", fmt.Errorf("%w address %q: not UTF-8", ErrInvalid, addr)
 	}
 	local, domain = addr[:i], strings.ToLower(addr[i+1:])
 	if err := checkDomain(domain); err != nil {
@@ -133,7 +139,9 @@ func SplitAddress(addr string) (local, domain string, err error) {
 		return "", "", fmt.Errorf("%w address %q: local part longer than 64", ErrInvalid, addr)
 	}
 	for _, r := range local {
-		if r <= ' ' || r == 0x7f || r == '<' || r == '>' || r == '"' || r == '\\' || r == ',' {
+		// '@' is only valid in a quoted local part (RFC 5321 §4.1.2), and
+		// quotes are refused: "a@b@example.org" is garbage, not user "a@b".
+		if r <= ' ' || r == 0x7f || r == '<' || r == '>' || r == '"' || r == '\\' || r == ',' || r == '@' || unicode.IsControl(r) || unicode.IsSpace(r) {
 			return "", "", fmt.Errorf("%w address %q: character %q not allowed in local part", ErrInvalid, addr, r)
 		}
 	}
@@ -150,11 +158,16 @@ func NormalizeAddress(addr string) (string, error) {
 }
 
 func checkDomain(d string) error {
-	if d == "" || len(d) > 253 || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..") {
+	if d == "" || len(d) > 253 || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..") || !utf8.ValidString(d) {
 		return fmt.Errorf("%w domain %q", ErrInvalid, d)
 	}
+	for _, label := range strings.Split(d, ".") {
+		if strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return fmt.Errorf("%w domain %q: label starts or ends with '-'", ErrInvalid, d)
+		}
+	}
 	for _, r := range d {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r > 0x7f) {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r > 0x7f && !unicode.IsControl(r) && !unicode.IsSpace(r)) {
 			return fmt.Errorf("%w domain %q: character %q", ErrInvalid, d, r)
 		}
 	}

@@ -62,11 +62,11 @@ msg["Subject"] = subject
 msg.set_content("Hello from smtplib.\n.leading dot line\nสวัสดี\n")
 ctx = ssl.create_default_context(cafile=cafile)
 if mode == "implicit":
-    s = smtplib.SMTP_SSL(host, int(port), context=ctx, server_hostname="mail.example.org")
+    s = smtplib.SMTP_SSL(host, int(port), context=ctx)
 else:
     s = smtplib.SMTP(host, int(port))
     if mode == "starttls":
-        s.starttls(context=ctx, server_hostname="mail.example.org")
+        s.starttls(context=ctx)
 s.login(user, pw)
 refused = s.send_message(msg)
 print("refused", len(refused))

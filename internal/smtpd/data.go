@@ -1,0 +1,161 @@
+package smtpd
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/store"
+)
+
+// Replies for a message that cannot be taken.
+var (
+	errStoreTemp = reply(451, 4, 3, 0, "Temporary failure storing the message, try again later")
+	errLineLong  = reply(500, 5, 5, 2, "Line too long")
+	errTimeout   = reply(421, 4, 4, 2, "Timeout reading the message, closing connection")
+	errGone      = reply(421, 4, 4, 0, "Message not complete, closing connection")
+)
+
+// Data receives the body of a DATA (dot-unstuffed by go-smtp) or of all
+// BDAT chunks (r then spans them; Data runs in its own goroutine), stores
+// it and delivers it. It always reads r to its end, so the reply comes
+// after the whole message and the session stays in step. Its returned
+// error is the reply; success is an *smtp.SMTPError with code 250, which
+// go-smtp writes as it is.
+func (s *session) Data(r io.Reader) error {
+	if !s.srv.beginWork(s.conn) {
+		return errGone
+	}
+	defer s.srv.wg.Done()
+	s.conn.startBody()
+	replyPending := true
+	defer func() { s.conn.endBody(replyPending) }()
+
+	s.mu.Lock()
+	tx := s.tx
+	tx.rcpts = append([]string(nil), tx.rcpts...)
+	tx.targets = append([]store.Target(nil), tx.targets...)
+	acc := s.account
+	log := s.log
+	s.mu.Unlock()
+	_, isBDAT := r.(*io.PipeReader)
+
+	if len(tx.targets) == 0 {
+		// go-smtp only calls Data after an accepted RCPT; a Reset racing
+		// a BDAT could get here.
+		drain(r)
+		return reply(554, 5, 5, 1, "No valid recipients")
+	}
+
+	id := blob.NewID()
+	log = log.With("id", id)
+	w, err := s.srv.Deliverer.Store.NewBody()
+	if err != nil {
+		log.Error("message not stored: create body", "err", err)
+		drain(r)
+		return errStoreTemp
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	info := traceInfo{
+		id: id, from: tx.from, helo: tx.helo, remote: s.remote, hostname: s.srv.hostname(),
+		rcpts: tx.rcpts, tls: s.tls, authed: acc != nil, utf8: tx.utf8, date: time.Now(),
+	}
+	info.rdns = s.clientName()
+	_, werr := bw.WriteString(traceHeader(info))
+
+	size, rerr, werr := copyBody(message.NewCRLFWriter(bw), r, werr)
+	if rerr == nil && werr == nil {
+		werr = bw.Flush()
+	}
+	if rerr != nil {
+		w.Abort()
+		switch {
+		case errors.Is(rerr, smtp.ErrDataTooLarge):
+			// go-smtp reads the rest of the message, then sends this.
+			log.Info("message refused: too big", "limit", s.srv.maxMessageSize())
+			return smtp.ErrDataTooLarge
+		case errors.Is(rerr, errDrainLimit):
+			return errDrainLimit
+		case errors.Is(rerr, smtp.ErrTooLongLine):
+			// go-smtp closes the connection after this reply: the rest
+			// of the message cannot be told from commands any more.
+			log.Info("message refused: line too long", "limit", s.srv.maxLineLength())
+			return errLineLong
+		case errors.Is(rerr, smtp.ErrDataReset):
+			// RSET or the connection closed inside BDAT; go-smtp has
+			// answered already.
+			replyPending = false
+			return rerr
+		case isTimeout(rerr):
+			log.Info("message not received: timeout", "received", size)
+			s.conn.hangUp()
+			return errTimeout
+		default:
+			log.Info("message not received: connection failed", "received", size, "err", rerr)
+			s.conn.hangUp()
+			return errGone
+		}
+	}
+	if werr != nil {
+		w.Abort()
+		log.Error("message not stored: write body", "err", werr)
+		return errStoreTemp
+	}
+	body, err := w.Finish()
+	if err != nil {
+		log.Error("message not stored: finish body", "err", err)
+		return errStoreTemp
+	}
+	defer func() {
+		if err := body.Remove(); err != nil {
+			log.Warn("remove temporary body", "err", err)
+		}
+	}()
+	if isBDAT && s.conn.clientGone() {
+		// The LAST chunk may be cut short: go-smtp does not tell.
+		log.Info("message not delivered: client went away during BDAT", "received", size)
+		s.conn.hangUp()
+		return errGone
+	}
+	if err := s.srv.Deliverer.Deliver(s.ctx, body, tx.targets); err != nil {
+		log.Error("message not delivered: store", "err", err, "size", body.Size)
+		return errStoreTemp
+	}
+	s.conn.countMessage()
+	// The operator's line: the account, when authenticated, comes with
+	// the session's logger.
+	log.Info("message received", "from", tx.from, "rcpts", len(tx.rcpts), "mailboxes", len(tx.targets),
+		"size", size, "stored_size", body.Size, "tls", s.tlsVersion(), "chunking", isBDAT)
+	// RFC 5321 §4.2.5: this reply means the message is safe.
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
+}
+
+// copyBody copies the message from r into w, counting what it reads. After
+// a write error it keeps reading, to the end, so the reply still comes
+// after the message. werr is a write error from before.
+func copyBody(w io.Writer, r io.Reader, werr error) (n int64, rerr, _ error) {
+	buf := make([]byte, 32<<10)
+	for {
+		nr, err := r.Read(buf)
+		if nr > 0 {
+			n += int64(nr)
+			if werr == nil {
+				_, werr = w.Write(buf[:nr])
+			}
+		}
+		if err == io.EOF {
+			return n, nil, werr
+		}
+		if err != nil {
+			return n, err, werr
+		}
+	}
+}
+
+// drain reads r to its end.
+func drain(r io.Reader) { io.Copy(io.Discard, r) }

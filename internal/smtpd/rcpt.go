@@ -1,0 +1,95 @@
+package smtpd
+
+import (
+	"errors"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/userdb"
+)
+
+// Rcpt adds a recipient (RCPT TO). go-smtp has already checked that MAIL
+// came first and that MaxRecipients is not reached (452 4.5.3, RFC 5321
+// §4.5.3.1.10).
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if s.conn.isHungUp() {
+		return reply(421, 4, 7, 0, "Closing connection")
+	}
+	s.mu.Lock()
+	open := s.tx.open
+	s.mu.Unlock()
+	if !open {
+		return reply(503, 5, 5, 1, "Send MAIL first")
+	}
+	err := s.addRecipient(to)
+	if err == nil {
+		return nil
+	}
+	var se *smtp.SMTPError
+	if errors.As(err, &se) && se.Code/100 == 5 && s.authAccount() == nil {
+		s.mu.Lock()
+		s.badRcpts++
+		n := s.badRcpts
+		s.mu.Unlock()
+		if n >= maxBadRecipients {
+			s.logger().Info("closing: too many refused recipients", "count", n)
+			s.conn.hangUp()
+			return reply(421, 4, 7, 0, "Too many invalid recipients, closing connection")
+		}
+	}
+	return err
+}
+
+// addRecipient resolves to and adds its local mailboxes to the
+// transaction, or returns the reply refusing it.
+func (s *session) addRecipient(to string) error {
+	res, err := s.srv.Deliverer.Resolve(s.ctx, to)
+	switch {
+	case err == nil && len(res.Remote) > 0:
+		// An alias that forwards off-site. Delivering only its local part
+		// would drop the rest silently: defer the whole recipient until
+		// the outbound queue exists.
+		s.logger().Info("recipient deferred: forwards to remote addresses", "rcpt", to, "remote", len(res.Remote))
+		return errNeedsOutbound(to)
+	case err == nil && len(res.Local) == 0:
+		return reply(550, 5, 1, 1, "Recipient address rejected: no such user")
+	case err == nil:
+	case errors.Is(err, deliver.ErrNotLocal):
+		if s.srv.Mode == ModeMX {
+			// Never an open relay, whoever connects (loopback included).
+			return reply(554, 5, 7, 1, "Relay access denied")
+		}
+		return errNeedsOutbound(to)
+	case errors.Is(err, deliver.ErrNoSuchUser):
+		return reply(550, 5, 1, 1, "Recipient address rejected: no such user")
+	case errors.Is(err, deliver.ErrAliasLoop):
+		s.logger().Warn("recipient refused: alias expansion loop", "rcpt", to)
+		return reply(550, 5, 4, 6, "Recipient address rejected: alias expansion loop")
+	case errors.Is(err, userdb.ErrInvalid):
+		return reply(501, 5, 1, 3, "Bad recipient address syntax")
+	default:
+		s.logger().Error("resolve recipient", "rcpt", to, "err", err)
+		return reply(451, 4, 3, 0, "Temporary failure looking up the recipient, try again later")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.tx.open {
+		return reply(503, 5, 5, 1, "Send MAIL first")
+	}
+	s.tx.rcpts = append(s.tx.rcpts, to)
+	for _, t := range res.Local {
+		if !s.tx.seen[t.AccountID] {
+			s.tx.seen[t.AccountID] = true
+			s.tx.targets = append(s.tx.targets, t)
+		}
+	}
+	return nil
+}
+
+// errNeedsOutbound refuses, for now, a recipient that needs delivery to
+// another server: the outbound queue does not exist yet. 451 makes the
+// sender keep the message and retry; never a silent drop.
+func errNeedsOutbound(to string) error {
+	return reply(451, 4, 4, 0, "<"+to+">: delivery to remote addresses is not available yet, try again later")
+}

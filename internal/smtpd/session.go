@@ -1,0 +1,223 @@
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/jodmai/jodmai/internal/auth"
+	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/userdb"
+)
+
+// reply is an SMTP reply as the error a session method returns: go-smtp
+// writes its code, RFC 3463 enhanced code and text. Keep it next to the
+// decision it answers.
+func reply(code, class, subject, detail int, text string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{class, subject, detail}, Message: text}
+}
+
+// session is one SMTP session: go-smtp makes one at the first EHLO/HELO
+// and again at the EHLO after STARTTLS.
+//
+// With BDAT, go-smtp runs Data in its own goroutine while the connection's
+// goroutine may call Reset or Logout, so the mutable state is under mu and
+// Data works on a snapshot.
+type session struct {
+	srv    *Server
+	sc     *smtp.Conn // only from go-smtp's connection goroutine
+	conn   *conn
+	remote net.Addr
+	tls    *tls.ConnectionState // nil without TLS
+	ctx    context.Context
+
+	mu      sync.Mutex
+	log     *slog.Logger
+	account *userdb.Account // after AUTH
+	tx      transaction
+	// badRcpts counts refused recipients (maxBadRecipients).
+	badRcpts int
+	rdns     *rdnsLookup
+}
+
+// transaction is the envelope of the message being sent (RFC 5321 §3.3).
+type transaction struct {
+	open  bool   // MAIL was accepted
+	from  string // reverse-path, "" for <>
+	helo  string // the client's EHLO/HELO name when MAIL was given
+	utf8  bool   // MAIL ... SMTPUTF8
+	rcpts []string
+	// targets are the local mailboxes, one per account, over all
+	// recipients (an account reached twice gets one copy).
+	targets []store.Target
+	seen    map[int64]bool
+}
+
+func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	nc := c.Conn()
+	cc := connOf(nc)
+	if cc == nil {
+		// Not a connection from our listener: cannot happen.
+		return nil, reply(421, 4, 3, 0, "Internal error")
+	}
+	if !validHelo(c.Hostname()) {
+		return nil, reply(501, 5, 5, 4, "Invalid EHLO/HELO domain")
+	}
+	sess := &session{srv: s, sc: c, conn: cc, remote: nc.RemoteAddr(), ctx: s.ctx}
+	switch {
+	case cc.implicit != nil:
+		st := cc.implicit.ConnectionState()
+		sess.tls = &st
+	default:
+		if st, ok := c.TLSConnectionState(); ok {
+			sess.tls = &st
+		}
+	}
+	// nc is cc itself, or after STARTTLS the *tls.Conn over it (or cc
+	// again if the handshake failed and go-smtp went on in plaintext).
+	cc.setTop(nc)
+	sess.log = cc.log
+	sess.log.Debug("session started", "helo", c.Hostname(), "tls", sess.tlsVersion())
+	return sess, nil
+}
+
+// validHelo refuses EHLO/HELO arguments that could not be a domain or
+// address literal at all: control characters, invalid UTF-8, overlong.
+// RFC 5321 §4.1.4 forbids refusing a name that merely does not match the
+// client's address; that is not checked.
+func validHelo(h string) bool {
+	if h == "" || len(h) > 255 || !utf8.ValidString(h) {
+		return false
+	}
+	for _, r := range h {
+		if r < 0x21 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *session) isTLS() bool { return s.tls != nil }
+
+// tlsVersion names the session's TLS version, "" without TLS.
+func (s *session) tlsVersion() string {
+	if s.tls == nil {
+		return ""
+	}
+	return tls.VersionName(s.tls.Version)
+}
+
+// Reset ends the transaction (RSET, a new EHLO, the end of DATA/BDAT).
+func (s *session) Reset() {
+	s.mu.Lock()
+	s.tx = transaction{}
+	s.mu.Unlock()
+}
+
+// Logout is called when the connection closes and at STARTTLS.
+func (s *session) Logout() error {
+	s.mu.Lock()
+	s.tx = transaction{}
+	s.mu.Unlock()
+	return nil
+}
+
+// AuthMechanisms lists what EHLO offers: on submission, PLAIN and LOGIN
+// where plaintext passwords are allowed (TLS or loopback); nothing on MX.
+func (s *session) AuthMechanisms() []string {
+	if s.srv.Mode != ModeSubmission || !auth.PlaintextAllowed(s.isTLS(), s.remote) {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// Auth starts an AUTH exchange (RFC 4954).
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if s.srv.Mode != ModeSubmission {
+		return nil, reply(502, 5, 5, 1, "AUTH not available on this port")
+	}
+	s.mu.Lock()
+	inTx := s.tx.open
+	s.mu.Unlock()
+	if inTx {
+		// RFC 4954 §4: AUTH is not permitted during a mail transaction.
+		return nil, reply(503, 5, 5, 1, "AUTH not permitted during a mail transaction")
+	}
+	if !auth.PlaintextAllowed(s.isTLS(), s.remote) {
+		// RFC 4954 §6.
+		return nil, reply(538, 5, 7, 11, "Encryption required for requested authentication mechanism; use STARTTLS")
+	}
+	var srv sasl.Server
+	switch mech {
+	case sasl.Plain:
+		srv = auth.NewPlainServer(s.login)
+	case sasl.Login:
+		srv = auth.NewLoginServer(s.login)
+	default:
+		return nil, reply(504, 5, 5, 4, "Unrecognized authentication mechanism")
+	}
+	return saslReplies{srv}, nil
+}
+
+// login checks credentials for a SASL mechanism.
+func (s *session) login(user, password string) error {
+	acc, err := s.srv.Auth.Login(s.ctx, s.remote, "smtp", user, password)
+	switch {
+	case err == nil:
+	case errors.Is(err, auth.ErrBadCredentials):
+		return reply(535, 5, 7, 8, "Authentication credentials invalid")
+	case errors.Is(err, auth.ErrThrottled):
+		return reply(454, 4, 7, 0, "Too many failed logins, try again later")
+	default:
+		s.logger().Error("login failed: internal error", "err", err)
+		return reply(454, 4, 7, 0, "Temporary authentication failure, try again later")
+	}
+	s.mu.Lock()
+	s.account = &acc
+	s.log = s.log.With("account", acc.Address)
+	s.mu.Unlock()
+	s.logger().Info("authenticated")
+	return nil
+}
+
+func (s *session) logger() *slog.Logger {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log
+}
+
+func (s *session) authAccount() *userdb.Account {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.account
+}
+
+// saslReplies turns the errors of the auth package's mechanisms into SMTP
+// replies; go-smtp would otherwise send any error's text as a 454.
+type saslReplies struct{ sasl.Server }
+
+func (r saslReplies) Next(resp []byte) ([]byte, bool, error) {
+	challenge, done, err := r.Server.Next(resp)
+	if err == nil {
+		return challenge, done, nil
+	}
+	var se *smtp.SMTPError
+	switch {
+	case errors.As(err, &se):
+	case errors.Is(err, auth.ErrBadCredentials):
+		// An authorization identity other than the user (PLAIN).
+		err = reply(535, 5, 7, 8, "Authentication credentials invalid")
+	case errors.Is(err, auth.ErrSASLMalformed), errors.Is(err, sasl.ErrUnexpectedClientResponse):
+		err = reply(501, 5, 5, 2, "Malformed authentication response")
+	default:
+		err = reply(454, 4, 7, 0, "Temporary authentication failure")
+	}
+	return nil, true, err
+}

@@ -1,0 +1,182 @@
+package smtpd_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jodmai/jodmai/internal/smtpd"
+)
+
+func shutdown(t *testing.T, h *harness, d time.Duration) chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		done <- h.srv.Shutdown(ctx)
+	}()
+	return done
+}
+
+func TestShutdownIdle(t *testing.T) {
+	env := newEnv(t)
+	h := newHarness(t, env, smtpd.ModeSubmission, nil)
+	hTLS := newHarness(t, env, smtpd.ModeSubmission, func(s *smtpd.Server) { s.ImplicitTLS = true })
+
+	fresh := dial(t, h.addr) // greeted, no EHLO
+	inTx := dial(t, h.addr)
+	inTx.ehlo()
+	inTx.authPlain(alice, alicePass, 235, "")
+	inTx.cmd("MAIL FROM:<alice@example.org>", 250, "")
+	starttls := dial(t, h.addr)
+	starttls.ehlo()
+	starttls.startTLS(env.ClientTLS())
+	starttls.ehlo()
+	implicit := dialTLS(t, hTLS.addr, env.ClientTLS())
+	implicit.ehlo()
+	// Between STARTTLS and the next EHLO the session is not interrupted
+	// (the handshake may still be running); it is told after its EHLO.
+	tlsNoEHLO := dial(t, h.addr)
+	tlsNoEHLO.ehlo()
+	tlsNoEHLO.startTLS(env.ClientTLS())
+
+	done := shutdown(t, h, 10*time.Second)
+	doneTLS := shutdown(t, hTLS, 10*time.Second)
+	for name, c := range map[string]*client{"fresh": fresh, "in transaction": inTx, "starttls": starttls, "implicit tls": implicit} {
+		code, msg := c.reply()
+		if code != 421 || !strings.HasPrefix(msg, "4.3.2 ") {
+			t.Errorf("%s: got %d %q, want 421 4.3.2", name, code, msg)
+		}
+		c.expectClosed()
+	}
+	tlsNoEHLO.ehlo()
+	tlsNoEHLO.expect(421, "4.3.2")
+	tlsNoEHLO.expectClosed()
+	for _, d := range []chan error{done, doneTLS} {
+		if err := <-d; err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	}
+	if err := <-h.serve; !errors.Is(err, smtpd.ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+	h.serve <- smtpd.ErrServerClosed // for the cleanup
+	if c, err := net.DialTimeout("tcp", h.addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("still accepting after Shutdown")
+	}
+}
+
+// TestShutdownFinishesData: a message being received is finished and
+// answered 250 before the session is told 421.
+func TestShutdownFinishesData(t *testing.T) {
+	env := newEnv(t)
+	h := newHarness(t, env, smtpd.ModeMX, nil)
+	c := dial(t, h.addr)
+	c.ehlo()
+	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
+	c.cmd("RCPT TO:<alice@example.org>", 250, "")
+	c.cmd("DATA", 354, "")
+	c.write("Subject: in flight\r\n\r\nfirst half\r\n")
+
+	chunked := dial(t, h.addr)
+	chunked.ehlo()
+	chunked.cmd("MAIL FROM:<x@remote.example>", 250, "")
+	chunked.cmd("RCPT TO:<bob@example.org>", 250, "")
+	chunked.write("BDAT 20\r\nSubject: chunked\r\n\r\n")
+	chunked.expect(250, "")
+
+	time.Sleep(50 * time.Millisecond) // both sessions are now reading bodies
+	done := shutdown(t, h, 10*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) while a message was in flight", err)
+	default:
+	}
+	c.write("second half\r\n.\r\n")
+	c.expect(250, "queued as")
+	c.expect(421, "4.3.2")
+	c.expectClosed()
+
+	chunked.write("BDAT 6 LAST\r\nbody\r\n")
+	chunked.expect(250, "queued as")
+	chunked.expect(421, "4.3.2")
+	chunked.expectClosed()
+
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if _, rest := oneMessage(t, env, alice); rest != "Subject: in flight\r\n\r\nfirst half\r\nsecond half\r\n" {
+		t.Errorf("alice: %q", rest)
+	}
+	if _, rest := oneMessage(t, env, bob); rest != "Subject: chunked\r\n\r\nbody\r\n" {
+		t.Errorf("bob: %q", rest)
+	}
+}
+
+// TestShutdownDeadline: a client that never finishes is cut off when the
+// context ends.
+func TestShutdownDeadline(t *testing.T) {
+	env := newEnv(t)
+	h := newHarness(t, env, smtpd.ModeMX, nil)
+	c := dial(t, h.addr)
+	c.ehlo()
+	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
+	c.cmd("RCPT TO:<alice@example.org>", 250, "")
+	c.cmd("DATA", 354, "")
+	c.write("Subject: never ends\r\n")
+	time.Sleep(50 * time.Millisecond)
+	err := <-shutdown(t, h, 300*time.Millisecond)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want deadline exceeded", err)
+	}
+	c.expectClosed()
+	if n := len(inbox(t, env, alice)); n != 0 {
+		t.Errorf("partial message delivered")
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	env := newEnv(t)
+	h := newHarness(t, env, smtpd.ModeMX, func(s *smtpd.Server) { s.Timeout = 300 * time.Millisecond })
+	c := dial(t, h.addr)
+	c.ehlo()
+	time.Sleep(100 * time.Millisecond)
+	c.cmd("NOOP", 250, "") // activity resets the timer
+	c.expect(421, "4.4.2")
+	c.expectClosed()
+
+	// A slow body is fine as long as each piece comes within the timeout
+	// (RFC 5321 §4.5.3.2: the limit is per data block, not for the whole
+	// message).
+	c = dial(t, h.addr)
+	c.ehlo()
+	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
+	c.cmd("RCPT TO:<alice@example.org>", 250, "")
+	c.cmd("DATA", 354, "")
+	c.write("Subject: slow\r\n\r\n")
+	for i := 0; i < 8; i++ {
+		time.Sleep(100 * time.Millisecond)
+		c.write("a line\r\n")
+	}
+	c.write(".\r\n")
+	c.expect(250, "")
+
+	// A body that stalls is given up with 421 and the connection closed.
+	c = dial(t, h.addr)
+	c.ehlo()
+	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
+	c.cmd("RCPT TO:<alice@example.org>", 250, "")
+	c.cmd("DATA", 354, "")
+	c.write("Subject: stalls\r\n\r\n")
+	c.expect(421, "4.4.2")
+	c.expectClosed()
+	if n := len(inbox(t, env, alice)); n != 1 {
+		t.Errorf("alice has %d messages, want 1", n)
+	}
+}

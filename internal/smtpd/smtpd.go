@@ -1,0 +1,347 @@
+// Package smtpd is jodmai's SMTP server, on github.com/emersion/go-smtp:
+// the MX role (port 25: mail for local domains from anyone, never relayed)
+// and message submission (587 with STARTTLS, 465 with implicit TLS:
+// authenticated users sending as their own addresses).
+//
+// Invariants:
+//   - A message is answered 250 only after deliver.Deliverer.Deliver
+//     returned, that is when every local copy is durable (fsynced body,
+//     committed index). Any failure is 451 4.3.0; nothing is dropped.
+//   - The body is stored as received, with CRLF line ends (bare LF is made
+//     CRLF), after a Return-Path and a Received header field.
+//   - Never an open relay: a recipient outside the local domains is refused
+//     on MX (554 5.7.1) whoever the client is, loopback included. Mail to
+//     remote addresses (submission, or aliases that forward) waits for the
+//     outbound queue and is refused with 451 4.4.0 until then.
+//   - Plaintext credentials (AUTH PLAIN, LOGIN) only over TLS or from
+//     loopback (auth.PlaintextAllowed).
+//   - Shutdown tells idle sessions 421 4.3.2; a message being received is
+//     finished and answered first.
+//
+// go-smtp runs the protocol; this package supplies the session (session.go,
+// mail.go, rcpt.go, data.go), wraps each connection for what go-smtp has no
+// hook for (conn.go), and writes the trace header fields (received.go).
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/jodmai/jodmai/internal/auth"
+	"github.com/jodmai/jodmai/internal/deliver"
+)
+
+// Mode is the role of a Server.
+type Mode int
+
+const (
+	// ModeMX accepts mail for local recipients from anyone, without AUTH.
+	ModeMX Mode = iota
+	// ModeSubmission requires AUTH before MAIL and checks the sender.
+	ModeSubmission
+)
+
+func (m Mode) String() string {
+	if m == ModeSubmission {
+		return "submission"
+	}
+	return "mx"
+}
+
+// Defaults for the zero values of Server's fields.
+const (
+	DefaultMaxMessageSize = 50 << 20
+	DefaultMaxRecipients  = 1000
+	// DefaultMaxLineLength bounds command lines and, since go-smtp applies
+	// one limit to both, the text lines of a DATA body (BDAT chunks are not
+	// limited). RFC 5321 §4.5.3.1 asks for at least 512 and 1000; real mail
+	// has longer lines, so be liberal.
+	DefaultMaxLineLength = 8192
+	// DefaultTimeout is RFC 5321 §4.5.3.2's 5 minutes.
+	DefaultTimeout      = 5 * time.Minute
+	DefaultWriteTimeout = time.Minute
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("smtpd: server closed")
+
+// maxBadRecipients is how many refused recipients an unauthenticated
+// connection may try before it is closed (dictionary attacks; Postfix's
+// smtpd_hard_error_limit is 20 too).
+const maxBadRecipients = 20
+
+// forceGrace is how long Shutdown waits for sessions to end after it cut
+// their connections because its context ended.
+const forceGrace = 2 * time.Second
+
+// Server is an SMTP server. Exported fields are its configuration; do not
+// change them after Serve.
+type Server struct {
+	// Hostname is the server's name in the greeting and Received fields.
+	Hostname string
+	Mode     Mode
+	// Deliverer resolves recipients and files messages. Required.
+	Deliverer *deliver.Deliverer
+	// Auth checks logins. Required for ModeSubmission.
+	Auth *auth.Authenticator
+	// TLSConfig enables STARTTLS; nil: not offered. Ignored with
+	// ImplicitTLS.
+	TLSConfig *tls.Config
+	// ImplicitTLS: the listener yields *tls.Conn (submissions, port 465).
+	ImplicitTLS bool
+	// MaxMessageSize is announced as SIZE; 0: DefaultMaxMessageSize.
+	MaxMessageSize int64
+	// MaxRecipients per transaction; 0: DefaultMaxRecipients.
+	MaxRecipients int
+	// MaxLineLength, CRLF included; 0: DefaultMaxLineLength.
+	MaxLineLength int
+	// Timeout is the idle limit waiting for a command and for each read of
+	// a message body (RFC 5321 §4.5.3.2); 0: DefaultTimeout.
+	Timeout time.Duration
+	// WriteTimeout bounds each reply; 0: DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// Log receives the server's logs; each connection adds cid and
+	// remote. The caller adds the protocol name. Nil discards.
+	Log *slog.Logger
+
+	initOnce sync.Once
+	initErr  error
+	gs       *smtp.Server
+	log      *slog.Logger
+	// ctx is the context of the server's work (logins, lookups,
+	// deliveries); cancelled when Shutdown gives up waiting.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup // one per open conn and per running Data
+}
+
+func (s *Server) init() error {
+	s.initOnce.Do(func() {
+		s.log = s.Log
+		if s.log == nil {
+			s.log = slog.New(slog.DiscardHandler)
+		}
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.listeners = map[net.Listener]struct{}{}
+		s.conns = map[*conn]struct{}{}
+		switch {
+		case s.Deliverer == nil:
+			s.initErr = errors.New("smtpd: no Deliverer")
+			return
+		case s.Mode == ModeSubmission && s.Auth == nil:
+			s.initErr = errors.New("smtpd: submission needs an Authenticator")
+			return
+		}
+		gs := smtp.NewServer(smtp.BackendFunc(s.newSession))
+		gs.Domain = s.hostname()
+		// go-smtp refuses a DATA body of exactly this many bytes (its
+		// reader errs once the budget is spent, before it sees the end
+		// marker): the limit is effectively one byte lower for DATA.
+		gs.MaxMessageBytes = s.maxMessageSize()
+		gs.MaxRecipients = s.maxRecipients()
+		gs.MaxLineLength = s.maxLineLength()
+		gs.ReadTimeout = s.timeout()
+		gs.WriteTimeout = s.writeTimeout()
+		// go-smtp would only offer AUTH over TLS (and answer 523 without
+		// it). The session decides instead, with auth.PlaintextAllowed,
+		// so loopback clients can log in without TLS (AuthMechanisms,
+		// Auth).
+		gs.AllowInsecureAuth = true
+		gs.EnableSMTPUTF8 = true
+		gs.ErrorLog = errorLog{s.log}
+		if !s.ImplicitTLS {
+			// With ImplicitTLS go-smtp sees our wrapper, not a *tls.Conn,
+			// and would offer STARTTLS on a TLS session.
+			gs.TLSConfig = s.TLSConfig
+		}
+		s.gs = gs
+	})
+	return s.initErr
+}
+
+func (s *Server) hostname() string {
+	if s.Hostname != "" {
+		return s.Hostname
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}
+
+func (s *Server) maxMessageSize() int64 {
+	if s.MaxMessageSize > 0 {
+		return s.MaxMessageSize
+	}
+	return DefaultMaxMessageSize
+}
+
+func (s *Server) maxRecipients() int {
+	if s.MaxRecipients > 0 {
+		return s.MaxRecipients
+	}
+	return DefaultMaxRecipients
+}
+
+func (s *Server) maxLineLength() int {
+	if s.MaxLineLength > 0 {
+		return s.MaxLineLength
+	}
+	return DefaultMaxLineLength
+}
+
+func (s *Server) timeout() time.Duration {
+	if s.Timeout > 0 {
+		return s.Timeout
+	}
+	return DefaultTimeout
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.WriteTimeout > 0 {
+		return s.WriteTimeout
+	}
+	return DefaultWriteTimeout
+}
+
+// Serve accepts connections on l until Shutdown, then returns
+// ErrServerClosed; otherwise it returns l's Accept error. Serve may be
+// called for several listeners.
+func (s *Server) Serve(l net.Listener) error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	s.log.Debug("serving", "mode", s.Mode.String(), "addr", l.Addr().String(), "implicit_tls", s.ImplicitTLS)
+
+	err := s.gs.Serve(&listener{Listener: l, srv: s})
+
+	s.mu.Lock()
+	delete(s.listeners, l)
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Shutdown stops accepting, ends idle sessions with 421 4.3.2, lets a
+// message being received finish (its reply is sent, then the session
+// ends), and waits for every session to end. If ctx ends first, it cuts
+// the remaining connections, cancels logins and deliveries still running,
+// and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.kick()
+	}
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+	}
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Conn.Close()
+	}
+	n := len(s.conns)
+	s.mu.Unlock()
+	s.log.Warn("shutdown: cut connections still open", "count", n)
+	select {
+	case <-done:
+	case <-time.After(forceGrace):
+	}
+	return ctx.Err()
+}
+
+// track registers a new connection; false once shutting down.
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+// beginWork counts work on c (a running Data) for Shutdown to wait for;
+// false when c is already closed.
+func (s *Server) beginWork(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; !ok {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	_, ok := s.conns[c]
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if ok {
+		s.wg.Done()
+	}
+}
+
+// errorLog takes go-smtp's internal error reports: connection errors
+// (resets, failed handshakes) at debug level, panics as errors.
+type errorLog struct{ log *slog.Logger }
+
+func (e errorLog) Printf(format string, v ...any) { e.print(fmt.Sprintf(format, v...)) }
+func (e errorLog) Println(v ...any)               { e.print(strings.TrimSuffix(fmt.Sprintln(v...), "\n")) }
+
+func (e errorLog) print(msg string) {
+	if strings.HasPrefix(msg, "panic") {
+		e.log.Error("smtp: " + msg)
+		return
+	}
+	e.log.Debug("smtp: " + msg)
+}
