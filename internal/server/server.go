@@ -22,6 +22,7 @@ import (
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/listen"
 	"github.com/jodmai/jodmai/internal/pop3d"
 	"github.com/jodmai/jodmai/internal/smtpd"
@@ -188,21 +189,22 @@ func (s *Server) Start() error {
 			Log: s.log,
 		}
 	}
+	imapServer := func(implicit bool) service {
+		return &imapd.Server{
+			Hostname: cfg.Hostname, Store: s.Store, Users: s.Users, Auth: s.Auth, TLSConfig: tlsConf, ImplicitTLS: implicit,
+			Timeout: lim.IMAPTimeout, PreauthTimeout: lim.IMAPPreauthTimeout, WriteTimeout: lim.WriteTimeout,
+			MaxLineLength: lim.MaxLineLength, AppendLimit: int64(lim.MaxMessageSize),
+			Log: s.log,
+		}
+	}
 	specs := []spec{
 		{"smtp", cfg.Listen.SMTP, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeMX, "smtp")},
 		{"submission", cfg.Listen.Submission, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submission")},
 		{"submissions", cfg.Listen.Submissions, true, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submissions")},
 		{"pop3", cfg.Listen.POP3, false, listen.POP3Refusal(), pop3Server},
 		{"pop3s", cfg.Listen.POP3S, true, listen.POP3Refusal(), pop3Server},
-	}
-	for _, key := range []string{"imap", "imaps"} {
-		addr := cfg.Listen.IMAP
-		if key == "imaps" {
-			addr = cfg.Listen.IMAPS
-		}
-		if addr != "" {
-			s.log.Warn("IMAP is not implemented yet; not listening", "listener", key, "addr", addr)
-		}
+		{"imap", cfg.Listen.IMAP, false, listen.IMAPRefusal(), imapServer},
+		{"imaps", cfg.Listen.IMAPS, true, listen.IMAPRefusal(), imapServer},
 	}
 	for _, sp := range specs {
 		if sp.addr == "" {
@@ -237,11 +239,11 @@ func (s *Server) Start() error {
 }
 
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, smtpd.ErrServerClosed) || errors.Is(err, pop3d.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, smtpd.ErrServerClosed) || errors.Is(err, pop3d.ErrServerClosed) || errors.Is(err, imapd.ErrServerClosed)
 }
 
 // Addrs returns the address of each open listener by config key ("smtp",
-// "submission", "submissions", "pop3", "pop3s").
+// "submission", "submissions", "pop3", "pop3s", "imap", "imaps").
 func (s *Server) Addrs() map[string]net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()

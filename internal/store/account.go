@@ -128,17 +128,18 @@ func (a *Account) Mailbox(ctx context.Context, name string) (Mailbox, error) {
 	return m, nil
 }
 
-const messageCols = `id, mailbox_id, uid, modseq, blob, size, internal_date, internal_tz, flags, keywords, email_id`
+const messageCols = `id, mailbox_id, uid, modseq, blob, size, internal_date, internal_tz, save_date, flags, keywords, email_id, thread_id`
 
 func scanMessage(sc interface{ Scan(...any) error }) (Message, error) {
 	var m Message
-	var date int64
+	var date, saved int64
 	var tz int
 	var kw string
-	if err := sc.Scan(&m.ID, &m.MailboxID, &m.UID, &m.ModSeq, &m.Blob, &m.Size, &date, &tz, &m.Flags, &kw, &m.EmailID); err != nil {
+	if err := sc.Scan(&m.ID, &m.MailboxID, &m.UID, &m.ModSeq, &m.Blob, &m.Size, &date, &tz, &saved, &m.Flags, &kw, &m.EmailID, &m.ThreadID); err != nil {
 		return Message{}, err
 	}
 	m.InternalDate = time.Unix(date, 0).In(time.FixedZone("", tz))
+	m.SaveDate = time.Unix(saved, 0)
 	if kw != "" {
 		m.Keywords = strings.Split(kw, " ")
 	}
@@ -446,16 +447,18 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 					return fmt.Errorf("allocate uid: %w", err)
 				}
 				_, tz := nm.date.Zone()
+				now := time.Now().Unix()
 				kw := strings.Join(nm.keywords, " ")
 				res, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, modseq, blob, size, internal_date, internal_tz, save_date, flags, keywords, email_id, meta)
 					VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-					mb.id, uid, modseq, nm.blob, nm.size, nm.date.Unix(), tz, time.Now().Unix(), nm.flags, kw, nm.emailID, nm.meta)
+					mb.id, uid, modseq, nm.blob, nm.size, nm.date.Unix(), tz, now, nm.flags, kw, nm.emailID, nm.meta)
 				if err != nil {
 					return fmt.Errorf("insert message: %w", err)
 				}
 				id, _ := res.LastInsertId()
 				r.res = append(r.res, Message{ID: id, MailboxID: mb.id, UID: uid, ModSeq: modseq, Blob: nm.blob, Size: nm.size,
-					InternalDate: time.Unix(nm.date.Unix(), 0).In(time.FixedZone("", tz)), Flags: nm.flags, Keywords: nm.keywords, EmailID: nm.emailID})
+					InternalDate: time.Unix(nm.date.Unix(), 0).In(time.FixedZone("", tz)), SaveDate: time.Unix(now, 0),
+					Flags: nm.flags, Keywords: nm.keywords, EmailID: nm.emailID})
 			}
 		}
 		return nil

@@ -83,6 +83,8 @@ type Message struct {
 	Flags        Flags
 	Keywords     []string
 	EmailID      string // RFC 8474 EMAILID, shared by copies
+	ThreadID     string // RFC 8474 THREADID ("" until threading assigns one)
+	SaveDate     time.Time
 }
 
 // UIDL is the POP3 unique id of a message in a mailbox with the given

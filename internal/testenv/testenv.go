@@ -82,7 +82,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 	}
 	cfg.Hostname = Hostname
 	cfg.Data = dir
-	cfg.Listen = config.Listen{SMTP: "127.0.0.1:0", Submission: "127.0.0.1:0", Submissions: "127.0.0.1:0", POP3: "127.0.0.1:0", POP3S: "127.0.0.1:0"}
+	cfg.Listen = config.Listen{SMTP: "127.0.0.1:0", Submission: "127.0.0.1:0", Submissions: "127.0.0.1:0", POP3: "127.0.0.1:0", POP3S: "127.0.0.1:0", IMAP: "127.0.0.1:0", IMAPS: "127.0.0.1:0"}
 	if opts.Configure != nil {
 		opts.Configure(cfg)
 	}
@@ -137,7 +137,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // Addr returns "host:port" of a listener: "smtp", "submission",
-// "submissions", "pop3", "pop3s".
+// "submissions", "pop3", "pop3s", "imap", "imaps".
 func (e *Env) Addr(key string) string {
 	a := e.Server.Addrs()[key]
 	if a == nil {

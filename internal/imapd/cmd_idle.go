@@ -1,0 +1,58 @@
+package imapd
+
+import (
+	"time"
+)
+
+// cmdIdle is RFC 2177 / RFC 9051 §6.3.13 IDLE: updates are sent as they
+// happen until the client sends DONE on a line of its own.
+func cmdIdle(s *session, tag, name string, uid bool) error {
+	if err := s.dec.ExpectCRLF(); err != nil {
+		return err
+	}
+	s.enc.Atom("+ idling").CRLF()
+	if s.sel != nil {
+		if err := s.sync(true); err != nil {
+			return s.serverBug(err)
+		}
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	// The reader goroutine owns the decoder until it reports; this
+	// goroutine only writes.
+	done := make(chan error, 1)
+	s.conn.SetReadDeadline(time.Now().Add(s.srv.Timeout))
+	go func() { done <- s.dec.ReadIdleDone() }()
+	var sub <-chan struct{}
+	if s.sub != nil {
+		sub = s.sub.C
+	}
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return err
+			}
+			return nil
+		case <-sub:
+			if s.sel != nil {
+				if err := s.sync(true); err != nil {
+					s.log.Warn("sync during idle", "err", err)
+				}
+			}
+			if err := s.flush(); err != nil {
+				s.conn.Close()
+				<-done
+				return err
+			}
+		case <-s.srv.done:
+			s.enc.Atom("* BYE server shutting down").CRLF()
+			s.flush()
+			s.state = stateLogout
+			s.conn.Close()
+			<-done
+			return errAlreadyAnswered
+		}
+	}
+}

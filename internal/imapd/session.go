@@ -1,0 +1,407 @@
+package imapd
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/userdb"
+)
+
+// state is a connection state of RFC 9051 §3, as a bit so a command can
+// allow several.
+type state uint8
+
+const (
+	stateNotAuth state = 1 << iota
+	stateAuth
+	stateSelected
+	stateLogout
+
+	stateAny       = stateNotAuth | stateAuth | stateSelected
+	stateAuthOrSel = stateAuth | stateSelected
+)
+
+// handler runs one command. The decoder is positioned after the command
+// name (and after "UID " for UID forms, with uid set); the handler parses
+// its arguments through the final CRLF, then acts. It returns nil for a
+// plain "OK <name> completed", a *status for any other tagged reply, a
+// decoder protocol error (answered BAD), or another error, which ends the
+// session (I/O). Store failures are returned as s.serverBug(err).
+type handler func(s *session, tag, name string, uid bool) error
+
+// command is a command table entry.
+type command struct {
+	fn     handler
+	states state
+	// uid: allowed after "UID".
+	uid bool
+	// seqResponse: a non-UID form may not be followed by EXPUNGE
+	// responses (RFC 9051 §7.5.1: FETCH, STORE, SEARCH).
+	seqResponse bool
+}
+
+// status is a tagged (or BYE) reply other than a plain OK.
+type status struct {
+	kind string // "OK", "NO", "BAD"
+	code string // response code without brackets, may be ""
+	text string
+}
+
+func (st *status) Error() string { return st.kind + " " + st.code + " " + st.text }
+
+func statusf(kind, code, format string, a ...any) *status {
+	return &status{kind: kind, code: code, text: fmt.Sprintf(format, a...)}
+}
+
+// no returns a tagged NO.
+func no(code, format string, a ...any) *status { return statusf("NO", code, format, a...) }
+
+// bad returns a tagged BAD.
+func bad(code, format string, a ...any) *status { return statusf("BAD", code, format, a...) }
+
+// okCode returns a tagged OK with a response code.
+func okCode(code, format string, a ...any) *status { return statusf("OK", code, format, a...) }
+
+// session is one IMAP connection.
+type session struct {
+	srv  *Server
+	conn net.Conn
+	log  *slog.Logger
+	cid  string
+
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	dec *Decoder
+	enc *Encoder
+	// rawR and rawW are what br and bw sit on: the connection (through the
+	// write-deadline wrapper), later TLS and/or COMPRESS streams.
+	rawR io.Reader
+	rawW io.Writer
+
+	isTLS      bool
+	compressed bool
+	state      state
+	user       userdb.Account
+	acct       *store.Account
+	sub        *store.Subscription
+	sel        *selected
+
+	// Extensions the client turned on with ENABLE (RFC 5161) or by use.
+	rev2, condstore, qresync, utf8 bool
+
+	// searchRes is the SEARCHRES saved result ($), as UIDs (RFC 5182).
+	searchRes []uint32
+
+	authFailures int
+	badCommands  int
+
+	waiting atomic.Bool // blocked reading the next command
+	pokeMu  sync.Mutex
+	poke    chan struct{} // Shutdown wakes IDLE through it
+}
+
+// maxAuthFailures closes a session after this many failed logins.
+const maxAuthFailures = 3
+
+// maxBadCommands closes a session after this many BAD replies.
+const maxBadCommands = 50
+
+func newSession(srv *Server, c net.Conn) *session {
+	s := &session{srv: srv, conn: c, cid: newCID(), state: stateNotAuth, poke: make(chan struct{}, 1)}
+	_, s.isTLS = c.(*tls.Conn)
+	s.log = srv.Log.With("cid", s.cid, "proto", "imap", "remote", c.RemoteAddr().String())
+	s.rawR = c
+	s.rawW = &deadlineWriter{c: c, timeout: srv.WriteTimeout}
+	s.br = bufio.NewReaderSize(s.rawR, 4096)
+	s.bw = bufio.NewWriterSize(s.rawW, 4096)
+	s.dec = NewDecoder(s.br, s.continuation, DecoderOptions{MaxLineLength: srv.MaxLineLength, LiteralPlus: true})
+	s.enc = NewEncoder(s.bw)
+	return s
+}
+
+// deadlineWriter refreshes the write deadline on every write, so a client
+// that stops reading cannot hold a session longer than the timeout.
+type deadlineWriter struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.c.Write(p)
+}
+
+// continuation answers a synchronizing literal.
+func (s *session) continuation() error {
+	s.bw.WriteString("+ Ready for literal data\r\n")
+	return s.bw.Flush()
+}
+
+// wake makes a session that waits for a command notice Shutdown.
+func (s *session) wake() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
+	if s.waiting.Load() {
+		s.conn.SetReadDeadline(time.Now())
+	}
+}
+
+func (s *session) timeout() time.Duration {
+	if s.state == stateNotAuth {
+		return s.srv.PreauthTimeout
+	}
+	return s.srv.Timeout
+}
+
+func (s *session) serve() {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in imap session", "panic", r, "stack", string(debug.Stack()))
+			s.bw.WriteString("* BYE internal server error\r\n")
+			s.bw.Flush()
+		}
+		if s.sub != nil {
+			s.sub.Close()
+		}
+		s.conn.Close()
+	}()
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		tc.SetDeadline(time.Now().Add(s.srv.PreauthTimeout))
+		if err := tc.Handshake(); err != nil {
+			s.log.Debug("tls handshake failed", "err", err)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+	}
+	s.enc.Atom("* OK [CAPABILITY ").Atom(s.capabilities()).Atom("] " + s.srv.Hostname + " jodmai IMAP4rev2 ready").CRLF()
+	s.log.Debug("imap connect", "tls", s.isTLS)
+	for s.state != stateLogout {
+		if s.dec.Buffered() == 0 {
+			if err := s.flush(); err != nil {
+				return
+			}
+		}
+		if !s.readCommand() {
+			return
+		}
+	}
+	s.flush()
+}
+
+func (s *session) flush() error {
+	if err := s.enc.Flush(); err != nil {
+		s.log.Debug("write failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+// readCommand reads and runs one command; false ends the session.
+func (s *session) readCommand() bool {
+	s.waiting.Store(true)
+	if s.srv.shuttingDown() {
+		s.waiting.Store(false)
+		s.bye("server shutting down")
+		return false
+	}
+	s.conn.SetReadDeadline(time.Now().Add(s.timeout()))
+	tag, err := s.dec.ReadTag()
+	s.waiting.Store(false)
+	if err != nil {
+		if IsProtocolError(err) {
+			return s.untaggedBad(err)
+		}
+		s.endOnReadError(err)
+		return false
+	}
+	// Commands may take long (FETCH of a large mailbox); the read deadline
+	// guards only the wait for input.
+	s.conn.SetReadDeadline(time.Now().Add(s.timeout()))
+	if err := s.dec.SP(); err != nil {
+		return s.afterError(tag, "", err)
+	}
+	name, err := s.dec.ReadCommand()
+	if err != nil {
+		return s.afterError(tag, "", err)
+	}
+	uid := false
+	if name == "UID" {
+		uid = true
+		if err := s.dec.SP(); err != nil {
+			return s.afterError(tag, name, err)
+		}
+		if name, err = s.dec.ReadCommand(); err != nil {
+			return s.afterError(tag, "UID", err)
+		}
+	}
+	cmd, ok := s.srv.cmds[name]
+	if !ok || (uid && !cmd.uid) {
+		return s.afterError(tag, name, bad("", "unknown command"))
+	}
+	if cmd.states&s.state == 0 {
+		return s.afterError(tag, name, bad("", "%s not allowed %s", name, s.stateText()))
+	}
+	err = cmd.fn(s, tag, name, uid)
+	if s.state == stateSelected && s.sel != nil && name != "IDLE" {
+		if serr := s.sync(!cmd.seqResponse || uid); serr != nil {
+			s.log.Warn("sync selected mailbox", "err", serr)
+		}
+	}
+	return s.afterError(tag, name, err)
+}
+
+func (s *session) stateText() string {
+	switch s.state {
+	case stateNotAuth:
+		return "before login"
+	case stateAuth:
+		return "without a selected mailbox"
+	default:
+		return "in this state"
+	}
+}
+
+// afterError writes the tagged reply for a command's outcome and resyncs
+// the decoder after a protocol error. It returns false to end the session.
+func (s *session) afterError(tag, name string, err error) bool {
+	var st *status
+	switch {
+	case errors.Is(err, errAlreadyAnswered):
+		return true
+	case err == nil:
+		if name == "" {
+			name = "command"
+		}
+		s.tagged(tag, &status{kind: "OK", text: name + " completed"})
+		return true
+	case errors.As(err, &st):
+		if st.kind == "BAD" {
+			s.badCommands++
+		}
+		// A handler may refuse before consuming the whole line (unknown
+		// command, wrong state).
+		if serr := s.dec.SkipLine(); serr != nil {
+			s.tagged(tag, st)
+			s.bye("too much invalid input")
+			return false
+		}
+		s.tagged(tag, st)
+	case IsProtocolError(err):
+		s.badCommands++
+		var tb *LiteralTooBigError
+		code := ""
+		if errors.As(err, &tb) {
+			code = "TOOBIG"
+		}
+		s.tagged(tag, &status{kind: "BAD", code: code, text: err.Error()})
+		if serr := s.dec.SkipLine(); serr != nil {
+			s.bye("too much invalid input")
+			return false
+		}
+	default:
+		s.endOnReadError(err)
+		return false
+	}
+	if s.badCommands >= maxBadCommands {
+		s.bye("too many invalid commands")
+		return false
+	}
+	return true
+}
+
+// untaggedBad answers a line whose tag did not parse.
+func (s *session) untaggedBad(err error) bool {
+	s.badCommands++
+	s.enc.Atom("* BAD ").Text(err.Error()).CRLF()
+	if serr := s.dec.SkipLine(); serr != nil || s.badCommands >= maxBadCommands {
+		s.bye("too much invalid input")
+		return false
+	}
+	return true
+}
+
+func (s *session) endOnReadError(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		s.log.Debug("client closed connection")
+	case errors.As(err, &ne) && ne.Timeout():
+		if s.srv.shuttingDown() {
+			s.bye("server shutting down")
+		} else {
+			s.bye("autologout; idle for too long")
+			s.log.Info("imap autologout", "account", s.user.Address)
+		}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.bye("autologout")
+	default:
+		s.log.Debug("session ended", "err", err)
+	}
+}
+
+// tagged writes "tag KIND [CODE] text".
+func (s *session) tagged(tag string, st *status) {
+	s.enc.Atom(tag).SP().Atom(st.kind).SP()
+	if st.code != "" {
+		s.enc.Byte('[').Atom(st.code).Atom("] ")
+	}
+	s.enc.Text(st.text).CRLF()
+}
+
+// bye writes "* BYE text" and flushes.
+func (s *session) bye(text string) {
+	s.enc.Atom("* BYE ").Text(text).CRLF()
+	s.flush()
+	s.state = stateLogout
+}
+
+// serverBug logs an internal failure and returns the NO the client sees,
+// without the details.
+func (s *session) serverBug(err error) error {
+	s.log.Error("imap command failed", "account", s.user.Address, "err", err)
+	return no("SERVERBUG", "internal server error; try again later")
+}
+
+// ctx is the context for store calls of this session.
+func (s *session) ctx() context.Context { return context.Background() }
+
+// capabilities lists what the server offers in the current state.
+func (s *session) capabilities() string {
+	var b strings.Builder
+	b.WriteString("IMAP4rev1 IMAP4rev2")
+	if s.state == stateNotAuth {
+		if s.srv.TLSConfig != nil && !s.isTLS {
+			b.WriteString(" STARTTLS")
+		}
+		if s.plaintextAllowed() {
+			b.WriteString(" AUTH=PLAIN AUTH=LOGIN")
+		} else {
+			b.WriteString(" LOGINDISABLED")
+		}
+	}
+	b.WriteString(" SASL-IR LITERAL+ ID ENABLE IDLE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE" +
+		" LIST-EXTENDED LIST-STATUS STATUS=SIZE UIDPLUS MOVE ESEARCH SEARCHRES CONDSTORE QRESYNC SORT" +
+		" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE MULTIAPPEND BINARY OBJECTID" +
+		" PREVIEW SAVEDATE UTF8=ACCEPT APPENDLIMIT=")
+	b.WriteString(strconv.FormatInt(s.srv.AppendLimit, 10))
+	if !s.compressed {
+		b.WriteString(" COMPRESS=DEFLATE")
+	}
+	return b.String()
+}
