@@ -56,6 +56,13 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
+// smtpMinLineLength is the least line length SMTP accepts. go-smtp applies
+// one limit to command lines and to the lines of a message body, and real
+// mail carries body lines far beyond RFC 5321's 1000 (unwrapped HTML), which
+// Postfix accepts; refusing them would bounce legitimate mail. A line costs
+// memory only as long as it is, so the bound stays per connection.
+const smtpMinLineLength = 1 << 20
+
 // service is one protocol server on one listener.
 type service interface {
 	Serve(net.Listener) error
@@ -176,7 +183,7 @@ func (s *Server) Start() error {
 			return &smtpd.Server{
 				Hostname: cfg.Hostname, Mode: mode, Deliverer: s.deliver, Auth: s.Auth,
 				TLSConfig: tlsConf, ImplicitTLS: implicit,
-				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: lim.MaxLineLength,
+				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
 				Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
 				Log: s.log.With("proto", name),
 			}

@@ -67,7 +67,8 @@ type conn struct {
 	// between the STARTTLS go-ahead and the next session: the TLS
 	// handshake may still be running, and the *tls.Conn is unknown.
 	top net.Conn
-	// readErr is the first error a read returned (EOF included).
+	// readErr is the first error other than a timeout that a read
+	// returned (EOF included).
 	readErr error
 	// pushback holds bytes a liveness probe read; the next Read returns
 	// them first.
@@ -140,7 +141,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 
 	c.mu.Lock()
-	if err != nil && c.readErr == nil {
+	if err != nil && c.readErr == nil && !isTimeout(err) {
 		c.readErr = err
 	}
 	if err != nil && isTimeout(err) && c.kicked && c.interruptible() {
@@ -177,7 +178,8 @@ func (c *conn) byeLocked() error {
 		c.mu.Unlock()
 		return io.EOF
 	}
-	c.saidBye = true
+	// hungUp also tells clientGone: a BDAT chunk being read ends here.
+	c.saidBye, c.hungUp = true, true
 	w := c.Conn
 	if c.top != net.Conn(c) {
 		w = c.top // the *tls.Conn of STARTTLS

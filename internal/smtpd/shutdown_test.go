@@ -143,10 +143,10 @@ func TestShutdownDeadline(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	env := newEnv(t)
-	h := newHarness(t, env, smtpd.ModeMX, func(s *smtpd.Server) { s.Timeout = 300 * time.Millisecond })
+	h := newHarness(t, env, smtpd.ModeMX, func(s *smtpd.Server) { s.Timeout = time.Second })
 	c := dial(t, h.addr)
 	c.ehlo()
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	c.cmd("NOOP", 250, "") // activity resets the timer
 	c.expect(421, "4.4.2")
 	c.expectClosed()
@@ -160,8 +160,8 @@ func TestIdleTimeout(t *testing.T) {
 	c.cmd("RCPT TO:<alice@example.org>", 250, "")
 	c.cmd("DATA", 354, "")
 	c.write("Subject: slow\r\n\r\n")
-	for i := 0; i < 8; i++ {
-		time.Sleep(100 * time.Millisecond)
+	for i := 0; i < 8; i++ { // 1.6s in all, more than the timeout
+		time.Sleep(200 * time.Millisecond)
 		c.write("a line\r\n")
 	}
 	c.write(".\r\n")
