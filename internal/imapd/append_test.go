@@ -125,7 +125,7 @@ func TestAppendRefusedBeforeContinuation(t *testing.T) {
 	}
 }
 
-func TestMultiAppend(t *testing.T) {
+func TestAppendMulti(t *testing.T) {
 	env, addr := mboxUser(t, func(o *testenv.Options) {
 		o.Configure = func(cfg *config.Config) { cfg.Limits.MaxMessageSize = 1000 }
 	})
@@ -253,10 +253,10 @@ func TestAppendToSelected(t *testing.T) {
 	other.ok("SELECT INBOX")
 	body := mboxMsg(1)
 	u, tagged := c.cmd(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(body), body))
-	if !strings.HasPrefix(tagged, "OK [APPENDUID ") || !containsLine(u, "* 1 EXISTS") {
+	if !strings.HasPrefix(tagged, "OK [APPENDUID ") || !mboxHas(u, "* 1 EXISTS") {
 		t.Errorf("APPEND to selected: %q %q", u, tagged)
 	}
-	if u := other.ok("NOOP"); !containsLine(u, "* 1 EXISTS") {
+	if u := other.ok("NOOP"); !mboxHas(u, "* 1 EXISTS") {
 		t.Errorf("other session: %q", u)
 	}
 }

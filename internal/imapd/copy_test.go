@@ -8,7 +8,7 @@ import (
 	"github.com/jodmai/jodmai/internal/store"
 )
 
-func TestCopy(t *testing.T) {
+func TestCopyCOPYUID(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
 	for i := 1; i <= 5; i++ {
@@ -58,7 +58,7 @@ func TestCopy(t *testing.T) {
 	if m := arch[3]; m.Flags != store.FlagFlagged || len(m.Keywords) != 1 || m.Keywords[0] != "$Label" {
 		t.Errorf("copied flags %v %q", m.Flags, m.Keywords)
 	}
-	if u := watcher.ok("NOOP"); !containsLine(u, "* 5 EXISTS") {
+	if u := watcher.ok("NOOP"); !mboxHas(u, "* 5 EXISTS") {
 		t.Errorf("session on the target: %q", u)
 	}
 	// The source is unchanged.
@@ -89,7 +89,7 @@ func TestCopyQuota(t *testing.T) {
 	c.expect("MOVE 1:2 Junk", "OK")
 }
 
-func TestMove(t *testing.T) {
+func TestMoveCOPYUIDAndExpunges(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
 	for i := 1; i <= 6; i++ {
@@ -119,10 +119,10 @@ func TestMove(t *testing.T) {
 	// valid when sent), VANISHED with QRESYNC, EXISTS on the target.
 	mboxSame(t, "source session", source.ok("NOOP"), []string{"* 6 EXPUNGE", "* 4 EXPUNGE", "* 3 EXPUNGE", "* 2 EXPUNGE"})
 	mboxSame(t, "QRESYNC session", qr.ok("NOOP"), []string{"* VANISHED 2:4,6"})
-	if u := target.ok("NOOP"); !containsLine(u, "* 4 EXISTS") {
+	if u := target.ok("NOOP"); !mboxHas(u, "* 4 EXISTS") {
 		t.Errorf("target session: %q", u)
 	}
-	if got := mboxUIDs(t, env, addr, "INBOX"); !slicesEqual(got, []uint32{1, 5}) {
+	if got := mboxUIDs(t, env, addr, "INBOX"); !mboxUIDsEqual(got, []uint32{1, 5}) {
 		t.Errorf("INBOX UIDs %v", got)
 	}
 	trash := env.Mailbox(t, addr, "Trash")
@@ -141,7 +141,7 @@ func TestMove(t *testing.T) {
 	c.ok("EXAMINE INBOX")
 	c.expect("MOVE 1 Trash", "NO [READ-ONLY]")
 	c.expect("UID MOVE 1 Trash", "NO [READ-ONLY]")
-	if got := mboxUIDs(t, env, addr, "INBOX"); !slicesEqual(got, []uint32{1}) {
+	if got := mboxUIDs(t, env, addr, "INBOX"); !mboxUIDsEqual(got, []uint32{1}) {
 		t.Errorf("INBOX UIDs %v after refused MOVEs", got)
 	}
 }

@@ -12,7 +12,7 @@ func mboxSetup(t *testing.T, c *mboxConn, mailboxes, subscribed []string) {
 		c.ok("CREATE " + m)
 	}
 	for _, l := range c.ok(`LIST "" *`) {
-		c.ok("UNSUBSCRIBE " + l[indexAfterDelim(l):])
+		c.ok("UNSUBSCRIBE " + l[mboxNameAfterDelim(l):])
 	}
 	for _, m := range subscribed {
 		c.ok("SUBSCRIBE " + m)
@@ -20,7 +20,7 @@ func mboxSetup(t *testing.T, c *mboxConn, mailboxes, subscribed []string) {
 }
 
 // indexAfterDelim finds the mailbox name after `) "/" ` in a LIST line.
-func indexAfterDelim(s string) int {
+func mboxNameAfterDelim(s string) int {
 	const sep = `) "/" `
 	for i := 0; i+len(sep) <= len(s); i++ {
 		if s[i:i+len(sep)] == sep {
@@ -229,7 +229,7 @@ func TestMboxListStatus(t *testing.T) {
 	c.ok("SELECT foo")
 	mboxSame(t, "selected", c.ok(`LIST "" foo* RETURN (CHILDREN STATUS (UIDNEXT MESSAGES SIZE))`), []string{
 		`* LIST (\HasChildren) "/" foo`,
-		`* STATUS foo (UIDNEXT 2 MESSAGES 1 SIZE ` + itoa(len(mboxMsg(3))) + `)`,
+		`* STATUS foo (UIDNEXT 2 MESSAGES 1 SIZE ` + mboxItoa(len(mboxMsg(3))) + `)`,
 		`* LIST (\HasNoChildren) "/" foo/sub`,
 		`* STATUS foo/sub (UIDNEXT 1 MESSAGES 0 SIZE 0)`,
 	})

@@ -181,12 +181,12 @@ func TestMboxRename(t *testing.T) {
 	if got := mboxStatusItems(t, c, "new/place/b/c", "UIDVALIDITY UIDNEXT MESSAGES"); got != vc {
 		t.Errorf("renamed child status %q, was %q", got, vc)
 	}
-	if got := mboxUIDs(t, env, addr, "new/place/b"); !slicesEqual(got, uidsB) {
+	if got := mboxUIDs(t, env, addr, "new/place/b"); !mboxUIDsEqual(got, uidsB) {
 		t.Errorf("UIDs %v, were %v", got, uidsB)
 	}
 	c2.ok("NOOP")
 	c.appendMsg("new/place/b", "", mboxMsg(4))
-	if u := c2.ok("NOOP"); !containsLine(u, "* 4 EXISTS") {
+	if u := c2.ok("NOOP"); !mboxHas(u, "* 4 EXISTS") {
 		t.Errorf("selected renamed mailbox: NOOP gave %q", u)
 	}
 
@@ -202,7 +202,7 @@ func TestMboxRename(t *testing.T) {
 	if got := mboxStatusItems(t, c, "INBOX", "MESSAGES"); got != "MESSAGES 0" {
 		t.Errorf("INBOX after RENAME: %s", got)
 	}
-	if got := mboxUIDs(t, env, addr, "INBOX/old"); !slicesEqual(got, inboxUIDs) {
+	if got := mboxUIDs(t, env, addr, "INBOX/old"); !mboxUIDsEqual(got, inboxUIDs) {
 		t.Errorf("INBOX/old UIDs %v, want %v", got, inboxUIDs)
 	}
 	mboxSame(t, "INBOX hierarchy", c.ok(`LIST "" INBOX*`), []string{
@@ -219,7 +219,7 @@ func TestMboxRename(t *testing.T) {
 	}
 }
 
-func slicesEqual(a, b []uint32) bool {
+func mboxUIDsEqual(a, b []uint32) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -231,7 +231,7 @@ func slicesEqual(a, b []uint32) bool {
 	return true
 }
 
-func containsLine(lines []string, l string) bool {
+func mboxHas(lines []string, l string) bool {
 	for _, x := range lines {
 		if x == l {
 			return true
@@ -300,13 +300,13 @@ func TestMboxStatus(t *testing.T) {
 
 	u := c.ok("STATUS box (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE RECENT APPENDLIMIT DELETED-STORAGE)")
 	want := "* STATUS box (MESSAGES 3 UIDNEXT 4 UIDVALIDITY " + uv + " UNSEEN 1 DELETED 1 SIZE " +
-		itoa(len(m1)+len(m2)+len(m3)) + " RECENT 0 APPENDLIMIT 12345 DELETED-STORAGE " + itoa(len(m2)) + ")"
+		mboxItoa(len(m1)+len(m2)+len(m3)) + " RECENT 0 APPENDLIMIT 12345 DELETED-STORAGE " + mboxItoa(len(m2)) + ")"
 	mboxSame(t, "STATUS", u, []string{want})
 
 	// MAILBOXID is what SELECT says (RFC 8474).
 	id := mboxStatusItems(t, c, "box", "MAILBOXID")
 	sel := c.ok("SELECT box")
-	if !containsLine(sel, "* OK ["+id+"] mailbox id") {
+	if !mboxHas(sel, "* OK ["+id+"] mailbox id") {
 		t.Errorf("STATUS %s, SELECT said %q", id, sel)
 	}
 	if !regexp.MustCompile(`^MAILBOXID \([A-Za-z0-9_-]{1,255}\)$`).MatchString(id) {
@@ -330,7 +330,7 @@ func TestMboxStatus(t *testing.T) {
 	mboxSame(t, "STATUS INBOX", c.ok("STATUS inbox (MESSAGES)"), []string{"* STATUS INBOX (MESSAGES 0)"})
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
+func mboxItoa(n int) string { return strconv.Itoa(n) }
 
 // Mailbox names with non-ASCII characters: modified UTF-7 for IMAP4rev1
 // clients, UTF-8 after ENABLE UTF8=ACCEPT or IMAP4rev2 (RFC 9051 §5.1, RFC

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestQuota(t *testing.T) {
+func TestQuotaCommands(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
 	c.expect("SETQUOTA \"\" (STORAGE 100)", "NO [NOPERM]")
@@ -21,7 +21,7 @@ func TestQuota(t *testing.T) {
 	if err := env.Users.SetQuota(context.Background(), addr, 10<<20); err != nil {
 		t.Fatal(err)
 	}
-	used := itoa((3*len(m) + 1023) / 1024)
+	used := mboxItoa((3*len(m) + 1023) / 1024)
 	mboxSame(t, "GETQUOTAROOT", c.ok("GETQUOTAROOT Archive"), []string{
 		`* QUOTAROOT Archive ""`,
 		`* QUOTA "" (STORAGE ` + used + ` 10240)`,
@@ -33,7 +33,7 @@ func TestQuota(t *testing.T) {
 	c.expect("GETQUOTA", "BAD")
 	// RFC 9208 §4.2.2: what EXPUNGE would free.
 	mboxSame(t, "DELETED-STORAGE", c.ok("STATUS Archive (DELETED-STORAGE)"), []string{
-		"* STATUS Archive (DELETED-STORAGE " + itoa(3*len(m)) + ")",
+		"* STATUS Archive (DELETED-STORAGE " + mboxItoa(3*len(m)) + ")",
 	})
 	c.ok("SELECT Archive")
 	c.ok("EXPUNGE")

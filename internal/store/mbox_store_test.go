@@ -8,7 +8,7 @@ import (
 )
 
 // countBodies counts the body files of an account.
-func countBodies(t *testing.T, a *Account) int {
+func mboxCountBodies(t *testing.T, a *Account) int {
 	t.Helper()
 	n := 0
 	if err := a.bodies.Walk(func(string, int64) error { n++; return nil }); err != nil {
@@ -29,7 +29,7 @@ func TestAppendMessages(t *testing.T) {
 	if !errors.Is(err, ErrNoMailbox) {
 		t.Fatalf("append to a missing mailbox: %v", err)
 	}
-	if n := countBodies(t, a); n != 0 {
+	if n := mboxCountBodies(t, a); n != 0 {
 		t.Errorf("%d bodies left after a failed append", n)
 	}
 	res, err = a.AppendMessages(ctx, "Sent", specs)
@@ -89,7 +89,7 @@ func TestExpungeDeleted(t *testing.T) {
 	if len(gone) != 2 || gone[0] != (Expunged{2, highest}) || gone[1] != (Expunged{4, highest}) {
 		t.Errorf("expunged %+v", gone)
 	}
-	if n := countBodies(t, a); n != 4 {
+	if n := mboxCountBodies(t, a); n != 4 {
 		t.Errorf("%d bodies, want 4", n)
 	}
 	// Nothing to do: no new MODSEQ.
