@@ -89,7 +89,8 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 			return bad("", "NUL in a literal; send binary messages as literal8 (~{n})")
 		}
 		if tmp.Size == 0 {
-			// Nothing to store; also how a client abandons a
+			// RFC 3502 §6.3.11: a zero-length message literal is an
+			// error and MUST return NO; clients use it to cancel a
 			// MULTIAPPEND midway. The rest of the command is skipped.
 			return no("CANNOT", "cannot append an empty message")
 		}
