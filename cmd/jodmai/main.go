@@ -61,6 +61,7 @@ func commands() []command {
 		{"user passwd", "[--password-stdin] ADDRESS", "set an account's password", runUserPasswd},
 		{"user apop", "[--password-stdin] [--clear] ADDRESS", "set the account's APOP shared secret (POP3 APOP login)", runUserAPOP},
 		{"user del", "ADDRESS", "delete an account and all its mail", runUserDel},
+		{"user quota", "ADDRESS SIZE", "set an account's storage quota (e.g. 2GiB; 0 or none: unlimited)", runUserQuota},
 		{"user list", "", "list accounts", runUserList},
 		{"alias add", "ALIAS TARGET...", "add an alias (ALIAS may be @domain for a catch-all)", runAliasAdd},
 		{"alias del", "ALIAS", "delete an alias", runAliasDel},

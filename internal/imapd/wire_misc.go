@@ -160,10 +160,15 @@ const (
 	StatusMailboxID                // MAILBOXID (RFC 8474)
 )
 
+// StatusDeletedStorage is DELETED-STORAGE (RFC 9208 §4.2.2), which
+// QUOTA=RES-STORAGE requires.
+const StatusDeletedStorage = StatusMailboxID + 1
+
 var statusItemNames = [...]string{
 	StatusMessages: "MESSAGES", StatusUIDNext: "UIDNEXT", StatusUIDValidity: "UIDVALIDITY",
 	StatusUnseen: "UNSEEN", StatusDeleted: "DELETED", StatusSize: "SIZE", StatusRecent: "RECENT",
 	StatusHighestModSeq: "HIGHESTMODSEQ", StatusAppendLimit: "APPENDLIMIT", StatusMailboxID: "MAILBOXID",
+	StatusDeletedStorage: "DELETED-STORAGE",
 }
 
 // String returns the item's wire name.

@@ -211,7 +211,10 @@ func (a *Account) RenameMailbox(ctx context.Context, from, to string) error {
 		parts := strings.Split(to, Delimiter)
 		for i := 1; i < len(parts); i++ {
 			parent := strings.Join(parts[:i], Delimiter)
-			if parent == from || strings.HasPrefix(parent, from+Delimiter) {
+			// INBOX is the exception: renaming it moves its messages
+			// and leaves it (and its children) in place, so "INBOX" ->
+			// "INBOX/old" is fine (RFC 9051 §6.3.6).
+			if from != "INBOX" && (parent == from || strings.HasPrefix(parent, from+Delimiter)) {
 				return fmt.Errorf("%w: cannot rename a mailbox into itself", ErrBadName)
 			}
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM mailboxes WHERE name=?`, parent).Scan(&n); err != nil {
@@ -290,7 +293,14 @@ type MailboxStatus struct {
 	Unseen   int64
 	Deleted  int64
 	Size     int64
+	// DeletedSize is the size of the messages flagged \Deleted (RFC 9208
+	// DELETED-STORAGE).
+	DeletedSize int64
 }
+
+// statusCounts are the aggregate columns of a MailboxStatus; its
+// parameters are FlagSeen, FlagDeleted, FlagDeleted.
+const statusCounts = `count(*), coalesce(sum(flags & ? = 0), 0), coalesce(sum(flags & ? != 0), 0), coalesce(sum(size), 0), coalesce(sum(CASE WHEN flags & ? != 0 THEN size ELSE 0 END), 0)`
 
 // Status counts a mailbox's messages.
 func (a *Account) Status(ctx context.Context, name string) (MailboxStatus, error) {
@@ -299,8 +309,8 @@ func (a *Account) Status(ctx context.Context, name string) (MailboxStatus, error
 		return MailboxStatus{}, err
 	}
 	st := MailboxStatus{Mailbox: mb}
-	err = a.db.R.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(flags & ? = 0), 0), coalesce(sum(flags & ? != 0), 0), coalesce(sum(size), 0) FROM messages WHERE mailbox_id=?`,
-		FlagSeen, FlagDeleted, mb.ID).Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Size)
+	err = a.db.R.QueryRowContext(ctx, `SELECT `+statusCounts+` FROM messages WHERE mailbox_id=?`,
+		FlagSeen, FlagDeleted, FlagDeleted, mb.ID).Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Size, &st.DeletedSize)
 	if err != nil {
 		return MailboxStatus{}, fmt.Errorf("status of %q: %w", name, err)
 	}
