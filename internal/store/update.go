@@ -249,13 +249,26 @@ type Expunged struct {
 // Changes returns what changed in a mailbox after MODSEQ since: messages
 // added or whose flags changed (UID order), and UIDs expunged. It is how
 // sessions learn of other sessions' work after a Subscription wake-up, and
-// what CONDSTORE/QRESYNC report.
+// what CONDSTORE/QRESYNC report. A deleted mailbox gives ErrNoMailbox.
 func (a *Account) Changes(ctx context.Context, mailboxID int64, since int64) ([]Message, []Expunged, error) {
 	tx, err := a.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("changes: %w", err)
 	}
 	defer tx.Rollback()
+	// The mailbox's HIGHESTMODSEQ answers the common case (nothing new)
+	// without touching the messages, and tells a deleted mailbox.
+	var highest int64
+	err = tx.QueryRowContext(ctx, `SELECT highestmodseq FROM mailboxes WHERE id=?`, mailboxID).Scan(&highest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, ErrNoMailbox
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("changes: %w", err)
+	}
+	if highest <= since {
+		return nil, nil, nil
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? AND modseq>? ORDER BY uid`, mailboxID, since)
 	if err != nil {
 		return nil, nil, fmt.Errorf("changes: %w", err)
