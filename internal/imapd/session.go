@@ -13,7 +13,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -109,10 +108,14 @@ type session struct {
 	authFailures int
 	badCommands  int
 
+	// netConn is the accepted connection. Unlike conn (replaced by
+	// STARTTLS) it never changes, so Shutdown's goroutine may use it.
+	netConn net.Conn
 	waiting atomic.Bool // blocked reading the next command
-	pokeMu  sync.Mutex
-	poke    chan struct{} // Shutdown wakes IDLE through it
 }
+
+// sessionBufSize is the size of the session's read and write buffers.
+const sessionBufSize = 4096
 
 // maxAuthFailures closes a session after this many failed logins.
 const maxAuthFailures = 3
@@ -121,13 +124,13 @@ const maxAuthFailures = 3
 const maxBadCommands = 50
 
 func newSession(srv *Server, c net.Conn) *session {
-	s := &session{srv: srv, conn: c, cid: newCID(), state: stateNotAuth, poke: make(chan struct{}, 1)}
+	s := &session{srv: srv, conn: c, netConn: c, cid: newCID(), state: stateNotAuth}
 	_, s.isTLS = c.(*tls.Conn)
 	s.log = srv.Log.With("cid", s.cid, "proto", "imap", "remote", c.RemoteAddr().String())
 	s.rawR = c
 	s.rawW = &deadlineWriter{c: c, timeout: srv.WriteTimeout}
-	s.br = bufio.NewReaderSize(s.rawR, 4096)
-	s.bw = bufio.NewWriterSize(s.rawW, 4096)
+	s.br = bufio.NewReaderSize(s.rawR, sessionBufSize)
+	s.bw = bufio.NewWriterSize(s.rawW, sessionBufSize)
 	s.dec = NewDecoder(s.br, s.continuation, DecoderOptions{MaxLineLength: srv.MaxLineLength, LiteralPlus: true})
 	s.enc = NewEncoder(s.bw)
 	return s
@@ -147,18 +150,16 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 
 // continuation answers a synchronizing literal.
 func (s *session) continuation() error {
-	s.bw.WriteString("+ Ready for literal data\r\n")
-	return s.bw.Flush()
+	s.enc.Atom("+ Ready for literal data").CRLF()
+	return s.flush()
 }
 
-// wake makes a session that waits for a command notice Shutdown.
+// wake makes a session that waits for a command notice Shutdown (IDLE
+// watches srv.done itself). It runs on Shutdown's goroutine. The deadline
+// set on the accepted connection also governs a TLS connection over it.
 func (s *session) wake() {
-	select {
-	case s.poke <- struct{}{}:
-	default:
-	}
 	if s.waiting.Load() {
-		s.conn.SetReadDeadline(time.Now())
+		s.netConn.SetReadDeadline(time.Now())
 	}
 }
 
@@ -173,8 +174,8 @@ func (s *session) serve() {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in imap session", "panic", r, "stack", string(debug.Stack()))
-			s.bw.WriteString("* BYE internal server error\r\n")
-			s.bw.Flush()
+			s.enc.Atom("* BYE internal server error").CRLF()
+			s.flush()
 		}
 		if s.sub != nil {
 			s.sub.Close()
@@ -204,23 +205,30 @@ func (s *session) serve() {
 	s.flush()
 }
 
+// flush sends everything written so far. Handlers that must reach the
+// client before reading more input (continuations, IDLE updates) call it.
 func (s *session) flush() error {
-	if err := s.enc.Flush(); err != nil {
+	err := s.enc.Flush()
+	if err != nil {
 		s.log.Debug("write failed", "err", err)
-		return err
 	}
-	return nil
+	return err
 }
 
 // readCommand reads and runs one command; false ends the session.
 func (s *session) readCommand() bool {
+	// Order matters against Shutdown, which closes srv.done and then calls
+	// wake: either wake sees waiting set and its deadline (now) lands
+	// after ours, or it came too early and the check below sees done.
+	// Setting the deadline after the check could overwrite wake's and
+	// leave the session waiting for its full timeout.
 	s.waiting.Store(true)
+	s.conn.SetReadDeadline(time.Now().Add(s.timeout()))
 	if s.srv.shuttingDown() {
 		s.waiting.Store(false)
 		s.bye("server shutting down")
 		return false
 	}
-	s.conn.SetReadDeadline(time.Now().Add(s.timeout()))
 	tag, err := s.dec.ReadTag()
 	s.waiting.Store(false)
 	if err != nil {
