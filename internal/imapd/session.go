@@ -379,6 +379,19 @@ func (s *session) bye(text string) {
 	s.state = stateLogout
 }
 
+// refusePipelined answers a STARTTLS or COMPRESS that the client followed
+// with more input before the reply, and ends the session: that input was
+// sent before the layer changed, so it can be read neither as plain text
+// (it may be meant for the new layer) nor through the new layer, and a
+// man in the middle may have added it to be read as protected (RFC 9051
+// §11.1, RFC 4978 §6). No correct client does this.
+func (s *session) refusePipelined(tag, name string) error {
+	s.log.Warn("input pipelined after "+name+"; closing", "buffered", s.dec.Buffered())
+	s.tagged(tag, &status{kind: "BAD", text: "no input may follow " + name + " before its reply"})
+	s.bye("input pipelined after " + name)
+	return errAlreadyAnswered
+}
+
 // serverBug logs an internal failure and returns the NO the client sees,
 // without the details.
 func (s *session) serverBug(err error) error {
