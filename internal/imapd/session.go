@@ -91,6 +91,9 @@ type session struct {
 	rawR io.Reader
 	rawW io.Writer
 
+	// zw is the COMPRESS=DEFLATE layer under bw, nil until COMPRESS.
+	zw *compressWriter
+
 	isTLS      bool
 	compressed bool
 	state      state
@@ -180,6 +183,9 @@ func (s *session) serve() {
 		if s.sub != nil {
 			s.sub.Close()
 		}
+		if s.zw != nil {
+			s.zw.release()
+		}
 		s.conn.Close()
 	}()
 	if tc, ok := s.conn.(*tls.Conn); ok {
@@ -206,9 +212,13 @@ func (s *session) serve() {
 }
 
 // flush sends everything written so far. Handlers that must reach the
-// client before reading more input (continuations, IDLE updates) call it.
+// client before reading more input (continuations, IDLE updates) call it;
+// flushing only s.bw would leave compressed data behind in s.zw.
 func (s *session) flush() error {
 	err := s.enc.Flush()
+	if err == nil && s.zw != nil {
+		err = s.zw.Flush()
+	}
 	if err != nil {
 		s.log.Debug("write failed", "err", err)
 	}
