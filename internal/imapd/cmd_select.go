@@ -14,8 +14,14 @@ func cmdSelect(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return err
 	}
-	if c.QResync != nil && !s.qresync {
-		return bad("", "QRESYNC parameter without ENABLE QRESYNC")
+	if c.QResync != nil {
+		// RFC 7162 §3.2.5: BAD unless the client enabled QRESYNC.
+		if !s.qresync {
+			return bad("", "QRESYNC parameter without ENABLE QRESYNC")
+		}
+		if err := qresyncCheck(c.QResync); err != nil {
+			return err
+		}
 	}
 	readOnly := name == "EXAMINE"
 	if s.sel != nil {

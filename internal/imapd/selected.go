@@ -202,9 +202,7 @@ func (s *session) announceExpunged(uids []uint32) {
 	if s.qresync {
 		present := slices.DeleteFunc(slices.Clone(uids), func(u uint32) bool { return s.sel.seqOf(u) == 0 })
 		s.sel.remove(uids)
-		if present = slices.Compact(present); len(present) > 0 {
-			s.enc.Atom("* VANISHED ").NumSet(present).CRLF()
-		}
+		s.qresyncWriteVanished(false, slices.Compact(present))
 		return
 	}
 	for _, seq := range s.sel.remove(uids) {
