@@ -47,10 +47,10 @@ func cmdIdle(s *session, tag, name string, uid bool) error {
 				return err
 			}
 		case <-s.srv.done:
-			s.enc.Atom("* BYE server shutting down").CRLF()
-			s.flush()
-			s.state = stateLogout
-			s.conn.Close()
+			s.bye("server shutting down")
+			// Stop the reader (a read past its deadline fails at once);
+			// the session then closes the connection gracefully.
+			s.netConn.SetReadDeadline(time.Now())
 			<-done
 			return errAlreadyAnswered
 		}

@@ -157,13 +157,56 @@ func (s *session) continuation() error {
 	return s.flush()
 }
 
+// shutdownGrace is how long a session waiting for a command still waits
+// after Shutdown, so that a command already on its way is answered
+// before the BYE rather than dropped.
+const shutdownGrace = 100 * time.Millisecond
+
+// lingerTimeout bounds how long closeConn reads what a client still sends
+// after the server's BYE.
+const lingerTimeout = 500 * time.Millisecond
+
 // wake makes a session that waits for a command notice Shutdown (IDLE
 // watches srv.done itself). It runs on Shutdown's goroutine. The deadline
 // set on the accepted connection also governs a TLS connection over it.
 func (s *session) wake() {
 	if s.waiting.Load() {
-		s.netConn.SetReadDeadline(time.Now())
+		s.netConn.SetReadDeadline(time.Now().Add(shutdownGrace))
 	}
+}
+
+// closeConn closes the connection. After a BYE (logout state) it first
+// shuts down the sending side and reads, for a moment, what the client
+// still sends: closing a socket with unread input (a command pipelined
+// behind one that got BYE) makes the kernel send RST, which can destroy
+// the BYE before the client has read it.
+func (s *session) closeConn() {
+	if s.state == stateLogout && sessionCloseWrite(s.conn) {
+		s.netConn.SetReadDeadline(time.Now().Add(lingerTimeout))
+		io.Copy(io.Discard, io.LimitReader(s.netConn, 1<<20))
+	}
+	s.conn.Close()
+}
+
+// sessionCloseWrite half-closes c: close_notify for TLS, then FIN on the
+// TCP connection under any wrappers. It reports whether FIN was sent.
+func sessionCloseWrite(c net.Conn) bool {
+	for c != nil {
+		if tc, ok := c.(*tls.Conn); ok {
+			tc.CloseWrite() // fails harmlessly before the handshake
+			c = tc.NetConn()
+			continue
+		}
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			return cw.CloseWrite() == nil
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return false
+		}
+		c = u.NetConn()
+	}
+	return false
 }
 
 func (s *session) timeout() time.Duration {
@@ -179,6 +222,7 @@ func (s *session) serve() {
 			s.log.Error("panic in imap session", "panic", r, "stack", string(debug.Stack()))
 			s.enc.Atom("* BYE internal server error").CRLF()
 			s.flush()
+			s.state = stateLogout
 		}
 		if s.sub != nil {
 			s.sub.Close()
@@ -186,7 +230,7 @@ func (s *session) serve() {
 		if s.zw != nil {
 			s.zw.release()
 		}
-		s.conn.Close()
+		s.closeConn()
 	}()
 	if tc, ok := s.conn.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(s.srv.PreauthTimeout))
