@@ -477,9 +477,10 @@ func (c *sessConn) startTLS(cfg *tls.Config) {
 }
 
 // eof asserts the server closed the connection, after any lines that
-// start with allow (a BYE).
+// start with allow (a BYE), and closes this side, as a client would.
 func (c *sessConn) eof(allow ...string) {
 	c.t.Helper()
+	defer c.c.Close()
 	for {
 		s, err := c.readLine()
 		if errors.Is(err, io.EOF) && s == "" {
