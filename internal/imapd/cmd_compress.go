@@ -2,7 +2,6 @@ package imapd
 
 import (
 	"bufio"
-	"compress/flate"
 )
 
 // cmdCompress is RFC 4978 COMPRESS DEFLATE: after the tagged OK both
@@ -31,9 +30,10 @@ func cmdCompress(s *session, tag, name string, uid bool) error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	// The old reader, empty, now feeds the decompressor (it is the
-	// io.ByteReader flate wants, so flate adds no buffer of its own).
-	zr := flate.NewReader(s.br)
+	// The old reader, empty, now feeds the decompressor
+	// (compress_inflate.go: not compress/flate's, which would sit on a
+	// command ended by a partial flush).
+	zr := newInflater(s.br)
 	s.zw = &compressWriter{w: s.rawW}
 	s.rawR, s.rawW = zr, s.zw
 	s.br = bufio.NewReaderSize(zr, sessionBufSize)

@@ -9,11 +9,14 @@ import (
 // The deflate streams of COMPRESS=DEFLATE (RFC 4978): raw DEFLATE (RFC
 // 1951) in both directions, no zlib header.
 //
+// The server-to-client direction uses compress/flate's writer; the other
+// direction has its own decoder (compress_inflate.go).
+//
 // Memory. A compress/flate writer costs about 1.2 MB at BestSpeed (its
-// hash tables are arrays inside the compressor struct, whatever the level)
-// and a reader about 45 KB (the 32 KB window the client may refer back to,
-// plus Huffman tables). The reader's window is state the client relies on,
-// so each compressed session keeps its reader. The writer's history is
+// hash tables are arrays inside the compressor struct, whatever the level);
+// the decoder about 35 KB (the 32 KB window the client may refer back to,
+// plus Huffman tables). The decoder's window is state the client relies
+// on, so each compressed session keeps its decoder. The writer's history is
 // ours to drop: after a sync flush the stream is byte-aligned and has no
 // final block, so the next burst of responses may come from a fresh (or
 // reset) compressor that refers only to what it wrote itself, and the
