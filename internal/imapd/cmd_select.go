@@ -125,6 +125,7 @@ func cmdClose(s *session, tag, name string, uid bool) error {
 	sel := s.sel
 	s.sel = nil
 	s.state = stateAuth
+	s.searchRes = nil // RFC 5182 §2.1: "$" refers to the selected mailbox
 	if sel.readOnly {
 		return nil
 	}
@@ -151,5 +152,6 @@ func cmdUnselect(s *session, tag, name string, uid bool) error {
 	}
 	s.sel = nil
 	s.state = stateAuth
+	s.searchRes = nil
 	return nil
 }
