@@ -12,8 +12,10 @@ func cmdIdle(s *session, tag, name string, uid bool) error {
 	}
 	s.enc.Atom("+ idling").CRLF()
 	if s.sel != nil {
+		// A failure is logged, not answered: after the continuation a
+		// tagged NO would end IDLE under a client about to send DONE.
 		if err := s.sync(true); err != nil {
-			return s.serverBug(err)
+			s.log.Warn("sync at idle start", "err", err)
 		}
 	}
 	if err := s.flush(); err != nil {

@@ -272,7 +272,7 @@ func (s *session) flush() error {
 // readCommand reads and runs one command; false ends the session.
 func (s *session) readCommand() bool {
 	// Order matters against Shutdown, which closes srv.done and then calls
-	// wake: either wake sees waiting set and its deadline (now) lands
+	// wake: either wake sees waiting set and its short deadline lands
 	// after ours, or it came too early and the check below sees done.
 	// Setting the deadline after the check could overwrite wake's and
 	// leave the session waiting for its full timeout.
