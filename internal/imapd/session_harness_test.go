@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/argon2"
 
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/imapd"
@@ -167,11 +170,28 @@ func (h *sessHarness) clientTLS() *tls.Config {
 	return &tls.Config{RootCAs: h.certs, ServerName: sessHost, MinVersion: tls.VersionTLS12}
 }
 
+// addUser creates an account. Its password hash is then replaced by a
+// cheap argon2id one (8 KiB, one pass): the tests log in hundreds of
+// times, the fuzzer per input, and the production cost (19 MiB, two
+// passes) under the race detector or coverage instrumentation would
+// dominate their time. The testenv-based tests keep the real cost.
 func (h *sessHarness) addUser(address, password string) userdb.Account {
 	h.t.Helper()
-	acc, err := h.users.AddAccount(context.Background(), address, password)
+	ctx := context.Background()
+	acc, err := h.users.AddAccount(ctx, address, password)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	key := argon2.IDKey([]byte(password), salt, 1, 8, 1, 32)
+	b64 := base64.RawStdEncoding
+	hash := fmt.Sprintf("$argon2id$v=%d$m=8,t=1,p=1$%s$%s", argon2.Version, b64.EncodeToString(salt), b64.EncodeToString(key))
+	if _, err := h.users.SQL().W.ExecContext(ctx, `UPDATE accounts SET password_hash=? WHERE address=?`, hash, acc.Address); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.users.Authenticate(ctx, address, password); err != nil {
+		h.t.Fatalf("cheap hash: %v", err)
 	}
 	return acc
 }
