@@ -4,6 +4,10 @@ import (
 	"bufio"
 )
 
+// compressBufSize is the size of the two read buffers of a compressed
+// session (compressed input, decompressed input).
+const compressBufSize = 1024
+
 // cmdCompress is RFC 4978 COMPRESS DEFLATE: after the tagged OK both
 // directions are raw DEFLATE streams (compress_deflate.go).
 func cmdCompress(s *session, tag, name string, uid bool) error {
@@ -30,13 +34,16 @@ func cmdCompress(s *session, tag, name string, uid bool) error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	// The old reader, empty, now feeds the decompressor
-	// (compress_inflate.go: not compress/flate's, which would sit on a
-	// command ended by a partial flush).
-	zr := newInflater(s.br)
+	// The decompressor (compress_inflate.go: not compress/flate's, which
+	// would sit on a command ended by a partial flush) reads the
+	// connection through a small buffer of its own, and the decoder reads
+	// it through another: the decompressor's window already buffers what
+	// it decoded, and both replace the session's 4 KB reader (empty, as
+	// checked above), keeping an idle compressed session small.
+	zr := newInflater(bufio.NewReaderSize(s.rawR, compressBufSize))
 	s.zw = &compressWriter{w: s.rawW}
 	s.rawR, s.rawW = zr, s.zw
-	s.br = bufio.NewReaderSize(zr, sessionBufSize)
+	s.br = bufio.NewReaderSize(zr, compressBufSize)
 	s.bw.Reset(s.zw)
 	s.dec.Reset(s.br)
 	s.enc.Reset(s.bw)

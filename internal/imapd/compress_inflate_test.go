@@ -275,3 +275,32 @@ var inflateZlibVectors = []struct {
 		"72f1f773e5e502000000ffff",
 	}},
 }
+
+// BenchmarkInflate decodes mail-like text (an APPEND upload) through the
+// session's 1 KB buffers; compare BenchmarkInflateStdlib.
+func BenchmarkInflate(b *testing.B) { benchmarkInflate(b, false) }
+
+func BenchmarkInflateStdlib(b *testing.B) { benchmarkInflate(b, true) }
+
+func benchmarkInflate(b *testing.B, stdlib bool) {
+	input := inflateTestData(rand.New(rand.NewPCG(3, 4)), 1<<20)
+	var wire bytes.Buffer
+	w, _ := flate.NewWriter(&wire, flate.DefaultCompression)
+	w.Write(input)
+	w.Close()
+	b.SetBytes(int64(len(input)))
+	buf := make([]byte, 32<<10)
+	for b.Loop() {
+		src := bufio.NewReaderSize(bytes.NewReader(wire.Bytes()), compressBufSize)
+		var r io.Reader = newInflater(src)
+		if stdlib {
+			r = flate.NewReader(src)
+		}
+		r = bufio.NewReaderSize(r, compressBufSize)
+		for {
+			if _, err := r.Read(buf); err != nil {
+				break
+			}
+		}
+	}
+}
