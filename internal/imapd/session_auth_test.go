@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jodmai/jodmai/internal/auth"
 )
 
 // Tests of the not-authenticated state: greeting, CAPABILITY, STARTTLS,
@@ -208,4 +211,19 @@ func TestSessionEnableAndID(t *testing.T) {
 	c.ok("SELECT INBOX")
 	c.fail("ENABLE CONDSTORE", "BAD") // RFC 5161 §3.1: authenticated state only
 	c.ok(`ID ("name" "test")`)
+}
+
+// TestSessionThrottle: once a client address has failed too often, even
+// the right password is refused with NO [UNAVAILABLE] (the shared login
+// throttle of package auth), without saying whether it was right.
+func TestSessionThrottle(t *testing.T) {
+	policy := auth.Policy{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, Window: time.Minute, IPLockoutAfter: 2, Lockout: time.Minute}
+	h := newSessHarness(t, sessOptions{policy: &policy})
+	h.addUser(sessAlice, sessPass)
+	c := h.dial()
+	c.fail("LOGIN "+sessAlice+" wrong1", "NO [AUTHENTICATIONFAILED]")
+	c.fail("AUTHENTICATE PLAIN "+b64("\x00"+sessAlice+"\x00wrong2"), "NO [AUTHENTICATIONFAILED]")
+	c2 := h.dial()
+	c2.fail("LOGIN "+sessAlice+" "+sessPass, "NO [UNAVAILABLE]")
+	c2.fail("AUTHENTICATE PLAIN "+b64("\x00"+sessAlice+"\x00"+sessPass), "NO [UNAVAILABLE]")
 }

@@ -65,6 +65,8 @@ type sessOptions struct {
 	preauth     time.Duration
 	maxLine     int
 	log         bool
+	// policy replaces the harness's fast throttling policy.
+	policy *auth.Policy
 }
 
 func newSessHarness(t testing.TB, o sessOptions) *sessHarness {
@@ -87,6 +89,9 @@ func newSessHarness(t testing.TB, o sessOptions) *sessHarness {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	policy := auth.Policy{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, Window: time.Minute, IPLockoutAfter: 1 << 30, Lockout: time.Minute}
+	if o.policy != nil {
+		policy = *o.policy
+	}
 	h := &sessHarness{t: t, users: users, store: st}
 	h.srv = &imapd.Server{
 		Hostname:       sessHost,
