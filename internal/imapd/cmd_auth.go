@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"bufio"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -119,8 +118,7 @@ func cmdStartTLS(s *session, tag, name string, uid bool) error {
 	if s.dec.Buffered() > 0 {
 		// RFC 9051 §11.1: data pipelined after STARTTLS could be a
 		// command injected by a man in the middle.
-		s.log.Warn("data pipelined after STARTTLS; closing")
-		return bad("", "no input may follow STARTTLS before the handshake")
+		return s.refusePipelined(tag, "STARTTLS")
 	}
 	s.tagged(tag, &status{kind: "OK", text: "begin TLS negotiation now"})
 	if err := s.flush(); err != nil {
@@ -137,8 +135,9 @@ func cmdStartTLS(s *session, tag, name string, uid bool) error {
 	s.rawR = tc
 	s.rawW = &deadlineWriter{c: tc, timeout: s.srv.WriteTimeout}
 	s.conn = tc
-	s.br = bufio.NewReaderSize(tc, 4096)
-	s.bw = bufio.NewWriterSize(s.rawW, 4096)
+	// Both buffers are empty (checked above, and just flushed): reuse them.
+	s.br.Reset(tc)
+	s.bw.Reset(s.rawW)
 	s.dec.Reset(s.br)
 	s.enc.Reset(s.bw)
 	return errAlreadyAnswered

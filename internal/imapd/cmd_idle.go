@@ -12,8 +12,10 @@ func cmdIdle(s *session, tag, name string, uid bool) error {
 	}
 	s.enc.Atom("+ idling").CRLF()
 	if s.sel != nil {
+		// A failure is logged, not answered: after the continuation a
+		// tagged NO would end IDLE under a client about to send DONE.
 		if err := s.sync(true); err != nil {
-			return s.serverBug(err)
+			s.log.Warn("sync at idle start", "err", err)
 		}
 	}
 	if err := s.flush(); err != nil {
@@ -47,10 +49,10 @@ func cmdIdle(s *session, tag, name string, uid bool) error {
 				return err
 			}
 		case <-s.srv.done:
-			s.enc.Atom("* BYE server shutting down").CRLF()
-			s.flush()
-			s.state = stateLogout
-			s.conn.Close()
+			s.bye("server shutting down")
+			// Stop the reader (a read past its deadline fails at once);
+			// the session then closes the connection gracefully.
+			s.netConn.SetReadDeadline(time.Now())
 			<-done
 			return errAlreadyAnswered
 		}

@@ -14,8 +14,14 @@ func cmdSelect(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return err
 	}
-	if c.QResync != nil && !s.qresync {
-		return bad("", "QRESYNC parameter without ENABLE QRESYNC")
+	if c.QResync != nil {
+		// RFC 7162 §3.2.5: BAD unless the client enabled QRESYNC.
+		if !s.qresync {
+			return bad("", "QRESYNC parameter without ENABLE QRESYNC")
+		}
+		if err := qresyncCheck(c.QResync); err != nil {
+			return err
+		}
 	}
 	readOnly := name == "EXAMINE"
 	if s.sel != nil {
@@ -119,6 +125,7 @@ func cmdClose(s *session, tag, name string, uid bool) error {
 	sel := s.sel
 	s.sel = nil
 	s.state = stateAuth
+	s.searchRes = nil // RFC 5182 §2.1: "$" refers to the selected mailbox
 	if sel.readOnly {
 		return nil
 	}
@@ -145,5 +152,6 @@ func cmdUnselect(s *session, tag, name string, uid bool) error {
 	}
 	s.sel = nil
 	s.state = stateAuth
+	s.searchRes = nil
 	return nil
 }

@@ -15,8 +15,9 @@ type selected struct {
 	uids []uint32
 	// modseq is the highest MODSEQ whose changes the session has taken in.
 	modseq int64
-	// pending are UIDs expunged in the store but not yet announced; they
-	// keep their sequence numbers until then (RFC 9051 §7.5.1).
+	// pending are UIDs expunged in the store but not yet announced,
+	// ascending; they keep their sequence numbers until then (RFC 9051
+	// §7.5.1).
 	pending []uint32
 }
 
@@ -32,7 +33,8 @@ func (sel *selected) seqOf(uid uint32) uint32 {
 // isPending reports whether uid was expunged elsewhere and is still to be
 // announced.
 func (sel *selected) isPending(uid uint32) bool {
-	return slices.Contains(sel.pending, uid)
+	_, ok := slices.BinarySearch(sel.pending, uid)
+	return ok
 }
 
 // lastUID is the highest UID in the view, or 0.
@@ -102,18 +104,37 @@ func (s *session) resolveSet(set SeqSet, uid bool) []uint32 {
 
 // remove drops uids from the view and returns the sequence numbers they
 // had, in the order an EXPUNGE response sequence must use (each number
-// valid after the previous ones were removed).
+// valid after the previous ones were removed): descending. It takes time
+// linear in the view and uids, so a mass expunge stays cheap.
 func (sel *selected) remove(uids []uint32) []uint32 {
+	if len(uids) == 0 {
+		return nil
+	}
+	if !slices.IsSorted(uids) {
+		uids = slices.Sorted(slices.Values(uids))
+	}
 	var seqs []uint32
-	for _, u := range uids {
-		i, ok := slices.BinarySearch(sel.uids, u)
-		if !ok {
+	kept, k := 0, 0
+	for i, u := range sel.uids {
+		for k < len(uids) && uids[k] < u {
+			k++
+		}
+		if k < len(uids) && uids[k] == u {
+			seqs = append(seqs, uint32(i+1))
 			continue
 		}
-		seqs = append(seqs, uint32(i+1))
-		sel.uids = slices.Delete(sel.uids, i, i+1)
+		sel.uids[kept] = u
+		kept++
 	}
-	sel.pending = slices.DeleteFunc(sel.pending, func(u uint32) bool { return slices.Contains(uids, u) })
+	sel.uids = sel.uids[:kept]
+	if len(sel.pending) > 0 {
+		sel.pending = slices.DeleteFunc(sel.pending, func(u uint32) bool {
+			_, ok := slices.BinarySearch(uids, u)
+			return ok
+		})
+	}
+	// Removing the highest first leaves the lower numbers valid.
+	slices.Reverse(seqs)
 	return seqs
 }
 
@@ -127,11 +148,16 @@ func (s *session) sync(allowExpunge bool) error {
 		return err
 	}
 	top := sel.modseq
+	n := len(sel.pending)
 	for _, g := range gone {
 		top = max(top, g.ModSeq)
-		if sel.seqOf(g.UID) != 0 && !sel.isPending(g.UID) {
+		if sel.seqOf(g.UID) != 0 {
 			sel.pending = append(sel.pending, g.UID)
 		}
+	}
+	if len(sel.pending) > n {
+		slices.Sort(sel.pending)
+		sel.pending = slices.Compact(sel.pending)
 	}
 	last := sel.lastUID()
 	var added []uint32
@@ -176,19 +202,11 @@ func (s *session) announceExpunged(uids []uint32) {
 	if s.qresync {
 		present := slices.DeleteFunc(slices.Clone(uids), func(u uint32) bool { return s.sel.seqOf(u) == 0 })
 		s.sel.remove(uids)
-		if len(present) > 0 {
-			s.enc.Atom("* VANISHED ").NumSet(present).CRLF()
-		}
+		s.qresyncWriteVanished(false, slices.Compact(present))
 		return
 	}
-	// Highest first, so every number is valid when sent and the view
-	// shrinks from the end.
-	slices.Reverse(uids)
-	for _, u := range uids {
-		seqs := s.sel.remove([]uint32{u})
-		for _, seq := range seqs {
-			s.enc.Atom("* ").Number(seq).Atom(" EXPUNGE").CRLF()
-		}
+	for _, seq := range s.sel.remove(uids) {
+		s.enc.Atom("* ").Number(seq).Atom(" EXPUNGE").CRLF()
 	}
 }
 

@@ -178,7 +178,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		srv.mu.Lock()
 		for s := range srv.sessions {
-			s.conn.Close()
+			s.netConn.Close()
 		}
 		srv.mu.Unlock()
 		<-finished

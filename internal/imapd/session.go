@@ -13,7 +13,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -92,6 +91,9 @@ type session struct {
 	rawR io.Reader
 	rawW io.Writer
 
+	// zw is the COMPRESS=DEFLATE layer under bw, nil until COMPRESS.
+	zw *compressWriter
+
 	isTLS      bool
 	compressed bool
 	state      state
@@ -109,10 +111,14 @@ type session struct {
 	authFailures int
 	badCommands  int
 
+	// netConn is the accepted connection. Unlike conn (replaced by
+	// STARTTLS) it never changes, so Shutdown's goroutine may use it.
+	netConn net.Conn
 	waiting atomic.Bool // blocked reading the next command
-	pokeMu  sync.Mutex
-	poke    chan struct{} // Shutdown wakes IDLE through it
 }
+
+// sessionBufSize is the size of the session's read and write buffers.
+const sessionBufSize = 4096
 
 // maxAuthFailures closes a session after this many failed logins.
 const maxAuthFailures = 3
@@ -121,13 +127,13 @@ const maxAuthFailures = 3
 const maxBadCommands = 50
 
 func newSession(srv *Server, c net.Conn) *session {
-	s := &session{srv: srv, conn: c, cid: newCID(), state: stateNotAuth, poke: make(chan struct{}, 1)}
+	s := &session{srv: srv, conn: c, netConn: c, cid: newCID(), state: stateNotAuth}
 	_, s.isTLS = c.(*tls.Conn)
 	s.log = srv.Log.With("cid", s.cid, "proto", "imap", "remote", c.RemoteAddr().String())
 	s.rawR = c
 	s.rawW = &deadlineWriter{c: c, timeout: srv.WriteTimeout}
-	s.br = bufio.NewReaderSize(s.rawR, 4096)
-	s.bw = bufio.NewWriterSize(s.rawW, 4096)
+	s.br = bufio.NewReaderSize(s.rawR, sessionBufSize)
+	s.bw = bufio.NewWriterSize(s.rawW, sessionBufSize)
 	s.dec = NewDecoder(s.br, s.continuation, DecoderOptions{MaxLineLength: srv.MaxLineLength, LiteralPlus: true})
 	s.enc = NewEncoder(s.bw)
 	return s
@@ -147,19 +153,60 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 
 // continuation answers a synchronizing literal.
 func (s *session) continuation() error {
-	s.bw.WriteString("+ Ready for literal data\r\n")
-	return s.bw.Flush()
+	s.enc.Atom("+ Ready for literal data").CRLF()
+	return s.flush()
 }
 
-// wake makes a session that waits for a command notice Shutdown.
+// shutdownGrace is how long a session waiting for a command still waits
+// after Shutdown, so that a command already on its way is answered
+// before the BYE rather than dropped.
+const shutdownGrace = 100 * time.Millisecond
+
+// lingerTimeout bounds how long closeConn reads what a client still sends
+// after the server's BYE.
+const lingerTimeout = 500 * time.Millisecond
+
+// wake makes a session that waits for a command notice Shutdown (IDLE
+// watches srv.done itself). It runs on Shutdown's goroutine. The deadline
+// set on the accepted connection also governs a TLS connection over it.
 func (s *session) wake() {
-	select {
-	case s.poke <- struct{}{}:
-	default:
-	}
 	if s.waiting.Load() {
-		s.conn.SetReadDeadline(time.Now())
+		s.netConn.SetReadDeadline(time.Now().Add(shutdownGrace))
 	}
+}
+
+// closeConn closes the connection. After a BYE (logout state) it first
+// shuts down the sending side and reads, for a moment, what the client
+// still sends: closing a socket with unread input (a command pipelined
+// behind one that got BYE) makes the kernel send RST, which can destroy
+// the BYE before the client has read it.
+func (s *session) closeConn() {
+	if s.state == stateLogout && sessionCloseWrite(s.conn) {
+		s.netConn.SetReadDeadline(time.Now().Add(lingerTimeout))
+		io.Copy(io.Discard, io.LimitReader(s.netConn, 1<<20))
+	}
+	s.conn.Close()
+}
+
+// sessionCloseWrite half-closes c: close_notify for TLS, then FIN on the
+// TCP connection under any wrappers. It reports whether FIN was sent.
+func sessionCloseWrite(c net.Conn) bool {
+	for c != nil {
+		if tc, ok := c.(*tls.Conn); ok {
+			tc.CloseWrite() // fails harmlessly before the handshake
+			c = tc.NetConn()
+			continue
+		}
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			return cw.CloseWrite() == nil
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return false
+		}
+		c = u.NetConn()
+	}
+	return false
 }
 
 func (s *session) timeout() time.Duration {
@@ -173,13 +220,17 @@ func (s *session) serve() {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic in imap session", "panic", r, "stack", string(debug.Stack()))
-			s.bw.WriteString("* BYE internal server error\r\n")
-			s.bw.Flush()
+			s.enc.Atom("* BYE internal server error").CRLF()
+			s.flush()
+			s.state = stateLogout
 		}
 		if s.sub != nil {
 			s.sub.Close()
 		}
-		s.conn.Close()
+		if s.zw != nil {
+			s.zw.release()
+		}
+		s.closeConn()
 	}()
 	if tc, ok := s.conn.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(s.srv.PreauthTimeout))
@@ -204,23 +255,34 @@ func (s *session) serve() {
 	s.flush()
 }
 
+// flush sends everything written so far. Handlers that must reach the
+// client before reading more input (continuations, IDLE updates) call it;
+// flushing only s.bw would leave compressed data behind in s.zw.
 func (s *session) flush() error {
-	if err := s.enc.Flush(); err != nil {
-		s.log.Debug("write failed", "err", err)
-		return err
+	err := s.enc.Flush()
+	if err == nil && s.zw != nil {
+		err = s.zw.Flush()
 	}
-	return nil
+	if err != nil {
+		s.log.Debug("write failed", "err", err)
+	}
+	return err
 }
 
 // readCommand reads and runs one command; false ends the session.
 func (s *session) readCommand() bool {
+	// Order matters against Shutdown, which closes srv.done and then calls
+	// wake: either wake sees waiting set and its short deadline lands
+	// after ours, or it came too early and the check below sees done.
+	// Setting the deadline after the check could overwrite wake's and
+	// leave the session waiting for its full timeout.
 	s.waiting.Store(true)
+	s.conn.SetReadDeadline(time.Now().Add(s.timeout()))
 	if s.srv.shuttingDown() {
 		s.waiting.Store(false)
 		s.bye("server shutting down")
 		return false
 	}
-	s.conn.SetReadDeadline(time.Now().Add(s.timeout()))
 	tag, err := s.dec.ReadTag()
 	s.waiting.Store(false)
 	if err != nil {
@@ -369,6 +431,19 @@ func (s *session) bye(text string) {
 	s.enc.Atom("* BYE ").Text(text).CRLF()
 	s.flush()
 	s.state = stateLogout
+}
+
+// refusePipelined answers a STARTTLS or COMPRESS that the client followed
+// with more input before the reply, and ends the session: that input was
+// sent before the layer changed, so it can be read neither as plain text
+// (it may be meant for the new layer) nor through the new layer, and a
+// man in the middle may have added it to be read as protected (RFC 9051
+// §11.1, RFC 4978 §6). No correct client does this.
+func (s *session) refusePipelined(tag, name string) error {
+	s.log.Warn("input pipelined after "+name+"; closing", "buffered", s.dec.Buffered())
+	s.tagged(tag, &status{kind: "BAD", text: "no input may follow " + name + " before its reply"})
+	s.bye("input pipelined after " + name)
+	return errAlreadyAnswered
 }
 
 // serverBug logs an internal failure and returns the NO the client sees,

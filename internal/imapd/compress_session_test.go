@@ -1,0 +1,108 @@
+package imapd_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jodmai/jodmai/internal/store"
+)
+
+// COMPRESS=DEFLATE (RFC 4978) over real connections.
+
+func TestCompressSession(t *testing.T) {
+	h := newSessHarness(t, sessOptions{})
+	h.addUser(sessAlice, sessPass)
+	for i := range 3 {
+		h.deliver(sessAlice, sessMessage(fmt.Sprintf("before %d", i)))
+	}
+	c := h.dial()
+	c.login(sessAlice, sessPass)
+	c.compress()
+
+	u := c.ok("CAPABILITY")
+	if capa := sessFind(u, "* CAPABILITY "); capa == "" || strings.Contains(capa, "COMPRESS=DEFLATE") {
+		t.Errorf("CAPABILITY under compression: %q", u)
+	}
+	c.fail("COMPRESS DEFLATE", "NO [COMPRESSIONACTIVE]")
+	u = c.ok("SELECT INBOX")
+	if sessFind(u, "* 3 EXISTS") == "" {
+		t.Errorf("SELECT: %q", u)
+	}
+
+	// A synchronizing literal: the continuation must get through the
+	// compressor before the server waits for the data.
+	c.send(`t100 ID ("name" {6}` + "\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("want continuation, got %q", l)
+	}
+	c.send(`client)` + "\r\n")
+	if _, r := c.until("t100"); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("ID with literal: %q", r)
+	}
+
+	// Many responses in one burst, then updates during IDLE.
+	a := h.account(sessAlice)
+	mb, msgs := sessMailbox(t, a, "INBOX")
+	uids := []uint32{msgs[0].UID, msgs[1].UID, msgs[2].UID}
+	if _, err := a.StoreFlags(context.Background(), mb.ID, uids, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagFlagged}); err != nil {
+		t.Fatal(err)
+	}
+	u = c.ok("NOOP")
+	if len(u) != 3 || !sessHas(u, `FLAGS (\Flagged)`) {
+		t.Errorf("NOOP after flag changes: %q", u)
+	}
+	c.send("t200 IDLE\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	h.deliver(sessAlice, sessMessage("during idle"))
+	if l := c.line(); l != "* 4 EXISTS" {
+		t.Fatalf("during IDLE: got %q, want * 4 EXISTS", l)
+	}
+	c.send("DONE\r\n")
+	if _, r := c.until("t200"); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("IDLE: %q", r)
+	}
+	u = c.ok("LOGOUT")
+	if sessFind(u, "* BYE") == "" {
+		t.Errorf("LOGOUT: %q", u)
+	}
+	c.eof()
+}
+
+func TestCompressRefused(t *testing.T) {
+	h := newSessHarness(t, sessOptions{})
+	h.addUser(sessAlice, sessPass)
+	c := h.dial()
+	c.fail("COMPRESS DEFLATE", "BAD") // RFC 4978 §3: authenticated state
+	c.login(sessAlice, sessPass)
+	c.fail("COMPRESS", "BAD")
+	c.fail("COMPRESS LZ4", "BAD")
+	c.fail("COMPRESS DEFLATE extra", "BAD")
+	c.ok("NOOP")
+
+	// Bytes after COMPRESS, sent before the reply, cannot be read either
+	// way: BAD, BYE, close.
+	c.send("t1 COMPRESS DEFLATE\r\nt2 NOOP\r\n")
+	if _, r := c.until("t1"); !strings.HasPrefix(r, "BAD") {
+		t.Fatalf("pipelined COMPRESS: %q", r)
+	}
+	c.eof("* BYE ")
+}
+
+// TestCompressTLS: COMPRESS over implicit TLS, lower-case command.
+func TestCompressTLS(t *testing.T) {
+	h := newSessHarness(t, sessOptions{implicitTLS: true})
+	h.addUser(sessAlice, sessPass)
+	h.deliver(sessAlice, sessMessage("tls"))
+	c := h.dialTLS()
+	c.login(sessAlice, sessPass)
+	c.ok("compress deflate")
+	c.deflate()
+	u := c.ok("EXAMINE INBOX")
+	if sessFind(u, "* 1 EXISTS") == "" {
+		t.Errorf("EXAMINE: %q", u)
+	}
+}

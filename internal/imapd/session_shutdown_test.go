@@ -1,0 +1,117 @@
+package imapd_test
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jodmai/jodmai/internal/imapd"
+)
+
+// TestSessionShutdown: Shutdown tells every session BYE at its command
+// boundary — at once for sessions waiting for a command or in IDLE — and
+// returns when they have ended, well before its context expires. New
+// connections are refused.
+func TestSessionShutdown(t *testing.T) {
+	h := newSessHarness(t, sessOptions{})
+	h.addUser(sessAlice, sessPass)
+	pre := h.dial() // not logged in
+	waiting := h.dial()
+	waiting.login(sessAlice, sessPass)
+	waiting.ok("SELECT INBOX")
+	idle := h.dial()
+	idle.login(sessAlice, sessPass)
+	idle.ok("SELECT INBOX")
+	idle.send("t9 IDLE\r\n")
+	if l := idle.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	tlsConn := h.dial()
+	tlsConn.startTLS(h.clientTLS())
+
+	done := make(chan error, 1)
+	go func() { done <- h.shutdown(time.Minute) }()
+	for _, c := range []*sessConn{pre, waiting, idle, tlsConn} {
+		if l := c.line(); l != "* BYE server shutting down" {
+			t.Errorf("got %q, want BYE", l)
+		}
+		c.eof()
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v (sessions did not end by themselves)", err)
+	}
+	if c, err := net.DialTimeout("tcp", h.addr, time.Second); err == nil {
+		c.Close()
+		t.Error("listener still accepting after Shutdown")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.srv.Serve(l); !errors.Is(err, imapd.ErrServerClosed) {
+		t.Errorf("Serve after Shutdown: %v", err)
+	}
+	if _, err := l.Accept(); err == nil {
+		t.Error("Serve after Shutdown left its listener open")
+	}
+}
+
+// TestSessionShutdownRace repeats Shutdown against sessions that have just
+// finished a command, the moment a missed wake-up would leave them
+// waiting for their whole timeout.
+func TestSessionShutdownRace(t *testing.T) {
+	for range 10 {
+		h := newSessHarness(t, sessOptions{})
+		c := h.dial()
+		c.send("t1 NOOP\r\n")
+		done := make(chan error, 1)
+		go func() { done <- h.shutdown(time.Minute) }()
+		// The NOOP is normally answered (it arrived within the grace
+		// period); either way the BYE must arrive intact, not be lost to
+		// a reset.
+		l := c.line()
+		if strings.HasPrefix(l, "t1 OK") {
+			l = c.line()
+		}
+		if l != "* BYE server shutting down" {
+			t.Fatalf("got %q", l)
+		}
+		c.eof()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSessionAutologout: the preauth and authenticated timers, IDLE
+// included, end sessions with BYE (RFC 9051 §5.4).
+func TestSessionAutologout(t *testing.T) {
+	h := newSessHarness(t, sessOptions{preauth: 200 * time.Millisecond, timeout: 300 * time.Millisecond})
+	h.addUser(sessAlice, sessPass)
+	c := h.dial()
+	if l := c.line(); !strings.HasPrefix(l, "* BYE autologout") {
+		t.Errorf("preauth: %q", l)
+	}
+	c.eof()
+
+	c = h.dial()
+	c.login(sessAlice, sessPass)
+	if l := c.line(); !strings.HasPrefix(l, "* BYE autologout") {
+		t.Errorf("authenticated: %q", l)
+	}
+	c.eof()
+
+	c = h.dial()
+	c.login(sessAlice, sessPass)
+	c.ok("SELECT INBOX")
+	c.send("t1 IDLE\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	if l := c.line(); !strings.HasPrefix(l, "* BYE autologout") {
+		t.Errorf("IDLE: %q", l)
+	}
+	c.eof()
+}
