@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"errors"
 	"slices"
 
 	"github.com/jodmai/jodmai/internal/store"
@@ -144,6 +145,14 @@ func (sel *selected) remove(uids []uint32) []uint32 {
 func (s *session) sync(allowExpunge bool) error {
 	sel := s.sel
 	msgs, gone, err := s.acct.Changes(s.ctx(), sel.mb.ID, sel.modseq)
+	if errors.Is(err, store.ErrNoMailbox) {
+		// Another session deleted the selected mailbox: its messages and
+		// UIDs are gone, so the view cannot continue (RFC 2180 §3.2).
+		s.enc.Atom("* BYE the selected mailbox was deleted").CRLF()
+		s.sel = nil
+		s.state = stateLogout
+		return nil
+	}
 	if err != nil {
 		return err
 	}

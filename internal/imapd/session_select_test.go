@@ -236,3 +236,25 @@ func TestSessionExpungeRule(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionSelectedMailboxDeleted: when another session deletes the
+// mailbox this one has selected, the next command's update is a BYE
+// (RFC 2180 §3.2) rather than a view of messages that no longer exist.
+func TestSessionSelectedMailboxDeleted(t *testing.T) {
+	h := newSessHarness(t, sessOptions{})
+	h.addUser(sessAlice, sessPass)
+	a := h.account(sessAlice)
+	if _, err := a.CreateMailbox(context.Background(), "Projects", ""); err != nil {
+		t.Fatal(err)
+	}
+	c := h.dial()
+	c.login(sessAlice, sessPass)
+	c.ok("SELECT Projects")
+	if err := a.DeleteMailbox(context.Background(), "Projects"); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := c.cmd("NOOP")
+	if !slices.ContainsFunc(u, func(l string) bool { return strings.HasPrefix(l, "* BYE ") }) {
+		t.Fatalf("NOOP after the selected mailbox was deleted: untagged %q, want a BYE", u)
+	}
+}
