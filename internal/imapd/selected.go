@@ -18,6 +18,10 @@ type selected struct {
 	// pending are UIDs expunged in the store but not yet announced; they
 	// keep their sequence numbers until then (RFC 9051 §7.5.1).
 	pending []uint32
+	// reported holds flag changes this session made itself and already
+	// reported (or was asked not to: STORE .SILENT), as UID -> the MODSEQ
+	// of that change, so that sync does not announce them again.
+	reported map[uint32]int64
 }
 
 // seqOf returns the sequence number of uid, or 0.
@@ -157,11 +161,12 @@ func (s *session) sync(allowExpunge bool) error {
 		}
 	}
 	for _, m := range changed {
-		if sel.isPending(m.UID) {
+		if sel.isPending(m.UID) || (sel.reported != nil && sel.reported[m.UID] == m.ModSeq) {
 			continue
 		}
 		s.writeFlagsFetch(m)
 	}
+	sel.reported = nil
 	return s.enc.Err()
 }
 
