@@ -1,0 +1,198 @@
+package imapd
+
+// Body sections of FETCH (RFC 9051 §6.4.5): which bytes of the stored
+// message BODY[section] names, and partial ranges.
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+
+	"github.com/jodmai/jodmai/internal/message"
+)
+
+// fetchMaxHeader bounds how much of one header block HEADER.FIELDS reads
+// into memory. message.Parse interprets only the first MaxHeaderBytes of a
+// header; fields beyond this much are not returned either.
+const fetchMaxHeader = 4 * message.MaxHeaderBytes
+
+// fetchFindPart resolves a part path (RFC 9051 §6.4.5 part specifiers) in
+// the message root: in a multipart, n is its n-th body part; in a
+// message/rfc822 (or message/global) part, n numbers the parts of the
+// embedded message; a message that is not multipart has one part, 1, its
+// body. It returns nil for a part that does not exist.
+func fetchFindPart(root *message.Part, path []uint32) *message.Part {
+	if len(path) == 0 {
+		return root
+	}
+	cur := fetchMessageChild(root, path[0])
+	for _, n := range path[1:] {
+		if cur == nil {
+			return nil
+		}
+		switch {
+		case cur.IsMultipart():
+			cur = fetchNth(cur.Parts, n)
+		case fetchIsMessage(cur) && cur.Message != nil:
+			cur = fetchMessageChild(cur.Message, n)
+		default:
+			return nil
+		}
+	}
+	return cur
+}
+
+// fetchMessageChild is part n of a message whose root is msg.
+func fetchMessageChild(msg *message.Part, n uint32) *message.Part {
+	if msg.IsMultipart() {
+		return fetchNth(msg.Parts, n)
+	}
+	if n == 1 {
+		return msg
+	}
+	return nil
+}
+
+func fetchNth(parts []*message.Part, n uint32) *message.Part {
+	if n == 0 || uint64(n) > uint64(len(parts)) {
+		return nil
+	}
+	return parts[n-1]
+}
+
+// fetchIsMessage reports whether p is an embedded message part.
+func fetchIsMessage(p *message.Part) bool {
+	return p.MediaType == "message" && (p.MediaSubtype == "rfc822" || p.MediaSubtype == "global")
+}
+
+// fetchSpan is the content of a body section: a byte range of the stored
+// message, or (HEADER.FIELDS) bytes built in memory. missing means the
+// section does not exist; it is answered NIL.
+type fetchSpan struct {
+	off, n  int64
+	data    []byte
+	inMem   bool
+	missing bool
+}
+
+// len is the section's size in octets.
+func (sp fetchSpan) len() int64 {
+	if sp.inMem {
+		return int64(len(sp.data))
+	}
+	return sp.n
+}
+
+// fetchClamp bounds [off, off+n) to a message of size bytes, so that a
+// stored structure that disagrees with its file can never make a literal
+// promise more bytes than the file holds.
+func fetchClamp(off, n, size int64) (int64, int64) {
+	off = max(0, min(off, size))
+	n = max(0, min(n, size-off))
+	return off, n
+}
+
+// fetchResolveSection finds the bytes of sec in a message of size bytes
+// with structure root (nil only when sec is the whole message). header
+// reads a header block for HEADER.FIELDS.
+func fetchResolveSection(root *message.Part, size int64, sec Section, header func(off, n int64) ([]byte, error)) (fetchSpan, error) {
+	if len(sec.Part) == 0 && sec.Spec == SectionAll {
+		return fetchSpan{off: 0, n: size}, nil
+	}
+	p := fetchFindPart(root, sec.Part)
+	if p == nil {
+		return fetchSpan{missing: true}, nil
+	}
+	var off, n int64
+	switch sec.Spec {
+	case SectionAll:
+		off, n = p.BodyStart, p.End-p.BodyStart
+	case SectionMIME:
+		off, n = p.HeaderStart, p.BodyStart-p.HeaderStart
+	default:
+		// HEADER, HEADER.FIELDS (.NOT) and TEXT address a message: the
+		// whole one, or the one inside a message/rfc822 part.
+		msg := p
+		if len(sec.Part) > 0 {
+			if !fetchIsMessage(p) || p.Message == nil {
+				return fetchSpan{missing: true}, nil
+			}
+			msg = p.Message
+		}
+		switch sec.Spec {
+		case SectionText:
+			off, n = msg.BodyStart, msg.End-msg.BodyStart
+		case SectionHeader:
+			off, n = msg.HeaderStart, msg.BodyStart-msg.HeaderStart
+		default:
+			off, n = fetchClamp(msg.HeaderStart, msg.BodyStart-msg.HeaderStart, size)
+			h, err := header(off, min(n, fetchMaxHeader))
+			if err != nil {
+				return fetchSpan{}, err
+			}
+			data := message.FilterHeader(h, sec.Fields, sec.Spec == SectionHeaderFieldsNot)
+			// RFC 9051 §6.4.5: the subset is followed by the blank line
+			// that ends a header.
+			data = append(data, '\r', '\n')
+			return fetchSpan{data: data, inMem: true}, nil
+		}
+	}
+	off, n = fetchClamp(off, n, size)
+	return fetchSpan{off: off, n: n}, nil
+}
+
+// fetchApplyPartial narrows sp to <origin.octets> (RFC 9051 §6.4.5): an
+// origin beyond the end gives an empty string.
+func fetchApplyPartial(sp fetchSpan, p *Partial) fetchSpan {
+	if p == nil || sp.missing {
+		return sp
+	}
+	l := sp.len()
+	start := min(p.Offset, l)
+	n := min(p.Count, l-start)
+	if sp.inMem {
+		sp.data = sp.data[start : start+n]
+		return sp
+	}
+	sp.off += start
+	sp.n = n
+	return sp
+}
+
+// fetchReadHeader reads [off, off+n) of r, the header block of a message
+// or part.
+func fetchReadHeader(r io.ReaderAt, off, n int64) ([]byte, error) {
+	buf := make([]byte, n)
+	got, err := r.ReadAt(buf, off)
+	if err == io.EOF {
+		err = nil
+	}
+	return buf[:got], err
+}
+
+// fetchScanHeader reads the header block at the start of r (through the
+// blank line that ends it), at most max bytes. It is for callers without
+// the stored structure (SEARCH header keys, THREAD).
+func fetchScanHeader(r io.Reader, max int) ([]byte, error) {
+	br := bufio.NewReaderSize(io.LimitReader(r, int64(max)), 8192)
+	var out []byte
+	midLine := false // the last fragment did not end a line
+	for {
+		line, err := br.ReadSlice('\n')
+		out = append(out, line...)
+		if err == bufio.ErrBufferFull {
+			midLine = true
+			continue
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if !midLine && len(bytes.TrimRight(line, "\r\n")) == 0 {
+			return out, nil
+		}
+		midLine = false
+	}
+}
