@@ -186,15 +186,18 @@ func cmdFetch(s *session, tag, name string, uid bool) error {
 var errFetchUnknownCTE = errors.New("unknown content-transfer-encoding")
 
 // checkSeqSet refuses message sequence numbers beyond the view (RFC 9051
-// §9 seq-number: they are invalid). "*" in an empty mailbox matches
-// nothing and is accepted, since clients send "1:*" blindly.
+// §9 seq-number: they are invalid). A range with "*" is taken as what it
+// covers in the view, so "1:*" in an empty mailbox and "5:*" in one of
+// three messages are accepted, as clients send them blindly (Dovecot does
+// the same).
 func (s *session) checkSeqSet(set SeqSet) error {
 	n := uint32(len(s.sel.uids))
 	for _, r := range set.Ranges {
-		for _, v := range [2]uint32{r.Start, r.Stop} {
-			if v > n {
-				return bad("", "invalid message sequence number %d (%d messages)", v, n)
-			}
+		if r.Start == 0 || r.Stop == 0 {
+			continue
+		}
+		if v := max(r.Start, r.Stop); v > n {
+			return bad("", "invalid message sequence number %d (%d messages)", v, n)
 		}
 	}
 	return nil

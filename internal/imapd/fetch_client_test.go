@@ -5,6 +5,7 @@ package imapd_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/testenv"
 )
 
@@ -212,16 +214,51 @@ begin 644 x
 `),
 }
 
+// fetchNewEnv starts a server with the user fetchUser and delivers msgs.
+func fetchNewEnv(t testing.TB, msgs ...string) *testenv.Env {
+	t.Helper()
+	env := testenv.Start(t)
+	env.AddUser(t, fetchUser, "secret-password")
+	for _, m := range msgs {
+		env.Deliver(t, fetchUser, []byte(m))
+	}
+	return env
+}
+
 // fetchSetup starts a server, delivers fetchMessages and returns a
 // session with INBOX selected.
 func fetchSetup(t testing.TB) (*testenv.Env, *fetchConn) {
 	t.Helper()
-	env := testenv.Start(t)
-	env.AddUser(t, fetchUser, "secret-password")
-	for _, m := range fetchMessages {
-		env.Deliver(t, fetchUser, []byte(m))
-	}
+	env := fetchNewEnv(t, fetchMessages...)
 	fc := fetchDial(t, env, fetchUser, "secret-password")
 	fc.ok("SELECT INBOX")
 	return env, fc
+}
+
+// fetchAccount opens fetchUser's store account and INBOX.
+func fetchAccount(t testing.TB, env *testenv.Env) (*store.Account, store.Mailbox) {
+	t.Helper()
+	ctx := context.Background()
+	acc, err := env.Users.Account(ctx, fetchUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := env.Store.Account(ctx, acc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := a.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, mb
+}
+
+// fetchExpunge expunges INBOX messages behind the sessions' backs.
+func fetchExpunge(t testing.TB, env *testenv.Env, uids ...uint32) {
+	t.Helper()
+	a, mb := fetchAccount(t, env)
+	if _, err := a.Expunge(context.Background(), mb.ID, uids); err != nil {
+		t.Fatal(err)
+	}
 }
