@@ -39,6 +39,8 @@ type fetchPlan struct {
 	hasUID, hasFlags, hasModSeq bool
 	// vals is scratch space for one message's prepared values.
 	vals []fetchValue
+	// fields are the index columns the items need.
+	fields store.RowFields
 }
 
 func newFetchPlan(items []FetchItem, uid, readOnly, condstore bool) *fetchPlan {
@@ -78,9 +80,21 @@ func newFetchPlan(items []FetchItem, uid, readOnly, condstore bool) *fetchPlan {
 		switch it.Att {
 		case FetchRFC822, FetchRFC822Header, FetchRFC822Text, FetchBodySection, FetchBinary, FetchBinarySize, FetchPreview:
 			p.file = true
+			p.fields |= store.RowBlob | store.RowSize
+		case FetchFlags, FetchModSeq:
+			p.fields |= store.RowFlags
+		case FetchInternalDate, FetchSaveDate:
+			p.fields |= store.RowDates
+		case FetchRFC822Size:
+			p.fields |= store.RowSize
+		case FetchEmailID, FetchThreadID:
+			p.fields |= store.RowObjectIDs
 		}
 	}
 	p.modseq = p.hasModSeq || condstore
+	if p.modseq || p.seen {
+		p.fields |= store.RowFlags
+	}
 	p.vals = make([]fetchValue, len(p.items))
 	return p
 }
@@ -120,7 +134,11 @@ func cmdFetch(s *session, tag, name string, uid bool) error {
 			return s.serverBug(err)
 		}
 	}
-	rows, err := s.fetchRows(uids)
+	fields := plan.fields
+	if c.HasChangedSince {
+		fields |= store.RowFlags
+	}
+	rows, err := s.fetchRows(uids, fields)
 	if err != nil {
 		return s.serverBug(err)
 	}

@@ -30,14 +30,14 @@ func searchBadCharset() error {
 }
 
 // searchMatch prepares and runs a search program, enabling CONDSTORE if it
-// uses MODSEQ.
-func (s *session) searchMatch(k *SearchKey) ([]store.Message, *searchProgram, error) {
+// uses MODSEQ. The messages found have at least the row fields more.
+func (s *session) searchMatch(k *SearchKey, more store.RowFields) ([]store.Message, *searchProgram, error) {
 	p := s.searchPrepare(k)
 	if p.usesModSeq {
 		// RFC 7162 §3.1: SEARCH with MODSEQ enables CONDSTORE.
 		s.fetchEnableCondStore()
 	}
-	found, err := s.searchRun(p)
+	found, err := s.searchRun(p, more)
 	return found, p, err
 }
 
@@ -54,7 +54,7 @@ func cmdSearch(s *session, tag, name string, uid bool) error {
 		}
 		return searchBadCharset()
 	}
-	found, p, err := s.searchMatch(c.Key)
+	found, p, err := s.searchMatch(c.Key, 0)
 	if err != nil {
 		if save {
 			s.searchRes = nil
@@ -157,7 +157,16 @@ func cmdSort(s *session, tag, name string, uid bool) error {
 	if !searchCharsetOK(c.Charset) {
 		return searchBadCharset()
 	}
-	found, p, err := s.searchMatch(c.Key)
+	var more store.RowFields
+	for _, cr := range c.Criteria {
+		switch cr.Key {
+		case SortArrival, SortDate:
+			more |= store.RowDates // DATE falls back to the internal date
+		case SortSize:
+			more |= store.RowSize
+		}
+	}
+	found, p, err := s.searchMatch(c.Key, more)
 	if err != nil {
 		return s.serverBug(err)
 	}
@@ -194,7 +203,11 @@ func cmdThread(s *session, tag, name string, uid bool) error {
 	if !searchCharsetOK(c.Charset) {
 		return searchBadCharset()
 	}
-	found, _, err := s.searchMatch(c.Key)
+	more := store.RowDates
+	if c.Algorithm == "REFERENCES" {
+		more |= store.RowBlob // the header is read from the file
+	}
+	found, _, err := s.searchMatch(c.Key, more)
 	if err != nil {
 		return s.serverBug(err)
 	}

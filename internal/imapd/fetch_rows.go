@@ -22,9 +22,10 @@ const fetchRangeMin = 32
 const fetchChunk = 256
 
 // fetchRows returns the index rows of uids (UIDs in the view, any order)
-// that still exist, in UID order. A dense set (most of the view between
-// its lowest and highest UID) is read with one range query.
-func (s *session) fetchRows(uids []uint32) ([]store.Message, error) {
+// that still exist, in UID order, with at least the given fields. A dense
+// set (most of the view between its lowest and highest UID) is read with
+// one range query.
+func (s *session) fetchRows(uids []uint32, fields store.RowFields) ([]store.Message, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
@@ -41,7 +42,7 @@ func (s *session) fetchRows(uids []uint32) ([]store.Message, error) {
 			j, _ = slices.BinarySearch(s.sel.uids, hi+1)
 		}
 		if span := j - i; span <= 2*len(uids) {
-			rows, err := s.acct.MessagesInUIDRange(s.ctx(), s.sel.mb.ID, lo, hi)
+			rows, err := s.acct.RowsInUIDRange(s.ctx(), s.sel.mb.ID, lo, hi, fields, span)
 			if err != nil {
 				return nil, err
 			}
@@ -65,14 +66,14 @@ func (s *session) fetchRows(uids []uint32) ([]store.Message, error) {
 	return s.acct.MessagesByUID(s.ctx(), s.sel.mb.ID, uids)
 }
 
-// viewRows returns the rows of every message in the view that the store
-// still has and that is not pending expunge, in UID order (SEARCH, SORT,
-// THREAD).
-func (s *session) viewRows() ([]store.Message, error) {
+// viewRows returns the rows, with at least the given fields, of every
+// message in the view that the store still has and that is not pending
+// expunge, in UID order (SEARCH, SORT, THREAD).
+func (s *session) viewRows(fields store.RowFields) ([]store.Message, error) {
 	if len(s.sel.uids) == 0 {
 		return nil, nil
 	}
-	rows, err := s.acct.MessagesInUIDRange(s.ctx(), s.sel.mb.ID, s.sel.uids[0], s.sel.lastUID())
+	rows, err := s.acct.RowsInUIDRange(s.ctx(), s.sel.mb.ID, s.sel.uids[0], s.sel.lastUID(), fields, len(s.sel.uids))
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,8 @@ type searchProgram struct {
 	needHeader  bool // a key needs the header
 	needBody    bool // a key needs the body
 	usesModSeq  bool // MODSEQ key: the answer reports the highest MODSEQ
+	// fields are the index columns evaluation needs.
+	fields store.RowFields
 	now         time.Time
 	nview       uint32          // messages in the view, for "*" in sequence sets
 	lastUID     uint32          // highest UID in the view, for "*" in UID sets
@@ -78,6 +80,16 @@ func (s *session) searchPrepare(k *SearchKey) *searchProgram {
 					p.saved[u] = true
 				}
 			}
+		case SearchFlag, SearchKeyword, SearchModSeq:
+			p.fields |= store.RowFlags
+		case SearchBefore, SearchOn, SearchSince, SearchSavedBefore, SearchSavedOn, SearchSavedSince, SearchOlder, SearchYounger:
+			p.fields |= store.RowDates
+		case SearchLarger, SearchSmaller:
+			p.fields |= store.RowSize
+		case SearchEmailID, SearchThreadID:
+			p.fields |= store.RowObjectIDs
+		}
+		switch k.Op {
 		case SearchHeader:
 			p.needHeader = true
 			p.headerValue[k] = searchFoldString(strings.ToValidUTF8(k.Value, "\uFFFD"))
@@ -101,6 +113,11 @@ func (s *session) searchPrepare(k *SearchKey) *searchProgram {
 		}
 	}
 	walk(k)
+	if p.needHeader || p.needBody {
+		// The file, its size, and the internal date as the fallback of a
+		// missing Date header.
+		p.fields |= store.RowBlob | store.RowSize | store.RowDates
+	}
 	return p
 }
 
@@ -320,21 +337,24 @@ func (p *searchProgram) searchLoadHeader(msg *searchMsg, r io.Reader) error {
 }
 
 // searchRun evaluates the program over the view and returns the matching
-// messages in UID order.
-func (s *session) searchRun(p *searchProgram) ([]store.Message, error) {
-	rows, err := s.viewRows()
+// messages in UID order, with at least the row fields evaluation needs and
+// more.
+func (s *session) searchRun(p *searchProgram, more store.RowFields) ([]store.Message, error) {
+	rows, err := s.viewRows(p.fields | more)
 	if err != nil {
 		return nil, err
 	}
-	var out []store.Message
+	out := rows[:0] // matches are written over the rows already judged
 	var maybe []*searchMsg
-	for _, m := range rows {
-		msg := &searchMsg{m: m, seq: s.sel.seqOf(m.UID)}
-		switch p.eval(p.key, msg) {
+	var msg searchMsg
+	for i := range rows {
+		msg.m, msg.seq = rows[i], s.sel.seqOf(rows[i].UID)
+		switch p.eval(p.key, &msg) {
 		case searchYes:
-			out = append(out, m)
+			out = append(out, rows[i])
 		case searchMaybe:
-			maybe = append(maybe, msg)
+			cp := msg
+			maybe = append(maybe, &cp)
 		}
 	}
 	if len(maybe) == 0 {

@@ -7,20 +7,106 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // MessagesInUIDRange returns the messages of a mailbox with lo <= UID <=
 // hi, in UID order, in one query. It is the cheap way to read the rows of
 // a dense set (FETCH 1:*, SEARCH over the whole mailbox).
 func (a *Account) MessagesInUIDRange(ctx context.Context, mailboxID int64, lo, hi uint32) ([]Message, error) {
-	rows, err := a.db.R.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? AND uid BETWEEN ? AND ? ORDER BY uid`, mailboxID, lo, hi)
+	return a.RowsInUIDRange(ctx, mailboxID, lo, hi, RowAll, 0)
+}
+
+// RowFields selects the columns a bulk read fills. ID, MailboxID and UID
+// are always filled; reading fewer columns makes a read of thousands of
+// rows several times faster.
+type RowFields uint8
+
+// The column groups of RowsInUIDRange.
+const (
+	RowFlags     RowFields = 1 << iota // Flags, Keywords, ModSeq
+	RowDates                           // InternalDate, SaveDate
+	RowSize                            // Size
+	RowBlob                            // Blob
+	RowObjectIDs                       // EmailID, ThreadID
+
+	RowAll = RowFlags | RowDates | RowSize | RowBlob | RowObjectIDs
+)
+
+// RowsInUIDRange is MessagesInUIDRange filling only the given fields.
+// sizeHint, when known, is the expected number of rows: the result is
+// allocated once.
+func (a *Account) RowsInUIDRange(ctx context.Context, mailboxID int64, lo, hi uint32, fields RowFields, sizeHint int) ([]Message, error) {
+	if fields == RowAll {
+		return a.queryRows(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? AND uid BETWEEN ? AND ? ORDER BY uid`, scanMessage, sizeHint, mailboxID, lo, hi)
+	}
+	cols := "id, uid"
+	if fields&RowFlags != 0 {
+		cols += ", flags, keywords, modseq"
+	}
+	if fields&RowDates != 0 {
+		cols += ", internal_date, internal_tz, save_date"
+	}
+	if fields&RowSize != 0 {
+		cols += ", size"
+	}
+	if fields&RowBlob != 0 {
+		cols += ", blob"
+	}
+	if fields&RowObjectIDs != 0 {
+		cols += ", email_id, thread_id"
+	}
+	zones := map[int]*time.Location{}
+	scan := func(sc interface{ Scan(...any) error }) (Message, error) {
+		m := Message{MailboxID: mailboxID}
+		var kw string
+		var date, saved int64
+		var tz int
+		dest := []any{&m.ID, &m.UID}
+		if fields&RowFlags != 0 {
+			dest = append(dest, &m.Flags, &kw, &m.ModSeq)
+		}
+		if fields&RowDates != 0 {
+			dest = append(dest, &date, &tz, &saved)
+		}
+		if fields&RowSize != 0 {
+			dest = append(dest, &m.Size)
+		}
+		if fields&RowBlob != 0 {
+			dest = append(dest, &m.Blob)
+		}
+		if fields&RowObjectIDs != 0 {
+			dest = append(dest, &m.EmailID, &m.ThreadID)
+		}
+		if err := sc.Scan(dest...); err != nil {
+			return Message{}, err
+		}
+		if kw != "" {
+			m.Keywords = strings.Split(kw, " ")
+		}
+		if fields&RowDates != 0 {
+			loc := zones[tz]
+			if loc == nil {
+				loc = time.FixedZone("", tz)
+				zones[tz] = loc
+			}
+			m.InternalDate = time.Unix(date, 0).In(loc)
+			m.SaveDate = time.Unix(saved, 0)
+		}
+		return m, nil
+	}
+	return a.queryRows(ctx, `SELECT `+cols+` FROM messages WHERE mailbox_id=? AND uid BETWEEN ? AND ? ORDER BY uid`, scan, sizeHint, mailboxID, lo, hi)
+}
+
+func (a *Account) queryRows(ctx context.Context, q string, scan func(interface{ Scan(...any) error }) (Message, error), sizeHint int, args ...any) ([]Message, error) {
+	rows, err := a.db.R.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
 	defer rows.Close()
-	var out []Message
+	out := make([]Message, 0, max(0, min(sizeHint, 1<<20)))
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		m, err := scan(rows)
 		if err != nil {
 			return nil, fmt.Errorf("read messages: %w", err)
 		}
