@@ -34,8 +34,9 @@ type fetchPlan struct {
 	seen bool
 	// modseq: MODSEQ in every response (requested, or CONDSTORE enabled).
 	modseq bool
-	// meta: an item needs the message structure; file: the message file.
-	meta, file                  bool
+	// meta: an item needs the message structure (envOnly: only its
+	// envelope); file: the message file.
+	meta, envOnly, file         bool
 	hasUID, hasFlags, hasModSeq bool
 	// vals is scratch space for one message's prepared values.
 	vals []fetchValue
@@ -46,6 +47,7 @@ type fetchPlan struct {
 func newFetchPlan(items []FetchItem, uid, readOnly, condstore bool) *fetchPlan {
 	p := &fetchPlan{uid: uid}
 	seen := map[string]bool{}
+	structure := false // an item needs more of the structure than the envelope
 	for _, it := range items {
 		key := it.String()
 		if it.Att == FetchPreview {
@@ -66,15 +68,11 @@ func newFetchPlan(items []FetchItem, uid, readOnly, condstore bool) *fetchPlan {
 			p.hasFlags = true
 		case FetchModSeq:
 			p.hasModSeq = true
-		case FetchEnvelope, FetchBodyStructure, FetchBody, FetchRFC822Header, FetchRFC822Text, FetchPreview:
+		}
+		if fetchNeedsMeta(it) {
 			p.meta = true
-		case FetchBodySection:
-			if len(it.Section.Part) > 0 || it.Section.Spec != SectionAll {
-				p.meta = true
-			}
-		case FetchBinary, FetchBinarySize:
-			if len(it.Section.Part) > 0 {
-				p.meta = true
+			if it.Att != FetchEnvelope {
+				structure = true
 			}
 		}
 		switch it.Att {
@@ -91,12 +89,31 @@ func newFetchPlan(items []FetchItem, uid, readOnly, condstore bool) *fetchPlan {
 			p.fields |= store.RowObjectIDs
 		}
 	}
+	p.envOnly = p.meta && !structure
 	p.modseq = p.hasModSeq || condstore
 	if p.modseq || p.seen {
 		p.fields |= store.RowFlags
 	}
 	p.vals = make([]fetchValue, len(p.items))
 	return p
+}
+
+// fetchNeedsMeta reports whether an item needs the stored structure.
+// BODY[] and BINARY[] are the whole file; BODY[HEADER], BODY[TEXT] and
+// BODY[HEADER.FIELDS ...] of the message itself (and RFC822.HEADER and
+// RFC822.TEXT) are found by reading the header, which costs less than
+// decoding the structure.
+func fetchNeedsMeta(it FetchItem) bool {
+	switch it.Att {
+	case FetchEnvelope, FetchBodyStructure, FetchBody, FetchPreview:
+		return true
+	case FetchBodySection:
+		// The top-level sections are found by reading the header.
+		return len(it.Section.Part) > 0
+	case FetchBinary, FetchBinarySize:
+		return len(it.Section.Part) > 0
+	}
+	return false
 }
 
 func cmdFetch(s *session, tag, name string, uid bool) error {
@@ -138,31 +155,69 @@ func cmdFetch(s *session, tag, name string, uid bool) error {
 	if c.HasChangedSince {
 		fields |= store.RowFlags
 	}
+	// The set is handled in slices, so that a FETCH of a huge mailbox
+	// holds a bounded number of rows at a time.
+	var st fetchState
+	for start := 0; start < len(uids); start += fetchRowChunk {
+		part := uids[start:min(start+fetchRowChunk, len(uids))]
+		if err := s.fetchSlice(plan, c, part, fields, &st); err != nil {
+			return err
+		}
+	}
+	switch {
+	case st.unknownCTE:
+		// RFC 3516 §4.3.
+		return no("UNKNOWN-CTE", "cannot decode the content-transfer-encoding of a requested part")
+	case st.gone && !uid:
+		return no("EXPUNGEISSUED", "some of the requested messages no longer exist")
+	}
+	return nil
+}
+
+// fetchRowChunk is how many messages' rows a FETCH reads at a time.
+const fetchRowChunk = 4096
+
+// fetchState is what a FETCH learned over its slices.
+type fetchState struct {
+	// gone: a requested message was expunged (pending, or gone from the
+	// store); unknownCTE: a message was skipped for [UNKNOWN-CTE].
+	gone, unknownCTE bool
+}
+
+// fetchSlice runs a FETCH for a slice of its UIDs (ascending).
+func (s *session) fetchSlice(plan *fetchPlan, c *FetchCommand, uids []uint32, fields store.RowFields, st *fetchState) error {
 	rows, err := s.fetchRows(uids, fields)
 	if err != nil {
 		return s.serverBug(err)
 	}
-	if len(s.sel.pending) > 0 {
-		rows = slices.DeleteFunc(rows, func(m store.Message) bool { return s.sel.isPending(m.UID) })
+	rows = s.fetchDropPending(rows)
+	if len(rows) < len(uids) {
+		st.gone = true
 	}
-	missing := len(rows) < len(uids)
 	if c.HasChangedSince {
 		// RFC 7162 §3.1.4.1: only messages changed after the value.
 		rows = slices.DeleteFunc(rows, func(m store.Message) bool { return m.ModSeq <= c.ChangedSince })
 	}
-
 	var flagsChanged map[uint32]bool
 	if plan.seen {
 		if flagsChanged, err = s.fetchSetSeen(rows); err != nil {
 			return s.serverBug(err)
 		}
 	}
-
-	var unknownCTE, gone bool
 	for start := 0; start < len(rows); start += fetchChunk {
 		chunk := rows[start:min(start+fetchChunk, len(rows))]
 		var metas map[int64]*message.Part
-		if plan.meta {
+		switch {
+		case plan.envOnly:
+			envs, err := s.fetchEnvelopes(chunk)
+			if err != nil {
+				return s.serverBug(err)
+			}
+			metas = make(map[int64]*message.Part, len(envs))
+			for id, env := range envs {
+				metas[id] = &message.Part{Envelope: env}
+			}
+		case plan.meta:
 			if metas, err = s.fetchMetas(chunk); err != nil {
 				return s.serverBug(err)
 			}
@@ -171,16 +226,16 @@ func cmdFetch(s *session, tag, name string, uid bool) error {
 			var root *message.Part
 			if plan.meta {
 				if root = metas[m.ID]; root == nil {
-					gone = true
+					st.gone = true
 					continue
 				}
 			}
 			err := s.fetchOne(plan, m, root, flagsChanged[m.UID])
 			switch {
 			case errors.Is(err, errFetchUnknownCTE):
-				unknownCTE = true
+				st.unknownCTE = true
 			case errors.Is(err, store.ErrNoMessage):
-				gone = true
+				st.gone = true
 			case err != nil:
 				return err
 			}
@@ -188,13 +243,6 @@ func cmdFetch(s *session, tag, name string, uid bool) error {
 		if err := s.enc.Err(); err != nil {
 			return err
 		}
-	}
-	switch {
-	case unknownCTE:
-		// RFC 3516 §4.3.
-		return no("UNKNOWN-CTE", "cannot decode the content-transfer-encoding of a requested part")
-	case (missing || gone) && !uid:
-		return no("EXPUNGEISSUED", "some of the requested messages no longer exist")
 	}
 	return nil
 }
@@ -369,7 +417,7 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 	if !plan.file {
 		return vals, nil
 	}
-	header := func(off, n int64) ([]byte, error) { return fetchReadHeader(f, off, n) }
+	sr := &fetchFileSections{f: f}
 	for i, it := range plan.items {
 		v := &vals[i]
 		var err error
@@ -377,11 +425,11 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 		case FetchRFC822:
 			v.span = fetchSpan{n: m.Size}
 		case FetchRFC822Header:
-			v.span, err = fetchResolveSection(root, m.Size, Section{Spec: SectionHeader}, header)
+			v.span, err = fetchResolveSection(root, m.Size, Section{Spec: SectionHeader}, sr)
 		case FetchRFC822Text:
-			v.span, err = fetchResolveSection(root, m.Size, Section{Spec: SectionText}, header)
+			v.span, err = fetchResolveSection(root, m.Size, Section{Spec: SectionText}, sr)
 		case FetchBodySection:
-			v.span, err = fetchResolveSection(root, m.Size, it.Section, header)
+			v.span, err = fetchResolveSection(root, m.Size, it.Section, sr)
 			v.span = fetchApplyPartial(v.span, it.Partial)
 		case FetchBinary, FetchBinarySize:
 			err = s.fetchPrepareBinary(it, m, root, f, v)
@@ -396,6 +444,27 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 		}
 	}
 	return vals, nil
+}
+
+// fetchFileSections reads section data from one message file, computing
+// the top-level header length at most once.
+type fetchFileSections struct {
+	f     *os.File
+	hlen  int64
+	hdone bool
+}
+
+func (fs *fetchFileSections) header(off, n int64) ([]byte, error) { return fetchReadHeader(fs.f, off, n) }
+
+func (fs *fetchFileSections) topHeaderLen() (int64, error) {
+	if !fs.hdone {
+		n, err := fetchTopHeaderLen(io.NewSectionReader(fs.f, 0, 1<<62))
+		if err != nil {
+			return 0, err
+		}
+		fs.hlen, fs.hdone = n, true
+	}
+	return fs.hlen, nil
 }
 
 // fetchPrepareBinary resolves a BINARY[part] or BINARY.SIZE[part] item

@@ -29,8 +29,12 @@ func cmdStore(s *session, tag, name string, uid bool) error {
 	}
 	uids := s.resolveSet(c.Seq, uid)
 	live := uids
-	if len(s.sel.pending) > 0 {
-		live = slices.DeleteFunc(slices.Clone(uids), s.sel.isPending)
+	if n := len(s.sel.pending); n > 0 {
+		pending := make(map[uint32]bool, n)
+		for _, u := range s.sel.pending {
+			pending[u] = true
+		}
+		live = slices.DeleteFunc(slices.Clone(uids), func(u uint32) bool { return pending[u] })
 	}
 	res, err := s.acct.StoreFlags(s.ctx(), s.sel.mb.ID, live, store.FlagUpdate{
 		Op: c.Op, Flags: c.Flags, Keywords: c.Keywords,

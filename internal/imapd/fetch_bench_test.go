@@ -121,13 +121,20 @@ func BenchmarkFetchFlags(b *testing.B) {
 func BenchmarkFetchEnvelope(b *testing.B) {
 	const n = 2000
 	_, fc := fetchBenchEnv(b, n, fetchBenchMessage)
-	b.ResetTimer()
-	for range b.N {
-		if lines, _ := fc.run(b, "UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"); lines != n {
-			b.Fatalf("%d responses", lines)
-		}
+	for _, bc := range []struct{ name, items string }{
+		{"envelope", "(FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)"},
+		{"bodystructure", "(FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"},
+		{"headerfields", "(FLAGS BODY.PEEK[HEADER.FIELDS (From To Subject Date Message-ID)])"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for range b.N {
+				if lines, _ := fc.run(b, "UID FETCH 1:* "+bc.items); lines != n {
+					b.Fatalf("%d responses", lines)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
 }
 
 func BenchmarkFetchBody(b *testing.B) {

@@ -208,3 +208,48 @@ func TestFetchPreviewLimits(t *testing.T) {
 		t.Errorf("picked %v", p)
 	}
 }
+
+func TestFetchTopHeaderLen(t *testing.T) {
+	long := strings.Repeat("x", 40000)
+	for _, msg := range []string{
+		"A: 1\r\nB: 2\r\n\r\nbody\r\n",
+		"A: 1\nB: 2\n\nbody\n",
+		"A: 1\r\n folded\r\n\r\n",
+		"A: 1\r\nB: 2\r\n",
+		"A: 1",
+		"",
+		"\r\nbody",
+		"From someone Mon Jan  1\r\nA: 1\r\n\r\nbody",
+		" leading space\r\n\r\nbody",
+		"A: 1\r\nnot a field\r\n\r\nbody",
+		"A: " + long + "\r\n\r\nbody",
+		"A: " + long[:16384-5] + "\r\n\r\nbody",
+		"A: " + long[:16384-3] + "\r\n\r\nbody",
+		"X-Long: " + long + "\n\n\r\n",
+		"A: 1\r\n \r\nB: 2\r\n\r\n",
+	} {
+		root, err := message.Parse(strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fetchTopHeaderLen(strings.NewReader(msg))
+		if err != nil || got != root.BodyStart {
+			t.Errorf("%.40q: got %d, parser says %d (%v)", msg, got, root.BodyStart, err)
+		}
+	}
+}
+
+func FuzzFetchTopHeaderLen(f *testing.F) {
+	f.Add("A: 1\r\n\r\nbody")
+	f.Add("no header\r\n\r\n")
+	f.Fuzz(func(t *testing.T, msg string) {
+		root, err := message.Parse(strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := fetchTopHeaderLen(strings.NewReader(msg))
+		if err != nil || got != root.BodyStart {
+			t.Errorf("%q: got %d, parser says %d (%v)", msg, got, root.BodyStart, err)
+		}
+	})
+}

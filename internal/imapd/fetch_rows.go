@@ -77,10 +77,24 @@ func (s *session) viewRows(fields store.RowFields) ([]store.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(s.sel.pending) > 0 {
-		rows = slices.DeleteFunc(rows, func(m store.Message) bool { return s.sel.isPending(m.UID) })
+	return s.fetchDropPending(rows), nil
+}
+
+// fetchDropPending removes from rows the messages expunged elsewhere and
+// not yet announced: until then they keep their sequence numbers but are
+// treated as gone.
+func (s *session) fetchDropPending(rows []store.Message) []store.Message {
+	switch len(s.sel.pending) {
+	case 0:
+		return rows
+	case 1, 2, 3, 4:
+		return slices.DeleteFunc(rows, func(m store.Message) bool { return s.sel.isPending(m.UID) })
 	}
-	return rows, nil
+	set := make(map[uint32]bool, len(s.sel.pending))
+	for _, u := range s.sel.pending {
+		set[u] = true
+	}
+	return slices.DeleteFunc(rows, func(m store.Message) bool { return set[m.UID] })
 }
 
 // fetchMetas loads and decodes the structures of msgs (one batch): the

@@ -92,12 +92,28 @@ func fetchClamp(off, n, size int64) (int64, int64) {
 	return off, n
 }
 
+// fetchSectionReader gives fetchResolveSection access to the message file.
+type fetchSectionReader interface {
+	// header reads a header block, for HEADER.FIELDS.
+	header(off, n int64) ([]byte, error)
+	// topHeaderLen is the length of the message's header block, for the
+	// sections of the top level when the structure was not loaded.
+	topHeaderLen() (int64, error)
+}
+
 // fetchResolveSection finds the bytes of sec in a message of size bytes
-// with structure root (nil only when sec is the whole message). header
-// reads a header block for HEADER.FIELDS.
-func fetchResolveSection(root *message.Part, size int64, sec Section, header func(off, n int64) ([]byte, error)) (fetchSpan, error) {
+// with structure root, which may be nil for the whole message and the
+// top-level HEADER, HEADER.FIELDS (.NOT) and TEXT.
+func fetchResolveSection(root *message.Part, size int64, sec Section, r fetchSectionReader) (fetchSpan, error) {
 	if len(sec.Part) == 0 && sec.Spec == SectionAll {
 		return fetchSpan{off: 0, n: size}, nil
+	}
+	if root == nil && len(sec.Part) == 0 {
+		hl, err := r.topHeaderLen()
+		if err != nil {
+			return fetchSpan{}, err
+		}
+		root = &message.Part{BodyStart: hl, End: size}
 	}
 	p := fetchFindPart(root, sec.Part)
 	if p == nil {
@@ -126,7 +142,7 @@ func fetchResolveSection(root *message.Part, size int64, sec Section, header fun
 			off, n = msg.HeaderStart, msg.BodyStart-msg.HeaderStart
 		default:
 			off, n = fetchClamp(msg.HeaderStart, msg.BodyStart-msg.HeaderStart, size)
-			h, err := header(off, min(n, fetchMaxHeader))
+			h, err := r.header(off, min(n, fetchMaxHeader))
 			if err != nil {
 				return fetchSpan{}, err
 			}
@@ -195,4 +211,59 @@ func fetchScanHeader(r io.Reader, max int) ([]byte, error) {
 		}
 		midLine = false
 	}
+}
+
+// fetchTopHeaderLen returns the length of the header block at the start of
+// r, the blank line included, by the rules message.Parse applies: the
+// header ends at the first empty line (CRLF or LF alone); a first line
+// that is not a header field means there is no header; without an empty
+// line the whole message is header. It reads the header once and keeps
+// nothing of it.
+func fetchTopHeaderLen(r io.Reader) (int64, error) {
+	br := bufio.NewReaderSize(r, 16<<10)
+	var n int64
+	first, midLine := true, false
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull && err != io.EOF {
+			return 0, err
+		}
+		if len(line) == 0 {
+			return n, nil
+		}
+		if !midLine {
+			if string(line) == "\r\n" || string(line) == "\n" {
+				return n + int64(len(line)), nil
+			}
+			if first && !fetchIsFieldLine(line) {
+				return 0, nil
+			}
+		}
+		first = false
+		n += int64(len(line))
+		midLine = err == bufio.ErrBufferFull
+		if err == io.EOF {
+			return n, nil
+		}
+	}
+}
+
+// fetchIsFieldLine reports whether line starts a header field: a name of
+// printable characters before a colon (RFC 5322 §2.2, obs-optional white
+// space allowed before the colon).
+func fetchIsFieldLine(line []byte) bool {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return false
+	}
+	name := bytes.TrimRight(line[:colon], " \t")
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
 }

@@ -48,11 +48,11 @@ type searchProgram struct {
 	needBody    bool // a key needs the body
 	usesModSeq  bool // MODSEQ key: the answer reports the highest MODSEQ
 	// fields are the index columns evaluation needs.
-	fields store.RowFields
-	now         time.Time
-	nview       uint32          // messages in the view, for "*" in sequence sets
-	lastUID     uint32          // highest UID in the view, for "*" in UID sets
-	saved       map[uint32]bool // "$": the saved result
+	fields  store.RowFields
+	now     time.Time
+	nview   uint32          // messages in the view, for "*" in sequence sets
+	lastUID uint32          // highest UID in the view, for "*" in UID sets
+	saved   map[uint32]bool // "$": the saved result
 }
 
 // searchPrepare walks a search key once, collecting what evaluation needs.
