@@ -454,7 +454,9 @@ type fetchFileSections struct {
 	hdone bool
 }
 
-func (fs *fetchFileSections) header(off, n int64) ([]byte, error) { return fetchReadHeader(fs.f, off, n) }
+func (fs *fetchFileSections) header(off, n int64) ([]byte, error) {
+	return fetchReadHeader(fs.f, off, n)
+}
 
 func (fs *fetchFileSections) topHeaderLen() (int64, error) {
 	if !fs.hdone {
