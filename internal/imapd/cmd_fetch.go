@@ -9,11 +9,12 @@ package imapd
 // message file into literals.
 //
 // Messages expunged by another session but not yet announced (and messages
-// gone from the store) are skipped. A UID FETCH answers OK regardless (RFC
+// gone from the store) are skipped. A UID FETCH answers a plain OK (RFC
 // 9051 §6.4.8: UIDs that do not exist are ignored); a FETCH by sequence
-// number that names one answers NO [EXPUNGEISSUED] after sending the data
-// of the others (RFC 2180 §4.1.2, as Dovecot does), so the client knows its
-// view is stale and that a NOOP will bring the EXPUNGE.
+// number that names one answers OK [EXPUNGEISSUED] (RFC 5530) after the
+// data of the others, as Dovecot does: the command did what it could (RFC
+// 2180 §4.1.2 allows leaving the expunged ones out), and the code tells the
+// client that its view is stale and that a NOOP will bring the EXPUNGE.
 
 import (
 	"bytes"
@@ -169,7 +170,7 @@ func cmdFetch(s *session, tag, name string, uid bool) error {
 		// RFC 3516 §4.3.
 		return no("UNKNOWN-CTE", "cannot decode the content-transfer-encoding of a requested part")
 	case st.gone && !uid:
-		return no("EXPUNGEISSUED", "some of the requested messages no longer exist")
+		return okCode("EXPUNGEISSUED", "some of the requested messages no longer exist")
 	}
 	return nil
 }

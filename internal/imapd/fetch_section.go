@@ -146,6 +146,10 @@ func fetchResolveSection(root *message.Part, size int64, sec Section, r fetchSec
 			if err != nil {
 				return fetchSpan{}, err
 			}
+			if n > fetchMaxHeader {
+				// Only whole lines of a header cut short.
+				h = h[:bytes.LastIndexByte(h, '\n')+1]
+			}
 			data := message.FilterHeader(h, sec.Fields, sec.Spec == SectionHeaderFieldsNot)
 			// RFC 9051 §6.4.5: the subset is followed by the blank line
 			// that ends a header.

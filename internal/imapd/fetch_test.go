@@ -259,7 +259,8 @@ func TestFetchSets(t *testing.T) {
 	// FETCH skips it and says so.
 	fc.ok("SELECT INBOX")
 	fetchExpunge(t, env, 2)
-	fc.expect("FETCH 1:3 UID", "NO [EXPUNGEISSUED]", `* 1 FETCH (UID 1)`, `* 3 FETCH (UID 3)`)
+	fc.expect("FETCH 1:3 UID", "OK [EXPUNGEISSUED]", `* 1 FETCH (UID 1)`, `* 3 FETCH (UID 3)`)
+	fc.expect("FETCH 3 UID", "OK FETCH completed", `* 3 FETCH (UID 3)`)
 	// A UID command may be followed by the EXPUNGE.
 	fc.expect("UID FETCH 1:3 UID", "OK", `* 1 FETCH (UID 1)`, `* 3 FETCH (UID 3)`, `* 2 EXPUNGE`)
 	fc.expect("FETCH 1:* UID", "OK", `* 1 FETCH (UID 1)`, `* 2 FETCH (UID 3)`)
