@@ -4,9 +4,11 @@ package imapd
 // 3516), CONDSTORE/QRESYNC (RFC 7162: MODSEQ, CHANGEDSINCE, VANISHED),
 // OBJECTID (RFC 8474), PREVIEW (RFC 8970) and SAVEDATE (RFC 8514).
 //
-// One query reads the index rows of the whole set; structures are loaded
-// in batches only when an item needs them; body data streams from the
-// message file into literals.
+// One query reads the index rows of up to 4096 messages, with only the
+// columns the items need; structures are loaded in batches only when an
+// item needs them; body data streams from the message file into literals.
+// Memory is bounded by the batch sizes, not by the mailbox or message
+// size.
 //
 // Messages expunged by another session but not yet announced (and messages
 // gone from the store) are skipped. A UID FETCH answers a plain OK (RFC
@@ -347,10 +349,9 @@ func (s *session) fetchSetSeen(rows []store.Message) (map[uint32]bool, error) {
 // skip the message cleanly.
 type fetchValue struct {
 	span    fetchSpan
-	binary  bool // BINARY: span is decoded with enc
-	enc     string
-	size    int64 // decoded size (BINARY, BINARY.SIZE)
-	nul     bool  // the decoded data holds NUL: literal8
+	enc     string // BINARY: the transfer encoding span is decoded from
+	size    int64  // decoded size (BINARY, BINARY.SIZE)
+	nul     bool   // the decoded data holds NUL: literal8
 	preview string
 }
 
@@ -474,7 +475,6 @@ func (fs *fetchFileSections) topHeaderLen() (int64, error) {
 // (RFC 3516 §4.2): the part's body decoded from its transfer encoding;
 // BINARY[] is the whole message, undecoded.
 func (s *session) fetchPrepareBinary(it FetchItem, m store.Message, root *message.Part, f *os.File, v *fetchValue) error {
-	v.binary = true
 	if len(it.Section.Part) == 0 {
 		v.span = fetchSpan{n: m.Size}
 	} else {

@@ -1,6 +1,7 @@
 package imapd_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -264,4 +265,38 @@ func TestFetchSets(t *testing.T) {
 	// A UID command may be followed by the EXPUNGE.
 	fc.expect("UID FETCH 1:3 UID", "OK", `* 1 FETCH (UID 1)`, `* 3 FETCH (UID 3)`, `* 2 EXPUNGE`)
 	fc.expect("FETCH 1:* UID", "OK", `* 1 FETCH (UID 1)`, `* 2 FETCH (UID 3)`)
+}
+
+func TestFetchLargeAttachment(t *testing.T) {
+	// A 600 KB attachment: decoding and partial ranges across every
+	// buffer boundary.
+	data := make([]byte, 600<<10)
+	for i := range data {
+		data[i] = byte(i*7 + i/251)
+	}
+	b64 := base64.StdEncoding.EncodeToString(data)
+	var body strings.Builder
+	for i := 0; i < len(b64); i += 76 {
+		body.WriteString(b64[i:min(i+76, len(b64))] + "\r\n")
+	}
+	msg := crlf("From: a@example.org\nSubject: big\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: text/plain\n\nsee attachment\n--x\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n") +
+		body.String() + crlf("--x--\n")
+	env := fetchNewEnv(t, msg)
+	fc := fetchDial(t, env, fetchUser, "secret-password")
+	fc.ok("SELECT INBOX")
+	fc.expect("FETCH 1 BINARY.SIZE[2]", "OK", fmt.Sprintf("* 1 FETCH (BINARY.SIZE[2] %d)", len(data)))
+	for _, r := range [][2]int{{0, 10}, {100000, 5000}, {len(data) - 3, 10}, {len(data), 1}} {
+		want := data[min(r[0], len(data)):min(r[0]+r[1], len(data))]
+		fc.expect(fmt.Sprintf("FETCH 1 BINARY.PEEK[2]<%d.%d>", r[0], r[1]), "OK",
+			fmt.Sprintf("* 1 FETCH (BINARY[2]<%d> ~{%d}\r\n%s)", r[0], len(want), want))
+	}
+	u := fc.ok("FETCH 1 BINARY.PEEK[2]")
+	if len(u) != 1 || u[0] != fmt.Sprintf("* 1 FETCH (BINARY[2] ~{%d}\r\n%s)", len(data), data) {
+		t.Errorf("BINARY[2]: %d bytes", len(u[0]))
+	}
+	fc.expect("FETCH 1 BODY.PEEK[2]<1000.76>", "OK", "* 1 FETCH (BODY[2]<1000> "+fetchLit(body.String()[1000:1076])+")")
+	u = fc.ok("FETCH 1 BODY.PEEK[]")
+	if len(u) != 1 || u[0] != "* 1 FETCH (BODY[] "+fetchLit(msg)+")" {
+		t.Errorf("BODY[]: %d bytes", len(u[0]))
+	}
 }
