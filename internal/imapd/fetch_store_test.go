@@ -12,7 +12,7 @@ import (
 )
 
 // fetchModSeqs returns the MODSEQ of each message, by UID, from the store.
-func fetchModSeqs(t *testing.T, env interface{}, a *store.Account, mb store.Mailbox) map[uint32]int64 {
+func fetchModSeqs(t *testing.T, a *store.Account, mb store.Mailbox) map[uint32]int64 {
 	t.Helper()
 	msgs, err := a.Messages(context.Background(), mb.ID)
 	if err != nil {
@@ -69,7 +69,7 @@ var storeModSeqRE = regexp.MustCompile(`MODSEQ \((\d+)\)`)
 func TestStoreCondStore(t *testing.T) {
 	env, fc := fetchSetup(t)
 	a, mb := fetchAccount(t, env)
-	ms := fetchModSeqs(t, env, a, mb)
+	ms := fetchModSeqs(t, a, mb)
 
 	// UNCHANGEDSINCE enables CONDSTORE; the client is told the mailbox's
 	// HIGHESTMODSEQ.
@@ -91,7 +91,7 @@ func TestStoreCondStore(t *testing.T) {
 	}
 	// .SILENT with UNCHANGEDSINCE still sends MODSEQ for what changed (RFC
 	// 7162 §3.1.3), UIDs for UID STORE.
-	ms = fetchModSeqs(t, env, a, mb)
+	ms = fetchModSeqs(t, a, mb)
 	u, st = fc.cmd(`UID STORE 1:3 (UNCHANGEDSINCE %d) +FLAGS.SILENT (\Answered)`, ms[1])
 	if ms[2] <= ms[1] || st != "OK [MODIFIED 2:3] conditional STORE failed" || len(u) != 1 ||
 		!strings.HasPrefix(u[0], `* 1 FETCH (UID 1 MODSEQ (`) {
@@ -108,11 +108,11 @@ func TestStoreCondStore(t *testing.T) {
 		t.Errorf("got %q", u)
 	}
 	// CHANGEDSINCE: only what changed after the value, with MODSEQ.
-	ms = fetchModSeqs(t, env, a, mb)
+	ms = fetchModSeqs(t, a, mb)
 	fc.expect(fmt.Sprintf("FETCH 1:* (FLAGS) (CHANGEDSINCE %d)", ms[1]), "OK",
 		fmt.Sprintf(`* 3 FETCH (FLAGS () MODSEQ (%d))`, ms[3]))
 	fc.expect(fmt.Sprintf("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)", ms[3]), "OK")
-	fc.expect(fmt.Sprintf("FETCH 2 (MODSEQ)"), "OK", fmt.Sprintf(`* 2 FETCH (MODSEQ (%d))`, ms[2]))
+	fc.expect("FETCH 2 (MODSEQ)", "OK", fmt.Sprintf(`* 2 FETCH (MODSEQ (%d))`, ms[2]))
 	// VANISHED needs QRESYNC.
 	fc.expect("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)", "BAD")
 }
@@ -123,11 +123,11 @@ func TestFetchVanished(t *testing.T) {
 	fc.ok("ENABLE QRESYNC")
 	fc.ok("SELECT INBOX")
 	a, mb := fetchAccount(t, env)
-	before := fetchModSeqs(t, env, a, mb)
+	before := fetchModSeqs(t, a, mb)
 	fetchExpunge(t, env, 2)
 	fc.expect("NOOP", "OK", "* VANISHED 2")
 	fc.expect(`UID STORE 3 +FLAGS.SILENT (\Seen)`, "OK")
-	ms := fetchModSeqs(t, env, a, mb)
+	ms := fetchModSeqs(t, a, mb)
 	// RFC 7162 §3.2.6: VANISHED (EARLIER) first, for the UIDs of the set
 	// expunged after the mod-sequence, then the changed messages.
 	fc.expect(fmt.Sprintf("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)", before[3]), "OK",

@@ -194,7 +194,7 @@ func TestSearchObjectIDAndModSeq(t *testing.T) {
 	fc.expect("SEARCH EMAILID "+msgs[1].EmailID, "OK", "* SEARCH 2")
 	fc.expect("SEARCH THREADID T123", "OK", "* SEARCH")
 	// MODSEQ enables CONDSTORE and reports the highest MODSEQ found.
-	ms := fetchModSeqs(t, env, a, mb)
+	ms := fetchModSeqs(t, a, mb)
 	u := fc.ok("SEARCH MODSEQ %d", ms[2])
 	want := []string{fmt.Sprintf("* SEARCH 2 3 (MODSEQ %d)", max(ms[2], ms[3]))}
 	if len(u) != 2 || !strings.HasPrefix(u[0], "* OK [HIGHESTMODSEQ ") || u[1] != want[0] {
