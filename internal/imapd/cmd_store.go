@@ -95,8 +95,11 @@ func cmdStore(s *session, tag, name string, uid bool) error {
 		return okCode("MODIFIED "+FormatNumSet(set), "conditional STORE failed")
 	}
 	if gone > 0 && !uid {
-		// RFC 2180 §4.2.1: the client learns its view is stale.
-		return no("EXPUNGEISSUED", "some of the messages no longer exist")
+		// The others were changed, so the command succeeded as far as it
+		// could (RFC 2180 §4.2.1); the code tells the client its view is
+		// stale (RFC 5530). A NO here could make a client give up an
+		// "empty trash" (STORE \Deleted, then EXPUNGE) half way.
+		return okCode("EXPUNGEISSUED", "some of the messages no longer exist")
 	}
 	return nil
 }
