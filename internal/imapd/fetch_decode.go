@@ -40,7 +40,7 @@ func fetchByteReader(r io.Reader) *bufio.Reader {
 	if br, ok := r.(*bufio.Reader); ok {
 		return br
 	}
-	return bufio.NewReaderSize(r, 16<<10)
+	return bufio.NewReaderSize(r, 4096)
 }
 
 // fetchErrReader remembers the first error of r other than EOF, so that a
@@ -164,6 +164,17 @@ func unhexQP(c byte) (byte, bool) {
 	return 0, false
 }
 
+// qpPlain are the bytes that decode to themselves in every context.
+var qpPlain = func() (t [256]bool) {
+	for i := range t {
+		t[i] = true
+	}
+	for _, c := range "= \t\r\n" {
+		t[c] = false
+	}
+	return t
+}()
+
 func (q *fetchQPReader) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
@@ -175,6 +186,19 @@ func (q *fetchQPReader) Read(p []byte) (int, error) {
 		}
 		if q.done {
 			break
+		}
+		if len(q.ws) == 0 {
+			// Fast path: a run of plain bytes straight from the buffer.
+			buf, _ := q.r.Peek(min(q.r.Buffered(), len(p)-n))
+			k := 0
+			for k < len(buf) && qpPlain[buf[k]] {
+				k++
+			}
+			if k > 0 {
+				n += copy(p[n:], buf[:k])
+				q.r.Discard(k)
+				continue
+			}
 		}
 		q.step()
 	}

@@ -57,7 +57,7 @@ type fetchHTMLText struct {
 }
 
 func newFetchHTMLText(r io.Reader) *fetchHTMLText {
-	return &fetchHTMLText{r: bufio.NewReaderSize(r, 8192)}
+	return &fetchHTMLText{r: bufio.NewReaderSize(r, 4096)}
 }
 
 // fetchHTMLBlockTags become a space, so words in separate blocks do not run

@@ -7,6 +7,7 @@ package imapd
 // and only those still undecided after that have their body scanned.
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/mail"
@@ -226,13 +227,20 @@ func (p *searchProgram) eval(k *SearchKey, msg *searchMsg) searchTri {
 			return searchMaybe
 		}
 		want := p.headerValue[k]
-		for _, f := range msg.hdr {
+		for i := range msg.hdr {
+			f := &msg.hdr[i]
 			if !strings.EqualFold(f.name, k.Field) {
 				continue
 			}
 			// RFC 9051 §6.4.4: an empty string matches any message with
 			// the field.
-			if len(want) == 0 || searchContainsFolded(f.value, want) {
+			if len(want) == 0 {
+				return searchYes
+			}
+			if !f.isFolded {
+				f.folded, f.isFolded = searchFold(nil, []byte(f.value)), true
+			}
+			if bytes.Contains(f.folded, want) {
 				return searchYes
 			}
 		}
@@ -256,11 +264,6 @@ func (p *searchProgram) eval(k *SearchKey, msg *searchMsg) searchTri {
 		return searchMaybe
 	}
 	return searchNo
-}
-
-// searchContainsFolded reports whether the text v holds the folded needle.
-func searchContainsFolded(v string, needle []byte) bool {
-	return strings.Contains(string(searchFoldString(v)), string(needle))
 }
 
 // searchDateMatch compares the calendar day of t (in t's own location)
@@ -389,6 +392,7 @@ func (s *session) searchRun(p *searchProgram, more store.RowFields) ([]store.Mes
 
 	// The body: structures in batches, then a streaming scan.
 	if p.needBody {
+		sc := newSearchScanner(p.needles)
 		for start := 0; start < len(maybe); start += fetchChunk {
 			chunk := maybe[start:min(start+fetchChunk, len(maybe))]
 			rows := make([]store.Message, len(chunk))
@@ -411,13 +415,13 @@ func (s *session) searchRun(p *searchProgram, more store.RowFields) ([]store.Mes
 					}
 					return nil, err
 				}
-				sc := newSearchScanner(p.needles)
+				sc.restart()
 				err = searchScanBody(root, f, msg.m.Size, sc)
 				f.Close()
 				if err != nil {
 					return nil, err
 				}
-				msg.bodyFound = sc.found
+				msg.bodyFound = slices.Clone(sc.found)
 				if p.eval(p.key, msg) == searchYes {
 					out = append(out, msg.m)
 				}

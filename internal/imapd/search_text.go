@@ -85,6 +85,9 @@ func searchDecodeHeader(v string) string {
 type searchField struct {
 	name  string
 	value string
+	// folded is value case-folded, computed when a key first needs it.
+	folded   []byte
+	isFolded bool
 }
 
 // searchParseHeader splits a raw header block into fields: continuation
@@ -143,6 +146,7 @@ type searchScanner struct {
 	hay       []byte // kept context, then the folded chunk
 	carry     []byte // an incomplete UTF-8 sequence at the end of the last chunk
 	tmp       []byte
+	buf       []byte // copy buffer, reused across parts
 }
 
 func newSearchScanner(needles [][]byte) *searchScanner {
@@ -155,6 +159,18 @@ func newSearchScanner(needles [][]byte) *searchScanner {
 		}
 	}
 	return sc
+}
+
+// restart makes the scanner ready for a new message: nothing found yet.
+func (sc *searchScanner) restart() {
+	sc.remaining = 0
+	for i, n := range sc.needles {
+		sc.found[i] = len(n) == 0
+		if !sc.found[i] {
+			sc.remaining++
+		}
+	}
+	sc.reset()
 }
 
 // done reports whether every needle was found.
@@ -249,7 +265,10 @@ func searchScanBody(root *message.Part, ra io.ReaderAt, size int64, sc *searchSc
 			sc.reset()
 			// Malformed content only ends the text early; only a failure to
 			// read the file is an error.
-			io.Copy(searchStopWriter{sc}, fetchTextReader(p, src))
+			if sc.buf == nil {
+				sc.buf = make([]byte, 8192)
+			}
+			io.CopyBuffer(searchStopWriter{sc}, fetchTextReader(p, src), sc.buf)
 			sc.flush()
 			return src.err
 		}

@@ -71,16 +71,16 @@ func TestSearchParseHeader(t *testing.T) {
 		"\r\nBody: no\r\n"
 	got := searchParseHeader([]byte(h))
 	want := []searchField{
-		{"Subject", "Caféélé folded"},
-		{"From", "Привет <x@example.org>"},
-		{"X-Empty", ""},
+		{name: "Subject", value: "Caféélé folded"},
+		{name: "From", value: "Привет <x@example.org>"},
+		{name: "X-Empty", value: ""},
 	}
 	if len(got) != len(want) {
-		t.Fatalf("got %q", got)
+		t.Fatalf("got %+v", got)
 	}
 	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("field %d: got %q, want %q", i, got[i], want[i])
+		if got[i].name != want[i].name || got[i].value != want[i].value {
+			t.Errorf("field %d: got %+v, want %+v", i, got[i], want[i])
 		}
 	}
 }
