@@ -95,6 +95,41 @@ func (b *fetchBase64Reader) Read(p []byte) (int, error) {
 		if b.done {
 			break
 		}
+		// Fast path: decode buffered input straight into p while whole
+		// groups fit; "=" and the end of the buffer go the slow way.
+		if b.r.Buffered() > 0 && len(p)-n >= 3 {
+			buf, _ := b.r.Peek(b.r.Buffered())
+			i := 0
+			for i < len(buf) && len(p)-n >= 3 && buf[i] != '=' {
+				if b.nacc == 0 && i+4 <= len(buf) {
+					// A whole group of four valid characters.
+					v0, v1, v2, v3 := base64Values[buf[i]], base64Values[buf[i+1]], base64Values[buf[i+2]], base64Values[buf[i+3]]
+					if (v0|v1|v2|v3)&0xc0 == 0 {
+						x := uint32(v0)<<18 | uint32(v1)<<12 | uint32(v2)<<6 | uint32(v3)
+						p[n], p[n+1], p[n+2] = byte(x>>16), byte(x>>8), byte(x)
+						n += 3
+						i += 4
+						continue
+					}
+				}
+				v := base64Values[buf[i]]
+				i++
+				if v == 0xff {
+					continue
+				}
+				b.acc = b.acc<<6 | uint32(v)
+				b.nacc++
+				if b.nacc == 4 {
+					p[n], p[n+1], p[n+2] = byte(b.acc>>16), byte(b.acc>>8), byte(b.acc)
+					n += 3
+					b.acc, b.nacc = 0, 0
+				}
+			}
+			b.r.Discard(i)
+			if i > 0 {
+				continue
+			}
+		}
 		c, err := b.r.ReadByte()
 		if err != nil {
 			b.flush()
@@ -188,14 +223,31 @@ func (q *fetchQPReader) Read(p []byte) (int, error) {
 			break
 		}
 		if len(q.ws) == 0 {
-			// Fast path: a run of plain bytes straight from the buffer.
-			buf, _ := q.r.Peek(min(q.r.Buffered(), len(p)-n))
+			// Fast path: plain bytes and "=XX" escapes straight from the
+			// buffer.
+			buf, _ := q.r.Peek(q.r.Buffered())
 			k := 0
-			for k < len(buf) && qpPlain[buf[k]] {
-				k++
+			for k < len(buf) && n < len(p) {
+				c := buf[k]
+				if qpPlain[c] {
+					p[n] = c
+					n++
+					k++
+					continue
+				}
+				if c != '=' || k+2 >= len(buf) {
+					break
+				}
+				hi, ok1 := unhexQP(buf[k+1])
+				lo, ok2 := unhexQP(buf[k+2])
+				if !ok1 || !ok2 {
+					break
+				}
+				p[n] = hi<<4 | lo
+				n++
+				k += 3
 			}
 			if k > 0 {
-				n += copy(p[n:], buf[:k])
 				q.r.Discard(k)
 				continue
 			}

@@ -2,7 +2,9 @@ package imapd
 
 import (
 	"bytes"
+	"encoding/base64"
 	"io"
+	"mime/quotedprintable"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -252,4 +254,31 @@ func FuzzFetchTopHeaderLen(f *testing.F) {
 			t.Errorf("%q: got %d, parser says %d (%v)", msg, got, root.BodyStart, err)
 		}
 	})
+}
+
+func BenchmarkFetchCTE(b *testing.B) {
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	var b64 strings.Builder
+	enc := base64.StdEncoding.EncodeToString(data)
+	for i := 0; i < len(enc); i += 76 {
+		b64.WriteString(enc[i:min(i+76, len(enc))] + "\r\n")
+	}
+	var qp bytes.Buffer
+	w := quotedprintable.NewWriter(&qp)
+	w.Write([]byte(strings.Repeat("Grüße aus der schönen Stadt, noch einmal und noch einmal.\r\n", 18000)))
+	w.Close()
+	for _, bc := range []struct{ enc, in string }{{"BASE64", b64.String()}, {"QUOTED-PRINTABLE", qp.String()}} {
+		b.Run(bc.enc, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.in)))
+			for range b.N {
+				r, _ := fetchCTEReader(bc.enc, strings.NewReader(bc.in))
+				if _, err := io.Copy(io.Discard, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
