@@ -41,8 +41,10 @@ type fetchPlan struct {
 	// envelope); file: the message file.
 	meta, envOnly, file         bool
 	hasUID, hasFlags, hasModSeq bool
-	// vals is scratch space for one message's prepared values.
+	// vals is scratch space for one message's prepared values, head for
+	// the start of its file.
 	vals []fetchValue
+	head []byte
 	// fields are the index columns the items need.
 	fields store.RowFields
 }
@@ -419,7 +421,10 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 	if !plan.file {
 		return vals, nil
 	}
-	sr := &fetchFileSections{f: f}
+	if plan.head == nil {
+		plan.head = make([]byte, fetchHeadSize)
+	}
+	sr := &fetchFileSections{f: f, size: m.Size, buf: plan.head}
 	for i, it := range plan.items {
 		v := &vals[i]
 		var err error
@@ -448,27 +453,46 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 	return vals, nil
 }
 
-// fetchFileSections reads section data from one message file, computing
-// the top-level header length at most once.
+// fetchFileSections reads section data from one message file. The first
+// bytes of the file are read once, into scratch space the plan reuses for
+// every message; the top-level header is usually found within them.
 type fetchFileSections struct {
 	f     *os.File
+	size  int64
+	buf   []byte // scratch, fetchHeadSize bytes
+	head  []byte // the first bytes of the file, once read
 	hlen  int64
 	hdone bool
 }
 
+// fetchHeadSize is how much of a message is read at once to find its
+// header.
+const fetchHeadSize = 16 << 10
+
 func (fs *fetchFileSections) header(off, n int64) ([]byte, error) {
+	if fs.head != nil && off+n <= int64(len(fs.head)) {
+		return fs.head[off : off+n], nil
+	}
 	return fetchReadHeader(fs.f, off, n)
 }
 
 func (fs *fetchFileSections) topHeaderLen() (int64, error) {
-	if !fs.hdone {
-		n, err := fetchTopHeaderLen(io.NewSectionReader(fs.f, 0, 1<<62))
-		if err != nil {
+	if fs.hdone {
+		return fs.hlen, nil
+	}
+	got, err := fs.f.ReadAt(fs.buf[:min(fs.size, int64(len(fs.buf)))], 0)
+	if err != nil && err != io.EOF {
+		return 0, err
+	}
+	fs.head = fs.buf[:got]
+	n, ok := fetchHeaderEnd(fs.head, int64(got) >= fs.size)
+	if !ok {
+		if n, err = fetchTopHeaderLen(io.NewSectionReader(fs.f, 0, fs.size)); err != nil {
 			return 0, err
 		}
-		fs.hlen, fs.hdone = n, true
 	}
-	return fs.hlen, nil
+	fs.hlen, fs.hdone = n, true
+	return n, nil
 }
 
 // fetchPrepareBinary resolves a BINARY[part] or BINARY.SIZE[part] item

@@ -238,6 +238,22 @@ func TestFetchTopHeaderLen(t *testing.T) {
 		if err != nil || got != root.BodyStart {
 			t.Errorf("%.40q: got %d, parser says %d (%v)", msg, got, root.BodyStart, err)
 		}
+		fetchCheckHeaderEnd(t, msg, root.BodyStart)
+	}
+}
+
+// fetchCheckHeaderEnd checks fetchHeaderEnd on every prefix length that
+// FETCH may have read of msg.
+func fetchCheckHeaderEnd(t *testing.T, msg string, want int64) {
+	t.Helper()
+	for _, n := range []int{len(msg), min(len(msg), 10), min(len(msg), fetchHeadSize), min(len(msg), 100)} {
+		got, ok := fetchHeaderEnd([]byte(msg[:n]), n == len(msg))
+		if ok && got != want {
+			t.Errorf("%.40q (first %d bytes): got %d, parser says %d", msg, n, got, want)
+		}
+		if !ok && n == len(msg) && len(msg) < fetchHeadSize-1 {
+			t.Errorf("%.40q: whole short message not settled", msg)
+		}
 	}
 }
 
@@ -253,6 +269,7 @@ func FuzzFetchTopHeaderLen(f *testing.F) {
 		if err != nil || got != root.BodyStart {
 			t.Errorf("%q: got %d, parser says %d (%v)", msg, got, root.BodyStart, err)
 		}
+		fetchCheckHeaderEnd(t, msg, root.BodyStart)
 	})
 }
 

@@ -252,6 +252,43 @@ func fetchTopHeaderLen(r io.Reader) (int64, error) {
 	}
 }
 
+// fetchHeaderEnd is fetchTopHeaderLen for the first bytes b of a message
+// (whole: all of it). It reports false when b does not settle the question:
+// the header goes on past b, or a line is so long that message.Parse would
+// see it in pieces.
+func fetchHeaderEnd(b []byte, whole bool) (int64, bool) {
+	const maxLine = fetchHeadSize - 1 // shorter lines reach Parse whole
+	n := 0
+	for first := true; ; first = false {
+		if n == len(b) {
+			// No blank line (yet): all of a whole message is header.
+			return int64(n), whole
+		}
+		i := bytes.IndexByte(b[n:], '\n')
+		if i < 0 {
+			// A last line without a line end.
+			if !whole || len(b)-n >= maxLine {
+				return 0, false
+			}
+			if first && !fetchIsFieldLine(b) {
+				return 0, true
+			}
+			return int64(len(b)), true
+		}
+		if i >= maxLine {
+			return 0, false
+		}
+		line := b[n : n+i+1]
+		if string(line) == "\r\n" || string(line) == "\n" {
+			return int64(n + len(line)), true
+		}
+		if first && !fetchIsFieldLine(line) {
+			return 0, true
+		}
+		n += len(line)
+	}
+}
+
 // fetchIsFieldLine reports whether line starts a header field: a name of
 // printable characters before a colon (RFC 5322 §2.2, obs-optional white
 // space allowed before the colon).
