@@ -364,71 +364,87 @@ func (s *session) searchRun(p *searchProgram, more store.RowFields) ([]store.Mes
 		return out, nil
 	}
 
-	// The header: one file read per undecided message.
-	if p.needHeader {
-		still := maybe[:0]
-		for _, msg := range maybe {
-			f, err := s.acct.OpenBody(msg.m)
-			if err != nil {
+	// The undecided messages in batches, so that what is read of them
+	// (headers, structures) is held for one batch at a time: first the
+	// header, one file read each; then, for those still undecided, the
+	// structures and a streaming scan of the body.
+	var sc *searchScanner
+	if p.needBody {
+		sc = newSearchScanner(p.needles)
+	}
+	for start := 0; start < len(maybe); start += fetchChunk {
+		batch := maybe[start:min(start+fetchChunk, len(maybe))]
+		if p.needHeader {
+			still := make([]*searchMsg, 0, len(batch))
+			for _, msg := range batch {
+				f, err := s.acct.OpenBody(msg.m)
 				if isNoMessage(err) {
 					continue // expunged meanwhile
 				}
-				return nil, err
-			}
-			err = p.searchLoadHeader(msg, f)
-			f.Close()
-			if err != nil {
-				return nil, err
-			}
-			switch p.eval(p.key, msg) {
-			case searchYes:
-				out = append(out, msg.m)
-			case searchMaybe:
-				still = append(still, msg)
-			}
-		}
-		maybe = still
-	}
-
-	// The body: structures in batches, then a streaming scan.
-	if p.needBody {
-		sc := newSearchScanner(p.needles)
-		for start := 0; start < len(maybe); start += fetchChunk {
-			chunk := maybe[start:min(start+fetchChunk, len(maybe))]
-			rows := make([]store.Message, len(chunk))
-			for i, msg := range chunk {
-				rows[i] = msg.m
-			}
-			metas, err := s.fetchMetas(rows)
-			if err != nil {
-				return nil, err
-			}
-			for _, msg := range chunk {
-				root := metas[msg.m.ID]
-				if root == nil {
-					continue
-				}
-				f, err := s.acct.OpenBody(msg.m)
 				if err != nil {
-					if isNoMessage(err) {
-						continue
-					}
 					return nil, err
 				}
-				sc.restart()
-				err = searchScanBody(root, f, msg.m.Size, sc)
+				err = p.searchLoadHeader(msg, f)
 				f.Close()
 				if err != nil {
 					return nil, err
 				}
-				msg.bodyFound = slices.Clone(sc.found)
-				if p.eval(p.key, msg) == searchYes {
+				switch p.eval(p.key, msg) {
+				case searchYes:
 					out = append(out, msg.m)
+				case searchMaybe:
+					still = append(still, msg)
 				}
 			}
+			batch = still
+		}
+		if p.needBody && len(batch) > 0 {
+			if out, err = s.searchBodies(p, batch, sc, out); err != nil {
+				return nil, err
+			}
+		}
+		for _, msg := range maybe[start:min(start+fetchChunk, len(maybe))] {
+			msg.hdr = nil // done with this batch
 		}
 	}
 	slices.SortFunc(out, func(a, b store.Message) int { return int(int64(a.UID) - int64(b.UID)) })
+	return out, nil
+}
+
+// searchBodies scans the bodies of a batch of undecided messages and
+// appends those that match to out.
+func (s *session) searchBodies(p *searchProgram, batch []*searchMsg, sc *searchScanner, out []store.Message) ([]store.Message, error) {
+	rows := make([]store.Message, len(batch))
+	for i, msg := range batch {
+		rows[i] = msg.m
+	}
+	metas, err := s.fetchMetas(rows)
+	if err != nil {
+		return nil, err
+	}
+	for _, msg := range batch {
+		root := metas[msg.m.ID]
+		if root == nil {
+			continue // expunged meanwhile
+		}
+		f, err := s.acct.OpenBody(msg.m)
+		if isNoMessage(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		sc.restart()
+		err = searchScanBody(root, f, msg.m.Size, sc)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		msg.bodyFound = slices.Clone(sc.found)
+		if p.eval(p.key, msg) == searchYes {
+			out = append(out, msg.m)
+		}
+	}
 	return out, nil
 }
 
