@@ -300,3 +300,42 @@ func TestFetchLargeAttachment(t *testing.T) {
 		t.Errorf("BODY[]: %d bytes", len(u[0]))
 	}
 }
+
+func TestFetchManyMessages(t *testing.T) {
+	// More messages than one slice of rows (4096) and one batch of
+	// structures (256); the responses come in order, complete.
+	env := fetchNewEnv(t)
+	a := crlf("From: alice@example.org\nSubject: one\n\nfirst kind\n")
+	b := crlf("From: bob@example.org\nSubject: two\n\nsecond kind\n")
+	searchDeliverN(t, env, a, 4100)
+	searchDeliverN(t, env, b, 300)
+	fc := fetchDial(t, env, fetchUser, "secret-password")
+	fc.ok("SELECT INBOX")
+	u := fc.ok("FETCH 1:* (UID FLAGS)")
+	if len(u) != 4400 {
+		t.Fatalf("%d responses", len(u))
+	}
+	for i, l := range u {
+		if want := fmt.Sprintf("* %d FETCH (UID %d FLAGS ())", i+1, i+1); l != want {
+			t.Fatalf("response %d: %q, want %q", i, l, want)
+		}
+	}
+	// Setting \Seen across the batches, with a structure for each.
+	u = fc.ok("UID FETCH 3900:4400 (BODY[HEADER.FIELDS (Subject)] BODYSTRUCTURE)")
+	if len(u) != 501 {
+		t.Fatalf("%d responses", len(u))
+	}
+	for i, l := range u {
+		n := 3900 + i
+		subj := "one"
+		if n > 4100 {
+			subj = "two"
+		}
+		want := fmt.Sprintf("* %d FETCH (UID %d BODY[HEADER.FIELDS (Subject)] %s BODYSTRUCTURE (\"TEXT\" \"PLAIN\"", n, n, fetchLit("Subject: "+subj+"\r\n\r\n"))
+		if !strings.HasPrefix(l, want) || !strings.HasSuffix(l, ` FLAGS (\Seen))`) {
+			t.Fatalf("response %d: %q", i, l)
+		}
+	}
+	fc.expect("SEARCH RETURN (COUNT ALL) SEEN", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 501 ALL 3900:4400`, fc.nextTag()))
+	fc.expect("NOOP", "OK")
+}

@@ -256,3 +256,48 @@ func TestSearchIMAP4rev2(t *testing.T) {
 	// UTF-8 may be quoted in IMAP4rev2.
 	fc.expect(`SEARCH BODY "café"`, "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") ALL 2:3`, fc.nextTag()))
 }
+
+func TestSearchManyUndecided(t *testing.T) {
+	// More undecided messages than one batch holds, interleaved.
+	env := fetchNewEnv(t)
+	deliverN := func(raw string, n int) { searchDeliverN(t, env, raw, n) }
+	a := crlf("From: alice@example.org\nSubject: one\n\nthe needle is here\n")
+	b := crlf("From: bob@example.org\nSubject: two\n\nnothing to see\n")
+	deliverN(a, 200)
+	deliverN(b, 300)
+	deliverN(a, 100)
+	fc := fetchDial(t, env, fetchUser, "secret-password")
+	fc.ok("SELECT INBOX")
+	fc.expect("SEARCH RETURN (COUNT ALL) TEXT needle", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 300 ALL 1:200,501:600`, fc.nextTag()))
+	fc.expect("SEARCH RETURN (COUNT ALL) OR FROM bob BODY needle", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 600 ALL 1:600`, fc.nextTag()))
+	fc.expect("SEARCH RETURN (COUNT ALL) NOT BODY needle SUBJECT two", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 300 ALL 201:500`, fc.nextTag()))
+	fc.expect("SEARCH RETURN (COUNT) HEADER subject one NOT TEXT needle", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 0`, fc.nextTag()))
+}
+
+// searchDeliverN files n copies of raw into fetchUser's INBOX in one
+// store transaction.
+func searchDeliverN(t testing.TB, env *testenv.Env, raw string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	acc, err := env.Users.Account(ctx, fetchUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := env.Store.NewBody()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(raw))
+	tmp, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tmp.Remove()
+	targets := make([]store.Target, n)
+	for i := range targets {
+		targets[i] = store.Target{AccountID: acc.ID}
+	}
+	if err := env.Store.Deliver(ctx, tmp, targets); err != nil {
+		t.Fatal(err)
+	}
+}
