@@ -139,7 +139,7 @@ func cmdFetch(s *session, tag, name string, uid bool) error {
 		}
 	}
 	if !uid {
-		if err := s.checkSeqSet(c.Seq); err != nil {
+		if err := s.fetchCheckSeqSet(c.Seq); err != nil {
 			return err
 		}
 	}
@@ -256,12 +256,12 @@ func (s *session) fetchSlice(plan *fetchPlan, c *FetchCommand, uids []uint32, fi
 // part whose transfer encoding jodmai cannot decode.
 var errFetchUnknownCTE = errors.New("unknown content-transfer-encoding")
 
-// checkSeqSet refuses message sequence numbers beyond the view (RFC 9051
+// fetchCheckSeqSet refuses message sequence numbers beyond the view (RFC 9051
 // §9 seq-number: they are invalid). A range with "*" is taken as what it
 // covers in the view, so "1:*" in an empty mailbox and "5:*" in one of
 // three messages are accepted, as clients send them blindly (Dovecot does
 // the same).
-func (s *session) checkSeqSet(set SeqSet) error {
+func (s *session) fetchCheckSeqSet(set SeqSet) error {
 	n := uint32(len(s.sel.uids))
 	for _, r := range set.Ranges {
 		if r.Start == 0 || r.Stop == 0 {

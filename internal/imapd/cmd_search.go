@@ -251,7 +251,7 @@ func (s *session) threadInput(found []store.Message, uid, refs bool) ([]*threadM
 		var subject, date string
 		if refs {
 			f, err := s.acct.OpenBody(m)
-			if isNoMessage(err) {
+			if searchIsNoMessage(err) {
 				continue
 			}
 			if err != nil {

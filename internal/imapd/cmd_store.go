@@ -19,7 +19,7 @@ func cmdStore(s *session, tag, name string, uid bool) error {
 		return no("READ-ONLY", "mailbox is read-only")
 	}
 	if !uid {
-		if err := s.checkSeqSet(c.Seq); err != nil {
+		if err := s.fetchCheckSeqSet(c.Seq); err != nil {
 			return err
 		}
 	}

@@ -87,7 +87,7 @@ func (fc *fetchConn) run(b *testing.B, cmd string) (lines, nbytes int) {
 }
 
 // fetchBenchMessage is a typical small message (about 2 KB).
-var fetchBenchMessage = crlf(`From: Alice Example <alice@example.com>
+var fetchBenchMessage = fetchCRLF(`From: Alice Example <alice@example.com>
 To: Bob <bob@example.org>, carol@example.net
 Subject: Benchmark message with a reasonably long subject line
 Date: Tue, 4 Feb 2025 09:30:00 -0800
@@ -99,7 +99,7 @@ Content-Type: multipart/alternative; boundary="b"
 Content-Type: text/plain; charset=utf-8
 Content-Transfer-Encoding: quoted-printable
 
-`) + strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n", 12) + crlf(`--b
+`) + strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n", 12) + fetchCRLF(`--b
 Content-Type: text/html; charset=utf-8
 
 <html><body><p>Lorem ipsum dolor sit amet</p></body></html>

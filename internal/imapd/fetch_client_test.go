@@ -115,15 +115,15 @@ func (fc *fetchConn) expect(cmd string, wantStatus string, want ...string) {
 	}
 }
 
-// crlf converts "\n" to "\r\n".
-func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+// fetchCRLF converts "\n" to "\r\n".
+func fetchCRLF(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
 
 const fetchUser = "fetch@example.org"
 
 // fetchMessages are delivered, in order, by fetchSetup.
 var fetchMessages = []string{
 	// 1: a single part, quoted-printable, RFC 2047 header words.
-	crlf(`From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <juergen@example.org>
+	fetchCRLF(`From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <juergen@example.org>
 To: Fetch User <fetch@example.org>
 Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= aus Berlin
 Date: Mon, 3 Feb 2025 10:00:00 +0100
@@ -138,7 +138,7 @@ Zweite Zeile mit einem sehr langen Text, der weich umbrochen=
 `),
 	// 2: multipart/mixed: alternative (plain + html), a base64 attachment
 	// holding NUL bytes, and an embedded message with its own parts.
-	crlf(`From: Alice <alice@example.com>
+	fetchCRLF(`From: Alice <alice@example.com>
 To: fetch@example.org, Bob <bob@example.net>
 Cc: Carol <carol@example.net>
 Subject: Re: Quarterly report
@@ -192,7 +192,7 @@ caf=E9 au lait
 --outer--
 `),
 	// 3: latin-1 text, base64, an unknown transfer encoding part.
-	crlf(`From: "Eve Example" <eve@example.org>
+	fetchCRLF(`From: "Eve Example" <eve@example.org>
 To: fetch@example.org
 Subject: [list] Fwd: cafe notes (fwd)
 Date: Sun, 2 Feb 2025 23:30:00 -0500

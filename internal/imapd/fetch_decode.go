@@ -59,8 +59,8 @@ func (e *fetchErrReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// base64Values maps a base64 alphabet byte to its value, 0xff for others.
-var base64Values = func() (t [256]byte) {
+// fetchBase64Values maps a base64 alphabet byte to its value, 0xff for others.
+var fetchBase64Values = func() (t [256]byte) {
 	for i := range t {
 		t[i] = 0xff
 	}
@@ -103,7 +103,7 @@ func (b *fetchBase64Reader) Read(p []byte) (int, error) {
 			for i < len(buf) && len(p)-n >= 3 && buf[i] != '=' {
 				if b.nacc == 0 && i+4 <= len(buf) {
 					// A whole group of four valid characters.
-					v0, v1, v2, v3 := base64Values[buf[i]], base64Values[buf[i+1]], base64Values[buf[i+2]], base64Values[buf[i+3]]
+					v0, v1, v2, v3 := fetchBase64Values[buf[i]], fetchBase64Values[buf[i+1]], fetchBase64Values[buf[i+2]], fetchBase64Values[buf[i+3]]
 					if (v0|v1|v2|v3)&0xc0 == 0 {
 						x := uint32(v0)<<18 | uint32(v1)<<12 | uint32(v2)<<6 | uint32(v3)
 						p[n], p[n+1], p[n+2] = byte(x>>16), byte(x>>8), byte(x)
@@ -112,7 +112,7 @@ func (b *fetchBase64Reader) Read(p []byte) (int, error) {
 						continue
 					}
 				}
-				v := base64Values[buf[i]]
+				v := fetchBase64Values[buf[i]]
 				i++
 				if v == 0xff {
 					continue
@@ -139,7 +139,7 @@ func (b *fetchBase64Reader) Read(p []byte) (int, error) {
 			b.flush()
 			continue
 		}
-		v := base64Values[c]
+		v := fetchBase64Values[c]
 		if v == 0xff {
 			continue
 		}
@@ -184,10 +184,10 @@ type fetchQPReader struct {
 	done bool
 }
 
-// qpMaxWS bounds the held-back white space; a longer run is passed on.
-const qpMaxWS = 256
+// fetchQPMaxWS bounds the held-back white space; a longer run is passed on.
+const fetchQPMaxWS = 256
 
-func unhexQP(c byte) (byte, bool) {
+func fetchUnhexQP(c byte) (byte, bool) {
 	switch {
 	case '0' <= c && c <= '9':
 		return c - '0', true
@@ -199,8 +199,8 @@ func unhexQP(c byte) (byte, bool) {
 	return 0, false
 }
 
-// qpPlain are the bytes that decode to themselves in every context.
-var qpPlain = func() (t [256]bool) {
+// fetchQPPlain are the bytes that decode to themselves in every context.
+var fetchQPPlain = func() (t [256]bool) {
 	for i := range t {
 		t[i] = true
 	}
@@ -229,7 +229,7 @@ func (q *fetchQPReader) Read(p []byte) (int, error) {
 			k := 0
 			for k < len(buf) && n < len(p) {
 				c := buf[k]
-				if qpPlain[c] {
+				if fetchQPPlain[c] {
 					p[n] = c
 					n++
 					k++
@@ -238,8 +238,8 @@ func (q *fetchQPReader) Read(p []byte) (int, error) {
 				if c != '=' || k+2 >= len(buf) {
 					break
 				}
-				hi, ok1 := unhexQP(buf[k+1])
-				lo, ok2 := unhexQP(buf[k+2])
+				hi, ok1 := fetchUnhexQP(buf[k+1])
+				lo, ok2 := fetchUnhexQP(buf[k+2])
 				if !ok1 || !ok2 {
 					break
 				}
@@ -272,7 +272,7 @@ func (q *fetchQPReader) step() {
 	}
 	switch c {
 	case ' ', '\t':
-		if len(q.ws) >= qpMaxWS {
+		if len(q.ws) >= fetchQPMaxWS {
 			q.out = append(q.out, q.ws...)
 			q.ws = q.ws[:0]
 		}
@@ -298,8 +298,8 @@ func (q *fetchQPReader) step() {
 	}
 	next, _ := q.r.Peek(2)
 	if len(next) == 2 {
-		if hi, ok := unhexQP(next[0]); ok {
-			if lo, ok := unhexQP(next[1]); ok {
+		if hi, ok := fetchUnhexQP(next[0]); ok {
+			if lo, ok := fetchUnhexQP(next[1]); ok {
 				q.r.Discard(2)
 				q.out = append(q.out, hi<<4|lo)
 				return
@@ -317,7 +317,7 @@ func (q *fetchQPReader) step() {
 				return
 			}
 		}
-		if len(b) <= i || i >= qpMaxWS {
+		if len(b) <= i || i >= fetchQPMaxWS {
 			break
 		}
 		switch b[i] {

@@ -66,10 +66,10 @@ func (s *session) fetchRows(uids []uint32, fields store.RowFields) ([]store.Mess
 	return s.acct.MessagesByUID(s.ctx(), s.sel.mb.ID, uids)
 }
 
-// viewRows returns the rows, with at least the given fields, of every
+// fetchViewRows returns the rows, with at least the given fields, of every
 // message in the view that the store still has and that is not pending
 // expunge, in UID order (SEARCH, SORT, THREAD).
-func (s *session) viewRows(fields store.RowFields) ([]store.Message, error) {
+func (s *session) fetchViewRows(fields store.RowFields) ([]store.Message, error) {
 	if len(s.sel.uids) == 0 {
 		return nil, nil
 	}
@@ -120,10 +120,10 @@ func (s *session) fetchMetas(msgs []store.Message) (map[int64]*message.Part, err
 	return out, nil
 }
 
-// envelopeOnly decodes only the envelope of a stored structure: SORT and
+// fetchEnvelopeOnly decodes only the envelope of a stored structure: SORT and
 // THREAD need nothing else, and skipping the part tree saves most of the
 // decoding.
-type envelopeOnly struct {
+type fetchEnvelopeOnly struct {
 	Envelope *message.Envelope `json:"env"`
 }
 
@@ -142,7 +142,7 @@ func (s *session) fetchEnvelopes(msgs []store.Message) (map[int64]*message.Envel
 			return nil, err
 		}
 		for id, b := range raw {
-			var e envelopeOnly
+			var e fetchEnvelopeOnly
 			if err := json.Unmarshal(b, &e); err != nil {
 				return nil, fmt.Errorf("decode envelope of message %d: %w", id, err)
 			}

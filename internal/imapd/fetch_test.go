@@ -175,7 +175,7 @@ func TestFetchPreviewUTF8(t *testing.T) {
 	fc.ok("ENABLE IMAP4rev2")
 	fc.ok("SELECT INBOX")
 	// An HTML-only message: markup, script and entities do not show.
-	env.Deliver(t, fetchUser, []byte(crlf(`From: a@example.org
+	env.Deliver(t, fetchUser, []byte(fetchCRLF(`From: a@example.org
 Subject: html
 Content-Type: text/html; charset=windows-1252
 
@@ -279,8 +279,8 @@ func TestFetchLargeAttachment(t *testing.T) {
 	for i := 0; i < len(b64); i += 76 {
 		body.WriteString(b64[i:min(i+76, len(b64))] + "\r\n")
 	}
-	msg := crlf("From: a@example.org\nSubject: big\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: text/plain\n\nsee attachment\n--x\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n") +
-		body.String() + crlf("--x--\n")
+	msg := fetchCRLF("From: a@example.org\nSubject: big\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: text/plain\n\nsee attachment\n--x\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n") +
+		body.String() + fetchCRLF("--x--\n")
 	env := fetchNewEnv(t, msg)
 	fc := fetchDial(t, env, fetchUser, "secret-password")
 	fc.ok("SELECT INBOX")
@@ -305,8 +305,8 @@ func TestFetchManyMessages(t *testing.T) {
 	// More messages than one slice of rows (4096) and one batch of
 	// structures (256); the responses come in order, complete.
 	env := fetchNewEnv(t)
-	a := crlf("From: alice@example.org\nSubject: one\n\nfirst kind\n")
-	b := crlf("From: bob@example.org\nSubject: two\n\nsecond kind\n")
+	a := fetchCRLF("From: alice@example.org\nSubject: one\n\nfirst kind\n")
+	b := fetchCRLF("From: bob@example.org\nSubject: two\n\nsecond kind\n")
 	searchDeliverN(t, env, a, 4100)
 	searchDeliverN(t, env, b, 300)
 	fc := fetchDial(t, env, fetchUser, "secret-password")

@@ -343,7 +343,7 @@ func (p *searchProgram) searchLoadHeader(msg *searchMsg, r io.Reader) error {
 // messages in UID order, with at least the row fields evaluation needs and
 // more.
 func (s *session) searchRun(p *searchProgram, more store.RowFields) ([]store.Message, error) {
-	rows, err := s.viewRows(p.fields | more)
+	rows, err := s.fetchViewRows(p.fields | more)
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +378,7 @@ func (s *session) searchRun(p *searchProgram, more store.RowFields) ([]store.Mes
 			still := make([]*searchMsg, 0, len(batch))
 			for _, msg := range batch {
 				f, err := s.acct.OpenBody(msg.m)
-				if isNoMessage(err) {
+				if searchIsNoMessage(err) {
 					continue // expunged meanwhile
 				}
 				if err != nil {
@@ -428,7 +428,7 @@ func (s *session) searchBodies(p *searchProgram, batch []*searchMsg, sc *searchS
 			continue // expunged meanwhile
 		}
 		f, err := s.acct.OpenBody(msg.m)
-		if isNoMessage(err) {
+		if searchIsNoMessage(err) {
 			continue
 		}
 		if err != nil {
@@ -448,4 +448,4 @@ func (s *session) searchBodies(p *searchProgram, batch []*searchMsg, sc *searchS
 	return out, nil
 }
 
-func isNoMessage(err error) bool { return errors.Is(err, store.ErrNoMessage) }
+func searchIsNoMessage(err error) bool { return errors.Is(err, store.ErrNoMessage) }

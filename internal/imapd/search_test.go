@@ -46,9 +46,9 @@ func (fc *fetchConn) nextTag() string { return fmt.Sprintf("t%d", fc.n+1) }
 //	5  \Seen                 1-Jan-2020 00:00 +0000
 func searchSetup(t *testing.T) (*testenv.Env, *fetchConn) {
 	env := fetchNewEnv(t, fetchMessages...)
-	searchAppend(t, env, crlf("From: Frank <frank@example.org>\nSubject: old one\nDate: Sat, 15 Jun 2024 23:30:00 -0700\n\nsummer\n"),
+	searchAppend(t, env, fetchCRLF("From: Frank <frank@example.org>\nSubject: old one\nDate: Sat, 15 Jun 2024 23:30:00 -0700\n\nsummer\n"),
 		time.Date(2024, 6, 15, 23, 30, 0, 0, time.FixedZone("", -7*3600)), 0)
-	searchAppend(t, env, crlf("From: Grace <grace@example.org>\nSubject: older\n\nno date header\n"),
+	searchAppend(t, env, fetchCRLF("From: Grace <grace@example.org>\nSubject: older\n\nno date header\n"),
 		time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), store.FlagSeen)
 	fc := fetchDial(t, env, fetchUser, "secret-password")
 	fc.ok("SELECT INBOX")
@@ -261,8 +261,8 @@ func TestSearchManyUndecided(t *testing.T) {
 	// More undecided messages than one batch holds, interleaved.
 	env := fetchNewEnv(t)
 	deliverN := func(raw string, n int) { searchDeliverN(t, env, raw, n) }
-	a := crlf("From: alice@example.org\nSubject: one\n\nthe needle is here\n")
-	b := crlf("From: bob@example.org\nSubject: two\n\nnothing to see\n")
+	a := fetchCRLF("From: alice@example.org\nSubject: one\n\nthe needle is here\n")
+	b := fetchCRLF("From: bob@example.org\nSubject: two\n\nnothing to see\n")
 	deliverN(a, 200)
 	deliverN(b, 300)
 	deliverN(a, 100)

@@ -11,11 +11,11 @@ import (
 
 // sortMessages are filed with the internal dates in sortArrivals.
 var sortMessages = []string{
-	crlf("From: Zed <a@example.org>\nTo: m@example.org\nSubject: Re: beta\nDate: Sun, 5 Jan 2025 10:00:00 +0000\n\none\n"),
-	crlf("From: b@example.org\nTo: Yvonne <l@example.org>\nCc: c@example.org\nSubject: alpha\nDate: Fri, 3 Jan 2025 10:00:00 +0000\n\ntwo two\n"),
-	crlf("From: \"Adam\" <c@example.org>\nTo: k@example.org\nSubject: [list] Fwd: Alpha (fwd)\n\nthree three three\n"),
-	crlf("From: =?UTF-8?Q?=C3=89mile?= <d@example.org>\nSubject: gamma\nDate: Thu, 2 Jan 2025 23:00:00 -0300\n\nfour\n"),
-	crlf("From: bob <B@example.org>\nTo: z@example.org\nSubject: Re: re: BETA\nDate: Wed, 1 Jan 2025 10:00:00 +0000\n\nfive five five five five\n"),
+	fetchCRLF("From: Zed <a@example.org>\nTo: m@example.org\nSubject: Re: beta\nDate: Sun, 5 Jan 2025 10:00:00 +0000\n\none\n"),
+	fetchCRLF("From: b@example.org\nTo: Yvonne <l@example.org>\nCc: c@example.org\nSubject: alpha\nDate: Fri, 3 Jan 2025 10:00:00 +0000\n\ntwo two\n"),
+	fetchCRLF("From: \"Adam\" <c@example.org>\nTo: k@example.org\nSubject: [list] Fwd: Alpha (fwd)\n\nthree three three\n"),
+	fetchCRLF("From: =?UTF-8?Q?=C3=89mile?= <d@example.org>\nSubject: gamma\nDate: Thu, 2 Jan 2025 23:00:00 -0300\n\nfour\n"),
+	fetchCRLF("From: bob <B@example.org>\nTo: z@example.org\nSubject: Re: re: BETA\nDate: Wed, 1 Jan 2025 10:00:00 +0000\n\nfive five five five five\n"),
 }
 
 var sortArrivals = []time.Time{
@@ -82,14 +82,14 @@ func TestSort(t *testing.T) {
 // C), D (by In-Reply-To) and E (by subject only); F whose parent is
 // missing; G and H, siblings under a missing parent.
 var threadMessages = []string{
-	crlf("Message-ID: <a@x>\nSubject: Topic\nDate: Wed, 1 Jan 2025 10:00:00 +0000\n\nA\n"),
-	crlf("Message-ID: <b@x>\nReferences: <a@x>\nSubject: Re: Topic\nDate: Thu, 2 Jan 2025 10:00:00 +0000\n\nB\n"),
-	crlf("Message-ID: <c@x>\nReferences: <a@x>\n <b@x>\nIn-Reply-To: <b@x>\nSubject: Re: Topic\nDate: Fri, 3 Jan 2025 10:00:00 +0000\n\nC\n"),
-	crlf("Message-ID: <d@x>\nIn-Reply-To: <a@x> (Alice's message)\nSubject: Re: Topic\nDate: Sat, 4 Jan 2025 10:00:00 +0000\n\nD\n"),
-	crlf("Message-ID: <e@x>\nSubject: RE: [list] topic\nDate: Sun, 5 Jan 2025 10:00:00 +0000\n\nE\n"),
-	crlf("Message-ID: <f@x>\nReferences: <missing@x>\nSubject: Other\nDate: Mon, 6 Jan 2025 10:00:00 +0000\n\nF\n"),
-	crlf("Message-ID: <g@x>\nReferences: <x@x>\nSubject: Gee\nDate: Tue, 7 Jan 2025 10:00:00 +0000\n\nG\n"),
-	crlf("Message-ID: <h@x>\nReferences: <x@x>\nSubject: Aitch\nDate: Wed, 8 Jan 2025 10:00:00 +0000\n\nH\n"),
+	fetchCRLF("Message-ID: <a@x>\nSubject: Topic\nDate: Wed, 1 Jan 2025 10:00:00 +0000\n\nA\n"),
+	fetchCRLF("Message-ID: <b@x>\nReferences: <a@x>\nSubject: Re: Topic\nDate: Thu, 2 Jan 2025 10:00:00 +0000\n\nB\n"),
+	fetchCRLF("Message-ID: <c@x>\nReferences: <a@x>\n <b@x>\nIn-Reply-To: <b@x>\nSubject: Re: Topic\nDate: Fri, 3 Jan 2025 10:00:00 +0000\n\nC\n"),
+	fetchCRLF("Message-ID: <d@x>\nIn-Reply-To: <a@x> (Alice's message)\nSubject: Re: Topic\nDate: Sat, 4 Jan 2025 10:00:00 +0000\n\nD\n"),
+	fetchCRLF("Message-ID: <e@x>\nSubject: RE: [list] topic\nDate: Sun, 5 Jan 2025 10:00:00 +0000\n\nE\n"),
+	fetchCRLF("Message-ID: <f@x>\nReferences: <missing@x>\nSubject: Other\nDate: Mon, 6 Jan 2025 10:00:00 +0000\n\nF\n"),
+	fetchCRLF("Message-ID: <g@x>\nReferences: <x@x>\nSubject: Gee\nDate: Tue, 7 Jan 2025 10:00:00 +0000\n\nG\n"),
+	fetchCRLF("Message-ID: <h@x>\nReferences: <x@x>\nSubject: Aitch\nDate: Wed, 8 Jan 2025 10:00:00 +0000\n\nH\n"),
 }
 
 func TestThread(t *testing.T) {
