@@ -20,6 +20,10 @@ type selected struct {
 	// ascending; they keep their sequence numbers until then (RFC 9051
 	// §7.5.1).
 	pending []uint32
+	// reported holds flag changes this session made itself and already
+	// reported (or was asked not to: STORE .SILENT), as UID -> the MODSEQ
+	// of that change, so that sync does not announce them again.
+	reported map[uint32]int64
 }
 
 // seqOf returns the sequence number of uid, or 0.
@@ -192,11 +196,12 @@ func (s *session) sync(allowExpunge bool) error {
 		}
 	}
 	for _, m := range changed {
-		if sel.isPending(m.UID) {
+		if sel.isPending(m.UID) || (sel.reported != nil && sel.reported[m.UID] == m.ModSeq) {
 			continue
 		}
 		s.writeFlagsFetch(m)
 	}
+	sel.reported = nil
 	return s.enc.Err()
 }
 

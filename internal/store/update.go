@@ -25,9 +25,12 @@ type FlagUpdate struct {
 	Op       FlagOp
 	Flags    Flags
 	Keywords []string
-	// UnchangedSince, when > 0, skips (and reports as Modified) messages
-	// whose MODSEQ is above it (RFC 7162 §3.1.3).
+	// UnchangedSince, when > 0 or when Conditional is set, skips (and
+	// reports as Modified) messages whose MODSEQ is above it (RFC 7162
+	// §3.1.3). Conditional makes 0 expressible: UNCHANGEDSINCE 0 fails for
+	// every message, since every message has a MODSEQ of at least 1.
 	UnchangedSince int64
+	Conditional    bool
 }
 
 // StoreResult is what StoreFlags did.
@@ -55,7 +58,7 @@ func (a *Account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		}
 		var modseq int64
 		for _, m := range msgs {
-			if u.UnchangedSince > 0 && m.ModSeq > u.UnchangedSince {
+			if (u.Conditional || u.UnchangedSince > 0) && m.ModSeq > u.UnchangedSince {
 				res.Modified = append(res.Modified, m.UID)
 				continue
 			}
