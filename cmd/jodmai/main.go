@@ -66,6 +66,7 @@ func commands() []command {
 		{"alias add", "ALIAS TARGET...", "add an alias (ALIAS may be @domain for a catch-all)", runAliasAdd},
 		{"alias del", "ALIAS", "delete an alias", runAliasDel},
 		{"alias list", "", "list aliases", runAliasList},
+		{"check", "[--repair]", "verify the mail store (safe while the server runs); --repair fixes what it safely can, with the server stopped", runCheck},
 		{"version", "", "print the version", runVersion},
 	}
 }
