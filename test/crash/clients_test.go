@@ -80,8 +80,9 @@ func parseStored(b []byte) (marker string, err error) {
 }
 
 // sendMail runs one SMTP transaction on c. It returns nil only when the
-// server's 250 to the end of DATA was read.
-func sendMail(c *smtp.Client, conn net.Conn, from string, rcpts []string, msg []byte) error {
+// server's 250 to the end of DATA was read. beforeEnd runs just before the
+// end of the data goes out.
+func sendMail(c *smtp.Client, conn net.Conn, from string, rcpts []string, msg []byte, beforeEnd func()) error {
 	conn.SetDeadline(time.Now().Add(ioTimeout))
 	if err := c.Mail(from); err != nil {
 		return err
@@ -98,6 +99,7 @@ func sendMail(c *smtp.Client, conn net.Conn, from string, rcpts []string, msg []
 	if _, err := w.Write(msg); err != nil {
 		return err
 	}
+	beforeEnd()
 	// net/smtp's Close sends the final dot and reads the reply: nil
 	// means 250.
 	return w.Close()

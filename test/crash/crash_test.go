@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,6 +138,8 @@ func TestCrash(t *testing.T) {
 	lg := newLedger()
 	var afterKill struct{ checks, orphans, staleTemp, liveChecks int }
 	startupKills := 0
+	aimedKills := map[aim]int{}
+	var spent struct{ start, load, check time.Duration }
 	begin := time.Now()
 	for round := 1; round <= n; round++ {
 		if round == 1 || round%7 == 3 {
@@ -147,15 +150,28 @@ func TestCrash(t *testing.T) {
 			in.kill()
 			startupKills++
 		} else {
+			t0 := time.Now()
 			in.start(true)
+			spent.start += time.Since(t0)
+			t0 = time.Now()
 			stop := make(chan struct{})
+			// Some rounds aim the kill at a commit: a worker about
+			// to send the end of DATA, or a QUIT that expunges,
+			// pulls the trigger, and the kill follows 0-4 ms later.
+			rc := &roundCtl{round: round, stop: stop, trigger: make(chan struct{}, 1)}
+			switch round % 4 {
+			case 1:
+				rc.aim = aimData
+			case 2:
+				rc.aim = aimQuit
+			}
 			var wg sync.WaitGroup
 			for w := range smtpWorkers {
 				wg.Add(1)
 				wrng := rand.New(rand.NewPCG(rng.Uint64(), uint64(w)))
 				go func() {
 					defer wg.Done()
-					smtpWorker(in.smtpAddr, round, w, wrng, lg, stop)
+					smtpWorker(in.smtpAddr, rc, w, wrng, lg)
 				}()
 			}
 			for a := range numAccounts {
@@ -163,7 +179,7 @@ func TestCrash(t *testing.T) {
 				wrng := rand.New(rand.NewPCG(rng.Uint64(), uint64(100+a)))
 				go func() {
 					defer wg.Done()
-					pop3Worker(in.pop3Addr, a, wrng, lg, stop)
+					pop3Worker(in.pop3Addr, a, rc, wrng, lg)
 				}()
 			}
 			delay := time.Duration(100+rng.IntN(1400)) * time.Millisecond
@@ -176,15 +192,31 @@ func TestCrash(t *testing.T) {
 					t.Errorf("round %d: jodmai check beside the running server: exit %d\n%s", round, code, out)
 				}
 			}
-			time.Sleep(delay)
+			if rc.aim == aimNone {
+				time.Sleep(delay)
+			} else {
+				// Let the load build up, then fire at the next
+				// aimed moment (or give up waiting after a while).
+				time.Sleep(delay / 4)
+				rc.armed.Store(true)
+				select {
+				case <-rc.trigger:
+					time.Sleep(time.Duration(rng.IntN(4000)) * time.Microsecond)
+					aimedKills[rc.aim]++
+				case <-time.After(delay):
+				}
+			}
 			in.kill()
 			close(stop)
 			wg.Wait()
+			spent.load += time.Since(t0)
 		}
 
 		// With the server dead, before the restart's sweep: the only
 		// inconsistencies a crash may leave are unreferenced files.
+		t0 := time.Now()
 		code, out := in.run("", "check")
+		spent.check += time.Since(t0)
 		afterKill.checks++
 		for _, line := range strings.Split(out, "\n") {
 			kind, _, _ := strings.Cut(line, " ")
@@ -226,6 +258,7 @@ func TestCrash(t *testing.T) {
 	for _, e := range lg.errs {
 		t.Error(e)
 	}
+	var maybeKept int
 	var ackedKept, ackedMaybe, lostAcked, resurrected, dup, unackedPresent, presentTotal int
 	for a := range numAccounts {
 		for m, c := range present[a] {
@@ -258,6 +291,11 @@ func TestCrash(t *testing.T) {
 			}
 		case lg.acked[k] && lg.maybe[k]:
 			ackedMaybe++ // present or not: its QUIT's reply was never seen
+			if c > 1 {
+				t.Errorf("account %d: message %s present %d times", k.acct, k.marker, c)
+			} else if c == 1 {
+				maybeKept++
+			}
 		case lg.acked[k]:
 			ackedKept++
 			if c != 1 {
@@ -272,20 +310,22 @@ func TestCrash(t *testing.T) {
 			deletedAcked++
 		}
 	}
-	summary := fmt.Sprintf("crash test: %d rounds (%d killed during start-up) in %v, seed %d\n"+
+	summary := fmt.Sprintf("crash test: %d rounds (%d killed during start-up, %d aimed at an end of DATA, %d at a POP3 QUIT) in %v, seed %d\n"+
 		"  smtp: %d transactions, %d acknowledged (250 read), %d failed or cut by a kill; %d message copies sent, %d acknowledged\n"+
 		"  pop3: %d sessions, %d QUIT +OK, %d QUIT -ERR, %d QUIT unanswered (kill), %d dropped without QUIT; %d RETRs checked\n"+
 		"  deleted by a confirmed QUIT: %d (%d of them acknowledged); maybe deleted: %d\n"+
-		"  final: %d messages present; %d acknowledged and not deleted, all present exactly once: %v; %d acknowledged with an unanswered QUIT; %d present without a 250\n"+
+		"  final: %d messages present; %d acknowledged and not deleted, all present exactly once: %v; %d acknowledged with an unanswered QUIT (%d of them kept); %d present without a 250\n"+
 		"  lost acknowledged: %d, deleted but back: %d, duplicated: %d\n"+
-		"  jodmai check: %d runs after SIGKILL (%d orphan bodies, %d tmp/ leftovers seen, nothing else), %d beside the running server, clean at the end",
-		n, startupKills, time.Since(begin).Round(time.Millisecond), sd,
+		"  jodmai check: %d runs after SIGKILL (%d orphan bodies, %d tmp/ leftovers seen, nothing else), %d beside the running server, clean at the end\n"+
+		"  time: %v starting servers, %v under load, %v in checks after kills",
+		n, startupKills, aimedKills[aimData], aimedKills[aimQuit], time.Since(begin).Round(time.Millisecond), sd,
 		lg.smtpTx, lg.smtpAcked, lg.smtpFailed, len(lg.sent), len(lg.acked),
 		lg.popSessions, lg.popQuitOK, lg.popQuitErr, lg.popQuitLost, lg.popDrops, lg.retrieved,
 		len(lg.deleted), deletedAcked, len(lg.maybe),
-		presentTotal, ackedKept, lostAcked == 0, ackedMaybe, unackedPresent,
+		presentTotal, ackedKept, lostAcked == 0, ackedMaybe, maybeKept, unackedPresent,
 		lostAcked, resurrected, dup,
-		afterKill.checks, afterKill.orphans, afterKill.staleTemp, afterKill.liveChecks)
+		afterKill.checks, afterKill.orphans, afterKill.staleTemp, afterKill.liveChecks,
+		spent.start.Round(time.Millisecond), spent.load.Round(time.Millisecond), spent.check.Round(time.Millisecond))
 	t.Log(summary)
 	fmt.Println(summary)
 	if len(lg.acked) == 0 || len(lg.deleted) == 0 {
@@ -293,6 +333,46 @@ func TestCrash(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("server log (end):\n%s", in.logTail())
+	}
+}
+
+// markerRound returns the round a marker was sent in ("r007-..." -> 7).
+func markerRound(marker string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(strings.SplitN(marker, "-", 2)[0], "r"))
+	if err != nil {
+		return 1 << 30
+	}
+	return n
+}
+
+// aim says which moment a round's kill aims at.
+type aim int
+
+const (
+	aimNone aim = iota // a random moment
+	aimData            // an SMTP end of DATA: body fsync, link, index commit
+	aimQuit            // a POP3 QUIT with deletions: the expunge
+)
+
+func (a aim) String() string { return [...]string{"random", "end of DATA", "POP3 QUIT"}[a] }
+
+// roundCtl is what the workers of one round share.
+type roundCtl struct {
+	round   int
+	stop    chan struct{}
+	aim     aim
+	armed   atomic.Bool
+	trigger chan struct{}
+}
+
+// fire tells the main goroutine that the aimed-at moment is now.
+func (rc *roundCtl) fire(a aim) {
+	if rc.aim != a || !rc.armed.Load() {
+		return
+	}
+	select {
+	case rc.trigger <- struct{}{}:
+	default:
 	}
 }
 
@@ -313,7 +393,8 @@ func pause(stop chan struct{}, d time.Duration) {
 }
 
 // smtpWorker delivers messages over reused connections until stop.
-func smtpWorker(addr string, round, w int, rng *rand.Rand, lg *ledger, stop chan struct{}) {
+func smtpWorker(addr string, rc *roundCtl, w int, rng *rand.Rand, lg *ledger) {
+	round, stop := rc.round, rc.stop
 	seq := 0
 	for !stopped(stop) {
 		c, conn, err := dialSMTP(addr)
@@ -338,7 +419,7 @@ func smtpWorker(addr string, round, w int, rng *rand.Rand, lg *ledger, stop chan
 			}
 			msg := newMessage(rng, marker, rcpts)
 			lg.mark(lg.sent, keys)
-			err := sendMail(c, conn, "crash@sender.example", rcpts, msg)
+			err := sendMail(c, conn, "crash@sender.example", rcpts, msg, func() { rc.fire(aimData) })
 			lg.mu.Lock()
 			lg.smtpTx++
 			if err == nil {
@@ -358,7 +439,8 @@ func smtpWorker(addr string, round, w int, rng *rand.Rand, lg *ledger, stop chan
 
 // pop3Worker downloads and deletes some messages of one account per
 // session until stop.
-func pop3Worker(addr string, acct int, rng *rand.Rand, lg *ledger, stop chan struct{}) {
+func pop3Worker(addr string, acct int, rc *roundCtl, rng *rand.Rand, lg *ledger) {
+	stop := rc.stop
 	for !stopped(stop) {
 		p, err := dialPOP3(addr, accountAddr(acct), accountPass(acct))
 		if err != nil {
@@ -372,13 +454,17 @@ func pop3Worker(addr string, acct int, rng *rand.Rand, lg *ledger, stop chan str
 		lg.mu.Lock()
 		lg.popSessions++
 		lg.mu.Unlock()
-		popSession(p, acct, rng, lg)
+		popSession(p, acct, rc, rng, lg)
 		p.close()
 		pause(stop, time.Duration(rng.IntN(30))*time.Millisecond)
 	}
 }
 
-func popSession(p *pop3, acct int, rng *rand.Rand, lg *ledger) {
+// popSession retrieves some messages and deletes those of earlier rounds:
+// a message is only deleted after it survived a kill, so an acknowledged
+// message the kill of its round lost is never mistaken for a deleted one.
+func popSession(p *pop3, acct int, rc *roundCtl, rng *rand.Rand, lg *ledger) {
+	round := rc.round
 	ids, err := p.uidl()
 	if err != nil {
 		return
@@ -416,6 +502,9 @@ func popSession(p *pop3, acct int, rng *rand.Rand, lg *ledger) {
 			return
 		}
 		lg.seen(acct, ids[n], marker)
+		if markerRound(marker) >= round {
+			continue
+		}
 		if _, err := p.cmd(fmt.Sprintf("DELE %d", n)); err != nil {
 			return
 		}
@@ -427,6 +516,9 @@ func popSession(p *pop3, acct int, rng *rand.Rand, lg *ledger) {
 		lg.popDrops++
 		lg.mu.Unlock()
 		return
+	}
+	if len(dele) > 0 {
+		rc.fire(aimQuit)
 	}
 	reply, err := p.cmd("QUIT")
 	var neg errNegative
