@@ -271,6 +271,9 @@ func listBodies(msgDir string) (map[string]bodyFile, error) {
 			continue
 		}
 		ents, err := os.ReadDir(filepath.Join(msgDir, sh.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the account was removed while we looked
+		}
 		if err != nil {
 			return nil, fmt.Errorf("check: read body shard: %w", err)
 		}
@@ -567,7 +570,8 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 
 	db, err := openReadOnly(indexPath)
 	if err != nil {
-		prob(ProblemIndexUnreadable, "open index: %v", err)
+		p := prob(ProblemIndexUnreadable, "open index: %v", err)
+		notRepaired(p, "index damaged")
 		return nil
 	}
 	defer db.Close()
@@ -666,7 +670,8 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 		if refs.minSize != f.size || refs.maxSize != f.size {
 			rows, err := rowsOfBlob(ctx, db, b)
 			if err != nil {
-				prob(ProblemIndexUnreadable, "read index: %v", err)
+				notRepaired(prob(ProblemIndexUnreadable, "read index: %v", err), "index damaged")
+				damaged = true
 				continue
 			}
 			for _, r := range rows {
@@ -690,7 +695,8 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 		// before, are lost for real (a referenced body is never removed).
 		rows, err := rowsOfBlob(ctx, db, b)
 		if err != nil {
-			prob(ProblemIndexUnreadable, "read index: %v", err)
+			notRepaired(prob(ProblemIndexUnreadable, "read index: %v", err), "index damaged")
+			damaged = true
 			continue
 		}
 		if len(rows) == 0 {
