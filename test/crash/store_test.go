@@ -21,7 +21,8 @@ import (
 
 // TestStoreCrash is the store-level crash test: a child process (this test
 // binary, re-executed) runs the store operations IMAP is built on (APPEND,
-// COPY, MOVE, EXPUNGE, STORE, CREATE, DELETE, RENAME) one at a time on
+// MULTIAPPEND, COPY, MOVE, EXPUNGE of UIDs and of \Deleted messages,
+// STORE, CREATE, DELETE, RENAME) one at a time on
 // one account, printing each operation before it starts and its result
 // once it returned; the parent kills it with SIGKILL at a random moment,
 // opens the store itself, and checks that the store holds exactly the
@@ -36,18 +37,19 @@ var tortureBoxes = []string{"INBOX", "Archive", "Trash"}
 
 // tortureOp is one store operation, as the child logs it.
 type tortureOp struct {
-	Kind    string   `json:"k"` // append copy move expunge flags create delete rename
+	Kind    string   `json:"k"` // append multiappend copy move expunge expungedeleted flags create delete rename
 	Mailbox string   `json:"m,omitempty"`
 	Dest    string   `json:"d,omitempty"`
 	UIDs    []uint32 `json:"u,omitempty"`
 	Marker  string   `json:"x,omitempty"`
+	Markers []string `json:"xs,omitempty"` // multiappend
 	Flags   uint8    `json:"f,omitempty"`
 	Remove  bool     `json:"r,omitempty"`
 }
 
 // tortureAck is an operation's result.
 type tortureAck struct {
-	UIDs []uint32 `json:"u,omitempty"` // append: the new UID; copy/move: the destination UIDs
+	UIDs []uint32 `json:"u,omitempty"` // append, multiappend: the new UIDs; copy/move: the destination UIDs
 }
 
 // TestStoreCrashChild is the child's body; it does nothing in a normal run.
@@ -118,9 +120,16 @@ func TestStoreCrashChild(t *testing.T) {
 		other := boxes[rng.IntN(len(boxes))]
 		op := tortureOp{Mailbox: src}
 		switch r := rng.IntN(100); {
-		case r < 35 || len(msgs) == 0:
+		case r < 28 || len(msgs) == 0:
 			op.Kind = "append"
 			op.Marker = fmt.Sprintf("s%03d-%05d", round, seq)
+		case r < 35:
+			op.Kind = "multiappend"
+			for i := range 2 + rng.IntN(4) {
+				op.Markers = append(op.Markers, fmt.Sprintf("s%03d-%05d-%d", round, seq, i))
+			}
+		case r < 40:
+			op.Kind = "expungedeleted"
 		case r < 47:
 			op.Kind, op.Dest, op.UIDs = "copy", other, pick(3)
 		case r < 59:
@@ -129,10 +138,7 @@ func TestStoreCrashChild(t *testing.T) {
 			op.Kind, op.UIDs = "expunge", pick(4)
 		case r < 90:
 			op.Kind, op.UIDs = "flags", pick(5)
-			op.Flags = uint8(store.FlagSeen)
-			if rng.IntN(2) == 0 {
-				op.Flags = uint8(store.FlagFlagged | store.FlagSeen)
-			}
+			op.Flags = uint8([]store.Flags{store.FlagSeen, store.FlagFlagged | store.FlagSeen, store.FlagDeleted}[rng.IntN(3)])
 			op.Remove = rng.IntN(3) == 0
 		case scratch == "":
 			op.Kind, op.Mailbox = "create", "Scratch"
@@ -148,8 +154,12 @@ func TestStoreCrashChild(t *testing.T) {
 		}
 		var ack tortureAck
 		var body []byte
+		var bodies [][]byte
 		if op.Kind == "append" {
 			body = newMessage(rng, op.Marker, []string{"torture@example.org"})
+		}
+		for _, m := range op.Markers {
+			bodies = append(bodies, newMessage(rng, m, []string{"torture@example.org"}))
 		}
 		say("BEGIN", op)
 		switch op.Kind {
@@ -169,6 +179,34 @@ func TestStoreCrashChild(t *testing.T) {
 				fail("append: %v", err)
 			}
 			ack.UIDs = []uint32{m.UID}
+		case "multiappend":
+			var ams []store.AppendMessage
+			for _, b := range bodies {
+				w, err := s.NewBody()
+				if err != nil {
+					fail("new body: %v", err)
+				}
+				w.Write(b)
+				tm, err := w.Finish()
+				if err != nil {
+					fail("finish: %v", err)
+				}
+				ams = append(ams, store.AppendMessage{Body: tm})
+			}
+			res, err := a.AppendMessages(ctx, op.Mailbox, ams)
+			for _, am := range ams {
+				am.Body.Remove()
+			}
+			if err != nil {
+				fail("multiappend: %v", err)
+			}
+			for _, m := range res.Messages {
+				ack.UIDs = append(ack.UIDs, m.UID)
+			}
+		case "expungedeleted":
+			if _, _, err := a.ExpungeDeleted(ctx, byName[src].ID, ^uint32(0), nil); err != nil {
+				fail("expunge deleted: %v", err)
+			}
 		case "copy", "move":
 			res, err := a.Copy(ctx, byName[src].ID, op.UIDs, op.Dest, op.Kind == "move")
 			if err != nil {
@@ -263,6 +301,22 @@ func (m storeModel) apply(op tortureOp, ack *tortureAck) error {
 		}
 		m.boxes[op.Mailbox][uid] = modelMsg{Marker: op.Marker}
 		m.uidnext[op.Mailbox] = uid + 1
+	case "multiappend":
+		uid := m.uidnext[op.Mailbox]
+		for i, x := range op.Markers {
+			if ack != nil && (len(ack.UIDs) != len(op.Markers) || ack.UIDs[i] != uid) {
+				return fmt.Errorf("multiappend of %d to %s got UIDs %v, want from %d", len(op.Markers), op.Mailbox, ack.UIDs, m.uidnext[op.Mailbox])
+			}
+			m.boxes[op.Mailbox][uid] = modelMsg{Marker: x}
+			uid++
+		}
+		m.uidnext[op.Mailbox] = uid
+	case "expungedeleted":
+		for u, msg := range m.boxes[op.Mailbox] {
+			if msg.Flags&store.FlagDeleted != 0 {
+				delete(m.boxes[op.Mailbox], u)
+			}
+		}
 	case "copy", "move":
 		src := m.boxes[op.Mailbox]
 		var uids []uint32
