@@ -144,6 +144,9 @@ func printReport(env *cmdEnv, cfg *config.Config, rep *store.Report, global []st
 	if rep.SkippedRecent > 0 {
 		fmt.Fprintf(w, "; %d unreferenced body files younger than %v skipped (deliveries in flight)", rep.SkippedRecent, store.InFlightGrace)
 	}
+	if rep.SkippedBusy > 0 {
+		fmt.Fprintf(w, "; %d account indexes skipped (being created)", rep.SkippedBusy)
+	}
 	fmt.Fprintln(w)
 	total := len(rep.Problems) + len(global)
 	switch {

@@ -55,6 +55,10 @@ const (
 	ProblemUnknownAccount ProblemKind = "unknown-account"
 	// ProblemStaleTemp: leftovers in tmp/ with no server running.
 	ProblemStaleTemp ProblemKind = "stale-temp"
+	// ProblemHotJournal: an index with an interrupted rollback-journal
+	// transaction (a crash while the index was being created), which a
+	// read-only check cannot read past; the next writer rolls it back.
+	ProblemHotJournal ProblemKind = "hot-journal"
 	// ProblemDatabase: a database outside the store (global.db) failed its
 	// checks; reported by callers of CheckDatabase.
 	ProblemDatabase ProblemKind = "database"
@@ -116,7 +120,10 @@ type Report struct {
 	// InFlightGrace that a live check did not call orphans: a delivery
 	// may be about to commit their index rows.
 	SkippedRecent int
-	Problems      []Problem
+	// SkippedBusy counts account indexes a live check could not read
+	// because a writer was in the middle of creating them.
+	SkippedBusy int
+	Problems    []Problem
 }
 
 // Remaining counts the problems not repaired.
@@ -365,6 +372,13 @@ func CheckDatabase(ctx context.Context, path string) ([]string, error) {
 	return append(integrity, fks...), nil
 }
 
+// hotJournal reports whether the database at path has a rollback journal
+// with content next to it: a transaction interrupted by a crash.
+func hotJournal(path string) bool {
+	fi, err := os.Stat(path + "-journal")
+	return err == nil && fi.Size() > 0
+}
+
 // mailboxScan is what Check read about one mailbox.
 type mailboxScan struct {
 	id                   int64
@@ -574,9 +588,34 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 		notRepaired(p, "index damaged")
 		return nil
 	}
-	defer db.Close()
+	defer func() { db.Close() }()
 	var version int
-	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+	err = db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version)
+	if err != nil && hotJournal(indexPath) {
+		// A crash in the middle of the index's creation (its switch to
+		// WAL is a rollback-journal transaction) leaves a hot journal,
+		// and only a writer may roll it back.
+		switch {
+		case opts.Live:
+			rep.SkippedBusy++ // being created right now, or the server will roll it back
+			return nil
+		case !opts.Repair:
+			prob(ProblemHotJournal, "the index has an interrupted transaction (hot journal) that a read-only check cannot read past; the server rolls it back when it starts, as does check --repair")
+			return nil
+		}
+		db.Close()
+		if _, err := s.Account(ctx, id); err != nil {
+			p := prob(ProblemIndexUnreadable, "roll back the interrupted transaction: %v", err)
+			notRepaired(p, "index damaged")
+			return nil
+		}
+		p := prob(ProblemHotJournal, "the index had an interrupted transaction (hot journal)")
+		rep.Problems[p].Repaired = true
+		if db, err = openReadOnly(indexPath); err == nil {
+			err = db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version)
+		}
+	}
+	if err != nil {
 		p := prob(ProblemIndexUnreadable, "read schema version: %v", err)
 		notRepaired(p, "index damaged")
 		return nil

@@ -3,6 +3,7 @@ package store
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -96,6 +97,50 @@ func (f *checkFixture) reopen(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	f.s = s
+}
+
+// plantHotJournal leaves in dir an index.db the way a crash in the middle
+// of a rollback-journal transaction does: the files are copied while the
+// transaction, big enough to spill into the database file, is open.
+func plantHotJournal(t *testing.T, dir string) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "index.db")
+	db, err := sql.Open("sqlite", "file:"+src+"?_pragma=journal_mode(DELETE)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range []string{migrations[0], fmt.Sprintf("PRAGMA user_version=%d", len(migrations)),
+		`CREATE TABLE junk(b BLOB)`, `INSERT INTO junk SELECT randomblob(1000) FROM (WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<4000) SELECT i FROM c)`,
+		`PRAGMA cache_size=10`, `BEGIN`, `UPDATE junk SET b=randomblob(1000)`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-journal"} {
+		b, err := os.ReadFile(src + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "index.db"+suffix), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Exec(`ROLLBACK`)
+	// SQLite agrees that it is hot: a reader must roll it back first.
+	ro, err := openReadOnly(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	var v int
+	if err := ro.QueryRow(`PRAGMA user_version`).Scan(&v); err == nil || !hotJournal(filepath.Join(dir, "index.db")) {
+		t.Fatalf("no hot journal planted (read-only read: %v)", err)
+	}
 }
 
 func TestCheck(t *testing.T) {
@@ -323,6 +368,16 @@ func TestCheck(t *testing.T) {
 			},
 		},
 		{
+			name:   "hot journal",
+			damage: func(t *testing.T, f *checkFixture) { plantHotJournal(t, filepath.Join(f.dir, "accounts", "3")) },
+			want:   []ProblemKind{ProblemHotJournal},
+			after: func(t *testing.T, f *checkFixture) {
+				if hotJournal(filepath.Join(f.dir, "accounts", "3", "index.db")) {
+					t.Error("hot journal still there after repair")
+				}
+			},
+		},
+		{
 			name: "corrupt index",
 			damage: func(t *testing.T, f *checkFixture) {
 				plantOrphan(t, f.dir, "cccccccccccccccccccc", "1")
@@ -477,6 +532,15 @@ func TestCheckLive(t *testing.T) {
 	}
 	if _, err := f.s.Check(ctx, CheckOptions{Live: true, Repair: true}); err == nil {
 		t.Error("live repair was not refused")
+	}
+	// An index caught in its creation is busy, not broken, to a live check.
+	plantHotJournal(t, filepath.Join(f.dir, "accounts", "3"))
+	rep, err = f.s.Check(ctx, CheckOptions{Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.SkippedBusy != 1 || len(rep.Problems) != 1 {
+		t.Errorf("live check of an index with a hot journal: skipped %d, problems %v", rep.SkippedBusy, rep.Problems)
 	}
 }
 
