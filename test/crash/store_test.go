@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ type tortureOp struct {
 	UIDs    []uint32 `json:"u,omitempty"`
 	Marker  string   `json:"x,omitempty"`
 	Markers []string `json:"xs,omitempty"` // multiappend
+	Account int64    `json:"a,omitempty"`  // newaccount
 	Flags   uint8    `json:"f,omitempty"`
 	Remove  bool     `json:"r,omitempty"`
 }
@@ -128,8 +130,14 @@ func TestStoreCrashChild(t *testing.T) {
 			for i := range 2 + rng.IntN(4) {
 				op.Markers = append(op.Markers, fmt.Sprintf("s%03d-%05d-%d", round, seq, i))
 			}
-		case r < 40:
+		case r < 38:
 			op.Kind = "expungedeleted"
+		case r < 40:
+			// SMTP's first message to an account creates its
+			// directory and index.
+			op.Kind = "newaccount"
+			op.Account = int64(1000*round + seq + 2)
+			op.Marker = fmt.Sprintf("s%03d-%05d-new", round, seq)
 		case r < 47:
 			op.Kind, op.Dest, op.UIDs = "copy", other, pick(3)
 		case r < 59:
@@ -155,7 +163,7 @@ func TestStoreCrashChild(t *testing.T) {
 		var ack tortureAck
 		var body []byte
 		var bodies [][]byte
-		if op.Kind == "append" {
+		if op.Kind == "append" || op.Kind == "newaccount" {
 			body = newMessage(rng, op.Marker, []string{"torture@example.org"})
 		}
 		for _, m := range op.Markers {
@@ -203,6 +211,21 @@ func TestStoreCrashChild(t *testing.T) {
 			for _, m := range res.Messages {
 				ack.UIDs = append(ack.UIDs, m.UID)
 			}
+		case "newaccount":
+			w, err := s.NewBody()
+			if err != nil {
+				fail("new body: %v", err)
+			}
+			w.Write(body)
+			tm, err := w.Finish()
+			if err != nil {
+				fail("finish: %v", err)
+			}
+			err = s.Deliver(ctx, tm, []store.Target{{AccountID: op.Account}})
+			tm.Remove()
+			if err != nil {
+				fail("deliver to a new account: %v", err)
+			}
 		case "expungedeleted":
 			if _, _, err := a.ExpungeDeleted(ctx, byName[src].ID, ^uint32(0), nil); err != nil {
 				fail("expunge deleted: %v", err)
@@ -247,6 +270,9 @@ func TestStoreCrashChild(t *testing.T) {
 type storeModel struct {
 	boxes   map[string]map[uint32]modelMsg
 	uidnext map[string]uint32
+	// accounts are the other accounts: id -> the marker of the one
+	// message delivered to each ("" when it has none).
+	accounts map[int64]string
 }
 
 type modelMsg struct {
@@ -255,7 +281,7 @@ type modelMsg struct {
 }
 
 func (m storeModel) clone() storeModel {
-	c := storeModel{boxes: map[string]map[uint32]modelMsg{}, uidnext: maps.Clone(m.uidnext)}
+	c := storeModel{boxes: map[string]map[uint32]modelMsg{}, uidnext: maps.Clone(m.uidnext), accounts: maps.Clone(m.accounts)}
 	for k, v := range m.boxes {
 		c.boxes[k] = maps.Clone(v)
 	}
@@ -263,7 +289,7 @@ func (m storeModel) clone() storeModel {
 }
 
 func (m storeModel) equal(o storeModel) bool {
-	if !maps.Equal(m.uidnext, o.uidnext) || len(m.boxes) != len(o.boxes) {
+	if !maps.Equal(m.uidnext, o.uidnext) || len(m.boxes) != len(o.boxes) || !maps.Equal(m.accounts, o.accounts) {
 		return false
 	}
 	for k, v := range m.boxes {
@@ -284,6 +310,9 @@ func (m storeModel) String() string {
 			fmt.Fprintf(&b, " %d=%s/%d", u, m.boxes[n][u].Marker, m.boxes[n][u].Flags)
 		}
 		b.WriteString("\n")
+	}
+	for _, id := range slices.Sorted(maps.Keys(m.accounts)) {
+		fmt.Fprintf(&b, "account %d: %q\n", id, m.accounts[id])
 	}
 	return b.String()
 }
@@ -311,6 +340,8 @@ func (m storeModel) apply(op tortureOp, ack *tortureAck) error {
 			uid++
 		}
 		m.uidnext[op.Mailbox] = uid
+	case "newaccount":
+		m.accounts[op.Account] = op.Marker
 	case "expungedeleted":
 		for u, msg := range m.boxes[op.Mailbox] {
 			if msg.Flags&store.FlagDeleted != 0 {
@@ -374,7 +405,7 @@ func (m storeModel) apply(op tortureOp, ack *tortureAck) error {
 // readStore reads the account's mailboxes and messages (bodies checked
 // against their checksums) into a model, with each mailbox's
 // UIDVALIDITY and HIGHESTMODSEQ.
-func readStore(ctx context.Context, dir string) (storeModel, map[uint32]int64, *store.Report, error) {
+func readStore(ctx context.Context, dir string, others []int64) (storeModel, map[uint32]int64, *store.Report, error) {
 	s, err := store.Open(ctx, dir, nil)
 	if err != nil {
 		return storeModel{}, nil, nil, err
@@ -382,7 +413,7 @@ func readStore(ctx context.Context, dir string) (storeModel, map[uint32]int64, *
 	defer s.Close()
 	// Before anything opens the account for writing: what the crash
 	// left, exactly.
-	rep, err := s.Check(ctx, store.CheckOptions{KnownAccounts: []int64{1}, IssuedAccounts: 1})
+	rep, err := s.Check(ctx, store.CheckOptions{})
 	if err != nil {
 		return storeModel{}, nil, nil, err
 	}
@@ -394,7 +425,37 @@ func readStore(ctx context.Context, dir string) (storeModel, map[uint32]int64, *
 	if err != nil {
 		return storeModel{}, nil, nil, err
 	}
-	m := storeModel{boxes: map[string]map[uint32]modelMsg{}, uidnext: map[string]uint32{}}
+	m := storeModel{boxes: map[string]map[uint32]modelMsg{}, uidnext: map[string]uint32{}, accounts: map[int64]string{}}
+	for _, id := range others {
+		if _, err := os.Stat(filepath.Join(dir, "accounts", strconv.FormatInt(id, 10))); err != nil {
+			m.accounts[id] = "" // never created
+			continue
+		}
+		o, err := s.Account(ctx, id)
+		if err != nil {
+			return storeModel{}, nil, nil, fmt.Errorf("account %d: %w", id, err)
+		}
+		_, msgs, err := o.Snapshot(ctx, "INBOX")
+		if err != nil {
+			return storeModel{}, nil, nil, fmt.Errorf("account %d: %w", id, err)
+		}
+		var markers []string
+		for _, msg := range msgs {
+			f, err := o.OpenBody(msg)
+			if err != nil {
+				markers = append(markers, "BODY-UNREADABLE")
+				continue
+			}
+			b, err := io.ReadAll(f)
+			f.Close()
+			marker, perr := parseStored(b)
+			if err != nil || perr != nil {
+				marker = fmt.Sprintf("BAD BODY: %v %v", err, perr)
+			}
+			markers = append(markers, marker)
+		}
+		m.accounts[id] = strings.Join(markers, ",")
+	}
 	hms := map[uint32]int64{}
 	for _, mb := range mbs {
 		if !slices.Contains(tortureBoxes, mb.Name) && mb.Name != "Scratch" && mb.Name != "Scratch2" {
@@ -448,11 +509,11 @@ func TestStoreCrash(t *testing.T) {
 	ctx := context.Background()
 
 	// The initial state.
-	model, hmsSeen, _, err := readStore(ctx, dir)
+	model, hmsSeen, _, err := readStore(ctx, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var acked, inFlightApplied, inFlightNot, inFlightNone, orphans, stale int
+	var acked, inFlightApplied, inFlightNot, inFlightNone, orphans, stale, hot int
 	kinds := map[string]int{}
 	begin := time.Now()
 	for round := 1; round <= n && !t.Failed(); round++ {
@@ -531,7 +592,11 @@ func TestStoreCrash(t *testing.T) {
 			}
 		}
 
-		got, hms, rep, err := readStore(ctx, dir)
+		others := slices.Collect(maps.Keys(model.accounts))
+		if inFlight != nil && inFlight.Kind == "newaccount" {
+			others = append(others, inFlight.Account)
+		}
+		got, hms, rep, err := readStore(ctx, dir, others)
 		if err != nil {
 			t.Fatalf("round %d: read store after the kill: %v", round, err)
 		}
@@ -541,6 +606,8 @@ func TestStoreCrash(t *testing.T) {
 				orphans++
 			case store.ProblemStaleTemp:
 				stale++
+			case store.ProblemHotJournal:
+				hot++
 			default:
 				t.Errorf("round %d: after SIGKILL: %s", round, p)
 			}
@@ -556,14 +623,20 @@ func TestStoreCrash(t *testing.T) {
 			if err := with.apply(*inFlight, nil); err != nil {
 				t.Fatalf("round %d: %v", round, err)
 			}
+			without := model
+			if inFlight.Kind == "newaccount" {
+				without = model.clone()
+				without.accounts[inFlight.Account] = ""
+			}
 			switch {
-			case got.equal(model):
+			case got.equal(without):
 				inFlightNot++
+				model = without
 			case got.equal(with):
 				inFlightApplied++
 				model = with
 			default:
-				t.Errorf("round %d: operation in flight %+v applied partly, or an acknowledged one lost\nwithout it:\n%s\nwith it:\n%s\ngot:\n%s", round, *inFlight, model, with, got)
+				t.Errorf("round %d: operation in flight %+v applied partly, or an acknowledged one lost\nwithout it:\n%s\nwith it:\n%s\ngot:\n%s", round, *inFlight, without, with, got)
 			}
 		}
 		for v, h := range hms {
@@ -578,8 +651,8 @@ func TestStoreCrash(t *testing.T) {
 	for _, b := range model.boxes {
 		msgs += len(b)
 	}
-	summary := fmt.Sprintf("store crash test: %d rounds in %v, seed %d: %d operations acknowledged %v; in flight at the kill: %d applied whole, %d not applied, %d rounds with none; %d orphan bodies and %d tmp/ leftovers after kills (nothing else); %d messages at the end",
-		n, time.Since(begin).Round(time.Millisecond), sd, acked, kinds, inFlightApplied, inFlightNot, inFlightNone, orphans, stale, msgs)
+	summary := fmt.Sprintf("store crash test: %d rounds in %v, seed %d: %d operations acknowledged %v; in flight at the kill: %d applied whole, %d not applied, %d rounds with none; %d orphan bodies, %d tmp/ leftovers, %d hot journals after kills (nothing else); %d messages at the end",
+		n, time.Since(begin).Round(time.Millisecond), sd, acked, kinds, inFlightApplied, inFlightNot, inFlightNone, orphans, stale, hot, msgs)
 	t.Log(summary)
 	fmt.Println(summary)
 	if acked == 0 {
