@@ -207,10 +207,17 @@ func OpenLedger(path string, md *Maildir) (*Ledger, error) {
 	l := &Ledger{path: path, md: md, done: map[string]bool{}}
 	pending := map[string]string{}
 	if f, err := os.Open(path); err == nil {
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 4096), 1<<20)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
+		br := bufio.NewReader(f)
+		for {
+			line, err := br.ReadString('\n')
+			if err == io.EOF {
+				break // a torn last line (crash mid-append) is ignored
+			}
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("read ledger %s: %w", path, err)
+			}
+			fields := strings.Fields(line)
 			switch {
 			case len(fields) == 3 && fields[0] == "P":
 				pending[fields[1]] = fields[2]
@@ -218,12 +225,8 @@ func OpenLedger(path string, md *Maildir) (*Ledger, error) {
 				l.done[fields[1]] = true
 				delete(pending, fields[1])
 			}
-			// A torn last line (crash mid-append) is ignored.
 		}
 		f.Close()
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("read ledger %s: %w", path, err)
-		}
 	} else if !os.IsNotExist(err) {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
