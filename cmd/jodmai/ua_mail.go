@@ -79,5 +79,9 @@ func runMailRead(ctx context.Context, env *cmdEnv, args []string) error {
 	if n > len(ents) {
 		return fmt.Errorf("no message %d (there are %d)", n, len(ents))
 	}
-	return ua.Read(env.stdout, ents[n-1].Path)
+	if err := ua.Read(env.stdout, ents[n-1].Path); err != nil {
+		return err
+	}
+	_, err = md.MarkSeen(ents[n-1])
+	return err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -77,7 +78,12 @@ func runSend(ctx context.Context, env *cmdEnv, args []string) error {
 	md, err := ua.OpenMaildir(acc.Maildir)
 	if err == nil {
 		if md, err = md.Folder("Sent"); err == nil {
-			_, err = md.Deliver(strings.NewReader(string(msg)))
+			var t *ua.Tmp
+			if t, err = md.WriteTmp(bytes.NewReader(msg)); err == nil {
+				if err = t.CommitCur("S"); err != nil {
+					t.Abort()
+				}
+			}
 		}
 	}
 	if err != nil {

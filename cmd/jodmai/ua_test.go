@@ -102,6 +102,11 @@ func TestSendFetchListRead(t *testing.T) {
 		}
 	}
 	jodmai(t, "", "", "mail", "read", "9").fails(t, 1, "no message 9")
+	// Read messages lose their N(ew) mark.
+	r = jodmai(t, "", "", "mail", "list").ok(t)
+	if strings.Count(r.stdout, " N ") != 1 {
+		t.Fatalf("after read, list %q", r.stdout)
+	}
 
 	// IMAP (STARTTLS): a new message, fetched and kept.
 	env.Deliver(t, user, []byte("Subject: over imap\r\n\r\nhi\r\n"))

@@ -354,7 +354,14 @@ func (acc *Account) fetchMailbox(c *imapclient.Client, md *Maildir, mbox string,
 			if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
 				return fmt.Errorf("imap store: %w", err)
 			}
-			exp, err := c.Expunge().Collect()
+			// RFC 4315 §2.1: UID EXPUNGE leaves alone what others marked
+			// \Deleted; plain EXPUNGE is the fallback.
+			var exp []uint32
+			if c.Caps().Has(imap.CapUIDPlus) {
+				exp, err = c.UIDExpunge(set).Collect()
+			} else {
+				exp, err = c.Expunge().Collect()
+			}
 			if err != nil {
 				return fmt.Errorf("imap expunge: %w", err)
 			}

@@ -80,6 +80,30 @@ func (t *Tmp) Commit() error {
 	return syncDir(filepath.Join(t.m.Path, "new"))
 }
 
+// CommitCur moves the message into cur/ with Maildir flags (e.g. "S") and
+// fsyncs the directory.
+func (t *Tmp) CommitCur(flags string) error {
+	if err := os.Rename(filepath.Join(t.m.Path, "tmp", t.Name), filepath.Join(t.m.Path, "cur", t.Name+":2,"+flags)); err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return syncDir(filepath.Join(t.m.Path, "cur"))
+}
+
+// MarkSeen moves a message from new/ to cur/ and adds the S flag.
+func (m *Maildir) MarkSeen(e Entry) (Entry, error) {
+	if strings.Contains(e.Flags, "S") && filepath.Base(filepath.Dir(e.Path)) == "cur" {
+		return e, nil
+	}
+	flags := []byte(e.Flags + "S")
+	sort.Slice(flags, func(i, j int) bool { return flags[i] < flags[j] })
+	np := filepath.Join(m.Path, "cur", e.Name+":2,"+string(flags))
+	if err := os.Rename(e.Path, np); err != nil {
+		return e, fmt.Errorf("maildir: %w", err)
+	}
+	e.Path, e.Flags = np, string(flags)
+	return e, nil
+}
+
 // Abort removes the tmp file.
 func (t *Tmp) Abort() { os.Remove(filepath.Join(t.m.Path, "tmp", t.Name)) }
 

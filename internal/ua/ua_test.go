@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -253,4 +254,72 @@ func TestFetchIMAP(t *testing.T) {
 		}
 	}
 	_ = bytes.MinRead
+}
+
+func TestFetchIMAPUIDValidityChange(t *testing.T) {
+	env := testenv.Start(t)
+	user := "eve@" + testenv.Domain
+	env.AddUser(t, user, "password1")
+	acc := testAccount(t, env, user)
+	env.Deliver(t, user, []byte("Subject: one\r\n\r\n1\r\n"))
+	env.Deliver(t, user, []byte("Subject: two\r\n\r\n2\r\n"))
+	ctx := context.Background()
+	if res, err := acc.FetchIMAP(ctx, "password1", FetchOptions{}); err != nil || res.Fetched != 2 {
+		t.Fatalf("%v %v", res, err)
+	}
+	// Pretend the last fetch saw another UIDVALIDITY: everything comes again.
+	led := filepath.Join(acc.Maildir, imapLedger)
+	if err := os.WriteFile(led, []byte("D INBOX:1:99\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := acc.FetchIMAP(ctx, "password1", FetchOptions{}); err != nil || res.Fetched != 2 {
+		t.Fatalf("after UIDVALIDITY change: %v %v", res, err)
+	}
+	if res, err := acc.FetchIMAP(ctx, "password1", FetchOptions{}); err != nil || res.Fetched != 0 {
+		t.Fatalf("again: %v %v", res, err)
+	}
+}
+
+func TestPOP3ClientUserPass(t *testing.T) {
+	env := testenv.Start(t)
+	user := "fay@" + testenv.Domain
+	env.AddUser(t, user, "password1")
+	env.Deliver(t, user, []byte("Subject: x\r\n\r\n..\r\n.\r\n"))
+	acc := testAccount(t, env, user)
+	acc.POP3.TLS = TLSImplicit
+	acc.POP3.Server = env.Addr("pop3s")
+	conn, _, err := acc.dial(context.Background(), acc.POP3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewPOP3Client(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.User(user, "wrong-password"); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	if err := c.User(user, "password1"); err != nil {
+		t.Fatal(err)
+	}
+	n, size, err := c.Stat()
+	if err != nil || n != 1 {
+		t.Fatalf("stat %d %d %v", n, size, err)
+	}
+	msgs, err := c.List(true)
+	if err != nil || len(msgs) != 1 || msgs[0].UIDL == "" || msgs[0].Size != size {
+		t.Fatalf("list %+v %v", msgs, err)
+	}
+	r, err := c.Retr(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r)
+	if string(b) != "Subject: x\r\n\r\n..\r\n.\r\n" || int64(len(b)) != size {
+		t.Fatalf("retr %q", b)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
 }
