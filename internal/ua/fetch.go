@@ -270,10 +270,11 @@ func (acc *Account) fetchMailbox(c *imapclient.Client, md *Maildir, mbox string,
 			last = u
 		}
 	}
-	// Only the highest UID under the current UIDVALIDITY matters.
+	// Keys under an old UIDVALIDITY are meaningless; the current ones map
+	// UIDs to local files for sync.
 	if err := led.Retain(func(k string) bool {
-		m, v, u, ok := parseIMAPKey(k)
-		return ok && (m != mbox || (v == sel.UIDValidity && u == last))
+		m, v, _, ok := parseIMAPKey(k)
+		return ok && (m != mbox || v == sel.UIDValidity)
 	}); err != nil {
 		return err
 	}

@@ -222,13 +222,13 @@ func writeFileAtomic(path string, data []byte) error {
 type Ledger struct {
 	path string
 	md   *Maildir
-	done map[string]bool
+	done map[string]string // key -> Maildir unique name ("" if unknown)
 	f    *os.File
 }
 
 // OpenLedger loads the ledger at path for md.
 func OpenLedger(path string, md *Maildir) (*Ledger, error) {
-	l := &Ledger{path: path, md: md, done: map[string]bool{}}
+	l := &Ledger{path: path, md: md, done: map[string]string{}}
 	pending := map[string]string{}
 	if f, err := os.Open(path); err == nil {
 		br := bufio.NewReader(f)
@@ -245,8 +245,11 @@ func OpenLedger(path string, md *Maildir) (*Ledger, error) {
 			switch {
 			case len(fields) == 3 && fields[0] == "P":
 				pending[fields[1]] = fields[2]
-			case len(fields) == 2 && fields[0] == "D":
-				l.done[fields[1]] = true
+			case (len(fields) == 2 || len(fields) == 3) && fields[0] == "D":
+				l.done[fields[1]] = ""
+				if len(fields) == 3 {
+					l.done[fields[1]] = fields[2]
+				}
 				delete(pending, fields[1])
 			}
 		}
@@ -256,7 +259,7 @@ func OpenLedger(path string, md *Maildir) (*Ledger, error) {
 	}
 	for key, name := range pending {
 		if md.Has(name) {
-			l.done[key] = true
+			l.done[key] = name
 		}
 	}
 	if err := l.rewrite(); err != nil {
@@ -266,7 +269,10 @@ func OpenLedger(path string, md *Maildir) (*Ledger, error) {
 }
 
 // Has reports whether key is stored.
-func (l *Ledger) Has(key string) bool { return l.done[key] }
+func (l *Ledger) Has(key string) bool { _, ok := l.done[key]; return ok }
+
+// Name returns the Maildir unique name stored under key, if known.
+func (l *Ledger) Name(key string) string { return l.done[key] }
 
 // Keys returns the stored keys.
 func (l *Ledger) Keys() []string {
@@ -295,7 +301,11 @@ func (l *Ledger) rewrite() error {
 	}
 	var b strings.Builder
 	for _, k := range l.Keys() {
-		fmt.Fprintf(&b, "D %s\n", k)
+		if n := l.done[k]; n != "" {
+			fmt.Fprintf(&b, "D %s %s\n", k, n)
+		} else {
+			fmt.Fprintf(&b, "D %s\n", k)
+		}
 	}
 	if err := writeFileAtomic(l.path, []byte(b.String())); err != nil {
 		return fmt.Errorf("write ledger: %w", err)
@@ -337,10 +347,10 @@ func (l *Ledger) Store(key string, r io.Reader) (int64, error) {
 		t.Abort()
 		return 0, err
 	}
-	if err := l.append("D " + key + "\n"); err != nil {
+	if err := l.append("D " + key + " " + t.Name + "\n"); err != nil {
 		return 0, err
 	}
-	l.done[key] = true
+	l.done[key] = t.Name
 	return t.Size, nil
 }
 

@@ -226,7 +226,7 @@ func TestLedgerCrashPoints(t *testing.T) {
 	if err := l.Retain(func(k string) bool { return k == "k2" }); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(path); string(b) != "D k2\n" {
+	if b, _ := os.ReadFile(path); string(b) != "D k2 "+tm.Name+"\n" {
 		t.Fatalf("compacted ledger %q", b)
 	}
 }
