@@ -117,6 +117,10 @@ func TestSendFetchListRead(t *testing.T) {
 			t.Fatalf("imap fetch said %q", r.stdout)
 		}
 	}
+	r = jodmai(t, "", "", "sync").ok(t)
+	if !strings.HasPrefix(r.stdout, "fetched 0 messages") || !strings.Contains(r.stdout, "flags: ") {
+		t.Fatalf("sync said %q", r.stdout)
+	}
 	jodmai(t, "", "", "fetch", "--pop3", "--imap").fails(t, 2, "exclusive")
 	jodmai(t, "", "", "send").fails(t, 2, "--to is required")
 }

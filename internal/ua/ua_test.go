@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/jodmai/jodmai/internal/testenv"
 )
 
@@ -321,5 +323,75 @@ func TestPOP3ClientUserPass(t *testing.T) {
 	}
 	if err := c.Quit(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSyncIMAPFlags(t *testing.T) {
+	env := testenv.Start(t)
+	user := "gus@" + testenv.Domain
+	env.AddUser(t, user, "password1")
+	acc := testAccount(t, env, user)
+	env.Deliver(t, user, []byte("Subject: one\r\n\r\n1\r\n"))
+	env.Deliver(t, user, []byte("Subject: two\r\n\r\n2\r\n"))
+	ctx := context.Background()
+	res, err := acc.SyncIMAP(ctx, "password1")
+	if err != nil || res.Fetched != 2 || res.Up != 0 || res.Down != 0 {
+		t.Fatalf("first sync: %v %v", res, err)
+	}
+	md, _ := OpenMaildir(acc.Maildir)
+	byBody := func() map[string]Entry {
+		out := map[string]Entry{}
+		ents, _ := md.List()
+		for _, e := range ents {
+			b, _ := os.ReadFile(e.Path)
+			out[string(b)] = e
+		}
+		return out
+	}
+	// Locally: message one read. On the server: message two flagged.
+	one := byBody()["Subject: one\r\n\r\n1\r\n"]
+	if _, err := md.MarkSeen(one); err != nil {
+		t.Fatal(err)
+	}
+	c, err := acc.DialIMAP(ctx, "password1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err = acc.SyncIMAP(ctx, "password1")
+	if err != nil || res.Up != 1 || res.Down != 1 {
+		t.Fatalf("second sync: %v %v", res, err)
+	}
+	if e := byBody()["Subject: two\r\n\r\n2\r\n"]; e.Flags != "F" {
+		t.Fatalf("local flags of two: %q", e.Flags)
+	}
+	flags, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Flags: true}).Collect()
+	if err != nil || len(flags) != 1 || imapToLetters(flags[0].Flags) != "S" {
+		t.Fatalf("server flags of one: %v %v", flags, err)
+	}
+	c.Logout().Wait()
+	// Unchanged: nothing to do.
+	if res, err = acc.SyncIMAP(ctx, "password1"); err != nil || res.Up != 0 || res.Down != 0 || res.Fetched != 0 {
+		t.Fatalf("third sync: %v %v", res, err)
+	}
+}
+
+func TestMergeFlags(t *testing.T) {
+	for _, tc := range []struct{ base, local, server, want string }{
+		{"", "", "", ""},
+		{"", "S", "", "S"},
+		{"", "", "S", "S"},
+		{"S", "", "S", ""},
+		{"S", "S", "", ""},
+		{"S", "F", "SR", "FR"},
+	} {
+		if got := merge(tc.base, tc.local, tc.server); got != tc.want {
+			t.Errorf("merge(%q, %q, %q) = %q, want %q", tc.base, tc.local, tc.server, got, tc.want)
+		}
 	}
 }
