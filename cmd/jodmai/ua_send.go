@@ -89,6 +89,11 @@ func runSend(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("sent, but storing the copy in Sent failed: %w", err)
 	}
+	if acc.IMAPSent != "" {
+		if err := acc.AppendSent(ctx, pw, msg); err != nil {
+			return fmt.Errorf("sent, but storing the copy on the server failed: %w", err)
+		}
+	}
 	fmt.Fprintf(env.stderr, "sent to %d recipients\n", len(rcpts))
 	return nil
 }

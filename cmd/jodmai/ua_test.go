@@ -30,6 +30,7 @@ tls_ca_file = %[3]q
 smtp = { server = %[4]q, tls = "implicit" }
 pop3 = { server = %[5]q, tls = "implicit" }
 imap = { server = %[6]q, tls = "starttls" }
+imap_sent = "Sent"
 `, user, maildir, filepath.Join(env.DataDir, "tls", "cert.pem"), env.Addr("submissions"), env.Addr("pop3s"), env.Addr("imap"))
 	if err := os.WriteFile(accounts, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -54,6 +55,9 @@ func TestSendFetchListRead(t *testing.T) {
 	t.Setenv("JODMAI_ACCOUNTS", accounts) // the env var works too
 	jodmai(t, "", "second\n", "send", "--to", user, "--subject", "Two").ok(t)
 	// A copy of each in the local Sent folder.
+	if n := len(env.Mailbox(t, user, "Sent")); n != 2 {
+		t.Fatalf("server Sent holds %d", n)
+	}
 	r = jodmai(t, "", "", "mail", "list", "--folder", "Sent").ok(t)
 	if strings.Count(r.stdout, "\n") != 2 {
 		t.Fatalf("Sent list %q", r.stdout)

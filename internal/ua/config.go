@@ -24,6 +24,7 @@
 //	smtp = { server = "mail.example.org:587", tls = "starttls" }
 //	pop3 = { server = "mail.example.org:995", tls = "implicit" }
 //	imap = { server = "mail.example.org:993", tls = "implicit" }
+//	imap_sent = "Sent"                        # optional: also APPEND sent mail there
 //
 // tls is "implicit", "starttls" or "none"; "none" is accepted only for
 // loopback hosts. The password is never stored in the file.
@@ -72,6 +73,9 @@ type Account struct {
 	SMTP            *Server `toml:"smtp"`
 	POP3            *Server `toml:"pop3"`
 	IMAP            *Server `toml:"imap"`
+	// IMAPSent, when set, is the server mailbox (e.g. "Sent") that send
+	// also APPENDs its copy to, over the imap server.
+	IMAPSent string `toml:"imap_sent"`
 }
 
 // Accounts is the parsed accounts file.
@@ -155,6 +159,9 @@ func (acc *Account) validate(home string) error {
 		if err := s.srv.validate(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
+	}
+	if acc.IMAPSent != "" && acc.IMAP == nil {
+		return errors.New("imap_sent needs an imap server")
 	}
 	if acc.Maildir == "" {
 		if home == "" {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
@@ -69,4 +70,28 @@ func (acc *Account) Send(ctx context.Context, password string, from string, rcpt
 		return fmt.Errorf("smtp: %w", err)
 	}
 	return c.Quit()
+}
+
+// AppendSent stores msg, flagged \Seen, in the account's imap_sent mailbox
+// on the IMAP server.
+func (acc *Account) AppendSent(ctx context.Context, password string, msg []byte) error {
+	c, err := acc.DialIMAP(ctx, password)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	cmd := c.Append(acc.IMAPSent, int64(len(msg)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}})
+	if _, err := cmd.Write(msg); err != nil {
+		cmd.Close()
+		return fmt.Errorf("imap append: %w", err)
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("imap append: %w", err)
+	}
+	if _, err := cmd.Wait(); err != nil {
+		return fmt.Errorf("imap append to %s: %w", acc.IMAPSent, err)
+	}
+	return c.Logout().Wait()
 }
