@@ -61,6 +61,11 @@ func (acc *Account) FetchPOP3(ctx context.Context, password string, opts FetchOp
 	if err != nil {
 		return res, err
 	}
+	unlock, err := lockMaildir(md)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	conn, tc, err := acc.dial(ctx, s)
 	if err != nil {
 		return res, err
@@ -226,6 +231,11 @@ func (acc *Account) FetchIMAP(ctx context.Context, password string, opts FetchOp
 	if err != nil {
 		return res, err
 	}
+	unlock, err := lockMaildir(root)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	c, err := acc.DialIMAP(ctx, password)
 	if err != nil {
 		return res, err

@@ -96,6 +96,11 @@ func (acc *Account) SyncIMAP(ctx context.Context, password string) (SyncResult, 
 	if err != nil {
 		return res, err
 	}
+	unlock, err := lockMaildir(md)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	c, err := acc.DialIMAP(ctx, password)
 	if err != nil {
 		return res, err

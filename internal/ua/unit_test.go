@@ -261,3 +261,23 @@ func TestDotReader(t *testing.T) {
 }
 
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+func TestLockMaildir(t *testing.T) {
+	md, err := OpenMaildir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockMaildir(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockMaildir(md); err != ErrLocked {
+		t.Fatalf("second lock: %v", err)
+	}
+	unlock()
+	unlock, err = lockMaildir(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+}
