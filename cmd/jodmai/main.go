@@ -71,6 +71,7 @@ func commands() []command {
 		{"sync", "", "fetch new INBOX mail over IMAP and sync flags both ways with the local Maildir", runSync},
 		{"mail list", "[--folder F]", "list the messages in the local Maildir", runMailList},
 		{"mail read", "[--folder F] N", "show message N of the local Maildir", runMailRead},
+		{"mail search", "[--folder F] WORD...", "list the local messages whose headers or text contain every word", runMailSearch},
 		{"version", "", "print the version", runVersion},
 	}
 }

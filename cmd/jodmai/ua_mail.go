@@ -30,11 +30,20 @@ func runMailList(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	return listSummaries(env, md, nil)
+}
+
+// listSummaries prints the listing; keep, when set, selects messages by
+// their index.
+func listSummaries(env *cmdEnv, md *ua.Maildir, keep func(i int, s ua.Summary) bool) error {
 	sums, err := md.Summaries()
 	if err != nil {
 		return err
 	}
 	for i, s := range sums {
+		if keep != nil && !keep(i, s) {
+			continue
+		}
 		date := "-"
 		if !s.Date.IsZero() {
 			date = s.Date.Local().Format("2006-01-02 15:04")
@@ -84,4 +93,29 @@ func runMailRead(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	_, err = md.MarkSeen(ents[n-1])
 	return err
+}
+
+func runMailSearch(ctx context.Context, env *cmdEnv, args []string) error {
+	uf := env.uaFlags()
+	folder := env.flags.String("folder", "", "Maildir++ `FOLDER` (e.g. Sent; default the inbox)")
+	words, err := env.parse(args, 1, -1)
+	if err != nil {
+		return err
+	}
+	md, err := env.uaMaildir(uf, *folder)
+	if err != nil {
+		return err
+	}
+	var ferr error
+	err = listSummaries(env, md, func(i int, s ua.Summary) bool {
+		ok, err := ua.Matches(s.Path, words)
+		if err != nil && ferr == nil {
+			ferr = err
+		}
+		return ok
+	})
+	if err != nil {
+		return err
+	}
+	return ferr
 }

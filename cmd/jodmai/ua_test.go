@@ -106,6 +106,13 @@ func TestSendFetchListRead(t *testing.T) {
 		}
 	}
 	jodmai(t, "", "", "mail", "read", "9").fails(t, 1, "no message 9")
+	r = jodmai(t, "", "", "mail", "search", "schöne", "WELT").ok(t)
+	if strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, "Grüße") {
+		t.Fatalf("search %q", r.stdout)
+	}
+	if r = jodmai(t, "", "", "mail", "search", "nowhere-to-be-found").ok(t); r.stdout != "" {
+		t.Fatalf("search %q", r.stdout)
+	}
 	// Read messages lose their N(ew) mark.
 	r = jodmai(t, "", "", "mail", "list").ok(t)
 	if strings.Count(r.stdout, " N ") != 1 {

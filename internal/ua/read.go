@@ -106,3 +106,20 @@ func Read(w io.Writer, path string) error {
 	}
 	return nil
 }
+
+// Matches reports whether the message at path contains every word
+// (case-insensitively) in its From, To, Cc or Subject header or a decoded
+// text/plain part.
+func Matches(path string, words []string) (bool, error) {
+	var b strings.Builder
+	if err := Read(&b, path); err != nil {
+		return false, err
+	}
+	text := strings.ToLower(b.String())
+	for _, w := range words {
+		if !strings.Contains(text, strings.ToLower(w)) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
