@@ -291,7 +291,7 @@ func (acc *Account) fetchMailbox(c *imapclient.Client, md *Maildir, mbox string,
 	if sel.NumMessages > 0 {
 		var set imap.UIDSet
 		set.AddRange(last+1, 0)
-		cmd := c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+		cmd := c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 		done := 0
 		for {
 			msg := cmd.Next()
@@ -300,6 +300,7 @@ func (acc *Account) fetchMailbox(c *imapclient.Client, md *Maildir, mbox string,
 			}
 			var uid imap.UID
 			var body io.Reader
+			var flags string // best effort: FLAGS may come after the body
 			for {
 				item := msg.Next()
 				if item == nil {
@@ -308,6 +309,8 @@ func (acc *Account) fetchMailbox(c *imapclient.Client, md *Maildir, mbox string,
 				switch it := item.(type) {
 				case imapclient.FetchItemDataUID:
 					uid = it.UID
+				case imapclient.FetchItemDataFlags:
+					flags = imapToLetters(it.Flags)
 				case imapclient.FetchItemDataBodySection:
 					if uid != 0 {
 						body = it.Literal
@@ -332,7 +335,7 @@ func (acc *Account) fetchMailbox(c *imapclient.Client, md *Maildir, mbox string,
 			if uid <= last || body == nil {
 				continue
 			}
-			n, err := led.Store(imapKey(mbox, sel.UIDValidity, uid), body)
+			n, err := led.StoreFlags(imapKey(mbox, sel.UIDValidity, uid), body, flags)
 			if err != nil {
 				cmd.Close()
 				return err

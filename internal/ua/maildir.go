@@ -332,6 +332,12 @@ func (l *Ledger) append(line string) error {
 // order that makes a crash at any point neither lose nor duplicate it.
 // It returns the number of bytes written.
 func (l *Ledger) Store(key string, r io.Reader) (int64, error) {
+	return l.StoreFlags(key, r, "")
+}
+
+// StoreFlags is Store for a message with Maildir flags (e.g. "S"): it goes
+// into cur/ instead of new/.
+func (l *Ledger) StoreFlags(key string, r io.Reader, flags string) (int64, error) {
 	if strings.ContainsAny(key, " \t\r\n") || key == "" {
 		return 0, fmt.Errorf("ledger: bad key %q", key)
 	}
@@ -343,7 +349,11 @@ func (l *Ledger) Store(key string, r io.Reader) (int64, error) {
 		t.Abort()
 		return 0, err
 	}
-	if err := t.Commit(); err != nil {
+	commit := t.Commit
+	if flags != "" {
+		commit = func() error { return t.CommitCur(flags) }
+	}
+	if err := commit(); err != nil {
 		t.Abort()
 		return 0, err
 	}

@@ -374,6 +374,20 @@ func TestSyncIMAPFlags(t *testing.T) {
 	if err != nil || len(flags) != 1 || imapToLetters(flags[0].Flags) != "S" {
 		t.Fatalf("server flags of one: %v %v", flags, err)
 	}
+	// A message already \Seen on the server arrives in cur/ with S.
+	env.Deliver(t, user, []byte("Subject: three\r\n\r\n3\r\n"))
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.SeqSetNum(3), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := acc.FetchIMAP(ctx, "password1", FetchOptions{}); err != nil || res.Fetched != 1 {
+		t.Fatalf("fetch three: %v %v", res, err)
+	}
+	if e := byBody()["Subject: three\r\n\r\n3\r\n"]; e.Flags != "S" || !strings.Contains(e.Path, "/cur/") {
+		t.Fatalf("three stored as %+v", e)
+	}
 	c.Logout().Wait()
 	// Unchanged: nothing to do.
 	if res, err = acc.SyncIMAP(ctx, "password1"); err != nil || res.Up != 0 || res.Down != 0 || res.Fetched != 0 {
