@@ -2,6 +2,8 @@ package ua
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base32"
 	"fmt"
 	"io"
 	"mime"
@@ -62,19 +64,23 @@ func Compose(d Draft) ([]byte, error) {
 	if d.Date.IsZero() {
 		d.Date = time.Now()
 	}
-	h.SetDate(d.Date)
-	h.SetAddressList("From", []*mail.Address{{Name: d.From.Name, Address: d.From.Address}})
-	if len(d.To) > 0 {
-		h.SetAddressList("To", toMailAddrs(d.To))
+	// go-message writes fields in the reverse order of adding them; add
+	// them last-first so the message reads Date, From, To, Cc, Subject.
+	h.Set("MIME-Version", "1.0")
+	id, err := messageID(d.From.Address)
+	if err != nil {
+		return nil, fmt.Errorf("compose: %w", err)
 	}
+	h.SetMessageID(id)
+	h.SetSubject(d.Subject)
 	if len(d.Cc) > 0 {
 		h.SetAddressList("Cc", toMailAddrs(d.Cc))
 	}
-	h.SetSubject(d.Subject)
-	if err := h.GenerateMessageID(); err != nil {
-		return nil, fmt.Errorf("compose: %w", err)
+	if len(d.To) > 0 {
+		h.SetAddressList("To", toMailAddrs(d.To))
 	}
-	h.Set("MIME-Version", "1.0")
+	h.SetAddressList("From", []*mail.Address{{Name: d.From.Name, Address: d.From.Address}})
+	h.SetDate(d.Date)
 
 	text := strings.ReplaceAll(d.Body, "\r\n", "\n")
 	if text != "" && !strings.HasSuffix(text, "\n") {
@@ -127,7 +133,12 @@ func Compose(d Draft) ([]byte, error) {
 			return nil, fmt.Errorf("attach: %w", err)
 		}
 		var ah mail.AttachmentHeader
-		ah.SetContentType(detectType(path, data), nil)
+		ct := detectType(path, data)
+		var params map[string]string
+		if strings.HasPrefix(ct, "text/") && utf8.Valid(data) {
+			params = map[string]string{"charset": "utf-8"}
+		}
+		ah.SetContentType(ct, params)
 		ah.SetFilename(filepath.Base(path))
 		ah.Set("Content-Transfer-Encoding", "base64")
 		aw, err := mw.CreateAttachment(ah)
@@ -174,4 +185,18 @@ func detectType(path string, data []byte) string {
 		return mt
 	}
 	return "application/octet-stream"
+}
+
+// messageID returns a new Message-ID under the sender's domain (RFC 5322
+// §3.6.4: globally unique; the right side names the originating site).
+func messageID(from string) (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	domain := "localhost"
+	if i := strings.LastIndexByte(from, '@'); i >= 0 && i+1 < len(from) {
+		domain = from[i+1:]
+	}
+	return fmt.Sprintf("%s.%d@%s", base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]), time.Now().Unix(), domain), nil
 }

@@ -125,7 +125,7 @@ func TestComposeParsesBack(t *testing.T) {
 	if l, _ := r.Header.AddressList("To"); len(l) != 2 || l[1].Name != "Zoë" {
 		t.Errorf("to %v", l)
 	}
-	if id, _ := r.Header.MessageID(); id == "" {
+	if id, _ := r.Header.MessageID(); !strings.HasSuffix(id, "@example.org") {
 		t.Error("no Message-ID")
 	}
 	if d, _ := r.Header.Date(); !d.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
