@@ -21,9 +21,10 @@ func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 func runSend(ctx context.Context, env *cmdEnv, args []string) error {
 	uf := env.uaFlags()
-	var to, cc, attach stringsFlag
+	var to, cc, bcc, attach stringsFlag
 	env.flags.Var(&to, "to", "recipient `ADDRESS` (repeatable; a comma-separated list is fine)")
 	env.flags.Var(&cc, "cc", "carbon-copy `ADDRESS` (repeatable)")
+	env.flags.Var(&bcc, "bcc", "blind-copy `ADDRESS` (repeatable; in the envelope only, not the header)")
 	env.flags.Var(&attach, "attach", "attach `FILE` (repeatable)")
 	subject := env.flags.String("subject", "", "the `SUBJECT`")
 	dryRun := env.flags.Bool("dry-run", false, "print the message instead of sending it")
@@ -52,6 +53,10 @@ func runSend(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	bccA, err := ua.ParseAddresses(bcc)
+	if err != nil {
+		return usagef("%v", err)
+	}
 	body, err := env.readBody(ctx)
 	if err != nil {
 		return err
@@ -65,7 +70,7 @@ func runSend(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	var rcpts []string
-	for _, a := range append(toA, ccA...) {
+	for _, a := range append(append(toA, ccA...), bccA...) {
 		rcpts = append(rcpts, a.Address)
 	}
 	pw, err := env.password(ctx, acc)

@@ -133,5 +133,17 @@ func TestSendFetchListRead(t *testing.T) {
 		t.Fatalf("sync said %q", r.stdout)
 	}
 	jodmai(t, "", "", "fetch", "--pop3", "--imap").fails(t, 2, "exclusive")
+
+	// --bcc: delivered, and not in the header.
+	env.AddUser(t, "hid@"+testenv.Domain, "password1")
+	jodmai(t, "", "secret copy\n", "send", "--to", user, "--bcc", "hid@"+testenv.Domain, "--subject", "Bcc").ok(t)
+	for deadline := time.Now().Add(10 * time.Second); len(env.Inbox(t, "hid@"+testenv.Domain)) < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bcc not delivered")
+		}
+	}
+	if b := string(env.Inbox(t, "hid@"+testenv.Domain)[0].Body); strings.Contains(b, "hid@") {
+		t.Fatalf("bcc address in the message: %q", b)
+	}
 	jodmai(t, "", "", "send").fails(t, 2, "--to is required")
 }
