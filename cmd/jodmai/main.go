@@ -66,6 +66,7 @@ func commands() []command {
 		{"alias add", "ALIAS TARGET...", "add an alias (ALIAS may be @domain for a catch-all)", runAliasAdd},
 		{"alias del", "ALIAS", "delete an alias", runAliasDel},
 		{"alias list", "", "list aliases", runAliasList},
+		{"check", "[--repair]", "verify the mail store (safe while the server runs); --repair fixes what it safely can, with the server stopped", runCheck},
 		{"send", "--to ADDRESS... [flags]", "compose a message (body from stdin or $EDITOR) and submit it over SMTP", runSend},
 		{"fetch", "[--pop3|--imap] [--keep] [--expunge]", "download mail into the local Maildir over POP3 or IMAP", runFetch},
 		{"sync", "", "fetch new INBOX mail over IMAP and sync flags both ways with the local Maildir", runSync},
