@@ -74,6 +74,7 @@ type Authenticator struct {
 	byIP  map[string]*failures
 	byAcc map[string]*failures
 	sleep func(ctx context.Context, d time.Duration)
+	cache *credCache
 }
 
 type failures struct {
@@ -88,6 +89,7 @@ func New(users *userdb.DB, policy Policy, log *slog.Logger) *Authenticator {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Authenticator{users: users, log: log, policy: policy, byIP: map[string]*failures{}, byAcc: map[string]*failures{},
+		cache: newCredCache(credCacheTTL, credCacheMax),
 		sleep: func(ctx context.Context, d time.Duration) {
 			t := time.NewTimer(d)
 			defer t.Stop()
@@ -138,14 +140,25 @@ func (a *Authenticator) Login(ctx context.Context, remote net.Addr, proto, user,
 		a.log.Warn("login refused: client locked out", "proto", proto, "remote", remote.String(), "user", user)
 		return userdb.Account{}, ErrThrottled
 	}
-	acc, err := a.users.Authenticate(ctx, user, password)
-	if err != nil {
-		if errors.Is(err, userdb.ErrBadCredentials) {
-			a.fail(ctx, remote, proto, user, ip, "bad password")
-			return userdb.Account{}, ErrBadCredentials
-		}
+	acc, hash, err := a.users.Credentials(ctx, user)
+	if err != nil && !errors.Is(err, userdb.ErrBadCredentials) {
 		return userdb.Account{}, fmt.Errorf("authenticate: %w", err)
 	}
+	if err == nil && a.cache.hit(hash, password) {
+		a.succeed(ip)
+		return acc, nil
+	}
+	if err != nil {
+		// Unknown user: the same work as a wrong password.
+		userdb.VerifyPassword(a.users.DummyHash(), password)
+		a.fail(ctx, remote, proto, user, ip, "bad password")
+		return userdb.Account{}, ErrBadCredentials
+	}
+	if !userdb.VerifyPassword(hash, password) {
+		a.fail(ctx, remote, proto, user, ip, "bad password")
+		return userdb.Account{}, ErrBadCredentials
+	}
+	a.cache.add(hash, password)
 	a.succeed(ip)
 	return acc, nil
 }

@@ -436,6 +436,33 @@ func (d *DB) Authenticate(ctx context.Context, address, password string) (Accoun
 	return a, nil
 }
 
+// Credentials returns an account and its password hash, for callers that
+// verify passwords themselves (the authenticator's cache). An unknown or
+// malformed address gives ErrBadCredentials.
+func (d *DB) Credentials(ctx context.Context, address string) (Account, string, error) {
+	norm, err := NormalizeAddress(address)
+	if err != nil {
+		return Account{}, "", ErrBadCredentials
+	}
+	var a Account
+	var created int64
+	var hash string
+	err = d.db.R.QueryRowContext(ctx, `SELECT id, address, quota_bytes, apop_secret != '', created, password_hash FROM accounts WHERE address=?`, norm).
+		Scan(&a.ID, &a.Address, &a.QuotaBytes, &a.HasAPOP, &created, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, "", ErrBadCredentials
+	}
+	if err != nil {
+		return Account{}, "", fmt.Errorf("look up account: %w", err)
+	}
+	a.Created = time.Unix(created, 0)
+	return a, hash, nil
+}
+
+// DummyHash is a valid hash no password matches in practice; verifying
+// against it costs what a real check costs.
+func (d *DB) DummyHash() string { return d.dummyHash }
+
 // APOPSecret returns the account's APOP shared secret. For an unknown user
 // it returns ErrBadCredentials, for an account without a secret ErrNoAPOP.
 func (d *DB) APOPSecret(ctx context.Context, address string) (Account, string, error) {

@@ -1,0 +1,70 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestLoginCache: a repeated good login is answered from the cache, a
+// password change (even by another process: a new hash) invalidates it at
+// once, and wrong passwords are never cached.
+func TestLoginCache(t *testing.T) {
+	users := newUsers(t)
+	a, _ := newAuth(t, users, testPolicy)
+	remote := addr("192.0.2.1:1234")
+	if _, err := a.Login(ctx, remote, "imap", "bob@example.org", bobPassword); err != nil {
+		t.Fatal(err)
+	}
+	_, hash, err := users.Credentials(ctx, "bob@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.cache.hit(hash, bobPassword) {
+		t.Fatal("a verified login was not cached")
+	}
+	if a.cache.hit(hash, bobPassword+"x") {
+		t.Fatal("cache hit for a wrong password")
+	}
+	if _, err := a.Login(ctx, remote, "imap", "bob@example.org", bobPassword); err != nil {
+		t.Fatalf("cached login: %v", err)
+	}
+	if _, err := a.Login(ctx, remote, "imap", "bob@example.org", "wrong-password"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("wrong password after a cached login: %v", err)
+	}
+	if err := users.SetPassword(ctx, "bob@example.org", "a-new-password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Login(ctx, remote, "imap", "bob@example.org", bobPassword); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("old password after a password change: %v, want ErrBadCredentials", err)
+	}
+	if _, err := a.Login(ctx, remote, "imap", "bob@example.org", "a-new-password"); err != nil {
+		t.Fatalf("new password: %v", err)
+	}
+	if _, err := a.Login(ctx, remote, "imap", "nobody@example.org", bobPassword); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("unknown user: %v", err)
+	}
+}
+
+func TestCredCacheBoundsAndExpiry(t *testing.T) {
+	c := newCredCache(time.Hour, 100)
+	for i := range 1000 {
+		c.add("hash", fmt.Sprint(i))
+		if len(c.entries) > 100 {
+			t.Fatalf("cache grew to %d entries, cap 100", len(c.entries))
+		}
+	}
+	if !c.hit("hash", "999") {
+		t.Fatal("the newest entry was evicted")
+	}
+	short := newCredCache(time.Nanosecond, 10)
+	short.add("hash", "pw")
+	time.Sleep(time.Millisecond)
+	if short.hit("hash", "pw") {
+		t.Fatal("an expired entry was a hit")
+	}
+	if len(short.entries) != 0 {
+		t.Fatal("an expired entry stayed after its miss")
+	}
+}
