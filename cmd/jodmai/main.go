@@ -66,6 +66,8 @@ func commands() []command {
 		{"alias add", "ALIAS TARGET...", "add an alias (ALIAS may be @domain for a catch-all)", runAliasAdd},
 		{"alias del", "ALIAS", "delete an alias", runAliasDel},
 		{"alias list", "", "list aliases", runAliasList},
+		{"backup", "[--name NAME] DIR", "take a consistent online backup into DIR/NAME (the server may run)", runBackup},
+		{"restore", "[--force] BACKUPDIR", "restore a backup into the data dir (the server must be stopped)", runRestore},
 		{"version", "", "print the version", runVersion},
 	}
 }
