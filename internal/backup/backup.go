@@ -40,6 +40,7 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
 
 	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/store"
 )
 
 // ManifestName is the file whose presence marks a complete backup.
@@ -143,6 +144,9 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 		m.Bodies += ar.Bodies
 		m.Bytes += ar.Bytes
 		opts.progress("account %d: %d messages, %d bodies, %d bytes", id, ar.Messages, ar.Bodies, ar.Bytes)
+		if ar.Vanished > 0 {
+			opts.progress("account %d: %d messages expunged during the backup are left out", id, ar.Vanished)
+		}
 	}
 	if err := syncDir(filepath.Join(dest, "accounts")); err != nil {
 		return nil, err
@@ -273,7 +277,6 @@ func backupAccount(ctx context.Context, dataDir, dest string, id int64) (Account
 		if errors.Is(err, os.ErrNotExist) {
 			// Expunged (and its body removed) between the snapshot and now.
 			vanished = append(vanished, b.id)
-			ar.Vanished += b.count
 			continue
 		}
 		if err != nil {
@@ -284,12 +287,12 @@ func backupAccount(ctx context.Context, dataDir, dest string, id int64) (Account
 		ar.Bytes += b.size
 	}
 	if len(vanished) > 0 {
-		for _, b := range vanished {
-			if _, err := db.ExecContext(ctx, `DELETE FROM messages WHERE blob=?`, b); err != nil {
-				return ar, fmt.Errorf("drop vanished message: %w", err)
-			}
+		n, err := store.ExpungeBodiesInCopy(ctx, db, vanished)
+		if err != nil {
+			return ar, fmt.Errorf("drop vanished messages: %w", err)
 		}
-		// Fold the rollback journal back so the file alone is the database.
+		ar.Vanished = n
+		// Fold the journal back so the file alone is the database.
 		if _, err := db.ExecContext(ctx, `VACUUM`); err != nil {
 			return ar, err
 		}

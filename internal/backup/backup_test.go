@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/smtp"
 	"os"
@@ -333,5 +334,55 @@ func TestRestoreDetectsCorruption(t *testing.T) {
 	f.Close()
 	if _, err := backup.Restore(ctx, dest, t.TempDir(), backup.RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "differs") {
 		t.Fatalf("restore of a corrupted backup: %v, want a manifest mismatch", err)
+	}
+}
+
+// A body removed between the index snapshot and the body copy (an expunge
+// racing the backup) leaves the message out as an expunge: recorded for
+// QRESYNC, HIGHESTMODSEQ up, and the restored store consistent.
+func TestBackupBodyVanished(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.Start(t)
+	u := users[0]
+	env.AddUser(t, u.addr, u.pass)
+	env.Deliver(t, u.addr, msg(u.addr, "kept"))
+	env.Deliver(t, u.addr, msg(u.addr, "gone"))
+	before := state(t, env, u.addr)["INBOX"]
+	gone := before.msgs[2]
+	acc, _ := env.Users.Account(ctx, u.addr)
+	env.Stop()
+	// Simulate the race: the body disappears after the snapshot would
+	// have been taken (index still references it).
+	bodyPath := filepath.Join(env.DataDir, "accounts", fmt.Sprint(acc.ID), "msg", gone.Blob[:2], gone.Blob)
+	if err := os.Remove(bodyPath); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "b")
+	m, err := backup.Backup(ctx, env.DataDir, dest, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Accounts[0].Vanished != 1 || m.Messages != 1 {
+		t.Fatalf("manifest: %+v, want 1 message and 1 vanished", m.Accounts[0])
+	}
+	restored := filepath.Join(t.TempDir(), "r")
+	if _, err := backup.Restore(ctx, dest, restored, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env2 := testenv.StartWith(t, testenv.Options{DataDir: restored})
+	after := state(t, env2, u.addr)["INBOX"]
+	if len(after.msgs) != 1 || after.msgs[1].Body == nil {
+		t.Fatalf("restored INBOX has UIDs %v, want only 1", slices.Collect(maps.Keys(after.msgs)))
+	}
+	if after.mb.UIDNext != before.mb.UIDNext || after.mb.HighestModSeq <= before.mb.HighestModSeq {
+		t.Errorf("restored INBOX: UIDNEXT %d HIGHESTMODSEQ %d; before: %d %d", after.mb.UIDNext, after.mb.HighestModSeq, before.mb.UIDNext, before.mb.HighestModSeq)
+	}
+	a, _ := env2.Store.Account(ctx, acc.ID)
+	_, expunged, err := a.Changes(ctx, after.mb.ID, before.mb.HighestModSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(expunged) != 1 {
+		t.Errorf("changes since the backup: %d expunged, want 1 (UID 2)", len(expunged))
 	}
 }
