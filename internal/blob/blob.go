@@ -126,7 +126,13 @@ func (t *Temp) Remove() error {
 // Dir is a sharded directory of bodies: <path>/<first two id chars>/<id>.
 type Dir struct {
 	path string
-	mu   sync.Mutex // serialises shard creation
+
+	mu sync.Mutex // guards durable; held while a shard is made durable
+	// durable holds the shards whose entry in path this process has
+	// fsynced. A shard that merely exists is not enough: it may have been
+	// made by a process that died before fsyncing path, or by another
+	// goroutine that is still fsyncing it.
+	durable map[string]bool
 }
 
 // NewDir returns the Dir at path, creating it.
@@ -134,7 +140,7 @@ func NewDir(path string) (*Dir, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("create body dir: %w", err)
 	}
-	return &Dir{path: path}, nil
+	return &Dir{path: path, durable: map[string]bool{}}, nil
 }
 
 // Path returns the file name of body id.
@@ -192,19 +198,26 @@ func (d *Dir) Copy(r io.Reader, id string) (int64, error) {
 	return n, SyncDir(shard)
 }
 
+// ensureShard makes sure shard exists and its name in d is durable before
+// any body is linked into it. Every shard is fsynced into d once per
+// process, on first use, whether this process made it or found it.
 func (d *Dir) ensureShard(shard string) error {
-	if _, err := os.Stat(shard); err == nil {
-		return nil
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, err := os.Stat(shard); err == nil {
+	if d.durable[shard] {
 		return nil
 	}
 	if err := os.Mkdir(shard, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create shard: %w", err)
 	}
-	return SyncDir(d.path)
+	if err := syncDir(d.path); err != nil {
+		return err
+	}
+	if d.durable == nil {
+		d.durable = map[string]bool{}
+	}
+	d.durable[shard] = true
+	return nil
 }
 
 // Open opens body id for reading.
@@ -267,6 +280,9 @@ func (d *Dir) Walk(fn func(id string, size int64) error) error {
 	}
 	return nil
 }
+
+// syncDir is SyncDir; tests replace it to see the order of fsyncs.
+var syncDir = SyncDir
 
 // SyncDir fsyncs a directory, making the names in it durable.
 func SyncDir(path string) error {

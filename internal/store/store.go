@@ -38,6 +38,10 @@ import (
 	"github.com/jodmai/jodmai/internal/sqlite"
 )
 
+// syncDir is blob.SyncDir; tests replace it to see which directories are
+// fsynced.
+var syncDir = blob.SyncDir
+
 // Sentinel errors.
 var (
 	// ErrNoMailbox is returned for a mailbox that does not exist.
@@ -176,7 +180,7 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error)
 		}
 	}
 	// Make the accounts/ entry durable before any mail goes below it.
-	if err := blob.SyncDir(dataDir); err != nil {
+	if err := syncDir(dataDir); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -256,8 +260,6 @@ func (s *Store) Account(ctx context.Context, id int64) (*Account, error) {
 
 func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 	dir := s.accountDir(id)
-	_, err := os.Stat(dir)
-	created := errors.Is(err, fs.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create account dir: %w", err)
 	}
@@ -270,15 +272,16 @@ func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 		db.Close()
 		return nil, err
 	}
-	if created {
-		// A new account's directory entries must be durable before its
-		// first message is acknowledged: SQLite and blob fsync only the
-		// directories they write into, not accounts/ itself.
-		for _, d := range []string{filepath.Dir(dir), dir} {
-			if err := blob.SyncDir(d); err != nil {
-				db.Close()
-				return nil, err
-			}
+	// The account's directory entries (accounts/<id> and its msg/) must
+	// be durable before its first message is acknowledged: SQLite and
+	// blob fsync only the directories they write into. This is done at
+	// every open, not only when this process created the directory: a
+	// process killed between creating it and these fsyncs leaves a
+	// directory that exists but whose name may not survive a power loss.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := syncDir(d); err != nil {
+			db.Close()
+			return nil, err
 		}
 	}
 	a := &Account{s: s, ID: id, dir: dir, db: db, bodies: bodies, commits: make(chan *commitReq, 256), stop: make(chan struct{}), exited: make(chan struct{})}
