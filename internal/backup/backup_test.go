@@ -386,3 +386,26 @@ func TestBackupBodyVanished(t *testing.T) {
 		t.Errorf("changes since the backup: %d expunged, want 1 (UID 2)", len(expunged))
 	}
 }
+
+// Restore runs the store's full check: a stray body file in the backup (an
+// orphan after restore) fails it.
+func TestRestoreRunsStoreCheck(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.Start(t)
+	env.AddUser(t, users[0].addr, users[0].pass)
+	env.Deliver(t, users[0].addr, msg(users[0].addr, "one"))
+	acc, _ := env.Users.Account(ctx, users[0].addr)
+	dest := filepath.Join(t.TempDir(), "b")
+	if _, err := backup.Backup(ctx, env.DataDir, dest, backup.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(dest, "accounts", fmt.Sprint(acc.ID), "msg", "zz", "zzzzzzzzzzzzzzzzzzzz")
+	os.MkdirAll(filepath.Dir(stray), 0o700)
+	if err := os.WriteFile(stray, []byte("stray"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := backup.Restore(ctx, dest, t.TempDir(), backup.RestoreOptions{})
+	if err == nil || !strings.Contains(err.Error(), "problems") {
+		t.Fatalf("restore with a stray body: %v, want the store check to fail", err)
+	}
+}

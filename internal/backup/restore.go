@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/store"
 )
 
 // ErrInUse is returned by Restore when a server holds the data dir's lock.
@@ -34,8 +36,8 @@ func (o RestoreOptions) progress(format string, a ...any) {
 }
 
 // Restore puts the backup in backupDir into dataDir, then checks the result:
-// SQLite integrity_check on every database and every referenced body present
-// with its recorded size. It holds the data dir's server lock throughout, so
+// SQLite integrity_check on every database, every referenced body present
+// with its recorded size, and the store's full Check. It holds the data dir's server lock throughout, so
 // no server can start on a half-restored directory.
 func Restore(ctx context.Context, backupDir, dataDir string, opts RestoreOptions) (*Manifest, error) {
 	m, err := ReadManifest(backupDir)
@@ -126,6 +128,24 @@ func Restore(ctx context.Context, backupDir, dataDir string, opts RestoreOptions
 
 	if err := Verify(ctx, dataDir, m); err != nil {
 		return nil, fmt.Errorf("restored data failed its check: %w", err)
+	}
+	// The store's own full check (UIDNEXT above every UID, counters,
+	// orphans, foreign keys), while we still hold the lock.
+	st, err := store.Open(ctx, dataDir, nil)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := st.Check(ctx, store.CheckOptions{})
+	st.Close()
+	if err != nil {
+		return nil, fmt.Errorf("check restored store: %w", err)
+	}
+	if n := rep.Remaining(); n > 0 {
+		var first []string
+		for _, p := range rep.Problems[:min(5, len(rep.Problems))] {
+			first = append(first, p.String())
+		}
+		return nil, fmt.Errorf("restored store has %d problems: %s", n, strings.Join(first, "; "))
 	}
 	opts.progress("restore complete: %s: %d accounts, %d messages, %d bodies, %d bytes; integrity checks passed",
 		dataDir, len(m.Accounts), m.Messages, m.Bodies, m.Bytes)
