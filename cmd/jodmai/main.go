@@ -67,6 +67,8 @@ func commands() []command {
 		{"alias del", "ALIAS", "delete an alias", runAliasDel},
 		{"alias list", "", "list aliases", runAliasList},
 		{"check", "[--repair]", "verify the mail store (safe while the server runs); --repair fixes what it safely can, with the server stopped", runCheck},
+		{"backup", "[--name NAME] DIR", "take a consistent online backup into DIR/NAME (the server may run)", runBackup},
+		{"restore", "[--force] BACKUPDIR", "restore a backup into the data dir (the server must be stopped)", runRestore},
 		{"send", "--to ADDRESS... [flags]", "compose a message (body from stdin or $EDITOR) and submit it over SMTP", runSend},
 		{"fetch", "[--pop3|--imap] [--keep] [--expunge]", "download mail into the local Maildir over POP3 or IMAP", runFetch},
 		{"sync", "", "fetch new INBOX mail over IMAP and sync flags both ways with the local Maildir", runSync},
