@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -75,6 +76,22 @@ type Authenticator struct {
 	byAcc map[string]*failures
 	sleep func(ctx context.Context, d time.Duration)
 	cache *credCache
+	// hashing bounds concurrent argon2id checks: each takes 19 MiB, so
+	// 2,000 connections logging in at once must queue, not allocate 38 GB.
+	hashing chan struct{}
+	// verifyPassword is userdb.VerifyPassword (tests count calls).
+	verifyPassword func(hash, password string) bool
+}
+
+// verify checks a password against a hash, waiting for a hashing slot.
+func (a *Authenticator) verify(ctx context.Context, hash, password string) (bool, error) {
+	select {
+	case a.hashing <- struct{}{}:
+	case <-ctx.Done():
+		return false, fmt.Errorf("authenticate: %w", ctx.Err())
+	}
+	defer func() { <-a.hashing }()
+	return a.verifyPassword(hash, password), nil
 }
 
 type failures struct {
@@ -89,7 +106,9 @@ func New(users *userdb.DB, policy Policy, log *slog.Logger) *Authenticator {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Authenticator{users: users, log: log, policy: policy, byIP: map[string]*failures{}, byAcc: map[string]*failures{},
-		cache: newCredCache(credCacheTTL, credCacheMax),
+		cache:          newCredCache(credCacheTTL, credCacheMax),
+		hashing:        make(chan struct{}, max(2, 2*runtime.GOMAXPROCS(0))),
+		verifyPassword: userdb.VerifyPassword,
 		sleep: func(ctx context.Context, d time.Duration) {
 			t := time.NewTimer(d)
 			defer t.Stop()
@@ -150,11 +169,13 @@ func (a *Authenticator) Login(ctx context.Context, remote net.Addr, proto, user,
 	}
 	if err != nil {
 		// Unknown user: the same work as a wrong password.
-		userdb.VerifyPassword(a.users.DummyHash(), password)
-		a.fail(ctx, remote, proto, user, ip, "bad password")
-		return userdb.Account{}, ErrBadCredentials
+		hash = a.users.DummyHash()
 	}
-	if !userdb.VerifyPassword(hash, password) {
+	ok, verr := a.verify(ctx, hash, password)
+	if verr != nil {
+		return userdb.Account{}, verr
+	}
+	if err != nil || !ok {
 		a.fail(ctx, remote, proto, user, ip, "bad password")
 		return userdb.Account{}, ErrBadCredentials
 	}
@@ -215,7 +236,8 @@ func (a *Authenticator) fail(ctx context.Context, remote net.Addr, proto, user, 
 	a.prune(now)
 	fi := a.bump(a.byIP, ip, now)
 	fa := a.bump(a.byAcc, acct, now)
-	n := max(fi.n, fa.n)
+	ipFailures, accFailures := fi.n, fa.n
+	n := max(ipFailures, accFailures)
 	locked := false
 	if fi.n >= a.policy.IPLockoutAfter && a.policy.IPLockoutAfter > 0 {
 		fi.locked = now.Add(a.policy.Lockout)
@@ -228,7 +250,7 @@ func (a *Authenticator) fail(ctx context.Context, remote net.Addr, proto, user, 
 	}
 	d = min(d, a.policy.MaxDelay)
 	a.log.Warn("login failed", "proto", proto, "remote", remote.String(), "user", user, "reason", why,
-		"ip_failures", fi.n, "account_failures", fa.n, "delay", d, "locked_out", locked)
+		"ip_failures", ipFailures, "account_failures", accFailures, "delay", d, "locked_out", locked)
 	if d > 0 {
 		a.sleep(ctx, d)
 	}

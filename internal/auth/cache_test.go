@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -67,4 +68,39 @@ func TestCredCacheBoundsAndExpiry(t *testing.T) {
 	if len(short.entries) != 0 {
 		t.Fatal("an expired entry stayed after its miss")
 	}
+}
+
+// TestLoginHashingBounded: however many logins arrive at once, at most
+// cap(hashing) password checks (19 MiB each) run at the same time.
+func TestLoginHashingBounded(t *testing.T) {
+	users := newUsers(t)
+	a, _ := newAuth(t, users, testPolicy)
+	var mu sync.Mutex
+	cur, peak := 0, 0
+	real := a.verifyPassword
+	a.verifyPassword = func(hash, pw string) bool {
+		mu.Lock()
+		cur++
+		peak = max(peak, cur)
+		mu.Unlock()
+		ok := real(hash, pw)
+		mu.Lock()
+		cur--
+		mu.Unlock()
+		return ok
+	}
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Wrong passwords: never cached, every one is hashed.
+			a.Login(ctx, addr(fmt.Sprintf("192.0.2.%d:1", i+1)), "imap", "bob@example.org", fmt.Sprint("wrong", i))
+		}()
+	}
+	wg.Wait()
+	if peak > cap(a.hashing) || peak == 0 {
+		t.Fatalf("peak concurrent password checks %d, bound %d", peak, cap(a.hashing))
+	}
+	t.Logf("peak concurrent checks %d of bound %d", peak, cap(a.hashing))
 }
