@@ -66,6 +66,7 @@ func commands() []command {
 		{"alias add", "ALIAS TARGET...", "add an alias (ALIAS may be @domain for a catch-all)", runAliasAdd},
 		{"alias del", "ALIAS", "delete an alias", runAliasDel},
 		{"alias list", "", "list aliases", runAliasList},
+		{"bench", "[flags] smtp|pop3|imap|idle", "load-test an SMTP, POP3 or IMAP server on loopback and verify what it measures", runBench},
 		{"version", "", "print the version", runVersion},
 	}
 }

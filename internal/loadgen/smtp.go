@@ -197,26 +197,36 @@ func smtpWorker(ctx context.Context, cfg Config, deadline time.Time, t *tally, n
 			}
 			continue
 		}
-		smtpSession(ctx, cfg, newTextConn(c, deadline), t, next, accepted, h)
+		err = smtpSession(ctx, cfg, newTextConn(c, deadline), t, next, accepted, h)
 		c.Close()
+		if _, refused := err.(replyError); refused {
+			// The server refused the session itself (greeting, EHLO,
+			// AUTH): retrying would only repeat it until the deadline.
+			return
+		}
 	}
 }
 
-func smtpSession(ctx context.Context, cfg Config, tc *textConn, t *tally, next *atomic.Int64, accepted []atomic.Int64, h *Histogram) {
+// smtpSession runs one connection's transactions. It returns a
+// replyError if the session could not start.
+func smtpSession(ctx context.Context, cfg Config, tc *textConn, t *tally, next *atomic.Int64, accepted []atomic.Int64, h *Histogram) error {
 	if err := tc.expect(220, ""); err != nil {
 		t.fail("%v", err)
-		return
+		return err
 	}
 	if err := tc.expect(250, "EHLO loadgen.localhost"); err != nil {
 		t.fail("%v", err)
-		return
+		return err
 	}
 	t.ops.Add(1)
 	if cfg.AuthUser != "" {
 		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + cfg.AuthUser + "\x00" + cfg.AuthPass))
 		if err := tc.expect(235, "AUTH PLAIN "+ir); err != nil {
+			if re, ok := err.(replyError); ok {
+				err = replyError{"AUTH PLAIN " + cfg.AuthUser + ": " + strings.TrimPrefix(re.msg, "AUTH: ")}
+			}
 			t.fail("%v", err)
-			return
+			return err
 		}
 		t.ops.Add(1)
 	}
@@ -233,10 +243,10 @@ func smtpSession(ctx context.Context, cfg Config, tc *textConn, t *tally, next *
 		if err != nil {
 			t.fail("message %d to %s: %v", n, rcpt, err)
 			if _, ok := err.(replyError); !ok {
-				return // I/O error: reconnect
+				return nil // I/O error: reconnect
 			}
 			if tc.expect(250, "RSET") != nil {
-				return
+				return nil
 			}
 			continue
 		}
@@ -248,6 +258,7 @@ func smtpSession(ctx context.Context, cfg Config, tc *textConn, t *tally, next *
 	if tc.expect(221, "QUIT") == nil {
 		t.ops.Add(1)
 	}
+	return nil
 }
 
 func smtpTransaction(tc *textConn, from, rcpt string, wire []byte, t *tally) error {
