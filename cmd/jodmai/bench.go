@@ -35,6 +35,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	user := fs.String("user", "", "smtp: authenticate as this account (AUTH PLAIN), for submission ports")
 	from := fs.String("from", "", "smtp: envelope sender (default --user, else bench@localhost)")
 	verify := fs.String("verify-pop3", "", "smtp: count every recipient's messages over POP3 STAT at `HOST:PORT` before and after, and check them")
+	verifyWait := fs.Duration("verify-wait", 0, "smtp: how long --verify-pop3 waits for messages still queued (a queueing MTA such as Postfix delivers after accepting)")
 	dele := fs.Bool("dele", false, "pop3: delete what was retrieved")
 	sample := fs.Int("sample", 10, "imap: bodies fetched per session")
 	pid := fs.Int("pid", 0, "idle: the server's process id, to read its RSS")
@@ -50,7 +51,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	cfg := loadgen.Config{
 		Addr: *addr, Pass: *pass, Conns: *conns, Count: *count, Size: *size, Duration: *duration,
-		From: *from, VerifyPOP3: *verify, Dele: *dele, Sample: *sample, PID: *pid,
+		From: *from, VerifyPOP3: *verify, VerifyWait: *verifyWait, Dele: *dele, Sample: *sample, PID: *pid,
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = defaultBenchAddr[profile]

@@ -51,6 +51,10 @@ type Config struct {
 	// recipient's messages (STAT) before and after and checks the
 	// difference against the accepted count.
 	VerifyPOP3 string
+	// VerifyWait is how long the verification polls POP3 STAT for
+	// messages that are still on their way (a queueing MTA accepts before
+	// it delivers); 0 reads once.
+	VerifyWait time.Duration
 	// Dele makes pop3 delete what it retrieved.
 	Dele bool
 	// Sample is how many bodies an imap session fetches (default 10).

@@ -128,16 +128,19 @@ func runPOP3(ctx context.Context, cfg Config) (*Result, error) {
 	var t tally
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range cfg.Conns {
+	for w := range cfg.Conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			// Connection w takes users w, w+Conns, ...: with at least
+			// as many users as connections no two sessions want the
+			// same maildrop at once, which POP3 refuses (RFC 1939 §8).
+			for k := 0; ctx.Err() == nil; k++ {
 				n := next.Add(1) - 1
 				if n >= int64(cfg.Count) {
 					return
 				}
-				user := cfg.Users[int(n)%len(cfg.Users)]
+				user := cfg.Users[(w+k*cfg.Conns)%len(cfg.Users)]
 				if err := pop3Session(ctx, cfg, deadline, user, &t); err != nil {
 					t.fail("pop3 session %s: %v", user, err)
 				} else {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -157,18 +158,30 @@ func runSMTP(ctx context.Context, cfg Config) (*Result, error) {
 	r.P50Ms = float64(h.Quantile(0.50).Microseconds()) / 1000
 	r.P99Ms = float64(h.Quantile(0.99).Microseconds()) / 1000
 	if cfg.VerifyPOP3 != "" {
-		after, err := pop3Counts(context.Background(), cfg)
+		r.Verified, r.VerifyDetail = verifySMTP(ctx, cfg, before, accepted)
+	}
+	return r, nil
+}
+
+// verifySMTP compares every recipient's new POP3 message count with what
+// the server accepted for it, polling up to cfg.VerifyWait.
+func verifySMTP(ctx context.Context, cfg Config, before map[string]int, accepted []atomic.Int64) (*bool, string) {
+	// A user listed twice gets both shares.
+	want := map[string]int64{}
+	var sum int64
+	for i, u := range cfg.Users {
+		want[u] += accepted[i].Load()
+		sum += accepted[i].Load()
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.VerifyWait+time.Minute)
+	defer cancel()
+	for polls := 1; ; polls++ {
+		after, err := pop3Counts(ctx, cfg)
 		ok := err == nil
 		var detail []string
 		if err != nil {
 			detail = append(detail, err.Error())
-		}
-		// A user listed twice gets both shares.
-		want := map[string]int64{}
-		var sum int64
-		for i, u := range cfg.Users {
-			want[u] += accepted[i].Load()
-			sum += accepted[i].Load()
 		}
 		for u, w := range want {
 			if err == nil && int64(after[u]-before[u]) != w {
@@ -177,12 +190,18 @@ func runSMTP(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		}
 		if ok {
-			detail = append(detail, fmt.Sprintf("POP3 STAT counts %d new messages over %d users, as accepted", sum, len(cfg.Users)))
+			msg := fmt.Sprintf("POP3 STAT counts %d new messages over %d users, as accepted", sum, len(want))
+			if d := time.Since(start); polls > 1 {
+				msg += fmt.Sprintf(", after waiting %.1fs", d.Seconds())
+			}
+			return &ok, msg
 		}
-		r.Verified = &ok
-		r.VerifyDetail = strings.Join(detail, "; ")
+		if time.Since(start) >= cfg.VerifyWait {
+			sort.Strings(detail)
+			return &ok, strings.Join(detail, "; ")
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return r, nil
 }
 
 // smtpWorker runs transactions on one connection until the count or the
