@@ -59,8 +59,8 @@ type Config struct {
 	Dele bool
 	// Sample is how many bodies an imap session fetches (default 10).
 	Sample int
-	// PID is the server's process id for idle's RSS measurement (0: no
-	// RSS).
+	// PID is the server's process id for idle's RSS measurement, which
+	// sums the process and its descendants (0: no RSS).
 	PID int
 	// Settle is how long idle waits after the connections are open
 	// before reading RSS again (default 1s).
@@ -349,6 +349,48 @@ func ReadRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// ReadTreeRSS returns the summed resident set size in KiB of a process and
+// all its descendants: a server that forks per connection (Dovecot's imap)
+// spends its per-connection memory in children.
+func ReadTreeRSS(pid int) (int64, error) {
+	total, err := ReadRSS(pid)
+	if err != nil {
+		return 0, err
+	}
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command name is in parentheses and may hold spaces: the
+		// parent pid is the second field after the last ')'.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 2 {
+			continue
+		}
+		if pp, err := strconv.Atoi(f[1]); err == nil {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	todo := children[pid]
+	for len(todo) > 0 {
+		p := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if kb, err := ReadRSS(p); err == nil {
+			total += kb
+		}
+		todo = append(todo, children[p]...)
+	}
+	return total, nil
 }
 
 // ExpandUsers makes the user list from a pattern with one %d, numbered
