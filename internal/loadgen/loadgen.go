@@ -139,6 +139,10 @@ type Result struct {
 	// Verified is set when a verification ran: smtp --verify-pop3.
 	Verified     *bool  `json:"verified,omitempty"`
 	VerifyDetail string `json:"verify_detail,omitempty"`
+	// DeliveredPerSec is smtp's end-to-end rate when verified: messages
+	// over the time until the last one was counted in POP3 (a queueing MTA
+	// accepts faster than it delivers).
+	DeliveredPerSec float64 `json:"delivered_per_sec,omitempty"`
 	// RSS fields are idle's, in KiB.
 	RSSBeforeKB  int64   `json:"rss_before_kb,omitempty"`
 	RSSAfterKB   int64   `json:"rss_after_kb,omitempty"`

@@ -158,14 +158,20 @@ func runSMTP(ctx context.Context, cfg Config) (*Result, error) {
 	r.P50Ms = float64(h.Quantile(0.50).Microseconds()) / 1000
 	r.P99Ms = float64(h.Quantile(0.99).Microseconds()) / 1000
 	if cfg.VerifyPOP3 != "" {
-		r.Verified, r.VerifyDetail = verifySMTP(ctx, cfg, before, accepted)
+		var waited time.Duration
+		r.Verified, r.VerifyDetail, waited = verifySMTP(ctx, cfg, before, accepted)
+		if *r.Verified {
+			r.DeliveredPerSec = float64(r.Messages) / (r.Seconds + waited.Seconds())
+		}
 	}
 	return r, nil
 }
 
 // verifySMTP compares every recipient's new POP3 message count with what
 // the server accepted for it, polling up to cfg.VerifyWait.
-func verifySMTP(ctx context.Context, cfg Config, before map[string]int, accepted []atomic.Int64) (*bool, string) {
+// It returns how long it waited for messages still on their way (0 if
+// the first count matched).
+func verifySMTP(ctx context.Context, cfg Config, before map[string]int, accepted []atomic.Int64) (*bool, string, time.Duration) {
 	// A user listed twice gets both shares.
 	want := map[string]int64{}
 	var sum int64
@@ -191,14 +197,16 @@ func verifySMTP(ctx context.Context, cfg Config, before map[string]int, accepted
 		}
 		if ok {
 			msg := fmt.Sprintf("POP3 STAT counts %d new messages over %d users, as accepted", sum, len(want))
-			if d := time.Since(start); polls > 1 {
-				msg += fmt.Sprintf(", after waiting %.1fs", d.Seconds())
+			var waited time.Duration
+			if polls > 1 {
+				waited = time.Since(start)
+				msg += fmt.Sprintf(", after waiting %.1fs", waited.Seconds())
 			}
-			return &ok, msg
+			return &ok, msg, waited
 		}
 		if time.Since(start) >= cfg.VerifyWait {
 			sort.Strings(detail)
-			return &ok, strings.Join(detail, "; ")
+			return &ok, strings.Join(detail, "; "), time.Since(start)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
