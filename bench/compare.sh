@@ -14,7 +14,7 @@
 #
 # Knobs (environment): ROUNDS (2), USERS (8), CONNS (8), N (smtp messages
 # per round, 4000), SIZE (4096), IMAP_DUR (15s), IDLE_CONNS (200),
-# IDLE_DUR (5s), DOVECOT_SCHEME (doveadm pw's default), KEEP=1 keeps the temporary directory. Output: human lines,
+# IDLE_DUR (5s), IMAP_ROUNDS (1: body samples per LOGIN), DOVECOT_SCHEME (doveadm pw's default), KEEP=1 keeps the temporary directory. Output: human lines,
 # and every result as JSON lines in $OUT (default bench/results.jsonl).
 set -euo pipefail
 
@@ -26,6 +26,7 @@ SIZE=${SIZE:-4096}
 IMAP_DUR=${IMAP_DUR:-15s}
 IDLE_CONNS=${IDLE_CONNS:-200}
 IDLE_DUR=${IDLE_DUR:-5s}
+IMAP_ROUNDS=${IMAP_ROUNDS:-1}
 PASS=bench-pass-$RANDOM$RANDOM
 DOMAIN=bench.example
 
@@ -289,8 +290,8 @@ for r in $(seq 1 "$ROUNDS"); do
 	bench postfix smtp --addr "$P_SMTP" -n "$N" --size "$SIZE" --verify-pop3 "$D_POP3" --verify-wait 5m
 	bench jodmai pop3 --addr "$J_POP3" -n "$CONNS"
 	bench dovecot pop3 --addr "$D_POP3" -n "$CONNS"
-	bench jodmai imap --addr "$J_IMAP" --duration "$IMAP_DUR"
-	bench dovecot imap --addr "$D_IMAP" --duration "$IMAP_DUR"
+	bench jodmai imap --addr "$J_IMAP" --duration "$IMAP_DUR" --rounds "$IMAP_ROUNDS"
+	bench dovecot imap --addr "$D_IMAP" --duration "$IMAP_DUR" --rounds "$IMAP_ROUNDS"
 	idle jodmai "$J_IMAP" "$J_PID"
 	idle dovecot "$D_IMAP" "$DC_PID"
 done

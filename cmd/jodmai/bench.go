@@ -38,6 +38,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	verifyWait := fs.Duration("verify-wait", 0, "smtp: how long --verify-pop3 waits for messages still queued (a queueing MTA such as Postfix delivers after accepting)")
 	dele := fs.Bool("dele", false, "pop3: delete what was retrieved")
 	sample := fs.Int("sample", 10, "imap: bodies fetched per session")
+	rounds := fs.Int("rounds", 1, "imap: body samples and flag changes per LOGIN")
 	pid := fs.Int("pid", 0, "idle: the server's process id, to read its RSS")
 	pidfile := fs.String("pidfile", "", "idle: file holding the server's process id")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -51,7 +52,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	cfg := loadgen.Config{
 		Addr: *addr, Pass: *pass, Conns: *conns, Count: *count, Size: *size, Duration: *duration,
-		From: *from, VerifyPOP3: *verify, VerifyWait: *verifyWait, Dele: *dele, Sample: *sample, PID: *pid,
+		From: *from, VerifyPOP3: *verify, VerifyWait: *verifyWait, Dele: *dele, Sample: *sample, Rounds: *rounds, PID: *pid,
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = defaultBenchAddr[profile]

@@ -193,41 +193,46 @@ func imapSession(ctx context.Context, cfg Config, deadline time.Time, user strin
 	if ctx.Err() != nil {
 		return nil
 	}
-	// A sample of bodies, different for each session.
+	// A sample of bodies, different for each session and round.
 	sample := min(cfg.Sample, len(uids))
-	var set []string
-	for i := range sample {
-		uid := uids[(n*sample+i)%len(uids)]
-		set = append(set, strconv.FormatInt(uid, 10))
-		err = ic.run(fmt.Sprintf("UID FETCH %d (BODY.PEEK[])", uid), func(r imapResp) error {
-			u := fetchUIDRE.FindStringSubmatch(r.text)
-			if u == nil || len(r.literals) != 1 {
-				return nil
-			}
-			got, _ := strconv.ParseInt(u[1], 10, 64)
-			if got != uid {
-				return nil
-			}
-			// RFC 3501 §6.4.5: BODY[] is the whole message, whose size
-			// RFC822.SIZE announced.
-			if r.literals[0] != sizes[uid] {
-				t.fail("%s UID %d: BODY[] literal %d bytes, RFC822.SIZE %d", user, uid, r.literals[0], sizes[uid])
-			}
-			t.msgs.Add(1)
-			t.bytes.Add(r.literals[0])
+	for round := range cfg.Rounds {
+		if ctx.Err() != nil {
 			return nil
-		})
-		if err != nil {
-			return err
 		}
-		t.ops.Add(1)
-	}
-	if len(set) > 0 {
-		for _, op := range []string{"+FLAGS", "-FLAGS"} {
-			if err := ic.run("UID STORE "+strings.Join(set, ",")+" "+op+" (\\Flagged)", nil); err != nil {
+		var set []string
+		for i := range sample {
+			uid := uids[((n*cfg.Rounds+round)*sample+i)%len(uids)]
+			set = append(set, strconv.FormatInt(uid, 10))
+			err = ic.run(fmt.Sprintf("UID FETCH %d (BODY.PEEK[])", uid), func(r imapResp) error {
+				u := fetchUIDRE.FindStringSubmatch(r.text)
+				if u == nil || len(r.literals) != 1 {
+					return nil
+				}
+				got, _ := strconv.ParseInt(u[1], 10, 64)
+				if got != uid {
+					return nil
+				}
+				// RFC 3501 §6.4.5: BODY[] is the whole message, whose
+				// size RFC822.SIZE announced.
+				if r.literals[0] != sizes[uid] {
+					t.fail("%s UID %d: BODY[] literal %d bytes, RFC822.SIZE %d", user, uid, r.literals[0], sizes[uid])
+				}
+				t.msgs.Add(1)
+				t.bytes.Add(r.literals[0])
+				return nil
+			})
+			if err != nil {
 				return err
 			}
 			t.ops.Add(1)
+		}
+		if len(set) > 0 {
+			for _, op := range []string{"+FLAGS", "-FLAGS"} {
+				if err := ic.run("UID STORE "+strings.Join(set, ",")+" "+op+" (\\Flagged)", nil); err != nil {
+					return err
+				}
+				t.ops.Add(1)
+			}
 		}
 	}
 	if err := ic.run("LOGOUT", nil); err != nil {

@@ -59,6 +59,10 @@ type Config struct {
 	Dele bool
 	// Sample is how many bodies an imap session fetches (default 10).
 	Sample int
+	// Rounds is how many times an imap session repeats its body sample
+	// and flag changes after one LOGIN/SELECT/FETCH 1:* (default 1), so
+	// that a run can weigh IMAP work against the password check.
+	Rounds int
 	// PID is the server's process id for idle's RSS measurement, which
 	// sums the process and its descendants (0: no RSS).
 	PID int
@@ -86,6 +90,9 @@ func (c *Config) defaults(profile string) error {
 	}
 	if c.Sample <= 0 {
 		c.Sample = 10
+	}
+	if c.Rounds <= 0 {
+		c.Rounds = 1
 	}
 	if c.Settle <= 0 {
 		c.Settle = time.Second

@@ -74,6 +74,12 @@ func TestProfiles(t *testing.T) {
 		}
 	}
 
+	// Rounds repeat the sample and the flag changes in one session.
+	i = mustRun(t, "imap", Config{Addr: env.Addr("imap"), Users: users, Pass: pass, Conns: 2, Count: 2, Sample: 4, Rounds: 3, Duration: time.Minute})
+	if !i.OK() || i.Sessions != 2 || i.Messages != 2*3*4 || i.Ops != 2*(4+3*(4+2)) {
+		t.Fatalf("imap --rounds 3: %d sessions, %d bodies, %d ops, %d errors (%s)", i.Sessions, i.Messages, i.Ops, i.Errors, i.FirstError)
+	}
+
 	d := mustRun(t, "pop3", Config{Addr: env.Addr("pop3"), Users: users, Pass: pass, Conns: 3, Count: 3, Dele: true})
 	if !d.OK() || d.Messages != count {
 		t.Fatalf("pop3 --dele: %d msgs, %d errors (%s)", d.Messages, d.Errors, d.FirstError)
