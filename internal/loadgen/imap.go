@@ -128,14 +128,14 @@ func runIMAP(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			for !over(ctx) {
 				n := next.Add(1) - 1
 				if cfg.Count > 0 && n >= int64(cfg.Count) {
 					return
 				}
 				user := cfg.Users[int(n)%len(cfg.Users)]
 				if err := imapSession(ctx, cfg, deadline, user, int(n), &t); err != nil {
-					if ctx.Err() != nil {
+					if over(ctx) {
 						return // cut by the deadline: not the server's fault
 					}
 					t.fail("imap session %s: %v", user, err)
@@ -190,13 +190,13 @@ func imapSession(ctx context.Context, cfg Config, deadline time.Time, user strin
 			t.fail("%s: FETCH 1:* returned %d messages, SELECT said %d EXISTS", user, len(uids), exists)
 		}
 	}
-	if ctx.Err() != nil {
+	if over(ctx) {
 		return nil
 	}
 	// A sample of bodies, different for each session and round.
 	sample := min(cfg.Sample, len(uids))
 	for round := range cfg.Rounds {
-		if ctx.Err() != nil {
+		if over(ctx) {
 			return nil
 		}
 		var set []string

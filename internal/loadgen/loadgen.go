@@ -413,3 +413,16 @@ func ExpandUsers(pattern string, n int) []string {
 	}
 	return out
 }
+
+// over reports whether the run is over: its context is done or its
+// deadline has passed. The clock is checked too because a dial past the
+// deadline fails at once with a timeout, possibly before the context's
+// timer has fired on a loaded machine; a loop checking only ctx.Err()
+// would spin and count those as server errors.
+func over(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}

@@ -135,13 +135,16 @@ func runPOP3(ctx context.Context, cfg Config) (*Result, error) {
 			// Connection w takes users w, w+Conns, ...: with at least
 			// as many users as connections no two sessions want the
 			// same maildrop at once, which POP3 refuses (RFC 1939 §8).
-			for k := 0; ctx.Err() == nil; k++ {
+			for k := 0; !over(ctx); k++ {
 				n := next.Add(1) - 1
 				if n >= int64(cfg.Count) {
 					return
 				}
 				user := cfg.Users[(w+k*cfg.Conns)%len(cfg.Users)]
 				if err := pop3Session(ctx, cfg, deadline, user, &t); err != nil {
+					if over(ctx) {
+						return // cut by the deadline: not the server's fault
+					}
 					t.fail("pop3 session %s: %v", user, err)
 				} else {
 					t.sessions.Add(1)
@@ -201,7 +204,7 @@ func pop3Session(ctx context.Context, cfg Config, deadline time.Time, user strin
 		return fmt.Errorf("LIST sizes add up to %d, STAT said %d", sum, total)
 	}
 	for i := range sizes {
-		if ctx.Err() != nil {
+		if over(ctx) {
 			break
 		}
 		if _, err := tc.pop3OK(fmt.Sprintf("RETR %d", i+1)); err != nil {

@@ -215,10 +215,10 @@ func verifySMTP(ctx context.Context, cfg Config, before map[string]int, accepted
 // smtpWorker runs transactions on one connection until the count or the
 // deadline is reached, reconnecting after an I/O error.
 func smtpWorker(ctx context.Context, cfg Config, deadline time.Time, t *tally, next *atomic.Int64, accepted []atomic.Int64, h *Histogram) {
-	for ctx.Err() == nil && next.Load() < int64(cfg.Count) {
+	for !over(ctx) && next.Load() < int64(cfg.Count) {
 		c, err := dial(ctx, cfg.Addr)
 		if err != nil {
-			if ctx.Err() == nil {
+			if !over(ctx) {
 				t.fail("dial: %v", err)
 				time.Sleep(10 * time.Millisecond)
 			}
@@ -257,7 +257,7 @@ func smtpSession(ctx context.Context, cfg Config, tc *textConn, t *tally, next *
 		}
 		t.ops.Add(1)
 	}
-	for ctx.Err() == nil {
+	for !over(ctx) {
 		n := next.Add(1) - 1
 		if n >= int64(cfg.Count) {
 			break
