@@ -245,7 +245,10 @@ func imapSession(ctx context.Context, cfg Config, deadline time.Time, user strin
 func runIdle(ctx context.Context, cfg Config) (*Result, error) {
 	var t tally
 	start := time.Now()
-	deadline := start.Add(cfg.Duration + 3*cfg.Settle)
+	// Each connection gets idleOpen to log in and start IDLE (a server
+	// with a costly password hash takes a while for thousands); the
+	// deadlines are moved once every connection is idling.
+	const idleOpen = 2 * time.Minute
 	var wg sync.WaitGroup
 	// Logins run idleLogins at a time. The warm-up does as many logins
 	// and logouts before the first RSS reading, so that what a login
@@ -260,7 +263,7 @@ func runIdle(ctx context.Context, cfg Config) (*Result, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if ic, err := imapLogin(ctx, cfg.Addr, deadline, cfg.Users[i%len(cfg.Users)], cfg.Pass, &warm); err == nil {
+				if ic, err := imapLogin(ctx, cfg.Addr, time.Now().Add(idleOpen), cfg.Users[i%len(cfg.Users)], cfg.Pass, &warm); err == nil {
 					ic.run("LOGOUT", nil)
 					ic.c.Close()
 				}
@@ -281,7 +284,7 @@ func runIdle(ctx context.Context, cfg Config) (*Result, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			user := cfg.Users[i%len(cfg.Users)]
-			ic, err := imapLogin(ctx, cfg.Addr, deadline, user, cfg.Pass, &t)
+			ic, err := imapLogin(ctx, cfg.Addr, time.Now().Add(idleOpen), user, cfg.Pass, &t)
 			if err == nil {
 				err = ic.run("SELECT INBOX", nil)
 				if err == nil {
@@ -320,6 +323,11 @@ func runIdle(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	t.sessions.Store(int64(open))
 	held := time.Now()
+	for _, ic := range conns {
+		if ic != nil {
+			ic.c.SetDeadline(held.Add(cfg.Duration + cfg.Settle + idleOpen))
+		}
+	}
 	select {
 	case <-time.After(cfg.Settle):
 	case <-ctx.Done():
