@@ -14,7 +14,7 @@
 #
 # Knobs (environment): ROUNDS (2), USERS (8), CONNS (8), N (smtp messages
 # per round, 4000), SIZE (4096), IMAP_DUR (15s), IDLE_CONNS (200),
-# IDLE_DUR (5s), IMAP_ROUNDS (1: body samples per LOGIN), DOVECOT_SCHEME (doveadm pw's default), KEEP=1 keeps the temporary directory. Output: human lines,
+# IDLE_DUR (5s), PROFILES ("smtp pop3 imap idle"), IMAP_ROUNDS (1: body samples per LOGIN), DOVECOT_SCHEME (doveadm pw's default), KEEP=1 keeps the temporary directory. Output: human lines,
 # and every result as JSON lines in $OUT (default bench/results.jsonl).
 set -euo pipefail
 
@@ -27,6 +27,7 @@ IMAP_DUR=${IMAP_DUR:-15s}
 IDLE_CONNS=${IDLE_CONNS:-200}
 IDLE_DUR=${IDLE_DUR:-5s}
 IMAP_ROUNDS=${IMAP_ROUNDS:-1}
+PROFILES=${PROFILES:-smtp pop3 imap idle}
 PASS=bench-pass-$RANDOM$RANDOM
 DOMAIN=bench.example
 
@@ -284,16 +285,30 @@ idle() { # name addr root-pid
 }
 
 DC_PID=$(cat "$D/run/master.pid")
+want() { case " $PROFILES " in *" $1 "*) return 0 ;; esac; return 1; }
+if ! want smtp; then
+	# The other loads need mail: deliver it once, unmeasured.
+	"$J" bench --users "$USERLIST" --pass "$PASS" -c "$CONNS" -n "$N" --size "$SIZE" --addr "$J_SMTP" smtp >/dev/null
+	"$J" bench --users "$USERLIST" --pass "$PASS" -c "$CONNS" -n "$N" --size "$SIZE" --addr "$P_SMTP" --verify-pop3 "$D_POP3" --verify-wait 5m smtp >/dev/null
+fi
 for r in $(seq 1 "$ROUNDS"); do
 	log "round $r/$ROUNDS"
-	bench jodmai smtp --addr "$J_SMTP" -n "$N" --size "$SIZE" --verify-pop3 "$J_POP3"
-	bench postfix smtp --addr "$P_SMTP" -n "$N" --size "$SIZE" --verify-pop3 "$D_POP3" --verify-wait 5m
-	bench jodmai pop3 --addr "$J_POP3" -n "$CONNS"
-	bench dovecot pop3 --addr "$D_POP3" -n "$CONNS"
-	bench jodmai imap --addr "$J_IMAP" --duration "$IMAP_DUR" --rounds "$IMAP_ROUNDS"
-	bench dovecot imap --addr "$D_IMAP" --duration "$IMAP_DUR" --rounds "$IMAP_ROUNDS"
-	idle jodmai "$J_IMAP" "$J_PID"
-	idle dovecot "$D_IMAP" "$DC_PID"
+	if want smtp; then
+		bench jodmai smtp --addr "$J_SMTP" -n "$N" --size "$SIZE" --verify-pop3 "$J_POP3"
+		bench postfix smtp --addr "$P_SMTP" -n "$N" --size "$SIZE" --verify-pop3 "$D_POP3" --verify-wait 5m
+	fi
+	if want pop3; then
+		bench jodmai pop3 --addr "$J_POP3" -n "$CONNS"
+		bench dovecot pop3 --addr "$D_POP3" -n "$CONNS"
+	fi
+	if want imap; then
+		bench jodmai imap --addr "$J_IMAP" --duration "$IMAP_DUR" --rounds "$IMAP_ROUNDS"
+		bench dovecot imap --addr "$D_IMAP" --duration "$IMAP_DUR" --rounds "$IMAP_ROUNDS"
+	fi
+	if want idle; then
+		idle jodmai "$J_IMAP" "$J_PID"
+		idle dovecot "$D_IMAP" "$DC_PID"
+	fi
 done
 
 # --- ratios (medians over rounds) -------------------------------------------
