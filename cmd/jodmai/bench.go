@@ -103,7 +103,10 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 		fmt.Fprintln(env.stdout, r.Summary())
 	}
 	if !r.OK() {
-		return fmt.Errorf("%d errors; verified=%v", r.Errors, r.Verified != nil && *r.Verified)
+		if r.Verified != nil && !*r.Verified {
+			return fmt.Errorf("%d errors; verification failed: %s", r.Errors, r.VerifyDetail)
+		}
+		return fmt.Errorf("%d errors (first: %s)", r.Errors, r.FirstError)
 	}
 	return nil
 }
