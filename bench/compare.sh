@@ -273,7 +273,7 @@ bench() { # name profile flags...: runs the load tool, records its JSON
 		[ -n "$json" ] || return 0
 	fi
 	echo "$json" | python3 -c 'import json,sys; r=json.load(sys.stdin); r["server"]=sys.argv[1]; print(json.dumps(r))' "$name" >>"$OUT"
-	echo "$json" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%-8s %-5s %s" % (sys.argv[1], r["profile"], {"smtp":"%.0f msgs/s accepted (%.0f/s delivered) p50 %.2fms p99 %.2fms" % (r["msgs_per_sec"], r.get("delivered_per_sec",0), r.get("p50_ms",0), r.get("p99_ms",0)), "pop3":"%.0f msgs/s %.1f MB/s" % (r["msgs_per_sec"], r["mb_per_sec"]), "imap":"%.0f ops/s" % r["ops_per_sec"], "idle":"%d conns, RSS %d -> %d KiB, %.1f KiB/conn" % (r["sessions"], r.get("rss_before_kb",0), r.get("rss_after_kb",0), r.get("rss_per_conn_kb",0))}[r["profile"]]), "errors", r["errors"], r.get("verify_detail",""))' "$name"
+	echo "$json" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%-8s %-5s %s" % (sys.argv[1], r["profile"], {"smtp":"%.0f msgs/s accepted (%.0f/s delivered) p50 %.2fms p99 %.2fms" % (r["msgs_per_sec"], r.get("delivered_per_sec",0), r.get("p50_ms",0), r.get("p99_ms",0)), "pop3":"%.0f msgs/s %.1f MB/s" % (r["msgs_per_sec"], r["mb_per_sec"]), "imap":"%.0f ops/s" % r["ops_per_sec"], "idle":"%d conns, RSS %d -> %d -> %d KiB, %.1f KiB/conn, marginal %.1f KiB/conn" % (r["sessions"], r.get("rss_before_kb",0), r.get("rss_mid_kb",0), r.get("rss_after_kb",0), r.get("rss_per_conn_kb",0), r.get("rss_marginal_kb",0))}[r["profile"]]), "errors", r["errors"], r.get("verify_detail",""))' "$name"
 }
 
 # idle: the load tool sums the RSS of the server's process tree (Dovecot
@@ -327,6 +327,7 @@ for label, prof, key, ref, better in [
     ("pop3 msgs/s (vs Dovecot)", "pop3", "msgs_per_sec", "dovecot", 1),
     ("imap ops/s (vs Dovecot)", "imap", "ops_per_sec", "dovecot", 1),
     ("idle KiB/conn (vs Dovecot)", "idle", "rss_per_conn_kb", "dovecot", -1),
+    ("idle marginal KiB/conn", "idle", "rss_marginal_kb", "dovecot", -1),
 ]:
     a, b = med("jodmai", prof, key), med(ref, prof, key)
     ratio = a / b if b else float("nan")

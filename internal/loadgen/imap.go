@@ -277,7 +277,20 @@ func runIdle(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	conns := make([]*imapConn, cfg.Conns)
+	// The connections open in two halves with an RSS reading between:
+	// the second half's growth is the marginal cost of a connection,
+	// which a Go server's heap slack from earlier work (freed but not yet
+	// returned to the OS) cannot blur as it can the first reading.
+	half := cfg.Conns / 2
+	var rssMid, openMid int64
+	var opened atomic.Int64
 	for i := range conns {
+		if i == half && half > 0 && cfg.PID > 0 {
+			wg.Wait()
+			time.Sleep(cfg.Settle)
+			rssMid, _ = ReadTreeRSS(cfg.PID)
+			openMid = opened.Load()
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -311,6 +324,7 @@ func runIdle(ctx context.Context, cfg Config) (*Result, error) {
 				return
 			}
 			t.ops.Add(1)
+			opened.Add(1)
 			conns[i] = ic
 		}()
 	}
@@ -387,6 +401,10 @@ func runIdle(ctx context.Context, cfg Config) (*Result, error) {
 		r.RSSBeforeKB, r.RSSAfterKB = rssBefore, rssAfter
 		if open > 0 {
 			r.RSSPerConnKB = float64(rssAfter-rssBefore) / float64(open)
+		}
+		if n := int64(open) - openMid; rssMid > 0 && n > 0 {
+			r.RSSMidKB = rssMid
+			r.RSSMarginalKB = float64(rssAfter-rssMid) / float64(n)
 		}
 	}
 	return r, nil

@@ -154,6 +154,10 @@ type Result struct {
 	RSSBeforeKB  int64   `json:"rss_before_kb,omitempty"`
 	RSSAfterKB   int64   `json:"rss_after_kb,omitempty"`
 	RSSPerConnKB float64 `json:"rss_per_conn_kb,omitempty"`
+	// RSSMidKB is the reading with half the connections open, and
+	// RSSMarginalKB the growth per connection over the second half.
+	RSSMidKB      int64   `json:"rss_mid_kb,omitempty"`
+	RSSMarginalKB float64 `json:"rss_marginal_kb,omitempty"`
 }
 
 // OK reports whether the run had no errors and no failed verification.
@@ -173,7 +177,7 @@ func (r *Result) Summary() string {
 	case "imap":
 		fmt.Fprintf(&b, "%d sessions, %d ops, %.0f ops/s, %d bodies", r.Sessions, r.Ops, r.OpsPerSec, r.Messages)
 	case "idle":
-		fmt.Fprintf(&b, "%d idling, rss %d -> %d KiB, %.1f KiB/conn", r.Sessions, r.RSSBeforeKB, r.RSSAfterKB, r.RSSPerConnKB)
+		fmt.Fprintf(&b, "%d idling, rss %d -> %d -> %d KiB, %.1f KiB/conn, marginal %.1f KiB/conn", r.Sessions, r.RSSBeforeKB, r.RSSMidKB, r.RSSAfterKB, r.RSSPerConnKB, r.RSSMarginalKB)
 	}
 	fmt.Fprintf(&b, ", %d errors", r.Errors)
 	if r.FirstError != "" {

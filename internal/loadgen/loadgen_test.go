@@ -159,8 +159,8 @@ func TestIdle(t *testing.T) {
 	if !r.OK() || r.Sessions != 20 || r.Ops != 20*5 {
 		t.Fatalf("idle: %s (ops %d)", r.Summary(), r.Ops)
 	}
-	if r.RSSBeforeKB <= 0 || r.RSSAfterKB <= 0 {
-		t.Errorf("rss %d -> %d", r.RSSBeforeKB, r.RSSAfterKB)
+	if r.RSSBeforeKB <= 0 || r.RSSMidKB <= 0 || r.RSSAfterKB <= 0 {
+		t.Errorf("rss %d -> %d -> %d", r.RSSBeforeKB, r.RSSMidKB, r.RSSAfterKB)
 	}
 }
 
