@@ -17,6 +17,10 @@ func (sess *session) cmdQuit(args string) (reply, bool) {
 		return badReply("QUIT takes no arguments"), false
 	}
 	sess.state = stateUpdate
+	// The maildrop is unlocked once UPDATE is done and before the reply
+	// is sent, so a client that reconnects the moment it reads +OK is not
+	// told the maildrop is in use.
+	defer sess.unlock()
 	var uids []uint32
 	for i, m := range sess.msgs {
 		if sess.deleted[i] {
