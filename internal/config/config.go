@@ -43,6 +43,26 @@
 //	max_failures_per_ip = 10
 //	lockout = "15m"
 //
+//	[dns]
+//	resolver = ""                  # "host:port" of a DNS server; "": the system's (/etc/resolv.conf)
+//
+//	[queue]                        # outbound delivery to other servers
+//	max_age = "120h"               # give up (bounce) after this long
+//	delay_warning = "4h"           # tell the sender once when a message is this late; "0s": never
+//	retry_min = "1m"               # first retry after a temporary failure; doubles each time
+//	retry_max = "4h"               # longest wait between two attempts
+//	max_concurrency = 64           # deliveries in progress at once
+//	max_per_domain = 4             # of which to one destination domain
+//
+//	[remote]
+//	port = 25                      # the port outbound connections use; change it only in tests
+//	connect_timeout = "30s"
+//	helo = ""                      # name in EHLO; "": hostname
+//
+//	[msgauth]                      # SPF, DKIM and DMARC checks of mail arriving on the MX port
+//	enabled = true
+//	trusted_networks = ["127.0.0.1/32", "::1/128"]  # not checked: local tools and tests
+//
 // Durations are Go duration strings ("90s", "5m", "1h30m"); a bare integer is
 // refused because it would mean nanoseconds.
 package config
@@ -88,6 +108,75 @@ type Config struct {
 
 	// Auth holds the login-failure policy. TOML: [auth].
 	Auth Auth `toml:"auth"`
+
+	// DNS says where DNS questions go. TOML: [dns].
+	DNS DNS `toml:"dns"`
+
+	// Queue holds the outbound queue's retry and concurrency policy.
+	// TOML: [queue].
+	Queue Queue `toml:"queue"`
+
+	// Remote holds how outbound connections are made. TOML: [remote].
+	Remote Remote `toml:"remote"`
+
+	// MsgAuth holds the inbound SPF/DKIM/DMARC policy. TOML: [msgauth].
+	MsgAuth MsgAuth `toml:"msgauth"`
+}
+
+// DNS configures name resolution for outbound delivery and message
+// authentication.
+type DNS struct {
+	// Resolver is "host:port" of the DNS server to ask; empty means the
+	// system's resolvers (/etc/resolv.conf). DANE needs a resolver that
+	// validates DNSSEC and sets the AD bit. TOML: resolver.
+	Resolver string `toml:"resolver"`
+}
+
+// Queue is the outbound queue's policy.
+type Queue struct {
+	// MaxAge is how long a message is retried before it bounces.
+	// TOML: max_age. Default "120h" (5 days, RFC 5321 §4.5.4.1).
+	MaxAge time.Duration `toml:"max_age"`
+	// DelayWarning is the age at which the sender is told, once, that a
+	// message is still undelivered (when the sender asked for delay
+	// notices or gave no NOTIFY). Zero: never. TOML: delay_warning.
+	// Default "4h".
+	DelayWarning time.Duration `toml:"delay_warning"`
+	// RetryMin is the wait after the first temporary failure; each later
+	// wait doubles, up to RetryMax. TOML: retry_min. Default "1m".
+	RetryMin time.Duration `toml:"retry_min"`
+	// RetryMax caps the wait between attempts. TOML: retry_max.
+	// Default "4h".
+	RetryMax time.Duration `toml:"retry_max"`
+	// MaxConcurrency caps deliveries in progress. TOML: max_concurrency.
+	// Default 64.
+	MaxConcurrency int `toml:"max_concurrency"`
+	// MaxPerDomain caps deliveries in progress to one destination domain.
+	// TOML: max_per_domain. Default 4.
+	MaxPerDomain int `toml:"max_per_domain"`
+}
+
+// Remote configures outbound SMTP connections.
+type Remote struct {
+	// Port is the TCP port of remote MX hosts. TOML: port. Default 25;
+	// tests point it at another port.
+	Port int `toml:"port"`
+	// ConnectTimeout bounds each TCP connect. TOML: connect_timeout.
+	// Default "30s".
+	ConnectTimeout time.Duration `toml:"connect_timeout"`
+	// HELO is the name sent in EHLO. TOML: helo. Empty: Hostname.
+	HELO string `toml:"helo"`
+}
+
+// MsgAuth is the policy for SPF, DKIM and DMARC checks of inbound mail.
+type MsgAuth struct {
+	// Enabled turns the checks on for the MX listener. TOML: enabled.
+	// Default true.
+	Enabled bool `toml:"enabled"`
+	// TrustedNetworks are client networks whose mail is not checked (an
+	// Authentication-Results field still says so). TOML:
+	// trusted_networks. Default 127.0.0.1/32 and ::1/128.
+	TrustedNetworks []string `toml:"trusted_networks"`
 }
 
 // Listen holds one listening address per service, in net.Listen form
@@ -286,6 +375,22 @@ func (o Options) Default() *Config {
 			MaxFailuresPerIP: 10,
 			Lockout:          15 * time.Minute,
 		},
+		Queue: Queue{
+			MaxAge:         120 * time.Hour,
+			DelayWarning:   4 * time.Hour,
+			RetryMin:       time.Minute,
+			RetryMax:       4 * time.Hour,
+			MaxConcurrency: 64,
+			MaxPerDomain:   4,
+		},
+		Remote: Remote{
+			Port:           25,
+			ConnectTimeout: 30 * time.Second,
+		},
+		MsgAuth: MsgAuth{
+			Enabled:         true,
+			TrustedNetworks: []string{"127.0.0.1/32", "::1/128"},
+		},
 	}
 }
 
@@ -371,6 +476,43 @@ func (c *Config) Validate() error {
 			bad("listen.%s = %q: listen.%s has the same address", e.Key, e.Addr, other)
 		}
 		seen[e.Addr] = e.Key
+	}
+
+	if c.DNS.Resolver != "" {
+		if _, port, err := net.SplitHostPort(c.DNS.Resolver); err != nil {
+			bad("dns.resolver = %q: want host:port: %w", c.DNS.Resolver, err)
+		} else if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+			bad("dns.resolver = %q: port %q is not a number from 1 to 65535", c.DNS.Resolver, port)
+		}
+	}
+	q := c.Queue
+	if q.MaxAge <= 0 || q.RetryMin <= 0 || q.RetryMax <= 0 {
+		bad("queue: max_age, retry_min and retry_max must be positive")
+	}
+	if q.RetryMin > q.RetryMax {
+		bad("queue.retry_min = %q: exceeds queue.retry_max = %q", q.RetryMin, q.RetryMax)
+	}
+	if q.DelayWarning < 0 {
+		bad("queue.delay_warning = %q: must not be negative", q.DelayWarning)
+	}
+	if q.MaxConcurrency <= 0 || q.MaxPerDomain <= 0 {
+		bad("queue: max_concurrency and max_per_domain must be positive")
+	}
+	if c.Remote.Port <= 0 || c.Remote.Port > 65535 {
+		bad("remote.port = %d: not a port number", c.Remote.Port)
+	}
+	if c.Remote.ConnectTimeout <= 0 {
+		bad("remote.connect_timeout = %q: must be positive", c.Remote.ConnectTimeout)
+	}
+	if c.Remote.HELO != "" {
+		if err := checkHostname(c.Remote.HELO); err != nil {
+			bad("remote.helo: %w", err)
+		}
+	}
+	for _, n := range c.MsgAuth.TrustedNetworks {
+		if _, _, err := net.ParseCIDR(n); err != nil {
+			bad("msgauth.trusted_networks: %q: %w", n, err)
+		}
 	}
 
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {

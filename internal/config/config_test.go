@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -44,8 +45,12 @@ func TestDefault(t *testing.T) {
 			WriteTimeout:        time.Minute,
 		},
 		Auth: Auth{MaxFailuresPerIP: 10, Lockout: 15 * time.Minute},
+		Queue: Queue{MaxAge: 120 * time.Hour, DelayWarning: 4 * time.Hour, RetryMin: time.Minute,
+			RetryMax: 4 * time.Hour, MaxConcurrency: 64, MaxPerDomain: 4},
+		Remote:  Remote{Port: 25, ConnectTimeout: 30 * time.Second},
+		MsgAuth: MsgAuth{Enabled: true, TrustedNetworks: []string{"127.0.0.1/32", "::1/128"}},
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("Load(\"\") =\n%+v\nwant\n%+v", *c, want)
 	}
 	// An empty file is the same as no file.
@@ -53,7 +58,7 @@ func TestDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *c2 != want {
+	if !reflect.DeepEqual(*c2, want) {
 		t.Errorf("Parse(nil) = %+v, want %+v", *c2, want)
 	}
 }
