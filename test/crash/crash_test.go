@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/testenv/proc"
 )
 
 var roundsFlag = flag.Int("crash.rounds", 0, "kill-and-restart rounds of TestCrash (default 20, or $JODMAI_CRASH_ROUNDS)")
@@ -123,16 +124,16 @@ func seed() uint64 {
 // TestCrash kills jodmai with SIGKILL under SMTP and POP3 load, again and
 // again, and checks that it kept its promises. See the package doc.
 func TestCrash(t *testing.T) {
-	bin := buildJodmai(t)
-	in := newInstance(t, bin)
+	bin := proc.Build(t)
+	in := proc.New(t, bin, proc.Options{})
 	sd := seed()
 	rng := rand.New(rand.NewPCG(sd, 1))
 	n := rounds()
 	t.Logf("seed %d (JODMAI_CRASH_SEED), %d rounds", sd, n)
 
-	in.mustRun("", "domain", "add", "example.org")
+	in.MustRun("", "domain", "add", "example.org")
 	for i := range numAccounts {
-		in.mustRun(accountPass(i)+"\n", "user", "add", "--password-stdin", accountAddr(i))
+		in.MustRun(accountPass(i)+"\n", "user", "add", "--password-stdin", accountAddr(i))
 	}
 
 	lg := newLedger()
@@ -145,13 +146,13 @@ func TestCrash(t *testing.T) {
 		if round == 1 || round%7 == 3 {
 			// Kill during start-up: before or during the sweep, the
 			// certificate's creation, the opening of the databases.
-			in.start(false)
+			in.Start(false)
 			time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
-			in.kill()
+			in.Kill()
 			startupKills++
 		} else {
 			t0 := time.Now()
-			in.start(true)
+			in.Start(true)
 			spent.start += time.Since(t0)
 			t0 = time.Now()
 			stop := make(chan struct{})
@@ -171,7 +172,7 @@ func TestCrash(t *testing.T) {
 				wrng := rand.New(rand.NewPCG(rng.Uint64(), uint64(w)))
 				go func() {
 					defer wg.Done()
-					smtpWorker(in.smtpAddr, rc, w, wrng, lg)
+					smtpWorker(in.Addr("smtp"), rc, w, wrng, lg)
 				}()
 			}
 			for a := range numAccounts {
@@ -179,14 +180,14 @@ func TestCrash(t *testing.T) {
 				wrng := rand.New(rand.NewPCG(rng.Uint64(), uint64(100+a)))
 				go func() {
 					defer wg.Done()
-					pop3Worker(in.pop3Addr, a, rc, wrng, lg)
+					pop3Worker(in.Addr("pop3"), a, rc, wrng, lg)
 				}()
 			}
 			delay := time.Duration(100+rng.IntN(1400)) * time.Millisecond
 			if round%5 == 0 {
 				// `jodmai check` beside the running, busy server: it
 				// must find nothing wrong and change nothing.
-				code, out := in.run("", "check")
+				code, out := in.Run("", "check")
 				afterKill.liveChecks++
 				if code != 0 || !strings.Contains(out, "server running") {
 					t.Errorf("round %d: jodmai check beside the running server: exit %d\n%s", round, code, out)
@@ -206,7 +207,7 @@ func TestCrash(t *testing.T) {
 				case <-time.After(delay):
 				}
 			}
-			in.kill()
+			in.Kill()
 			close(stop)
 			wg.Wait()
 			spent.load += time.Since(t0)
@@ -215,7 +216,7 @@ func TestCrash(t *testing.T) {
 		// With the server dead, before the restart's sweep: the only
 		// inconsistencies a crash may leave are unreferenced files.
 		t0 := time.Now()
-		code, out := in.run("", "check")
+		code, out := in.Run("", "check")
 		spent.check += time.Since(t0)
 		afterKill.checks++
 		for _, line := range strings.Split(out, "\n") {
@@ -245,13 +246,13 @@ func TestCrash(t *testing.T) {
 	}
 
 	// The final state, with a clean start and stop.
-	in.start(true)
+	in.Start(true)
 	present := make([]map[string]int, numAccounts)
 	for a := range numAccounts {
-		present[a] = finalInbox(t, in.pop3Addr, a, lg)
+		present[a] = finalInbox(t, in.Addr("pop3"), a, lg)
 	}
-	in.stop()
-	code, out := in.run("", "check")
+	in.Stop()
+	code, out := in.Run("", "check")
 	if code != 0 || !strings.Contains(out, "store consistent") {
 		t.Errorf("jodmai check on the final store: exit %d\n%s", code, out)
 	}
@@ -336,7 +337,7 @@ func TestCrash(t *testing.T) {
 		t.Errorf("the test did too little to mean anything: %d acknowledged, %d deleted", len(lg.acked), len(lg.deleted))
 	}
 	if t.Failed() {
-		t.Logf("server log (end):\n%s", in.logTail())
+		t.Logf("server log (end):\n%s", in.LogTail())
 	}
 }
 
