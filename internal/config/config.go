@@ -58,6 +58,7 @@
 //	port = 25                      # the port outbound connections use; change it only in tests
 //	connect_timeout = "30s"
 //	helo = ""                      # name in EHLO; "": hostname
+//	source_ip = ""                 # local address of outbound connections; "": the system's choice
 //
 //	[msgauth]                      # SPF, DKIM and DMARC checks of mail arriving on the MX port
 //	enabled = true
@@ -166,6 +167,10 @@ type Remote struct {
 	ConnectTimeout time.Duration `toml:"connect_timeout"`
 	// HELO is the name sent in EHLO. TOML: helo. Empty: Hostname.
 	HELO string `toml:"helo"`
+	// SourceIP is the local address outbound connections come from (the
+	// address SPF records name, on a host with several). TOML: source_ip.
+	// Empty: the system chooses.
+	SourceIP string `toml:"source_ip"`
 }
 
 // MsgAuth is the policy for SPF, DKIM and DMARC checks of inbound mail.
@@ -508,6 +513,9 @@ func (c *Config) Validate() error {
 		if err := checkHostname(c.Remote.HELO); err != nil {
 			bad("remote.helo: %w", err)
 		}
+	}
+	if c.Remote.SourceIP != "" && net.ParseIP(c.Remote.SourceIP) == nil {
+		bad("remote.source_ip = %q: not an IP address", c.Remote.SourceIP)
 	}
 	for _, n := range c.MsgAuth.TrustedNetworks {
 		if _, _, err := net.ParseCIDR(n); err != nil {
