@@ -43,6 +43,23 @@ func (env *cmdEnv) openUsers(ctx context.Context) (*userdb.DB, *config.Config, e
 	return db, cfg, nil
 }
 
+// withUsers parses the flags and minArgs to maxArgs (-1: any number)
+// arguments, opens the directory, and runs fn with it, the configuration
+// and the arguments.
+func (env *cmdEnv) withUsers(ctx context.Context, args []string, minArgs, maxArgs int,
+	fn func(db *userdb.DB, cfg *config.Config, rest []string) error) error {
+	rest, err := env.parse(args, minArgs, maxArgs)
+	if err != nil {
+		return err
+	}
+	db, cfg, err := env.openUsers(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(db, cfg, rest)
+}
+
 // parse parses the flags and checks the number of arguments.
 func (env *cmdEnv) parse(args []string, minArgs, maxArgs int) ([]string, error) {
 	if err := env.flags.Parse(args); err != nil {
@@ -67,56 +84,36 @@ func (env *cmdEnv) parse(args []string, minArgs, maxArgs int) ([]string, error) 
 }
 
 func runDomainAdd(ctx context.Context, env *cmdEnv, args []string) error {
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	db, _, err := env.openUsers(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := db.AddDomain(ctx, rest[0]); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "domain %s added\n", strings.ToLower(rest[0]))
-	return nil
+	return env.withUsers(ctx, args, 1, 1, func(db *userdb.DB, _ *config.Config, rest []string) error {
+		if err := db.AddDomain(ctx, rest[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "domain %s added\n", strings.ToLower(rest[0]))
+		return nil
+	})
 }
 
 func runDomainDel(ctx context.Context, env *cmdEnv, args []string) error {
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	db, _, err := env.openUsers(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := db.DelDomain(ctx, rest[0]); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "domain %s deleted\n", strings.ToLower(rest[0]))
-	return nil
+	return env.withUsers(ctx, args, 1, 1, func(db *userdb.DB, _ *config.Config, rest []string) error {
+		if err := db.DelDomain(ctx, rest[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "domain %s deleted\n", strings.ToLower(rest[0]))
+		return nil
+	})
 }
 
 func runDomainList(ctx context.Context, env *cmdEnv, args []string) error {
-	if _, err := env.parse(args, 0, 0); err != nil {
-		return err
-	}
-	db, _, err := env.openUsers(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	ds, err := db.Domains(ctx)
-	if err != nil {
-		return err
-	}
-	for _, d := range ds {
-		fmt.Fprintln(env.stdout, d)
-	}
-	return nil
+	return env.withUsers(ctx, args, 0, 0, func(db *userdb.DB, _ *config.Config, _ []string) error {
+		ds, err := db.Domains(ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			fmt.Fprintln(env.stdout, d)
+		}
+		return nil
+	})
 }
 
 // readSecret gets a password: from stdin with --password-stdin (first line),
@@ -156,200 +153,146 @@ func (env *cmdEnv) readSecret(fromStdin bool, what string) (secret string, gener
 
 func runUserAdd(ctx context.Context, env *cmdEnv, args []string) error {
 	fromStdin := env.flags.Bool("password-stdin", false, "read the password from the first line of standard input")
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	db, _, err := env.openUsers(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if _, _, err := userdb.SplitAddress(rest[0]); err != nil {
-		return err
-	}
-	pw, generated, err := env.readSecret(*fromStdin, "password")
-	if err != nil {
-		return err
-	}
-	acc, err := db.AddAccount(ctx, rest[0], pw)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "account %s added\n", acc.Address)
-	if generated {
-		fmt.Fprintf(env.stdout, "password: %s\n", pw)
-	}
-	return nil
+	return env.withUsers(ctx, args, 1, 1, func(db *userdb.DB, _ *config.Config, rest []string) error {
+		if _, _, err := userdb.SplitAddress(rest[0]); err != nil {
+			return err
+		}
+		pw, generated, err := env.readSecret(*fromStdin, "password")
+		if err != nil {
+			return err
+		}
+		acc, err := db.AddAccount(ctx, rest[0], pw)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "account %s added\n", acc.Address)
+		if generated {
+			fmt.Fprintf(env.stdout, "password: %s\n", pw)
+		}
+		return nil
+	})
 }
 
 func runUserPasswd(ctx context.Context, env *cmdEnv, args []string) error {
 	fromStdin := env.flags.Bool("password-stdin", false, "read the password from the first line of standard input")
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	db, _, err := env.openUsers(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if _, err := db.Account(ctx, rest[0]); err != nil {
-		return err
-	}
-	pw, generated, err := env.readSecret(*fromStdin, "password")
-	if err != nil {
-		return err
-	}
-	if err := db.SetPassword(ctx, rest[0], pw); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "password of %s changed\n", rest[0])
-	if generated {
-		fmt.Fprintf(env.stdout, "password: %s\n", pw)
-	}
-	return nil
+	return env.withUsers(ctx, args, 1, 1, func(db *userdb.DB, _ *config.Config, rest []string) error {
+		if _, err := db.Account(ctx, rest[0]); err != nil {
+			return err
+		}
+		pw, generated, err := env.readSecret(*fromStdin, "password")
+		if err != nil {
+			return err
+		}
+		if err := db.SetPassword(ctx, rest[0], pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "password of %s changed\n", rest[0])
+		if generated {
+			fmt.Fprintf(env.stdout, "password: %s\n", pw)
+		}
+		return nil
+	})
 }
 
 func runUserAPOP(ctx context.Context, env *cmdEnv, args []string) error {
 	fromStdin := env.flags.Bool("password-stdin", false, "read the secret from the first line of standard input")
 	clear := env.flags.Bool("clear", false, "remove the APOP secret (APOP logins then fail)")
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	db, _, err := env.openUsers(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if _, err := db.Account(ctx, rest[0]); err != nil {
-		return err
-	}
-	if *clear {
-		if err := db.SetAPOPSecret(ctx, rest[0], ""); err != nil {
+	return env.withUsers(ctx, args, 1, 1, func(db *userdb.DB, _ *config.Config, rest []string) error {
+		if _, err := db.Account(ctx, rest[0]); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.stdout, "APOP secret of %s removed\n", rest[0])
+		if *clear {
+			if err := db.SetAPOPSecret(ctx, rest[0], ""); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.stdout, "APOP secret of %s removed\n", rest[0])
+			return nil
+		}
+		secret, generated, err := env.readSecret(*fromStdin, "APOP secret")
+		if err != nil {
+			return err
+		}
+		if err := db.SetAPOPSecret(ctx, rest[0], secret); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "APOP secret of %s set\n", rest[0])
+		if generated {
+			fmt.Fprintf(env.stdout, "APOP secret: %s\n", secret)
+		}
 		return nil
-	}
-	secret, generated, err := env.readSecret(*fromStdin, "APOP secret")
-	if err != nil {
-		return err
-	}
-	if err := db.SetAPOPSecret(ctx, rest[0], secret); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "APOP secret of %s set\n", rest[0])
-	if generated {
-		fmt.Fprintf(env.stdout, "APOP secret: %s\n", secret)
-	}
-	return nil
+	})
 }
 
 func runUserDel(ctx context.Context, env *cmdEnv, args []string) error {
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	db, cfg, err := env.openUsers(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	acc, err := db.DelAccount(ctx, rest[0])
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.Data, nil)
-	if err != nil {
-		return fmt.Errorf("account deleted, but its mail was not removed: %w", err)
-	}
-	defer st.Close()
-	if err := st.RemoveAccount(ctx, acc.ID); err != nil {
-		return fmt.Errorf("account deleted, but its mail was not removed: %w", err)
-	}
-	fmt.Fprintf(env.stdout, "account %s and its mail deleted\n", acc.Address)
-	return nil
+	return env.withUsers(ctx, args, 1, 1, func(db *userdb.DB, cfg *config.Config, rest []string) error {
+		acc, err := db.DelAccount(ctx, rest[0])
+		if err != nil {
+			return err
+		}
+		st, err := store.Open(ctx, cfg.Data, nil)
+		if err != nil {
+			return fmt.Errorf("account deleted, but its mail was not removed: %w", err)
+		}
+		defer st.Close()
+		if err := st.RemoveAccount(ctx, acc.ID); err != nil {
+			return fmt.Errorf("account deleted, but its mail was not removed: %w", err)
+		}
+		fmt.Fprintf(env.stdout, "account %s and its mail deleted\n", acc.Address)
+		return nil
+	})
 }
 
 func runUserList(ctx context.Context, env *cmdEnv, args []string) error {
-	if _, err := env.parse(args, 0, 0); err != nil {
-		return err
-	}
-	db, _, err := env.openUsers(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	accs, err := db.Accounts(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tAPOP\tQUOTA\tCREATED")
-	for _, a := range accs {
-		apop, quota := "no", "none"
-		if a.HasAPOP {
-			apop = "yes"
+	return env.withUsers(ctx, args, 0, 0, func(db *userdb.DB, _ *config.Config, _ []string) error {
+		accs, err := db.Accounts(ctx)
+		if err != nil {
+			return err
 		}
-		if a.QuotaBytes > 0 {
-			quota = config.Size(a.QuotaBytes).String()
+		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ADDRESS\tAPOP\tQUOTA\tCREATED")
+		for _, a := range accs {
+			apop, quota := "no", "none"
+			if a.HasAPOP {
+				apop = "yes"
+			}
+			if a.QuotaBytes > 0 {
+				quota = config.Size(a.QuotaBytes).String()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Address, apop, quota, a.Created.UTC().Format("2006-01-02 15:04"))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Address, apop, quota, a.Created.UTC().Format("2006-01-02 15:04"))
-	}
-	return tw.Flush()
+		return tw.Flush()
+	})
 }
 
 func runAliasAdd(ctx context.Context, env *cmdEnv, args []string) error {
-	rest, err := env.parse(args, 2, -1)
-	if err != nil {
-		return err
-	}
-	db, _, err := env.openUsers(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := db.AddAlias(ctx, rest[0], rest[1:]); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "alias %s -> %s added\n", rest[0], strings.Join(rest[1:], ", "))
-	return nil
+	return env.withUsers(ctx, args, 2, -1, func(db *userdb.DB, _ *config.Config, rest []string) error {
+		if err := db.AddAlias(ctx, rest[0], rest[1:]); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "alias %s -> %s added\n", rest[0], strings.Join(rest[1:], ", "))
+		return nil
+	})
 }
 
 func runAliasDel(ctx context.Context, env *cmdEnv, args []string) error {
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	db, _, err := env.openUsers(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := db.DelAlias(ctx, rest[0]); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "alias %s deleted\n", rest[0])
-	return nil
+	return env.withUsers(ctx, args, 1, 1, func(db *userdb.DB, _ *config.Config, rest []string) error {
+		if err := db.DelAlias(ctx, rest[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "alias %s deleted\n", rest[0])
+		return nil
+	})
 }
 
 func runAliasList(ctx context.Context, env *cmdEnv, args []string) error {
-	if _, err := env.parse(args, 0, 0); err != nil {
-		return err
-	}
-	db, _, err := env.openUsers(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	as, err := db.Aliases(ctx)
-	if err != nil {
-		return err
-	}
-	for _, a := range as {
-		fmt.Fprintf(env.stdout, "%s\t%s\n", a.Address, strings.Join(a.Targets, ", "))
-	}
-	return nil
+	return env.withUsers(ctx, args, 0, 0, func(db *userdb.DB, _ *config.Config, _ []string) error {
+		as, err := db.Aliases(ctx)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			fmt.Fprintf(env.stdout, "%s\t%s\n", a.Address, strings.Join(a.Targets, ", "))
+		}
+		return nil
+	})
 }
