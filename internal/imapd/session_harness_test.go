@@ -4,18 +4,14 @@ import (
 	"bufio"
 	"compress/flate"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"strconv"
@@ -28,6 +24,7 @@ import (
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/testenv/testcert"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
 
@@ -104,7 +101,7 @@ func newSessHarness(t testing.TB, o sessOptions) *sessHarness {
 		ImplicitTLS:    o.implicitTLS,
 		Log:            logger,
 	}
-	cert, pool := sessSelfSigned(t)
+	cert, pool := testcert.New(t, sessHost)
 	h.certs = pool
 	if !o.noTLS && !o.implicitTLS {
 		h.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -141,34 +138,6 @@ func (h *sessHarness) shutdown(d time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	return h.srv.Shutdown(ctx)
-}
-
-func sessSelfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: sessHost},
-		DNSNames:     []string{sessHost},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: c}, pool
 }
 
 func (h *sessHarness) clientTLS() *tls.Config {
