@@ -15,10 +15,12 @@ import (
 
 // defaultBenchAddr is each profile's target when --addr is not given.
 var defaultBenchAddr = map[string]string{
-	"smtp": "127.0.0.1:25",
-	"pop3": "127.0.0.1:110",
-	"imap": "127.0.0.1:143",
-	"idle": "127.0.0.1:143",
+	"smtp":  "127.0.0.1:25",
+	"relay": "127.0.0.1:587",
+	"sink":  "127.0.0.1:2526",
+	"pop3":  "127.0.0.1:110",
+	"imap":  "127.0.0.1:143",
+	"idle":  "127.0.0.1:143",
 }
 
 func runBench(ctx context.Context, env *cmdEnv, args []string) error {
@@ -41,6 +43,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	rounds := fs.Int("rounds", 1, "imap: body samples and flag changes per LOGIN")
 	pid := fs.Int("pid", 0, "idle: the server's process id, to read its RSS")
 	pidfile := fs.String("pidfile", "", "idle: file holding the server's process id")
+	sinkAddr := fs.String("sink", "127.0.0.1:2526", "relay: where the sink listens, `HOST:PORT` (the MTA must deliver the --users there)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	rest, err := env.parse(args, 1, 1)
 	if err != nil {
@@ -48,11 +51,18 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	profile := rest[0]
 	if _, ok := defaultBenchAddr[profile]; !ok {
-		return usagef("unknown profile %q (smtp, pop3, imap, idle)", profile)
+		return usagef("unknown profile %q (smtp, relay, sink, pop3, imap, idle)", profile)
+	}
+	if profile == "sink" {
+		listen := *addr
+		if listen == "" {
+			listen = defaultBenchAddr["sink"]
+		}
+		return runSink(ctx, env, listen, *duration)
 	}
 	cfg := loadgen.Config{
 		Addr: *addr, Pass: *pass, Conns: *conns, Count: *count, Size: *size, Duration: *duration,
-		From: *from, VerifyPOP3: *verify, VerifyWait: *verifyWait, Dele: *dele, Sample: *sample, Rounds: *rounds, PID: *pid,
+		From: *from, Sink: *sinkAddr, VerifyPOP3: *verify, VerifyWait: *verifyWait, Dele: *dele, Sample: *sample, Rounds: *rounds, PID: *pid,
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = defaultBenchAddr[profile]
@@ -108,5 +118,26 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		return fmt.Errorf("%d errors (first: %s)", r.Errors, r.FirstError)
 	}
+	return nil
+}
+
+// runSink serves a no-disk SMTP sink on listen until the duration ends or
+// the command is interrupted, then prints what it received.
+func runSink(ctx context.Context, env *cmdEnv, listen string, d time.Duration) error {
+	sink, err := loadgen.StartSink(listen)
+	if err != nil {
+		if errors.Is(err, loadgen.ErrNotLoopback) {
+			return usagef("%v", err)
+		}
+		return err
+	}
+	fmt.Fprintf(env.stdout, "sink listening on %s for %v\n", sink.Addr(), d)
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+	sink.Close()
+	st := sink.Stats()
+	fmt.Fprintf(env.stdout, "sink: %d messages, %d bytes, %d duplicates, %d errors\n", st.Messages, st.Bytes, st.Duplicates, st.Errors)
 	return nil
 }

@@ -75,7 +75,7 @@ func commands() []command {
 		{"mail list", "[--folder F]", "list the messages in the local Maildir", runMailList},
 		{"mail read", "[--folder F] N", "show message N of the local Maildir", runMailRead},
 		{"mail search", "[--folder F] WORD...", "list the local messages whose headers or text contain every word", runMailSearch},
-		{"bench", "[flags] smtp|pop3|imap|idle", "load-test an SMTP, POP3 or IMAP server on loopback and verify what it measures", runBench},
+		{"bench", "[flags] smtp|relay|sink|pop3|imap|idle", "load-test an SMTP, POP3 or IMAP server on loopback and verify what it measures (sink: a no-disk SMTP server)", runBench},
 		{"version", "", "print the version", runVersion},
 	}
 }

@@ -66,6 +66,8 @@ type Config struct {
 	// PID is the server's process id for idle's RSS measurement, which
 	// sums the process and its descendants (0: no RSS).
 	PID int
+	// Sink is where the relay profile's sink listens ("127.0.0.1:port").
+	Sink string
 	// Settle is how long idle waits after the connections are open
 	// before reading RSS again (default 1s).
 	Settle time.Duration
@@ -99,7 +101,7 @@ func (c *Config) defaults(profile string) error {
 	}
 	if c.Count <= 0 {
 		switch profile {
-		case "smtp":
+		case "smtp", "relay":
 			c.Count = 1000
 		case "pop3":
 			c.Count = c.Conns
@@ -113,6 +115,11 @@ func (c *Config) defaults(profile string) error {
 	}
 	if c.VerifyPOP3 != "" {
 		if _, err := loopback(c.VerifyPOP3); err != nil {
+			return err
+		}
+	}
+	if c.Sink != "" {
+		if _, err := loopback(c.Sink); err != nil {
 			return err
 		}
 	}
@@ -172,6 +179,8 @@ func (r *Result) Summary() string {
 	switch r.Profile {
 	case "smtp":
 		fmt.Fprintf(&b, "%d msgs, %.0f msgs/s, p50 %.2fms p99 %.2fms", r.Messages, r.MsgsPerSec, r.P50Ms, r.P99Ms)
+	case "relay":
+		fmt.Fprintf(&b, "%d msgs accepted at %.0f msgs/s, relayed to the sink at %.0f msgs/s", r.Messages, r.MsgsPerSec, r.DeliveredPerSec)
 	case "pop3":
 		fmt.Fprintf(&b, "%d sessions, %d msgs, %.0f msgs/s, %.1f MB/s", r.Sessions, r.Messages, r.MsgsPerSec, r.MBPerSec)
 	case "imap":
@@ -189,7 +198,7 @@ func (r *Result) Summary() string {
 	return b.String()
 }
 
-// Run runs one profile: "smtp", "pop3", "imap" or "idle".
+// Run runs one profile: "smtp", "relay", "pop3", "imap" or "idle".
 func Run(ctx context.Context, profile string, cfg Config) (*Result, error) {
 	if err := cfg.defaults(profile); err != nil {
 		return nil, err
@@ -203,8 +212,10 @@ func Run(ctx context.Context, profile string, cfg Config) (*Result, error) {
 		return runIMAP(ctx, cfg)
 	case "idle":
 		return runIdle(ctx, cfg)
+	case "relay":
+		return runRelay(ctx, cfg)
 	}
-	return nil, fmt.Errorf("unknown profile %q (smtp, pop3, imap, idle)", profile)
+	return nil, fmt.Errorf("unknown profile %q (smtp, relay, pop3, imap, idle)", profile)
 }
 
 // ErrNotLoopback is returned for a target outside 127.0.0.0/8 and ::1.
