@@ -59,6 +59,7 @@
 //	connect_timeout = "30s"
 //	helo = ""                      # name in EHLO; "": hostname
 //	source_ip = ""                 # local address of outbound connections; "": the system's choice
+//	relay_host = ""                # "host:port": send all outbound mail there (a smarthost) instead of to MX hosts
 //
 //	[msgauth]                      # SPF, DKIM and DMARC checks of mail arriving on the MX port
 //	enabled = true
@@ -171,6 +172,11 @@ type Remote struct {
 	// address SPF records name, on a host with several). TOML: source_ip.
 	// Empty: the system chooses.
 	SourceIP string `toml:"source_ip"`
+	// RelayHost, "host:port", sends every outbound message to that server
+	// (a smarthost, like Postfix's relayhost) instead of looking up the
+	// recipient domain's MX hosts. TOML: relay_host. Empty: direct
+	// delivery.
+	RelayHost string `toml:"relay_host"`
 }
 
 // MsgAuth is the policy for SPF, DKIM and DMARC checks of inbound mail.
@@ -512,6 +518,13 @@ func (c *Config) Validate() error {
 	if c.Remote.HELO != "" {
 		if err := checkHostname(c.Remote.HELO); err != nil {
 			bad("remote.helo: %w", err)
+		}
+	}
+	if c.Remote.RelayHost != "" {
+		if host, port, err := net.SplitHostPort(c.Remote.RelayHost); err != nil || host == "" {
+			bad("remote.relay_host = %q: want host:port", c.Remote.RelayHost)
+		} else if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+			bad("remote.relay_host = %q: port %q is not a number from 1 to 65535", c.Remote.RelayHost, port)
 		}
 	}
 	if c.Remote.SourceIP != "" && net.ParseIP(c.Remote.SourceIP) == nil {
