@@ -22,6 +22,9 @@ var (
 	ErrNoSuchUser = errors.New("no such user")
 	// ErrAliasLoop: alias expansion went too deep or in a circle.
 	ErrAliasLoop = errors.New("alias expansion too deep")
+	// ErrOverQuota: the addressed account has used its storage quota. It
+	// is temporary: the owner may make room.
+	ErrOverQuota = errors.New("mailbox full: storage quota used")
 )
 
 // maxAliasDepth bounds alias-to-alias expansion.
@@ -47,6 +50,11 @@ type Deliverer struct {
 // Resolve maps a recipient address to targets. In order: an account, an
 // alias, the address without its +tag (as account or alias), the domain's
 // catch-all alias.
+//
+// An account addressed directly (with or without a +tag) that has a quota
+// and has used it all is ErrOverQuota. Accounts reached through an alias
+// are not checked: one full mailbox must not hold back a list's other
+// members, and the quota only stops mail sent to its owner.
 func (d *Deliverer) Resolve(ctx context.Context, addr string) (Resolution, error) {
 	var r Resolution
 	seen := map[string]bool{}
@@ -105,6 +113,11 @@ func (d *Deliverer) resolve(ctx context.Context, addr string, depth int, seen ma
 func (d *Deliverer) tryAddress(ctx context.Context, addr string, depth int, seen map[string]bool, accounts map[int64]bool, r *Resolution) (bool, error) {
 	acc, err := d.Users.Account(ctx, addr)
 	if err == nil {
+		if depth == 0 && acc.QuotaBytes > 0 {
+			if err := d.checkQuota(ctx, acc); err != nil {
+				return false, err
+			}
+		}
 		if !accounts[acc.ID] {
 			accounts[acc.ID] = true
 			r.Local = append(r.Local, store.Target{AccountID: acc.ID})
@@ -138,6 +151,22 @@ func (d *Deliverer) expand(ctx context.Context, targets []string, depth int, see
 	}
 	if len(r.Local) == 0 && len(r.Remote) == 0 && depth == 0 {
 		return ErrNoSuchUser
+	}
+	return nil
+}
+
+// checkQuota returns ErrOverQuota when acc has used its whole quota.
+func (d *Deliverer) checkQuota(ctx context.Context, acc userdb.Account) error {
+	a, err := d.Store.Account(ctx, acc.ID)
+	if err != nil {
+		return err
+	}
+	used, _, err := a.Usage(ctx)
+	if err != nil {
+		return err
+	}
+	if used >= acc.QuotaBytes {
+		return fmt.Errorf("%s: %w (%d of %d bytes)", acc.Address, ErrOverQuota, used, acc.QuotaBytes)
 	}
 	return nil
 }

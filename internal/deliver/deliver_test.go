@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
@@ -224,5 +226,51 @@ func TestDeliverToResolvedTargets(t *testing.T) {
 	mb, _ := acc.Mailbox(ctx, "INBOX")
 	if msgs, _ := acc.Messages(ctx, mb.ID); len(msgs) != 0 {
 		t.Errorf("an account not among the targets got %d messages", len(msgs))
+	}
+}
+
+// TestResolveOverQuota: an account addressed directly (also with a +tag)
+// that used its quota is ErrOverQuota; reached through an alias it still
+// gets its copy; below the quota nothing changes.
+func TestResolveOverQuota(t *testing.T) {
+	f := setup(t)
+	bob := f.ids["bob@example.org"]
+	if _, err := f.d.Resolve(ctx, "bob@example.org"); err != nil {
+		t.Fatalf("no quota: %v", err)
+	}
+	if err := f.d.Users.SetQuota(ctx, "bob@example.org", 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.d.Resolve(ctx, "bob@example.org"); err != nil {
+		t.Fatalf("empty mailbox under quota: %v", err)
+	}
+	a, err := f.d.Store.Account(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := f.d.Store.NewBody()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("Subject: fill\r\n\r\n" + strings.Repeat("x", 200) + "\r\n"))
+	body, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Remove()
+	if _, err := a.Append(ctx, "INBOX", body, 0, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{"bob@example.org", "BOB+tag@example.org"} {
+		if _, err := f.d.Resolve(ctx, addr); !errors.Is(err, ErrOverQuota) {
+			t.Errorf("Resolve(%s) over quota: %v, want ErrOverQuota", addr, err)
+		}
+	}
+	r, err := f.d.Resolve(ctx, "info@example.org")
+	if err != nil {
+		t.Fatalf("alias with a full member: %v", err)
+	}
+	if len(r.Local) != 2 {
+		t.Errorf("alias resolved to %d accounts, want 2 (the full one included)", len(r.Local))
 	}
 }

@@ -286,3 +286,33 @@ func TestReceivedIPv6(t *testing.T) {
 		t.Errorf("Received:\n%s", received)
 	}
 }
+
+// TestMXOverQuota: a full mailbox defers its recipient with 452 4.2.2
+// (the sender retries) while the transaction goes on for the others; the
+// quota lifted, the same recipient is taken.
+func TestMXOverQuota(t *testing.T) {
+	env := newEnv(t)
+	ctx := context.Background()
+	c := dial(t, env.Addr("smtp"))
+	c.ehlo()
+	c.send("x@remote.example", []string{bob}, simpleMsg, 250)
+	if err := env.Users.SetQuota(ctx, bob, 10); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
+	c.cmd("RCPT TO:<bob@example.org>", 452, "4.2.2")
+	c.cmd("RCPT TO:<alice@example.org>", 250, "")
+	c.cmd("DATA", 354, "")
+	c.write(simpleMsg + ".\r\n")
+	c.expect(250, "2.0.0")
+	if n := len(inbox(t, env, bob)); n != 1 {
+		t.Errorf("bob has %d messages, want the 1 from before the quota", n)
+	}
+	if err := env.Users.SetQuota(ctx, bob, 0); err != nil {
+		t.Fatal(err)
+	}
+	c.send("x@remote.example", []string{bob}, simpleMsg, 250)
+	if n := len(inbox(t, env, bob)); n != 2 {
+		t.Errorf("bob has %d messages after the quota was lifted, want 2", n)
+	}
+}

@@ -63,6 +63,11 @@ func (s *session) addRecipient(to string) error {
 		return errNeedsOutbound(to)
 	case errors.Is(err, deliver.ErrNoSuchUser):
 		return reply(550, 5, 1, 1, "Recipient address rejected: no such user")
+	case errors.Is(err, deliver.ErrOverQuota):
+		// Temporary (RFC 3463 X.2.2): the sender keeps retrying while
+		// the owner makes room.
+		s.logger().Info("recipient deferred: over quota", "rcpt", to, "err", err)
+		return reply(452, 4, 2, 2, "<"+to+">: mailbox full, try again later")
 	case errors.Is(err, deliver.ErrAliasLoop):
 		s.logger().Warn("recipient refused: alias expansion loop", "rcpt", to)
 		return reply(550, 5, 4, 6, "Recipient address rejected: alias expansion loop")
