@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
 
@@ -24,6 +25,9 @@ import (
 type mboxListEntry struct {
 	name string
 	mb   *store.Mailbox // nil: a level of hierarchy with no mailbox
+	// subscribed: the name is subscribed (it may have no mailbox: a
+	// deleted mailbox stays subscribed, RFC 9051 §6.3.7).
+	subscribed bool
 	// children: some mailbox lies below this name.
 	children bool
 	// meetsBelow: some mailbox below meets the selection criteria;
@@ -105,8 +109,11 @@ func (s *session) mboxList(c *ListCommand) error {
 	selective := selSub || selUse
 	recursive := c.Select&ListSelectRecursiveMatch != 0
 	retSub := selSub || c.Return&ListReturnSubscribed != 0
-	meets := func(mb *store.Mailbox) bool {
-		return mb != nil && (!selSub || mb.Subscribed) && (!selUse || mb.SpecialUse != "")
+	meets := func(e *mboxListEntry) bool {
+		if !selSub && e.mb == nil {
+			return false
+		}
+		return (!selSub || e.subscribed) && (!selUse || (e.mb != nil && e.mb.SpecialUse != ""))
 	}
 
 	entries := make(map[string]*mboxListEntry, len(mbs))
@@ -119,12 +126,31 @@ func (s *session) mboxList(c *ListCommand) error {
 		return e
 	}
 	for i := range mbs {
-		mb := &mbs[i]
-		entry(mb.Name).mb = mb
-		meet, listed := meets(mb), matches(mb.Name)
-		mboxParents(mb.Name, func(parent string) {
+		e := entry(mbs[i].Name)
+		e.mb = &mbs[i]
+		e.subscribed = mbs[i].Subscribed
+	}
+	if selSub {
+		// Subscribed names without a mailbox are listed (\NonExistent)
+		// only when the SUBSCRIBED selection asks for them.
+		subs, err := s.acct.Subscriptions(s.ctx())
+		if err != nil {
+			return s.serverBug(err)
+		}
+		for _, n := range subs {
+			entry(n).subscribed = true
+		}
+	}
+	for _, e := range slices.Collect(maps.Values(entries)) {
+		if e.mb == nil && !e.subscribed {
+			continue
+		}
+		meet, listed := meets(e), matches(e.name)
+		mboxParents(e.name, func(parent string) {
 			p := entry(parent)
-			p.children = true
+			if e.mb != nil {
+				p.children = true
+			}
 			if meet {
 				p.meetsBelow = true
 				p.meetsBelowUnlisted = p.meetsBelowUnlisted || !listed
@@ -146,6 +172,11 @@ func (s *session) mboxList(c *ListCommand) error {
 		var l line
 		l.e = e
 		switch {
+		case e.mb == nil && e.subscribed && selSub:
+			// RFC 9051 §6.3.9.8 example 5: a subscribed name whose
+			// mailbox is gone.
+			l.childInfo = recursive && e.meetsBelow
+			l.attrs = []string{`\NonExistent`, `\Subscribed`}
 		case e.mb == nil:
 			// A level of hierarchy with no mailbox of its own: the
 			// store does not make these, but names may still be
@@ -162,7 +193,7 @@ func (s *session) mboxList(c *ListCommand) error {
 			default:
 				continue
 			}
-		case !selective || meets(e.mb):
+		case !selective || meets(e):
 			l.status = true
 			// RFC 9051 §6.3.9.6: CHILDINFO when some descendant meets
 			// the criteria (examples 7 A1 and 8: also for a listed
@@ -298,16 +329,24 @@ func cmdLsub(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return s.serverBug(err)
 	}
-	subscribed := map[string]bool{}
+	exists := map[string]bool{}
 	for _, mb := range mbs {
-		if mb.Subscribed {
-			subscribed[mb.Name] = true
-		}
+		exists[mb.Name] = true
+	}
+	subs, err := s.acct.Subscriptions(s.ctx())
+	if err != nil {
+		return s.serverBug(err)
+	}
+	subscribed := map[string]bool{}
+	for _, n := range subs {
+		subscribed[n] = true
 	}
 	out := map[string]bool{} // name -> \Noselect
 	for name := range subscribed {
 		if ListMatch(pattern, name) {
-			out[name] = false
+			// A subscribed name whose mailbox is gone cannot be
+			// selected.
+			out[name] = !exists[name]
 			continue
 		}
 		mboxParents(name, func(parent string) {

@@ -11,11 +11,13 @@ import (
 )
 
 // mboxClean deletes the mailboxes every new account starts with, except
-// INBOX, so LIST output is the test's own.
+// INBOX, and their subscriptions (which outlive DELETE), so LIST output is
+// the test's own.
 func mboxClean(t testing.TB, c *mboxConn) {
 	t.Helper()
 	for _, m := range []string{"Sent", "Drafts", "Trash", "Junk", "Archive"} {
 		c.ok("DELETE " + m)
+		c.ok("UNSUBSCRIBE " + m)
 	}
 }
 
@@ -277,6 +279,31 @@ func TestMboxSubscribe(t *testing.T) {
 	// RENAME keeps the subscription with the mailbox.
 	c.ok("RENAME f/g/h f/g/i")
 	mboxSame(t, "LSUB after RENAME", c.ok(`LSUB "" f*`), []string{`* LSUB () "/" f/g/i`})
+
+	// RFC 9051 §6.3.7: DELETE leaves the name subscribed; LIST
+	// (SUBSCRIBED) reports it \NonExistent (§6.3.9.8 example 5), plain
+	// LIST does not list it, LSUB marks it \Noselect.
+	c.ok("DELETE f/g/i")
+	mboxSame(t, "LIST (SUBSCRIBED) after DELETE", c.ok(`LIST (SUBSCRIBED) "" *`), []string{
+		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
+		`* LIST (\NonExistent \Subscribed) "/" f/g/i`,
+	})
+	mboxSame(t, "LIST RETURN (SUBSCRIBED) after DELETE", c.ok(`LIST "" f* RETURN (SUBSCRIBED)`), []string{
+		`* LIST (\HasChildren) "/" f`,
+		`* LIST (\HasNoChildren) "/" f/g`,
+	})
+	mboxSame(t, "LIST (SUBSCRIBED RECURSIVEMATCH) after DELETE", c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" %`), []string{
+		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
+		`* LIST (\HasChildren) "/" f ("CHILDINFO" ("SUBSCRIBED"))`,
+	})
+	mboxSame(t, "LSUB after DELETE", c.ok(`LSUB "" f/g/*`), []string{`* LSUB (\Noselect) "/" f/g/i`})
+	c.expect("SELECT f/g/i", "NO [NONEXISTENT]")
+	// Created again, it is subscribed as before; unsubscribed, gone.
+	c.ok("CREATE f/g/i")
+	mboxSame(t, "LSUB after re-CREATE", c.ok(`LSUB "" f/g/*`), []string{`* LSUB () "/" f/g/i`})
+	c.ok("DELETE f/g/i")
+	c.ok("UNSUBSCRIBE f/g/i")
+	mboxSame(t, "LIST (SUBSCRIBED) after UNSUBSCRIBE", c.ok(`LIST (SUBSCRIBED) "" f*`), nil)
 }
 
 func TestMboxNamespace(t *testing.T) {

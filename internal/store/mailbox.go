@@ -262,16 +262,60 @@ func (a *Account) RenameMailbox(ctx context.Context, from, to string) error {
 	return nil
 }
 
-// SetSubscribed subscribes or unsubscribes a mailbox.
+// SetSubscribed subscribes to or unsubscribes from a mailbox name. Only an
+// existing mailbox can be subscribed to (ErrNoMailbox otherwise); a name
+// stays subscribed after its mailbox is deleted, until unsubscribed.
+// Unsubscribing a name that is neither subscribed nor a mailbox is
+// ErrNoMailbox; one that is a mailbox but not subscribed is not an error.
 func (a *Account) SetSubscribed(ctx context.Context, name string, on bool) error {
-	res, err := a.db.W.ExecContext(ctx, `UPDATE mailboxes SET subscribed=? WHERE name=?`, on, canonicalName(name))
-	if err != nil {
+	name = canonicalName(name)
+	err := a.db.Tx(ctx, func(tx *sql.Tx) error {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE name=?)`, name).Scan(&exists); err != nil {
+			return err
+		}
+		if on {
+			if !exists {
+				return ErrNoMailbox
+			}
+			_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO subscriptions(name) VALUES (?)`, name)
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE name=?`, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 && !exists {
+			return ErrNoMailbox
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNoMailbox) {
 		return fmt.Errorf("subscribe %q: %w", name, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNoMailbox
+	return err
+}
+
+// Subscriptions returns every subscribed name, in name order, including
+// names whose mailbox no longer exists.
+func (a *Account) Subscriptions(ctx context.Context) ([]string, error) {
+	rows, err := a.db.R.QueryContext(ctx, `SELECT name FROM subscriptions ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: %w", err)
 	}
-	return nil
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("subscriptions: %w", err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("subscriptions: %w", err)
+	}
+	return names, nil
 }
 
 // SetSpecialUse sets a mailbox's special-use attribute ("" clears it).

@@ -144,6 +144,28 @@ var migrations = []string{
 		value INTEGER NOT NULL
 	);
 	INSERT INTO counters(name, value) VALUES ('modseq', 1), ('uidvalidity', 0);`,
+	// 2: subscriptions are names, not mailbox rows (RFC 9051 §6.3.7: a
+	// deleted mailbox stays subscribed, and LIST (SUBSCRIBED) reports it
+	// \NonExistent). mailboxes.subscribed stays, kept equal to "the name
+	// is in subscriptions" by the triggers, so readers need no join. A
+	// new mailbox is subscribed; a renamed one keeps its subscription.
+	`CREATE TABLE subscriptions (name TEXT PRIMARY KEY);
+	INSERT INTO subscriptions(name) SELECT name FROM mailboxes WHERE subscribed=1;
+	CREATE TRIGGER subscribe_new_mailbox AFTER INSERT ON mailboxes BEGIN
+		INSERT OR IGNORE INTO subscriptions(name) VALUES (new.name);
+		UPDATE mailboxes SET subscribed=1 WHERE id=new.id;
+	END;
+	CREATE TRIGGER subscription_follows_rename AFTER UPDATE OF name ON mailboxes WHEN old.name != new.name BEGIN
+		INSERT OR IGNORE INTO subscriptions(name) SELECT new.name WHERE EXISTS (SELECT 1 FROM subscriptions WHERE name=old.name);
+		DELETE FROM subscriptions WHERE name=old.name;
+		UPDATE mailboxes SET subscribed=EXISTS (SELECT 1 FROM subscriptions WHERE name=new.name) WHERE id=new.id;
+	END;
+	CREATE TRIGGER subscription_added AFTER INSERT ON subscriptions BEGIN
+		UPDATE mailboxes SET subscribed=1 WHERE name=new.name;
+	END;
+	CREATE TRIGGER subscription_removed AFTER DELETE ON subscriptions BEGIN
+		UPDATE mailboxes SET subscribed=0 WHERE name=old.name;
+	END;`,
 }
 
 // Store is the mail store of one data directory.

@@ -973,3 +973,67 @@ func BenchmarkDeliver(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// TestSubscriptions: subscriptions are names. A new mailbox is subscribed,
+// a renamed one keeps its subscription, a deleted one stays subscribed
+// until unsubscribed; only existing mailboxes can be subscribed to.
+func TestSubscriptions(t *testing.T) {
+	s, _ := newStore(t)
+	a := account(t, s, 1)
+	subs := func() []string {
+		t.Helper()
+		n, err := a.Subscriptions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	want := []string{"Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"}
+	if got := subs(); !slices.Equal(got, want) {
+		t.Fatalf("new account subscriptions %q, want %q", got, want)
+	}
+	if _, err := a.CreateMailbox(ctx, "Lists/go", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetSubscribed(ctx, "Junk", false); err != nil {
+		t.Fatal(err)
+	}
+	if mailbox(t, a, "Junk").Subscribed || !mailbox(t, a, "Lists/go").Subscribed {
+		t.Error("Mailbox.Subscribed does not follow the subscriptions")
+	}
+	if err := a.RenameMailbox(ctx, "Lists/go", "Lists/golang"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteMailbox(ctx, "Trash"); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"Archive", "Drafts", "INBOX", "Lists", "Lists/golang", "Sent", "Trash"}
+	if got := subs(); !slices.Equal(got, want) {
+		t.Fatalf("subscriptions %q, want %q", got, want)
+	}
+	if !mailbox(t, a, "Lists/golang").Subscribed {
+		t.Error("renamed mailbox lost its subscription")
+	}
+	if err := a.SetSubscribed(ctx, "Trash", true); !errors.Is(err, ErrNoMailbox) {
+		t.Errorf("subscribe to a deleted mailbox: %v, want ErrNoMailbox", err)
+	}
+	if err := a.SetSubscribed(ctx, "Trash", false); err != nil {
+		t.Errorf("unsubscribe a deleted mailbox's name: %v", err)
+	}
+	if err := a.SetSubscribed(ctx, "Trash", false); !errors.Is(err, ErrNoMailbox) {
+		t.Errorf("unsubscribe a name neither subscribed nor a mailbox: %v, want ErrNoMailbox", err)
+	}
+	if err := a.SetSubscribed(ctx, "Junk", false); err != nil {
+		t.Errorf("unsubscribe an existing unsubscribed mailbox: %v", err)
+	}
+	// A mailbox created under a name still subscribed is subscribed.
+	if err := a.DeleteMailbox(ctx, "Sent"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateMailbox(ctx, "Sent", ""); err != nil {
+		t.Fatal(err)
+	}
+	if !mailbox(t, a, "Sent").Subscribed {
+		t.Error("re-created mailbox not subscribed")
+	}
+}
