@@ -113,11 +113,9 @@ func (a *Account) Mailboxes(ctx context.Context) ([]Mailbox, error) {
 }
 
 // Mailbox returns the mailbox with the given name ("INBOX" in any case is
-// the inbox).
+// the inbox; names compare in NFC).
 func (a *Account) Mailbox(ctx context.Context, name string) (Mailbox, error) {
-	if strings.EqualFold(name, "INBOX") {
-		name = "INBOX"
-	}
+	name = canonicalName(name)
 	m, err := scanMailbox(a.db.R.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE name=?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Mailbox{}, fmt.Errorf("mailbox %q: %w", name, ErrNoMailbox)
@@ -411,7 +409,7 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 	return a.db.Tx(ctx, func(tx *sql.Tx) error {
 		cache := map[string]mboxRef{}
 		lookup := func(name string, fallback bool) (mboxRef, error) {
-			if name == "" || strings.EqualFold(name, "INBOX") {
+			if name = canonicalName(name); name == "" {
 				name = "INBOX"
 			}
 			if m, ok := cache[name]; ok {

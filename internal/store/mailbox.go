@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // More sentinel errors for mailbox operations.
@@ -42,6 +44,12 @@ func CheckMailboxName(name string) error {
 }
 
 func canonicalName(name string) string {
+	// RFC 9051 §5.1: mailbox names are Net-Unicode (RFC 5198), which is
+	// NFC: a name typed with combining marks and its precomposed form are
+	// one mailbox.
+	if !norm.NFC.IsNormalString(name) {
+		name = norm.NFC.String(name)
+	}
 	if strings.EqualFold(name, "INBOX") {
 		return "INBOX"
 	}

@@ -1037,3 +1037,29 @@ func TestSubscriptions(t *testing.T) {
 		t.Error("re-created mailbox not subscribed")
 	}
 }
+
+// TestMailboxNamesNFC: a name with a combining mark and its precomposed
+// form are one mailbox (RFC 9051 §5.1: names are Net-Unicode, NFC).
+func TestMailboxNamesNFC(t *testing.T) {
+	s, _ := newStore(t)
+	a := account(t, s, 1)
+	decomposed := "Cafe\u0301" // e + combining acute
+	precomposed := "Caf\u00e9" // é
+	if _, err := a.CreateMailbox(ctx, decomposed, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateMailbox(ctx, precomposed, ""); !errors.Is(err, ErrMailboxExists) {
+		t.Errorf("creating the precomposed form: %v, want ErrMailboxExists", err)
+	}
+	mb, err := a.Mailbox(ctx, precomposed)
+	if err != nil {
+		t.Fatalf("Mailbox(precomposed): %v", err)
+	}
+	if mb.Name != precomposed {
+		t.Errorf("stored name %q, want the NFC form %q", mb.Name, precomposed)
+	}
+	deliver(t, s, testBody(1), Target{AccountID: 1, Mailbox: decomposed})
+	if n := len(messages(t, a, precomposed)); n != 1 {
+		t.Errorf("%d messages delivered to the decomposed name, want 1", n)
+	}
+}
