@@ -460,3 +460,38 @@ func blankLen(hdr []byte) int {
 	}
 	return 0
 }
+
+// FuzzVerify runs the whole verification on arbitrary messages: the
+// header parsing, the From domains, DKIM-Signature parsing and the
+// Authentication-Results field, which must stay well formed.
+func FuzzVerify(f *testing.F) {
+	f.Add([]byte(msgFrom("alice@a.test")))
+	f.Add([]byte("From: a@a.test, b@q.test\r\nFrom: =?utf-8?q?x?= <c@n.test>\r\nDKIM-Signature: v=1; a=ed25519-sha256; d=a.test; s=ed; h=from; bh=x; b=y\r\n\r\nbody"))
+	f.Add([]byte("DKIM-Signature: v=1; a=rsa-sha256; d=other.test; s=ed; h=from:subject; bh=; b=\r\n\tabc\r\nFrom: (c) x@[1.2.3.4]\r\n"))
+	f.Add([]byte("\r\n\r\n"))
+	v := &Verifier{Resolver: dns.MockResolver{TXT: map[string][]string{
+		"a.test.":        {"v=spf1 ip4:192.0.2.1 -all"},
+		"_dmarc.a.test.": {"v=DMARC1; p=reject"},
+		"_dmarc.q.test.": {"v=DMARC1; p=quarantine"},
+	}}, Hostname: hostname, sample: func(int) bool { return true }}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		vd := v.Verify(context.Background(), Input{IP: badIP, HELO: "h.test", MailFrom: "x@evil.test"}, bytes.NewReader(msg), int64(len(msg)))
+		h := vd.Header
+		if !strings.HasPrefix(h, "Authentication-Results: "+hostname+";") || !strings.HasSuffix(h, "\r\n") {
+			t.Fatalf("bad header %q", h)
+		}
+		for i, line := range strings.Split(strings.TrimSuffix(h, "\r\n"), "\r\n") {
+			if strings.ContainsAny(line, "\r\n") || i > 0 && !strings.HasPrefix(line, "\t") || strings.TrimSpace(line) == "" {
+				t.Fatalf("bad line %q in %q", line, h)
+			}
+			for _, c := range []byte(line) {
+				if c >= 0x7f || c < ' ' && c != '\t' {
+					t.Fatalf("byte %#x in %q", c, h)
+				}
+			}
+		}
+		if vd.Action != Accept && vd.Reason == "" || strings.ContainsAny(vd.Reason, "\r\n") {
+			t.Fatalf("verdict %+v", vd)
+		}
+	})
+}
