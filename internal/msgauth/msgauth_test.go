@@ -495,3 +495,11 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestSPFBadMailFrom(t *testing.T) {
+	v := newVerifier(t, zone(t))
+	vd := verify(t, v, Input{IP: goodIP, HELO: "mx.a.test", MailFrom: "x@[192.0.2.1]"}, msgFrom("x@n.test"))
+	if h := unfold(vd.Header); !strings.Contains(h, "spf=none; dkim=none;") {
+		t.Errorf("header %q", h)
+	}
+}

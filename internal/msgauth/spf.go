@@ -36,6 +36,7 @@ func (v *Verifier) checkSPF(ctx context.Context, in Input) spfResult {
 		if err != nil {
 			// RFC 7208 §4.3: a malformed domain gives "none".
 			res.problem = "mail from not a valid address"
+			res.heloText = "" // smtp.helo would suggest HELO was checked
 			return res
 		}
 		args.MailFromLocalpart = addr.Localpart
