@@ -94,6 +94,32 @@ func (w *Writer) Finish() (*Temp, error) {
 	return &Temp{Path: w.path, Size: w.n}, nil
 }
 
+// ReadFrom appends what r yields. From an *os.File the kernel copies
+// (copy_file_range), without passing the bytes through user space.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	n, err := w.f.ReadFrom(r)
+	w.n += n
+	if err != nil {
+		return n, fmt.Errorf("write body: %w", err)
+	}
+	return n, nil
+}
+
+// FinishScratch closes the body without making it durable: for a scratch
+// copy that is read back and removed, never linked. A crash may leave it
+// behind in the temporary directory, where Sweep finds it.
+func (w *Writer) FinishScratch() (*Temp, error) {
+	if w.done {
+		return nil, errors.New("blob: writer already finished")
+	}
+	w.done = true
+	if err := w.f.Close(); err != nil {
+		os.Remove(w.path)
+		return nil, fmt.Errorf("close body: %w", err)
+	}
+	return &Temp{Path: w.path, Size: w.n}, nil
+}
+
 // Abort discards the body.
 func (w *Writer) Abort() {
 	if w.done {

@@ -14,17 +14,22 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/mjl-/mox/dns"
 
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/deliver"
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/listen"
+	"github.com/jodmai/jodmai/internal/msgauth"
 	"github.com/jodmai/jodmai/internal/pop3d"
+	"github.com/jodmai/jodmai/internal/resolver"
 	"github.com/jodmai/jodmai/internal/smtpd"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/tlscert"
@@ -48,6 +53,8 @@ type Server struct {
 
 	limiter *listen.Limiter
 	deliver *deliver.Deliverer
+	// verifier checks mail on the MX listener; nil when [msgauth] is off.
+	verifier *msgauth.Verifier
 
 	mu        sync.Mutex
 	addrs     map[string]net.Addr
@@ -73,6 +80,9 @@ type service interface {
 type Options struct {
 	// AuthPolicy replaces auth.DefaultPolicy when set.
 	AuthPolicy *auth.Policy
+	// Resolver replaces the DNS resolver built from [dns] for the checks
+	// of inbound mail (msgauth).
+	Resolver dns.Resolver
 }
 
 // New opens the data directory and builds the components. It does not
@@ -121,8 +131,32 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	s.limiter = listen.NewLimiter(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
 	s.deliver = &deliver.Deliverer{Users: s.Users, Store: s.Store}
+	if s.verifier, err = newVerifier(cfg, log, opts.Resolver); err != nil {
+		return nil, err
+	}
 	ok = true
 	return s, nil
+}
+
+// newVerifier builds the checks of inbound mail from [msgauth]; nil when
+// they are off. r replaces the resolver from [dns] when set.
+func newVerifier(cfg *config.Config, log *slog.Logger, r dns.Resolver) (*msgauth.Verifier, error) {
+	if !cfg.MsgAuth.Enabled {
+		return nil, nil
+	}
+	var trusted []netip.Prefix
+	for _, n := range cfg.MsgAuth.TrustedNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return nil, fmt.Errorf("msgauth.trusted_networks: %w", err)
+		}
+		trusted = append(trusted, p.Masked())
+	}
+	mlog := log.With("component", "msgauth")
+	if r == nil {
+		r = resolver.New(cfg.DNS.Resolver, mlog)
+	}
+	return &msgauth.Verifier{Resolver: r, Hostname: cfg.Hostname, Trusted: trusted, Log: mlog}, nil
 }
 
 // lockDataDir takes the exclusive server lock of a data directory.
@@ -180,12 +214,16 @@ func (s *Server) Start() error {
 	}
 	smtpServer := func(mode smtpd.Mode, name string) func(bool) service {
 		return func(implicit bool) service {
+			var verifier *msgauth.Verifier
+			if mode == smtpd.ModeMX {
+				verifier = s.verifier
+			}
 			return &smtpd.Server{
 				Hostname: cfg.Hostname, Mode: mode, Deliverer: s.deliver, Auth: s.Auth,
 				TLSConfig: tlsConf, ImplicitTLS: implicit,
 				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
 				Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
-				Log: s.log.With("proto", name),
+				Log: s.log.With("proto", name), Verifier: verifier,
 			}
 		}
 	}

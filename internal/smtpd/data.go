@@ -54,6 +54,8 @@ func (s *session) Data(r io.Reader) error {
 
 	id := blob.NewID()
 	log = log.With("id", id)
+	ma := s.startMsgAuth(tx) // authres.go
+	defer ma.close()
 	w, err := s.srv.Deliverer.Store.NewBody()
 	if err != nil {
 		log.Error("message not stored: create body", "err", err)
@@ -66,7 +68,8 @@ func (s *session) Data(r io.Reader) error {
 		rcpts: tx.rcpts, tls: s.tls, authed: acc != nil, utf8: tx.utf8, date: time.Now(),
 	}
 	info.rdns = s.clientName()
-	_, werr := bw.WriteString(traceHeader(info))
+	trace := traceHeader(info)
+	_, werr := bw.WriteString(ma.prefix(trace))
 
 	size, rerr, werr := copyBody(message.NewCRLFWriter(bw), r, werr)
 	if rerr == nil && werr == nil {
@@ -106,7 +109,7 @@ func (s *session) Data(r io.Reader) error {
 		log.Error("message not stored: write body", "err", werr)
 		return errStoreTemp
 	}
-	body, err := w.Finish()
+	body, err := ma.finishBody(w)
 	if err != nil {
 		log.Error("message not stored: finish body", "err", err)
 		return errStoreTemp
@@ -121,6 +124,10 @@ func (s *session) Data(r io.Reader) error {
 		log.Info("message not delivered: client went away during BDAT", "received", size)
 		s.conn.hangUp()
 		return errGone
+	}
+	// SPF, DKIM, DMARC on MX: the durable body with Authentication-Results.
+	if body, tx.targets, err = s.authenticate(ma, body, trace, tx, log); err != nil {
+		return err
 	}
 	if err := s.srv.Deliverer.Deliver(s.ctx, body, tx.targets); err != nil {
 		log.Error("message not delivered: store", "err", err, "size", body.Size)

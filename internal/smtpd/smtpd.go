@@ -8,7 +8,9 @@
 //     returned, that is when every local copy is durable (fsynced body,
 //     committed index). Any failure is 451 4.3.0; nothing is dropped.
 //   - The body is stored as received, with CRLF line ends (bare LF is made
-//     CRLF), after a Return-Path and a Received header field.
+//     CRLF), after a Return-Path and a Received header field, and on MX
+//     with a Verifier an Authentication-Results field; forged ones carrying
+//     our authserv-id are removed (authres.go).
 //   - Never an open relay: a recipient outside the local domains is refused
 //     on MX (554 5.7.1) whoever the client is, loopback included. Mail to
 //     remote addresses (submission, or aliases that forward) waits for the
@@ -39,6 +41,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/msgauth"
 )
 
 // Mode is the role of a Server.
@@ -113,6 +116,10 @@ type Server struct {
 	// Log receives the server's logs; each connection adds cid and
 	// remote. The caller adds the protocol name. Nil discards.
 	Log *slog.Logger
+	// Verifier checks SPF, DKIM and DMARC of mail on ModeMX and adds an
+	// Authentication-Results field (authres.go); nil: no checks, no
+	// field. Ignored on submission.
+	Verifier *msgauth.Verifier
 
 	initOnce sync.Once
 	initErr  error
