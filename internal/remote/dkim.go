@@ -101,7 +101,32 @@ func keyDir(dataDir, domain string) (string, dns.Domain, error) {
 	if err != nil {
 		return "", dns.Domain{}, fmt.Errorf("dkim: bad domain %q: %w", domain, err)
 	}
+	// mox's parser accepts empty labels ("a..b", ".."): the name becomes
+	// a directory, so only plain host names pass.
+	if !hostName(d.ASCII) {
+		return "", dns.Domain{}, fmt.Errorf("dkim: bad domain %q", domain)
+	}
 	return filepath.Join(dataDir, "dkim", d.ASCII), d, nil
+}
+
+// hostName says s is a lower-case host name: dot-separated labels of 1 to
+// 63 letters, digits and hyphens, no label starting or ending with a
+// hyphen, at most 253 bytes (RFC 1123 §2.1).
+func hostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Keygen makes a new ed25519 key and a new rsa-2048 key for domain, with
@@ -440,6 +465,9 @@ func (s *Signer) selectors(d dns.Domain) []dkim.Selector {
 	now := time.Now()
 	if s.now != nil {
 		now = s.now()
+	}
+	if !hostName(d.ASCII) {
+		return nil // no key can exist for it
 	}
 	s.mu.Lock()
 	dk := s.cache[d.ASCII]

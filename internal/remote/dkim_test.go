@@ -222,3 +222,19 @@ func FuzzReadHeader(f *testing.F) {
 }
 
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReaderSize(bytes.NewReader(b), 16) }
+
+func TestKeyDirRefusesBadNames(t *testing.T) {
+	for _, d := range []string{"", "..", "a..b", "../x", "a/b", ".", "-a.test", "a_b.test", strings.Repeat("a", 64) + ".test"} {
+		if _, err := Keygen(t.TempDir(), d); err == nil {
+			t.Errorf("Keygen accepted %q", d)
+		}
+		if _, err := LoadKeys(t.TempDir(), d); err == nil {
+			t.Errorf("LoadKeys accepted %q", d)
+		}
+	}
+	for _, d := range []string{"a.test", "Example.COM.", "bücher.test", "x-1.y"} {
+		if _, _, err := keyDir("/data", d); err != nil {
+			t.Errorf("keyDir refused %q: %v", d, err)
+		}
+	}
+}
