@@ -161,9 +161,11 @@ func (c *Client) fetchPolicy(ctx context.Context, domain dns.Domain) (*mtasts.Po
 	}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{
-		Transport:     tr,
-		Timeout:       policyFetchTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return errors.New("redirect not allowed for MTA-STS policies") },
+		Transport: tr,
+		Timeout:   policyFetchTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return errors.New("redirect not allowed for MTA-STS policies")
+		},
 	}
 	url := "https://mta-sts." + domain.ASCII + "/.well-known/mta-sts.txt"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -195,4 +197,3 @@ func (c *Client) fetchPolicy(ctx context.Context, domain dns.Domain) (*mtasts.Po
 	}
 	return p, nil
 }
-
