@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -346,70 +347,98 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 		set(pending, classify(sctx, err))
 		return false, true
 	}
-	defer sc.Close()
 	if cs := sc.TLSConnectionState(); cs != nil {
 		*tlsVersion = tls.VersionName(cs.Version)
 	}
+	tconn, err := sc.Conn()
+	if err != nil {
+		sc.Close()
+		*attemptErr = err
+		set(pending, local(451, "4.4.2", fmt.Sprintf("session with %s: %v", host, err)))
+		return false, true
+	}
+	defer tconn.Close()
+	s := &session{conn: tconn, r: bufio.NewReader(tconn), w: bufio.NewWriterSize(tconn, writeBufferSize)}
+	if err := s.ehlo(d.ehlo.ASCII); err != nil {
+		*attemptErr = err
+		set(pending, local(451, "4.4.2", fmt.Sprintf("EHLO to %s: %v", host, err)))
+		return false, true
+	}
+	defer s.quit()
 
-	if m.SMTPUTF8 && !sc.SupportsSMTPUTF8() {
+	size := int64(len(m.Header)) + m.Size
+	switch {
+	case m.SMTPUTF8 && !s.has("SMTPUTF8"):
 		// RFC 6531 §3.2: no downgrade; the message bounces.
 		*attemptErr = smtpclient.ErrSMTPUTF8Unsupported
 		set(pending, local(553, "5.6.7", fmt.Sprintf("%s does not offer SMTPUTF8, which the message needs", host)))
 		return false, false
-	}
-	if m.RequireTLS && !sc.SupportsRequireTLS() {
+	case m.RequireTLS && !s.has("REQUIRETLS"):
 		// RFC 8689 §4.2.1.
 		*attemptErr = smtpclient.ErrRequireTLSUnsupported
 		set(pending, local(554, "5.7.30", fmt.Sprintf("%s does not offer REQUIRETLS", host)))
 		return false, true
+	case m.Has8bit && !s.has("8BITMIME"):
+		// RFC 6152 §3: we do not convert to 7 bits.
+		*attemptErr = smtpclient.Err8bitmimeUnsupported
+		set(pending, local(554, "5.6.3", fmt.Sprintf("%s does not offer 8BITMIME, which the message needs", host)))
+		return false, true
+	case s.maxSize() > 0 && size > s.maxSize():
+		// RFC 1870 §6.
+		*attemptErr = smtpclient.ErrSize
+		set(pending, local(552, "5.3.4", fmt.Sprintf("message of %d bytes larger than the %d bytes %s accepts", size, s.maxSize(), host)))
+		return false, false
 	}
+	dsn := s.has("DSN")
 
 	// Recipients go in transactions of at most the server's LIMITS
 	// RCPTMAX; those refused with 452 "too many recipients" go in the
 	// next transaction (RFC 5321 §4.5.3.1.10), as long as each
 	// transaction delivers to someone.
 	todo := append([]int(nil), pending...)
-	size := int64(len(m.Header)) + m.Size
 	for round := 0; len(todo) > 0 && round <= len(pending); round++ {
 		batch := todo
-		if max := sc.ExtLimitRcptMax; max > 0 && len(batch) > max {
+		if max := s.rcptMax(); max > 0 && len(batch) > max {
 			batch = batch[:max]
 		}
 		rest := todo[len(batch):]
-		rcpts := make([]string, len(batch))
+		rcpts := make([]Recipient, len(batch))
 		for j, i := range batch {
-			rcpts[j] = m.Recipients[i].Addr
+			rcpts[j] = m.Recipients[i]
 		}
 		msg := io.MultiReader(bytes.NewReader(m.Header), io.NewSectionReader(m.Body, 0, m.Size))
-		resps, err := sc.DeliverMultiple(sctx, m.From, rcpts, size, msg, m.Has8bit, m.SMTPUTF8, m.RequireTLS)
-		var txn Result
+		res, err := s.transaction(m, rcpts, msg, size)
 		if err != nil {
 			*attemptErr = err
-			txn = classify(sctx, err)
 		}
 		var retry []int
 		delivered := 0
 		for j, i := range batch {
 			var r Result
+			rr := res.rcpt[j]
 			switch {
-			case j < len(resps) && resps[j].Code == 250 && err == nil:
-				r = Result{Delivered: true, Code: 250, Enhanced: "2.0.0", Text: "250 delivered"}
+			case res.delivered[j]:
+				r = fromReply(res.final, false)
+				r.Delivered = true
+				r.DSN = dsn
 				delivered++
-			case j < len(resps) && resps[j].Code != 0 && resps[j].Code != 250:
-				r = classify(sctx, smtpclient.Error(resps[j]))
-				if resps[j].Code == 452 {
+			case rr.code != 0 && rr.code/100 != 2:
+				r = fromReply(rr, true)
+				if rr.code == 452 {
 					retry = append(retry, i)
 				}
+			case res.final.code != 0:
+				r = fromReply(res.final, false)
 			case err != nil:
-				r = txn
+				r = local(451, "4.4.2", fmt.Sprintf("connection to %s: %v", host, err))
 			default:
 				r = local(451, "4.4.2", "no reply for this recipient")
 			}
 			set([]int{i}, r)
 		}
-		if err != nil && (sc.Botched() || !isSMTPError(err)) {
-			// The connection is unusable: the rest goes to the next
-			// host or attempt.
+		if err != nil {
+			// The connection is unusable: what is left goes to the
+			// next host or attempt.
 			return false, true
 		}
 		if delivered == 0 {
@@ -420,10 +449,18 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 	return false, true
 }
 
-// isSMTPError says err carries a reply from the server.
-func isSMTPError(err error) bool {
-	var se smtpclient.Error
-	return errors.As(err, &se) && se.Code != 0
+// fromReply makes the Result of a server's reply: 5xx permanent, except
+// 552 to RCPT (RFC 5321 §4.5.3.1.10: treat as 452).
+func fromReply(rp reply, rcpt bool) Result {
+	r := Result{Code: rp.code, Enhanced: rp.enhanced, Text: rp.line}
+	if r.Enhanced == "" {
+		r.Enhanced = strconv.Itoa(rp.code/100) + ".0.0"
+	}
+	for _, t := range rp.text[min(1, len(rp.text)):] {
+		r.Text += " " + t
+	}
+	r.Permanent = rp.code/100 == 5 && !(rp.code == 552 && rcpt)
+	return r
 }
 
 // classify turns an error from mox's client into a Result: 5xx permanent,
