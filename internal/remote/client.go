@@ -169,6 +169,10 @@ func (c *Client) Deliver(ctx context.Context, m *Message) []Result {
 
 	pending := all
 	attempted := false
+	// decided: a server's reply to this recipient's transaction decided
+	// its result; a permanent failure at the host level (a 5xx greeting,
+	// a missing extension) leaves the next host to try.
+	decided := make([]bool, len(results))
 	for _, h := range hosts {
 		if ctx.Err() != nil {
 			break
@@ -184,10 +188,10 @@ func (c *Client) Deliver(ctx context.Context, m *Message) []Result {
 			log.Warn("mx host not in mta-sts policy (testing mode)", slog.String("domain", domain.ASCII), slog.String("host", h.String()))
 		}
 		attempted = true
-		next := c.deliverHost(ctx, log, m, d, h, pending, results)
+		next := c.deliverHost(ctx, log, m, d, h, pending, results, decided)
 		pending = pending[:0:0]
 		for _, i := range all {
-			if !results[i].Delivered && !results[i].Permanent {
+			if !results[i].Delivered && !(results[i].Permanent && decided[i]) {
 				pending = append(pending, i)
 			}
 		}
@@ -215,7 +219,7 @@ func (c *Client) Deliver(ctx context.Context, m *Message) []Result {
 // into m.Recipients and results), and fills in their results. It reports
 // whether the next MX host should be tried for those still failed
 // temporarily.
-func (c *Client) deliverHost(ctx context.Context, log *slog.Logger, m *Message, d *dest, host dns.IPDomain, pending []int, results []Result) (tryNext bool) {
+func (c *Client) deliverHost(ctx context.Context, log *slog.Logger, m *Message, d *dest, host dns.IPDomain, pending []int, results []Result, decided []bool) (tryNext bool) {
 	start := time.Now()
 	hostName := host.String()
 	var ipStr, tlsVersion string
@@ -307,7 +311,7 @@ func (c *Client) deliverHost(ctx context.Context, log *slog.Logger, m *Message, 
 	}
 	for n, mode := range modes {
 		var again bool
-		again, tryNext = c.session(ctx, log, m, d, host, ips, mode, tlsPKIX, daneRecords, tlsNames, pending, results, set, &ipStr, &tlsVersion, &attemptErr)
+		again, tryNext = c.session(ctx, log, m, d, host, ips, mode, tlsPKIX, daneRecords, tlsNames, pending, decided, set, &ipStr, &tlsVersion, &attemptErr)
 		if !again || n == len(modes)-1 {
 			return tryNext
 		}
@@ -318,7 +322,7 @@ func (c *Client) deliverHost(ctx context.Context, log *slog.Logger, m *Message, 
 
 // session runs one SMTP session with host in TLS mode mode. again reports
 // an opportunistic TLS failure to retry without TLS.
-func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *dest, host dns.IPDomain, ips []net.IP, mode smtpclient.TLSMode, tlsPKIX bool, daneRecords []adns.TLSA, tlsNames []dns.Domain, pending []int, results []Result, set func([]int, Result), ipStr, tlsVersion *string, attemptErr *error) (again, tryNext bool) {
+func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *dest, host dns.IPDomain, ips []net.IP, mode smtpclient.TLSMode, tlsPKIX bool, daneRecords []adns.TLSA, tlsNames []dns.Domain, pending []int, decided []bool, set func([]int, Result), ipStr, tlsVersion *string, attemptErr *error) (again, tryNext bool) {
 	dctx, dcancel := context.WithTimeout(ctx, c.connectTimeout()*time.Duration(len(ips)))
 	conn, ip, err := smtpclient.Dial(dctx, log, &net.Dialer{}, host, ips, c.port(), d.dialed, nil)
 	dcancel()
@@ -372,6 +376,7 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 		// RFC 6531 §3.2: no downgrade; the message bounces.
 		*attemptErr = smtpclient.ErrSMTPUTF8Unsupported
 		set(pending, local(553, "5.6.7", fmt.Sprintf("%s does not offer SMTPUTF8, which the message needs", host)))
+		markAll(decided, pending)
 		return false, false
 	case m.RequireTLS && !s.has("REQUIRETLS"):
 		// RFC 8689 §4.2.1.
@@ -387,6 +392,7 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 		// RFC 1870 §6.
 		*attemptErr = smtpclient.ErrSize
 		set(pending, local(552, "5.3.4", fmt.Sprintf("message of %d bytes larger than the %d bytes %s accepts", size, s.maxSize(), host)))
+		markAll(decided, pending)
 		return false, false
 	}
 	dsn := s.has("DSN")
@@ -424,11 +430,13 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 				delivered++
 			case rr.code != 0 && rr.code/100 != 2:
 				r = fromReply(rr, true)
+				decided[i] = true
 				if rr.code == 452 {
 					retry = append(retry, i)
 				}
 			case res.final.code != 0:
 				r = fromReply(res.final, false)
+				decided[i] = true
 			case err != nil:
 				r = local(451, "4.4.2", fmt.Sprintf("connection to %s: %v", host, err))
 			default:
@@ -447,6 +455,12 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 		todo = append(retry, rest...)
 	}
 	return false, true
+}
+
+func markAll(decided []bool, idx []int) {
+	for _, i := range idx {
+		decided[i] = true
+	}
 }
 
 // fromReply makes the Result of a server's reply: 5xx permanent, except

@@ -516,6 +516,21 @@ func TestMTASTS(t *testing.T) {
 	if msgs := f.messages(); len(msgs) != 1 || !msgs[0].tls {
 		t.Fatalf("got %+v", msgs)
 	}
+
+	// REQUIRETLS (RFC 8689): the enforced policy and the verified
+	// certificate qualify, but the server must offer REQUIRETLS.
+	m := msgTo("bob@b.test")
+	m.RequireTLS = true
+	if r := deliver(t, c, m)[0]; r.Delivered || r.Enhanced != "5.7.30" {
+		t.Fatalf("requiretls not offered: got %+v", r)
+	}
+	f.srv.EnableREQUIRETLS = true
+	if r := deliver(t, c, m)[0]; !r.Delivered {
+		t.Fatalf("requiretls offered: got %+v", r)
+	}
+	if n := len(f.messages()); n != 2 {
+		t.Fatalf("%d messages, want 2", n)
+	}
 }
 
 // TestContextBoundsSession: a server that never greets does not hold

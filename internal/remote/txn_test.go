@@ -19,8 +19,9 @@ import (
 // extensions a test gives, so the client's DATA path, pipelining choices
 // and reply handling can be checked on the wire.
 type raw struct {
-	ln   net.Listener
-	caps []string
+	ln       net.Listener
+	caps     []string
+	greeting string // instead of "220 ..."; the server then hangs up
 	// reply returns the reply to a command ("." is the end of data, txn
 	// counts MAIL commands from 1, rcpt counts RCPTs in the
 	// transaction); "" means the default.
@@ -34,7 +35,11 @@ type raw struct {
 }
 
 func startRaw(t *testing.T, caps ...string) *raw {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startRawAt(t, "127.0.0.1:0", caps...)
+}
+
+func startRawAt(t *testing.T, addr string, caps ...string) *raw {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +73,12 @@ func startRaw(t *testing.T, caps ...string) *raw {
 
 func (s *raw) port() int { return s.ln.Addr().(*net.TCPAddr).Port }
 
+func (s *raw) messages() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.wire...)
+}
+
 func (s *raw) commands() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -79,6 +90,10 @@ func (s *raw) serve(c net.Conn) {
 	defer c.Close()
 	br := bufio.NewReader(c)
 	w := func(l string) { c.Write([]byte(l + "\r\n")) }
+	if s.greeting != "" {
+		w(s.greeting)
+		return
+	}
 	w("220 raw.b.test ESMTP")
 	txn, rcpt := 0, 0
 	for i := 0; i < 1000; i++ {
@@ -173,15 +188,16 @@ func TestDATADotStuffing(t *testing.T) {
 	if !r.Delivered || r.Text != "250 2.0.0 queued as 17" || r.DSN {
 		t.Fatalf("got %+v", r)
 	}
-	if len(s.wire) != 1 {
-		t.Fatalf("%d messages", len(s.wire))
+	msgs := s.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
 	}
-	wire := string(s.wire[0])
+	wire := string(msgs[0])
 	if !strings.Contains(wire, "\r\n..one\r\n...two\r\n") || !strings.Contains(wire, "\r\n..\r\nend\r\n") {
 		t.Fatalf("not dot-stuffed: %q", wire)
 	}
 	// The message without final CRLF gets one before the ".".
-	if got, want := string(unstuff(s.wire[0])), testHeader+body+"\r\n"; got != want {
+	if got, want := string(unstuff(msgs[0])), testHeader+body+"\r\n"; got != want {
 		t.Fatalf("unstuffed %q, want %q", got, want)
 	}
 	for _, cmd := range s.commands() {
@@ -411,4 +427,28 @@ func FuzzReadReply(f *testing.F) {
 			t.Fatalf("bad reply accepted: %+v", rp)
 		}
 	})
+}
+
+// TestRefusingHostTriesNext: a 554 greeting refuses the session, not the
+// recipients: the next MX host delivers.
+func TestRefusingHostTriesNext(t *testing.T) {
+	first := startRaw(t)
+	first.greeting = "554 5.7.1 no service for you"
+	second := startRawAt(t, net.JoinHostPort("127.0.0.3", strconv.Itoa(first.port())))
+	d := dnstest.Start(t)
+	d.SetMX("b.test", dnstest.MX{Pref: 10, Host: "mx1.b.test"}, dnstest.MX{Pref: 20, Host: "mx2.b.test"})
+	d.SetA("mx1.b.test", "127.0.0.1")
+	d.SetA("mx2.b.test", "127.0.0.3")
+	c, _ := newClient(t, d.Addr(), first.port())
+	if r := deliver(t, c, msgTo("bob@b.test"))[0]; !r.Delivered || r.Host != "mx2.b.test" {
+		t.Fatalf("got %+v", r)
+	}
+	if n := len(second.messages()); n != 1 {
+		t.Fatalf("second host got %d messages", n)
+	}
+	// Alone, the refusing host's answer is the result: permanent.
+	d.SetMX("b.test", dnstest.MX{Pref: 10, Host: "mx1.b.test"})
+	if r := deliver(t, c, msgTo("bob@b.test"))[0]; r.Delivered || !r.Permanent || r.Code != 554 {
+		t.Fatalf("got %+v", r)
+	}
 }
