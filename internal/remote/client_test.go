@@ -96,6 +96,13 @@ func (s *fakeSession) Data(r io.Reader) error {
 func (s *fakeSession) Reset()        { s.msg = fakeMsg{} }
 func (s *fakeSession) Logout() error { return nil }
 
+// setRcpt makes RCPT TO:<addr> get e.
+func (f *fake) setRcpt(addr string, e *smtp.SMTPError) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rcpt[addr] = e
+}
+
 func (f *fake) messages() []fakeMsg {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -129,6 +136,8 @@ type fakeOpts struct {
 	port     int    // 0: ephemeral
 	noTLS    bool
 	smtputf8 bool
+	// setup changes the server before it starts.
+	setup func(*smtp.Server)
 }
 
 func startFake(t *testing.T, o fakeOpts) *fake {
@@ -144,6 +153,9 @@ func startFake(t *testing.T, o fakeOpts) *fake {
 	f.srv.EnableSMTPUTF8 = o.smtputf8
 	if !o.noTLS {
 		f.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+	}
+	if o.setup != nil {
+		o.setup(f.srv)
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.ip, strconv.Itoa(o.port)))
 	if err != nil {
@@ -279,8 +291,8 @@ func TestDeliverSTARTTLS(t *testing.T) {
 
 func TestMixedRecipients(t *testing.T) {
 	f := startFake(t, fakeOpts{})
-	f.rcpt["nobody@b.test"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
-	f.rcpt["grey@b.test"] = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted"}
+	f.setRcpt("nobody@b.test", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"})
+	f.setRcpt("grey@b.test", &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "greylisted"})
 	d := dnstest.Start(t)
 	d.SetMX("b.test", dnstest.MX{Pref: 10, Host: "mx.b.test"})
 	d.SetA("mx.b.test", "127.0.0.1")
@@ -313,7 +325,7 @@ func TestMixedRecipients(t *testing.T) {
 
 func TestSingleRecipientRejected(t *testing.T) {
 	f := startFake(t, fakeOpts{})
-	f.rcpt["nobody@b.test"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+	f.setRcpt("nobody@b.test", &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"})
 	d := dnstest.Start(t)
 	d.SetMX("b.test", dnstest.MX{Pref: 10, Host: "mx.b.test"})
 	d.SetA("mx.b.test", "127.0.0.1")
@@ -347,7 +359,7 @@ func TestMXFallback(t *testing.T) {
 func TestTemporaryTriesNextMX(t *testing.T) {
 	port := freePort(t)
 	first := startFake(t, fakeOpts{ip: "127.0.0.1", port: port})
-	first.rcpt["bob@b.test"] = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
+	first.setRcpt("bob@b.test", &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"})
 	second := startFake(t, fakeOpts{ip: "127.0.0.3", port: port})
 	d := dnstest.Start(t)
 	d.SetMX("b.test", dnstest.MX{Pref: 10, Host: "mx1.b.test"}, dnstest.MX{Pref: 20, Host: "mx2.b.test"})
@@ -517,19 +529,37 @@ func TestMTASTS(t *testing.T) {
 		t.Fatalf("got %+v", msgs)
 	}
 
-	// REQUIRETLS (RFC 8689): the enforced policy and the verified
-	// certificate qualify, but the server must offer REQUIRETLS.
-	m := msgTo("bob@b.test")
-	m.RequireTLS = true
-	if r := deliver(t, c, m)[0]; r.Delivered || r.Enhanced != "5.7.30" {
-		t.Fatalf("requiretls not offered: got %+v", r)
-	}
-	f.srv.EnableREQUIRETLS = true
-	if r := deliver(t, c, m)[0]; !r.Delivered {
-		t.Fatalf("requiretls offered: got %+v", r)
-	}
-	if n := len(f.messages()); n != 2 {
-		t.Fatalf("%d messages, want 2", n)
+}
+
+// TestRequireTLS: with an enforced MTA-STS policy and a verified
+// certificate, a REQUIRETLS message goes to a server that offers
+// REQUIRETLS (RFC 8689 §4.2.1), and to no other.
+func TestRequireTLS(t *testing.T) {
+	for _, offered := range []bool{false, true} {
+		t.Run("offered="+strconv.FormatBool(offered), func(t *testing.T) {
+			f := startFake(t, fakeOpts{setup: func(s *smtp.Server) { s.EnableREQUIRETLS = offered }})
+			d := dnstest.Start(t)
+			d.SetMX("b.test", dnstest.MX{Pref: 10, Host: "mx.b.test"})
+			d.SetA("mx.b.test", "127.0.0.1")
+			d.SetTXT("_mta-sts.b.test", "v=STSv1; id=1")
+			c, _ := newClient(t, d.Addr(), f.port(t))
+			c.FetchPolicy = func(ctx context.Context, dom dns.Domain) (*mtasts.Policy, error) {
+				return mtasts.ParsePolicy("version: STSv1\nmode: enforce\nmx: mx.b.test\nmax_age: 86400\n")
+			}
+			pool := x509.NewCertPool()
+			cert, _ := x509.ParseCertificate(selfSigned(t).Certificate[0])
+			pool.AddCert(cert)
+			c.RootCAs = pool
+			m := msgTo("bob@b.test")
+			m.RequireTLS = true
+			r := deliver(t, c, m)[0]
+			if r.Delivered != offered || (!offered && r.Enhanced != "5.7.30") {
+				t.Fatalf("got %+v", r)
+			}
+			if n := len(f.messages()); n != map[bool]int{false: 0, true: 1}[offered] {
+				t.Fatalf("%d messages", n)
+			}
+		})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/emersion/go-smtp"
 	"github.com/mjl-/adns"
 	"github.com/mjl-/mox/dns"
 )
@@ -62,9 +63,10 @@ func TestDANE(t *testing.T) {
 // TestTLSFallback: a failed opportunistic handshake is retried in
 // plaintext.
 func TestTLSFallback(t *testing.T) {
-	f := startFake(t, fakeOpts{})
 	// TLS 1.1 only: mox's client wants 1.2 or newer.
-	f.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, MaxVersion: tls.VersionTLS11}
+	f := startFake(t, fakeOpts{setup: func(s *smtp.Server) {
+		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, MaxVersion: tls.VersionTLS11}
+	}})
 	c, lb := newClient(t, "127.0.0.1:1", f.port(t))
 	c.Resolver = dns.MockResolver{
 		MX: map[string][]*net.MX{"b.test.": {{Host: "mx.b.test.", Pref: 10}}},

@@ -35,15 +35,19 @@ type raw struct {
 }
 
 func startRaw(t *testing.T, caps ...string) *raw {
-	return startRawAt(t, "127.0.0.1:0", caps...)
+	return startRawWith(t, "127.0.0.1:0", nil, caps...)
 }
 
-func startRawAt(t *testing.T, addr string, caps ...string) *raw {
+// startRawWith starts a raw server on addr, after setup changed it.
+func startRawWith(t *testing.T, addr string, setup func(*raw), caps ...string) *raw {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &raw{ln: ln, caps: caps}
+	if setup != nil {
+		setup(s)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -250,8 +254,7 @@ func TestTransactionReplies(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startRaw(t, tc.caps...)
-			s.reply = tc.reply
+			s := startRawWith(t, "127.0.0.1:0", func(s *raw) { s.reply = tc.reply }, tc.caps...)
 			c := rawClient(t, s.port())
 			var addrs []string
 			for i := range tc.rcpts {
@@ -290,21 +293,23 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // TestDSNParameters: NOTIFY, ORCPT, ENVID and RET reach a server that
 // offers DSN, and are not sent to one that does not.
 func TestDSNParameters(t *testing.T) {
-	f := startFake(t, fakeOpts{})
-	f.srv.EnableDSN = true
 	var mu sync.Mutex
 	var mailOpts *smtp.MailOptions
 	var rcptOpts []*smtp.RcptOptions
-	f.srv.Backend = dsnBackend{f, func(m *smtp.MailOptions, r *smtp.RcptOptions) {
-		mu.Lock()
-		defer mu.Unlock()
-		if m != nil {
-			mailOpts = m
-		}
-		if r != nil {
-			rcptOpts = append(rcptOpts, r)
-		}
-	}}
+	var f *fake
+	f = startFake(t, fakeOpts{setup: func(s *smtp.Server) {
+		s.EnableDSN = true
+		s.Backend = dsnBackend{func() *fake { return f }, func(m *smtp.MailOptions, r *smtp.RcptOptions) {
+			mu.Lock()
+			defer mu.Unlock()
+			if m != nil {
+				mailOpts = m
+			}
+			if r != nil {
+				rcptOpts = append(rcptOpts, r)
+			}
+		}}
+	}})
 	d := dnstest.Start(t)
 	d.SetMX("b.test", dnstest.MX{Pref: 10, Host: "mx.b.test"})
 	d.SetA("mx.b.test", "127.0.0.1")
@@ -341,12 +346,12 @@ func TestDSNParameters(t *testing.T) {
 }
 
 type dsnBackend struct {
-	f    *fake
+	f    func() *fake
 	seen func(*smtp.MailOptions, *smtp.RcptOptions)
 }
 
 func (b dsnBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	s, err := b.f.NewSession(c)
+	s, err := b.f().NewSession(c)
 	return dsnSession{s.(*fakeSession), b.seen}, err
 }
 
@@ -432,9 +437,8 @@ func FuzzReadReply(f *testing.F) {
 // TestRefusingHostTriesNext: a 554 greeting refuses the session, not the
 // recipients: the next MX host delivers.
 func TestRefusingHostTriesNext(t *testing.T) {
-	first := startRaw(t)
-	first.greeting = "554 5.7.1 no service for you"
-	second := startRawAt(t, net.JoinHostPort("127.0.0.3", strconv.Itoa(first.port())))
+	first := startRawWith(t, "127.0.0.1:0", func(s *raw) { s.greeting = "554 5.7.1 no service for you" })
+	second := startRawWith(t, net.JoinHostPort("127.0.0.3", strconv.Itoa(first.port())), nil)
 	d := dnstest.Start(t)
 	d.SetMX("b.test", dnstest.MX{Pref: 10, Host: "mx1.b.test"}, dnstest.MX{Pref: 20, Host: "mx2.b.test"})
 	d.SetA("mx1.b.test", "127.0.0.1")
