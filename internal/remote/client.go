@@ -60,6 +60,8 @@ type Client struct {
 	Log *slog.Logger
 
 	policies policyCache
+	// httpsPort replaces 443 for MTA-STS policy fetches, in tests.
+	httpsPort int
 }
 
 var _ Deliverer = (*Client)(nil)

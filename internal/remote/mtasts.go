@@ -141,6 +141,9 @@ func (c *Client) fetchPolicy(ctx context.Context, domain dns.Domain) (*mtasts.Po
 			if err != nil {
 				return nil, err
 			}
+			if c.httpsPort != 0 {
+				port = strconv.Itoa(c.httpsPort)
+			}
 			ips, _, err := c.Resolver.LookupIP(ctx, "ip", host+".")
 			if err != nil {
 				return nil, fmt.Errorf("resolve %s: %w", host, err)
