@@ -66,6 +66,8 @@ func commands() []command {
 		{"alias add", "ALIAS TARGET...", "add an alias (ALIAS may be @domain for a catch-all)", runAliasAdd},
 		{"alias del", "ALIAS", "delete an alias", runAliasDel},
 		{"alias list", "", "list aliases", runAliasList},
+		{"dkim keygen", "DOMAIN", "make DKIM keys (ed25519 and rsa) for a domain and print the DNS TXT records to publish", runDKIMKeygen},
+		{"dns-records", "DOMAIN", "print every DNS record a domain needs (MX, SPF, DKIM, DMARC, MTA-STS, TLSRPT, SRV, autoconfig)", runDNSRecords},
 		{"check", "[--repair]", "verify the mail store (safe while the server runs); --repair fixes what it safely can, with the server stopped", runCheck},
 		{"backup", "[--name NAME] DIR", "take a consistent online backup into DIR/NAME (the server may run)", runBackup},
 		{"restore", "[--force] BACKUPDIR", "restore a backup into the data dir (the server must be stopped)", runRestore},

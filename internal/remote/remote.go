@@ -41,7 +41,9 @@ type Message struct {
 	// offer REQUIRETLS.
 	RequireTLS bool
 	// EnvID and Ret are the RFC 3461 MAIL parameters ENVID and RET
-	// ("FULL", "HDRS" or ""), passed on when the peer offers DSN.
+	// ("FULL", "HDRS" or ""), passed on when the peer offers DSN. EnvID
+	// is sent as is when it is valid xtext (as received), xtext-encoded
+	// otherwise; so is the address part of Recipient.ORcpt.
 	EnvID string
 	Ret   string
 }
@@ -79,6 +81,11 @@ type Result struct {
 	// Host is the MX host the result came from ("" before any
 	// connection), for the DSN's Remote-MTA.
 	Host string
+	// DSN, for a delivered recipient: the server offered DSN (RFC 3461),
+	// so NOTIFY and ORCPT were passed on and it reports from here on.
+	// When false, a recipient whose NOTIFY has SUCCESS is owed a
+	// "relayed" DSN (RFC 3461 §4.2).
+	DSN bool
 }
 
 // Deliverer delivers messages. *Client implements it; tests of the queue
