@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/config"
@@ -25,6 +26,8 @@ import (
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/listen"
 	"github.com/jodmai/jodmai/internal/pop3d"
+	"github.com/jodmai/jodmai/internal/queue"
+	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/smtpd"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/tlscert"
@@ -45,9 +48,15 @@ type Server struct {
 	Auth *auth.Authenticator
 	// TLS holds the certificate.
 	TLS *tlscert.Manager
+	// Queue is the outbound queue (DATA/queue).
+	Queue *queue.Queue
 
 	limiter *listen.Limiter
 	deliver *deliver.Deliverer
+	// queueStop ends the queue's scheduler; queueDone closes when it has
+	// returned. Both nil until Start.
+	queueStop context.CancelFunc
+	queueDone chan struct{}
 
 	mu        sync.Mutex
 	addrs     map[string]net.Addr
@@ -73,6 +82,10 @@ type service interface {
 type Options struct {
 	// AuthPolicy replaces auth.DefaultPolicy when set.
 	AuthPolicy *auth.Policy
+	// Remote replaces the outbound SMTP client (tests give a fake).
+	Remote remote.Deliverer
+	// QueueNow replaces the queue's clock (tests).
+	QueueNow func() time.Time
 }
 
 // New opens the data directory and builds the components. It does not
@@ -121,6 +134,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	s.limiter = listen.NewLimiter(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
 	s.deliver = &deliver.Deliverer{Users: s.Users, Store: s.Store}
+	rd := opts.Remote
+	if rd == nil {
+		// TODO(lead): plug in the remote.Client here (with cfg.DNS, cfg.Remote).
+		rd = noRemote{}
+	}
+	s.Queue, err = queue.Open(filepath.Join(cfg.Data, "queue"), queue.Options{
+		Policy: cfg.Queue, Hostname: cfg.Hostname, Log: log.With("component", "queue"),
+		Remote: rd, Local: s.deliver, Now: opts.QueueNow,
+		Signer: nil, // TODO(lead): the DKIM signer from internal/remote.
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Queue.Sweep(ctx); err != nil {
+		return nil, err
+	}
 	ok = true
 	return s, nil
 }
@@ -185,7 +214,7 @@ func (s *Server) Start() error {
 				TLSConfig: tlsConf, ImplicitTLS: implicit,
 				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
 				Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
-				Log: s.log.With("proto", name),
+				Log: s.log.With("proto", name), Queue: s.Queue,
 			}
 		}
 	}
@@ -242,7 +271,37 @@ func (s *Server) Start() error {
 		}()
 		s.log.Info("listening", "listener", sp.key, "addr", inner.Addr().String())
 	}
+	s.startQueue()
 	return nil
+}
+
+// startQueue runs the outbound queue's scheduler until Shutdown.
+func (s *Server) startQueue() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queueDone != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.queueStop, s.queueDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.queueDone)
+		if err := s.Queue.Run(ctx); err != nil {
+			s.log.Error("queue stopped", "err", err)
+		}
+	}()
+}
+
+// noRemote stands in for the outbound SMTP client until it is wired: every
+// attempt is a temporary failure, so messages wait in the queue.
+type noRemote struct{}
+
+func (noRemote) Deliver(_ context.Context, m *remote.Message) []remote.Result {
+	out := make([]remote.Result, len(m.Recipients))
+	for i, r := range m.Recipients {
+		out[i] = remote.Result{Addr: r.Addr, Code: 451, Enhanced: "4.4.0", Text: "outbound delivery is not configured"}
+	}
+	return out
 }
 
 func isClosed(err error) bool {
@@ -285,6 +344,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	s.closeListeners()
 	s.wg.Wait()
+	// No session adds to the queue any more: stop its scheduler (attempts
+	// in progress are cut; their deliveries so far are recorded).
+	s.mu.Lock()
+	stop, done := s.queueStop, s.queueDone
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
 	s.closeResources()
 	return errors.Join(errs...)
 }
@@ -300,6 +368,10 @@ func (s *Server) closeListeners() {
 }
 
 func (s *Server) closeResources() {
+	if s.Queue != nil {
+		s.Queue.Close()
+		s.Queue = nil
+	}
 	if s.Store != nil {
 		s.Store.Close()
 	}
