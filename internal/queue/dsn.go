@@ -314,7 +314,7 @@ func (q *Queue) composeDSN(m msgRow, owed []noticeRow) ([]byte, error) {
 		if n.host != "" {
 			crlf("Remote-MTA: dns; %s", oneLine(n.host))
 			if n.code > 0 {
-				crlf("Diagnostic-Code: smtp; %s", oneLine(strings.TrimSpace(fmt.Sprintf("%d %s %s", n.code, n.enhanced, n.text))))
+				crlf("Diagnostic-Code: smtp; %s", oneLine(replyText(n.code, n.enhanced, n.text)))
 			}
 		} else if n.text != "" {
 			crlf("Diagnostic-Code: X-jodmai; %s", oneLine(n.text))
@@ -448,7 +448,7 @@ func validStatus(s string, class byte) bool {
 func describe(n noticeRow) string {
 	var s string
 	if n.code > 0 {
-		s = strings.TrimSpace(fmt.Sprintf("%d %s %s", n.code, n.enhanced, n.text))
+		s = replyText(n.code, n.enhanced, n.text)
 	} else {
 		s = n.text
 	}
@@ -468,4 +468,15 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// replyText joins an SMTP reply's parts, skipping empty ones.
+func replyText(code int, enhanced, text string) string {
+	parts := []string{fmt.Sprint(code)}
+	for _, p := range []string{enhanced, strings.TrimSpace(text)} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, " ")
 }
