@@ -826,3 +826,57 @@ func TestAddRefuses(t *testing.T) {
 		t.Errorf("refused Add left %+v", ms)
 	}
 }
+
+// brokenLocal fails every local delivery.
+type brokenLocal struct{ Local }
+
+func (brokenLocal) Deliver(context.Context, *blob.Temp, []store.Target) error {
+	return errors.New("store unavailable")
+}
+
+// TestOwedNoticeSurvives: a DSN that cannot be filed stays owed (the
+// message stays queued) and goes out on the next sweep, once.
+func TestOwedNoticeSurvives(t *testing.T) {
+	f := setup(t, nil)
+	real := f.q.opts.Local
+	f.q.opts.Local = brokenLocal{real}
+	f.rem.set(answer(noUser))
+	id := f.add(Envelope{From: alice, Recipients: rcpts("bob@remote.test")})
+	f.runDue()
+	m, err := f.q.Show(ctx, id)
+	if err != nil || m.Recipients[0].State != Failed || m.Recipients[0].Notice != "failed" {
+		t.Fatalf("after a failed DSN: %+v, %v", m, err)
+	}
+	if n := len(f.inbox(alice)); n != 0 {
+		t.Fatalf("alice has %d messages", n)
+	}
+	f.q.opts.Local = real
+	f.q.sendOwedNotices(ctx)
+	f.q.sendOwedNotices(ctx)
+	if n := len(f.inbox(alice)); n != 1 {
+		t.Fatalf("alice has %d DSNs, want 1", n)
+	}
+	if ms := f.list(); len(ms) != 0 {
+		t.Errorf("queue not empty: %+v", ms)
+	}
+	if n := len(f.rem.sent()); n != 1 {
+		t.Errorf("%d attempts, want 1", n)
+	}
+}
+
+func TestMissingBodyBacksOff(t *testing.T) {
+	f := setup(t, nil)
+	id := f.add(Envelope{From: alice, Recipients: rcpts("bob@remote.test")})
+	if err := os.Remove(f.q.bodies.Path(id)); err != nil {
+		t.Fatal(err)
+	}
+	f.runDue()
+	f.runDue()
+	m, err := f.q.Show(ctx, id)
+	if err != nil || m.Recipients[0].Attempts != 1 || m.Recipients[0].State != Pending || m.Recipients[0].Code != 451 {
+		t.Fatalf("after a lost body: %+v, %v", m, err)
+	}
+	if n := len(f.rem.sent()); n != 0 {
+		t.Errorf("%d attempts reached the remote", n)
+	}
+}

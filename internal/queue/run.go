@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -156,20 +157,23 @@ func (q *Queue) startDue(ctx context.Context) error {
 }
 
 func (q *Queue) runJob(ctx context.Context, j *job) {
-	defer func() {
-		q.mu.Lock()
-		delete(q.inflight, j.key)
-		q.perDomain[j.key.domain]--
-		if q.perDomain[j.key.domain] == 0 {
-			delete(q.perDomain, j.key.domain)
-		}
-		q.running--
-		q.mu.Unlock()
-		q.jobs.Done()
-		q.Wake()
-	}()
-	if err := q.attempt(ctx, j); err != nil && ctx.Err() == nil {
+	err := q.attempt(ctx, j)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
 		q.log.Error("queue: delivery attempt", "id", j.key.msg, "domain", j.key.domain, "err", err)
+	}
+	q.mu.Lock()
+	delete(q.inflight, j.key)
+	q.perDomain[j.key.domain]--
+	if q.perDomain[j.key.domain] == 0 {
+		delete(q.perDomain, j.key.domain)
+	}
+	q.running--
+	q.mu.Unlock()
+	q.jobs.Done()
+	if err == nil {
+		// Capacity is free: look for more at once. After an error, the
+		// next poll retries, so a persistent error cannot spin.
+		q.Wake()
 	}
 }
 
@@ -181,7 +185,17 @@ func (q *Queue) attempt(ctx context.Context, j *job) error {
 	}
 	f, err := q.bodies.Open(m.id)
 	if err != nil {
-		return err
+		// Lost body (damage outside our control): count it as a failed
+		// attempt, so it backs off and finally bounces.
+		q.log.Error("queue: message body missing", "id", m.id, "err", err)
+		fail := make([]remote.Result, len(j.rcpts))
+		for i, r := range j.rcpts {
+			fail[i] = remote.Result{Addr: r.addr, Code: 451, Enhanced: "4.3.0", Text: "message body unreadable at the sending server"}
+		}
+		if err := q.record(context.WithoutCancel(ctx), m, j, fail, false); err != nil {
+			return err
+		}
+		return q.notices(context.WithoutCancel(ctx), m.id)
 	}
 	defer f.Close()
 	rm := &remote.Message{
