@@ -24,6 +24,7 @@ type noticeRow struct {
 	state, code          int
 	enhanced, text, host string
 	lastAttempt          time.Time
+	expired              bool
 	notice               string // failed, delayed, relayed
 }
 
@@ -69,7 +70,7 @@ func (q *Queue) notices(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	rows, err := q.db.R.QueryContext(ctx, `SELECT id, addr, notify, orcpt, state, code, enhanced, text, host, last_attempt, notice
+	rows, err := q.db.R.QueryContext(ctx, `SELECT id, addr, notify, orcpt, state, code, enhanced, text, host, last_attempt, notice, expired
 		FROM rcpt WHERE msg = ? AND notice != '' ORDER BY id`, id)
 	if err != nil {
 		return fmt.Errorf("owed notices: %w", err)
@@ -78,7 +79,7 @@ func (q *Queue) notices(ctx context.Context, id string) error {
 	for rows.Next() {
 		var n noticeRow
 		var last int64
-		if err := rows.Scan(&n.id, &n.addr, &n.notify, &n.orcpt, &n.state, &n.code, &n.enhanced, &n.text, &n.host, &last, &n.notice); err != nil {
+		if err := rows.Scan(&n.id, &n.addr, &n.notify, &n.orcpt, &n.state, &n.code, &n.enhanced, &n.text, &n.host, &last, &n.notice, &n.expired); err != nil {
 			rows.Close()
 			return fmt.Errorf("owed notices: %w", err)
 		}
@@ -234,7 +235,7 @@ func (q *Queue) composeDSN(m msgRow, owed []noticeRow) ([]byte, error) {
 	}
 	utf8 := !isASCII(m.sender)
 	for _, n := range owed {
-		if !isASCII(n.addr) || !isASCII(n.orcpt) {
+		if !isASCII(n.addr) || !isASCII(n.orcpt) || !isASCII(n.text) {
 			utf8 = true
 		}
 	}
@@ -259,7 +260,9 @@ func (q *Queue) composeDSN(m msgRow, owed []noticeRow) ([]byte, error) {
 	// The human-readable part (RFC 3462 §2: first).
 	crlf("--%s", boundary)
 	crlf("Content-Type: text/plain; charset=utf-8")
-	crlf("Content-Transfer-Encoding: 8bit")
+	if utf8 {
+		crlf("Content-Transfer-Encoding: 8bit")
+	}
 	crlf("")
 	crlf("This is the mail system at host %s.", host)
 	crlf("")
@@ -413,14 +416,14 @@ func statusOf(n noticeRow) string {
 		}
 		return "4.0.0"
 	}
+	if n.expired {
+		// RFC 3463: delivery time expired.
+		return "4.4.7"
+	}
 	if validStatus(n.enhanced, '5') {
 		return n.enhanced
 	}
-	if n.code/100 == 5 {
-		return "5.0.0"
-	}
-	// Failed after temporary errors only: the message expired.
-	return "4.4.7"
+	return "5.0.0"
 }
 
 func validStatus(s string, class byte) bool {
@@ -455,7 +458,7 @@ func describe(n noticeRow) string {
 	if n.host != "" && s != "" {
 		s = "host " + n.host + " said: " + s
 	}
-	if n.notice == "failed" && statusOf(n) == "4.4.7" {
+	if n.notice == "failed" && n.expired {
 		s = "gave up: message too old; last error: " + s
 	}
 	return oneLine(s)

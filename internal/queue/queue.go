@@ -162,7 +162,8 @@ var migrations = []string{
 		text TEXT NOT NULL DEFAULT '',
 		host TEXT NOT NULL DEFAULT '',
 		warned INTEGER NOT NULL DEFAULT 0,
-		notice TEXT NOT NULL DEFAULT ''
+		notice TEXT NOT NULL DEFAULT '',
+		expired INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE INDEX rcpt_msg ON rcpt(msg);
 	CREATE INDEX rcpt_due ON rcpt(next_attempt) WHERE state = 0;

@@ -880,3 +880,24 @@ func TestMissingBodyBacksOff(t *testing.T) {
 		t.Errorf("%d attempts reached the remote", n)
 	}
 }
+
+func TestStatusOf(t *testing.T) {
+	for _, tc := range []struct {
+		n    noticeRow
+		want string
+	}{
+		{noticeRow{notice: "failed", code: 550, enhanced: "5.1.1"}, "5.1.1"},
+		{noticeRow{notice: "failed", code: 556, enhanced: "5.1.10"}, "5.1.10"},
+		{noticeRow{notice: "failed", code: 554}, "5.0.0"},
+		{noticeRow{notice: "failed", code: 0, text: "null MX"}, "5.0.0"},
+		{noticeRow{notice: "failed", code: 451, enhanced: "4.3.0", expired: true}, "4.4.7"},
+		{noticeRow{notice: "failed", code: 550, enhanced: "bogus"}, "5.0.0"},
+		{noticeRow{notice: "delayed", code: 421, enhanced: "4.7.0"}, "4.7.0"},
+		{noticeRow{notice: "delayed", code: 0}, "4.0.0"},
+		{noticeRow{notice: "relayed", code: 250}, "2.0.0"},
+	} {
+		if got := statusOf(tc.n); got != tc.want {
+			t.Errorf("statusOf(%+v) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}

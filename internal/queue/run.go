@@ -259,6 +259,7 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 				notice  string
 				next    = now
 				warned  bool
+				expired bool
 				outcome string
 			)
 			switch {
@@ -273,7 +274,7 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 					notice = "failed"
 				}
 			case age >= q.policy.MaxAge:
-				state, outcome = stateFailed, "expired"
+				state, outcome, expired = stateFailed, "expired", true
 				if m.sender != "" && wants(r.notify, "FAILURE") {
 					notice = "failed"
 				}
@@ -291,10 +292,10 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 			er, err := tx.ExecContext(ctx, `UPDATE rcpt SET state = ?, attempts = ?, next_attempt = ?, last_attempt = ?,
 				code = ?, enhanced = ?, text = ?, host = ?,
 				notice = CASE WHEN ? != '' THEN ? WHEN ? AND warned = 0 THEN 'delayed' ELSE notice END,
-				warned = CASE WHEN ? THEN 1 ELSE warned END
+				warned = CASE WHEN ? THEN 1 ELSE warned END, expired = ?
 				WHERE id = ? AND state = 0`,
 				state, attempts, next.UnixMilli(), now.UnixMilli(), res.Code, res.Enhanced, oneLine(res.Text), res.Host,
-				notice, notice, warned, warned, r.id)
+				notice, notice, warned, warned, expired, r.id)
 			if err != nil {
 				return fmt.Errorf("record result: %w", err)
 			}
