@@ -67,6 +67,7 @@ func TestQueueCommands(t *testing.T) {
 		t.Errorf("after hold:\n%s", out)
 	}
 	show := jodmai(t, dir, "", "queue", "show", id).ok(t).stdout
+	t.Logf("queue list:\n%s\nqueue show:\n%s", out, show)
 	for _, want := range []string{"ID:", id, "From:", "alice@example.org", "Flags:", "held", "Recipient:", "bob@remote.test", "notify=FAILURE", "Next attempt:"} {
 		if !strings.Contains(show, want) {
 			t.Errorf("queue show lacks %q:\n%s", want, show)
