@@ -118,6 +118,7 @@ type Queue struct {
 	log    *slog.Logger
 	now    func() time.Time
 	wake   chan struct{}
+	maxDue int // maxDue; tests lower it
 
 	mu        sync.Mutex
 	inflight  map[jobKey]bool
@@ -196,7 +197,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	q := &Queue{
 		db: db, bodies: bodies, tmp: tmp, opts: opts, policy: withDefaults(opts.Policy),
-		log: opts.Log, now: opts.Now, wake: make(chan struct{}, 1),
+		log: opts.Log, now: opts.Now, wake: make(chan struct{}, 1), maxDue: maxDue,
 		inflight: map[jobKey]bool{}, perDomain: map[string]int{},
 	}
 	if q.log == nil {

@@ -901,3 +901,41 @@ func TestStatusOf(t *testing.T) {
 		}
 	}
 }
+
+// TestCappedDomainDoesNotStarveOthers: a backlog for a domain at its cap
+// does not hide other domains' due mail.
+func TestCappedDomainDoesNotStarveOthers(t *testing.T) {
+	f := setup(t, func(o *Options) { o.Policy.MaxPerDomain = 1 })
+	f.q.maxDue = 2
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	defer open()
+	f.rem.set(func(m *remote.Message) []remote.Result {
+		if m.Domain == "a.test" {
+			<-gate
+		}
+		return answer(ok)(m)
+	})
+	for i := 0; i < 3; i++ {
+		f.add(Envelope{From: alice, Recipients: rcpts(fmt.Sprintf("u%d@a.test", i))})
+	}
+	f.clk.advance(time.Second)
+	f.add(Envelope{From: alice, Recipients: rcpts("v@b.test")})
+	if err := f.q.startDue(ctx); err != nil { // starts one a.test
+		t.Fatal(err)
+	}
+	if err := f.q.startDue(ctx); err != nil { // must reach b.test
+		t.Fatal(err)
+	}
+	waitFor(t, "b.test attempted", func() bool {
+		for _, c := range f.rem.sent() {
+			if c.domain == "b.test" {
+				return true
+			}
+		}
+		return false
+	})
+	open()
+	f.q.jobs.Wait()
+}

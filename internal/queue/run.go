@@ -108,10 +108,30 @@ func (q *Queue) nextDue(ctx context.Context) (time.Time, bool, error) {
 // startDue starts an attempt for each due (message, domain) not already in
 // progress, within the concurrency limits.
 func (q *Queue) startDue(ctx context.Context) error {
+	// Domains at their cap are left out of the query, so a backlog for
+	// one domain cannot hide due mail for others behind maxDue.
+	args := []any{q.now().UnixMilli()}
+	skip := ""
+	q.mu.Lock()
+	if q.running >= q.policy.MaxConcurrency {
+		q.mu.Unlock()
+		return nil
+	}
+	for d, n := range q.perDomain {
+		if n >= q.policy.MaxPerDomain {
+			skip += ",?"
+			args = append(args, d)
+		}
+	}
+	q.mu.Unlock()
+	if skip != "" {
+		skip = "AND r.domain NOT IN (" + skip[1:] + ")"
+	}
+	args = append(args, q.maxDue)
 	rows, err := q.db.R.QueryContext(ctx, `SELECT r.id, r.msg, r.domain, r.addr, r.notify, r.orcpt, r.attempts
 		FROM rcpt r JOIN msg m ON m.id = r.msg
-		WHERE r.state = 0 AND m.held = 0 AND r.next_attempt <= ?
-		ORDER BY r.next_attempt, r.id LIMIT ?`, q.now().UnixMilli(), maxDue)
+		WHERE r.state = 0 AND m.held = 0 AND r.next_attempt <= ? `+skip+`
+		ORDER BY r.next_attempt, r.id LIMIT ?`, args...)
 	if err != nil {
 		return fmt.Errorf("due recipients: %w", err)
 	}
