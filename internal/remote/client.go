@@ -56,6 +56,13 @@ type Client struct {
 	// FetchPolicy fetches MTA-STS policies; nil fetches them over HTTPS
 	// (port 443, names resolved through Resolver).
 	FetchPolicy PolicyFetcher
+	// SourceIP, if set, is the local address connections come from (the
+	// config's [remote] source_ip).
+	SourceIP net.IP
+	// RelayHost, "host:port", sends every message there (a smarthost)
+	// instead of to the destination's MX hosts; MTA-STS and DANE do not
+	// apply, TLS is opportunistic.
+	RelayHost string
 	// Log gets one line per attempt per host; nil discards.
 	Log *slog.Logger
 
@@ -104,6 +111,8 @@ type dest struct {
 	expandedAuthentic bool
 	enforceMTASTS     bool
 	dialed            map[string][]net.IP
+	// port is the port to connect to: the relay host's or Client.Port.
+	port int
 }
 
 // local builds the Result for a failure decided here rather than by a
@@ -148,13 +157,24 @@ func (c *Client) Deliver(ctx context.Context, m *Message) []Result {
 		return results
 	}
 
-	policy := c.policy(ctx, log, domain)
-	d := &dest{domain: domain, ehlo: ehlo, dialed: map[string][]net.IP{}}
-	d.enforceMTASTS = policy != nil && policy.Mode == mtasts.ModeEnforce
-
+	d := &dest{domain: domain, ehlo: ehlo, dialed: map[string][]net.IP{}, port: c.port()}
+	var policy *mtasts.Policy
 	var hosts []dns.IPDomain
 	var permanent bool
-	d.haveMX, d.origAuthentic, d.expandedAuthentic, d.expanded, hosts, permanent, err = smtpclient.GatherDestinations(ctx, log, c.Resolver, dns.IPDomain{Domain: domain})
+	if c.RelayHost != "" {
+		relay, port, err := parseRelayHost(c.RelayHost)
+		if err != nil {
+			set(all, local(451, "4.3.5", err.Error()))
+			return results
+		}
+		// A relay host stands for the MX: its name not resolving is not
+		// the destination domain's fault.
+		d.haveMX, d.port, hosts = true, port, []dns.IPDomain{relay}
+	} else {
+		policy = c.policy(ctx, log, domain)
+		d.enforceMTASTS = policy != nil && policy.Mode == mtasts.ModeEnforce
+		d.haveMX, d.origAuthentic, d.expandedAuthentic, d.expanded, hosts, permanent, err = smtpclient.GatherDestinations(ctx, log, c.Resolver, dns.IPDomain{Domain: domain})
+	}
 	if err != nil {
 		switch {
 		case permanent && strings.Contains(err.Error(), "single dot"):
@@ -326,7 +346,11 @@ func (c *Client) deliverHost(ctx context.Context, log *slog.Logger, m *Message, 
 // an opportunistic TLS failure to retry without TLS.
 func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *dest, host dns.IPDomain, ips []net.IP, mode smtpclient.TLSMode, tlsPKIX bool, daneRecords []adns.TLSA, tlsNames []dns.Domain, pending []int, decided []bool, set func([]int, Result), ipStr, tlsVersion *string, attemptErr *error) (again, tryNext bool) {
 	dctx, dcancel := context.WithTimeout(ctx, c.connectTimeout()*time.Duration(len(ips)))
-	conn, ip, err := smtpclient.Dial(dctx, log, &net.Dialer{}, host, ips, c.port(), d.dialed, nil)
+	var localIPs []net.IP // mox uses the one of the remote address's family
+	if c.SourceIP != nil {
+		localIPs = []net.IP{c.SourceIP}
+	}
+	conn, ip, err := smtpclient.Dial(dctx, log, &net.Dialer{}, host, ips, d.port, d.dialed, localIPs)
 	dcancel()
 	if err != nil {
 		*attemptErr = err
@@ -541,4 +565,25 @@ func (c *Client) logAttempt(log *slog.Logger, domain, host, ip, tlsVersion strin
 		attrs = append(attrs, slog.Any("err", err))
 	}
 	log.Info("remote delivery attempt", attrs...)
+}
+
+// parseRelayHost parses a relay host "host:port"; host is a name or an IP
+// address.
+func parseRelayHost(hostport string) (dns.IPDomain, int, error) {
+	h, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return dns.IPDomain{}, 0, fmt.Errorf("relay host %q: %w", hostport, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port > 65535 {
+		return dns.IPDomain{}, 0, fmt.Errorf("relay host %q: bad port", hostport)
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		return dns.IPDomain{IP: ip}, port, nil
+	}
+	d, err := dns.ParseDomain(h)
+	if err != nil {
+		return dns.IPDomain{}, 0, fmt.Errorf("relay host %q: %w", hostport, err)
+	}
+	return dns.IPDomain{Domain: d}, port, nil
 }

@@ -27,7 +27,6 @@ import (
 	"github.com/mjl-/mox/smtpclient"
 
 	"github.com/jodmai/jodmai/internal/resolver"
-	"github.com/jodmai/jodmai/internal/testenv"
 	"github.com/jodmai/jodmai/internal/testenv/dnstest"
 )
 
@@ -603,60 +602,6 @@ func TestContextBoundsSession(t *testing.T) {
 	}
 	if r.Delivered || r.Permanent || r.Code/100 != 4 {
 		t.Fatalf("got %+v, want temporary", r)
-	}
-}
-
-// TestToJodmai delivers a DKIM-signed message to a real jodmai's MX
-// listener; the stored message still verifies.
-func TestToJodmai(t *testing.T) {
-	env := testenv.Start(t)
-	env.AddUser(t, "bob@example.org", "secret-password-1")
-	_, p, _ := net.SplitHostPort(env.Addr("smtp"))
-	port, _ := strconv.Atoi(p)
-	d := dnstest.Start(t)
-	d.SetMX("example.org", dnstest.MX{Pref: 10, Host: "mail.example.org"})
-	d.SetA("mail.example.org", "127.0.0.1")
-	c, lb := newClient(t, d.Addr(), port)
-
-	keyDir := t.TempDir()
-	keys, err := Keygen(keyDir, "a.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer := &Signer{Dir: keyDir}
-	sig, err := signer.Sign(io.NewSectionReader(strings.NewReader(testBody), 0, int64(len(testBody))))
-	if err != nil || sig == nil {
-		t.Fatalf("sign: %q %v", sig, err)
-	}
-
-	m := msgTo("bob@example.org", "nosuchuser@example.org")
-	m.Domain = "example.org"
-	m.Header = sig
-	res := deliver(t, c, m)
-	if !res[0].Delivered {
-		t.Fatalf("bob: %+v", res[0])
-	}
-	if res[1].Delivered || !res[1].Permanent || res[1].Code != 550 {
-		t.Fatalf("nosuchuser: %+v", res[1])
-	}
-	if !strings.Contains(lb.String(), "tls=\"TLS 1.3\"") {
-		t.Errorf("not over TLS:\n%s", lb.String())
-	}
-	inbox := env.Inbox(t, "bob@example.org")
-	if len(inbox) != 1 {
-		t.Fatalf("inbox has %d messages", len(inbox))
-	}
-	if want := string(sig) + testBody; !bytes.HasSuffix(inbox[0].Body, []byte(want)) {
-		t.Fatalf("stored message does not end with header+body:\n%s", inbox[0].Body)
-	}
-	results := verify(t, keys, inbox[0].Body)
-	if len(results) != 2 {
-		t.Fatalf("%d DKIM results", len(results))
-	}
-	for _, r := range results {
-		if r.Status != "pass" {
-			t.Fatalf("stored message: DKIM %s: %v", r.Status, r.Err)
-		}
 	}
 }
 

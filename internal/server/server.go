@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/mjl-/mox/dns"
 
@@ -29,6 +30,8 @@ import (
 	"github.com/jodmai/jodmai/internal/listen"
 	"github.com/jodmai/jodmai/internal/msgauth"
 	"github.com/jodmai/jodmai/internal/pop3d"
+	"github.com/jodmai/jodmai/internal/queue"
+	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/resolver"
 	"github.com/jodmai/jodmai/internal/smtpd"
 	"github.com/jodmai/jodmai/internal/store"
@@ -50,11 +53,17 @@ type Server struct {
 	Auth *auth.Authenticator
 	// TLS holds the certificate.
 	TLS *tlscert.Manager
+	// Queue is the outbound queue (DATA/queue).
+	Queue *queue.Queue
 
 	limiter *listen.Limiter
 	deliver *deliver.Deliverer
 	// verifier checks mail on the MX listener; nil when [msgauth] is off.
 	verifier *msgauth.Verifier
+	// queueStop ends the queue's scheduler; queueDone closes when it has
+	// returned. Both nil until Start.
+	queueStop context.CancelFunc
+	queueDone chan struct{}
 
 	mu        sync.Mutex
 	addrs     map[string]net.Addr
@@ -83,6 +92,10 @@ type Options struct {
 	// Resolver replaces the DNS resolver built from [dns] for the checks
 	// of inbound mail (msgauth).
 	Resolver dns.Resolver
+	// Remote replaces the outbound SMTP client (tests give a fake).
+	Remote remote.Deliverer
+	// QueueNow replaces the queue's clock (tests).
+	QueueNow func() time.Time
 }
 
 // New opens the data directory and builds the components. It does not
@@ -132,6 +145,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	s.limiter = listen.NewLimiter(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
 	s.deliver = &deliver.Deliverer{Users: s.Users, Store: s.Store}
 	if s.verifier, err = newVerifier(cfg, log, opts.Resolver); err != nil {
+		return nil, err
+	}
+	var rd remote.Deliverer = opts.Remote
+	if rd == nil {
+		rd = newRemote(cfg, log)
+	}
+	s.Queue, err = queue.Open(filepath.Join(cfg.Data, "queue"), queue.Options{
+		Policy: cfg.Queue, Hostname: cfg.Hostname, Log: log.With("component", "queue"),
+		Remote: rd, Local: s.deliver, Now: opts.QueueNow,
+		Signer: &remote.Signer{Dir: cfg.Data, Log: log.With("component", "dkim")},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Queue.Sweep(ctx); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -223,7 +251,7 @@ func (s *Server) Start() error {
 				TLSConfig: tlsConf, ImplicitTLS: implicit,
 				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
 				Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
-				Log: s.log.With("proto", name), Verifier: verifier,
+				Log: s.log.With("proto", name), Verifier: verifier, Queue: s.Queue,
 			}
 		}
 	}
@@ -280,7 +308,43 @@ func (s *Server) Start() error {
 		}()
 		s.log.Info("listening", "listener", sp.key, "addr", inner.Addr().String())
 	}
+	s.startQueue()
 	return nil
+}
+
+// startQueue runs the outbound queue's scheduler until Shutdown.
+func (s *Server) startQueue() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queueDone != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.queueStop, s.queueDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.queueDone)
+		if err := s.Queue.Run(ctx); err != nil {
+			s.log.Error("queue stopped", "err", err)
+		}
+	}()
+}
+
+// newRemote builds the outbound SMTP client from [dns] and [remote].
+func newRemote(cfg *config.Config, log *slog.Logger) *remote.Client {
+	rlog := log.With("component", "remote")
+	helo := cfg.Remote.HELO
+	if helo == "" {
+		helo = cfg.Hostname
+	}
+	return &remote.Client{
+		Resolver:       resolver.New(cfg.DNS.Resolver, rlog),
+		Hostname:       helo,
+		Port:           cfg.Remote.Port,
+		ConnectTimeout: cfg.Remote.ConnectTimeout,
+		SourceIP:       net.ParseIP(cfg.Remote.SourceIP),
+		RelayHost:      cfg.Remote.RelayHost,
+		Log:            rlog,
+	}
 }
 
 func isClosed(err error) bool {
@@ -323,6 +387,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	s.closeListeners()
 	s.wg.Wait()
+	// No session adds to the queue any more: stop its scheduler (attempts
+	// in progress are cut; their deliveries so far are recorded).
+	s.mu.Lock()
+	stop, done := s.queueStop, s.queueDone
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
 	s.closeResources()
 	return errors.Join(errs...)
 }
@@ -338,6 +411,10 @@ func (s *Server) closeListeners() {
 }
 
 func (s *Server) closeResources() {
+	if s.Queue != nil {
+		s.Queue.Close()
+		s.Queue = nil
+	}
 	if s.Store != nil {
 		s.Store.Close()
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/queue"
+	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -40,12 +42,13 @@ func (s *session) Data(r io.Reader) error {
 	tx := s.tx
 	tx.rcpts = append([]string(nil), tx.rcpts...)
 	tx.targets = append([]store.Target(nil), tx.targets...)
+	tx.remote = append([]remote.Recipient(nil), tx.remote...)
 	acc := s.account
 	log := s.log
 	s.mu.Unlock()
 	_, isBDAT := r.(*io.PipeReader)
 
-	if len(tx.targets) == 0 {
+	if len(tx.targets) == 0 && len(tx.remote) == 0 {
 		// go-smtp only calls Data after an accepted RCPT; a Reset racing
 		// a BDAT could get here.
 		drain(r)
@@ -129,14 +132,33 @@ func (s *session) Data(r io.Reader) error {
 	if body, tx.targets, err = s.authenticate(ma, body, trace, tx, log); err != nil {
 		return err
 	}
-	if err := s.srv.Deliverer.Deliver(s.ctx, body, tx.targets); err != nil {
-		log.Error("message not delivered: store", "err", err, "size", body.Size)
-		return errStoreTemp
+	if len(tx.targets) > 0 {
+		if err := s.srv.Deliverer.Deliver(s.ctx, body, tx.targets); err != nil {
+			log.Error("message not delivered: store", "err", err, "size", body.Size)
+			return errStoreTemp
+		}
+	}
+	if len(tx.remote) > 0 {
+		// After the local copies: the queue has the rest before the 250.
+		env := queue.Envelope{
+			ID: id, From: tx.from, Recipients: tx.remote, EnvID: tx.envid, Ret: tx.ret,
+			SMTPUTF8: tx.utf8, Has8bit: tx.body8bit, RequireTLS: tx.requireTLS,
+		}
+		if acc != nil && s.srv.Mode == ModeSubmission {
+			env.Sign = true
+			env.Account = acc.Address
+		}
+		if _, err := s.srv.Queue.Add(s.ctx, body, env); err != nil {
+			// A retry by the client duplicates the local copies, if
+			// any; better than losing the remote ones.
+			log.Error("message not queued", "err", err, "size", body.Size, "local_copies", len(tx.targets))
+			return errStoreTemp
+		}
 	}
 	s.conn.countMessage()
 	// The operator's line: the account, when authenticated, comes with
 	// the session's logger.
-	log.Info("message received", "from", tx.from, "rcpts", len(tx.rcpts), "mailboxes", len(tx.targets),
+	log.Info("message received", "from", tx.from, "rcpts", len(tx.rcpts), "mailboxes", len(tx.targets), "queued", len(tx.remote),
 		"size", size, "stored_size", body.Size, "tls", s.tlsVersion(), "chunking", isBDAT)
 	// RFC 5321 §4.2.5: this reply means the message is safe.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}

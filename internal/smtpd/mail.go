@@ -35,6 +35,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		return reply(530, 5, 7, 0, "Authentication required")
 	}
+	if opts != nil && opts.RequireTLS && !s.isTLS() {
+		// RFC 8689 §4.1: REQUIRETLS only on a TLS session.
+		return reply(530, 5, 7, 10, "REQUIRETLS needs a TLS session")
+	}
 	if from != "" && !validPath(from) {
 		return reply(501, 5, 1, 7, "Bad sender address syntax")
 	}
@@ -53,7 +57,15 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	// accepts MAIL FROM:<> from an authenticated user too; the session log
 	// names the account.
 	s.mu.Lock()
-	s.tx = transaction{open: true, from: from, helo: s.sc.Hostname(), utf8: opts != nil && opts.UTF8, seen: map[int64]bool{}}
+	tx := transaction{open: true, from: from, helo: s.sc.Hostname(), seen: map[int64]bool{}, seenRemote: map[string]bool{}}
+	if opts != nil {
+		tx.utf8 = opts.UTF8
+		tx.envid = opts.EnvelopeID
+		tx.ret = string(opts.Return)
+		tx.requireTLS = opts.RequireTLS
+		tx.body8bit = opts.Body == smtp.Body8BitMIME
+	}
+	s.tx = tx
 	s.mu.Unlock()
 	s.startRDNS()
 	return nil

@@ -29,8 +29,8 @@ func TestEHLOCapabilities(t *testing.T) {
 			if caps["SIZE"] != strconv.Itoa(50<<20) {
 				t.Errorf("SIZE %q, want %d", caps["SIZE"], 50<<20)
 			}
-			if _, ok := caps["DSN"]; ok {
-				t.Errorf("EHLO offers DSN, which is not honoured")
+			if _, ok := caps["DSN"]; !ok {
+				t.Errorf("EHLO lacks DSN (the server has a queue): %v", caps)
 			}
 			mechs, ok := caps["AUTH"]
 			if ok != tc.auth {
@@ -155,8 +155,6 @@ func TestMXRefusals(t *testing.T) {
 	c.cmd("RCPT TO:<chain0@example.org>", 550, "5.4.6")
 	// Loopback is not trusted for relay.
 	c.cmd("RCPT TO:<victim@elsewhere.example>", 554, "5.7.1 Relay access denied")
-	c.cmd("RCPT TO:<fwd@example.org>", 451, "4.4.0")
-	c.cmd("RCPT TO:<mixed@example.org>", 451, "4.4.0")
 	c.cmd("RCPT TO:<not an address>", 501, "")
 	c.cmd("RCPT TO:<a@bad_domain!>", 501, "5.1.3")
 	c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXBhc3N3b3JkLTE=", 502, "")

@@ -2,10 +2,13 @@ package smtpd
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/emersion/go-smtp"
 
 	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/queue"
+	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
 
@@ -22,7 +25,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if !open {
 		return reply(503, 5, 5, 1, "Send MAIL first")
 	}
-	err := s.addRecipient(to)
+	err := s.addRecipient(to, opts)
 	if err == nil {
 		return nil
 	}
@@ -41,17 +44,24 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	return err
 }
 
-// addRecipient resolves to and adds its local mailboxes to the
-// transaction, or returns the reply refusing it.
-func (s *session) addRecipient(to string) error {
+// addRecipient resolves to and adds its local mailboxes and its remote
+// addresses to the transaction, or returns the reply refusing it.
+func (s *session) addRecipient(to string, opts *smtp.RcptOptions) error {
 	res, err := s.srv.Deliverer.Resolve(s.ctx, to)
+	var remotes []remote.Recipient
 	switch {
 	case err == nil && len(res.Remote) > 0:
-		// An alias that forwards off-site. Delivering only its local part
-		// would drop the rest silently: defer the whole recipient until
-		// the outbound queue exists.
-		s.logger().Info("recipient deferred: forwards to remote addresses", "rcpt", to, "remote", len(res.Remote))
-		return errNeedsOutbound(to)
+		// An alias that forwards off-site: its remote targets go to the
+		// queue, with the alias as their original recipient. Without a
+		// queue, delivering only its local part would drop the rest
+		// silently: defer the whole recipient.
+		if s.srv.Queue == nil {
+			s.logger().Info("recipient deferred: forwards to remote addresses", "rcpt", to, "remote", len(res.Remote))
+			return errNeedsOutbound(to)
+		}
+		for _, a := range res.Remote {
+			remotes = append(remotes, rcptParams(a, to, opts))
+		}
 	case err == nil && len(res.Local) == 0:
 		return reply(550, 5, 1, 1, "Recipient address rejected: no such user")
 	case err == nil:
@@ -60,7 +70,14 @@ func (s *session) addRecipient(to string) error {
 			// Never an open relay, whoever connects (loopback included).
 			return reply(554, 5, 7, 1, "Relay access denied")
 		}
-		return errNeedsOutbound(to)
+		if s.srv.Queue == nil {
+			return errNeedsOutbound(to)
+		}
+		// Submission: Mail has required AUTH.
+		if !validPath(to) {
+			return reply(501, 5, 1, 3, "Bad recipient address syntax")
+		}
+		remotes = append(remotes, rcptParams(to, to, opts))
 	case errors.Is(err, deliver.ErrNoSuchUser):
 		return reply(550, 5, 1, 1, "Recipient address rejected: no such user")
 	case errors.Is(err, deliver.ErrOverQuota):
@@ -89,12 +106,53 @@ func (s *session) addRecipient(to string) error {
 			s.tx.targets = append(s.tx.targets, t)
 		}
 	}
+	for _, r := range remotes {
+		if k := strings.ToLower(r.Addr); !s.tx.seenRemote[k] {
+			s.tx.seenRemote[k] = true
+			s.tx.remote = append(s.tx.remote, r)
+		}
+	}
 	return nil
 }
 
-// errNeedsOutbound refuses, for now, a recipient that needs delivery to
-// another server: the outbound queue does not exist yet. 451 makes the
-// sender keep the message and retry; never a silent drop.
+// rcptParams makes the queue's recipient addr, reached through the RCPT
+// TO address to, with the RFC 3461 parameters of that RCPT. An alias
+// expansion without ORCPT gets the alias as its original recipient (RFC
+// 3461 §6.2.7), so the sender can tell a DSN about it.
+func rcptParams(addr, to string, opts *smtp.RcptOptions) remote.Recipient {
+	r := remote.Recipient{Addr: addr}
+	if opts != nil {
+		var notify []string
+		for _, n := range opts.Notify {
+			notify = append(notify, strings.ToUpper(string(n)))
+		}
+		r.Notify = strings.Join(notify, ",")
+		if opts.OriginalRecipient != "" {
+			r.ORcpt = queue.FormatORcpt(string(opts.OriginalRecipientType), opts.OriginalRecipient)
+		}
+	}
+	if r.ORcpt == "" && addr != to {
+		typ := "rfc822"
+		if !isASCII(to) {
+			typ = "utf-8"
+		}
+		r.ORcpt = queue.FormatORcpt(typ, to)
+	}
+	return r
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// errNeedsOutbound refuses a recipient that needs delivery to another
+// server when there is no outbound queue. 451 makes the sender keep the
+// message and retry; never a silent drop.
 func errNeedsOutbound(to string) error {
-	return reply(451, 4, 4, 0, "<"+to+">: delivery to remote addresses is not available yet, try again later")
+	return reply(451, 4, 4, 0, "<"+to+">: delivery to remote addresses is not available, try again later")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/jodmai/jodmai/internal/auth"
+	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
@@ -58,6 +59,16 @@ type transaction struct {
 	// recipients (an account reached twice gets one copy).
 	targets []store.Target
 	seen    map[int64]bool
+
+	// remote are the recipients for the outbound queue, with their DSN
+	// parameters, each address once (seenRemote: lowercased).
+	remote     []remote.Recipient
+	seenRemote map[string]bool
+	// RFC 3461 ENVID and RET, RFC 8689 REQUIRETLS, RFC 6152 BODY=8BITMIME
+	// from MAIL, for the queue.
+	envid, ret string
+	requireTLS bool
+	body8bit   bool
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {

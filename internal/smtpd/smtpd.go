@@ -13,8 +13,10 @@
 //     our authserv-id are removed (authres.go).
 //   - Never an open relay: a recipient outside the local domains is refused
 //     on MX (554 5.7.1) whoever the client is, loopback included. Mail to
-//     remote addresses (submission, or aliases that forward) waits for the
-//     outbound queue and is refused with 451 4.4.0 until then.
+//     remote addresses (authenticated submission, or aliases that forward
+//     off-site) goes to the outbound queue (Server.Queue); the 250 comes
+//     after the local copies are durable and the queue has taken the rest.
+//     Without a Queue such recipients are refused with 451 4.4.0.
 //   - Plaintext credentials (AUTH PLAIN, LOGIN) only over TLS or from
 //     loopback (auth.PlaintextAllowed).
 //   - Shutdown tells idle sessions 421 4.3.2; a message being received is
@@ -40,8 +42,10 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/jodmai/jodmai/internal/auth"
+	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/deliver"
 	"github.com/jodmai/jodmai/internal/msgauth"
+	"github.com/jodmai/jodmai/internal/queue"
 )
 
 // Mode is the role of a Server.
@@ -87,6 +91,12 @@ const maxBadRecipients = 20
 // their connections because its context ended.
 const forceGrace = 2 * time.Second
 
+// Enqueuer takes a message for delivery to other servers: it returns once
+// the message is durable in the outbound queue.
+type Enqueuer interface {
+	Add(ctx context.Context, body *blob.Temp, env queue.Envelope) (string, error)
+}
+
 // Server is an SMTP server. Exported fields are its configuration; do not
 // change them after Serve.
 type Server struct {
@@ -120,6 +130,10 @@ type Server struct {
 	// Authentication-Results field (authres.go); nil: no checks, no
 	// field. Ignored on submission.
 	Verifier *msgauth.Verifier
+	// Queue takes the messages for remote recipients; *queue.Queue
+	// implements it. Nil: remote recipients get 451 4.4.0, and DSN is not
+	// offered.
+	Queue Enqueuer
 
 	initOnce sync.Once
 	initErr  error
@@ -170,6 +184,11 @@ func (s *Server) init() error {
 		// Auth).
 		gs.AllowInsecureAuth = true
 		gs.EnableSMTPUTF8 = true
+		// RFC 3461 parameters are kept for queued recipients and their
+		// DSNs; RFC 8689 REQUIRETLS (go-smtp offers it on TLS sessions
+		// only; Mail refuses it without TLS) is passed on to the queue.
+		gs.EnableDSN = s.Queue != nil
+		gs.EnableREQUIRETLS = s.Queue != nil && (s.TLSConfig != nil || s.ImplicitTLS)
 		gs.ErrorLog = errorLog{s.log}
 		if !s.ImplicitTLS {
 			// With ImplicitTLS go-smtp sees our wrapper, not a *tls.Conn,

@@ -162,14 +162,19 @@ func TestSubmissionSenderOwnership(t *testing.T) {
 	}
 }
 
+// TestSubmissionRemoteRecipient: without an outbound queue, a remote
+// recipient is deferred, never dropped (queue_test.go has the queue).
 func TestSubmissionRemoteRecipient(t *testing.T) {
 	env := newEnv(t)
-	c := dial(t, env.Addr("submission"))
-	c.ehlo()
+	h := newHarness(t, env, smtpd.ModeSubmission, nil)
+	c := dial(t, h.addr)
+	if _, ok := c.ehlo()["DSN"]; ok {
+		t.Errorf("DSN offered without a queue")
+	}
 	c.authPlain(alice, alicePass, 235, "")
 	c.cmd("MAIL FROM:<alice@example.org>", 250, "")
 	msg := c.cmd("RCPT TO:<friend@remote.example>", 451, "4.4.0")
-	if !strings.Contains(msg, "not available yet") {
+	if !strings.Contains(msg, "not available") {
 		t.Errorf("451 text does not explain: %q", msg)
 	}
 	c.cmd("RCPT TO:<nobody@example.org>", 550, "5.1.1")

@@ -20,6 +20,8 @@ import (
 
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/config"
+	"github.com/jodmai/jodmai/internal/queue"
+	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/server"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
@@ -39,6 +41,8 @@ type Env struct {
 	Users *userdb.DB
 	// Store is the server's mail store.
 	Store *store.Store
+	// Queue is the server's outbound queue.
+	Queue *queue.Queue
 	// DataDir is the temporary data directory.
 	DataDir string
 	// Config is the configuration the server runs with.
@@ -60,6 +64,11 @@ type Options struct {
 	DataDir string
 	// Log shows the server's logs in the test output.
 	Log bool
+	// Remote replaces the outbound SMTP client (a fake that records what
+	// the queue sends). Nil: the server's default.
+	Remote remote.Deliverer
+	// QueueNow replaces the queue's clock.
+	QueueNow func() time.Time
 }
 
 // FastAuthPolicy throttles failed logins by milliseconds, so tests with bad
@@ -97,7 +106,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 		policy = *opts.AuthPolicy
 	}
 	ctx := context.Background()
-	srv, err := server.New(ctx, cfg, log, server.Options{AuthPolicy: &policy})
+	srv, err := server.New(ctx, cfg, log, server.Options{AuthPolicy: &policy, Remote: opts.Remote, QueueNow: opts.QueueNow})
 	if err != nil {
 		t.Fatalf("testenv: new server: %v", err)
 	}
@@ -110,7 +119,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 		srv.Shutdown(ctx)
 		t.Fatalf("testenv: start: %v", err)
 	}
-	env := &Env{Server: srv, Users: srv.Users, Store: srv.Store, DataDir: dir, Config: cfg, Hostname: Hostname, t: t}
+	env := &Env{Server: srv, Users: srv.Users, Store: srv.Store, Queue: srv.Queue, DataDir: dir, Config: cfg, Hostname: Hostname, t: t}
 	t.Cleanup(env.Stop)
 	return env
 }

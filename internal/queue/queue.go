@@ -1,0 +1,419 @@
+// Package queue is the durable outbound queue: messages for recipients on
+// other mail servers wait here until internal/remote has delivered them, a
+// permanent failure bounces them, or they grow too old.
+//
+// Layout under its directory (DATA/queue): queue.db (SQLite: one msg row per
+// message, one rcpt row per recipient with its state) and msg/, a blob.Dir
+// of bodies named by message id, plus tmp/ for bounces being written.
+//
+// Invariants:
+//   - Add returns only when the body is linked (file and directory fsynced)
+//     and the rows are committed (synchronous=FULL): a 250 given after Add
+//     survives kill -9.
+//   - Every delivery attempt's per-recipient results are recorded in one
+//     transaction. A recipient once recorded delivered or failed is never
+//     attempted again (updates only touch pending rows).
+//   - A DSN owed to the sender is recorded in the same transaction as the
+//     result that caused it (rcpt.notice), and cleared only after the DSN
+//     itself is durable (delivered locally or queued): a crash in between
+//     sends it again at the next start, never loses it.
+//   - A message's row and body go when no recipient is pending and no DSN
+//     is owed.
+//   - The operator commands (List, Show, Retry, Hold, Release, Delete,
+//     Flush) only change rows; a running scheduler notices within
+//     pollInterval, so the CLI works beside the server.
+package queue
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/config"
+	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/remote"
+	"github.com/jodmai/jodmai/internal/sqlite"
+	"github.com/jodmai/jodmai/internal/store"
+)
+
+// ErrNotFound is returned for an unknown message id.
+var ErrNotFound = errors.New("queue: no such message")
+
+// Local files bounces for local senders into their mailboxes;
+// *deliver.Deliverer implements it.
+type Local interface {
+	Resolve(ctx context.Context, addr string) (deliver.Resolution, error)
+	Deliver(ctx context.Context, body *blob.Temp, targets []store.Target) error
+}
+
+// Signer computes a DKIM-Signature header field for a message. It returns
+// a nil header (and no error) when it has no key for the message's From
+// domain.
+type Signer interface {
+	Sign(r io.Reader) (header []byte, err error)
+}
+
+// Options configure a Queue. Only Policy matters to the operator commands;
+// Run needs Remote, and Local for bounces to local senders.
+type Options struct {
+	// Policy is the retry, expiry and concurrency policy. Zero fields take
+	// config defaults.
+	Policy config.Queue
+	// Hostname names this MTA in DSNs (Reporting-MTA, MAILER-DAEMON@).
+	Hostname string
+	// Log receives the queue's logs; nil discards.
+	Log *slog.Logger
+	// Remote makes delivery attempts.
+	Remote remote.Deliverer
+	// Local delivers bounces to local senders; nil: every bounce is
+	// queued for remote delivery.
+	Local Local
+	// Signer DKIM-signs messages added with Envelope.Sign; nil: none.
+	Signer Signer
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+	// Jitter returns a number in [0, 1) that spreads retries; nil: random.
+	Jitter func() float64
+}
+
+// Envelope is what Add needs besides the body.
+type Envelope struct {
+	// ID is the message id to use (a blob id, so logs of the receiving
+	// session and of the queue agree); "" makes a new one.
+	ID string
+	// From is the reverse path; "" is the null sender.
+	From string
+	// Recipients are the remote recipients with their DSN parameters.
+	Recipients []remote.Recipient
+	// EnvID and Ret are the RFC 3461 MAIL parameters ("FULL", "HDRS", "").
+	EnvID, Ret string
+	// SMTPUTF8, Has8bit and RequireTLS: see remote.Message. Has8bit is
+	// also detected from the body.
+	SMTPUTF8, Has8bit, RequireTLS bool
+	// Sign asks for a DKIM signature (authenticated submission), computed
+	// once here.
+	Sign bool
+	// Account is the authenticated account that sent it, for the
+	// operator; "" when relayed (alias forwarding).
+	Account string
+}
+
+// Queue is the outbound queue.
+type Queue struct {
+	db     *sqlite.DB
+	bodies *blob.Dir
+	tmp    string
+	opts   Options
+	policy config.Queue
+	log    *slog.Logger
+	now    func() time.Time
+	wake   chan struct{}
+	maxDue int // maxDue; tests lower it
+
+	mu        sync.Mutex
+	inflight  map[jobKey]bool
+	perDomain map[string]int
+	running   int
+	jobs      sync.WaitGroup
+
+	// noticeMu serialises DSN generation and message removal, so two
+	// attempts finishing together never send one notice twice.
+	noticeMu sync.Mutex
+}
+
+var migrations = []string{
+	`CREATE TABLE msg (
+		id TEXT PRIMARY KEY,
+		sender TEXT NOT NULL,
+		account TEXT NOT NULL DEFAULT '',
+		envid TEXT NOT NULL DEFAULT '',
+		ret TEXT NOT NULL DEFAULT '',
+		smtputf8 INTEGER NOT NULL DEFAULT 0,
+		has8bit INTEGER NOT NULL DEFAULT 0,
+		requiretls INTEGER NOT NULL DEFAULT 0,
+		dkim BLOB,
+		body_offset INTEGER NOT NULL DEFAULT 0,
+		size INTEGER NOT NULL,
+		created INTEGER NOT NULL,
+		held INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE rcpt (
+		id INTEGER PRIMARY KEY,
+		msg TEXT NOT NULL REFERENCES msg(id) ON DELETE CASCADE,
+		addr TEXT NOT NULL,
+		domain TEXT NOT NULL,
+		notify TEXT NOT NULL DEFAULT '',
+		orcpt TEXT NOT NULL DEFAULT '',
+		state INTEGER NOT NULL DEFAULT 0,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_attempt INTEGER NOT NULL,
+		last_attempt INTEGER NOT NULL DEFAULT 0,
+		code INTEGER NOT NULL DEFAULT 0,
+		enhanced TEXT NOT NULL DEFAULT '',
+		text TEXT NOT NULL DEFAULT '',
+		host TEXT NOT NULL DEFAULT '',
+		warned INTEGER NOT NULL DEFAULT 0,
+		notice TEXT NOT NULL DEFAULT '',
+		expired INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX rcpt_msg ON rcpt(msg);
+	CREATE INDEX rcpt_due ON rcpt(next_attempt) WHERE state = 0;
+	CREATE INDEX rcpt_notice ON rcpt(msg) WHERE notice != '';`,
+}
+
+// Recipient states in rcpt.state.
+const (
+	statePending   = 0
+	stateDelivered = 1
+	stateFailed    = 2
+)
+
+// Open opens (creating) the queue in dir.
+func Open(dir string, opts Options) (*Queue, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create queue dir: %w", err)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("create queue tmp dir: %w", err)
+	}
+	bodies, err := blob.NewDir(filepath.Join(dir, "msg"))
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "queue.db"), migrations)
+	if err != nil {
+		return nil, fmt.Errorf("open queue: %w", err)
+	}
+	q := &Queue{
+		db: db, bodies: bodies, tmp: tmp, opts: opts, policy: withDefaults(opts.Policy),
+		log: opts.Log, now: opts.Now, wake: make(chan struct{}, 1), maxDue: maxDue,
+		inflight: map[jobKey]bool{}, perDomain: map[string]int{},
+	}
+	if q.log == nil {
+		q.log = slog.New(slog.DiscardHandler)
+	}
+	if q.now == nil {
+		q.now = time.Now
+	}
+	if q.opts.Hostname == "" {
+		q.opts.Hostname = "localhost"
+	}
+	return q, nil
+}
+
+func withDefaults(p config.Queue) config.Queue {
+	if p.MaxAge <= 0 {
+		p.MaxAge = 120 * time.Hour
+	}
+	if p.RetryMin <= 0 {
+		p.RetryMin = time.Minute
+	}
+	if p.RetryMax <= 0 {
+		p.RetryMax = 4 * time.Hour
+	}
+	if p.RetryMax < p.RetryMin {
+		p.RetryMax = p.RetryMin
+	}
+	if p.MaxConcurrency <= 0 {
+		p.MaxConcurrency = 64
+	}
+	if p.MaxPerDomain <= 0 {
+		p.MaxPerDomain = 4
+	}
+	return p
+}
+
+// Close closes the database. Call it after Run has returned.
+func (q *Queue) Close() error {
+	q.jobs.Wait()
+	return q.db.Close()
+}
+
+// Sweep removes bodies no message references and leftover temporary files
+// (crash leftovers). Only the server calls it, before Run and before any
+// Add: a body being added has no row yet.
+func (q *Queue) Sweep(ctx context.Context) error {
+	ents, err := os.ReadDir(q.tmp)
+	if err != nil {
+		return fmt.Errorf("sweep queue tmp: %w", err)
+	}
+	for _, e := range ents {
+		os.RemoveAll(filepath.Join(q.tmp, e.Name()))
+	}
+	known := map[string]bool{}
+	rows, err := q.db.R.QueryContext(ctx, `SELECT id FROM msg`)
+	if err != nil {
+		return fmt.Errorf("sweep queue: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("sweep queue: %w", err)
+		}
+		known[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sweep queue: %w", err)
+	}
+	var orphans []string
+	if err := q.bodies.Walk(func(id string, _ int64) error {
+		if !known[id] {
+			orphans = append(orphans, id)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, id := range orphans {
+		q.bodies.Remove(id)
+	}
+	if len(orphans) > 0 {
+		q.log.Info("queue sweep: removed orphan bodies", "count", len(orphans))
+	}
+	return nil
+}
+
+// Add queues body for env's recipients. It returns when the message is
+// durable. The caller still owns body (and removes its temporary name).
+func (q *Queue) Add(ctx context.Context, body *blob.Temp, env Envelope) (string, error) {
+	if len(env.Recipients) == 0 {
+		return "", errors.New("queue: no recipients")
+	}
+	for _, r := range env.Recipients {
+		if domainOf(r.Addr) == "" {
+			return "", fmt.Errorf("queue: bad recipient address %q", r.Addr)
+		}
+	}
+	id := env.ID
+	if id == "" {
+		id = blob.NewID()
+	} else if !blob.ValidID(id) {
+		return "", fmt.Errorf("queue: invalid id %q", id)
+	}
+	offset, has8bit, err := inspectBody(body)
+	if err != nil {
+		return "", err
+	}
+	has8bit = has8bit || env.Has8bit
+	var dkim []byte
+	if env.Sign && q.opts.Signer != nil {
+		f, err := body.Open()
+		if err != nil {
+			return "", fmt.Errorf("queue: open body for signing: %w", err)
+		}
+		dkim, err = q.opts.Signer.Sign(io.NewSectionReader(f, offset, body.Size-offset))
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("queue: dkim sign: %w", err)
+		}
+	}
+	if err := q.bodies.Link(body, id); err != nil {
+		return "", fmt.Errorf("queue: %w", err)
+	}
+	now := q.now()
+	err = q.db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO msg (id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, env.From, env.Account, env.EnvID, strings.ToUpper(env.Ret), env.SMTPUTF8, has8bit, env.RequireTLS, dkim, offset, body.Size, now.UnixMilli()); err != nil {
+			return fmt.Errorf("insert message: %w", err)
+		}
+		for _, r := range env.Recipients {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rcpt (msg, addr, domain, notify, orcpt, next_attempt) VALUES (?, ?, ?, ?, ?, ?)`,
+				id, r.Addr, domainOf(r.Addr), strings.ToUpper(r.Notify), r.ORcpt, now.UnixMilli()); err != nil {
+				return fmt.Errorf("insert recipient: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		q.bodies.Remove(id)
+		return "", fmt.Errorf("queue: add %s: %w", id, err)
+	}
+	q.log.Info("queued", "id", id, "from", env.From, "rcpts", len(env.Recipients), "size", body.Size-offset,
+		"account", env.Account, "dkim", dkim != nil)
+	q.Wake()
+	return id, nil
+}
+
+// Wake makes the scheduler look for due work at once.
+func (q *Queue) Wake() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// inspectBody finds the length of a leading Return-Path field (RFC 5321
+// §4.4: added at final delivery, never relayed; smtpd writes one first) and
+// whether the body has 8-bit bytes.
+func inspectBody(body *blob.Temp) (offset int64, has8bit bool, err error) {
+	f, err := body.Open()
+	if err != nil {
+		return 0, false, fmt.Errorf("queue: open body: %w", err)
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	head, _ := br.Peek(4096)
+	offset = returnPathLen(head)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, false, fmt.Errorf("queue: read body: %w", err)
+	}
+	br.Reset(f)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := br.Read(buf)
+		for _, c := range buf[:n] {
+			if c >= 0x80 {
+				return offset, true, nil
+			}
+		}
+		if err == io.EOF {
+			return offset, false, nil
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("queue: read body: %w", err)
+		}
+	}
+}
+
+// returnPathLen returns the length of a Return-Path field at the start of
+// head, folded lines included, or 0.
+func returnPathLen(head []byte) int64 {
+	const name = "return-path:"
+	if len(head) < len(name) || !strings.EqualFold(string(head[:len(name)]), name) {
+		return 0
+	}
+	i := 0
+	for {
+		j := strings.Index(string(head[i:]), "\r\n")
+		if j < 0 {
+			return 0
+		}
+		i += j + 2
+		if i >= len(head) || (head[i] != ' ' && head[i] != '\t') {
+			return int64(i)
+		}
+	}
+}
+
+// domainOf returns the lowercased domain of addr, "" if it has none.
+func domainOf(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i <= 0 || i == len(addr)-1 {
+		return ""
+	}
+	return strings.ToLower(addr[i+1:])
+}

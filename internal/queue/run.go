@@ -1,0 +1,407 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/jodmai/jodmai/internal/remote"
+)
+
+// pollInterval is the longest the scheduler sleeps: changes made by the
+// operator commands in another process are seen within it.
+const pollInterval = time.Second
+
+// noticeSweepInterval is how often owed DSNs that could not be sent right
+// after their attempt (a store error, a crash) are tried again.
+const noticeSweepInterval = time.Minute
+
+// attemptTimeout bounds one delivery attempt (every MX host of a domain).
+const attemptTimeout = 30 * time.Minute
+
+// maxDue bounds the recipients one scheduling pass reads.
+const maxDue = 1000
+
+// jobKey names one delivery attempt: a message's recipients at a domain.
+type jobKey struct{ msg, domain string }
+
+type job struct {
+	key   jobKey
+	rcpts []rcptRow
+}
+
+type rcptRow struct {
+	id       int64
+	addr     string
+	notify   string
+	orcpt    string
+	attempts int
+}
+
+// msgRow is the part of a msg row an attempt and a DSN need.
+type msgRow struct {
+	id, sender, account, envid, ret string
+	smtputf8, has8bit, requiretls   bool
+	dkim                            []byte
+	offset, size                    int64
+	created                         time.Time
+}
+
+// Run schedules deliveries until ctx ends, then waits for the attempts in
+// progress (their context ends too) and returns.
+func (q *Queue) Run(ctx context.Context) error {
+	if q.opts.Remote == nil {
+		return fmt.Errorf("queue: Run without a remote.Deliverer")
+	}
+	q.sendOwedNotices(ctx)
+	lastNotices := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		if err := q.startDue(ctx); err != nil && ctx.Err() == nil {
+			q.log.Error("queue: scheduling", "err", err)
+		}
+		if time.Since(lastNotices) >= noticeSweepInterval {
+			q.sendOwedNotices(ctx)
+			lastNotices = time.Now()
+		}
+		wait := pollInterval
+		if next, ok, err := q.nextDue(ctx); err == nil && ok {
+			if d := next.Sub(q.now()); d > 0 && d < wait {
+				wait = d
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			q.jobs.Wait()
+			return nil
+		case <-q.wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// nextDue returns the earliest next attempt of a pending recipient of a
+// message not held.
+func (q *Queue) nextDue(ctx context.Context) (time.Time, bool, error) {
+	var ms sql.NullInt64
+	err := q.db.R.QueryRowContext(ctx, `SELECT MIN(r.next_attempt) FROM rcpt r JOIN msg m ON m.id = r.msg
+		WHERE r.state = 0 AND m.held = 0`).Scan(&ms)
+	if err != nil || !ms.Valid {
+		return time.Time{}, false, err
+	}
+	return time.UnixMilli(ms.Int64), true, nil
+}
+
+// startDue starts an attempt for each due (message, domain) not already in
+// progress, within the concurrency limits.
+func (q *Queue) startDue(ctx context.Context) error {
+	// Domains at their cap are left out of the query, so a backlog for
+	// one domain cannot hide due mail for others behind maxDue.
+	args := []any{q.now().UnixMilli()}
+	skip := ""
+	q.mu.Lock()
+	if q.running >= q.policy.MaxConcurrency {
+		q.mu.Unlock()
+		return nil
+	}
+	for d, n := range q.perDomain {
+		if n >= q.policy.MaxPerDomain {
+			skip += ",?"
+			args = append(args, d)
+		}
+	}
+	q.mu.Unlock()
+	if skip != "" {
+		skip = "AND r.domain NOT IN (" + skip[1:] + ")"
+	}
+	args = append(args, q.maxDue)
+	rows, err := q.db.R.QueryContext(ctx, `SELECT r.id, r.msg, r.domain, r.addr, r.notify, r.orcpt, r.attempts
+		FROM rcpt r JOIN msg m ON m.id = r.msg
+		WHERE r.state = 0 AND m.held = 0 AND r.next_attempt <= ? `+skip+`
+		ORDER BY r.next_attempt, r.id LIMIT ?`, args...)
+	if err != nil {
+		return fmt.Errorf("due recipients: %w", err)
+	}
+	var order []jobKey
+	jobs := map[jobKey]*job{}
+	for rows.Next() {
+		var r rcptRow
+		var k jobKey
+		if err := rows.Scan(&r.id, &k.msg, &k.domain, &r.addr, &r.notify, &r.orcpt, &r.attempts); err != nil {
+			rows.Close()
+			return fmt.Errorf("due recipients: %w", err)
+		}
+		j := jobs[k]
+		if j == nil {
+			j = &job{key: k}
+			jobs[k] = j
+			order = append(order, k)
+		}
+		j.rcpts = append(j.rcpts, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("due recipients: %w", err)
+	}
+	for _, k := range order {
+		q.mu.Lock()
+		if q.running >= q.policy.MaxConcurrency {
+			q.mu.Unlock()
+			break
+		}
+		if q.inflight[k] || q.perDomain[k.domain] >= q.policy.MaxPerDomain {
+			q.mu.Unlock()
+			continue
+		}
+		q.inflight[k] = true
+		q.perDomain[k.domain]++
+		q.running++
+		q.jobs.Add(1)
+		q.mu.Unlock()
+		go q.runJob(ctx, jobs[k])
+	}
+	return nil
+}
+
+func (q *Queue) runJob(ctx context.Context, j *job) {
+	err := q.attempt(ctx, j)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
+		q.log.Error("queue: delivery attempt", "id", j.key.msg, "domain", j.key.domain, "err", err)
+	}
+	q.mu.Lock()
+	delete(q.inflight, j.key)
+	q.perDomain[j.key.domain]--
+	if q.perDomain[j.key.domain] == 0 {
+		delete(q.perDomain, j.key.domain)
+	}
+	q.running--
+	q.mu.Unlock()
+	q.jobs.Done()
+	if err == nil {
+		// Capacity is free: look for more at once. After an error, the
+		// next poll retries, so a persistent error cannot spin.
+		q.Wake()
+	}
+}
+
+// attempt makes one delivery attempt and records its results.
+func (q *Queue) attempt(ctx context.Context, j *job) error {
+	m, err := q.loadMsg(ctx, j.key.msg)
+	if err != nil {
+		return err // deleted meanwhile: ErrNotFound
+	}
+	f, err := q.bodies.Open(m.id)
+	if err != nil {
+		// Lost body (damage outside our control): count it as a failed
+		// attempt, so it backs off and finally bounces.
+		q.log.Error("queue: message body missing", "id", m.id, "err", err)
+		fail := make([]remote.Result, len(j.rcpts))
+		for i, r := range j.rcpts {
+			fail[i] = remote.Result{Addr: r.addr, Code: 451, Enhanced: "4.3.0", Text: "message body unreadable at the sending server"}
+		}
+		if err := q.record(context.WithoutCancel(ctx), m, j, fail, false); err != nil {
+			return err
+		}
+		return q.notices(context.WithoutCancel(ctx), m.id)
+	}
+	defer f.Close()
+	rm := &remote.Message{
+		From: m.sender, Domain: j.key.domain, Header: m.dkim,
+		Body: io.NewSectionReader(f, m.offset, m.size-m.offset), Size: m.size - m.offset,
+		SMTPUTF8: m.smtputf8, Has8bit: m.has8bit, RequireTLS: m.requiretls, EnvID: m.envid, Ret: m.ret,
+	}
+	for _, r := range j.rcpts {
+		rm.Recipients = append(rm.Recipients, remote.Recipient{Addr: r.addr, Notify: r.notify, ORcpt: r.orcpt})
+	}
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	results := q.opts.Remote.Deliver(actx, rm)
+	cancel()
+	shutdown := ctx.Err() != nil
+	if err := q.record(context.WithoutCancel(ctx), m, j, results, shutdown); err != nil {
+		return err
+	}
+	return q.notices(context.WithoutCancel(ctx), m.id)
+}
+
+// resultFor finds the result for recipient i: by position, as the
+// Deliverer contract says, else by address.
+func resultFor(results []remote.Result, i int, addr string) (remote.Result, bool) {
+	if i < len(results) && results[i].Addr == addr {
+		return results[i], true
+	}
+	for _, r := range results {
+		if r.Addr == addr {
+			return r, true
+		}
+	}
+	return remote.Result{}, false
+}
+
+// record stores the results of an attempt in one transaction. When the
+// attempt was cut by shutdown, only deliveries are recorded: the others
+// are tried again as they were, without counting an attempt.
+func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.Result, shutdown bool) error {
+	now := q.now()
+	age := now.Sub(m.created)
+	type logLine struct {
+		r       rcptRow
+		res     remote.Result
+		outcome string
+		next    time.Time
+	}
+	var lines []logLine
+	err := q.db.Tx(ctx, func(tx *sql.Tx) error {
+		lines = lines[:0]
+		for i, r := range j.rcpts {
+			res, ok := resultFor(results, i, r.addr)
+			if !ok {
+				res = remote.Result{Addr: r.addr, Code: 451, Enhanced: "4.3.0", Text: "no result from the delivery attempt"}
+			}
+			if shutdown && !res.Delivered {
+				continue
+			}
+			attempts := r.attempts + 1
+			var (
+				state   = statePending
+				notice  string
+				next    = now
+				warned  bool
+				expired bool
+				outcome string
+			)
+			switch {
+			case res.Delivered:
+				state, outcome = stateDelivered, "delivered"
+				if m.sender != "" && wants(r.notify, "SUCCESS") {
+					notice = "relayed"
+				}
+			case res.Permanent:
+				state, outcome = stateFailed, "bounced"
+				if m.sender != "" && wants(r.notify, "FAILURE") {
+					notice = "failed"
+				}
+			case age >= q.policy.MaxAge:
+				state, outcome, expired = stateFailed, "expired", true
+				if m.sender != "" && wants(r.notify, "FAILURE") {
+					notice = "failed"
+				}
+			default:
+				outcome = "deferred"
+				next = now.Add(q.backoff(attempts))
+				if limit := m.created.Add(q.policy.MaxAge); next.After(limit) {
+					next = limit
+				}
+				if q.policy.DelayWarning > 0 && age >= q.policy.DelayWarning && m.sender != "" && wants(r.notify, "DELAY") {
+					warned = true
+				}
+			}
+			// warned: only the first time (warned = 0 in the row).
+			er, err := tx.ExecContext(ctx, `UPDATE rcpt SET state = ?, attempts = ?, next_attempt = ?, last_attempt = ?,
+				code = ?, enhanced = ?, text = ?, host = ?,
+				notice = CASE WHEN ? != '' THEN ? WHEN ? AND warned = 0 THEN 'delayed' ELSE notice END,
+				warned = CASE WHEN ? THEN 1 ELSE warned END, expired = ?
+				WHERE id = ? AND state = 0`,
+				state, attempts, next.UnixMilli(), now.UnixMilli(), res.Code, res.Enhanced, oneLine(res.Text), res.Host,
+				notice, notice, warned, warned, expired, r.id)
+			if err != nil {
+				return fmt.Errorf("record result: %w", err)
+			}
+			if n, _ := er.RowsAffected(); n == 1 {
+				lines = append(lines, logLine{r: r, res: res, outcome: outcome, next: next})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		args := []any{"id", m.id, "rcpt", l.r.addr, "domain", j.key.domain, "host", l.res.Host,
+			"code", l.res.Code, "enhanced", l.res.Enhanced, "attempt", l.r.attempts + 1, "delay", age.Round(time.Second).String(),
+			"result", l.outcome}
+		if l.outcome == "deferred" {
+			args = append(args, "next", l.next.UTC().Format(time.RFC3339))
+		}
+		if l.outcome != "delivered" {
+			args = append(args, "text", oneLine(l.res.Text))
+		}
+		q.log.Info("delivery", args...)
+	}
+	return nil
+}
+
+// backoff is the wait after the n-th failed attempt: RetryMin doubling up
+// to RetryMax, plus up to 10% jitter so retries of many messages spread.
+func (q *Queue) backoff(n int) time.Duration {
+	d := q.policy.RetryMin
+	for i := 1; i < n && d < q.policy.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, q.policy.RetryMax)
+	j := rand.Float64()
+	if q.opts.Jitter != nil {
+		j = q.opts.Jitter()
+	}
+	d += time.Duration(float64(d) * 0.1 * j)
+	return min(d, q.policy.RetryMax+q.policy.RetryMax/10)
+}
+
+// wants reports whether a NOTIFY value asks for kind (SUCCESS, FAILURE,
+// DELAY). RFC 3461 §4.1: without NOTIFY, FAILURE and DELAY (we do send
+// delay warnings then, as most MTAs do).
+func wants(notify, kind string) bool {
+	if notify == "" {
+		return kind == "FAILURE" || kind == "DELAY"
+	}
+	for _, v := range strings.Split(notify, ",") {
+		if strings.EqualFold(strings.TrimSpace(v), kind) {
+			return true
+		}
+	}
+	return false
+}
+
+// oneLine makes text safe for a log field or a DSN header field.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == '\t' {
+			return ' '
+		}
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > 900 {
+		s = s[:900]
+	}
+	return strings.TrimSpace(s)
+}
+
+func (q *Queue) loadMsg(ctx context.Context, id string) (msgRow, error) {
+	var m msgRow
+	var created int64
+	err := q.db.R.QueryRowContext(ctx, `SELECT id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created
+		FROM msg WHERE id = ?`, id).Scan(&m.id, &m.sender, &m.account, &m.envid, &m.ret, &m.smtputf8, &m.has8bit, &m.requiretls, &m.dkim, &m.offset, &m.size, &created)
+	if err == sql.ErrNoRows {
+		return m, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return m, fmt.Errorf("load message %s: %w", id, err)
+	}
+	m.created = time.UnixMilli(created)
+	return m, nil
+}
