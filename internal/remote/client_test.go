@@ -48,6 +48,8 @@ type fakeMsg struct {
 	rcpts []string
 	data  []byte
 	tls   bool
+	// remote is the client's address.
+	remote string
 }
 
 type fakeSession struct {
@@ -64,7 +66,7 @@ func (f *fake) NewSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 func (s *fakeSession) Mail(from string, opts *smtp.MailOptions) error {
-	s.msg = fakeMsg{from: from, utf8: opts != nil && opts.UTF8}
+	s.msg = fakeMsg{from: from, utf8: opts != nil && opts.UTF8, remote: s.c.Conn().RemoteAddr().String()}
 	_, s.msg.tls = s.c.TLSConnectionState()
 	return nil
 }
@@ -415,6 +417,36 @@ func TestNoMXUsesAddress(t *testing.T) {
 	c, _ := newClient(t, d.Addr(), f.port(t))
 	if r := deliver(t, c, msgTo("bob@b.test"))[0]; !r.Delivered || r.Host != "b.test" {
 		t.Fatalf("got %+v", r)
+	}
+}
+
+// TestRelayHost: with a relay host every message goes there, whatever the
+// destination's DNS says (here: nothing at all), and from SourceIP.
+func TestRelayHost(t *testing.T) {
+	f := startFake(t, fakeOpts{})
+	d := dnstest.Start(t) // knows no name
+	c, _ := newClient(t, d.Addr(), freePort(t))
+	c.RelayHost = f.addr
+	c.SourceIP = net.ParseIP("127.0.0.5")
+	r := deliver(t, c, msgTo("bob@b.test", "carol@c.test"))
+	for _, x := range r {
+		if !x.Delivered {
+			t.Fatalf("via relay host: %+v", x)
+		}
+	}
+	msgs := f.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("relay host got %d transactions, want 1", len(msgs))
+	}
+	if remote := msgs[0].remote; !strings.HasPrefix(remote, "127.0.0.5:") {
+		t.Errorf("connection came from %s, want SourceIP 127.0.0.5", remote)
+	}
+	if d.Queries() != 0 {
+		t.Errorf("%d DNS questions asked; a relay host given as an address needs none", d.Queries())
+	}
+	c.RelayHost = "127.0.0.1"
+	if r := deliver(t, c, msgTo("bob@b.test"))[0]; r.Delivered || r.Code/100 != 4 {
+		t.Errorf("relay host without a port: %+v, want a temporary failure", r)
 	}
 }
 
