@@ -14,7 +14,7 @@
 #
 # Knobs (environment): ROUNDS (2), USERS (8), CONNS (8), N (smtp messages
 # per round, 4000), SIZE (4096), IMAP_DUR (15s), IDLE_CONNS (200),
-# IDLE_DUR (5s), PROFILES ("smtp pop3 imap idle"), IMAP_ROUNDS (1: body samples per LOGIN), DOVECOT_SCHEME (doveadm pw's default), KEEP=1 keeps the temporary directory. Output: human lines,
+# IDLE_DUR (5s), PROFILES ("smtp pop3 imap idle sink relay"), IMAP_ROUNDS (1: body samples per LOGIN), DOVECOT_SCHEME (doveadm pw's default), KEEP=1 keeps the temporary directory. Output: human lines,
 # and every result as JSON lines in $OUT (default bench/results.jsonl).
 set -euo pipefail
 
@@ -27,7 +27,7 @@ IMAP_DUR=${IMAP_DUR:-15s}
 IDLE_CONNS=${IDLE_CONNS:-200}
 IDLE_DUR=${IDLE_DUR:-5s}
 IMAP_ROUNDS=${IMAP_ROUNDS:-1}
-PROFILES=${PROFILES:-smtp pop3 imap idle}
+PROFILES=${PROFILES:-smtp pop3 imap idle sink relay}
 PASS=bench-pass-$RANDOM$RANDOM
 DOMAIN=bench.example
 
@@ -37,7 +37,10 @@ WORK=$(mktemp -d /tmp/jodmai-compare.XXXXXX)
 chmod 755 "$WORK" # Dovecot's mail processes run as nobody
 
 # Ports: jodmai 12xxx, Postfix 2525, Dovecot 11xxx.
-J_SMTP=127.0.0.1:12525 J_POP3=127.0.0.1:12110 J_IMAP=127.0.0.1:12143
+J_SMTP=127.0.0.1:12525 J_POP3=127.0.0.1:12110 J_IMAP=127.0.0.1:12143 J_SUB=127.0.0.1:12587
+# The relay profile's sink (both MTAs relay to it), and the ceiling sinks.
+RELAY_SINK=127.0.0.1:12600 J_SINK=127.0.0.1:12601 PF_SINK=127.0.0.1:12602
+RELAY_DOMAIN=remote.example
 P_SMTP=127.0.0.1:2525 D_POP3=127.0.0.1:11110 D_IMAP=127.0.0.1:11143 D_LMTP=11024
 
 pids=()
@@ -86,7 +89,7 @@ hostname = "jodmai.bench.localhost"
 data = "$WORK/jodmai-data"
 [listen]
 smtp = "$J_SMTP"
-submission = ""
+submission = "$J_SUB"
 submissions = ""
 pop3 = "$J_POP3"
 pop3s = ""
@@ -95,6 +98,10 @@ imaps = ""
 [limits]
 max_connections = 20000
 max_connections_per_ip = 20000
+[remote]
+relay_host = "$RELAY_SINK"
+[msgauth]
+enabled = false
 EOF
 $J domain add --config "$WORK/jodmai.toml" "$DOMAIN" >/dev/null
 for u in "${users[@]}"; do
@@ -220,7 +227,7 @@ mydestination =
 local_recipient_maps =
 alias_maps =
 alias_database =
-relayhost =
+relayhost = [${RELAY_SINK%:*}]:${RELAY_SINK##*:}
 virtual_mailbox_domains = $DOMAIN
 virtual_mailbox_maps = inline:{ ${vmap%, } }
 virtual_transport = lmtp:inet:127.0.0.1:$D_LMTP
@@ -261,7 +268,7 @@ postfix -c "$P" start >"$WORK/postfix-start.log" 2>&1 || { cat "$WORK/postfix-st
 PF_STARTED=1
 
 # --- wait for every port ---------------------------------------------------
-for a in $J_SMTP $J_POP3 $J_IMAP $P_SMTP $D_POP3 $D_IMAP; do
+for a in $J_SMTP $J_SUB $J_POP3 $J_IMAP $P_SMTP $D_POP3 $D_IMAP; do
 	for _ in $(seq 1 100); do
 		(exec 3<>"/dev/tcp/${a%:*}/${a##*:}") 2>/dev/null && break
 		sleep 0.1
@@ -279,7 +286,7 @@ bench() { # name profile flags...: runs the load tool, records its JSON
 		[ -n "$json" ] || return 0
 	fi
 	echo "$json" | python3 -c 'import json,sys; r=json.load(sys.stdin); r["server"]=sys.argv[1]; print(json.dumps(r))' "$name" >>"$OUT"
-	echo "$json" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%-8s %-5s %s" % (sys.argv[1], r["profile"], {"smtp":"%.0f msgs/s accepted (%.0f/s delivered) p50 %.2fms p99 %.2fms" % (r["msgs_per_sec"], r.get("delivered_per_sec",0), r.get("p50_ms",0), r.get("p99_ms",0)), "pop3":"%.0f msgs/s %.1f MB/s" % (r["msgs_per_sec"], r["mb_per_sec"]), "imap":"%.0f ops/s" % r["ops_per_sec"], "idle":"%d conns, RSS %d -> %d -> %d KiB, %.1f KiB/conn, marginal %.1f KiB/conn" % (r["sessions"], r.get("rss_before_kb",0), r.get("rss_mid_kb",0), r.get("rss_after_kb",0), r.get("rss_per_conn_kb",0), r.get("rss_marginal_kb",0))}[r["profile"]]), "errors", r["errors"], r.get("verify_detail",""))' "$name"
+	echo "$json" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%-8s %-5s %s" % (sys.argv[1], r["profile"], {"smtp":"%.0f msgs/s accepted (%.0f/s delivered) p50 %.2fms p99 %.2fms" % (r["msgs_per_sec"], r.get("delivered_per_sec",0), r.get("p50_ms",0), r.get("p99_ms",0)), "pop3":"%.0f msgs/s %.1f MB/s" % (r["msgs_per_sec"], r["mb_per_sec"]), "imap":"%.0f ops/s" % r["ops_per_sec"], "relay":"%.0f msgs/s accepted, %.0f msgs/s relayed to the sink" % (r["msgs_per_sec"], r.get("delivered_per_sec",0)), "idle":"%d conns, RSS %d -> %d -> %d KiB, %.1f KiB/conn, marginal %.1f KiB/conn" % (r["sessions"], r.get("rss_before_kb",0), r.get("rss_mid_kb",0), r.get("rss_after_kb",0), r.get("rss_per_conn_kb",0), r.get("rss_marginal_kb",0))}[r["profile"]]), "errors", r["errors"], r.get("verify_detail",""))' "$name"
 }
 
 # idle: the load tool sums the RSS of the server's process tree (Dovecot
@@ -302,6 +309,32 @@ for r in $(seq 1 "$ROUNDS"); do
 	if want smtp; then
 		bench jodmai smtp --addr "$J_SMTP" -n "$N" --size "$SIZE" --verify-pop3 "$J_POP3"
 		bench postfix smtp --addr "$P_SMTP" -n "$N" --size "$SIZE" --verify-pop3 "$D_POP3" --verify-wait 5m
+	fi
+	if want sink; then
+		# The no-disk ceiling: the same SMTP load against a sink that
+		# stores nothing (ours, and Postfix's smtp-sink when installed).
+		"$J" bench --addr "$J_SINK" --duration 10m sink >/dev/null &
+		sinkpid=$!
+		pids+=("$sinkpid")
+		sleep 0.3
+		bench sink-jodmai smtp --addr "$J_SINK" -n "$N" --size "$SIZE" --users "x@$RELAY_DOMAIN"
+		kill "$sinkpid" 2>/dev/null; wait "$sinkpid" 2>/dev/null || true
+		if command -v smtp-sink >/dev/null; then
+			smtp-sink -u nobody "$PF_SINK" 256 >/dev/null 2>&1 &
+			sinkpid=$!
+			pids+=("$sinkpid")
+			sleep 0.3
+			bench smtp-sink smtp --addr "$PF_SINK" -n "$N" --size "$SIZE" --users "x@$RELAY_DOMAIN"
+			kill "$sinkpid" 2>/dev/null; wait "$sinkpid" 2>/dev/null || true
+		fi
+	fi
+	if want relay; then
+		# Outbound: submit for remote recipients; each MTA relays to the
+		# sink the profile starts (jodmai's [remote] relay_host, Postfix's
+		# relayhost), which counts every message and any duplicate.
+		rusers=$(for i in $(seq 1 "$USERS"); do printf 'r%d@%s,' "$i" "$RELAY_DOMAIN"; done)
+		bench jodmai relay --addr "$J_SUB" --user "${users[0]}" --sink "$RELAY_SINK" -n "$N" --size "$SIZE" --users "${rusers%,}" --verify-wait 5m
+		bench postfix relay --addr "$P_SMTP" --from "${users[0]}" --sink "$RELAY_SINK" -n "$N" --size "$SIZE" --users "${rusers%,}" --verify-wait 5m
 	fi
 	if want pop3; then
 		bench jodmai pop3 --addr "$J_POP3" -n "$CONNS"
@@ -330,6 +363,10 @@ for label, prof, key, ref, better in [
     ("smtp msgs/s (vs Postfix)", "smtp", "msgs_per_sec", "postfix", 1),
     ("smtp delivered/s (vs Postfix)", "smtp", "delivered_per_sec", "postfix", 1),
     ("smtp p99 ms (vs Postfix)", "smtp", "p99_ms", "postfix", -1),
+    ("smtp msgs/s (vs smtp-sink)", "smtp", "msgs_per_sec", "smtp-sink", 1),
+    ("smtp msgs/s (vs our sink)", "smtp", "msgs_per_sec", "sink-jodmai", 1),
+    ("relay accepted/s (vs Postfix)", "relay", "msgs_per_sec", "postfix", 1),
+    ("relay relayed/s (vs Postfix)", "relay", "delivered_per_sec", "postfix", 1),
     ("pop3 msgs/s (vs Dovecot)", "pop3", "msgs_per_sec", "dovecot", 1),
     ("imap ops/s (vs Dovecot)", "imap", "ops_per_sec", "dovecot", 1),
     ("idle KiB/conn (vs Dovecot)", "idle", "rss_per_conn_kb", "dovecot", -1),
