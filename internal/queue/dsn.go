@@ -333,11 +333,11 @@ func (q *Queue) composeDSN(m msgRow, owed []noticeRow) ([]byte, error) {
 
 	// The original message or its header (RFC 3461 §4.3 RET).
 	crlf("--%s", boundary)
-	f, err := q.bodies.Open(m.id)
+	f, closeBody, err := q.openBody(m)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer closeBody()
 	orig := io.NewSectionReader(f, m.offset, m.size-m.offset)
 	full := m.ret == "FULL" && orig.Size() <= maxReturnedBody
 	switch {

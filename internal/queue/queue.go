@@ -25,7 +25,7 @@
 package queue
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -129,7 +129,23 @@ type Queue struct {
 	// noticeMu serialises DSN generation and message removal, so two
 	// attempts finishing together never send one notice twice.
 	noticeMu sync.Mutex
+
+	// The group committer (commit.go).
+	writes    chan *writeReq
+	stop      chan struct{}
+	exited    chan struct{}
+	closeOnce sync.Once
+	// beforeCommit, if set (tests), runs before each group commit; its
+	// error fails the group.
+	beforeCommit func() error
+	// inlineMax: bodies up to this size are kept in the database row
+	// (msg.body), durable with the row's commit, with no file, link or
+	// directory fsync; larger ones are linked into bodies. Tests lower it.
+	inlineMax int64
 }
+
+// inlineMax is the default Queue.inlineMax.
+const inlineMax = 64 << 10
 
 var migrations = []string{
 	`CREATE TABLE msg (
@@ -169,6 +185,8 @@ var migrations = []string{
 	CREATE INDEX rcpt_msg ON rcpt(msg);
 	CREATE INDEX rcpt_due ON rcpt(next_attempt) WHERE state = 0;
 	CREATE INDEX rcpt_notice ON rcpt(msg) WHERE notice != '';`,
+	// Small bodies live in the row: durable with its commit, no file.
+	`ALTER TABLE msg ADD COLUMN body BLOB;`,
 }
 
 // Recipient states in rcpt.state.
@@ -199,7 +217,10 @@ func Open(dir string, opts Options) (*Queue, error) {
 		db: db, bodies: bodies, tmp: tmp, opts: opts, policy: withDefaults(opts.Policy),
 		log: opts.Log, now: opts.Now, wake: make(chan struct{}, 1), maxDue: maxDue,
 		inflight: map[jobKey]bool{}, perDomain: map[string]int{},
+		writes: make(chan *writeReq), stop: make(chan struct{}), exited: make(chan struct{}),
+		inlineMax: inlineMax,
 	}
+	go q.committer()
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)
 	}
@@ -237,6 +258,8 @@ func withDefaults(p config.Queue) config.Queue {
 // Close closes the database. Call it after Run has returned.
 func (q *Queue) Close() error {
 	q.jobs.Wait()
+	q.closeOnce.Do(func() { close(q.stop) })
+	<-q.exited
 	return q.db.Close()
 }
 
@@ -303,31 +326,48 @@ func (q *Queue) Add(ctx context.Context, body *blob.Temp, env Envelope) (string,
 	} else if !blob.ValidID(id) {
 		return "", fmt.Errorf("queue: invalid id %q", id)
 	}
-	offset, has8bit, err := inspectBody(body)
+	// A small body is read into the row; a larger one is linked (its
+	// own fsyncs, concurrently with other Adds) before the commit.
+	var inline []byte
+	var err error
+	if body.Size <= q.inlineMax {
+		if inline, err = readBody(body); err != nil {
+			return "", err
+		}
+	}
+	var src io.ReaderAt
+	if inline != nil {
+		src = bytes.NewReader(inline)
+	} else {
+		f, err := body.Open()
+		if err != nil {
+			return "", fmt.Errorf("queue: open body: %w", err)
+		}
+		defer f.Close()
+		src = f
+	}
+	offset, has8bit, err := inspectBody(src, body.Size)
 	if err != nil {
 		return "", err
 	}
 	has8bit = has8bit || env.Has8bit
 	var dkim []byte
 	if env.Sign && q.opts.Signer != nil {
-		f, err := body.Open()
-		if err != nil {
-			return "", fmt.Errorf("queue: open body for signing: %w", err)
-		}
-		dkim, err = q.opts.Signer.Sign(io.NewSectionReader(f, offset, body.Size-offset))
-		f.Close()
+		dkim, err = q.opts.Signer.Sign(io.NewSectionReader(src, offset, body.Size-offset))
 		if err != nil {
 			return "", fmt.Errorf("queue: dkim sign: %w", err)
 		}
 	}
-	if err := q.bodies.Link(body, id); err != nil {
-		return "", fmt.Errorf("queue: %w", err)
+	if inline == nil {
+		if err := q.bodies.Link(body, id); err != nil {
+			return "", fmt.Errorf("queue: %w", err)
+		}
 	}
 	now := q.now()
-	err = q.db.Tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO msg (id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, env.From, env.Account, env.EnvID, strings.ToUpper(env.Ret), env.SMTPUTF8, has8bit, env.RequireTLS, dkim, offset, body.Size, now.UnixMilli()); err != nil {
+	err = q.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO msg (id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created, body)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, env.From, env.Account, env.EnvID, strings.ToUpper(env.Ret), env.SMTPUTF8, has8bit, env.RequireTLS, dkim, offset, body.Size, now.UnixMilli(), inline); err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
 		for _, r := range env.Recipients {
@@ -339,12 +379,18 @@ func (q *Queue) Add(ctx context.Context, body *blob.Temp, env Envelope) (string,
 		return nil
 	})
 	if err != nil {
-		q.bodies.Remove(id)
+		if inline == nil {
+			q.bodies.Remove(id)
+		}
 		return "", fmt.Errorf("queue: add %s: %w", id, err)
 	}
 	q.log.Info("queued", "id", id, "from", env.From, "rcpts", len(env.Recipients), "size", body.Size-offset,
 		"account", env.Account, "dkim", dkim != nil)
-	q.Wake()
+	// After the commit: a worker that finishes after this check wakes
+	// the scheduler itself, and its pass sees the new rows.
+	if !q.atCap(env.Recipients) {
+		q.Wake()
+	}
 	return id, nil
 }
 
@@ -356,37 +402,45 @@ func (q *Queue) Wake() {
 	}
 }
 
-// inspectBody finds the length of a leading Return-Path field (RFC 5321
-// §4.4: added at final delivery, never relayed; smtpd writes one first) and
-// whether the body has 8-bit bytes.
-func inspectBody(body *blob.Temp) (offset int64, has8bit bool, err error) {
+// readBody reads a small body into memory.
+func readBody(body *blob.Temp) ([]byte, error) {
 	f, err := body.Open()
 	if err != nil {
-		return 0, false, fmt.Errorf("queue: open body: %w", err)
+		return nil, fmt.Errorf("queue: open body: %w", err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
-	head, _ := br.Peek(4096)
-	offset = returnPathLen(head)
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, false, fmt.Errorf("queue: read body: %w", err)
+	// Never nil, even when empty: nil means "in a file".
+	buf := make([]byte, body.Size, body.Size+1)
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, fmt.Errorf("queue: read body: %w", err)
 	}
-	br.Reset(f)
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := br.Read(buf)
+	return buf, nil
+}
+
+// inspectBody finds the length of a leading Return-Path field (RFC 5321
+// §4.4: added at final delivery, never relayed; smtpd writes one first) and
+// whether the body (size bytes of r) has 8-bit bytes.
+func inspectBody(r io.ReaderAt, size int64) (offset int64, has8bit bool, err error) {
+	buf := make([]byte, min(size, 32<<10))
+	for pos := int64(0); pos < size; {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-pos)], pos)
+		if pos == 0 {
+			offset = returnPathLen(buf[:min(n, 4096)])
+		}
 		for _, c := range buf[:n] {
 			if c >= 0x80 {
 				return offset, true, nil
 			}
 		}
-		if err == io.EOF {
-			return offset, false, nil
+		pos += int64(n)
+		if err == io.EOF && pos >= size {
+			break
 		}
 		if err != nil {
 			return 0, false, fmt.Errorf("queue: read body: %w", err)
 		}
 	}
+	return offset, false, nil
 }
 
 // returnPathLen returns the length of a Return-Path field at the start of

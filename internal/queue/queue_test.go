@@ -682,8 +682,19 @@ func TestOperatorCommands(t *testing.T) {
 	}
 }
 
+// TestReopenResumes: for a body in a file and one in the row.
 func TestReopenResumes(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		inlineMax int64
+	}{{"file", 0}, {"inline", inlineMax}} {
+		t.Run(tc.name, func(t *testing.T) { testReopenResumes(t, tc.inlineMax) })
+	}
+}
+
+func testReopenResumes(t *testing.T, inlineMax int64) {
 	f := setup(t, nil)
+	f.q.inlineMax = inlineMax
 	f.rem.set(func(m *remote.Message) []remote.Result {
 		if m.Domain == "a.test" {
 			return answer(ok)(m)
@@ -708,8 +719,8 @@ func TestReopenResumes(t *testing.T) {
 	if _, err := os.Stat(f.q.bodies.Path(orphan)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("orphan body survived Sweep")
 	}
-	if _, err := os.Stat(f.q.bodies.Path(id)); err != nil {
-		t.Errorf("queued body lost at Sweep: %v", err)
+	if _, err := os.Stat(f.q.bodies.Path(id)); (err != nil) != (inlineMax > 0) {
+		t.Errorf("queued body file after Sweep: %v (inline max %d)", err, inlineMax)
 	}
 	f.clk.advance(time.Hour)
 	f.runDue()
@@ -866,6 +877,7 @@ func TestOwedNoticeSurvives(t *testing.T) {
 
 func TestMissingBodyBacksOff(t *testing.T) {
 	f := setup(t, nil)
+	f.q.inlineMax = 0
 	id := f.add(Envelope{From: alice, Recipients: rcpts("bob@remote.test")})
 	if err := os.Remove(f.q.bodies.Path(id)); err != nil {
 		t.Fatal(err)

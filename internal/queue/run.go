@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -27,6 +28,10 @@ const attemptTimeout = 30 * time.Minute
 // maxDue bounds the recipients one scheduling pass reads.
 const maxDue = 1000
 
+// maxWorkerJobs bounds the (message, domain) attempts one worker makes in
+// a row before the scheduler looks again.
+const maxWorkerJobs = 32
+
 // jobKey names one delivery attempt: a message's recipients at a domain.
 type jobKey struct{ msg, domain string }
 
@@ -48,6 +53,7 @@ type msgRow struct {
 	id, sender, account, envid, ret string
 	smtputf8, has8bit, requiretls   bool
 	dkim                            []byte
+	body                            []byte // the body when in the row, else nil
 	offset, size                    int64
 	created                         time.Time
 }
@@ -156,45 +162,108 @@ func (q *Queue) startDue(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("due recipients: %w", err)
 	}
+	// Group the jobs by domain, in due order, and hand each domain's to
+	// as many workers as its free slots allow: a worker delivers its
+	// jobs one after the other (remote.Client reuses the connection), so
+	// a busy domain costs one scheduling pass per chunk of jobs, not one
+	// per message.
+	var domains []string
+	byDomain := map[string][]*job{}
 	for _, k := range order {
-		q.mu.Lock()
-		if q.running >= q.policy.MaxConcurrency {
-			q.mu.Unlock()
-			break
+		if byDomain[k.domain] == nil {
+			domains = append(domains, k.domain)
 		}
-		if q.inflight[k] || q.perDomain[k.domain] >= q.policy.MaxPerDomain {
+		byDomain[k.domain] = append(byDomain[k.domain], jobs[k])
+	}
+	for _, d := range domains {
+		q.mu.Lock()
+		var todo []*job
+		for _, j := range byDomain[d] {
+			if !q.inflight[j.key] {
+				todo = append(todo, j)
+			}
+		}
+		free := min(q.policy.MaxPerDomain-q.perDomain[d], q.policy.MaxConcurrency-q.running)
+		if free <= 0 || len(todo) == 0 {
 			q.mu.Unlock()
 			continue
 		}
-		q.inflight[k] = true
-		q.perDomain[k.domain]++
-		q.running++
-		q.jobs.Add(1)
+		workers := min(free, len(todo))
+		per := min((len(todo)+workers-1)/workers, maxWorkerJobs)
+		for w := 0; w < workers && len(todo) > 0; w++ {
+			n := min(per, len(todo))
+			chunk := todo[:n:n]
+			todo = todo[n:]
+			for _, j := range chunk {
+				q.inflight[j.key] = true
+			}
+			q.perDomain[d]++
+			q.running++
+			q.jobs.Add(1)
+			go q.runWorker(ctx, d, chunk)
+		}
 		q.mu.Unlock()
-		go q.runJob(ctx, jobs[k])
 	}
 	return nil
 }
 
-func (q *Queue) runJob(ctx context.Context, j *job) {
-	err := q.attempt(ctx, j)
-	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
-		q.log.Error("queue: delivery attempt", "id", j.key.msg, "domain", j.key.domain, "err", err)
+// runWorker makes the attempts of jobs, all at domain, one after the
+// other.
+func (q *Queue) runWorker(ctx context.Context, domain string, jobs []*job) {
+	failed := false
+	for i, j := range jobs {
+		var err error
+		if ctx.Err() == nil {
+			err = q.attempt(ctx, j)
+		}
+		if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
+			q.log.Error("queue: delivery attempt", "id", j.key.msg, "domain", j.key.domain, "err", err)
+			failed = true
+		}
+		q.mu.Lock()
+		delete(q.inflight, j.key)
+		if failed {
+			// A local error (the database): leave the rest to the
+			// next poll rather than fail them all now.
+			for _, r := range jobs[i+1:] {
+				delete(q.inflight, r.key)
+			}
+		}
+		q.mu.Unlock()
+		if failed {
+			break
+		}
 	}
 	q.mu.Lock()
-	delete(q.inflight, j.key)
-	q.perDomain[j.key.domain]--
-	if q.perDomain[j.key.domain] == 0 {
-		delete(q.perDomain, j.key.domain)
+	q.perDomain[domain]--
+	if q.perDomain[domain] <= 0 {
+		delete(q.perDomain, domain)
 	}
 	q.running--
 	q.mu.Unlock()
 	q.jobs.Done()
-	if err == nil {
+	if !failed {
 		// Capacity is free: look for more at once. After an error, the
 		// next poll retries, so a persistent error cannot spin.
 		q.Wake()
 	}
+}
+
+// atCap reports whether every domain of rcpts has all its delivery slots
+// busy (or the queue all of its): a worker finishing wakes the scheduler
+// then, so Add need not.
+func (q *Queue) atCap(rcpts []remote.Recipient) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.running >= q.policy.MaxConcurrency {
+		return true
+	}
+	for _, r := range rcpts {
+		if q.perDomain[domainOf(r.Addr)] < q.policy.MaxPerDomain {
+			return false
+		}
+	}
+	return true
 }
 
 // attempt makes one delivery attempt and records its results.
@@ -203,7 +272,7 @@ func (q *Queue) attempt(ctx context.Context, j *job) error {
 	if err != nil {
 		return err // deleted meanwhile: ErrNotFound
 	}
-	f, err := q.bodies.Open(m.id)
+	f, closeBody, err := q.openBody(m)
 	if err != nil {
 		// Lost body (damage outside our control): count it as a failed
 		// attempt, so it backs off and finally bounces.
@@ -212,12 +281,9 @@ func (q *Queue) attempt(ctx context.Context, j *job) error {
 		for i, r := range j.rcpts {
 			fail[i] = remote.Result{Addr: r.addr, Code: 451, Enhanced: "4.3.0", Text: "message body unreadable at the sending server"}
 		}
-		if err := q.record(context.WithoutCancel(ctx), m, j, fail, false); err != nil {
-			return err
-		}
-		return q.notices(context.WithoutCancel(ctx), m.id)
+		return q.recordAndNotify(ctx, m, j, fail, false)
 	}
-	defer f.Close()
+	defer closeBody()
 	rm := &remote.Message{
 		From: m.sender, Domain: j.key.domain, Header: m.dkim,
 		Body: io.NewSectionReader(f, m.offset, m.size-m.offset), Size: m.size - m.offset,
@@ -229,11 +295,26 @@ func (q *Queue) attempt(ctx context.Context, j *job) error {
 	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	results := q.opts.Remote.Deliver(actx, rm)
 	cancel()
-	shutdown := ctx.Err() != nil
-	if err := q.record(context.WithoutCancel(ctx), m, j, results, shutdown); err != nil {
+	return q.recordAndNotify(ctx, m, j, results, ctx.Err() != nil)
+}
+
+// recordAndNotify records results, and then sends the DSNs the message
+// owes, if any.
+func (q *Queue) recordAndNotify(ctx context.Context, m msgRow, j *job, results []remote.Result, shutdown bool) error {
+	ctx = context.WithoutCancel(ctx)
+	removed, owed, err := q.record(ctx, m, j, results, shutdown)
+	if err != nil {
 		return err
 	}
-	return q.notices(context.WithoutCancel(ctx), m.id)
+	if removed {
+		q.removeBody(m)
+		q.log.Debug("queue: message done", "id", m.id)
+		return nil
+	}
+	if owed {
+		return q.notices(ctx, m.id)
+	}
+	return nil
 }
 
 // resultFor finds the result for recipient i: by position, as the
@@ -250,10 +331,13 @@ func resultFor(results []remote.Result, i int, addr string) (remote.Result, bool
 	return remote.Result{}, false
 }
 
-// record stores the results of an attempt in one transaction. When the
-// attempt was cut by shutdown, only deliveries are recorded: the others
-// are tried again as they were, without counting an attempt.
-func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.Result, shutdown bool) error {
+// record stores the results of an attempt in one transaction (shared with
+// concurrent writes: a group commit). When the attempt was cut by
+// shutdown, only deliveries are recorded: the others are tried again as
+// they were, without counting an attempt. In the same transaction, a
+// message with no recipient pending and no DSN owed is removed (removed);
+// owed reports a DSN owed for it (then notices sends it).
+func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.Result, shutdown bool) (removed, owed bool, _ error) {
 	now := q.now()
 	age := now.Sub(m.created)
 	type logLine struct {
@@ -263,8 +347,9 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 		next    time.Time
 	}
 	var lines []logLine
-	err := q.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := q.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		lines = lines[:0]
+		removed, owed = false, false
 		for i, r := range j.rcpts {
 			res, ok := resultFor(results, i, r.addr)
 			if !ok {
@@ -323,10 +408,30 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 				lines = append(lines, logLine{r: r, res: res, outcome: outcome, next: next})
 			}
 		}
+		// noticeMu is not needed here: with no notice owed, nothing is
+		// being sent for this message, and none can be added but by
+		// results, which are recorded here, one transaction at a time.
+		var pending, notices int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(state = 0), 0), COALESCE(SUM(notice != ''), 0) FROM rcpt WHERE msg = ?`, m.id).Scan(&pending, &notices); err != nil {
+			return fmt.Errorf("message state: %w", err)
+		}
+		owed = notices > 0
+		if pending > 0 || owed {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM rcpt WHERE msg = ?`, m.id); err != nil {
+			return fmt.Errorf("remove finished message: %w", err)
+		}
+		r, err := tx.ExecContext(ctx, `DELETE FROM msg WHERE id = ?`, m.id)
+		if err != nil {
+			return fmt.Errorf("remove finished message: %w", err)
+		}
+		k, _ := r.RowsAffected()
+		removed = k == 1
 		return nil
 	})
 	if err != nil {
-		return err
+		return false, false, err
 	}
 	for _, l := range lines {
 		args := []any{"id", m.id, "rcpt", l.r.addr, "domain", j.key.domain, "host", l.res.Host,
@@ -340,7 +445,7 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 		}
 		q.log.Info("delivery", args...)
 	}
-	return nil
+	return removed, owed, nil
 }
 
 // backoff is the wait after the n-th failed attempt: RetryMin doubling up
@@ -394,8 +499,8 @@ func oneLine(s string) string {
 func (q *Queue) loadMsg(ctx context.Context, id string) (msgRow, error) {
 	var m msgRow
 	var created int64
-	err := q.db.R.QueryRowContext(ctx, `SELECT id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created
-		FROM msg WHERE id = ?`, id).Scan(&m.id, &m.sender, &m.account, &m.envid, &m.ret, &m.smtputf8, &m.has8bit, &m.requiretls, &m.dkim, &m.offset, &m.size, &created)
+	err := q.db.R.QueryRowContext(ctx, `SELECT id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created, body
+		FROM msg WHERE id = ?`, id).Scan(&m.id, &m.sender, &m.account, &m.envid, &m.ret, &m.smtputf8, &m.has8bit, &m.requiretls, &m.dkim, &m.offset, &m.size, &created, &m.body)
 	if err == sql.ErrNoRows {
 		return m, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}
@@ -404,4 +509,24 @@ func (q *Queue) loadMsg(ctx context.Context, id string) (msgRow, error) {
 	}
 	m.created = time.UnixMilli(created)
 	return m, nil
+}
+
+// openBody returns the body of m, from its row or its file; close closes
+// the file, if any.
+func (q *Queue) openBody(m msgRow) (body io.ReaderAt, close func(), err error) {
+	if m.body != nil {
+		return bytes.NewReader(m.body), func() {}, nil
+	}
+	f, err := q.bodies.Open(m.id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// removeBody removes the body file of a removed message m, if it has one.
+func (q *Queue) removeBody(m msgRow) {
+	if m.body == nil {
+		q.bodies.Remove(m.id)
+	}
 }

@@ -1,0 +1,210 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestGroupCommitConcurrentAdds: many concurrent Adds, bodies in rows and
+// in files, share commits and are all durable: after a reopen every one is
+// there with its body.
+func TestGroupCommitConcurrentAdds(t *testing.T) {
+	f := setup(t, nil)
+	f.q.inlineMax = 300
+	var commits atomic.Int32
+	f.q.beforeCommit = func() error { commits.Add(1); return nil }
+	const n = 40
+	want := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		msg := testMsg + strings.Repeat(fmt.Sprintf("line %d\r\n", i), i*3) // some over inlineMax
+		body := f.body(alice, msg)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := f.q.Add(ctx, body, Envelope{From: alice, Recipients: rcpts(fmt.Sprintf("u%d@remote.test", i))})
+			if err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			want[id] = msg
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Add: %v", err)
+	}
+	t.Logf("%d Adds, %d commits", n, commits.Load())
+	if c := commits.Load(); c < 1 || c > n {
+		t.Errorf("%d commits for %d Adds", c, n)
+	}
+	f.q.Close()
+	f.open()
+	if ms := f.list(); len(ms) != n {
+		t.Fatalf("after reopen: %d messages, want %d", len(ms), n)
+	}
+	files := 0
+	for id, msg := range want {
+		m, err := f.q.loadMsg(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.body == nil {
+			files++
+		}
+		r, closeBody, err := f.q.openBody(m)
+		if err != nil {
+			t.Fatalf("body of %s: %v", id, err)
+		}
+		got, err := io.ReadAll(io.NewSectionReader(r, m.offset, m.size-m.offset))
+		closeBody()
+		if err != nil || string(got) != msg {
+			t.Errorf("body of %s: %q, %v; want %q", id, got, err, msg)
+		}
+	}
+	if files == 0 || files == n {
+		t.Errorf("%d of %d bodies in files: want both kinds", files, n)
+	}
+}
+
+// TestGroupCommitFailure: a failing commit fails every Add of its group,
+// and none of them is in the queue after a reopen.
+func TestGroupCommitFailure(t *testing.T) {
+	f := setup(t, nil)
+	f.q.inlineMax = 300
+	gate := make(chan struct{})
+	var calls atomic.Int32
+	f.q.beforeCommit = func() error {
+		if calls.Add(1) == 1 {
+			<-gate // the others queue up meanwhile: one group
+		}
+		return errors.New("disk on fire")
+	}
+	const n = 10
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		body := f.body(alice, testMsg+strings.Repeat("x", i*60)+"\r\n")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.q.Add(ctx, body, Envelope{From: alice, Recipients: rcpts(fmt.Sprintf("u%d@remote.test", i))})
+			errs <- err
+		}()
+		if i == 0 {
+			waitFor(t, "first commit", func() bool { return calls.Load() == 1 })
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the others reach the committer
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err == nil || !strings.Contains(err.Error(), "disk on fire") {
+			t.Errorf("Add: %v, want the commit error", err)
+		}
+	}
+	if c := calls.Load(); c > 3 {
+		t.Errorf("%d commits for %d Adds: not grouped", c, n)
+	}
+	f.q.beforeCommit = nil
+	f.q.Close()
+	f.open()
+	if ms := f.list(); len(ms) != 0 {
+		t.Errorf("after failed commits: %d messages queued", len(ms))
+	}
+	var files int
+	if err := f.q.bodies.Walk(func(string, int64) error { files++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if files != 0 {
+		t.Errorf("%d body files left by failed Adds", files)
+	}
+}
+
+// TestGroupCommitOneWriteFails: a write that fails undoes only its own
+// changes; the others of its group commit.
+func TestGroupCommitOneWriteFails(t *testing.T) {
+	f := setup(t, nil)
+	gate := make(chan struct{})
+	var calls atomic.Int32
+	f.q.beforeCommit = func() error {
+		if calls.Add(1) == 1 {
+			<-gate
+		}
+		return nil
+	}
+	// Hold the committer in a first commit, so the three below queue
+	// up and share the next one.
+	first := make(chan error, 1)
+	go func() { first <- f.q.write(ctx, func(context.Context, *sql.Tx) error { return nil }) }()
+	waitFor(t, "first commit", func() bool { return calls.Load() == 1 })
+	errs := make(chan error, 3)
+	for i, fail := range []bool{false, true, false} {
+		go func() {
+			errs <- f.q.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO msg (id, sender, size, created) VALUES (?, '', 1, 0)`, fmt.Sprintf("m%d", i)); err != nil {
+					return err
+				}
+				if fail {
+					return errors.New("this one fails")
+				}
+				return nil
+			})
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for range 3 {
+		if err := <-errs; err != nil {
+			failed++
+			if err.Error() != "this one fails" {
+				t.Errorf("write: %v", err)
+			}
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d writes failed, want 1", failed)
+	}
+	var ids []string
+	rows, err := f.q.db.R.Query(`SELECT id FROM msg ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if strings.Join(ids, ",") != "m0,m2" {
+		t.Errorf("committed %v, want m0,m2", ids)
+	}
+}
+
+// TestWriteAfterClose: a write to a closed queue fails at once.
+func TestWriteAfterClose(t *testing.T) {
+	f := setup(t, nil)
+	f.q.Close()
+	err := f.q.write(ctx, func(context.Context, *sql.Tx) error { return nil })
+	if !errors.Is(err, ErrClosed) {
+		t.Errorf("write after Close: %v", err)
+	}
+}
