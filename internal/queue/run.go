@@ -86,6 +86,10 @@ func (q *Queue) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			q.jobs.Wait()
+			// Connections kept for reuse (remote.Client) go with us.
+			if c, ok := q.opts.Remote.(interface{ CloseIdle() }); ok {
+				c.CloseIdle()
+			}
 			return nil
 		case <-q.wake:
 		case <-timer.C:

@@ -65,8 +65,16 @@ type Client struct {
 	RelayHost string
 	// Log gets one line per attempt per host; nil discards.
 	Log *slog.Logger
+	// IdleTimeout is how long a session stays open for reuse after its
+	// message (0: 5 s; negative: no reuse). A session is reused only for
+	// the same host, port and TLS requirements, after an RSET.
+	IdleTimeout time.Duration
+	// MaxIdlePerHost and MaxIdle bound the sessions kept for reuse per
+	// destination and in all (0: 20 and 200).
+	MaxIdlePerHost, MaxIdle int
 
 	policies policyCache
+	pool     pool
 	// httpsPort replaces 443 for MTA-STS policy fetches, in tests.
 	httpsPort int
 }
@@ -345,6 +353,38 @@ func (c *Client) deliverHost(ctx context.Context, log *slog.Logger, m *Message, 
 // session runs one SMTP session with host in TLS mode mode. again reports
 // an opportunistic TLS failure to retry without TLS.
 func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *dest, host dns.IPDomain, ips []net.IP, mode smtpclient.TLSMode, tlsPKIX bool, daneRecords []adns.TLSA, tlsNames []dns.Domain, pending []int, decided []bool, set func([]int, Result), ipStr, tlsVersion *string, attemptErr *error) (again, tryNext bool) {
+	key := newPoolKey(host, d.port, mode, tlsPKIX, daneRecords, tlsNames)
+	s := c.reuse(key)
+	if s == nil {
+		s, again, tryNext = c.connect(ctx, log, d, host, ips, mode, tlsPKIX, daneRecords, tlsNames, pending, set, ipStr, tlsVersion, attemptErr)
+		if s == nil {
+			return again, tryNext
+		}
+	}
+	*ipStr, *tlsVersion = s.ip, s.tlsVersion
+	sctx, scancel := context.WithTimeout(ctx, c.sessionTimeout())
+	defer scancel()
+	// Every wait ends with the context: closing the connection unblocks
+	// any read or write in progress.
+	stop := context.AfterFunc(sctx, func() { s.conn.Close() })
+	reusable := false
+	defer func() {
+		if stop() && reusable {
+			// Not closed by the context: keep it for the next message.
+			c.park(key, s)
+			return
+		}
+		s.quit()
+		s.conn.Close()
+	}()
+	tryNext, reusable = c.transactions(log, m, host, s, pending, decided, set, attemptErr)
+	return false, tryNext
+}
+
+// connect makes a new session with host in TLS mode mode. again reports an
+// opportunistic TLS failure to retry without TLS; a nil session means the
+// failure is in the results.
+func (c *Client) connect(ctx context.Context, log *slog.Logger, d *dest, host dns.IPDomain, ips []net.IP, mode smtpclient.TLSMode, tlsPKIX bool, daneRecords []adns.TLSA, tlsNames []dns.Domain, pending []int, set func([]int, Result), ipStr, tlsVersion *string, attemptErr *error) (_ *session, again, tryNext bool) {
 	dctx, dcancel := context.WithTimeout(ctx, c.connectTimeout()*time.Duration(len(ips)))
 	var localIPs []net.IP // mox uses the one of the remote address's family
 	if c.SourceIP != nil {
@@ -355,13 +395,12 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 	if err != nil {
 		*attemptErr = err
 		set(pending, local(451, "4.4.1", fmt.Sprintf("connect to %s: %v", host, err)))
-		return false, true
+		return nil, false, true
 	}
 	*ipStr = ip.String()
 	sctx, scancel := context.WithTimeout(ctx, c.sessionTimeout())
 	defer scancel()
-	// Every wait ends with the context: closing the connection unblocks
-	// any read or write mox's client is in.
+	// The setup ends with the context too.
 	stop := context.AfterFunc(sctx, func() { conn.Close() })
 	defer stop()
 
@@ -372,10 +411,10 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 		*attemptErr = err
 		if errors.Is(err, smtpclient.ErrTLS) && mode == smtpclient.TLSOpportunistic {
 			set(pending, local(451, "4.7.5", fmt.Sprintf("TLS with %s: %v", host, err)))
-			return true, true
+			return nil, true, true
 		}
 		set(pending, classify(sctx, err))
-		return false, true
+		return nil, false, true
 	}
 	if cs := sc.TLSConnectionState(); cs != nil {
 		*tlsVersion = tls.VersionName(cs.Version)
@@ -385,17 +424,29 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 		sc.Close()
 		*attemptErr = err
 		set(pending, local(451, "4.4.2", fmt.Sprintf("session with %s: %v", host, err)))
-		return false, true
+		return nil, false, true
 	}
-	defer tconn.Close()
-	s := &session{conn: tconn, r: bufio.NewReader(tconn), w: bufio.NewWriterSize(tconn, writeBufferSize)}
+	s := &session{conn: tconn, r: bufio.NewReader(tconn), w: bufio.NewWriterSize(tconn, writeBufferSize),
+		created: time.Now(), ip: *ipStr, tlsVersion: *tlsVersion}
 	if err := s.ehlo(d.ehlo.ASCII); err != nil {
+		tconn.Close()
 		*attemptErr = err
 		set(pending, local(451, "4.4.2", fmt.Sprintf("EHLO to %s: %v", host, err)))
-		return false, true
+		return nil, false, true
 	}
-	defer s.quit()
+	if sctx.Err() != nil {
+		// The context closed the connection after the EHLO.
+		tconn.Close()
+		*attemptErr = sctx.Err()
+		set(pending, classify(sctx, sctx.Err()))
+		return nil, false, true
+	}
+	return s, false, true
+}
 
+// transactions delivers m to the recipients pending over s. reusable
+// reports that s is fit for another message.
+func (c *Client) transactions(log *slog.Logger, m *Message, host dns.IPDomain, s *session, pending []int, decided []bool, set func([]int, Result), attemptErr *error) (tryNext, reusable bool) {
 	size := int64(len(m.Header)) + m.Size
 	switch {
 	case m.SMTPUTF8 && !s.has("SMTPUTF8"):
@@ -403,23 +454,23 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 		*attemptErr = smtpclient.ErrSMTPUTF8Unsupported
 		set(pending, local(553, "5.6.7", fmt.Sprintf("%s does not offer SMTPUTF8, which the message needs", host)))
 		markAll(decided, pending)
-		return false, false
+		return false, true
 	case m.RequireTLS && !s.has("REQUIRETLS"):
 		// RFC 8689 §4.2.1.
 		*attemptErr = smtpclient.ErrRequireTLSUnsupported
 		set(pending, local(554, "5.7.30", fmt.Sprintf("%s does not offer REQUIRETLS", host)))
-		return false, true
+		return true, true
 	case m.Has8bit && !s.has("8BITMIME"):
 		// RFC 6152 §3: we do not convert to 7 bits.
 		*attemptErr = smtpclient.Err8bitmimeUnsupported
 		set(pending, local(554, "5.6.3", fmt.Sprintf("%s does not offer 8BITMIME, which the message needs", host)))
-		return false, true
+		return true, true
 	case s.maxSize() > 0 && size > s.maxSize():
 		// RFC 1870 §6.
 		*attemptErr = smtpclient.ErrSize
 		set(pending, local(552, "5.3.4", fmt.Sprintf("message of %d bytes larger than the %d bytes %s accepts", size, s.maxSize(), host)))
 		markAll(decided, pending)
-		return false, false
+		return false, true
 	}
 	dsn := s.has("DSN")
 
@@ -473,14 +524,14 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 		if err != nil {
 			// The connection is unusable: what is left goes to the
 			// next host or attempt.
-			return false, true
+			return true, false
 		}
 		if delivered == 0 {
 			retry = nil
 		}
 		todo = append(retry, rest...)
 	}
-	return false, true
+	return true, !s.broken
 }
 
 func markAll(decided []bool, idx []int) {

@@ -140,6 +140,13 @@ type session struct {
 	ext  map[string]string // EHLO keywords, upper case, to their parameters
 	// dirty: a transaction was started and not completed: RSET first.
 	dirty bool
+	// broken: the server said it is closing (421), or the session is
+	// otherwise not to be used again.
+	broken bool
+	// created is when the connection was made; ip and tlsVersion are
+	// for the log.
+	created        time.Time
+	ip, tlsVersion string
 }
 
 func (s *session) deadline(d time.Duration) {
@@ -157,7 +164,28 @@ func (s *session) cmd(line string) error {
 
 func (s *session) read(d time.Duration) (reply, error) {
 	s.deadline(d)
-	return readReply(s.r)
+	rp, err := readReply(s.r)
+	if err != nil || rp.code == 421 {
+		s.broken = true
+	}
+	return rp, err
+}
+
+// reset sends RSET to a session taken for reuse: it ends any transaction
+// and shows the connection still works.
+func (s *session) reset() error {
+	if err := s.cmd("RSET"); err != nil {
+		return err
+	}
+	rp, err := s.read(cmdTimeout)
+	if err != nil {
+		return err
+	}
+	if rp.code != 250 {
+		return fmt.Errorf("RSET: %s", rp.line)
+	}
+	s.dirty = false
+	return nil
 }
 
 // ehlo sends EHLO again (RFC 5321 §4.1.4 allows it; it resets any
