@@ -24,10 +24,11 @@ type writeReq struct {
 // concurrent callers (Add, the results of attempts), and returns once that
 // transaction is committed: one fsync for the group (a group commit).
 //
-// fn runs in its own savepoint: its error undoes only its own changes and
-// is what write returns. A failing commit fails every write of the group.
-// fn gets a context that does not end: interrupting a statement would roll
-// back the whole shared transaction. Once queued, a write is carried out
+// fn's error undoes only its own changes and is what write returns (the
+// others of its group run again without it), so fn must depend on nothing
+// but the database: it may run twice. A failing commit fails every write
+// of the group. fn gets a context that does not end: interrupting a
+// statement would roll back the whole shared transaction. Once queued, a write is carried out
 // even if ctx ends, and write waits for it, so a caller never thinks a
 // write failed that did not.
 func (q *Queue) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
@@ -89,49 +90,103 @@ func (q *Queue) committer() {
 	}
 }
 
-// commitBatch runs the writes of batch in one transaction, each in a
-// savepoint, and commits it; it sets each request's err.
+// commitBatch runs the writes of batch in one transaction and commits it;
+// it sets each request's err. When a write fails, the transaction is
+// rolled back and each write runs again alone, so that one bad write does
+// not fail the others (writes are functions of the database only, and
+// can run again).
 func (q *Queue) commitBatch(batch []*writeReq) {
-	ctx := context.Background()
-	failAll := func(err error) {
+	err := q.runTx(batch)
+	var fe *fnError
+	if errors.As(err, &fe) && len(batch) > 1 {
 		for _, r := range batch {
-			if r.err == nil {
-				r.err = err
+			r.err = q.runTx([]*writeReq{r})
+			if errors.As(r.err, &fe) {
+				r.err = fe.err
 			}
 		}
-	}
-	tx, err := q.db.W.BeginTx(ctx, nil)
-	if err != nil {
-		failAll(fmt.Errorf("begin: %w", err))
 		return
 	}
+	if errors.As(err, &fe) {
+		err = fe.err
+	}
 	for _, r := range batch {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT w`); err != nil {
+		r.err = err
+	}
+}
+
+// fnError is the error of one write's function.
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+// runTx runs the writes of batch in one transaction and commits it.
+func (q *Queue) runTx(batch []*writeReq) error {
+	ctx := context.Background()
+	tx, err := q.db.W.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	for _, r := range batch {
+		if err := r.fn(ctx, tx); err != nil {
 			tx.Rollback()
-			failAll(fmt.Errorf("savepoint: %w", err))
-			return
-		}
-		if r.err = r.fn(ctx, tx); r.err != nil {
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO w`); err != nil {
-				tx.Rollback()
-				failAll(fmt.Errorf("rollback to savepoint: %w", err))
-				return
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `RELEASE w`); err != nil {
-			tx.Rollback()
-			failAll(fmt.Errorf("release savepoint: %w", err))
-			return
+			return &fnError{err}
 		}
 	}
 	if q.beforeCommit != nil {
 		if err := q.beforeCommit(); err != nil {
 			tx.Rollback()
-			failAll(fmt.Errorf("commit: %w", err))
-			return
+			return fmt.Errorf("commit: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		failAll(fmt.Errorf("commit: %w", err))
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// statements are the prepared statements of the hot paths: parsing SQL
+// costs more than running these.
+type statements struct {
+	// On the writer: use with tx.StmtContext.
+	insertMsg, insertRcpt, recordRcpt, msgState, deleteRcpts, deleteMsg *sql.Stmt
+	// On the read pool.
+	loadMsg *sql.Stmt
+}
+
+func prepareStatements(ctx context.Context, w, r *sql.DB) (*statements, error) {
+	var st statements
+	var err error
+	prep := func(db *sql.DB, dst **sql.Stmt, query string) {
+		if err == nil {
+			*dst, err = db.PrepareContext(ctx, query)
+		}
+	}
+	prep(w, &st.insertMsg, `INSERT INTO msg (id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	prep(w, &st.insertRcpt, `INSERT INTO rcpt (msg, addr, domain, notify, orcpt, next_attempt) VALUES (?, ?, ?, ?, ?, ?)`)
+	// warned: only the first time (warned = 0 in the row).
+	prep(w, &st.recordRcpt, `UPDATE rcpt SET state = ?, attempts = ?, next_attempt = ?, last_attempt = ?,
+		code = ?, enhanced = ?, text = ?, host = ?,
+		notice = CASE WHEN ? != '' THEN ? WHEN ? AND warned = 0 THEN 'delayed' ELSE notice END,
+		warned = CASE WHEN ? THEN 1 ELSE warned END, expired = ?
+		WHERE id = ? AND state = 0`)
+	prep(w, &st.msgState, `SELECT COALESCE(SUM(state = 0), 0), COALESCE(SUM(notice != ''), 0) FROM rcpt WHERE msg = ?`)
+	prep(w, &st.deleteRcpts, `DELETE FROM rcpt WHERE msg = ?`)
+	prep(w, &st.deleteMsg, `DELETE FROM msg WHERE id = ?`)
+	prep(r, &st.loadMsg, `SELECT id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created, body
+		FROM msg WHERE id = ?`)
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("prepare queue statements: %w", err)
+	}
+	return &st, nil
+}
+
+func (st *statements) close() {
+	for _, s := range []*sql.Stmt{st.insertMsg, st.insertRcpt, st.recordRcpt, st.msgState, st.deleteRcpts, st.deleteMsg, st.loadMsg} {
+		if s != nil {
+			s.Close()
+		}
 	}
 }

@@ -111,6 +111,7 @@ type Envelope struct {
 // Queue is the outbound queue.
 type Queue struct {
 	db     *sqlite.DB
+	st     *statements
 	bodies *blob.Dir
 	tmp    string
 	opts   Options
@@ -213,8 +214,13 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open queue: %w", err)
 	}
+	st, err := prepareStatements(context.Background(), db.W, db.R)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	q := &Queue{
-		db: db, bodies: bodies, tmp: tmp, opts: opts, policy: withDefaults(opts.Policy),
+		db: db, st: st, bodies: bodies, tmp: tmp, opts: opts, policy: withDefaults(opts.Policy),
 		log: opts.Log, now: opts.Now, wake: make(chan struct{}, 1), maxDue: maxDue,
 		inflight: map[jobKey]bool{}, perDomain: map[string]int{},
 		writes: make(chan *writeReq), stop: make(chan struct{}), exited: make(chan struct{}),
@@ -260,6 +266,7 @@ func (q *Queue) Close() error {
 	q.jobs.Wait()
 	q.closeOnce.Do(func() { close(q.stop) })
 	<-q.exited
+	q.st.close()
 	return q.db.Close()
 }
 
@@ -365,13 +372,13 @@ func (q *Queue) Add(ctx context.Context, body *blob.Temp, env Envelope) (string,
 	}
 	now := q.now()
 	err = q.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO msg (id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created, body)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.StmtContext(ctx, q.st.insertMsg).ExecContext(ctx,
 			id, env.From, env.Account, env.EnvID, strings.ToUpper(env.Ret), env.SMTPUTF8, has8bit, env.RequireTLS, dkim, offset, body.Size, now.UnixMilli(), inline); err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
+		insertRcpt := tx.StmtContext(ctx, q.st.insertRcpt)
 		for _, r := range env.Recipients {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO rcpt (msg, addr, domain, notify, orcpt, next_attempt) VALUES (?, ?, ?, ?, ?, ?)`,
+			if _, err := insertRcpt.ExecContext(ctx,
 				id, r.Addr, domainOf(r.Addr), strings.ToUpper(r.Notify), r.ORcpt, now.UnixMilli()); err != nil {
 				return fmt.Errorf("insert recipient: %w", err)
 			}

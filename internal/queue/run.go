@@ -29,8 +29,9 @@ const attemptTimeout = 30 * time.Minute
 const maxDue = 1000
 
 // maxWorkerJobs bounds the (message, domain) attempts one worker makes in
-// a row before the scheduler looks again.
-const maxWorkerJobs = 32
+// a row before the scheduler looks again. Each pass reads up to maxDue
+// rows; with a backlog, that is a pass per maxWorkerJobs messages.
+const maxWorkerJobs = 100
 
 // jobKey names one delivery attempt: a message's recipients at a domain.
 type jobKey struct{ msg, domain string }
@@ -354,6 +355,7 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 	err := q.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		lines = lines[:0]
 		removed, owed = false, false
+		recordRcpt := tx.StmtContext(ctx, q.st.recordRcpt)
 		for i, r := range j.rcpts {
 			res, ok := resultFor(results, i, r.addr)
 			if !ok {
@@ -397,12 +399,7 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 					warned = true
 				}
 			}
-			// warned: only the first time (warned = 0 in the row).
-			er, err := tx.ExecContext(ctx, `UPDATE rcpt SET state = ?, attempts = ?, next_attempt = ?, last_attempt = ?,
-				code = ?, enhanced = ?, text = ?, host = ?,
-				notice = CASE WHEN ? != '' THEN ? WHEN ? AND warned = 0 THEN 'delayed' ELSE notice END,
-				warned = CASE WHEN ? THEN 1 ELSE warned END, expired = ?
-				WHERE id = ? AND state = 0`,
+			er, err := recordRcpt.ExecContext(ctx,
 				state, attempts, next.UnixMilli(), now.UnixMilli(), res.Code, res.Enhanced, oneLine(res.Text), res.Host,
 				notice, notice, warned, warned, expired, r.id)
 			if err != nil {
@@ -416,17 +413,17 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 		// being sent for this message, and none can be added but by
 		// results, which are recorded here, one transaction at a time.
 		var pending, notices int
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(state = 0), 0), COALESCE(SUM(notice != ''), 0) FROM rcpt WHERE msg = ?`, m.id).Scan(&pending, &notices); err != nil {
+		if err := tx.StmtContext(ctx, q.st.msgState).QueryRowContext(ctx, m.id).Scan(&pending, &notices); err != nil {
 			return fmt.Errorf("message state: %w", err)
 		}
 		owed = notices > 0
 		if pending > 0 || owed {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM rcpt WHERE msg = ?`, m.id); err != nil {
+		if _, err := tx.StmtContext(ctx, q.st.deleteRcpts).ExecContext(ctx, m.id); err != nil {
 			return fmt.Errorf("remove finished message: %w", err)
 		}
-		r, err := tx.ExecContext(ctx, `DELETE FROM msg WHERE id = ?`, m.id)
+		r, err := tx.StmtContext(ctx, q.st.deleteMsg).ExecContext(ctx, m.id)
 		if err != nil {
 			return fmt.Errorf("remove finished message: %w", err)
 		}
@@ -503,8 +500,7 @@ func oneLine(s string) string {
 func (q *Queue) loadMsg(ctx context.Context, id string) (msgRow, error) {
 	var m msgRow
 	var created int64
-	err := q.db.R.QueryRowContext(ctx, `SELECT id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created, body
-		FROM msg WHERE id = ?`, id).Scan(&m.id, &m.sender, &m.account, &m.envid, &m.ret, &m.smtputf8, &m.has8bit, &m.requiretls, &m.dkim, &m.offset, &m.size, &created, &m.body)
+	err := q.st.loadMsg.QueryRowContext(ctx, id).Scan(&m.id, &m.sender, &m.account, &m.envid, &m.ret, &m.smtputf8, &m.has8bit, &m.requiretls, &m.dkim, &m.offset, &m.size, &created, &m.body)
 	if err == sql.ErrNoRows {
 		return m, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}

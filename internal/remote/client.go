@@ -354,13 +354,31 @@ func (c *Client) deliverHost(ctx context.Context, log *slog.Logger, m *Message, 
 // an opportunistic TLS failure to retry without TLS.
 func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *dest, host dns.IPDomain, ips []net.IP, mode smtpclient.TLSMode, tlsPKIX bool, daneRecords []adns.TLSA, tlsNames []dns.Domain, pending []int, decided []bool, set func([]int, Result), ipStr, tlsVersion *string, attemptErr *error) (again, tryNext bool) {
 	key := newPoolKey(host, d.port, mode, tlsPKIX, daneRecords, tlsNames)
-	s := c.reuse(key)
-	if s == nil {
-		s, again, tryNext = c.connect(ctx, log, d, host, ips, mode, tlsPKIX, daneRecords, tlsNames, pending, set, ipStr, tlsVersion, attemptErr)
-		if s == nil {
-			return again, tryNext
+	// Each round takes a parked session (fewer are left each time) or
+	// makes a new one (the last round).
+	for {
+		s := c.reuse(key)
+		reused := s != nil
+		if !reused {
+			s, again, tryNext = c.connect(ctx, log, d, host, ips, mode, tlsPKIX, daneRecords, tlsNames, pending, set, ipStr, tlsVersion, attemptErr)
+			if s == nil {
+				return again, tryNext
+			}
 		}
+		tryNext = c.use(ctx, m, host, key, s, pending, decided, set, ipStr, tlsVersion, attemptErr)
+		var stale *staleError
+		if reused && errors.As(*attemptErr, &stale) {
+			// Closed while parked: nothing was sent; try again.
+			log.Debug("connection kept for reuse was gone", slog.String("host", host.String()), slog.Any("err", stale.err))
+			*attemptErr = nil
+			continue
+		}
+		return false, tryNext
 	}
+}
+
+// use delivers m over s, and then parks s for reuse or ends it.
+func (c *Client) use(ctx context.Context, m *Message, host dns.IPDomain, key poolKey, s *session, pending []int, decided []bool, set func([]int, Result), ipStr, tlsVersion *string, attemptErr *error) (tryNext bool) {
 	*ipStr, *tlsVersion = s.ip, s.tlsVersion
 	sctx, scancel := context.WithTimeout(ctx, c.sessionTimeout())
 	defer scancel()
@@ -377,8 +395,8 @@ func (c *Client) session(ctx context.Context, log *slog.Logger, m *Message, d *d
 		s.quit()
 		s.conn.Close()
 	}()
-	tryNext, reusable = c.transactions(log, m, host, s, pending, decided, set, attemptErr)
-	return false, tryNext
+	tryNext, reusable = c.transactions(m, host, s, pending, decided, set, attemptErr)
+	return tryNext
 }
 
 // connect makes a new session with host in TLS mode mode. again reports an
@@ -446,7 +464,7 @@ func (c *Client) connect(ctx context.Context, log *slog.Logger, d *dest, host dn
 
 // transactions delivers m to the recipients pending over s. reusable
 // reports that s is fit for another message.
-func (c *Client) transactions(log *slog.Logger, m *Message, host dns.IPDomain, s *session, pending []int, decided []bool, set func([]int, Result), attemptErr *error) (tryNext, reusable bool) {
+func (c *Client) transactions(m *Message, host dns.IPDomain, s *session, pending []int, decided []bool, set func([]int, Result), attemptErr *error) (tryNext, reusable bool) {
 	size := int64(len(m.Header)) + m.Size
 	switch {
 	case m.SMTPUTF8 && !s.has("SMTPUTF8"):

@@ -14,7 +14,7 @@ import (
 // Connection reuse: after a session's transactions are done, the session
 // is parked instead of quit, and the next delivery to the same host under
 // the same TLS requirements takes it (after an RSET that also shows it is
-// still alive) rather than connecting, greeting, EHLO and STARTTLS anew.
+// still alive; pipelined with the next commands) rather than connecting, greeting, EHLO and STARTTLS anew.
 // A parked session is closed after IdleTimeout, and the pool holds a
 // bounded number per destination and in all.
 const (
@@ -165,23 +165,18 @@ func (c *Client) maxIdle() int {
 	return c.MaxIdle
 }
 
-// reuse returns a parked session for key that answers an RSET, or nil;
-// the ones that do not are closed.
+// reuse returns a parked session for key, or nil. Its first transaction
+// starts with an RSET, whose reply shows the connection still works
+// (staleError otherwise).
 func (c *Client) reuse(key poolKey) *session {
 	if c.idleTimeout() < 0 {
 		return nil
 	}
-	for range c.maxIdlePerHost() + 1 {
-		s := c.pool.get(key)
-		if s == nil {
-			return nil
-		}
-		if err := s.reset(); err == nil {
-			return s
-		}
-		s.conn.Close()
+	s := c.pool.get(key)
+	if s != nil {
+		s.probe = true
 	}
-	return nil
+	return s
 }
 
 // park keeps s for reuse under key, or ends it.

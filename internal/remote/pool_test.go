@@ -252,3 +252,44 @@ func dialRaw(s *raw) (net.Conn, error) { return net.Dial("tcp", s.ln.Addr().Stri
 func newTestSession(conn net.Conn) *session {
 	return &session{conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn), created: time.Now()}
 }
+
+// TestPipelinedDATAAborted: with PIPELINING, DATA goes with MAIL and RCPT;
+// when every RCPT is refused and the server still says 354, the client
+// sends an empty message (RFC 2920 §3.1), and the session is fit for the
+// next message after an RSET.
+func TestPipelinedDATAAborted(t *testing.T) {
+	srv := startRawWith(t, "127.0.0.1:0", func(s *raw) {
+		s.reply = func(cmd string, txn, rcpt int) string {
+			if strings.HasPrefix(cmd, "RCPT TO:<nobody@") {
+				return "550 5.1.1 no such user"
+			}
+			return ""
+		}
+	}, "PIPELINING")
+	c := rawClient(t, srv.port())
+	defer c.CloseIdle()
+	if r := deliver(t, c, msgTo("nobody@b.test")); !r[0].Permanent || r[0].Code != 550 {
+		t.Fatalf("refused recipient: %+v", r[0])
+	}
+	if msgs := srv.messages(); len(msgs) != 1 || len(msgs[0]) != 0 {
+		t.Fatalf("server got %q, want one empty message (the aborted DATA)", msgs)
+	}
+	deliverOK(t, c, msgTo("bob@b.test"))
+	if msgs := srv.messages(); len(msgs) != 2 || !strings.Contains(string(unstuff(msgs[1])), "Hello Bob.") {
+		t.Errorf("server got %q", msgs)
+	}
+	cmds := srv.commands()
+	want := []string{"MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA"}
+	var got []string
+	for _, c := range cmds {
+		if v := strings.Fields(c)[0]; v != "EHLO" {
+			got = append(got, v)
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("commands %v, want %v", got, want)
+	}
+	if n := srv.connCount(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}

@@ -143,6 +143,9 @@ type session struct {
 	// broken: the server said it is closing (421), or the session is
 	// otherwise not to be used again.
 	broken bool
+	// probe: the session was just taken for reuse; the reply to the RSET
+	// that starts its next transaction shows whether it still works.
+	probe bool
 	// created is when the connection was made; ip and tlsVersion are
 	// for the log.
 	created        time.Time
@@ -169,23 +172,6 @@ func (s *session) read(d time.Duration) (reply, error) {
 		s.broken = true
 	}
 	return rp, err
-}
-
-// reset sends RSET to a session taken for reuse: it ends any transaction
-// and shows the connection still works.
-func (s *session) reset() error {
-	if err := s.cmd("RSET"); err != nil {
-		return err
-	}
-	rp, err := s.read(cmdTimeout)
-	if err != nil {
-		return err
-	}
-	if rp.code != 250 {
-		return fmt.Errorf("RSET: %s", rp.line)
-	}
-	s.dirty = false
-	return nil
 }
 
 // ehlo sends EHLO again (RFC 5321 §4.1.4 allows it; it resets any
@@ -288,13 +274,21 @@ type txnResult struct {
 func (s *session) transaction(m *Message, rcpts []Recipient, msg io.Reader, size int64) (res txnResult, err error) {
 	res.rcpt = make([]reply, len(rcpts))
 	res.delivered = make([]bool, len(rcpts))
-	if s.dirty {
+	pipelining := s.has("PIPELINING")
+	// RSET first after an unfinished transaction, and on a session taken
+	// for reuse (probe), where its reply also shows the connection still
+	// works (a staleError otherwise). Pipelined with the rest when the
+	// server allows.
+	rset, probe := s.dirty || s.probe, s.probe
+	s.probe = false
+	if rset && !pipelining {
 		if err := s.cmd("RSET"); err != nil {
+			return res, staleIf(probe, err)
+		}
+		if err := s.rsetReply(probe); err != nil {
 			return res, err
 		}
-		if _, err := s.read(cmdTimeout); err != nil {
-			return res, err
-		}
+		rset = false
 	}
 	s.dirty = true
 	dsn := s.has("DSN")
@@ -333,24 +327,42 @@ func (s *session) transaction(m *Message, rcpts []Recipient, msg io.Reader, size
 		lines = append(lines, l)
 	}
 
+	// DATA may end the last group (RFC 2920 §3.1): one round trip less.
+	chunking := s.has("CHUNKING")
+	pipeData := pipelining && !chunking
+	if pipeData {
+		lines = append(lines, "DATA")
+	}
+
 	// Send the commands, in groups when pipelining, and read the replies.
 	group := 1
-	if s.has("PIPELINING") {
+	if pipelining {
 		group = pipelineGroup
 	}
+	wire := lines // what is sent: lines, after an RSET if rset
+	if rset {
+		wire = append([]string{"RSET"}, lines...)
+	}
 	replies := make([]reply, 0, len(lines))
-	for start := 0; start < len(lines); start += group {
-		end := min(start+group, len(lines))
+	for start := 0; start < len(wire); start += group {
+		end := min(start+group, len(wire))
 		s.deadline(cmdTimeout)
-		for _, l := range lines[start:end] {
+		for _, l := range wire[start:end] {
 			if _, err := s.w.WriteString(l + "\r\n"); err != nil {
-				return res, err
+				return res, staleIf(rset && probe, err)
 			}
 		}
 		if err := s.w.Flush(); err != nil {
-			return res, err
+			return res, staleIf(rset && probe, err)
 		}
-		for range lines[start:end] {
+		for range wire[start:end] {
+			if rset {
+				if err := s.rsetReply(probe); err != nil {
+					return res, err
+				}
+				rset = false
+				continue
+			}
 			rp, err := s.read(cmdTimeout)
 			if err != nil {
 				return res, err
@@ -361,6 +373,9 @@ func (s *session) transaction(m *Message, rcpts []Recipient, msg io.Reader, size
 			// MAIL refused: RCPTs already sent in this group get
 			// errors (RFC 2920 §3.1); stop.
 			res.final = replies[0]
+			if pipeData && len(replies) == len(lines) {
+				return res, s.abortData(replies[len(replies)-1])
+			}
 			return res, nil
 		}
 	}
@@ -372,10 +387,13 @@ func (s *session) transaction(m *Message, rcpts []Recipient, msg io.Reader, size
 		}
 	}
 	if accepted == 0 {
+		if pipeData {
+			return res, s.abortData(replies[len(replies)-1])
+		}
 		return res, nil
 	}
 
-	if s.has("CHUNKING") {
+	if chunking {
 		// RFC 3030 §2: one chunk, the whole message, no dot-stuffing.
 		s.deadline(dataTimeout)
 		if _, err := fmt.Fprintf(s.w, "BDAT %d LAST\r\n", size); err != nil {
@@ -391,12 +409,16 @@ func (s *session) transaction(m *Message, rcpts []Recipient, msg io.Reader, size
 			return res, fmt.Errorf("message is %d bytes, not the %d announced", n, size)
 		}
 	} else {
-		if err := s.cmd("DATA"); err != nil {
-			return res, err
-		}
-		rp, err := s.read(cmdTimeout)
-		if err != nil {
-			return res, err
+		var rp reply
+		if pipeData {
+			rp = replies[len(replies)-1]
+		} else {
+			if err := s.cmd("DATA"); err != nil {
+				return res, err
+			}
+			if rp, err = s.read(cmdTimeout); err != nil {
+				return res, err
+			}
 		}
 		if rp.code != 354 {
 			res.final = rp
@@ -418,6 +440,45 @@ func (s *session) transaction(m *Message, rcpts []Recipient, msg io.Reader, size
 		}
 	}
 	return res, nil
+}
+
+// staleError is a session taken for reuse found not to work before
+// anything was sent in it: the message can go over a new connection.
+type staleError struct{ err error }
+
+func (e *staleError) Error() string { return "connection kept for reuse is gone: " + e.err.Error() }
+func (e *staleError) Unwrap() error { return e.err }
+
+func staleIf(stale bool, err error) error {
+	if stale && err != nil {
+		return &staleError{err}
+	}
+	return err
+}
+
+// rsetReply reads the reply to RSET: anything but 250 is an error, a
+// staleError for a probe.
+func (s *session) rsetReply(probe bool) error {
+	rp, err := s.read(cmdTimeout)
+	if err == nil && rp.code != 250 {
+		s.broken = true
+		err = fmt.Errorf("RSET: %s", rp.line)
+	}
+	return staleIf(probe, err)
+}
+
+// abortData ends a DATA that was pipelined in a transaction that then
+// failed: after a 354 (a server that accepts DATA without recipients),
+// an empty message, whose reply is read and ignored (RFC 2920 §3.1).
+func (s *session) abortData(rp reply) error {
+	if rp.code != 354 {
+		return nil
+	}
+	if err := s.cmd("."); err != nil {
+		return err
+	}
+	_, err := s.read(finalTimeout)
+	return err
 }
 
 // copyData writes the message: as is for BDAT, dot-stuffed and ended with
