@@ -208,3 +208,46 @@ func TestWriteAfterClose(t *testing.T) {
 		t.Errorf("write after Close: %v", err)
 	}
 }
+
+// TestAddBodyKinds: the Return-Path is skipped and 8-bit data found the
+// same for a body kept in the row and one in a file.
+func TestAddBodyKinds(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		inlineMax int64
+		msg       string
+		want8bit  bool
+	}{
+		{"row 7bit", inlineMax, testMsg, false},
+		{"row 8bit", inlineMax, testMsg + "Gr\xc3\xbc\xc3\x9fe\r\n", true},
+		{"file 7bit", 0, testMsg, false},
+		{"file 8bit", 0, testMsg + strings.Repeat("x", 70<<10) + "\xff\r\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := setup(t, nil)
+			f.q.inlineMax = tc.inlineMax
+			id, err := f.q.Add(ctx, f.body(alice, tc.msg), Envelope{From: alice, Recipients: rcpts("bob@remote.test")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := f.q.loadMsg(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (m.body != nil) != (tc.inlineMax > 0) {
+				t.Errorf("body in row: %v, want %v", m.body != nil, tc.inlineMax > 0)
+			}
+			f.runDue()
+			calls := f.rem.sent()
+			if len(calls) != 1 {
+				t.Fatalf("%d attempts, want 1", len(calls))
+			}
+			if string(calls[0].body) != tc.msg || calls[0].msg.Has8bit != tc.want8bit {
+				t.Errorf("sent: 8bit %v, body ok %v; want 8bit %v", calls[0].msg.Has8bit, string(calls[0].body) == tc.msg, tc.want8bit)
+			}
+			if ms := f.list(); len(ms) != 0 {
+				t.Errorf("queue not empty: %+v", ms)
+			}
+		})
+	}
+}

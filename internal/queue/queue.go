@@ -353,8 +353,11 @@ func (q *Queue) Add(ctx context.Context, body *blob.Temp, env Envelope) (string,
 		defer f.Close()
 		src = f
 	}
-	offset, has8bit, err := inspectBody(src, body.Size)
-	if err != nil {
+	var offset int64
+	var has8bit bool
+	if inline != nil {
+		offset, has8bit = returnPathLen(inline[:min(len(inline), 4096)]), has8bitByte(inline)
+	} else if offset, has8bit, err = inspectBody(src, body.Size); err != nil {
 		return "", err
 	}
 	has8bit = has8bit || env.Has8bit
@@ -434,10 +437,8 @@ func inspectBody(r io.ReaderAt, size int64) (offset int64, has8bit bool, err err
 		if pos == 0 {
 			offset = returnPathLen(buf[:min(n, 4096)])
 		}
-		for _, c := range buf[:n] {
-			if c >= 0x80 {
-				return offset, true, nil
-			}
+		if has8bitByte(buf[:n]) {
+			return offset, true, nil
 		}
 		pos += int64(n)
 		if err == io.EOF && pos >= size {
@@ -448,6 +449,16 @@ func inspectBody(r io.ReaderAt, size int64) (offset int64, has8bit bool, err err
 		}
 	}
 	return offset, false, nil
+}
+
+// has8bitByte reports whether b has a byte over 0x7f.
+func has8bitByte(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 // returnPathLen returns the length of a Return-Path field at the start of

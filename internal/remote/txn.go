@@ -150,6 +150,8 @@ type session struct {
 	// for the log.
 	created        time.Time
 	ip, tlsVersion string
+	// buf is copyData's, kept for the session's next messages.
+	buf []byte
 }
 
 func (s *session) deadline(d time.Duration) {
@@ -486,7 +488,10 @@ func (s *session) abortData(rp reply) error {
 // returns the number of message bytes read.
 func (s *session) copyData(msg io.Reader, stuff bool) (int64, error) {
 	var total int64
-	buf := make([]byte, writeBufferSize)
+	if s.buf == nil {
+		s.buf = make([]byte, writeBufferSize)
+	}
+	buf := s.buf
 	bol := true     // at the beginning of a line
 	last := byte(0) // the last byte written
 	for {
