@@ -251,3 +251,40 @@ func TestAddBodyKinds(t *testing.T) {
 		})
 	}
 }
+
+// TestInFlightUntilRecorded: results are recorded after the attempt, in
+// the background; until they are committed the message stays in flight,
+// and a scheduling pass does not send it again.
+func TestInFlightUntilRecorded(t *testing.T) {
+	f := setup(t, nil)
+	f.add(Envelope{From: alice, Recipients: rcpts("bob@remote.test")})
+	gate := make(chan struct{})
+	var blocked atomic.Int32
+	f.q.beforeCommit = func() error {
+		blocked.Add(1)
+		<-gate
+		return nil
+	}
+	if err := f.q.startDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the results' commit", func() bool { return blocked.Load() == 1 })
+	for range 3 {
+		if err := f.q.startDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(f.rem.sent()); n != 1 {
+		t.Errorf("%d attempts before the results were committed, want 1", n)
+	}
+	close(gate)
+	f.q.jobs.Wait()
+	f.runDue()
+	if n := len(f.rem.sent()); n != 1 {
+		t.Errorf("%d attempts, want 1", n)
+	}
+	if ms := f.list(); len(ms) != 0 {
+		t.Errorf("queue not empty: %+v", ms)
+	}
+}

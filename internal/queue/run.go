@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jodmai/jodmai/internal/remote"
@@ -213,31 +214,42 @@ func (q *Queue) startDue(ctx context.Context) error {
 }
 
 // runWorker makes the attempts of jobs, all at domain, one after the
-// other.
+// other. The results of each are recorded while the next is under way (so
+// they share commits); a job stays in flight until its results are
+// committed, so no other worker can take it again before.
 func (q *Queue) runWorker(ctx context.Context, domain string, jobs []*job) {
-	failed := false
-	for i, j := range jobs {
-		var err error
-		if ctx.Err() == nil {
-			err = q.attempt(ctx, j)
-		}
-		if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
-			q.log.Error("queue: delivery attempt", "id", j.key.msg, "domain", j.key.domain, "err", err)
-			failed = true
-		}
+	var failed atomic.Bool // a local error (the database): stop
+	release := func(js ...*job) {
 		q.mu.Lock()
-		delete(q.inflight, j.key)
-		if failed {
-			// A local error (the database): leave the rest to the
-			// next poll rather than fail them all now.
-			for _, r := range jobs[i+1:] {
-				delete(q.inflight, r.key)
-			}
+		for _, j := range js {
+			delete(q.inflight, j.key)
 		}
 		q.mu.Unlock()
-		if failed {
+	}
+	for i, j := range jobs {
+		if ctx.Err() != nil || failed.Load() {
+			// Left to the next poll, rather than failed now.
+			release(jobs[i:]...)
 			break
 		}
+		finish, err := q.attempt(ctx, j)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
+				q.log.Error("queue: delivery attempt", "id", j.key.msg, "domain", j.key.domain, "err", err)
+				failed.Store(true)
+			}
+			release(j)
+			continue
+		}
+		q.jobs.Add(1)
+		go func() {
+			defer q.jobs.Done()
+			if err := finish(); err != nil {
+				q.log.Error("queue: recording delivery attempt", "id", j.key.msg, "domain", j.key.domain, "err", err)
+				failed.Store(true)
+			}
+			release(j)
+		}()
 	}
 	q.mu.Lock()
 	q.perDomain[domain]--
@@ -247,7 +259,7 @@ func (q *Queue) runWorker(ctx context.Context, domain string, jobs []*job) {
 	q.running--
 	q.mu.Unlock()
 	q.jobs.Done()
-	if !failed {
+	if !failed.Load() {
 		// Capacity is free: look for more at once. After an error, the
 		// next poll retries, so a persistent error cannot spin.
 		q.Wake()
@@ -271,11 +283,12 @@ func (q *Queue) atCap(rcpts []remote.Recipient) bool {
 	return true
 }
 
-// attempt makes one delivery attempt and records its results.
-func (q *Queue) attempt(ctx context.Context, j *job) error {
+// attempt makes one delivery attempt; finish records its results (and
+// sends the DSNs they call for).
+func (q *Queue) attempt(ctx context.Context, j *job) (finish func() error, _ error) {
 	m, err := q.loadMsg(ctx, j.key.msg)
 	if err != nil {
-		return err // deleted meanwhile: ErrNotFound
+		return nil, err // deleted meanwhile: ErrNotFound
 	}
 	f, closeBody, err := q.openBody(m)
 	if err != nil {
@@ -286,7 +299,7 @@ func (q *Queue) attempt(ctx context.Context, j *job) error {
 		for i, r := range j.rcpts {
 			fail[i] = remote.Result{Addr: r.addr, Code: 451, Enhanced: "4.3.0", Text: "message body unreadable at the sending server"}
 		}
-		return q.recordAndNotify(ctx, m, j, fail, false)
+		return func() error { return q.recordAndNotify(ctx, m, j, fail, false) }, nil
 	}
 	defer closeBody()
 	rm := &remote.Message{
@@ -300,7 +313,8 @@ func (q *Queue) attempt(ctx context.Context, j *job) error {
 	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	results := q.opts.Remote.Deliver(actx, rm)
 	cancel()
-	return q.recordAndNotify(ctx, m, j, results, ctx.Err() != nil)
+	shutdown := ctx.Err() != nil
+	return func() error { return q.recordAndNotify(ctx, m, j, results, shutdown) }, nil
 }
 
 // recordAndNotify records results, and then sends the DSNs the message
