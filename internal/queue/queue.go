@@ -398,7 +398,7 @@ func (q *Queue) Add(ctx context.Context, body *blob.Temp, env Envelope) (string,
 		"account", env.Account, "dkim", dkim != nil)
 	// After the commit: a worker that finishes after this check wakes
 	// the scheduler itself, and its pass sees the new rows.
-	if !q.atCap(env.Recipients) {
+	if !q.busy(env.Recipients) {
 		q.Wake()
 	}
 	return id, nil

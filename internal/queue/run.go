@@ -105,12 +105,12 @@ func (q *Queue) Run(ctx context.Context) error {
 	}
 }
 
-// nextDue returns the earliest next attempt of a pending recipient of a
-// message not held.
+// nextDue returns the earliest next attempt of a pending recipient (from
+// the index alone: a held message's may be earlier than any other's, which
+// costs a pass that finds nothing, at most every pollInterval).
 func (q *Queue) nextDue(ctx context.Context) (time.Time, bool, error) {
 	var ms sql.NullInt64
-	err := q.db.R.QueryRowContext(ctx, `SELECT MIN(r.next_attempt) FROM rcpt r JOIN msg m ON m.id = r.msg
-		WHERE r.state = 0 AND m.held = 0`).Scan(&ms)
+	err := q.db.R.QueryRowContext(ctx, `SELECT MIN(next_attempt) FROM rcpt WHERE state = 0`).Scan(&ms)
 	if err != nil || !ms.Valid {
 		return time.Time{}, false, err
 	}
@@ -266,17 +266,18 @@ func (q *Queue) runWorker(ctx context.Context, domain string, jobs []*job) {
 	}
 }
 
-// atCap reports whether every domain of rcpts has all its delivery slots
-// busy (or the queue all of its): a worker finishing wakes the scheduler
-// then, so Add need not.
-func (q *Queue) atCap(rcpts []remote.Recipient) bool {
+// busy reports whether every domain of rcpts has a worker (which wakes
+// the scheduler when it is done, and the pass then sees the new mail), or
+// the queue all its slots busy, so Add need not wake the scheduler: with a
+// backlog, a pass per Add would cost more than the deliveries.
+func (q *Queue) busy(rcpts []remote.Recipient) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.running >= q.policy.MaxConcurrency {
 		return true
 	}
 	for _, r := range rcpts {
-		if q.perDomain[domainOf(r.Addr)] < q.policy.MaxPerDomain {
+		if q.perDomain[domainOf(r.Addr)] == 0 {
 			return false
 		}
 	}
