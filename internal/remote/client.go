@@ -63,7 +63,8 @@ type Client struct {
 	// instead of to the destination's MX hosts; MTA-STS and DANE do not
 	// apply, TLS is opportunistic.
 	RelayHost string
-	// Log gets one line per attempt per host; nil discards.
+	// Log gets one line per attempt per host (debug level when all was
+	// delivered); nil discards.
 	Log *slog.Logger
 	// IdleTimeout is how long a session stays open for reuse after its
 	// message (0: 5 s; negative: no reuse). A session is reused only for
@@ -607,7 +608,8 @@ func classify(ctx context.Context, err error) Result {
 	return local(451, "4.4.2", err.Error())
 }
 
-// logAttempt writes the one line per attempt per host.
+// logAttempt writes the one line per attempt per host: at debug level when
+// every recipient was delivered.
 func (c *Client) logAttempt(log *slog.Logger, domain, host, ip, tlsVersion string, results []Result, start time.Time, err error) {
 	codes := make([]string, len(results))
 	delivered, permanent := 0, 0
@@ -632,6 +634,11 @@ func (c *Client) logAttempt(log *slog.Logger, domain, host, ip, tlsVersion strin
 	}
 	if err != nil {
 		attrs = append(attrs, slog.Any("err", err))
+	}
+	if delivered == len(results) && err == nil {
+		// The queue's line per recipient says it, with the message id.
+		log.Debug("remote delivery attempt", attrs...)
+		return
 	}
 	log.Info("remote delivery attempt", attrs...)
 }

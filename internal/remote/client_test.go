@@ -214,7 +214,7 @@ func (l *logBuf) String() string {
 
 func newClient(t *testing.T, dnsAddr string, port int) (*Client, *logBuf) {
 	lb := &logBuf{}
-	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return &Client{
 		Resolver:       resolver.New(dnsAddr, nil),
 		Hostname:       "mail.a.test",
