@@ -149,7 +149,7 @@ func (q *Queue) runTx(batch []*writeReq) error {
 // costs more than running these.
 type statements struct {
 	// On the writer: use with tx.StmtContext.
-	insertMsg, insertRcpt, recordRcpt, msgState, deleteRcpts, deleteMsg *sql.Stmt
+	insertMsg, insertRcpt, recordRcpt, removeDone *sql.Stmt
 	// On the read pool.
 	loadMsg *sql.Stmt
 }
@@ -171,9 +171,9 @@ func prepareStatements(ctx context.Context, w, r *sql.DB) (*statements, error) {
 		notice = CASE WHEN ? != '' THEN ? WHEN ? AND warned = 0 THEN 'delayed' ELSE notice END,
 		warned = CASE WHEN ? THEN 1 ELSE warned END, expired = ?
 		WHERE id = ? AND state = 0`)
-	prep(w, &st.msgState, `SELECT COALESCE(SUM(state = 0), 0), COALESCE(SUM(notice != ''), 0) FROM rcpt WHERE msg = ?`)
-	prep(w, &st.deleteRcpts, `DELETE FROM rcpt WHERE msg = ?`)
-	prep(w, &st.deleteMsg, `DELETE FROM msg WHERE id = ?`)
+	// The rcpt rows go by ON DELETE CASCADE.
+	prep(w, &st.removeDone, `DELETE FROM msg WHERE id = ? AND NOT EXISTS
+		(SELECT 1 FROM rcpt WHERE msg = ? AND (state = 0 OR notice != ''))`)
 	prep(r, &st.loadMsg, `SELECT id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created, body
 		FROM msg WHERE id = ?`)
 	if err != nil {
@@ -184,7 +184,7 @@ func prepareStatements(ctx context.Context, w, r *sql.DB) (*statements, error) {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.insertMsg, st.insertRcpt, st.recordRcpt, st.msgState, st.deleteRcpts, st.deleteMsg, st.loadMsg} {
+	for _, s := range []*sql.Stmt{st.insertMsg, st.insertRcpt, st.recordRcpt, st.removeDone, st.loadMsg} {
 		if s != nil {
 			s.Close()
 		}

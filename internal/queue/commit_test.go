@@ -248,6 +248,10 @@ func TestAddBodyKinds(t *testing.T) {
 			if ms := f.list(); len(ms) != 0 {
 				t.Errorf("queue not empty: %+v", ms)
 			}
+			var n int
+			if err := f.q.db.R.QueryRow(`SELECT COUNT(*) FROM rcpt`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%d recipient rows left (%v)", n, err)
+			}
 		})
 	}
 }

@@ -422,23 +422,14 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 			}
 			if n, _ := er.RowsAffected(); n == 1 {
 				lines = append(lines, logLine{r: r, res: res, outcome: outcome, next: next})
+				owed = owed || notice != "" || warned
 			}
 		}
-		// noticeMu is not needed here: with no notice owed, nothing is
-		// being sent for this message, and none can be added but by
-		// results, which are recorded here, one transaction at a time.
-		var pending, notices int
-		if err := tx.StmtContext(ctx, q.st.msgState).QueryRowContext(ctx, m.id).Scan(&pending, &notices); err != nil {
-			return fmt.Errorf("message state: %w", err)
-		}
-		owed = notices > 0
-		if pending > 0 || owed {
-			return nil
-		}
-		if _, err := tx.StmtContext(ctx, q.st.deleteRcpts).ExecContext(ctx, m.id); err != nil {
-			return fmt.Errorf("remove finished message: %w", err)
-		}
-		r, err := tx.StmtContext(ctx, q.st.deleteMsg).ExecContext(ctx, m.id)
+		// The message goes (its rcpt rows by cascade) when no recipient
+		// is pending and no DSN owed. noticeMu is not needed: with no
+		// notice owed, nothing is being sent for it. A notice owed from
+		// before (its DSN failed) is sent by sendOwedNotices.
+		r, err := tx.StmtContext(ctx, q.st.removeDone).ExecContext(ctx, m.id, m.id)
 		if err != nil {
 			return fmt.Errorf("remove finished message: %w", err)
 		}
