@@ -69,6 +69,8 @@ func commands() []command {
 		{"check", "[--repair]", "verify the mail store (safe while the server runs); --repair fixes what it safely can, with the server stopped", runCheck},
 		{"backup", "[--name NAME] DIR", "take a consistent online backup into DIR/NAME (the server may run)", runBackup},
 		{"restore", "[--force] BACKUPDIR", "restore a backup into the data dir (the server must be stopped)", runRestore},
+		{"import", "[--mailbox NAME] [--format mbox|maildir] ACCOUNT FILE|DIR", "import an mbox file, a directory of .mbox files or a Maildir into an account (the server may run)", runImport},
+		{"export", "[--format maildir|mbox] [--mailbox NAME] ACCOUNT DIR", "export an account's mailboxes to a Maildir or to mbox files (the server may run)", runExport},
 		{"send", "--to ADDRESS... [flags]", "compose a message (body from stdin or $EDITOR) and submit it over SMTP", runSend},
 		{"fetch", "[--pop3|--imap] [--keep] [--expunge]", "download mail into the local Maildir over POP3 or IMAP", runFetch},
 		{"sync", "", "fetch new INBOX mail over IMAP and sync flags both ways with the local Maildir", runSync},

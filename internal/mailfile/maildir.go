@@ -84,7 +84,9 @@ func ListMaildir(dir string) ([]MaildirEntry, error) {
 		found = true
 		for _, e := range ents {
 			name := e.Name()
-			if strings.HasPrefix(name, ".") || !e.Type().IsRegular() {
+			// Regular files, and symbolic links (read through when
+			// the message is opened).
+			if strings.HasPrefix(name, ".") || !e.Type().IsRegular() && e.Type()&fs.ModeSymlink == 0 {
 				continue
 			}
 			info, err := e.Info()

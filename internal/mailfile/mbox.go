@@ -49,6 +49,8 @@ type MboxReader struct {
 	// offset is the number of bytes consumed from the input.
 	offset int64
 	count  int
+	// scratch is the pending buffer of the previous message, reused.
+	scratch []byte
 }
 
 // NewMboxReader returns a reader of the mbox file r.
@@ -74,6 +76,7 @@ type MboxMessage struct {
 	inHeader  bool
 	heldBlank []byte // an empty line that may be the separator
 	pending   []byte
+	buf       []byte // pending's storage
 	hdr       []byte // current header line (capped)
 	hdrLong   bool
 	flags     Flags
@@ -92,6 +95,10 @@ func (r *MboxReader) Next() (*MboxMessage, error) {
 			return nil, err
 		}
 	}
+	if r.cur != nil {
+		r.scratch = r.cur.buf[:0]
+		r.cur.buf, r.cur.pending = nil, nil
+	}
 	r.cur = nil
 	if !r.started {
 		r.started = true
@@ -105,7 +112,8 @@ func (r *MboxReader) Next() (*MboxMessage, error) {
 		return nil, io.EOF
 	}
 	r.count++
-	m := &MboxMessage{Number: r.count, Offset: r.nextOffset, r: r, lineStart: true, inHeader: true}
+	m := &MboxMessage{Number: r.count, Offset: r.nextOffset, r: r, lineStart: true, inHeader: true, buf: r.scratch}
+	r.scratch = nil
 	m.Sender, m.Date = ParseFromLine(string(r.next))
 	r.next = nil
 	r.cur = m
@@ -183,7 +191,8 @@ func (m *MboxMessage) Flags() Flags { return m.flags }
 // fill reads one line or line piece from the file into pending.
 func (m *MboxMessage) fill() error {
 	r := m.r
-	m.pending = m.pending[:0]
+	m.pending = m.buf[:0]
+	defer func() { m.buf = m.pending[:0] }()
 	piece, err := r.br.ReadSlice('\n')
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
 		r.err = fmt.Errorf("read mbox: %w", err)
