@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/mailfile"
 	"github.com/jodmai/jodmai/internal/store"
 )
@@ -144,7 +143,8 @@ func mailboxLevels(name string) ([]string, error) {
 }
 
 // maildir writes a mailbox into the Maildir root: INBOX is the root,
-// others are Maildir++ folders named in modified UTF-7 (as Dovecot does).
+// others are Maildir++ folders named in modified UTF-7 (as Dovecot does),
+// a dot in a name written as its UTF-7 form.
 func (ex *exporter) maildir(ctx context.Context, root string, mb store.Mailbox) error {
 	var levels []string
 	if mb.Name != "INBOX" {
@@ -153,7 +153,7 @@ func (ex *exporter) maildir(ctx context.Context, root string, mb store.Mailbox) 
 			return err
 		}
 		for _, l := range ls {
-			levels = append(levels, imapd.EncodeMailboxUTF7(l))
+			levels = append(levels, folderLevel(l))
 		}
 	}
 	dir, err := mailfile.FolderDir(root, levels)

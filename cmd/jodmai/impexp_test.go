@@ -158,6 +158,7 @@ func TestImportExportMaildir(t *testing.T) {
 		{".Sent", "1700000010.M1P1.host:2,S", "cur", "Subject: sent\n\ns\n"},
 		{".Foo.Bar", "1700000020.M1P1.host:2,FS", "cur", "Subject: deep\n\nd\n"},
 		{".Entw&APw-rfe", "1700000030.M1P1.host:2,D", "cur", "Subject: utf7\n\nu\n"},
+		{".v1&AC4-2", "1700000040.M1P1.host:2,", "cur", "Subject: dot\n\nv\n"},
 	}
 	base := time.Date(2023, 11, 14, 22, 13, 0, 0, time.UTC)
 	for i, m := range msgs {
@@ -173,7 +174,7 @@ func TestImportExportMaildir(t *testing.T) {
 		os.Chtimes(p, d, d)
 	}
 	r := jodmai(t, env.DataDir, "", "import", addr, src).ok(t)
-	if !strings.HasPrefix(r.stdout, "imported 10 messages") || !strings.Contains(r.stdout, "in 4 mailboxes") {
+	if !strings.HasPrefix(r.stdout, "imported 11 messages") || !strings.Contains(r.stdout, "in 5 mailboxes") {
 		t.Errorf("summary %q", r.stdout)
 	}
 
@@ -194,7 +195,7 @@ func TestImportExportMaildir(t *testing.T) {
 			t.Errorf("INBOX message %d body %q, want %q", i+1, m.body, wantBody)
 		}
 	}
-	for name, n := range map[string]int{"Sent": 1, "Foo/Bar": 1, "Entwürfe": 1, "Foo": 0} {
+	for name, n := range map[string]int{"Sent": 1, "Foo/Bar": 1, "Entwürfe": 1, "Foo": 0, "v1.2": 1} {
 		if got := imapMailbox(t, env, addr, name); len(got) != n {
 			t.Errorf("%s has %d messages, want %d", name, len(got), n)
 		}
@@ -208,7 +209,7 @@ func TestImportExportMaildir(t *testing.T) {
 	// the same folders; new/ messages land in cur/ without flags.
 	out := filepath.Join(t.TempDir(), "Mail")
 	jodmai(t, env.DataDir, "", "export", addr, out).ok(t)
-	for _, folder := range []string{"", ".Sent", ".Foo.Bar", ".Entw&APw-rfe"} {
+	for _, folder := range []string{"", ".Sent", ".Foo.Bar", ".Entw&APw-rfe", ".v1&AC4-2"} {
 		srcEnts, err := mailfile.ListMaildir(filepath.Join(src, folder))
 		if err != nil {
 			t.Fatal(err)
@@ -492,3 +493,49 @@ func pop3Retrieve(t *testing.T, env *testenv.Env, addr string) []string {
 }
 
 func dialText(addr string) (*textproto.Conn, error) { return textproto.Dial("tcp", addr) }
+
+func TestFolderLevel(t *testing.T) {
+	tests := []struct{ name, level string }{
+		{"Sent", "Sent"},
+		{"Entwürfe", "Entw&APw-rfe"},
+		{"v1.2", "v1&AC4-2"},
+		{"a&b", "a&-b"},
+		{"ü.ü", "&APw-&AC4-&APw-"},
+	}
+	for _, tc := range tests {
+		if got := folderLevel(tc.name); got != tc.level {
+			t.Errorf("folderLevel(%q) = %q, want %q", tc.name, got, tc.level)
+		}
+		if got := folderLevelName(tc.level); got != tc.name {
+			t.Errorf("folderLevelName(%q) = %q, want %q", tc.level, got, tc.name)
+		}
+	}
+	// Not modified UTF-7: taken as it is.
+	if got := folderLevelName("a&b"); got != "a&b" {
+		t.Errorf("folderLevelName(a&b) = %q", got)
+	}
+}
+
+func TestTransferProgress(t *testing.T) {
+	var buf bytes.Buffer
+	p := &transferProgress{w: &buf, verb: "import", start: time.Now(), width: 10, total: 200}
+	p.done, p.msgs, p.bytes = 50, 3, 3<<20
+	p.update()
+	if got := buf.String(); got != "\rimport [##........]  25% 3 messages, 3.0 MiB" {
+		t.Errorf("bar %q", got)
+	}
+	p.done = 200
+	p.update() // within 100 ms: not redrawn
+	p.finish() // always drawn, then a newline
+	if got := buf.String(); !strings.HasSuffix(got, "[##########] 100% 3 messages, 3.0 MiB\n") {
+		t.Errorf("final bar %q", got)
+	}
+	p.mailboxes = 2
+	if s := p.summary(); !strings.HasPrefix(s, "3 messages (3.0 MiB) in 2 mailboxes in ") {
+		t.Errorf("summary %q", s)
+	}
+	// No terminal: no bar.
+	q := &transferProgress{}
+	q.update()
+	q.finish()
+}

@@ -174,6 +174,7 @@ func (imp *importer) add(ctx context.Context, mailbox string, r io.Reader, flags
 	sf, kw := storeFlags(flags())
 	imp.batch = append(imp.batch, store.AppendMessage{Body: t, Flags: sf, Keywords: kw, Date: date})
 	imp.where = append(imp.where, where)
+	imp.prog.update()
 	if len(imp.batch) >= importBatch {
 		return imp.flush(ctx)
 	}
@@ -359,11 +360,7 @@ func (imp *importer) maildir(ctx context.Context, root, mailbox string) error {
 	for _, fo := range folders {
 		levels := make([]string, len(fo.Levels))
 		for i, l := range fo.Levels {
-			// Dovecot and Courier keep folder names in modified UTF-7.
-			if d, err := imapd.DecodeMailboxUTF7(l); err == nil {
-				l = d
-			}
-			levels[i] = l
+			levels[i] = folderLevelName(l)
 		}
 		name := strings.Join(levels, store.Delimiter)
 		switch {
@@ -408,6 +405,29 @@ func (imp *importer) maildir(ctx context.Context, root, mailbox string) error {
 		}
 	}
 	return nil
+}
+
+// dotUTF7 is how a "." inside a mailbox name level is written in a Maildir++
+// folder name, where "." separates levels: the modified UTF-7 form of
+// U+002E. IMAP forbids it for printable ASCII, so it never means anything
+// else.
+const dotUTF7 = "&AC4-"
+
+// folderLevelName decodes a Maildir++ folder name level: modified UTF-7
+// (as Dovecot and Courier write them) with dotUTF7 for a dot. A level that
+// does not decode is taken as it is.
+func folderLevelName(l string) string {
+	l = strings.ReplaceAll(l, dotUTF7, ".")
+	if d, err := imapd.DecodeMailboxUTF7(l); err == nil {
+		return d
+	}
+	return l
+}
+
+// folderLevel encodes a mailbox name level as a Maildir++ folder name
+// level, the inverse of folderLevelName.
+func folderLevel(name string) string {
+	return strings.ReplaceAll(imapd.EncodeMailboxUTF7(name), ".", dotUTF7)
 }
 
 // countingReader reports how many bytes were read so far.
