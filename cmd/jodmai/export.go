@@ -174,8 +174,9 @@ func (ex *exporter) maildir(ctx context.Context, root string, mb store.Mailbox) 
 	return err
 }
 
-// mbox writes a mailbox to root/NAME.mbox (mboxrd). An existing file is
-// never overwritten.
+// mbox writes a mailbox to root/NAME.mbox (mboxrd), each message's flags
+// in its Status and X-Status fields (set, replaced or added as needed). An
+// existing file is never overwritten.
 func (ex *exporter) mbox(ctx context.Context, root string, mb store.Mailbox) error {
 	levels, err := mailboxLevels(mb.Name)
 	if err != nil {
@@ -195,7 +196,8 @@ func (ex *exporter) mbox(ctx context.Context, root string, mb store.Mailbox) err
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(mw, body)
+		// mbox keeps flags in Status and X-Status fields.
+		_, err = io.Copy(mw, mailfile.WithStatus(body, fileFlags(m.Flags, m.Keywords)))
 		return err
 	})
 	if err == nil {

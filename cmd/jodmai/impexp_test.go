@@ -108,6 +108,16 @@ func TestImportExportMbox(t *testing.T) {
 
 	// Exported as mboxrd: byte for byte the file imported.
 	out := t.TempDir()
+	jodmai(t, env.DataDir, "", "export", "--format", "mbox", "--mailbox", "Old/2024", addr, out).ok(t)
+	if b, err := os.ReadFile(filepath.Join(out, "Old", "2024.mbox")); err != nil || string(b) != trickyMbox {
+		t.Errorf("exported mbox differs (%v):\n%q\nwant\n%q", err, b, trickyMbox)
+	}
+
+	// Flags set since are written as Status fields: added to the
+	// message that had none.
+	imapStore(t, env, addr, "Old/2024", 2, imap.FlagFlagged)
+	want := strings.Replace(trickyMbox, "Subject: two\n", "Subject: two\nX-Status: F\n", 1)
+	out = t.TempDir()
 	r = jodmai(t, env.DataDir, "", "export", "--format", "mbox", addr, out).ok(t)
 	if !strings.HasPrefix(r.stdout, "exported 5 messages") {
 		t.Errorf("export summary %q", r.stdout)
@@ -116,8 +126,8 @@ func TestImportExportMbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(b) != trickyMbox {
-		t.Errorf("exported mbox differs:\n%q\nwant\n%q", b, trickyMbox)
+	if string(b) != want {
+		t.Errorf("exported mbox differs:\n%q\nwant\n%q", b, want)
 	}
 	// Every mailbox has its file, the empty ones empty.
 	for _, name := range []string{"INBOX.mbox", "Sent.mbox", "Old.mbox"} {
@@ -131,8 +141,12 @@ func TestImportExportMbox(t *testing.T) {
 	// The export directory imports back, mailbox by mailbox.
 	env2, addr2 := impexpEnv(t)
 	jodmai(t, env2.DataDir, "", "import", "--format", "mbox", addr2, out).ok(t)
-	if got := env2.Mailbox(t, addr2, "Old/2024"); len(got) != 5 || string(got[0].Body) != first {
-		t.Errorf("re-import of the export directory: %d messages", len(got))
+	got2 := env2.Mailbox(t, addr2, "Old/2024")
+	if len(got2) != 5 || string(got2[0].Body) != first {
+		t.Fatalf("re-import of the export directory: %d messages", len(got2))
+	}
+	if got2[0].Flags != store.FlagSeen|store.FlagAnswered|store.FlagFlagged || got2[1].Flags != store.FlagFlagged || got2[2].Flags != store.FlagDeleted {
+		t.Errorf("re-imported flags %v %v %v", got2[0].Flags, got2[1].Flags, got2[2].Flags)
 	}
 }
 
@@ -400,6 +414,25 @@ func peakHeap(t *testing.T, fn func()) (inuse, live uint64, elapsed time.Duratio
 	close(stop)
 	wg.Wait()
 	return peak.Load(), peakLive.Load(), elapsed
+}
+
+// imapStore adds a flag to message seq of a mailbox over IMAP.
+func imapStore(t *testing.T, env *testenv.Env, addr, mailbox string, seq uint32, flag imap.Flag) {
+	t.Helper()
+	c, err := imapclient.DialInsecure(env.Addr("imap"), nil)
+	if err != nil {
+		t.Fatalf("imap dial: %v", err)
+	}
+	defer c.Close()
+	if err := c.Login(addr, impexpPass).Wait(); err != nil {
+		t.Fatalf("imap login: %v", err)
+	}
+	if _, err := c.Select(mailbox, nil).Wait(); err != nil {
+		t.Fatalf("select %s: %v", mailbox, err)
+	}
+	if err := c.Store(imap.SeqSetNum(seq), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{flag}}, nil).Close(); err != nil {
+		t.Fatalf("store: %v", err)
+	}
 }
 
 // imapMessage is what imapMailbox reads of a message.

@@ -6,10 +6,11 @@
 // held whole in memory, so a multi-gigabyte mbox costs a fixed buffer.
 // Readers return the bytes as they are in the file (line ends included);
 // callers that store CRLF convert on the way (message.NewCRLFWriter).
-// Writers take LF text (message.NewLFWriter-style conversion is the
-// caller's job through ToLF) and make what they write durable: a Maildir
-// file is fsynced before it is renamed into cur/, the directory is fsynced
-// per batch and at Close; an mbox file is fsynced at Close.
+// Writers take LF text (ToLF converts a stored CRLF message on the way) and
+// WithStatus sets an mbox message's Status fields from its flags. A
+// MaildirWriter makes what it writes durable: each file is fsynced before
+// it is renamed into cur/, and cur/ is fsynced per batch and at Close. An
+// MboxWriter writes to the caller's file, which the caller fsyncs.
 package mailfile
 
 import "strings"

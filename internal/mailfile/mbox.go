@@ -78,7 +78,6 @@ type MboxMessage struct {
 	pending   []byte
 	buf       []byte // pending's storage
 	hdr       []byte // current header line (capped)
-	hdrLong   bool
 	flags     Flags
 	size      int64
 }
@@ -239,7 +238,12 @@ func (m *MboxMessage) fill() error {
 		piece = piece[1:]
 	}
 	m.pending = append(m.pending, piece...)
-	m.hdr, m.hdrLong = m.hdr[:0], false
+	if m.inHeader && piece[0] != ' ' && piece[0] != '\t' && bytes.IndexByte(piece, ':') < 0 {
+		// A line that is no field ends a malformed header (as in
+		// WithStatus).
+		m.inHeader = false
+	}
+	m.hdr = m.hdr[:0]
 	m.header(piece)
 	m.lineStart = err == nil
 	if err == io.EOF {
