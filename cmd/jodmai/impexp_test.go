@@ -572,3 +572,29 @@ func TestTransferProgress(t *testing.T) {
 	q.update()
 	q.finish()
 }
+
+// TestSyncAllMailboxes: jodmai sync --all reaches mailboxes beyond INBOX.
+func TestSyncAllMailboxes(t *testing.T) {
+	env, user, accounts, maildir := uaSetup(t)
+	env.Deliver(t, user, []byte("Subject: in\r\n\r\ni\r\n"))
+	src := filepath.Join(t.TempDir(), "a.mbox")
+	os.WriteFile(src, []byte("From MAILER-DAEMON Mon Mar  4 05:06:07 2024\nStatus: RO\nSubject: old\n\no\n"), 0o600)
+	jodmai(t, env.DataDir, "", "import", "--mailbox", "Archive/2024", user, src).ok(t)
+
+	jodmai(t, "", "", "sync", "--accounts", accounts, "--all", "--mailbox", "INBOX").fails(t, 2, "exclusive")
+	r := jodmai(t, "", "", "sync", "--accounts", accounts, "--all").ok(t)
+	if !strings.HasPrefix(r.stdout, "fetched 2 messages") {
+		t.Fatalf("sync --all said %q", r.stdout)
+	}
+	ents, err := mailfile.ListMaildir(filepath.Join(maildir, ".Archive.2024"))
+	if err != nil || len(ents) != 1 || ents[0].Flags != mailfile.Seen {
+		t.Fatalf("archive folder: %+v %v", ents, err)
+	}
+	if ents, _ := mailfile.ListMaildir(maildir); len(ents) != 1 {
+		t.Fatalf("root Maildir holds %d messages", len(ents))
+	}
+	r = jodmai(t, "", "", "sync", "--accounts", accounts, "--mailbox", "Archive/2024").ok(t)
+	if !strings.HasPrefix(r.stdout, "fetched 0 messages") {
+		t.Fatalf("second sync said %q", r.stdout)
+	}
+}

@@ -73,7 +73,7 @@ func commands() []command {
 		{"export", "[--format maildir|mbox] [--mailbox NAME] ACCOUNT DIR", "export an account's mailboxes to a Maildir or to mbox files (the server may run)", runExport},
 		{"send", "--to ADDRESS... [flags]", "compose a message (body from stdin or $EDITOR) and submit it over SMTP", runSend},
 		{"fetch", "[--pop3|--imap] [--keep] [--expunge]", "download mail into the local Maildir over POP3 or IMAP", runFetch},
-		{"sync", "", "fetch new INBOX mail over IMAP and sync flags both ways with the local Maildir", runSync},
+		{"sync", "[--mailbox NAME]... [--all]", "fetch new mail over IMAP and sync flags both ways with the local Maildir (INBOX, the mailboxes named, or all)", runSync},
 		{"mail list", "[--folder F]", "list the messages in the local Maildir", runMailList},
 		{"mail read", "[--folder F] N", "show message N of the local Maildir", runMailRead},
 		{"mail search", "[--folder F] WORD...", "list the local messages whose headers or text contain every word", runMailSearch},
