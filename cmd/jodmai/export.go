@@ -21,7 +21,7 @@ const exportPage = 500
 // mailbox). It only reads the store, so it is safe beside a running server;
 // messages expunged while it runs are skipped.
 func runExport(ctx context.Context, env *cmdEnv, args []string) error {
-	format := env.flags.String("format", "maildir", "output format: maildir (flags in file names) or mbox (mboxrd, one NAME.mbox file per mailbox)")
+	format := env.flags.String("format", "maildir", "output `FORMAT`: maildir (flags in file names; folders must be empty) or mbox (mboxrd, one new NAME.mbox file per mailbox, flags in Status fields)")
 	only := env.flags.String("mailbox", "", "export only the mailbox `NAME` (default: all)")
 	rest, err := env.parse(args, 2, 2)
 	if err != nil {
@@ -142,7 +142,8 @@ func mailboxLevels(name string) ([]string, error) {
 	return levels, nil
 }
 
-// maildir writes a mailbox into the Maildir root: INBOX is the root,
+// maildir writes a mailbox into the Maildir root (refusing a folder that
+// already holds messages): INBOX is the root,
 // others are Maildir++ folders named in modified UTF-7 (as Dovecot does),
 // a dot in a name written as its UTF-7 form.
 func (ex *exporter) maildir(ctx context.Context, root string, mb store.Mailbox) error {
@@ -159,6 +160,15 @@ func (ex *exporter) maildir(ctx context.Context, root string, mb store.Mailbox) 
 	dir, err := mailfile.FolderDir(root, levels)
 	if err != nil {
 		return fmt.Errorf("mailbox %s: %w", mb.Name, err)
+	}
+	// Never mix an export into mail already there (a second run would
+	// duplicate every message).
+	if mailfile.IsMaildir(dir) {
+		if ents, err := mailfile.ListMaildir(dir); err != nil {
+			return err
+		} else if len(ents) > 0 {
+			return fmt.Errorf("mailbox %s: %s already holds %d messages: export into an empty directory", mb.Name, dir, len(ents))
+		}
 	}
 	w, err := mailfile.NewMaildirWriter(dir)
 	if err != nil {

@@ -250,6 +250,9 @@ func TestImportExportMaildir(t *testing.T) {
 			}
 		}
 	}
+	// A second export into the same Maildir would duplicate everything.
+	jodmai(t, env.DataDir, "", "export", "--mailbox", "Sent", addr, out).fails(t, 1, "already holds 1 messages")
+
 	// Only the mailbox asked for.
 	out2 := t.TempDir()
 	jodmai(t, env.DataDir, "", "export", "--mailbox", "Foo/Bar", addr, out2).ok(t)

@@ -7,9 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jodmai/jodmai/internal/imapd"
@@ -32,7 +34,7 @@ const keywordForwarded = "$Forwarded"
 // running server: both write the account's index through SQLite's locking.
 func runImport(ctx context.Context, env *cmdEnv, args []string) error {
 	mailbox := env.flags.String("mailbox", "", "target mailbox `NAME` (default INBOX; for a Maildir, its root; subfolders go below NAME)")
-	format := env.flags.String("format", "", "input format: mbox or maildir (default: maildir for a directory holding cur/ or new/, mbox otherwise)")
+	format := env.flags.String("format", "", "input `FORMAT`: mbox (mboxrd; mboxo and mboxcl read alike, Content-Length ignored) or maildir (default: maildir for a directory holding cur/ or new/, mbox otherwise)")
 	rest, err := env.parse(args, 2, 2)
 	if err != nil {
 		return err
@@ -61,13 +63,17 @@ func runImport(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer closeStore()
+	// An interrupt stops the import between messages; what was read so
+	// far is still committed, and the temporary bodies are removed.
+	runCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	imp := &importer{st: a.store, a: a.acct, prog: newProgress(env, "import")}
 	if *format == "maildir" {
-		err = imp.maildir(ctx, src, *mailbox)
+		err = imp.maildir(runCtx, src, *mailbox)
 	} else {
-		err = imp.mboxes(ctx, src, fi.IsDir(), *mailbox)
+		err = imp.mboxes(runCtx, src, fi.IsDir(), *mailbox)
 	}
-	if ferr := imp.flush(ctx); err == nil {
+	if ferr := imp.flush(context.WithoutCancel(runCtx)); err == nil {
 		err = ferr
 	}
 	imp.discard()
