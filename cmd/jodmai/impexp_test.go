@@ -302,6 +302,9 @@ func TestImportLarge(t *testing.T) {
 		t.Skip("large import skipped with -short")
 	}
 	n := 20000
+	if raceEnabled {
+		n = 4000 // still 20x the baseline run
+	}
 	if v, err := strconv.Atoi(os.Getenv("JODMAI_IMPORT_N")); err == nil && v > 0 {
 		n = v
 	}
