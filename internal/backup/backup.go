@@ -148,7 +148,7 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 			opts.progress("account %d: %d messages expunged during the backup are left out", id, ar.Vanished)
 		}
 	}
-	if err := syncDir(filepath.Join(dest, "accounts")); err != nil {
+	if err := blob.SyncDir(filepath.Join(dest, "accounts")); err != nil {
 		return nil, err
 	}
 
@@ -172,7 +172,7 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 	} else if opts.ConfigFile != "" {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
-	if err := syncDir(dest); err != nil {
+	if err := blob.SyncDir(dest); err != nil {
 		return nil, err
 	}
 	if err := writeManifest(dest, m); err != nil {
@@ -301,7 +301,7 @@ func backupAccount(ctx context.Context, dataDir, dest string, id int64) (Account
 		return ar, err
 	}
 	for shard := range shards {
-		if err := syncDir(filepath.Join(dstDir, "msg", shard)); err != nil {
+		if err := blob.SyncDir(filepath.Join(dstDir, "msg", shard)); err != nil {
 			return ar, err
 		}
 	}
@@ -309,7 +309,7 @@ func backupAccount(ctx context.Context, dataDir, dest string, id int64) (Account
 		return ar, err
 	}
 	for _, d := range []string{filepath.Join(dstDir, "msg"), dstDir} {
-		if err := syncDir(d); err != nil {
+		if err := blob.SyncDir(d); err != nil {
 			return ar, err
 		}
 	}
@@ -409,7 +409,7 @@ func copyTree(src, dst string) error {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := syncDir(dirs[i]); err != nil {
+		if err := blob.SyncDir(dirs[i]); err != nil {
 			return err
 		}
 	}
@@ -477,7 +477,7 @@ func writeManifest(dir string, m *Manifest) error {
 	if err := os.Rename(tmp, filepath.Join(dir, ManifestName)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return blob.SyncDir(dir)
 }
 
 // ReadManifest reads and checks the manifest of a backup directory.
@@ -510,18 +510,6 @@ func syncFile(path string) error {
 	defer f.Close()
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", path, err)
-	}
-	return nil
-}
-
-func syncDir(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open dir for fsync: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", path, err)
 	}
 	return nil
 }

@@ -120,7 +120,7 @@ func Restore(ctx context.Context, backupDir, dataDir string, opts RestoreOptions
 				deepest = d
 			}
 		}
-		if err := syncDir(deepest); err != nil {
+		if err := blob.SyncDir(deepest); err != nil {
 			return nil, err
 		}
 		delete(dirs, deepest)
@@ -185,7 +185,7 @@ func restoreBodies(src, dst string) (int, error) {
 			}
 			n++
 		}
-		if err := syncDir(filepath.Join(dst, s.Name())); err != nil {
+		if err := blob.SyncDir(filepath.Join(dst, s.Name())); err != nil {
 			return n, err
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/jodmai/jodmai/internal/blob"
 )
 
 // ParseInfo returns the flags of a Maildir file name's info part
@@ -208,7 +210,7 @@ func NewMaildirWriter(dir string) (*MaildirWriter, error) {
 	}
 	// The new names must survive a crash before files go below them.
 	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := syncDir(d); err != nil {
+		if err := blob.SyncDir(d); err != nil {
 			return nil, err
 		}
 	}
@@ -266,7 +268,7 @@ func (w *MaildirWriter) Sync() error {
 	if w.unsynced == 0 {
 		return nil
 	}
-	if err := syncDir(filepath.Join(w.dir, "cur")); err != nil {
+	if err := blob.SyncDir(filepath.Join(w.dir, "cur")); err != nil {
 		return err
 	}
 	w.unsynced = 0
@@ -275,16 +277,3 @@ func (w *MaildirWriter) Sync() error {
 
 // Close syncs what is left.
 func (w *MaildirWriter) Close() error { return w.Sync() }
-
-// syncDir fsyncs a directory.
-func syncDir(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open dir for fsync: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", path, err)
-	}
-	return nil
-}
