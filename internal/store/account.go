@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -178,14 +179,41 @@ func (a *Account) Meta(ctx context.Context, messageID int64) ([]byte, error) {
 	return b, nil
 }
 
-// OpenBody opens a message's body for reading. The file stays readable
+// Body is a message body opened for reading: a body file, or a body kept
+// inline in the index, read into memory.
+type Body interface {
+	io.Reader
+	io.ReaderAt
+	io.Seeker
+	io.Closer
+}
+
+// OpenBody opens a message's body for reading. The body stays readable
 // after the message is expunged by another session.
-func (a *Account) OpenBody(m Message) (*os.File, error) {
+func (a *Account) OpenBody(m Message) (Body, error) {
+	if IsInlineBody(m.Blob) {
+		return a.openInline(context.Background(), m.Blob)
+	}
 	f, err := a.bodies.Open(m.Blob)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %v", ErrNoMessage, err)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (a *Account) openInline(ctx context.Context, id string) (Body, error) {
+	var data []byte
+	err := a.db.R.QueryRowContext(ctx, `SELECT data FROM inline_bodies WHERE id=?`, id).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: inline body %s", ErrNoMessage, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read inline body %s: %w", id, err)
+	}
+	return blob.NewMemReader(data), nil
 }
 
 // Expunge removes messages (by UID) from a mailbox in one transaction,
@@ -257,16 +285,23 @@ func (a *Account) Append(ctx context.Context, mailbox string, t *blob.Temp, flag
 	if err != nil {
 		return Message{}, err
 	}
-	id := blob.NewID()
-	if err := a.bodies.Link(t, id); err != nil {
-		return Message{}, err
-	}
 	if date.IsZero() {
 		date = time.Now()
 	}
-	res, err := a.commit(ctx, []newMessage{{mailbox: mailbox, blob: id, size: t.Size, date: date, flags: flags, keywords: keywords, emailID: newEmailID(), meta: meta}})
+	nm := newMessage{mailbox: mailbox, size: t.Size, date: date, flags: flags, keywords: keywords, emailID: newEmailID(), meta: meta}
+	if inlinable(t) {
+		nm.blob, nm.inline = newInlineID(), t.Data
+	} else {
+		nm.blob = blob.NewID()
+		if err := a.bodies.Link(t, nm.blob); err != nil {
+			return Message{}, err
+		}
+	}
+	res, err := a.commit(ctx, []newMessage{nm})
 	if err != nil {
-		a.bodies.Remove(id)
+		if nm.inline == nil {
+			a.bodies.Remove(nm.blob)
+		}
 		return Message{}, err
 	}
 	return res[0], nil
@@ -313,6 +348,9 @@ type newMessage struct {
 	keywords      []string
 	emailID       string
 	meta          []byte
+	// inline, when not nil, is the body to store inline under blob, in
+	// the same transaction (once per id: copies share it).
+	inline []byte
 }
 
 type commitReq struct {
@@ -445,6 +483,11 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 				var uid uint32
 				if err := tx.QueryRowContext(ctx, `UPDATE mailboxes SET uidnext=uidnext+1, highestmodseq=? WHERE id=? RETURNING uidnext-1`, modseq, mb.id).Scan(&uid); err != nil {
 					return fmt.Errorf("allocate uid: %w", err)
+				}
+				if nm.inline != nil {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO inline_bodies(id, data) VALUES(?, ?)`, nm.blob, nm.inline); err != nil {
+						return fmt.Errorf("insert inline body: %w", err)
+					}
 				}
 				_, tz := nm.date.Zone()
 				now := time.Now().Unix()

@@ -8,6 +8,12 @@
 //	accounts/<id>/index.db        the account's index (SQLite, WAL, synchronous=FULL)
 //	accounts/<id>/msg/<xx>/<blob> immutable bodies (package blob)
 //
+// Bodies of up to InlineMax bytes that arrive in memory (blob.NewSpool) are
+// kept in the index itself (table inline_bodies, id "i"+blob id), written
+// in the transaction that adds their message rows: durable with that
+// transaction's WAL fsync, shared by copies in the account, deleted in the
+// transaction that drops their last message. Larger bodies are files:
+//
 // Durability order for every new message: the body file is fsynced, linked
 // into the account's body directory and that directory fsynced; then the
 // index row commits (one WAL fsync, shared by every message in a group
@@ -144,7 +150,32 @@ var migrations = []string{
 		value INTEGER NOT NULL
 	);
 	INSERT INTO counters(name, value) VALUES ('modseq', 1), ('uidvalidity', 0);`,
+	// 2: small bodies kept in the index, written in the transaction of
+	// their message rows (see InlineMax).
+	`CREATE TABLE inline_bodies (
+		id TEXT PRIMARY KEY,
+		data BLOB NOT NULL
+	);`,
 }
+
+// InlineMax is the largest body the store keeps inline in the account's
+// index (table inline_bodies) instead of a body file, when it gets the body
+// as a memory Temp: its bytes are written in the same transaction as its
+// message rows, so one WAL fsync, shared by a group commit, makes it
+// durable, with no file, link or directory fsync. Larger bodies are files.
+const InlineMax = 128 << 10
+
+// inlinePrefix starts the id of an inline body: "i" and a blob id (21
+// characters), which is never a valid body file name.
+const inlinePrefix = "i"
+
+// IsInlineBody reports whether a message's body id (Message.Blob) names a
+// body kept inline in the account's index rather than a body file.
+func IsInlineBody(id string) bool {
+	return len(id) == 21 && id[:1] == inlinePrefix && blob.ValidID(id[1:])
+}
+
+func newInlineID() string { return inlinePrefix + blob.NewID() }
 
 // Store is the mail store of one data directory.
 type Store struct {
@@ -203,8 +234,16 @@ func (s *Store) Close() error {
 }
 
 // NewBody starts receiving a new message body. Finish it, then Deliver it.
+// The body stays in memory up to InlineMax bytes (and is then kept inline
+// in the index); a larger one goes to a temporary file.
 func (s *Store) NewBody() (*blob.Writer, error) {
-	return blob.Create(s.tmp)
+	return blob.NewSpool(s.tmp, InlineMax, nil), nil
+}
+
+// NewBodyBuffer is NewBody with buf as the memory (see blob.NewSpool): the
+// caller may pool it and reuse it once the body is delivered and removed.
+func (s *Store) NewBodyBuffer(buf []byte) *blob.Writer {
+	return blob.NewSpool(s.tmp, InlineMax, buf)
 }
 
 func (s *Store) accountDir(id int64) string {
@@ -464,7 +503,7 @@ func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) err
 }
 
 func parseMeta(t *blob.Temp) ([]byte, error) {
-	f, err := t.Open()
+	f, err := t.NewReader()
 	if err != nil {
 		return nil, fmt.Errorf("open body: %w", err)
 	}
@@ -485,20 +524,37 @@ func (s *Store) deliverAccount(ctx context.Context, t *blob.Temp, meta []byte, t
 	if err != nil {
 		return err
 	}
-	id := blob.NewID()
-	if err := a.bodies.Link(t, id); err != nil {
-		return err
-	}
 	msgs := make([]newMessage, len(targets))
 	emailID := newEmailID()
+	var id string
+	inline := inlinable(t)
+	if inline {
+		id = newInlineID()
+	} else {
+		id = blob.NewID()
+		if err := a.bodies.Link(t, id); err != nil {
+			return err
+		}
+	}
 	for i, tg := range targets {
 		msgs[i] = newMessage{mailbox: tg.Mailbox, fallbackInbox: true, blob: id, size: t.Size, date: now, flags: tg.Flags, emailID: emailID, meta: meta}
 	}
+	if inline {
+		// One inline row, shared by the copies.
+		msgs[0].inline = t.Data
+	}
 	if _, err := a.commit(ctx, msgs); err != nil {
-		a.bodies.Remove(id)
+		if !inline {
+			a.bodies.Remove(id)
+		}
 		return fmt.Errorf("deliver to account %d: %w", a.ID, err)
 	}
 	return nil
+}
+
+// inlinable reports whether t is kept in the index rather than as a file.
+func inlinable(t *blob.Temp) bool {
+	return t.InMemory() && t.Size <= InlineMax && int64(len(t.Data)) == t.Size
 }
 
 func newEmailID() string {
