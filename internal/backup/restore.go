@@ -260,7 +260,7 @@ func inlineSizes(ctx context.Context, db *sql.DB) (map[string]int64, error) {
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='inline_bodies'`).Scan(&n); err != nil || n == 0 {
 		return out, err
 	}
-	rows, err := db.QueryContext(ctx, `SELECT id, length(data) FROM inline_bodies`)
+	rows, err := db.QueryContext(ctx, `SELECT 'i' || id, length(data) FROM inline_bodies`)
 	if err != nil {
 		return nil, fmt.Errorf("list inline bodies: %w", err)
 	}

@@ -488,7 +488,7 @@ func scanIndex(ctx context.Context, db *sql.DB) (*accountScan, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT id, length(data) FROM inline_bodies`)
+	rows, err = tx.QueryContext(ctx, `SELECT 'i' || id, length(data) FROM inline_bodies`)
 	if err != nil {
 		return nil, err
 	}
@@ -776,7 +776,7 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 			// Rows and inline bodies change in one transaction: a row
 			// without its inline body in the same read is lost for real.
 			var n int
-			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM inline_bodies WHERE id=?`, b).Scan(&n); err != nil {
+			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM inline_bodies WHERE id=?`, inlineKey(b)).Scan(&n); err != nil {
 				notRepaired(prob(ProblemIndexUnreadable, "read index: %v", err), "index damaged")
 				damaged = true
 				continue
@@ -904,7 +904,7 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 	}
 	for i, b := range inlineIDs {
 		err := a.db.Tx(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `DELETE FROM inline_bodies WHERE id=? AND NOT EXISTS (SELECT 1 FROM messages WHERE blob=?)`, b, b)
+			_, err := tx.ExecContext(ctx, `DELETE FROM inline_bodies WHERE id=? AND NOT EXISTS (SELECT 1 FROM messages WHERE blob=?)`, inlineKey(b), b)
 			return err
 		})
 		if err != nil {

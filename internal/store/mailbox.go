@@ -171,7 +171,7 @@ func unreferenced(ctx context.Context, tx *sql.Tx, blobs map[string]bool) ([]str
 		if IsInlineBody(b) {
 			// Inline: gone with the transaction that dropped its last
 			// message.
-			if _, err := tx.ExecContext(ctx, `DELETE FROM inline_bodies WHERE id=?`, b); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM inline_bodies WHERE id=?`, inlineKey(b)); err != nil {
 				return nil, fmt.Errorf("delete inline body: %w", err)
 			}
 			continue

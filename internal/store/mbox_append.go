@@ -53,7 +53,7 @@ func (a *Account) AppendMessages(ctx context.Context, mailbox string, msgs []App
 		nms[i] = newMessage{mailbox: canonicalName(mailbox), size: m.Body.Size, date: date, flags: m.Flags,
 			keywords: normKeywords(m.Keywords), emailID: newEmailID(), meta: meta}
 		if inlinable(m.Body) {
-			nms[i].blob, nms[i].inline = newInlineID(), m.Body.Data
+			nms[i].inline = m.Body.Data
 			continue
 		}
 		id := blob.NewID()

@@ -9,7 +9,7 @@
 //	accounts/<id>/msg/<xx>/<blob> immutable bodies (package blob)
 //
 // Bodies of up to InlineMax bytes that arrive in memory (blob.NewSpool) are
-// kept in the index itself (table inline_bodies, id "i"+blob id), written
+// kept in the index itself (table inline_bodies, id "i"+key), written
 // in the transaction that adds their message rows: durable with that
 // transaction's WAL fsync, shared by copies in the account, deleted in the
 // transaction that drops their last message. Larger bodies are files:
@@ -153,7 +153,7 @@ var migrations = []string{
 	// 2: small bodies kept in the index, written in the transaction of
 	// their message rows (see InlineMax).
 	`CREATE TABLE inline_bodies (
-		id TEXT PRIMARY KEY,
+		id INTEGER PRIMARY KEY,
 		data BLOB NOT NULL
 	);`,
 }
@@ -165,17 +165,33 @@ var migrations = []string{
 // durable, with no file, link or directory fsync. Larger bodies are files.
 const InlineMax = 128 << 10
 
-// inlinePrefix starts the id of an inline body: "i" and a blob id (21
-// characters), which is never a valid body file name.
-const inlinePrefix = "i"
+// An inline body's id (Message.Blob) is "i" and its key in inline_bodies:
+// the MODSEQ of the message that brought it, so it is never reused (a
+// session holding an expunged message never reads another body) and new
+// bodies append to the table's b-tree. It is at most 19 characters and so
+// never a body file name (blob.ValidID, 20).
 
 // IsInlineBody reports whether a message's body id (Message.Blob) names a
 // body kept inline in the account's index rather than a body file.
 func IsInlineBody(id string) bool {
-	return len(id) == 21 && id[:1] == inlinePrefix && blob.ValidID(id[1:])
+	if len(id) < 2 || len(id) > 19 || id[0] != 'i' {
+		return false
+	}
+	for i := 1; i < len(id); i++ {
+		if id[i] < '0' || id[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
-func newInlineID() string { return inlinePrefix + blob.NewID() }
+func inlineID(key int64) string { return "i" + strconv.FormatInt(key, 10) }
+
+// inlineKey is the inline_bodies key of inline body id.
+func inlineKey(id string) int64 {
+	n, _ := strconv.ParseInt(id[1:], 10, 64)
+	return n
+}
 
 // Store is the mail store of one data directory.
 type Store struct {
@@ -325,6 +341,10 @@ func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 	}
 	a := &Account{s: s, ID: id, dir: dir, db: db, bodies: bodies, commits: make(chan *commitReq, 256), stop: make(chan struct{}), exited: make(chan struct{})}
 	if err := a.ensureDefaultMailboxes(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := a.prepare(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -528,9 +548,7 @@ func (s *Store) deliverAccount(ctx context.Context, t *blob.Temp, meta []byte, t
 	emailID := newEmailID()
 	var id string
 	inline := inlinable(t)
-	if inline {
-		id = newInlineID()
-	} else {
+	if !inline {
 		id = blob.NewID()
 		if err := a.bodies.Link(t, id); err != nil {
 			return err
@@ -538,9 +556,12 @@ func (s *Store) deliverAccount(ctx context.Context, t *blob.Temp, meta []byte, t
 	}
 	for i, tg := range targets {
 		msgs[i] = newMessage{mailbox: tg.Mailbox, fallbackInbox: true, blob: id, size: t.Size, date: now, flags: tg.Flags, emailID: emailID, meta: meta}
+		if inline {
+			// One inline body, shared by the copies.
+			msgs[i].sharesInline = i > 0
+		}
 	}
 	if inline {
-		// One inline row, shared by the copies.
 		msgs[0].inline = t.Data
 	}
 	if _, err := a.commit(ctx, msgs); err != nil {
