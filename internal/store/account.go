@@ -207,17 +207,7 @@ func (a *Account) OpenBody(m Message) (Body, error) {
 	return f, nil
 }
 
-func (a *Account) openInline(ctx context.Context, id string) (Body, error) {
-	var data []byte
-	err := a.db.R.QueryRowContext(ctx, `SELECT data FROM inline_bodies WHERE id=?`, inlineKey(id)).Scan(&data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: inline body %s", ErrNoMessage, id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read inline body %s: %w", id, err)
-	}
-	return blob.NewMemReader(data), nil
-}
+func memBody(b []byte) Body { return blob.NewMemReader(b) }
 
 // Expunge removes messages (by UID) from a mailbox in one transaction,
 // remembering their UIDs with the new MODSEQ (for QRESYNC), and deletes
@@ -453,6 +443,8 @@ func (a *Account) committer() {
 // writer connection (parsing them per message cost more than running them).
 type stmts struct {
 	mailbox, inbox, modseqs, uids, inline, message *sql.Stmt
+	// readInline reads an inline body, on the read pool.
+	readInline *sql.Stmt
 }
 
 func (a *Account) prepare(ctx context.Context) error {
@@ -474,6 +466,9 @@ func (a *Account) prepare(ctx context.Context) error {
 		message: prep(`INSERT INTO messages(mailbox_id, uid, modseq, blob, size, internal_date, internal_tz, save_date, flags, keywords, email_id, meta)
 			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 	}
+	if err == nil {
+		a.st.readInline, err = a.db.R.PrepareContext(ctx, readInlineQuery)
+	}
 	if err != nil {
 		a.st.close()
 		return fmt.Errorf("prepare statements: %w", err)
@@ -482,7 +477,7 @@ func (a *Account) prepare(ctx context.Context) error {
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.mailbox, st.inbox, st.modseqs, st.uids, st.inline, st.message} {
+	for _, s := range []*sql.Stmt{st.mailbox, st.inbox, st.modseqs, st.uids, st.inline, st.message, st.readInline} {
 		if s != nil {
 			s.Close()
 		}

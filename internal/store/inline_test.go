@@ -276,3 +276,58 @@ func TestCheckInline(t *testing.T) {
 		t.Fatalf("%d messages after repair, want 2", n)
 	}
 }
+
+// TestInlineReadAhead: bodies read in order come from one query per
+// readAheadRows; every read, in any order, returns its own body; a big
+// body is never read ahead.
+func TestInlineReadAhead(t *testing.T) {
+	s, _ := newStore(t)
+	var want [][]byte
+	for i := range 40 {
+		body := testBody(i)
+		if i%7 == 3 {
+			body = append(body, bytes.Repeat([]byte("y"), readAheadMax)...) // inline, not read ahead
+		}
+		want = append(want, body)
+		if err := s.Deliver(ctx, newMemTemp(t, s, body), []Target{{AccountID: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := account(t, s, 1)
+	ms := messages(t, a, "INBOX")
+	if len(ms) != len(want) {
+		t.Fatalf("%d messages", len(ms))
+	}
+	readBody(t, a, ms[0])
+	s.inline.mu.Lock()
+	cached, bytes_ := len(s.inline.bodies), s.inline.bytes
+	for k, b := range s.inline.bodies {
+		if len(b) > readAheadMax {
+			t.Errorf("body %d of %d bytes read ahead", k.key, len(b))
+		}
+	}
+	s.inline.mu.Unlock()
+	if cached < readAheadRows-4 || bytes_ <= 0 {
+		t.Errorf("after the first read: %d bodies (%d bytes) read ahead", cached, bytes_)
+	}
+	for _, order := range [][]int{seq(len(ms)), reverse(seq(len(ms))), seq(len(ms))} {
+		for _, i := range order {
+			if got := readBody(t, a, ms[i]); !bytes.Equal(got, want[i]) {
+				t.Fatalf("message %d: got %q", i, got[:min(len(got), 60)])
+			}
+		}
+	}
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func reverse(s []int) []int {
+	slices.Reverse(s)
+	return s
+}

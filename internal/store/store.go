@@ -205,6 +205,7 @@ type Store struct {
 	opening map[int64]chan struct{}
 	locks   map[int64]struct{}
 	subs    map[int64]map[*Subscription]struct{}
+	inline  inlineCache // inline bodies read ahead
 }
 
 // Open opens the store in dataDir, creating its directories.
