@@ -274,7 +274,7 @@ func nextModSeq(ctx context.Context, tx *sql.Tx) (int64, error) {
 // Append stores a finished body t as a new message in a mailbox (IMAP
 // APPEND, import) and returns it once durable. The caller still owns t.
 func (a *Account) Append(ctx context.Context, mailbox string, t *blob.Temp, flags Flags, keywords []string, date time.Time) (Message, error) {
-	meta, err := parseMeta(t)
+	meta, err := a.s.parseMeta(t)
 	if err != nil {
 		return Message{}, err
 	}

@@ -42,7 +42,7 @@ func (a *Account) AppendMessages(ctx context.Context, mailbox string, msgs []App
 		return AppendResult{}, err
 	}
 	for i, m := range msgs {
-		meta, err := parseMeta(m.Body)
+		meta, err := a.s.parseMeta(m.Body)
 		if err != nil {
 			return fail(err)
 		}

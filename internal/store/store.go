@@ -25,6 +25,7 @@
 package store
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -206,6 +207,8 @@ type Store struct {
 	locks   map[int64]struct{}
 	subs    map[int64]map[*Subscription]struct{}
 	inline  inlineCache // inline bodies read ahead
+
+	parseBufs sync.Pool // *bufio.Reader for parseMeta
 }
 
 // Open opens the store in dataDir, creating its directories.
@@ -497,7 +500,7 @@ type Target struct {
 // filed; the caller reports a temporary failure and the sender retries). The
 // caller still owns t and removes it afterwards.
 func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) error {
-	meta, err := parseMeta(t)
+	meta, err := s.parseMeta(t)
 	if err != nil {
 		return err
 	}
@@ -523,13 +526,28 @@ func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) err
 	return errors.Join(errs...)
 }
 
-func parseMeta(t *blob.Temp) ([]byte, error) {
+// parseReadBuffer is the size of the line buffer message.Parse uses: a
+// *bufio.Reader at least this big is used as it is, so the store lends it
+// one from a pool instead of Parse allocating one per message.
+const parseReadBuffer = 16 << 10
+
+func (s *Store) parseMeta(t *blob.Temp) ([]byte, error) {
 	f, err := t.NewReader()
 	if err != nil {
 		return nil, fmt.Errorf("open body: %w", err)
 	}
 	defer f.Close()
-	part, err := message.Parse(f)
+	br, _ := s.parseBufs.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(f, parseReadBuffer)
+	} else {
+		br.Reset(f)
+	}
+	defer func() {
+		br.Reset(nil)
+		s.parseBufs.Put(br)
+	}()
+	part, err := message.Parse(br)
 	if err != nil {
 		return nil, fmt.Errorf("parse body: %w", err)
 	}
