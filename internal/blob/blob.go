@@ -204,6 +204,24 @@ func (t *Temp) Open() (*os.File, error) {
 	return f, nil
 }
 
+// File returns t as a durable temporary file: t itself for a file Temp;
+// for a memory Temp, a new Temp written to a file in tmpDir and fsynced,
+// which the caller must Remove (and t stays valid).
+func (t *Temp) File(tmpDir string) (*Temp, error) {
+	if !t.InMemory() {
+		return t, nil
+	}
+	w, err := Create(tmpDir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(t.Data); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w.Finish()
+}
+
 // Reader is a body opened for reading: an *os.File, or a reader of
 // memory.
 type Reader interface {

@@ -64,6 +64,23 @@ func TestSpool(t *testing.T) {
 				t.Errorf("NewReader read %d bytes (%v), want %d", len(got), err, len(body))
 			}
 			r.Close()
+			fileDir := t.TempDir()
+			ft, err := tm.File(fileDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ft.InMemory() || (ft == tm) != !tc.inMemory || !tc.inMemory && ft.Path != tm.Path {
+				t.Fatalf("File of a Temp (memory %v): %+v", tc.inMemory, ft)
+			}
+			if got := readAll(t, ft.Open); !bytes.Equal(got, body) {
+				t.Errorf("File read %d bytes, want %d", len(got), len(body))
+			}
+			if tc.inMemory {
+				ft.Remove()
+				if ents := mustReadDir(t, fileDir); len(ents) != 0 {
+					t.Errorf("File's dir holds %v after Remove", names(ents))
+				}
+			}
 
 			d, err := NewDir(t.TempDir())
 			if err != nil {

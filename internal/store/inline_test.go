@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -330,4 +333,51 @@ func seq(n int) []int {
 func reverse(s []int) []int {
 	slices.Reverse(s)
 	return s
+}
+
+// TestInlineFanout: a memory body to many accounts is inline in each while
+// the copies add up to at most InlineFanoutMax; beyond, it is one body file
+// hard-linked into every account, written once.
+func TestInlineFanout(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		size   int
+		inline bool
+	}{
+		{"small", 4 << 10, true},
+		{"large", 64 << 10, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, dir := newStore(t)
+			body := append(testBody(1), bytes.Repeat([]byte("z"), tc.size)...)
+			var targets []Target
+			for id := int64(1); id <= 20; id++ {
+				targets = append(targets, Target{AccountID: id})
+			}
+			tm := newMemTemp(t, s, body)
+			if err := s.Deliver(ctx, tm, targets); err != nil {
+				t.Fatal(err)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(ents) != 0 {
+				t.Errorf("tmp holds %d entries", len(ents))
+			}
+			var inode uint64
+			for _, tg := range targets {
+				a := account(t, s, tg.AccountID)
+				ms := messages(t, a, "INBOX")
+				if len(ms) != 1 || IsInlineBody(ms[0].Blob) != tc.inline || !bytes.Equal(readBody(t, a, ms[0]), body) {
+					t.Fatalf("account %d: %+v", tg.AccountID, ms)
+				}
+				if tc.inline {
+					continue
+				}
+				ino := stat(t, a, ms[0]).Sys().(*syscall.Stat_t).Ino
+				if inode != 0 && ino != inode {
+					t.Errorf("account %d: body is inode %d, not %d: not one file", tg.AccountID, ino, inode)
+				}
+				inode = ino
+			}
+			consistent(t, s)
+		})
+	}
 }

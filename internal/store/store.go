@@ -166,6 +166,11 @@ var migrations = []string{
 // durable, with no file, link or directory fsync. Larger bodies are files.
 const InlineMax = 128 << 10
 
+// InlineFanoutMax bounds the bytes one delivery writes inline over all its
+// accounts (each account's index gets its own copy): a message to more
+// accounts than that allows is one body file, hard-linked into each.
+const InlineFanoutMax = 1 << 20
+
 // An inline body's id (Message.Blob) is "i" and its key in inline_bodies:
 // the MODSEQ of the message that brought it, so it is never reused (a
 // session holding an expunged message never reads another body) and new
@@ -495,7 +500,10 @@ type Target struct {
 	Flags   Flags
 }
 
-// Deliver files the finished body t into every target. It returns only
+// Deliver files the finished body t into every target. A memory Temp
+// (blob.NewSpool) small enough is kept inline in each account's index (see
+// InlineMax, InlineFanoutMax); any other body is linked into each account as
+// a file. It returns only
 // when every copy is durable, or with an error (some copies may then be
 // filed; the caller reports a temporary failure and the sender retries). The
 // caller still owns t and removes it afterwards.
@@ -511,6 +519,16 @@ func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) err
 			order = append(order, tg.AccountID)
 		}
 		byAccount[tg.AccountID] = append(byAccount[tg.AccountID], tg)
+	}
+	if t.InMemory() && (t.Size > InlineMax || int64(len(order))*t.Size > InlineFanoutMax) {
+		// Not kept inline: one durable file, hard-linked into every
+		// account, rather than a copy written per account.
+		ft, err := t.File(s.tmp)
+		if err != nil {
+			return err
+		}
+		defer ft.Remove()
+		t = ft
 	}
 	now := time.Now()
 	errs := make([]error, len(order))
