@@ -521,6 +521,7 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 		var n int64
 		var order []int64
 		count := map[int64]int64{}
+		last := map[int64]int64{} // mailbox -> index of its last new message
 		mbs := make([][]mboxRef, len(batch))
 		for i, r := range batch {
 			mbs[i] = make([]mboxRef, len(r.msgs))
@@ -534,6 +535,7 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 					order = append(order, mb.id)
 				}
 				count[mb.id]++
+				last[mb.id] = n
 				n++
 			}
 		}
@@ -544,12 +546,13 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 		if err := tx.StmtContext(ctx, a.st.modseqs).QueryRowContext(ctx, n).Scan(&lastModSeq); err != nil {
 			return fmt.Errorf("next modseq: %w", err)
 		}
+		// The messages get lastModSeq-n+1 .. lastModSeq in batch order.
 		modseq := lastModSeq - n // the last one handed out before
 		uidSt := tx.StmtContext(ctx, a.st.uids)
 		nextUID := map[int64]uint32{}
 		for _, id := range order {
 			var first uint32
-			if err := uidSt.QueryRowContext(ctx, count[id], lastModSeq, id, count[id]).Scan(&first); err != nil {
+			if err := uidSt.QueryRowContext(ctx, count[id], modseq+1+last[id], id, count[id]).Scan(&first); err != nil {
 				return fmt.Errorf("allocate uids: %w", err)
 			}
 			nextUID[id] = first

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -379,5 +380,52 @@ func TestInlineFanout(t *testing.T) {
 			}
 			consistent(t, s)
 		})
+	}
+}
+
+// TestBatchAllocation: one group commit of several requests gives every
+// message its own MODSEQ, in order, each mailbox consecutive UIDs, and each
+// mailbox's HIGHESTMODSEQ the MODSEQ of its last new message.
+func TestBatchAllocation(t *testing.T) {
+	s, _ := newStore(t)
+	a := account(t, s, 1)
+	before := mailbox(t, a, "Archive").HighestModSeq
+	nm := func(mb string) newMessage {
+		return newMessage{mailbox: mb, blob: blob.NewID(), size: 1, date: time.Now(), emailID: newEmailID(), meta: []byte("{}")}
+	}
+	batch := []*commitReq{
+		{msgs: []newMessage{nm("INBOX"), nm("Archive")}},
+		{msgs: []newMessage{nm("INBOX")}},
+		{msgs: []newMessage{nm("Archive"), nm("INBOX"), nm("Drafts")}},
+	}
+	if err := a.insertBatch(batch); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var prev int64
+	for _, r := range batch {
+		for _, m := range r.res {
+			if m.ModSeq != prev+1 && prev != 0 || m.ModSeq <= before {
+				t.Errorf("MODSEQ %d after %d", m.ModSeq, prev)
+			}
+			prev = m.ModSeq
+			got = append(got, fmt.Sprintf("%d:%d", m.MailboxID, m.UID))
+		}
+	}
+	in, arch, drafts := mailbox(t, a, "INBOX"), mailbox(t, a, "Archive"), mailbox(t, a, "Drafts")
+	want := []string{
+		fmt.Sprintf("%d:1", in.ID), fmt.Sprintf("%d:1", arch.ID), fmt.Sprintf("%d:2", in.ID),
+		fmt.Sprintf("%d:2", arch.ID), fmt.Sprintf("%d:3", in.ID), fmt.Sprintf("%d:1", drafts.ID),
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("mailbox:UID %v, want %v", got, want)
+	}
+	for _, c := range []struct {
+		mb   Mailbox
+		last int64
+	}{{in, batch[2].res[1].ModSeq}, {arch, batch[2].res[0].ModSeq}, {drafts, batch[2].res[2].ModSeq}} {
+		if c.mb.HighestModSeq != c.last || c.mb.UIDNext != uint32(len(messages(t, a, c.mb.Name))+1) {
+			t.Errorf("%s: HIGHESTMODSEQ %d UIDNEXT %d, want %d and UIDs 1..", c.mb.Name, c.mb.HighestModSeq, c.mb.UIDNext, c.last)
+		}
 	}
 }
