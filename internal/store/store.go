@@ -9,19 +9,20 @@
 //	accounts/<id>/msg/<xx>/<blob> immutable bodies (package blob)
 //
 // Bodies of up to InlineMax bytes that arrive in memory (blob.NewSpool) are
-// kept in the index itself (table inline_bodies, id "i"+key), written
-// in the transaction that adds their message rows: durable with that
+// kept in the index itself (table inline_bodies, id "i"+key), written in
+// the transaction that adds their message rows: durable with that
 // transaction's WAL fsync, shared by copies in the account, deleted in the
-// transaction that drops their last message. Larger bodies are files:
+// transaction that drops their last message. Larger bodies are files.
 //
-// Durability order for every new message: the body file is fsynced, linked
-// into the account's body directory and that directory fsynced; then the
-// index row commits (one WAL fsync, shared by every message in a group
-// commit); only then does the caller learn of success. A crash before the
-// commit leaves an unreferenced body file, which Sweep removes; a crash after
-// it leaves the whole message. Bodies are never modified; a body file may be
-// shared by several messages of one account (COPY) and, as hard links, by
-// several accounts (one SMTP transaction to many recipients).
+// Durability order for every new message with a body file: the file is
+// fsynced, linked into the account's body directory and that directory
+// fsynced; then the index row commits (one WAL fsync, shared by every
+// message in a group commit); only then does the caller learn of success.
+// A crash before the commit leaves an unreferenced body file, which Sweep
+// removes; a crash after it leaves the whole message. Bodies are never
+// modified; a body may be shared by several messages of one account (COPY)
+// and a body file, as hard links, by several accounts (one SMTP transaction
+// to many recipients).
 package store
 
 import (
@@ -502,11 +503,11 @@ type Target struct {
 
 // Deliver files the finished body t into every target. A memory Temp
 // (blob.NewSpool) small enough is kept inline in each account's index (see
-// InlineMax, InlineFanoutMax); any other body is linked into each account as
-// a file. It returns only
-// when every copy is durable, or with an error (some copies may then be
-// filed; the caller reports a temporary failure and the sender retries). The
-// caller still owns t and removes it afterwards.
+// InlineMax, InlineFanoutMax); any other body is linked into each account
+// as a file. It returns only when every copy is durable, or with an error
+// (some copies may then be filed; the caller reports a temporary failure
+// and the sender retries). The caller still owns t and removes it
+// afterwards.
 func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) error {
 	meta, err := s.parseMeta(t)
 	if err != nil {
