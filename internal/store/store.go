@@ -266,6 +266,12 @@ func (s *Store) NewBody() (*blob.Writer, error) {
 	return blob.NewSpool(s.tmp, InlineMax, nil), nil
 }
 
+// NewBodyFile starts receiving a new message body in a temporary file,
+// whatever its size (for callers that hold many bodies at once).
+func (s *Store) NewBodyFile() (*blob.Writer, error) {
+	return blob.Create(s.tmp)
+}
+
 // NewBodyBuffer is NewBody with buf as the memory (see blob.NewSpool): the
 // caller may pool it and reuse it once the body is delivered and removed.
 func (s *Store) NewBodyBuffer(buf []byte) *blob.Writer {
