@@ -267,7 +267,7 @@ func TestAppendToSelected(t *testing.T) {
 func TestAppendMultiMemory(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
-	body := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", 3000) // ~192 KiB: a file anyway
+	body := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", 3000)    // ~192 KiB: a file anyway
 	small := "Subject: small\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", 1500) // ~96 KiB
 	var cmd strings.Builder
 	cmd.WriteString("APPEND Sent")
