@@ -61,6 +61,19 @@ func (c *inlineCache) put(k inlineCacheKey, b []byte) {
 	}
 }
 
+// forget drops the cached bodies of an account (removed: its keys start
+// over if it were ever recreated).
+func (c *inlineCache) forget(account int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, b := range c.bodies {
+		if k.account == account {
+			delete(c.bodies, k)
+			c.bytes -= len(b)
+		}
+	}
+}
+
 // readInlineQuery reads body ?1 and up to readAheadRows-1 following small
 // bodies (data NULL for a larger one: length() does not read it).
 const readInlineQuery = `SELECT id, CASE WHEN id = ?1 OR length(data) <= ?2 THEN data END FROM inline_bodies WHERE id >= ?1 ORDER BY id LIMIT ?3`

@@ -379,6 +379,7 @@ func (s *Store) RemoveAccount(ctx context.Context, id int64) error {
 	if a != nil {
 		a.close()
 	}
+	s.inline.forget(id)
 	dir := s.accountDir(id)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
