@@ -429,3 +429,17 @@ func TestBatchAllocation(t *testing.T) {
 		}
 	}
 }
+
+// TestInlineEmpty: an empty body is an empty inline body, not NULL.
+func TestInlineEmpty(t *testing.T) {
+	s, _ := newStore(t)
+	if err := s.Deliver(ctx, newMemTemp(t, s, nil), []Target{{AccountID: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	a := account(t, s, 1)
+	ms := messages(t, a, "INBOX")
+	if len(ms) != 1 || !IsInlineBody(ms[0].Blob) || ms[0].Size != 0 || len(readBody(t, a, ms[0])) != 0 {
+		t.Fatalf("%+v", ms)
+	}
+	consistent(t, s)
+}
