@@ -137,10 +137,10 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 // memory.
 const appendMemory = 1 << 20
 
-// appendReceive streams one literal into a finished temporary body, in
-// memory while small if memory is set. A
-// failure to write the body is a NO [SERVERBUG] (the session discards the
-// rest of the literal); a failure to read it ends the session.
+// appendReceive streams one literal into a finished temporary body (in
+// memory while small, if memory is set). A failure to write the body is a
+// NO [SERVERBUG] (the session discards the rest of the literal); a failure
+// to read it ends the session.
 func (s *session) appendReceive(data *LiteralReader, memory bool) (*blob.Temp, error) {
 	newBody := s.srv.Store.NewBodyFile
 	if memory {
