@@ -8,7 +8,8 @@
 // copy while the server keeps writing. The bodies copied are exactly those
 // the account's snapshot references, read from the snapshot itself: a body
 // added after the snapshot is not needed, and since bodies are immutable a
-// hard link (same file system) is as good as a copy.
+// hard link (same file system) is as good as a copy. Small bodies the store
+// keeps inline in the index (store.IsInlineBody) are in the snapshot.
 //
 // Invariants: every file and directory of a backup is fsynced before
 // manifest.json is written (tmp, fsync, rename, dir fsync); a backup without
@@ -262,6 +263,13 @@ func backupAccount(ctx context.Context, dataDir, dest string, id int64) (Account
 	shards := map[string]bool{}
 	var vanished []string
 	for _, b := range blobs {
+		if store.IsInlineBody(b.id) {
+			// Kept in the index: the snapshot carries it.
+			ar.Messages += b.count
+			ar.Bodies++
+			ar.Bytes += b.size
+			continue
+		}
 		if !blob.ValidID(b.id) {
 			return ar, fmt.Errorf("invalid blob id %q in index", b.id)
 		}
