@@ -139,8 +139,8 @@ func printReport(env *cmdEnv, cfg *config.Config, rep *store.Report, global []st
 	for _, p := range rep.Problems {
 		fmt.Fprintln(w, p)
 	}
-	fmt.Fprintf(w, "checked %d account stores, %d mailboxes, %d messages, %d body files (%d bytes)",
-		rep.Accounts, rep.Mailboxes, rep.Messages, rep.Bodies, rep.BodyBytes)
+	fmt.Fprintf(w, "checked %d account stores, %d mailboxes, %d messages, %d body files and %d inline bodies (%d bytes)",
+		rep.Accounts, rep.Mailboxes, rep.Messages, rep.Bodies-rep.InlineBodies, rep.InlineBodies, rep.BodyBytes)
 	if rep.SkippedRecent > 0 {
 		fmt.Fprintf(w, "; %d unreferenced body files younger than %v skipped (deliveries in flight)", rep.SkippedRecent, store.InFlightGrace)
 	}

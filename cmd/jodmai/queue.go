@@ -29,8 +29,11 @@ func (env *cmdEnv) openQueue() (*queue.Queue, error) {
 	return queue.Open(filepath.Join(cfg.Data, "queue"), queue.Options{Policy: cfg.Queue, Hostname: cfg.Hostname})
 }
 
-func runQueueList(ctx context.Context, env *cmdEnv, args []string) error {
-	if _, err := env.parse(args, 0, 0); err != nil {
+// withQueue parses the flags and minArgs to maxArgs arguments, opens the
+// queue, and runs fn with it and the arguments.
+func (env *cmdEnv) withQueue(args []string, minArgs, maxArgs int, fn func(q *queue.Queue, rest []string) error) error {
+	rest, err := env.parse(args, minArgs, maxArgs)
+	if err != nil {
 		return err
 	}
 	q, err := env.openQueue()
@@ -38,16 +41,22 @@ func runQueueList(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer q.Close()
-	ms, err := q.List(ctx)
-	if err != nil {
-		return err
-	}
-	if len(ms) == 0 {
-		fmt.Fprintln(env.stdout, "The queue is empty.")
+	return fn(q, rest)
+}
+
+func runQueueList(ctx context.Context, env *cmdEnv, args []string) error {
+	return env.withQueue(args, 0, 0, func(q *queue.Queue, _ []string) error {
+		ms, err := q.List(ctx)
+		if err != nil {
+			return err
+		}
+		if len(ms) == 0 {
+			fmt.Fprintln(env.stdout, "The queue is empty.")
+			return nil
+		}
+		writeQueueList(env.stdout, ms, time.Now())
 		return nil
-	}
-	writeQueueList(env.stdout, ms, time.Now())
-	return nil
+	})
 }
 
 // writeQueueList prints one line per recipient; the message's columns only
@@ -81,21 +90,14 @@ func writeQueueList(w io.Writer, ms []queue.MessageInfo, now time.Time) {
 }
 
 func runQueueShow(ctx context.Context, env *cmdEnv, args []string) error {
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	q, err := env.openQueue()
-	if err != nil {
-		return err
-	}
-	defer q.Close()
-	m, err := q.Show(ctx, rest[0])
-	if err != nil {
-		return queueErr(rest[0], err)
-	}
-	writeQueueShow(env.stdout, m, time.Now())
-	return nil
+	return env.withQueue(args, 1, 1, func(q *queue.Queue, rest []string) error {
+		m, err := q.Show(ctx, rest[0])
+		if err != nil {
+			return queueErr(rest[0], err)
+		}
+		writeQueueShow(env.stdout, m, time.Now())
+		return nil
+	})
 }
 
 func writeQueueShow(w io.Writer, m queue.MessageInfo, now time.Time) {
@@ -163,38 +165,25 @@ var (
 // runQueueOp makes a command that applies op to one message.
 func runQueueOp(verb string, op func(*queue.Queue, context.Context, string) error) func(context.Context, *cmdEnv, []string) error {
 	return func(ctx context.Context, env *cmdEnv, args []string) error {
-		rest, err := env.parse(args, 1, 1)
-		if err != nil {
-			return err
-		}
-		q, err := env.openQueue()
-		if err != nil {
-			return err
-		}
-		defer q.Close()
-		if err := op(q, ctx, rest[0]); err != nil {
-			return queueErr(rest[0], err)
-		}
-		fmt.Fprintf(env.stdout, "%s %s\n", verb, rest[0])
-		return nil
+		return env.withQueue(args, 1, 1, func(q *queue.Queue, rest []string) error {
+			if err := op(q, ctx, rest[0]); err != nil {
+				return queueErr(rest[0], err)
+			}
+			fmt.Fprintf(env.stdout, "%s %s\n", verb, rest[0])
+			return nil
+		})
 	}
 }
 
 func runQueueFlush(ctx context.Context, env *cmdEnv, args []string) error {
-	if _, err := env.parse(args, 0, 0); err != nil {
-		return err
-	}
-	q, err := env.openQueue()
-	if err != nil {
-		return err
-	}
-	defer q.Close()
-	n, err := q.Flush(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(env.stdout, "%d recipient(s) due now\n", n)
-	return nil
+	return env.withQueue(args, 0, 0, func(q *queue.Queue, _ []string) error {
+		n, err := q.Flush(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "%d recipient(s) due now\n", n)
+		return nil
+	})
 }
 
 func queueErr(id string, err error) error {

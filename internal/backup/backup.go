@@ -8,7 +8,8 @@
 // copy while the server keeps writing. The bodies copied are exactly those
 // the account's snapshot references, read from the snapshot itself: a body
 // added after the snapshot is not needed, and since bodies are immutable a
-// hard link (same file system) is as good as a copy.
+// hard link (same file system) is as good as a copy. Small bodies the store
+// keeps inline in the index (store.IsInlineBody) are in the snapshot.
 //
 // Invariants: every file and directory of a backup is fsynced before
 // manifest.json is written (tmp, fsync, rename, dir fsync); a backup without
@@ -148,7 +149,7 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 			opts.progress("account %d: %d messages expunged during the backup are left out", id, ar.Vanished)
 		}
 	}
-	if err := syncDir(filepath.Join(dest, "accounts")); err != nil {
+	if err := blob.SyncDir(filepath.Join(dest, "accounts")); err != nil {
 		return nil, err
 	}
 
@@ -172,7 +173,7 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 	} else if opts.ConfigFile != "" {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
-	if err := syncDir(dest); err != nil {
+	if err := blob.SyncDir(dest); err != nil {
 		return nil, err
 	}
 	if err := writeManifest(dest, m); err != nil {
@@ -262,6 +263,13 @@ func backupAccount(ctx context.Context, dataDir, dest string, id int64) (Account
 	shards := map[string]bool{}
 	var vanished []string
 	for _, b := range blobs {
+		if store.IsInlineBody(b.id) {
+			// Kept in the index: the snapshot carries it.
+			ar.Messages += b.count
+			ar.Bodies++
+			ar.Bytes += b.size
+			continue
+		}
 		if !blob.ValidID(b.id) {
 			return ar, fmt.Errorf("invalid blob id %q in index", b.id)
 		}
@@ -301,7 +309,7 @@ func backupAccount(ctx context.Context, dataDir, dest string, id int64) (Account
 		return ar, err
 	}
 	for shard := range shards {
-		if err := syncDir(filepath.Join(dstDir, "msg", shard)); err != nil {
+		if err := blob.SyncDir(filepath.Join(dstDir, "msg", shard)); err != nil {
 			return ar, err
 		}
 	}
@@ -309,7 +317,7 @@ func backupAccount(ctx context.Context, dataDir, dest string, id int64) (Account
 		return ar, err
 	}
 	for _, d := range []string{filepath.Join(dstDir, "msg"), dstDir} {
-		if err := syncDir(d); err != nil {
+		if err := blob.SyncDir(d); err != nil {
 			return ar, err
 		}
 	}
@@ -409,7 +417,7 @@ func copyTree(src, dst string) error {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := syncDir(dirs[i]); err != nil {
+		if err := blob.SyncDir(dirs[i]); err != nil {
 			return err
 		}
 	}
@@ -477,7 +485,7 @@ func writeManifest(dir string, m *Manifest) error {
 	if err := os.Rename(tmp, filepath.Join(dir, ManifestName)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return blob.SyncDir(dir)
 }
 
 // ReadManifest reads and checks the manifest of a backup directory.
@@ -510,18 +518,6 @@ func syncFile(path string) error {
 	defer f.Close()
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", path, err)
-	}
-	return nil
-}
-
-func syncDir(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open dir for fsync: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", path, err)
 	}
 	return nil
 }

@@ -346,7 +346,9 @@ func TestBackupBodyVanished(t *testing.T) {
 	u := users[0]
 	env.AddUser(t, u.addr, u.pass)
 	env.Deliver(t, u.addr, msg(u.addr, "kept"))
-	env.Deliver(t, u.addr, msg(u.addr, "gone"))
+	// Larger than the store keeps inline: a body file that can vanish.
+	big := append(msg(u.addr, "gone"), strings.Repeat("padding line of a large message\r\n", store.InlineMax/32)...)
+	env.Deliver(t, u.addr, big)
 	before := state(t, env, u.addr)["INBOX"]
 	gone := before.msgs[2]
 	acc, _ := env.Users.Account(ctx, u.addr)

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -120,7 +121,7 @@ func Restore(ctx context.Context, backupDir, dataDir string, opts RestoreOptions
 				deepest = d
 			}
 		}
-		if err := syncDir(deepest); err != nil {
+		if err := blob.SyncDir(deepest); err != nil {
 			return nil, err
 		}
 		delete(dirs, deepest)
@@ -185,7 +186,7 @@ func restoreBodies(src, dst string) (int, error) {
 			}
 			n++
 		}
-		if err := syncDir(filepath.Join(dst, s.Name())); err != nil {
+		if err := blob.SyncDir(filepath.Join(dst, s.Name())); err != nil {
 			return n, err
 		}
 	}
@@ -210,12 +211,28 @@ func Verify(ctx context.Context, dataDir string, m *Manifest) error {
 			return err
 		}
 		refs, err := referencedBodies(ctx, db)
+		if err != nil {
+			db.Close()
+			return fmt.Errorf("account %d: %w", a.ID, err)
+		}
+		inline, err := inlineSizes(ctx, db)
 		db.Close()
 		if err != nil {
 			return fmt.Errorf("account %d: %w", a.ID, err)
 		}
 		var msgs int64
 		for _, b := range refs {
+			if store.IsInlineBody(b.id) {
+				n, ok := inline[b.id]
+				if !ok {
+					return fmt.Errorf("account %d: inline body %s missing", a.ID, b.id)
+				}
+				if n != b.size {
+					return fmt.Errorf("account %d: inline body %s has %d bytes, index says %d", a.ID, b.id, n, b.size)
+				}
+				msgs += b.count
+				continue
+			}
 			if !blob.ValidID(b.id) {
 				return fmt.Errorf("account %d: invalid blob id %q", a.ID, b.id)
 			}
@@ -233,6 +250,30 @@ func Verify(ctx context.Context, dataDir string, m *Manifest) error {
 		}
 	}
 	return nil
+}
+
+// inlineSizes lists the sizes of the bodies an index keeps inline (none in
+// an index older than inline bodies).
+func inlineSizes(ctx context.Context, db *sql.DB) (map[string]int64, error) {
+	out := map[string]int64{}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='inline_bodies'`).Scan(&n); err != nil || n == 0 {
+		return out, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT 'i' || id, length(data) FROM inline_bodies`)
+	if err != nil {
+		return nil, fmt.Errorf("list inline bodies: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var size int64
+		if err := rows.Scan(&id, &size); err != nil {
+			return nil, err
+		}
+		out[id] = size
+	}
+	return out, rows.Err()
 }
 
 func integrity(ctx context.Context, path string) error {

@@ -1,6 +1,8 @@
 // Package blob owns immutable message bodies on disk.
 //
-// A body is first written to a temporary file (Writer), fsynced and closed.
+// A body is first written to a temporary file (Writer), fsynced and closed;
+// a Writer from NewSpool keeps a small body in memory instead (a memory
+// Temp), and Link writes and fsyncs it.
 // It then becomes part of one or more Dirs by hard link: each Dir is a
 // sharded directory of files named by id, and a body shared by several
 // recipients is one inode with several names. Link fsyncs the directories
@@ -9,6 +11,7 @@
 package blob
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
@@ -45,12 +48,19 @@ func ValidID(id string) bool {
 	return true
 }
 
-// Writer writes a new body to a temporary file.
+// Writer writes a new body to a temporary file, or, for a Writer from
+// NewSpool, to memory until the body outgrows its memory limit.
 type Writer struct {
-	f    *os.File
+	f    *os.File // nil while the body is in memory
 	path string
 	n    int64
 	done bool
+
+	// Spooling (NewSpool): the body is in buf while f is nil.
+	spool  bool
+	dir    string
+	memMax int
+	buf    []byte
 }
 
 // Create starts a new body in tmpDir.
@@ -62,8 +72,30 @@ func Create(tmpDir string) (*Writer, error) {
 	return &Writer{f: f, path: f.Name()}, nil
 }
 
+// NewSpool starts a new body that is kept in memory while it is at most
+// memMax bytes, and moves to a temporary file in tmpDir when it grows
+// beyond. buf, if not nil, is the memory to use (appended to from length
+// 0; a caller may pool it): the finished memory Temp's Data is buf, grown,
+// and is valid until the caller reuses it. Nothing touches the disk for a
+// body that stays in memory; its durability comes from where it is stored
+// (Dir.Link writes and fsyncs it; the store keeps small bodies in its
+// index).
+func NewSpool(tmpDir string, memMax int, buf []byte) *Writer {
+	return &Writer{spool: true, dir: tmpDir, memMax: memMax, buf: buf[:0]}
+}
+
 // Write appends to the body.
 func (w *Writer) Write(p []byte) (int, error) {
+	if w.f == nil && w.spool {
+		if len(w.buf)+len(p) <= w.memMax {
+			w.buf = append(w.buf, p...)
+			w.n += int64(len(p))
+			return len(p), nil
+		}
+		if err := w.spill(); err != nil {
+			return 0, err
+		}
+	}
 	n, err := w.f.Write(p)
 	w.n += int64(n)
 	if err != nil {
@@ -72,16 +104,40 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// spill moves an in-memory body to a temporary file.
+func (w *Writer) spill() error {
+	f, err := os.CreateTemp(w.dir, "body-*")
+	if err != nil {
+		return fmt.Errorf("create body: %w", err)
+	}
+	if _, err := f.Write(w.buf); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("write body: %w", err)
+	}
+	w.f, w.path, w.buf = f, f.Name(), nil
+	return nil
+}
+
 // Size is the number of bytes written so far.
 func (w *Writer) Size() int64 { return w.n }
 
 // Finish makes the body durable (fsync) and closes it. The returned Temp
-// must be linked into Dirs and then Removed.
+// must be linked into Dirs and then Removed. A body still in memory
+// (NewSpool) is returned as a memory Temp, without any file.
 func (w *Writer) Finish() (*Temp, error) {
 	if w.done {
 		return nil, errors.New("blob: writer already finished")
 	}
 	w.done = true
+	if w.f == nil && w.spool {
+		data := w.buf
+		if data == nil {
+			data = []byte{}
+		}
+		w.buf = nil
+		return &Temp{Size: w.n, Data: data, dir: w.dir}, nil
+	}
 	if err := w.f.Sync(); err != nil {
 		w.f.Close()
 		os.Remove(w.path)
@@ -96,7 +152,12 @@ func (w *Writer) Finish() (*Temp, error) {
 
 // ReadFrom appends what r yields. From an *os.File the kernel copies
 // (copy_file_range), without passing the bytes through user space.
+// A spooling writer still in memory copies through Write, which spills
+// to a file when the body outgrows memory.
 func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	if w.f == nil && w.spool {
+		return io.Copy(writerOnly{w}, r)
+	}
 	n, err := w.f.ReadFrom(r)
 	w.n += n
 	if err != nil {
@@ -113,6 +174,15 @@ func (w *Writer) FinishScratch() (*Temp, error) {
 		return nil, errors.New("blob: writer already finished")
 	}
 	w.done = true
+	if w.f == nil && w.spool {
+		// Still in memory: nothing to close, nothing to leave behind.
+		data := w.buf
+		if data == nil {
+			data = []byte{}
+		}
+		w.buf = nil
+		return &Temp{Size: w.n, Data: data, dir: w.dir}, nil
+	}
 	if err := w.f.Close(); err != nil {
 		os.Remove(w.path)
 		return nil, fmt.Errorf("close body: %w", err)
@@ -120,29 +190,117 @@ func (w *Writer) FinishScratch() (*Temp, error) {
 	return &Temp{Path: w.path, Size: w.n}, nil
 }
 
+// writerOnly hides a Writer's ReadFrom from io.Copy, which would call it
+// back.
+type writerOnly struct{ w *Writer }
+
+func (o writerOnly) Write(p []byte) (int, error) { return o.w.Write(p) }
+
 // Abort discards the body.
 func (w *Writer) Abort() {
 	if w.done {
 		return
 	}
 	w.done = true
+	w.buf = nil
+	if w.f == nil {
+		return
+	}
 	w.f.Close()
 	os.Remove(w.path)
 }
 
-// Temp is a finished, durable body not yet linked anywhere.
+// Temp is a finished, durable body not yet linked anywhere: a temporary
+// file (Path), or a memory Temp (Path "", Data holds the body) that is made
+// durable where it is stored.
 type Temp struct {
-	// Path is the temporary file.
+	// Path is the temporary file; "" for a memory Temp.
 	Path string
 	// Size is its length in bytes.
 	Size int64
+	// Data is the body of a memory Temp (nil for a file). It belongs to
+	// whoever made the Temp and must not be modified.
+	Data []byte
+
+	dir string // where Open writes a memory Temp's file
 }
 
-// Open opens the temporary body for reading.
-func (t *Temp) Open() (*os.File, error) { return os.Open(t.Path) }
+// InMemory reports whether t is a memory Temp.
+func (t *Temp) InMemory() bool { return t.Path == "" && t.Data != nil }
 
-// Remove deletes the temporary name. Linked copies stay.
+// Open opens the temporary body for reading. For a memory Temp it writes
+// the body to an unnamed temporary file first (slow: use NewReader).
+func (t *Temp) Open() (*os.File, error) {
+	if !t.InMemory() {
+		return os.Open(t.Path)
+	}
+	f, err := os.CreateTemp(t.dir, "body-*")
+	if err != nil {
+		return nil, fmt.Errorf("open body: %w", err)
+	}
+	os.Remove(f.Name())
+	if _, err := f.Write(t.Data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open body: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open body: %w", err)
+	}
+	return f, nil
+}
+
+// File returns t as a durable temporary file: t itself for a file Temp;
+// for a memory Temp, a new Temp written to a file in tmpDir and fsynced,
+// which the caller must Remove (and t stays valid).
+func (t *Temp) File(tmpDir string) (*Temp, error) {
+	if !t.InMemory() {
+		return t, nil
+	}
+	w, err := Create(tmpDir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(t.Data); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w.Finish()
+}
+
+// Reader is a body opened for reading: an *os.File, or a reader of
+// memory.
+type Reader interface {
+	io.Reader
+	io.ReaderAt
+	io.Seeker
+	io.Closer
+}
+
+// NewReader opens the temporary body for reading, without any file for a
+// memory Temp.
+func (t *Temp) NewReader() (Reader, error) {
+	if t.InMemory() {
+		return NewMemReader(t.Data), nil
+	}
+	return os.Open(t.Path)
+}
+
+// MemReader reads a body held in memory; Close does nothing.
+type MemReader struct{ *bytes.Reader }
+
+// NewMemReader returns a Reader of b.
+func NewMemReader(b []byte) MemReader { return MemReader{bytes.NewReader(b)} }
+
+// Close does nothing.
+func (MemReader) Close() error { return nil }
+
+// Remove deletes the temporary name. Linked copies stay. For a memory Temp
+// it does nothing.
 func (t *Temp) Remove() error {
+	if t.Path == "" {
+		return nil
+	}
 	if err := os.Remove(t.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove temporary body: %w", err)
 	}
@@ -175,10 +333,16 @@ func (d *Dir) Path(id string) string {
 }
 
 // Link gives the durable temporary body t the name id in d and fsyncs the
-// directory, so the name survives a crash.
+// directory, so the name survives a crash. A memory Temp is written to a
+// new file, fsynced and linked (see Copy).
 func (d *Dir) Link(t *Temp, id string) error {
 	if !ValidID(id) {
 		return fmt.Errorf("blob: invalid id %q", id)
+	}
+	if t.InMemory() {
+		// Written, fsynced and linked under its name, like Copy.
+		_, err := d.Copy(bytes.NewReader(t.Data), id)
+		return err
 	}
 	shard := filepath.Join(d.path, id[:2])
 	if err := d.ensureShard(shard); err != nil {

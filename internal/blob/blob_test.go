@@ -457,3 +457,44 @@ func TestConcurrentLinkSameShard(t *testing.T) {
 		t.Errorf("Walk after concurrent links found %d bodies, want %d", len(got), n)
 	}
 }
+
+// TestSpoolReadFromAndScratch: a spooling writer takes ReadFrom in memory
+// and spills when the body outgrows it; FinishScratch of a body still in
+// memory is a memory Temp, of a spilled one a file; both read back whole.
+func TestSpoolReadFromAndScratch(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name   string
+		size   int
+		memory bool
+	}{{"small", 100, true}, {"spilled", 5000, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := bytes.Repeat([]byte("0123456789"), tc.size/10)
+			w := NewSpool(dir, 1024, nil)
+			w.Write([]byte("X: y\r\n"))
+			if n, err := w.ReadFrom(bytes.NewReader(want)); err != nil || n != int64(len(want)) {
+				t.Fatalf("ReadFrom = %d, %v", n, err)
+			}
+			tm, err := w.FinishScratch()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tm.Remove()
+			if tm.InMemory() != tc.memory {
+				t.Errorf("InMemory = %v, want %v", tm.InMemory(), tc.memory)
+			}
+			r, err := tm.NewReader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			got, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, append([]byte("X: y\r\n"), want...)) || tm.Size != int64(len(got)) {
+				t.Errorf("read back %d bytes (Size %d), want %d", len(got), tm.Size, len(want)+6)
+			}
+		})
+	}
+}

@@ -130,7 +130,10 @@ type Config struct {
 type DNS struct {
 	// Resolver is "host:port" of the DNS server to ask; empty means the
 	// system's resolvers (/etc/resolv.conf). DANE needs a resolver that
-	// validates DNSSEC and sets the AD bit. TOML: resolver.
+	// validates DNSSEC and sets the AD bit, and the resolver library
+	// trusts that bit only when /etc/resolv.conf lists loopback servers
+	// only or says "options trust-ad" (a local unbound, for example).
+	// TOML: resolver.
 	Resolver string `toml:"resolver"`
 }
 

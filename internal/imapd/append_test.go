@@ -260,3 +260,40 @@ func TestAppendToSelected(t *testing.T) {
 		t.Errorf("other session: %q", u)
 	}
 }
+
+// TestAppendMultiMemory: a MULTIAPPEND keeps at most about 1 MiB of its
+// bodies in memory (kept inline in the index); the rest are body files,
+// and all are stored.
+func TestAppendMultiMemory(t *testing.T) {
+	env, addr := mboxUser(t)
+	c := mboxLogin(t, env, addr)
+	body := "Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", 3000)    // ~192 KiB: a file anyway
+	small := "Subject: small\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", 1500) // ~96 KiB
+	var cmd strings.Builder
+	cmd.WriteString("APPEND Sent")
+	for i := 0; i < 14; i++ {
+		m := small
+		if i == 0 {
+			m = body
+		}
+		fmt.Fprintf(&cmd, " {%d+}\r\n%s", len(m), m)
+	}
+	if _, tagged := c.cmd(cmd.String()); !strings.HasPrefix(tagged, "OK [APPENDUID") {
+		t.Fatalf("MULTIAPPEND: %q", tagged)
+	}
+	msgs := env.Mailbox(t, addr, "Sent")
+	if len(msgs) != 14 || string(msgs[0].Body) != body || string(msgs[13].Body) != small {
+		t.Fatalf("stored %d messages", len(msgs))
+	}
+	var inline int
+	for _, m := range msgs {
+		if store.IsInlineBody(m.Blob) {
+			inline++
+		}
+	}
+	// The first spills to a file; then bodies of 99,018 bytes stay in
+	// memory while less than 1 MiB is: 11 of them.
+	if want := (1<<20 + len(small) - 1) / len(small); inline != want {
+		t.Errorf("%d bodies inline, want %d", inline, want)
+	}
+}

@@ -52,7 +52,7 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 			m.tmp.Remove()
 		}
 	}()
-	var total int64
+	var total, inMemory int64
 	for {
 		// Refuse an oversized literal before its continuation: over
 		// APPENDLIMIT (RFC 7889 §4: NO [TOOBIG]) or over what the quota
@@ -77,12 +77,18 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 			// enabled UTF8=ACCEPT.
 			return bad("", "UTF8 APPEND data requires ENABLE UTF8=ACCEPT")
 		}
-		tmp, err := s.appendReceive(m.Data)
+		// MULTIAPPEND holds every body until the end: the first ones
+		// may stay in memory (small ones are then kept inline in the
+		// index), the rest go to files.
+		tmp, err := s.appendReceive(m.Data, inMemory < appendMemory)
 		if err != nil {
 			return err
 		}
 		msgs = append(msgs, appendMessage{tmp: tmp, spec: store.AppendMessage{Body: tmp, Flags: m.Flags, Keywords: m.Keywords, Date: m.Date}})
 		total += tmp.Size
+		if tmp.InMemory() {
+			inMemory += tmp.Size
+		}
 		if m.Data.HasNUL() {
 			// RFC 9051 §4.3: a literal is CHAR8, without NUL; only a
 			// literal8 may carry binary data (RFC 3516 §4.4).
@@ -127,11 +133,20 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 	return okCode("APPENDUID "+strconv.FormatUint(uint64(res.UIDValidity), 10)+" "+FormatNumSet(uids), "APPEND completed")
 }
 
-// appendReceive streams one literal into a finished temporary body. A
-// failure to write the body is a NO [SERVERBUG] (the session discards the
-// rest of the literal); a failure to read it ends the session.
-func (s *session) appendReceive(data *LiteralReader) (*blob.Temp, error) {
-	w, err := s.srv.Store.NewBody()
+// appendMemory bounds the bytes of the bodies one APPEND command holds in
+// memory.
+const appendMemory = 1 << 20
+
+// appendReceive streams one literal into a finished temporary body (in
+// memory while small, if memory is set). A failure to write the body is a
+// NO [SERVERBUG] (the session discards the rest of the literal); a failure
+// to read it ends the session.
+func (s *session) appendReceive(data *LiteralReader, memory bool) (*blob.Temp, error) {
+	newBody := s.srv.Store.NewBodyFile
+	if memory {
+		newBody = s.srv.Store.NewBody
+	}
+	w, err := newBody()
 	if err != nil {
 		return nil, s.serverBug(err)
 	}

@@ -22,7 +22,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"slices"
 
 	"github.com/jodmai/jodmai/internal/message"
@@ -363,7 +362,7 @@ func (s *session) fetchOne(plan *fetchPlan, m store.Message, root *message.Part,
 	if seq == 0 {
 		return nil
 	}
-	var f *os.File
+	var f store.Body
 	if plan.file {
 		var err error
 		if f, err = s.acct.OpenBody(m); err != nil {
@@ -415,7 +414,7 @@ func (s *session) fetchOne(plan *fetchPlan, m store.Message, root *message.Part,
 
 // fetchPrepare computes the values of the items that read the message
 // file (section bounds, filtered headers, decoded sizes, preview).
-func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.Part, f *os.File) ([]fetchValue, error) {
+func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.Part, f store.Body) ([]fetchValue, error) {
 	vals := plan.vals
 	clear(vals)
 	if !plan.file {
@@ -457,7 +456,7 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 // bytes of the file are read once, into scratch space the plan reuses for
 // every message; the top-level header is usually found within them.
 type fetchFileSections struct {
-	f     *os.File
+	f     store.Body
 	size  int64
 	buf   []byte // scratch, fetchHeadSize bytes
 	head  []byte // the first bytes of the file, once read
@@ -498,7 +497,7 @@ func (fs *fetchFileSections) topHeaderLen() (int64, error) {
 // fetchPrepareBinary resolves a BINARY[part] or BINARY.SIZE[part] item
 // (RFC 3516 §4.2): the part's body decoded from its transfer encoding;
 // BINARY[] is the whole message, undecoded.
-func (s *session) fetchPrepareBinary(it FetchItem, m store.Message, root *message.Part, f *os.File, v *fetchValue) error {
+func (s *session) fetchPrepareBinary(it FetchItem, m store.Message, root *message.Part, f store.Body, v *fetchValue) error {
 	if len(it.Section.Part) == 0 {
 		v.span = fetchSpan{n: m.Size}
 	} else {
@@ -543,7 +542,7 @@ func (w *fetchNULCounter) Write(p []byte) (int, error) {
 }
 
 // fetchWriteItem writes one data item of a FETCH response.
-func (s *session) fetchWriteItem(it FetchItem, m store.Message, root *message.Part, f *os.File, v *fetchValue) error {
+func (s *session) fetchWriteItem(it FetchItem, m store.Message, root *message.Part, f store.Body, v *fetchValue) error {
 	e := s.enc
 	switch it.Att {
 	case FetchFlags:
@@ -610,7 +609,7 @@ func (s *session) fetchWriteItem(it FetchItem, m store.Message, root *message.Pa
 
 // fetchWriteBinary streams the decoded data of a BINARY item, narrowed to
 // its partial range, as a literal8 when it holds NUL (RFC 3516 §4.2).
-func (s *session) fetchWriteBinary(it FetchItem, f *os.File, v *fetchValue) error {
+func (s *session) fetchWriteBinary(it FetchItem, f store.Body, v *fetchValue) error {
 	start, n := int64(0), v.size
 	if p := it.Partial; p != nil {
 		start = min(p.Offset, v.size)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -118,4 +119,35 @@ func runRelayForTest(mta string) (*Result, error) {
 	l.Close()
 	cfg := Config{Addr: mta, Sink: sinkAddr, Users: []string{"x@remote.test"}, Conns: 2, Count: 20, Duration: time.Minute, VerifyWait: 500 * time.Millisecond}
 	return Run(context.Background(), "relay", cfg)
+}
+
+// FuzzSinkSession feeds arbitrary client input to a sink session: it must
+// neither panic nor hang, and what it counts must add up.
+func FuzzSinkSession(f *testing.F) {
+	f.Add([]byte("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nMessage-ID: <1@x>\r\n\r\n..hi\r\n.\r\nQUIT\r\n"))
+	f.Add([]byte("DATA\r\nRCPT TO:<x>\r\nBOGUS\r\n"))
+	f.Add([]byte("MAIL\nRCPT\nDATA\nno end"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s := &Sink{ids: map[string]int{}, conns: map[net.Conn]struct{}{}}
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.session(server)
+			server.Close()
+		}()
+		go io.Copy(io.Discard, client)
+		client.SetDeadline(time.Now().Add(5 * time.Second))
+		client.Write(in)
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("session did not end after the client closed")
+		}
+		st := s.Stats()
+		if st.Duplicates > st.Messages || st.Bytes < 0 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 
 	"github.com/jodmai/jodmai/internal/blob"
@@ -84,7 +83,8 @@ func (s *session) authenticate(m *msgAuth, body *blob.Temp, trace string, tx tra
 	if m == nil || !m.spool {
 		return body, tx.targets, nil
 	}
-	f, err := body.Open()
+	// NewReader, not Open: a memory spool is read where it is.
+	f, err := body.NewReader()
 	if err != nil {
 		log.Error("message not stored: open spool", "err", err)
 		return body, nil, errStoreTemp
@@ -116,7 +116,7 @@ func (s *session) authenticate(m *msgAuth, body *blob.Temp, trace string, tx tra
 
 // writeAuthenticated writes the durable body: prefix, then the spooled
 // message f (size bytes) without forged Authentication-Results fields.
-func (s *session) writeAuthenticated(f *os.File, size int64, prefix string) (*blob.Temp, error) {
+func (s *session) writeAuthenticated(f blob.Reader, size int64, prefix string) (*blob.Temp, error) {
 	w, err := s.srv.Deliverer.Store.NewBody()
 	if err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"time"
@@ -59,13 +58,15 @@ func (s *session) Data(r io.Reader) error {
 	log = log.With("id", id)
 	ma := s.startMsgAuth(tx) // authres.go
 	defer ma.close()
-	w, err := s.srv.Deliverer.Store.NewBody()
-	if err != nil {
-		log.Error("message not stored: create body", "err", err)
-		drain(r)
-		return errStoreTemp
-	}
-	bw := bufio.NewWriterSize(w, 64<<10)
+	// Small bodies stay in memory (see spool); the spool goes back to
+	// the pool after the body is delivered and removed (defers run last
+	// first).
+	sp := s.srv.getSpool()
+	var spooled []byte
+	defer func() { s.srv.putSpool(sp, spooled) }()
+	w := s.srv.Deliverer.Store.NewBodyBuffer(sp.body)
+	bw := sp.bw
+	bw.Reset(w)
 	info := traceInfo{
 		id: id, from: tx.from, helo: tx.helo, remote: s.remote, hostname: s.srv.hostname(),
 		rcpts: tx.rcpts, tls: s.tls, authed: acc != nil, utf8: tx.utf8, date: time.Now(),
@@ -74,7 +75,7 @@ func (s *session) Data(r io.Reader) error {
 	trace := traceHeader(info)
 	_, werr := bw.WriteString(ma.prefix(trace))
 
-	size, rerr, werr := copyBody(message.NewCRLFWriter(bw), r, werr)
+	size, rerr, werr := copyBody(message.NewCRLFWriter(bw), r, werr, sp.copy)
 	if rerr == nil && werr == nil {
 		werr = bw.Flush()
 	}
@@ -117,6 +118,7 @@ func (s *session) Data(r io.Reader) error {
 		log.Error("message not stored: finish body", "err", err)
 		return errStoreTemp
 	}
+	spooled = body.Data
 	defer func() {
 		if err := body.Remove(); err != nil {
 			log.Warn("remove temporary body", "err", err)
@@ -167,8 +169,7 @@ func (s *session) Data(r io.Reader) error {
 // copyBody copies the message from r into w, counting what it reads. After
 // a write error it keeps reading, to the end, so the reply still comes
 // after the message. werr is a write error from before.
-func copyBody(w io.Writer, r io.Reader, werr error) (n int64, rerr, _ error) {
-	buf := make([]byte, 32<<10)
+func copyBody(w io.Writer, r io.Reader, werr error, buf []byte) (n int64, rerr, _ error) {
 	for {
 		nr, err := r.Read(buf)
 		if nr > 0 {

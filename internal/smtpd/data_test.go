@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/smtpd"
+	"github.com/jodmai/jodmai/internal/store"
 )
 
 // TestDotStuffingByteExact: leading dots are unstuffed, and everything
@@ -326,7 +327,11 @@ func TestStoreFailure(t *testing.T) {
 	if err := os.Rename(tmp, tmp+".away"); err != nil {
 		t.Fatal(err)
 	}
-	c.send("x@remote.example", []string{alice}, simpleMsg, 451)
+	// A body too big to stay in memory needs tmp/; a small one never
+	// touches it.
+	big := simpleMsg + strings.Repeat("a line of a big message, to spill the body to a file\r\n", store.InlineMax/50)
+	c.send("x@remote.example", []string{alice}, big, 451)
+	c.send("x@remote.example", []string{alice}, simpleMsg, 250)
 	if err := os.Rename(tmp+".away", tmp); err != nil {
 		t.Fatal(err)
 	}

@@ -144,6 +144,8 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	spools sync.Pool // *spool (spool.go)
+
 	mu        sync.Mutex
 	closing   bool
 	listeners map[net.Listener]struct{}

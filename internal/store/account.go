@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -26,6 +27,8 @@ type Account struct {
 	db     *sqlite.DB
 	bodies *blob.Dir
 
+	st stmts // the committer's prepared statements
+
 	commits chan *commitReq
 	stop    chan struct{}
 	exited  chan struct{} // closed when the committer has returned
@@ -38,6 +41,7 @@ func (a *Account) close() error {
 	a.once.Do(func() {
 		close(a.stop)
 		a.wg.Wait()
+		a.st.close()
 		err = a.db.Close()
 	})
 	return err
@@ -176,15 +180,32 @@ func (a *Account) Meta(ctx context.Context, messageID int64) ([]byte, error) {
 	return b, nil
 }
 
-// OpenBody opens a message's body for reading. The file stays readable
+// Body is a message body opened for reading: a body file, or a body kept
+// inline in the index, read into memory.
+type Body interface {
+	io.Reader
+	io.ReaderAt
+	io.Seeker
+	io.Closer
+}
+
+// OpenBody opens a message's body for reading. The body stays readable
 // after the message is expunged by another session.
-func (a *Account) OpenBody(m Message) (*os.File, error) {
+func (a *Account) OpenBody(m Message) (Body, error) {
+	if IsInlineBody(m.Blob) {
+		return a.openInline(context.Background(), m.Blob)
+	}
 	f, err := a.bodies.Open(m.Blob)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %v", ErrNoMessage, err)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
+
+func memBody(b []byte) Body { return blob.NewMemReader(b) }
 
 // Expunge removes messages (by UID) from a mailbox in one transaction,
 // remembering their UIDs with the new MODSEQ (for QRESYNC), and deletes
@@ -251,20 +272,27 @@ func nextModSeq(ctx context.Context, tx *sql.Tx) (int64, error) {
 // Append stores a finished body t as a new message in a mailbox (IMAP
 // APPEND, import) and returns it once durable. The caller still owns t.
 func (a *Account) Append(ctx context.Context, mailbox string, t *blob.Temp, flags Flags, keywords []string, date time.Time) (Message, error) {
-	meta, err := parseMeta(t)
+	meta, err := a.s.parseMeta(t)
 	if err != nil {
-		return Message{}, err
-	}
-	id := blob.NewID()
-	if err := a.bodies.Link(t, id); err != nil {
 		return Message{}, err
 	}
 	if date.IsZero() {
 		date = time.Now()
 	}
-	res, err := a.commit(ctx, []newMessage{{mailbox: mailbox, blob: id, size: t.Size, date: date, flags: flags, keywords: keywords, emailID: newEmailID(), meta: meta}})
+	nm := newMessage{mailbox: mailbox, size: t.Size, date: date, flags: flags, keywords: keywords, emailID: newEmailID(), meta: meta}
+	if inlinable(t) {
+		nm.inline = t.Data
+	} else {
+		nm.blob = blob.NewID()
+		if err := a.bodies.Link(t, nm.blob); err != nil {
+			return Message{}, err
+		}
+	}
+	res, err := a.commit(ctx, []newMessage{nm})
 	if err != nil {
-		a.bodies.Remove(id)
+		if nm.inline == nil {
+			a.bodies.Remove(nm.blob)
+		}
 		return Message{}, err
 	}
 	return res[0], nil
@@ -311,6 +339,11 @@ type newMessage struct {
 	keywords      []string
 	emailID       string
 	meta          []byte
+	// inline, when not nil, is the body to keep inline; the committer
+	// gives it its id (blob). sharesInline: the message's body is the
+	// inline body of the request's message before it (copies).
+	inline       []byte
+	sharesInline bool
 }
 
 type commitReq struct {
@@ -404,9 +437,58 @@ func (a *Account) committer() {
 	}
 }
 
+// stmts are the statements of the group committer, prepared once on the
+// writer connection (parsing them per message cost more than running them).
+type stmts struct {
+	mailbox, inbox, modseqs, uids, inline, message *sql.Stmt
+	// readInline reads an inline body, on the read pool.
+	readInline *sql.Stmt
+}
+
+func (a *Account) prepare(ctx context.Context) error {
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = a.db.W.PrepareContext(ctx, q)
+		return st
+	}
+	a.st = stmts{
+		mailbox: prep(`SELECT id, uidvalidity FROM mailboxes WHERE name=?`),
+		inbox:   prep(`SELECT id, uidvalidity FROM mailboxes WHERE name='INBOX'`),
+		modseqs: prep(`UPDATE counters SET value=value+? WHERE name='modseq' RETURNING value`),
+		uids:    prep(`UPDATE mailboxes SET uidnext=uidnext+?, highestmodseq=max(highestmodseq, ?) WHERE id=? RETURNING uidnext-?`),
+		inline:  prep(`INSERT INTO inline_bodies(id, data) VALUES(?, ?)`),
+		message: prep(`INSERT INTO messages(mailbox_id, uid, modseq, blob, size, internal_date, internal_tz, save_date, flags, keywords, email_id, meta)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	}
+	if err == nil {
+		a.st.readInline, err = a.db.R.PrepareContext(ctx, readInlineQuery)
+	}
+	if err != nil {
+		a.st.close()
+		return fmt.Errorf("prepare statements: %w", err)
+	}
+	return nil
+}
+
+func (st *stmts) close() {
+	for _, s := range []*sql.Stmt{st.mailbox, st.inbox, st.modseqs, st.uids, st.inline, st.message, st.readInline} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// insertBatch adds the messages of a batch in one transaction: mailboxes
+// looked up once, MODSEQs and each mailbox's UIDs allocated in one
+// statement each, then one insert per message (and per inline body).
 func (a *Account) insertBatch(batch []*commitReq) error {
 	ctx := context.Background()
 	return a.db.Tx(ctx, func(tx *sql.Tx) error {
+		mailboxSt := tx.StmtContext(ctx, a.st.mailbox)
 		cache := map[string]mboxRef{}
 		lookup := func(name string, fallback bool) (mboxRef, error) {
 			if name = canonicalName(name); name == "" {
@@ -416,9 +498,13 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 				return m, nil
 			}
 			var m mboxRef
-			err := tx.QueryRowContext(ctx, `SELECT id, uidvalidity FROM mailboxes WHERE name=?`, name).Scan(&m.id, &m.uidvalidity)
+			err := mailboxSt.QueryRowContext(ctx, name).Scan(&m.id, &m.uidvalidity)
 			if errors.Is(err, sql.ErrNoRows) && fallback && name != "INBOX" {
-				return lookupInbox(ctx, tx)
+				err = tx.StmtContext(ctx, a.st.inbox).QueryRowContext(ctx).Scan(&m.id, &m.uidvalidity)
+				if err != nil {
+					return m, fmt.Errorf("look up INBOX: %w", err)
+				}
+				return m, nil
 			}
 			if errors.Is(err, sql.ErrNoRows) {
 				return mboxRef{}, fmt.Errorf("mailbox %q: %w", name, ErrNoMailbox)
@@ -429,33 +515,82 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 			cache[name] = m
 			return m, nil
 		}
-		for _, r := range batch {
-			r.res = make([]Message, 0, len(r.msgs))
-			for _, nm := range r.msgs {
+		// Mailboxes first, to count each one's new messages.
+		var n int64
+		var order []int64
+		count := map[int64]int64{}
+		last := map[int64]int64{} // mailbox -> index of its last new message
+		mbs := make([][]mboxRef, len(batch))
+		for i, r := range batch {
+			mbs[i] = make([]mboxRef, len(r.msgs))
+			for j, nm := range r.msgs {
 				mb, err := lookup(nm.mailbox, nm.fallbackInbox)
 				if err != nil {
 					return err
 				}
-				modseq, err := nextModSeq(ctx, tx)
-				if err != nil {
-					return err
+				mbs[i][j] = mb
+				if count[mb.id] == 0 {
+					order = append(order, mb.id)
 				}
-				var uid uint32
-				if err := tx.QueryRowContext(ctx, `UPDATE mailboxes SET uidnext=uidnext+1, highestmodseq=? WHERE id=? RETURNING uidnext-1`, modseq, mb.id).Scan(&uid); err != nil {
-					return fmt.Errorf("allocate uid: %w", err)
+				count[mb.id]++
+				last[mb.id] = n
+				n++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		var lastModSeq int64
+		if err := tx.StmtContext(ctx, a.st.modseqs).QueryRowContext(ctx, n).Scan(&lastModSeq); err != nil {
+			return fmt.Errorf("next modseq: %w", err)
+		}
+		// The messages get lastModSeq-n+1 .. lastModSeq in batch order.
+		modseq := lastModSeq - n // the last one handed out before
+		uidSt := tx.StmtContext(ctx, a.st.uids)
+		nextUID := map[int64]uint32{}
+		for _, id := range order {
+			var first uint32
+			if err := uidSt.QueryRowContext(ctx, count[id], modseq+1+last[id], id, count[id]).Scan(&first); err != nil {
+				return fmt.Errorf("allocate uids: %w", err)
+			}
+			nextUID[id] = first
+		}
+		inlineSt := tx.StmtContext(ctx, a.st.inline)
+		messageSt := tx.StmtContext(ctx, a.st.message)
+		now := time.Now().Unix()
+		zones := map[int]*time.Location{}
+		for i, r := range batch {
+			r.res = make([]Message, 0, len(r.msgs))
+			var lastInline string
+			for j, nm := range r.msgs {
+				mb := mbs[i][j]
+				modseq++
+				uid := nextUID[mb.id]
+				nextUID[mb.id]++
+				switch {
+				case nm.inline != nil:
+					if _, err := inlineSt.ExecContext(ctx, modseq, nm.inline); err != nil {
+						return fmt.Errorf("insert inline body: %w", err)
+					}
+					nm.blob = inlineID(modseq)
+					lastInline = nm.blob
+				case nm.sharesInline:
+					nm.blob = lastInline
 				}
 				_, tz := nm.date.Zone()
-				now := time.Now().Unix()
 				kw := strings.Join(nm.keywords, " ")
-				res, err := tx.ExecContext(ctx, `INSERT INTO messages(mailbox_id, uid, modseq, blob, size, internal_date, internal_tz, save_date, flags, keywords, email_id, meta)
-					VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-					mb.id, uid, modseq, nm.blob, nm.size, nm.date.Unix(), tz, now, nm.flags, kw, nm.emailID, nm.meta)
+				res, err := messageSt.ExecContext(ctx, mb.id, uid, modseq, nm.blob, nm.size, nm.date.Unix(), tz, now, nm.flags, kw, nm.emailID, nm.meta)
 				if err != nil {
 					return fmt.Errorf("insert message: %w", err)
 				}
 				id, _ := res.LastInsertId()
+				loc := zones[tz]
+				if loc == nil {
+					loc = time.FixedZone("", tz)
+					zones[tz] = loc
+				}
 				r.res = append(r.res, Message{ID: id, MailboxID: mb.id, UID: uid, ModSeq: modseq, Blob: nm.blob, Size: nm.size,
-					InternalDate: time.Unix(nm.date.Unix(), 0).In(time.FixedZone("", tz)), SaveDate: time.Unix(now, 0),
+					InternalDate: time.Unix(nm.date.Unix(), 0).In(loc), SaveDate: time.Unix(now, 0),
 					Flags: nm.flags, Keywords: nm.keywords, EmailID: nm.emailID})
 			}
 		}
@@ -466,13 +601,4 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 type mboxRef struct {
 	id          int64
 	uidvalidity uint32
-}
-
-func lookupInbox(ctx context.Context, tx *sql.Tx) (mboxRef, error) {
-	var m mboxRef
-	err := tx.QueryRowContext(ctx, `SELECT id, uidvalidity FROM mailboxes WHERE name='INBOX'`).Scan(&m.id, &m.uidvalidity)
-	if err != nil {
-		return m, fmt.Errorf("look up INBOX: %w", err)
-	}
-	return m, nil
 }

@@ -36,11 +36,12 @@ const (
 	ProblemIntegrity ProblemKind = "integrity"
 	// ProblemForeignKey: PRAGMA foreign_key_check found a violation.
 	ProblemForeignKey ProblemKind = "foreign-key"
-	// ProblemMissingBody: an index row whose body file does not exist.
+	// ProblemMissingBody: an index row whose body (file or inline) does
+	// not exist.
 	ProblemMissingBody ProblemKind = "missing-body"
 	// ProblemSizeMismatch: an index row whose size is not its file's size.
 	ProblemSizeMismatch ProblemKind = "size-mismatch"
-	// ProblemOrphanBody: a body file no index row references.
+	// ProblemOrphanBody: a body (file or inline) no index row references.
 	ProblemOrphanBody ProblemKind = "orphan-body"
 	// ProblemUIDNext: a mailbox's UIDNEXT is not above every UID it used.
 	ProblemUIDNext ProblemKind = "uidnext"
@@ -116,6 +117,8 @@ type Report struct {
 	// Counts of what was checked.
 	Accounts, Mailboxes, Messages, Bodies int
 	BodyBytes                             int64
+	// InlineBodies counts the bodies (of Bodies) kept inline in indexes.
+	InlineBodies int
 	// SkippedRecent counts unreferenced body files younger than
 	// InFlightGrace that a live check did not call orphans: a delivery
 	// may be about to commit their index rows.
@@ -404,6 +407,7 @@ type accountScan struct {
 	maxModSeq      int64 // over messages, expunged and mailboxes
 	maxUIDValidity int64
 	blobs          map[string]blobRefs
+	inline         map[string]int64 // inline body id -> size
 }
 
 // scanIndex reads everything Check compares in one read transaction, so
@@ -414,7 +418,7 @@ func scanIndex(ctx context.Context, db *sql.DB) (*accountScan, error) {
 		return nil, err
 	}
 	defer tx.Rollback()
-	sc := &accountScan{byID: map[int64]*mailboxScan{}, blobs: map[string]blobRefs{}}
+	sc := &accountScan{byID: map[int64]*mailboxScan{}, blobs: map[string]blobRefs{}, inline: map[string]int64{}}
 	rows, err := tx.QueryContext(ctx, `SELECT id, name, uidnext, uidvalidity, highestmodseq FROM mailboxes ORDER BY name`)
 	if err != nil {
 		return nil, err
@@ -479,6 +483,23 @@ func scanIndex(ctx context.Context, db *sql.DB) (*accountScan, error) {
 		case "uidvalidity":
 			sc.uidvalCounter = v
 		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT 'i' || id, length(data) FROM inline_bodies`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		sc.inline[id] = n
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -669,6 +690,11 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 	for _, f := range files {
 		rep.BodyBytes += f.size
 	}
+	rep.Bodies += len(sc.inline)
+	rep.InlineBodies += len(sc.inline)
+	for _, n := range sc.inline {
+		rep.BodyBytes += n
+	}
 
 	// Counters first: repairing them makes the expunges below take
 	// MODSEQs above every one used.
@@ -702,6 +728,11 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 	for _, b := range rowBlobs {
 		refs := sc.blobs[b]
 		f, ok := files[b]
+		if IsInlineBody(b) {
+			var n int64
+			n, ok = sc.inline[b]
+			f = bodyFile{size: n}
+		}
 		if !ok {
 			missing = append(missing, b)
 			continue
@@ -741,7 +772,19 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 		if len(rows) == 0 {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(msgDir, b[:2], b)); err == nil {
+		if IsInlineBody(b) {
+			// Rows and inline bodies change in one transaction: a row
+			// without its inline body in the same read is lost for real.
+			var n int
+			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM inline_bodies WHERE id=?`, inlineKey(b)).Scan(&n); err != nil {
+				notRepaired(prob(ProblemIndexUnreadable, "read index: %v", err), "index damaged")
+				damaged = true
+				continue
+			}
+			if n > 0 {
+				continue
+			}
+		} else if _, err := os.Stat(filepath.Join(msgDir, b[:2], b)); err == nil {
 			continue
 		}
 		for _, r := range rows {
@@ -777,6 +820,19 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 			}
 		}
 	}
+	// Inline bodies of no row: read in the same transaction as the rows,
+	// so never a delivery in flight.
+	var inlineIDs []string
+	for b := range sc.inline {
+		if _, ok := sc.blobs[b]; !ok {
+			inlineIDs = append(inlineIDs, b)
+		}
+	}
+	slices.Sort(inlineIDs)
+	var orphanInline []int
+	for _, b := range inlineIDs {
+		orphanInline = append(orphanInline, prob(ProblemOrphanBody, "inline body %s (%d bytes) belongs to no message", b, sc.inline[b]))
+	}
 	var orphans []int
 	var orphanBlobs []string
 	for _, b := range orphanIDs {
@@ -804,12 +860,12 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 		for _, l := range lost {
 			rep.Problems[l.p].NotRepaired = "index damaged"
 		}
-		for _, p := range orphans {
+		for _, p := range append(orphans, orphanInline...) {
 			rep.Problems[p].NotRepaired = "index damaged: cannot be sure no message needs it"
 		}
 		return nil
 	}
-	if len(fixCounters) == 0 && len(lost) == 0 && len(orphans) == 0 {
+	if len(fixCounters) == 0 && len(lost) == 0 && len(orphans) == 0 && len(orphanInline) == 0 {
 		return nil
 	}
 	a, err := s.Account(ctx, id)
@@ -845,6 +901,16 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 			return fmt.Errorf("check: repair account %d: %w", id, err)
 		}
 		rep.Problems[orphans[i]].Repaired = true
+	}
+	for i, b := range inlineIDs {
+		err := a.db.Tx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM inline_bodies WHERE id=? AND NOT EXISTS (SELECT 1 FROM messages WHERE blob=?)`, inlineKey(b), b)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("check: repair account %d: %w", id, err)
+		}
+		rep.Problems[orphanInline[i]].Repaired = true
 	}
 	return nil
 }

@@ -111,7 +111,7 @@ func plantHotJournal(t *testing.T, dir string) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	for _, q := range []string{migrations[0], fmt.Sprintf("PRAGMA user_version=%d", len(migrations)),
+	for _, q := range []string{strings.Join(migrations, ";\n"), fmt.Sprintf("PRAGMA user_version=%d", len(migrations)),
 		`CREATE TABLE junk(b BLOB)`, `INSERT INTO junk SELECT randomblob(1000) FROM (WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<4000) SELECT i FROM c)`,
 		`PRAGMA cache_size=10`, `BEGIN`, `UPDATE junk SET b=randomblob(1000)`} {
 		if _, err := db.Exec(q); err != nil {

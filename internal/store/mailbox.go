@@ -164,7 +164,8 @@ func (a *Account) DeleteMailbox(ctx context.Context, name string) error {
 	return nil
 }
 
-// unreferenced returns the blobs no message row references any more.
+// unreferenced returns the body files no message row references any more,
+// and deletes, in tx, the inline bodies no row references.
 func unreferenced(ctx context.Context, tx *sql.Tx, blobs map[string]bool) ([]string, error) {
 	var out []string
 	for b := range blobs {
@@ -172,9 +173,18 @@ func unreferenced(ctx context.Context, tx *sql.Tx, blobs map[string]bool) ([]str
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE blob=?`, b).Scan(&n); err != nil {
 			return nil, err
 		}
-		if n == 0 {
-			out = append(out, b)
+		if n > 0 {
+			continue
 		}
+		if IsInlineBody(b) {
+			// Inline: gone with the transaction that dropped its last
+			// message.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM inline_bodies WHERE id=?`, inlineKey(b)); err != nil {
+				return nil, fmt.Errorf("delete inline body: %w", err)
+			}
+			continue
+		}
+		out = append(out, b)
 	}
 	return out, nil
 }

@@ -42,21 +42,26 @@ func (a *Account) AppendMessages(ctx context.Context, mailbox string, msgs []App
 		return AppendResult{}, err
 	}
 	for i, m := range msgs {
-		meta, err := parseMeta(m.Body)
+		meta, err := a.s.parseMeta(m.Body)
 		if err != nil {
 			return fail(err)
+		}
+		date := m.Date
+		if date.IsZero() {
+			date = time.Now()
+		}
+		nms[i] = newMessage{mailbox: canonicalName(mailbox), size: m.Body.Size, date: date, flags: m.Flags,
+			keywords: normKeywords(m.Keywords), emailID: newEmailID(), meta: meta}
+		if inlinable(m.Body) {
+			nms[i].inline = m.Body.Data
+			continue
 		}
 		id := blob.NewID()
 		if err := a.bodies.Link(m.Body, id); err != nil {
 			return fail(err)
 		}
 		linked = append(linked, id)
-		date := m.Date
-		if date.IsZero() {
-			date = time.Now()
-		}
-		nms[i] = newMessage{mailbox: canonicalName(mailbox), blob: id, size: m.Body.Size, date: date, flags: m.Flags,
-			keywords: normKeywords(m.Keywords), emailID: newEmailID(), meta: meta}
+		nms[i].blob = id
 	}
 	// One commit request is one transaction of the group committer (a
 	// batch that fails is retried request by request), so the messages

@@ -8,17 +8,25 @@
 //	accounts/<id>/index.db        the account's index (SQLite, WAL, synchronous=FULL)
 //	accounts/<id>/msg/<xx>/<blob> immutable bodies (package blob)
 //
-// Durability order for every new message: the body file is fsynced, linked
-// into the account's body directory and that directory fsynced; then the
-// index row commits (one WAL fsync, shared by every message in a group
-// commit); only then does the caller learn of success. A crash before the
-// commit leaves an unreferenced body file, which Sweep removes; a crash after
-// it leaves the whole message. Bodies are never modified; a body file may be
-// shared by several messages of one account (COPY) and, as hard links, by
-// several accounts (one SMTP transaction to many recipients).
+// Bodies of up to InlineMax bytes that arrive in memory (blob.NewSpool) are
+// kept in the index itself (table inline_bodies, id "i"+key), written in
+// the transaction that adds their message rows: durable with that
+// transaction's WAL fsync, shared by copies in the account, deleted in the
+// transaction that drops their last message. Larger bodies are files.
+//
+// Durability order for every new message with a body file: the file is
+// fsynced, linked into the account's body directory and that directory
+// fsynced; then the index row commits (one WAL fsync, shared by every
+// message in a group commit); only then does the caller learn of success.
+// A crash before the commit leaves an unreferenced body file, which Sweep
+// removes; a crash after it leaves the whole message. Bodies are never
+// modified; a body may be shared by several messages of one account (COPY)
+// and a body file, as hard links, by several accounts (one SMTP transaction
+// to many recipients).
 package store
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -166,6 +174,52 @@ var migrations = []string{
 	CREATE TRIGGER subscription_removed AFTER DELETE ON subscriptions BEGIN
 		UPDATE mailboxes SET subscribed=0 WHERE name=old.name;
 	END;`,
+	// 3: small bodies kept in the index, written in the transaction of
+	// their message rows (see InlineMax).
+	`CREATE TABLE inline_bodies (
+		id INTEGER PRIMARY KEY,
+		data BLOB NOT NULL
+	);`,
+}
+
+// InlineMax is the largest body the store keeps inline in the account's
+// index (table inline_bodies) instead of a body file, when it gets the body
+// as a memory Temp: its bytes are written in the same transaction as its
+// message rows, so one WAL fsync, shared by a group commit, makes it
+// durable, with no file, link or directory fsync. Larger bodies are files.
+const InlineMax = 128 << 10
+
+// InlineFanoutMax bounds the bytes one delivery writes inline over all its
+// accounts (each account's index gets its own copy): a message to more
+// accounts than that allows is one body file, hard-linked into each.
+const InlineFanoutMax = 1 << 20
+
+// An inline body's id (Message.Blob) is "i" and its key in inline_bodies:
+// the MODSEQ of the message that brought it, so it is never reused (a
+// session holding an expunged message never reads another body) and new
+// bodies append to the table's b-tree. It is at most 19 characters and so
+// never a body file name (blob.ValidID, 20).
+
+// IsInlineBody reports whether a message's body id (Message.Blob) names a
+// body kept inline in the account's index rather than a body file.
+func IsInlineBody(id string) bool {
+	if len(id) < 2 || len(id) > 19 || id[0] != 'i' {
+		return false
+	}
+	for i := 1; i < len(id); i++ {
+		if id[i] < '0' || id[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func inlineID(key int64) string { return "i" + strconv.FormatInt(key, 10) }
+
+// inlineKey is the inline_bodies key of inline body id.
+func inlineKey(id string) int64 {
+	n, _ := strconv.ParseInt(id[1:], 10, 64)
+	return n
 }
 
 // Store is the mail store of one data directory.
@@ -180,6 +234,9 @@ type Store struct {
 	opening map[int64]chan struct{}
 	locks   map[int64]struct{}
 	subs    map[int64]map[*Subscription]struct{}
+	inline  inlineCache // inline bodies read ahead
+
+	parseBufs sync.Pool // *bufio.Reader for parseMeta
 }
 
 // Open opens the store in dataDir, creating its directories.
@@ -225,8 +282,22 @@ func (s *Store) Close() error {
 }
 
 // NewBody starts receiving a new message body. Finish it, then Deliver it.
+// The body stays in memory up to InlineMax bytes (and is then kept inline
+// in the index); a larger one goes to a temporary file.
 func (s *Store) NewBody() (*blob.Writer, error) {
+	return blob.NewSpool(s.tmp, InlineMax, nil), nil
+}
+
+// NewBodyFile starts receiving a new message body in a temporary file,
+// whatever its size (for callers that hold many bodies at once).
+func (s *Store) NewBodyFile() (*blob.Writer, error) {
 	return blob.Create(s.tmp)
+}
+
+// NewBodyBuffer is NewBody with buf as the memory (see blob.NewSpool): the
+// caller may pool it and reuse it once the body is delivered and removed.
+func (s *Store) NewBodyBuffer(buf []byte) *blob.Writer {
+	return blob.NewSpool(s.tmp, InlineMax, buf)
 }
 
 func (s *Store) accountDir(id int64) string {
@@ -311,6 +382,10 @@ func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := a.prepare(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	a.wg.Add(1)
 	go a.committer()
 	return a, nil
@@ -326,6 +401,7 @@ func (s *Store) RemoveAccount(ctx context.Context, id int64) error {
 	if a != nil {
 		a.close()
 	}
+	s.inline.forget(id)
 	dir := s.accountDir(id)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -454,12 +530,15 @@ type Target struct {
 	Flags   Flags
 }
 
-// Deliver files the finished body t into every target. It returns only
-// when every copy is durable, or with an error (some copies may then be
-// filed; the caller reports a temporary failure and the sender retries). The
-// caller still owns t and removes it afterwards.
+// Deliver files the finished body t into every target. A memory Temp
+// (blob.NewSpool) small enough is kept inline in each account's index (see
+// InlineMax, InlineFanoutMax); any other body is linked into each account
+// as a file. It returns only when every copy is durable, or with an error
+// (some copies may then be filed; the caller reports a temporary failure
+// and the sender retries). The caller still owns t and removes it
+// afterwards.
 func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) error {
-	meta, err := parseMeta(t)
+	meta, err := s.parseMeta(t)
 	if err != nil {
 		return err
 	}
@@ -470,6 +549,16 @@ func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) err
 			order = append(order, tg.AccountID)
 		}
 		byAccount[tg.AccountID] = append(byAccount[tg.AccountID], tg)
+	}
+	if t.InMemory() && (t.Size > InlineMax || int64(len(order))*t.Size > InlineFanoutMax) {
+		// Not kept inline: one durable file, hard-linked into every
+		// account, rather than a copy written per account.
+		ft, err := t.File(s.tmp)
+		if err != nil {
+			return err
+		}
+		defer ft.Remove()
+		t = ft
 	}
 	now := time.Now()
 	errs := make([]error, len(order))
@@ -485,13 +574,28 @@ func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) err
 	return errors.Join(errs...)
 }
 
-func parseMeta(t *blob.Temp) ([]byte, error) {
-	f, err := t.Open()
+// parseReadBuffer is the size of the line buffer message.Parse uses: a
+// *bufio.Reader at least this big is used as it is, so the store lends it
+// one from a pool instead of Parse allocating one per message.
+const parseReadBuffer = 16 << 10
+
+func (s *Store) parseMeta(t *blob.Temp) ([]byte, error) {
+	f, err := t.NewReader()
 	if err != nil {
 		return nil, fmt.Errorf("open body: %w", err)
 	}
 	defer f.Close()
-	part, err := message.Parse(f)
+	br, _ := s.parseBufs.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(f, parseReadBuffer)
+	} else {
+		br.Reset(f)
+	}
+	defer func() {
+		br.Reset(nil)
+		s.parseBufs.Put(br)
+	}()
+	part, err := message.Parse(br)
 	if err != nil {
 		return nil, fmt.Errorf("parse body: %w", err)
 	}
@@ -507,20 +611,38 @@ func (s *Store) deliverAccount(ctx context.Context, t *blob.Temp, meta []byte, t
 	if err != nil {
 		return err
 	}
-	id := blob.NewID()
-	if err := a.bodies.Link(t, id); err != nil {
-		return err
-	}
 	msgs := make([]newMessage, len(targets))
 	emailID := newEmailID()
+	var id string
+	inline := inlinable(t)
+	if !inline {
+		id = blob.NewID()
+		if err := a.bodies.Link(t, id); err != nil {
+			return err
+		}
+	}
 	for i, tg := range targets {
 		msgs[i] = newMessage{mailbox: tg.Mailbox, fallbackInbox: true, blob: id, size: t.Size, date: now, flags: tg.Flags, emailID: emailID, meta: meta}
+		if inline {
+			// One inline body, shared by the copies.
+			msgs[i].sharesInline = i > 0
+		}
+	}
+	if inline {
+		msgs[0].inline = t.Data
 	}
 	if _, err := a.commit(ctx, msgs); err != nil {
-		a.bodies.Remove(id)
+		if !inline {
+			a.bodies.Remove(id)
+		}
 		return fmt.Errorf("deliver to account %d: %w", a.ID, err)
 	}
 	return nil
+}
+
+// inlinable reports whether t is kept in the index rather than as a file.
+func inlinable(t *blob.Temp) bool {
+	return t.InMemory() && t.Size <= InlineMax && int64(len(t.Data)) == t.Size
 }
 
 func newEmailID() string {

@@ -177,6 +177,15 @@ func hasWord(list, w string) bool {
 	return false
 }
 
+// mailboxMaildir is where a mailbox's messages live locally: INBOX in the
+// root Maildir, others in Maildir++ folders ("Foo/Bar" in .Foo.Bar).
+func mailboxMaildir(root *Maildir, mbox string) (*Maildir, error) {
+	if strings.EqualFold(mbox, "INBOX") {
+		return root, nil
+	}
+	return root.Folder(strings.ReplaceAll(mbox, "/", "."))
+}
+
 // DialIMAP connects and logs in to the account's IMAP server.
 func (acc *Account) DialIMAP(ctx context.Context, password string) (*imapclient.Client, error) {
 	s := acc.IMAP
@@ -248,11 +257,9 @@ func (acc *Account) FetchIMAP(ctx context.Context, password string, opts FetchOp
 		mboxes = []string{"INBOX"}
 	}
 	for _, mbox := range mboxes {
-		md := root
-		if !strings.EqualFold(mbox, "INBOX") {
-			if md, err = root.Folder(strings.ReplaceAll(mbox, "/", ".")); err != nil {
-				return res, err
-			}
+		md, err := mailboxMaildir(root, mbox)
+		if err != nil {
+			return res, err
 		}
 		if err := acc.fetchMailbox(c, md, mbox, opts, &res); err != nil {
 			return res, err

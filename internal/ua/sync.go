@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -80,23 +81,28 @@ func (r SyncResult) String() string {
 
 const syncState = "jodmai-sync.state"
 
-// SyncIMAP fetches new INBOX messages, then synchronises the flags of the
-// messages fetched over IMAP both ways: a flag changed on one side since
-// the last sync is changed on the other. Maildir letters D F R S T map to
-// \Draft \Flagged \Answered \Seen \Deleted. Deleting a file locally or a
-// message on the server deletes nothing on the other side.
-func (acc *Account) SyncIMAP(ctx context.Context, password string) (SyncResult, error) {
+// SyncIMAP fetches the new messages of the given mailboxes (INBOX when
+// none are given), then synchronises the flags of the messages fetched
+// over IMAP both ways: a flag changed on one side since the last sync is
+// changed on the other. INBOX is the Maildir's root, other mailboxes its
+// Maildir++ folders (as FetchIMAP files them). Maildir letters D F R S T
+// map to \Draft \Flagged \Answered \Seen \Deleted. Deleting a file
+// locally or a message on the server deletes nothing on the other side.
+func (acc *Account) SyncIMAP(ctx context.Context, password string, mailboxes ...string) (SyncResult, error) {
+	if len(mailboxes) == 0 {
+		mailboxes = []string{"INBOX"}
+	}
 	var res SyncResult
-	fr, err := acc.FetchIMAP(ctx, password, FetchOptions{})
+	fr, err := acc.FetchIMAP(ctx, password, FetchOptions{Mailboxes: mailboxes})
 	res.FetchResult = fr
 	if err != nil {
 		return res, err
 	}
-	md, err := OpenMaildir(acc.Maildir)
+	root, err := OpenMaildir(acc.Maildir)
 	if err != nil {
 		return res, err
 	}
-	unlock, err := lockMaildir(md)
+	unlock, err := lockMaildir(root)
 	if err != nil {
 		return res, err
 	}
@@ -108,19 +114,64 @@ func (acc *Account) SyncIMAP(ctx context.Context, password string) (SyncResult, 
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	sel, err := c.Select("INBOX", nil).Wait()
+	for _, mbox := range mailboxes {
+		md, err := mailboxMaildir(root, mbox)
+		if err != nil {
+			return res, err
+		}
+		if err := syncMailbox(c, md, mbox, &res); err != nil {
+			return res, err
+		}
+	}
+	if err := c.Logout().Wait(); err != nil {
+		return res, fmt.Errorf("imap logout: %w", err)
+	}
+	return res, nil
+}
+
+// IMAPMailboxes lists the server's selectable mailboxes (LIST "" "*"), for
+// a sync of all of them.
+func (acc *Account) IMAPMailboxes(ctx context.Context, password string) ([]string, error) {
+	c, err := acc.DialIMAP(ctx, password)
 	if err != nil {
-		return res, fmt.Errorf("imap select: %w", err)
+		return nil, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	list, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("imap list: %w", err)
+	}
+	var out []string
+	for _, d := range list {
+		if slices.Contains(d.Attrs, imap.MailboxAttrNoSelect) || slices.Contains(d.Attrs, imap.MailboxAttrNonExistent) {
+			continue
+		}
+		out = append(out, d.Mailbox)
+	}
+	sort.Strings(out)
+	if err := c.Logout().Wait(); err != nil {
+		return nil, fmt.Errorf("imap logout: %w", err)
+	}
+	return out, nil
+}
+
+// syncMailbox synchronises the flags of one mailbox with its Maildir.
+func syncMailbox(c *imapclient.Client, md *Maildir, mbox string, res *SyncResult) error {
+	sel, err := c.Select(mbox, nil).Wait()
+	if err != nil {
+		return fmt.Errorf("imap select %s: %w", mbox, err)
 	}
 	led, err := OpenLedger(filepath.Join(md.Path, imapLedger), md)
 	if err != nil {
-		return res, err
+		return err
 	}
 	led.Close()
 	// Local files by unique name.
 	ents, err := md.List()
 	if err != nil {
-		return res, err
+		return err
 	}
 	local := map[string]Entry{}
 	for _, e := range ents {
@@ -128,7 +179,7 @@ func (acc *Account) SyncIMAP(ctx context.Context, password string) (SyncResult, 
 	}
 	byUID := map[imap.UID]string{} // UID -> key
 	for _, k := range led.Keys() {
-		if m, v, u, ok := parseIMAPKey(k); ok && m == "INBOX" && v == sel.UIDValidity {
+		if m, v, u, ok := parseIMAPKey(k); ok && m == mbox && v == sel.UIDValidity {
 			if _, ok := local[led.Name(k)]; ok {
 				byUID[u] = k
 			}
@@ -137,15 +188,22 @@ func (acc *Account) SyncIMAP(ctx context.Context, password string) (SyncResult, 
 	statePath := filepath.Join(md.Path, syncState)
 	base, err := readSyncState(statePath)
 	if err != nil {
-		return res, err
+		return err
 	}
+	// The state file of a folder keeps other mailboxes' keys (two
+	// mailboxes whose names map to one folder share it).
 	newState := map[string]string{}
+	for k, v := range base {
+		if m, _, _, ok := parseIMAPKey(k); ok && m != mbox {
+			newState[k] = v
+		}
+	}
 	if sel.NumMessages > 0 && len(byUID) > 0 {
 		var all imap.UIDSet
 		all.AddRange(1, 0)
 		msgs, err := c.Fetch(all, &imap.FetchOptions{UID: true, Flags: true}).Collect()
 		if err != nil {
-			return res, fmt.Errorf("imap fetch flags: %w", err)
+			return fmt.Errorf("imap fetch flags: %w", err)
 		}
 		for _, m := range msgs {
 			key, ok := byUID[m.UID]
@@ -163,26 +221,20 @@ func (acc *Account) SyncIMAP(ctx context.Context, password string) (SyncResult, 
 			want := merge(b, loc, srv)
 			if want != srv {
 				if err := storeDiff(c, m.UID, srv, want); err != nil {
-					return res, err
+					return err
 				}
 				res.Up++
 			}
 			if want != loc {
 				if err := md.setFlags(e, want); err != nil {
-					return res, err
+					return err
 				}
 				res.Down++
 			}
 			newState[key] = want
 		}
 	}
-	if err := writeSyncState(statePath, newState); err != nil {
-		return res, err
-	}
-	if err := c.Logout().Wait(); err != nil {
-		return res, fmt.Errorf("imap logout: %w", err)
-	}
-	return res, nil
+	return writeSyncState(statePath, newState)
 }
 
 func storeDiff(c *imapclient.Client, uid imap.UID, have, want string) error {

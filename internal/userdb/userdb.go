@@ -91,6 +91,8 @@ type DB struct {
 	// dummyHash is verified against when a user does not exist, so a wrong
 	// user costs the same time as a wrong password.
 	dummyHash string
+	// Statements of the delivery path (every RCPT), prepared once.
+	stDomain, stAccount *sql.Stmt
 }
 
 // Open opens (creating if needed) global.db in dataDir.
@@ -107,11 +109,26 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
-	return &DB{db: db, dummyHash: h}, nil
+	d := &DB{db: db, dummyHash: h}
+	if d.stDomain, err = db.R.PrepareContext(ctx, `SELECT count(*) FROM domains WHERE name=?`); err == nil {
+		d.stAccount, err = db.R.PrepareContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE address=?`)
+	}
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("prepare statements: %w", err)
+	}
+	return d, nil
 }
 
 // Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error {
+	for _, st := range []*sql.Stmt{d.stDomain, d.stAccount} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return d.db.Close()
+}
 
 // SQL returns the underlying database, for packages that keep their own
 // tables in global.db (the queue).
@@ -235,7 +252,7 @@ func (d *DB) Domains(ctx context.Context) ([]string, error) {
 // IsLocalDomain reports whether domain is one of ours.
 func (d *DB) IsLocalDomain(ctx context.Context, domain string) (bool, error) {
 	var n int
-	err := d.db.R.QueryRowContext(ctx, `SELECT count(*) FROM domains WHERE name=?`, strings.ToLower(domain)).Scan(&n)
+	err := d.stDomain.QueryRowContext(ctx, strings.ToLower(domain)).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("look up domain: %w", err)
 	}
@@ -371,7 +388,7 @@ func (d *DB) Account(ctx context.Context, address string) (Account, error) {
 	if err != nil {
 		return Account{}, err
 	}
-	a, err := scanAccount(d.db.R.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE address=?`, address))
+	a, err := scanAccount(d.stAccount.QueryRowContext(ctx, address))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, fmt.Errorf("account %s: %w", address, ErrNotFound)
 	}
