@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jodmai/jodmai/internal/blob"
 )
 
 // TestGroupCommitConcurrentAdds: many concurrent Adds, bodies in rows and
@@ -215,18 +217,30 @@ func TestAddBodyKinds(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		inlineMax int64
+		memory    bool // a memory Temp (smtpd's small bodies), not a file
 		msg       string
 		want8bit  bool
 	}{
-		{"row 7bit", inlineMax, testMsg, false},
-		{"row 8bit", inlineMax, testMsg + "Gr\xc3\xbc\xc3\x9fe\r\n", true},
-		{"file 7bit", 0, testMsg, false},
-		{"file 8bit", 0, testMsg + strings.Repeat("x", 70<<10) + "\xff\r\n", true},
+		{"row 7bit", inlineMax, false, testMsg, false},
+		{"row 8bit", inlineMax, false, testMsg + "Gr\xc3\xbc\xc3\x9fe\r\n", true},
+		{"file 7bit", 0, false, testMsg, false},
+		{"file 8bit", 0, false, testMsg + strings.Repeat("x", 70<<10) + "\xff\r\n", true},
+		{"memory to row", inlineMax, true, testMsg + "\xff\r\n", true},
+		{"memory to file", 0, true, testMsg, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := setup(t, nil)
 			f.q.inlineMax = tc.inlineMax
-			id, err := f.q.Add(ctx, f.body(alice, tc.msg), Envelope{From: alice, Recipients: rcpts("bob@remote.test")})
+			body := f.body(alice, tc.msg)
+			if tc.memory {
+				w := blob.NewSpool(t.TempDir(), 1<<20, nil)
+				io.WriteString(w, "Return-Path: <"+alice+">\r\n"+tc.msg)
+				var err error
+				if body, err = w.Finish(); err != nil || !body.InMemory() {
+					t.Fatalf("memory Temp: %v, %v", body, err)
+				}
+			}
+			id, err := f.q.Add(ctx, body, Envelope{From: alice, Recipients: rcpts("bob@remote.test")})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -145,8 +145,9 @@ type Queue struct {
 	inlineMax int64
 }
 
-// inlineMax is the default Queue.inlineMax.
-const inlineMax = 64 << 10
+// inlineMax is the default Queue.inlineMax: as large as the bodies smtpd
+// keeps in memory (store.InlineMax), which then never touch a file.
+const inlineMax = store.InlineMax
 
 var migrations = []string{
 	`CREATE TABLE msg (
@@ -346,12 +347,12 @@ func (q *Queue) Add(ctx context.Context, body *blob.Temp, env Envelope) (string,
 	if inline != nil {
 		src = bytes.NewReader(inline)
 	} else {
-		f, err := body.Open()
+		r, err := body.NewReader()
 		if err != nil {
 			return "", fmt.Errorf("queue: open body: %w", err)
 		}
-		defer f.Close()
-		src = f
+		defer r.Close()
+		src = r
 	}
 	var offset int64
 	var has8bit bool
@@ -412,8 +413,12 @@ func (q *Queue) Wake() {
 	}
 }
 
-// readBody reads a small body into memory.
+// readBody returns a small body's bytes: a memory Temp's own (valid until
+// Add returns, by when they are committed), or read from its file.
 func readBody(body *blob.Temp) ([]byte, error) {
+	if body.InMemory() {
+		return body.Data, nil
+	}
 	f, err := body.Open()
 	if err != nil {
 		return nil, fmt.Errorf("queue: open body: %w", err)
