@@ -3,22 +3,32 @@
 // permanent failure bounces them, or they grow too old.
 //
 // Layout under its directory (DATA/queue): queue.db (SQLite: one msg row per
-// message, one rcpt row per recipient with its state) and msg/, a blob.Dir
-// of bodies named by message id, plus tmp/ for bounces being written.
+// message, one rcpt row per recipient with its state; bodies up to
+// store.InlineMax in the msg row) and msg/, a blob.Dir of the larger
+// bodies named by message id, plus tmp/ for bounces being written.
+//
+// Writes go through a group committer (commit.go): the Adds and attempt
+// results that arrive together share one transaction and one WAL fsync.
+// The scheduler hands each destination domain's due messages to at most
+// max_per_domain workers, which deliver them one after the other (reusing
+// the connection, see remote.Client) and record each one's results while
+// making the next.
 //
 // Invariants:
-//   - Add returns only when the body is linked (file and directory fsynced)
-//     and the rows are committed (synchronous=FULL): a 250 given after Add
-//     survives kill -9.
+//   - Add returns only when the message is durable: the rows (with a small
+//     body) are committed (synchronous=FULL), a larger body linked first
+//     (file and directory fsynced): a 250 given after Add survives kill -9.
 //   - Every delivery attempt's per-recipient results are recorded in one
 //     transaction. A recipient once recorded delivered or failed is never
-//     attempted again (updates only touch pending rows).
+//     attempted again (updates only touch pending rows), and a message
+//     stays in flight (no other attempt starts) until the results of its
+//     attempt are committed.
 //   - A DSN owed to the sender is recorded in the same transaction as the
 //     result that caused it (rcpt.notice), and cleared only after the DSN
 //     itself is durable (delivered locally or queued): a crash in between
 //     sends it again at the next start, never loses it.
 //   - A message's row and body go when no recipient is pending and no DSN
-//     is owed.
+//     is owed (in the transaction of its last results when it can).
 //   - The operator commands (List, Show, Retry, Hold, Release, Delete,
 //     Flush) only change rows; a running scheduler notices within
 //     pollInterval, so the CLI works beside the server.
