@@ -11,9 +11,9 @@ import (
 	"github.com/jodmai/jodmai/internal/blob"
 )
 
-// BenchmarkAdd measures Add of 4 KiB memory bodies (smtpd's), from a few
-// time (parallelism=1: GOMAXPROCS callers) and from more concurrent callers
-// (group commit), each durable.
+// BenchmarkAdd measures Add of 4 KiB memory bodies (smtpd's), each
+// durable, from GOMAXPROCS concurrent callers (parallelism=1) and from 8
+// times as many (more of them share each commit).
 func BenchmarkAdd(b *testing.B) {
 	msg := "Return-Path: <a@example.org>\r\nFrom: a@example.org\r\nSubject: bench\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef012345678901234\r\n", 64)
 	for _, par := range []int{1, 8} {
