@@ -151,7 +151,7 @@ type statements struct {
 	// On the writer: use with tx.StmtContext.
 	insertMsg, insertRcpt, recordRcpt, removeDone *sql.Stmt
 	// On the read pool.
-	loadMsg *sql.Stmt
+	loadMsg, due, nextDue *sql.Stmt
 }
 
 func prepareStatements(ctx context.Context, w, r *sql.DB) (*statements, error) {
@@ -176,6 +176,14 @@ func prepareStatements(ctx context.Context, w, r *sql.DB) (*statements, error) {
 		(SELECT 1 FROM rcpt WHERE msg = ? AND (state = 0 OR notice != ''))`)
 	prep(r, &st.loadMsg, `SELECT id, sender, account, envid, ret, smtputf8, has8bit, requiretls, dkim, body_offset, size, created, body
 		FROM msg WHERE id = ?`)
+	// The scheduler's pass: due recipients, except those at the domains
+	// (a JSON array) whose workers are all busy.
+	prep(r, &st.due, `SELECT r.id, r.msg, r.domain, r.addr, r.notify, r.orcpt, r.attempts
+		FROM rcpt r JOIN msg m ON m.id = r.msg
+		WHERE r.state = 0 AND m.held = 0 AND r.next_attempt <= ?
+			AND r.domain NOT IN (SELECT value FROM json_each(?))
+		ORDER BY r.next_attempt, r.id LIMIT ?`)
+	prep(r, &st.nextDue, `SELECT MIN(next_attempt) FROM rcpt WHERE state = 0`)
 	if err != nil {
 		st.close()
 		return nil, fmt.Errorf("prepare queue statements: %w", err)
@@ -184,7 +192,7 @@ func prepareStatements(ctx context.Context, w, r *sql.DB) (*statements, error) {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.insertMsg, st.insertRcpt, st.recordRcpt, st.removeDone, st.loadMsg} {
+	for _, s := range []*sql.Stmt{st.insertMsg, st.insertRcpt, st.recordRcpt, st.removeDone, st.loadMsg, st.due, st.nextDue} {
 		if s != nil {
 			s.Close()
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -110,7 +111,7 @@ func (q *Queue) Run(ctx context.Context) error {
 // costs a pass that finds nothing, at most every pollInterval).
 func (q *Queue) nextDue(ctx context.Context) (time.Time, bool, error) {
 	var ms sql.NullInt64
-	err := q.db.R.QueryRowContext(ctx, `SELECT MIN(next_attempt) FROM rcpt WHERE state = 0`).Scan(&ms)
+	err := q.st.nextDue.QueryRowContext(ctx).Scan(&ms)
 	if err != nil || !ms.Valid {
 		return time.Time{}, false, err
 	}
@@ -122,8 +123,7 @@ func (q *Queue) nextDue(ctx context.Context) (time.Time, bool, error) {
 func (q *Queue) startDue(ctx context.Context) error {
 	// Domains at their cap are left out of the query, so a backlog for
 	// one domain cannot hide due mail for others behind maxDue.
-	args := []any{q.now().UnixMilli()}
-	skip := ""
+	skip := []string{}
 	q.mu.Lock()
 	if q.running >= q.policy.MaxConcurrency {
 		q.mu.Unlock()
@@ -131,19 +131,15 @@ func (q *Queue) startDue(ctx context.Context) error {
 	}
 	for d, n := range q.perDomain {
 		if n >= q.policy.MaxPerDomain {
-			skip += ",?"
-			args = append(args, d)
+			skip = append(skip, d)
 		}
 	}
 	q.mu.Unlock()
-	if skip != "" {
-		skip = "AND r.domain NOT IN (" + skip[1:] + ")"
+	skipJSON, err := json.Marshal(skip)
+	if err != nil {
+		return fmt.Errorf("due recipients: %w", err)
 	}
-	args = append(args, q.maxDue)
-	rows, err := q.db.R.QueryContext(ctx, `SELECT r.id, r.msg, r.domain, r.addr, r.notify, r.orcpt, r.attempts
-		FROM rcpt r JOIN msg m ON m.id = r.msg
-		WHERE r.state = 0 AND m.held = 0 AND r.next_attempt <= ? `+skip+`
-		ORDER BY r.next_attempt, r.id LIMIT ?`, args...)
+	rows, err := q.st.due.QueryContext(ctx, q.now().UnixMilli(), string(skipJSON), q.maxDue)
 	if err != nil {
 		return fmt.Errorf("due recipients: %w", err)
 	}
