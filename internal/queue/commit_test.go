@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/remote"
 )
 
 // TestGroupCommitConcurrentAdds: many concurrent Adds, bodies in rows and
@@ -304,5 +305,53 @@ func TestInFlightUntilRecorded(t *testing.T) {
 	}
 	if ms := f.list(); len(ms) != 0 {
 		t.Errorf("queue not empty: %+v", ms)
+	}
+}
+
+// TestWakeAfterBusyAdd: an Add for a domain with a worker running does not
+// wake the scheduler, but that worker wakes it when done, so the new
+// message does not wait for the poll.
+func TestWakeAfterBusyAdd(t *testing.T) {
+	f := setup(t, nil)
+	gate := make(chan struct{})
+	var started atomic.Int32
+	f.rem.set(func(m *remote.Message) []remote.Result {
+		started.Add(1)
+		<-gate
+		return answer(ok)(m)
+	})
+	drain := func() bool {
+		select {
+		case <-f.q.wake:
+			return true
+		default:
+			return false
+		}
+	}
+	f.add(Envelope{From: alice, Recipients: rcpts("bob@remote.test")})
+	if err := f.q.startDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "first attempt", func() bool { return started.Load() == 1 })
+	drain()
+	f.add(Envelope{From: alice, Recipients: rcpts("carol@remote.test")})
+	if drain() {
+		t.Error("Add woke the scheduler while the domain's worker runs")
+	}
+	close(gate)
+	f.q.jobs.Wait()
+	if !drain() {
+		t.Fatal("the worker did not wake the scheduler for the mail added meanwhile")
+	}
+	f.runDue()
+	if n := len(f.rem.sent()); n != 2 {
+		t.Errorf("%d attempts, want 2", n)
+	}
+	// Nothing left: the next worker done does not wake it again.
+	f.add(Envelope{From: alice, Recipients: rcpts("dan@remote.test")})
+	drain()
+	f.runDue()
+	if drain() {
+		t.Error("a worker woke the scheduler with nothing left")
 	}
 }

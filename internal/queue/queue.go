@@ -135,7 +135,10 @@ type Queue struct {
 	inflight  map[jobKey]bool
 	perDomain map[string]int
 	running   int
-	jobs      sync.WaitGroup
+	// missed: due mail was left for later (by a pass, or an Add that did
+	// not wake the scheduler): the next worker done wakes it.
+	missed bool
+	jobs   sync.WaitGroup
 
 	// noticeMu serialises DSN generation and message removal, so two
 	// attempts finishing together never send one notice twice.

@@ -139,13 +139,19 @@ func (q *Queue) startDue(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("due recipients: %w", err)
 	}
+	// Due mail this pass leaves (capped domains, more than maxDue rows,
+	// more jobs than free workers) needs another pass when a worker is
+	// done.
+	left := len(skip) > 0
 	rows, err := q.st.due.QueryContext(ctx, q.now().UnixMilli(), string(skipJSON), q.maxDue)
 	if err != nil {
 		return fmt.Errorf("due recipients: %w", err)
 	}
 	var order []jobKey
 	jobs := map[jobKey]*job{}
+	n := 0
 	for rows.Next() {
+		n++
 		var r rcptRow
 		var k jobKey
 		if err := rows.Scan(&r.id, &k.msg, &k.domain, &r.addr, &r.notify, &r.orcpt, &r.attempts); err != nil {
@@ -164,6 +170,7 @@ func (q *Queue) startDue(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("due recipients: %w", err)
 	}
+	left = left || n >= q.maxDue
 	// Group the jobs by domain, in due order, and hand each domain's to
 	// as many workers as its free slots allow: a worker delivers its
 	// jobs one after the other (remote.Client reuses the connection), so
@@ -187,6 +194,7 @@ func (q *Queue) startDue(ctx context.Context) error {
 		}
 		free := min(q.policy.MaxPerDomain-q.perDomain[d], q.policy.MaxConcurrency-q.running)
 		if free <= 0 || len(todo) == 0 {
+			left = left || len(todo) > 0
 			q.mu.Unlock()
 			continue
 		}
@@ -204,6 +212,12 @@ func (q *Queue) startDue(ctx context.Context) error {
 			q.jobs.Add(1)
 			go q.runWorker(ctx, d, chunk)
 		}
+		left = left || len(todo) > 0
+		q.mu.Unlock()
+	}
+	if left {
+		q.mu.Lock()
+		q.missed = true
 		q.mu.Unlock()
 	}
 	return nil
@@ -253,30 +267,36 @@ func (q *Queue) runWorker(ctx context.Context, domain string, jobs []*job) {
 		delete(q.perDomain, domain)
 	}
 	q.running--
+	// Capacity is free: look for more at once if a pass or an Add left
+	// some. After an error, the next poll retries, so a persistent error
+	// cannot spin.
+	wake := q.missed && !failed.Load()
+	if wake {
+		q.missed = false
+	}
 	q.mu.Unlock()
 	q.jobs.Done()
-	if !failed.Load() {
-		// Capacity is free: look for more at once. After an error, the
-		// next poll retries, so a persistent error cannot spin.
+	if wake {
 		q.Wake()
 	}
 }
 
-// busy reports whether every domain of rcpts has a worker (which wakes
-// the scheduler when it is done, and the pass then sees the new mail), or
-// the queue all its slots busy, so Add need not wake the scheduler: with a
-// backlog, a pass per Add would cost more than the deliveries.
+// busy reports whether every domain of rcpts has a worker, or the queue
+// all its slots busy: then Add need not wake the scheduler (with a
+// backlog, a pass per Add would cost more than the deliveries), as the
+// next worker done wakes it (busy notes that it must), and the pass then
+// sees the new mail.
 func (q *Queue) busy(rcpts []remote.Recipient) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.running >= q.policy.MaxConcurrency {
-		return true
-	}
-	for _, r := range rcpts {
-		if q.perDomain[domainOf(r.Addr)] == 0 {
-			return false
+	if q.running < q.policy.MaxConcurrency {
+		for _, r := range rcpts {
+			if q.perDomain[domainOf(r.Addr)] == 0 {
+				return false
+			}
 		}
 	}
+	q.missed = true
 	return true
 }
 
