@@ -127,7 +127,7 @@ type dest struct {
 // local builds the Result for a failure decided here rather than by a
 // remote server.
 func local(code int, enhanced, text string) Result {
-	return Result{Code: code, Enhanced: enhanced, Text: text, Permanent: code/100 == 5}
+	return Result{Code: code, Enhanced: enhanced, Text: text, Permanent: code/100 == 5, Local: true}
 }
 
 // Deliver implements Deliverer: one attempt at every MX host of m.Domain in
@@ -260,7 +260,11 @@ func (c *Client) deliverHost(ctx context.Context, log *slog.Logger, m *Message, 
 			addr := results[i].Addr
 			results[i] = r
 			results[i].Addr = addr
-			results[i].Host = hostName
+			if !r.Local {
+				// Only a remote reply names a Remote-MTA (RFC 3464
+				// §2.3.5); the host of a local failure is in its text.
+				results[i].Host = hostName
+			}
 		}
 	}
 	defer func() {

@@ -406,6 +406,10 @@ func TestFailures(t *testing.T) {
 			if r.Delivered || r.Permanent != tc.permanent || r.Code != tc.code || r.Enhanced != tc.enhanced || r.Text == "" {
 				t.Fatalf("got %+v, want permanent=%v %d %s", r, tc.permanent, tc.code, tc.enhanced)
 			}
+			// No remote server replied: no Remote-MTA in a DSN.
+			if !r.Local || r.Host != "" {
+				t.Errorf("local failure with Local=%v Host=%q", r.Local, r.Host)
+			}
 		})
 	}
 }
@@ -544,7 +548,7 @@ func TestMTASTS(t *testing.T) {
 	if n := fetches.Load(); n != 2 {
 		t.Fatalf("%d fetches, want 2", n)
 	}
-	if r.Delivered || r.Permanent || r.Host != "mx.b.test" {
+	if r.Delivered || r.Permanent || !r.Local || r.Host != "" || !strings.Contains(r.Text, "x509") {
 		t.Fatalf("self-signed with enforce: got %+v", r)
 	}
 

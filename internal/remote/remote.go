@@ -78,9 +78,12 @@ type Result struct {
 	// Text is the reply text or a description of the local failure, for
 	// the queue's log and the DSN's Diagnostic-Code.
 	Text string
-	// Host is the MX host the result came from ("" before any
-	// connection), for the DSN's Remote-MTA.
+	// Host is the MX host whose reply decided the result, for the DSN's
+	// Remote-MTA; "" when the result was decided here (Local).
 	Host string
+	// Local: the result was decided by this server (DNS, connection,
+	// TLS policy, a missing extension), not by a remote server's reply.
+	Local bool
 	// DSN, for a delivered recipient: the server offered DSN (RFC 3461),
 	// so NOTIFY and ORCPT were passed on and it reports from here on.
 	// When false, a recipient whose NOTIFY has SUCCESS is owed a
