@@ -33,7 +33,7 @@ func cmdSelect(s *session, tag, name string, uid bool) error {
 			s.enc.Atom("* OK [CLOSED] previous mailbox closed").CRLF()
 		}
 	}
-	mb, msgs, err := s.acct.Snapshot(s.ctx(), c.Mailbox)
+	mb, uids, firstUnseen, err := s.acct.View(s.ctx(), c.Mailbox)
 	if errors.Is(err, store.ErrNoMailbox) {
 		return no("NONEXISTENT", "no such mailbox")
 	}
@@ -43,14 +43,7 @@ func cmdSelect(s *session, tag, name string, uid bool) error {
 	if c.CondStore {
 		s.condstore = true
 	}
-	sel := &selected{mb: mb, readOnly: readOnly, modseq: mb.HighestModSeq, uids: make([]uint32, len(msgs))}
-	var firstUnseen uint32
-	for i, m := range msgs {
-		sel.uids[i] = m.UID
-		if firstUnseen == 0 && m.Flags&store.FlagSeen == 0 {
-			firstUnseen = uint32(i + 1)
-		}
-	}
+	sel := &selected{mb: mb, readOnly: readOnly, modseq: mb.HighestModSeq, uids: uids}
 	kws, err := s.acct.Keywords(s.ctx(), mb.ID)
 	if err != nil {
 		return s.serverBug(err)

@@ -1064,3 +1064,30 @@ func TestMailboxNamesNFC(t *testing.T) {
 		t.Errorf("%d messages delivered to the decomposed name, want 1", n)
 	}
 }
+
+// TestView: the UIDs of a mailbox in order and its first unseen message,
+// as SELECT needs them.
+func TestView(t *testing.T) {
+	s, _ := newStore(t)
+	a := account(t, s, 1)
+	for i := 0; i < 4; i++ {
+		var fl Flags
+		if i < 2 {
+			fl = FlagSeen
+		}
+		deliver(t, s, testBody(i), Target{AccountID: 1, Flags: fl})
+	}
+	mb, uids, first, err := a.View(ctx, "inbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mb.Name != "INBOX" || !slices.Equal(uids, []uint32{1, 2, 3, 4}) || first != 3 {
+		t.Fatalf("View = %q %v first unseen %d, want INBOX [1 2 3 4] 3", mb.Name, uids, first)
+	}
+	if _, _, _, err := a.View(ctx, "nosuch"); !errors.Is(err, ErrNoMailbox) {
+		t.Errorf("View(nosuch) = %v, want ErrNoMailbox", err)
+	}
+	if _, uids, first, err := a.View(ctx, "Sent"); err != nil || len(uids) != 0 || first != 0 {
+		t.Errorf("View(Sent) = %v %d %v", uids, first, err)
+	}
+}
