@@ -25,7 +25,7 @@ type noticeRow struct {
 	enhanced, text, host string
 	lastAttempt          time.Time
 	expired              bool
-	notice               string // failed, delayed, relayed
+	notice               string // failed, delayed, relayed, delivered
 }
 
 // maxReturnedBody caps the original message returned whole (RET=FULL);
@@ -215,13 +215,15 @@ func (q *Queue) sendDSN(ctx context.Context, m msgRow, raw []byte) error {
 func (q *Queue) composeDSN(m msgRow, owed []noticeRow) ([]byte, error) {
 	host := q.opts.Hostname
 	now := q.now()
-	var failed, delayed, relayed int
+	var failed, delayed, relayed, delivered int
 	for _, n := range owed {
 		switch n.notice {
 		case "failed":
 			failed++
 		case "delayed":
 			delayed++
+		case "delivered":
+			delivered++
 		default:
 			relayed++
 		}
@@ -274,6 +276,8 @@ func (q *Queue) composeDSN(m msgRow, owed []noticeRow) ([]byte, error) {
 		crlf("Your message has not been delivered yet to one or more recipients.")
 		crlf("The mail system will keep trying until %s;", m.created.Add(q.policy.MaxAge).UTC().Format(time.RFC1123Z))
 		crlf("you do not need to send it again.")
+	case relayed == 0 && delivered > 0:
+		crlf("Your message was delivered to the mailboxes of the following recipients.")
 	default:
 		crlf("Your message was delivered to the following recipients' mail servers.")
 	}
@@ -401,6 +405,8 @@ func actionOf(n noticeRow) string {
 		return "failed"
 	case "delayed":
 		return "delayed"
+	case "delivered":
+		return "delivered"
 	}
 	return "relayed"
 }
@@ -408,7 +414,7 @@ func actionOf(n noticeRow) string {
 // statusOf is the RFC 3463 status code for the DSN's Status field.
 func statusOf(n noticeRow) string {
 	switch n.notice {
-	case "relayed":
+	case "relayed", "delivered":
 		return "2.0.0"
 	case "delayed":
 		if validStatus(n.enhanced, '4') {

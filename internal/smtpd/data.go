@@ -42,6 +42,7 @@ func (s *session) Data(r io.Reader) error {
 	tx.rcpts = append([]string(nil), tx.rcpts...)
 	tx.targets = append([]store.Target(nil), tx.targets...)
 	tx.remote = append([]remote.Recipient(nil), tx.remote...)
+	tx.notify = append([]remote.Recipient(nil), tx.notify...)
 	acc := s.account
 	log := s.log
 	s.mu.Unlock()
@@ -155,6 +156,15 @@ func (s *session) Data(r io.Reader) error {
 			// any; better than losing the remote ones.
 			log.Error("message not queued", "err", err, "size", body.Size, "local_copies", len(tx.targets))
 			return errStoreTemp
+		}
+	}
+	if len(tx.notify) > 0 && len(tx.targets) > 0 && s.srv.Queue != nil {
+		// RFC 3461 §6.2: the final delivery is ours to report. The
+		// message is delivered whatever happens here: a failure is
+		// logged, not answered.
+		env := queue.Envelope{From: tx.from, EnvID: tx.envid, Ret: tx.ret, Has8bit: tx.body8bit, SMTPUTF8: tx.utf8}
+		if err := s.srv.Queue.NotifyDelivered(s.ctx, body, env, tx.notify); err != nil {
+			log.Error("delivered DSN not sent", "err", err, "rcpts", len(tx.notify))
 		}
 	}
 	s.conn.countMessage()

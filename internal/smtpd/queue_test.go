@@ -216,6 +216,66 @@ func (failingQueue) Add(context.Context, *blob.Temp, queue.Envelope) (string, er
 	return "", errors.New("disk full")
 }
 
+func (failingQueue) NotifyDelivered(context.Context, *blob.Temp, queue.Envelope, []remote.Recipient) error {
+	return errors.New("disk full")
+}
+
+// TestDeliveredDSN: a local recipient whose NOTIFY includes SUCCESS gets
+// the sender a "delivered" DSN (RFC 3461 §6.2): into a local sender's
+// INBOX, or queued with a null sender for a remote one; none without
+// SUCCESS, none for a null sender.
+func TestDeliveredDSN(t *testing.T) {
+	env, rem := newQueueEnv(t)
+	c := dial(t, env.Addr("submission"))
+	c.ehlo()
+	c.authPlain(alice, alicePass, 235, "")
+	c.cmd("MAIL FROM:<alice@example.org> RET=HDRS ENVID=track-1", 250, "")
+	c.cmd("RCPT TO:<bob@example.org> NOTIFY=SUCCESS ORCPT=rfc822;bob@example.org", 250, "")
+	c.cmd("RCPT TO:<carol@example.org>", 250, "")
+	c.cmd("DATA", 354, "")
+	c.write("From: <alice@example.org>\r\nSubject: track me\r\n\r\nbody line\r\n.\r\n")
+	c.expect(250, "")
+	in := env.Inbox(t, alice)
+	if len(in) != 1 {
+		t.Fatalf("alice has %d messages, want the DSN", len(in))
+	}
+	dsn := string(in[0].Body)
+	for _, want := range []string{"Return-Path: <>", "report-type=delivery-status", "Original-Envelope-Id: track-1",
+		"Final-Recipient: rfc822; bob@example.org", "Action: delivered", "Status: 2.0.0", "Subject: track me"} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+	if strings.Contains(dsn, "carol@example.org") || strings.Contains(dsn, "body line") {
+		t.Errorf("DSN reports carol (no NOTIFY) or returns the body with RET=HDRS:\n%s", dsn)
+	}
+
+	// A remote sender on MX: the DSN goes to the queue with a null sender.
+	mx := dial(t, env.Addr("smtp"))
+	mx.ehlo()
+	mx.cmd("MAIL FROM:<zed@remote.test>", 250, "")
+	mx.cmd("RCPT TO:<carol@example.org> NOTIFY=SUCCESS,FAILURE", 250, "")
+	mx.cmd("DATA", 354, "")
+	mx.write("Subject: from afar\r\n\r\nhi\r\n.\r\n")
+	mx.expect(250, "")
+	got := rem.wait(t, 1)[0]
+	if got.msg.From != "" || len(got.msg.Recipients) != 1 || got.msg.Recipients[0].Addr != "zed@remote.test" ||
+		!strings.Contains(string(got.body), "Action: delivered") {
+		t.Fatalf("queued DSN: from %q to %v:\n%s", got.msg.From, got.msg.Recipients, got.body)
+	}
+
+	// Null sender: never a DSN about a DSN.
+	mx.cmd("MAIL FROM:<>", 250, "")
+	mx.cmd("RCPT TO:<carol@example.org> NOTIFY=SUCCESS", 250, "")
+	mx.cmd("DATA", 354, "")
+	mx.write("Subject: a bounce\r\n\r\nhi\r\n.\r\n")
+	mx.expect(250, "")
+	time.Sleep(300 * time.Millisecond)
+	if n := len(rem.wait(t, 1)); n != 1 {
+		t.Errorf("%d queued DSNs, want still 1", n)
+	}
+}
+
 func TestQueueFailureIs451(t *testing.T) {
 	env := newEnv(t)
 	h := newHarness(t, env, smtpd.ModeSubmission, func(s *smtpd.Server) { s.Queue = failingQueue{} })

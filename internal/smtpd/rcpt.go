@@ -100,6 +100,9 @@ func (s *session) addRecipient(to string, opts *smtp.RcptOptions) error {
 		return reply(503, 5, 5, 1, "Send MAIL first")
 	}
 	s.tx.rcpts = append(s.tx.rcpts, to)
+	if len(res.Local) > 0 && wantsSuccess(opts) {
+		s.tx.notify = append(s.tx.notify, rcptParams(to, to, opts))
+	}
 	for _, t := range res.Local {
 		if !s.tx.seen[t.AccountID] {
 			s.tx.seen[t.AccountID] = true
@@ -155,4 +158,17 @@ func isASCII(s string) bool {
 // message and retry; never a silent drop.
 func errNeedsOutbound(to string) error {
 	return reply(451, 4, 4, 0, "<"+to+">: delivery to remote addresses is not available, try again later")
+}
+
+// wantsSuccess reports whether a RCPT's NOTIFY includes SUCCESS.
+func wantsSuccess(opts *smtp.RcptOptions) bool {
+	if opts == nil {
+		return false
+	}
+	for _, n := range opts.Notify {
+		if strings.EqualFold(string(n), "SUCCESS") {
+			return true
+		}
+	}
+	return false
 }

@@ -64,6 +64,9 @@ type transaction struct {
 	// parameters, each address once (seenRemote: lowercased).
 	remote     []remote.Recipient
 	seenRemote map[string]bool
+	// notify are the local recipients (as given in RCPT) whose NOTIFY
+	// asked for SUCCESS: they get a "delivered" DSN after delivery.
+	notify []remote.Recipient
 	// RFC 3461 ENVID and RET, RFC 8689 REQUIRETLS, RFC 6152 BODY=8BITMIME
 	// from MAIL, for the queue.
 	envid, ret string

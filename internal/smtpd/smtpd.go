@@ -46,6 +46,7 @@ import (
 	"github.com/jodmai/jodmai/internal/deliver"
 	"github.com/jodmai/jodmai/internal/msgauth"
 	"github.com/jodmai/jodmai/internal/queue"
+	"github.com/jodmai/jodmai/internal/remote"
 )
 
 // Mode is the role of a Server.
@@ -95,6 +96,9 @@ const forceGrace = 2 * time.Second
 // the message is durable in the outbound queue.
 type Enqueuer interface {
 	Add(ctx context.Context, body *blob.Temp, env queue.Envelope) (string, error)
+	// NotifyDelivered sends the "delivered" DSN for local recipients
+	// whose NOTIFY asked for SUCCESS (RFC 3461 §6.2).
+	NotifyDelivered(ctx context.Context, body *blob.Temp, env queue.Envelope, rcpts []remote.Recipient) error
 }
 
 // Server is an SMTP server. Exported fields are its configuration; do not
