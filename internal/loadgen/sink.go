@@ -90,6 +90,14 @@ type SinkStats struct {
 	Last time.Time
 }
 
+// Received returns how many messages with Message-ID id (as written in the
+// header, angle brackets included) the sink has accepted.
+func (s *Sink) Received(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ids[id]
+}
+
 // Stats returns the counts so far.
 func (s *Sink) Stats() SinkStats {
 	s.mu.Lock()
