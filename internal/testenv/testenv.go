@@ -92,6 +92,12 @@ func StartWith(t testing.TB, opts Options) *Env {
 	cfg.Hostname = Hostname
 	cfg.Data = dir
 	cfg.Listen = config.Listen{SMTP: "127.0.0.1:0", Submission: "127.0.0.1:0", Submissions: "127.0.0.1:0", POP3: "127.0.0.1:0", POP3S: "127.0.0.1:0", IMAP: "127.0.0.1:0", IMAPS: "127.0.0.1:0"}
+	// Tests talk to loopback only: no DNS question leaves the machine
+	// (a closed loopback port answers at once), and mail from any
+	// 127.0.0.0/8 client (the load test's source addresses) is not
+	// checked against DNS. Tests of those checks configure them.
+	cfg.DNS.Resolver = "127.0.0.1:1"
+	cfg.MsgAuth.TrustedNetworks = []string{"127.0.0.0/8", "::1/128"}
 	if opts.Configure != nil {
 		opts.Configure(cfg)
 	}

@@ -165,6 +165,11 @@ func (in *Instance) pickPorts() {
 		fmt.Fprintf(&b, "%s = %q\n", s, addrs[s])
 	}
 	b.WriteString("\n" + in.opts.Extra + "\n")
+	if !strings.Contains(in.opts.Extra, "[dns]") {
+		// Loopback only: no DNS question leaves the machine (a
+		// closed loopback port answers at once).
+		b.WriteString("[dns]\nresolver = \"127.0.0.1:1\"\n")
+	}
 	if err := os.WriteFile(in.Config, []byte(b.String()), 0o600); err != nil {
 		in.t.Fatal(err)
 	}
