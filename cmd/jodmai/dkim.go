@@ -13,6 +13,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/remote"
+	"github.com/jodmai/jodmai/internal/userdb"
 )
 
 // runDKIMKeygen makes a new ed25519 and rsa key pair for a domain and
@@ -31,6 +32,9 @@ func runDKIMKeygen(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "; DKIM keys for %s, used to sign its outbound mail from now on:\n", keys[0].Domain)
+	if local, err := isLocalDomain(ctx, cfg.Data, keys[0].Domain); err == nil && !local {
+		fmt.Fprintf(env.stdout, "; warning: %s is not a local domain here, so no mail from it is sent\n;   through this server until \"jodmai domain add %s\".\n", keys[0].Domain, keys[0].Domain)
+	}
 	for _, k := range keys {
 		fmt.Fprintf(env.stdout, ";   %s (%s)\n", k.Path, k.Alg)
 	}
@@ -179,4 +183,14 @@ func writeDNSRecords(w io.Writer, cfg *config.Config, domain string, keys []remo
 	p("; (autodiscover) look up.")
 	p("autoconfig.%s 3600 IN CNAME %s", dom, host)
 	p("autodiscover.%s 3600 IN CNAME %s", dom, host)
+}
+
+// isLocalDomain reports whether the directory in dataDir has domain.
+func isLocalDomain(ctx context.Context, dataDir, domain string) (bool, error) {
+	db, err := userdb.Open(ctx, dataDir)
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	return db.IsLocalDomain(ctx, domain)
 }

@@ -48,6 +48,13 @@ func TestDKIMKeygenAndDNSRecords(t *testing.T) {
 	if len(txts) != 2 || !strings.Contains(out, "k=ed25519") || !strings.Contains(out, "k=rsa") {
 		t.Fatalf("keygen output:\n%s", out)
 	}
+	if !strings.Contains(out, "; warning: example.com is not a local domain") {
+		t.Errorf("keygen for a domain the server does not have: no warning:\n%s", out)
+	}
+	jodmai(t, dir, "", "domain", "add", "--config", conf, "local.example").ok(t)
+	if out := jodmai(t, dir, "", "dkim", "keygen", "--config", conf, "local.example").ok(t).stdout; strings.Contains(out, "warning") {
+		t.Errorf("keygen for a local domain warns:\n%s", out)
+	}
 
 	out = jodmai(t, dir, "", "dns-records", "--config", conf, "example.com").ok(t).stdout
 	for _, want := range []string{
