@@ -131,12 +131,7 @@ func (w *Writer) Finish() (*Temp, error) {
 	}
 	w.done = true
 	if w.f == nil && w.spool {
-		data := w.buf
-		if data == nil {
-			data = []byte{}
-		}
-		w.buf = nil
-		return &Temp{Size: w.n, Data: data, dir: w.dir}, nil
+		return w.memTemp(), nil
 	}
 	if err := w.f.Sync(); err != nil {
 		w.f.Close()
@@ -176,18 +171,23 @@ func (w *Writer) FinishScratch() (*Temp, error) {
 	w.done = true
 	if w.f == nil && w.spool {
 		// Still in memory: nothing to close, nothing to leave behind.
-		data := w.buf
-		if data == nil {
-			data = []byte{}
-		}
-		w.buf = nil
-		return &Temp{Size: w.n, Data: data, dir: w.dir}, nil
+		return w.memTemp(), nil
 	}
 	if err := w.f.Close(); err != nil {
 		os.Remove(w.path)
 		return nil, fmt.Errorf("close body: %w", err)
 	}
 	return &Temp{Path: w.path, Size: w.n}, nil
+}
+
+// memTemp hands a spooling writer's memory over as a memory Temp.
+func (w *Writer) memTemp() *Temp {
+	data := w.buf
+	if data == nil {
+		data = []byte{}
+	}
+	w.buf = nil
+	return &Temp{Size: w.n, Data: data, dir: w.dir}
 }
 
 // writerOnly hides a Writer's ReadFrom from io.Copy, which would call it
