@@ -43,6 +43,20 @@ func (env *cmdEnv) openUsers(ctx context.Context) (*userdb.DB, *config.Config, e
 	return db, cfg, nil
 }
 
+// parseConfig parses the flags and minArgs to maxArgs arguments, then
+// loads the configuration.
+func (env *cmdEnv) parseConfig(args []string, minArgs, maxArgs int) ([]string, *config.Config, error) {
+	rest, err := env.parse(args, minArgs, maxArgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := env.loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	return rest, cfg, nil
+}
+
 // withUsers parses the flags and minArgs to maxArgs (-1: any number)
 // arguments, opens the directory, and runs fn with it, the configuration
 // and the arguments.

@@ -12,11 +12,7 @@ import (
 // server may be running.
 func runBackup(ctx context.Context, env *cmdEnv, args []string) error {
 	name := env.flags.String("name", "", "backup `NAME` below DIR (default: the UTC time, e.g. 20260102T150405Z)")
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	cfg, err := env.loadConfig()
+	rest, cfg, err := env.parseConfig(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -34,11 +30,7 @@ func runBackup(ctx context.Context, env *cmdEnv, args []string) error {
 // runRestore restores a backup into the (stopped, empty) data dir.
 func runRestore(ctx context.Context, env *cmdEnv, args []string) error {
 	force := env.flags.Bool("force", false, "replace the contents of a non-empty data dir")
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	cfg, err := env.loadConfig()
+	rest, cfg, err := env.parseConfig(args, 1, 1)
 	if err != nil {
 		return err
 	}

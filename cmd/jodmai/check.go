@@ -20,10 +20,7 @@ import (
 // when the store is consistent (or was made so), 1 when problems remain.
 func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 	repair := env.flags.Bool("repair", false, "fix what can be fixed safely; needs the server stopped")
-	if _, err := env.parse(args, 0, 0); err != nil {
-		return err
-	}
-	cfg, err := env.loadConfig()
+	_, cfg, err := env.parseConfig(args, 0, 0)
 	if err != nil {
 		return err
 	}

@@ -19,11 +19,7 @@ import (
 // runDKIMKeygen makes a new ed25519 and rsa key pair for a domain and
 // prints the TXT records to publish.
 func runDKIMKeygen(ctx context.Context, env *cmdEnv, args []string) error {
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	cfg, err := env.loadConfig()
+	rest, cfg, err := env.parseConfig(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -65,11 +61,7 @@ var srvServices = []srvService{
 // runDNSRecords prints every DNS record a domain served by this server
 // needs, in zone-file syntax.
 func runDNSRecords(ctx context.Context, env *cmdEnv, args []string) error {
-	rest, err := env.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	cfg, err := env.loadConfig()
+	rest, cfg, err := env.parseConfig(args, 1, 1)
 	if err != nil {
 		return err
 	}
