@@ -129,8 +129,13 @@ func decodeUTF7(s string, allow8bit bool) (string, error) {
 
 // decodeRun decodes one base64 run (between "&" and "-") into b.
 func decodeRun(b *strings.Builder, enc string) error {
+	// Go's base64 skips CR and LF wherever they are; here they are not
+	// base64, and a run must stand for at least one character.
+	if strings.ContainsAny(enc, "\r\n") {
+		return errUTF7
+	}
 	raw, err := mutf7.DecodeString(enc)
-	if err != nil || len(raw)%2 != 0 {
+	if err != nil || len(raw) == 0 || len(raw)%2 != 0 {
 		return errUTF7
 	}
 	for k := 0; k < len(raw); k += 2 {
