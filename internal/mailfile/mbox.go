@@ -275,11 +275,14 @@ func (m *MboxMessage) header(piece []byte) {
 
 // statusFlags returns the flags of a Status or X-Status header line.
 func statusFlags(line string) Flags {
+	if line == "" || line[0] == ' ' || line[0] == '\t' {
+		return 0 // a continuation line, not a field (as in WithStatus)
+	}
 	name, value, ok := strings.Cut(line, ":")
 	if !ok {
 		return 0
 	}
-	name = strings.TrimSpace(name)
+	name = strings.TrimRight(name, " \t") // RFC 5322 §4.5 obsolete "Status :"
 	if !strings.EqualFold(name, "Status") && !strings.EqualFold(name, "X-Status") {
 		return 0
 	}
