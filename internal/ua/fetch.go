@@ -186,6 +186,30 @@ func mailboxMaildir(root *Maildir, mbox string) (*Maildir, error) {
 	return root.Folder(strings.ReplaceAll(mbox, "/", "."))
 }
 
+// imapSession opens the local Maildir under its lock and logs in over
+// IMAP; ctx ending closes the connection. done releases both.
+func (acc *Account) imapSession(ctx context.Context, password string) (root *Maildir, c *imapclient.Client, done func(), err error) {
+	root, err = OpenMaildir(acc.Maildir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	unlock, err := lockMaildir(root)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err = acc.DialIMAP(ctx, password)
+	if err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	return root, c, func() {
+		stop()
+		c.Close()
+		unlock()
+	}, nil
+}
+
 // DialIMAP connects and logs in to the account's IMAP server.
 func (acc *Account) DialIMAP(ctx context.Context, password string) (*imapclient.Client, error) {
 	s := acc.IMAP
@@ -236,22 +260,11 @@ func parseIMAPKey(k string) (mbox string, validity uint32, uid imap.UID, ok bool
 // again) into the Maildir, without setting \Seen.
 func (acc *Account) FetchIMAP(ctx context.Context, password string, opts FetchOptions) (FetchResult, error) {
 	var res FetchResult
-	root, err := OpenMaildir(acc.Maildir)
+	root, c, done, err := acc.imapSession(ctx, password)
 	if err != nil {
 		return res, err
 	}
-	unlock, err := lockMaildir(root)
-	if err != nil {
-		return res, err
-	}
-	defer unlock()
-	c, err := acc.DialIMAP(ctx, password)
-	if err != nil {
-		return res, err
-	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
+	defer done()
 	mboxes := opts.Mailboxes
 	if len(mboxes) == 0 {
 		mboxes = []string{"INBOX"}

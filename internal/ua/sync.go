@@ -98,22 +98,11 @@ func (acc *Account) SyncIMAP(ctx context.Context, password string, mailboxes ...
 	if err != nil {
 		return res, err
 	}
-	root, err := OpenMaildir(acc.Maildir)
+	root, c, done, err := acc.imapSession(ctx, password)
 	if err != nil {
 		return res, err
 	}
-	unlock, err := lockMaildir(root)
-	if err != nil {
-		return res, err
-	}
-	defer unlock()
-	c, err := acc.DialIMAP(ctx, password)
-	if err != nil {
-		return res, err
-	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
+	defer done()
 	for _, mbox := range mailboxes {
 		md, err := mailboxMaildir(root, mbox)
 		if err != nil {
