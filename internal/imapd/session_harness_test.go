@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/testenv/testserve"
+
 	"golang.org/x/crypto/argon2"
 
 	"github.com/jodmai/jodmai/internal/auth"
@@ -44,13 +46,13 @@ const (
 )
 
 type sessHarness struct {
-	t       testing.TB
-	srv     *imapd.Server
-	users   *userdb.DB
-	store   *store.Store
-	addr    string
-	certs   *x509.CertPool
-	stopped bool
+	t     testing.TB
+	srv   *imapd.Server
+	users *userdb.DB
+	store *store.Store
+	addr  string
+	certs *x509.CertPool
+	stop  func(time.Duration) error
 }
 
 type sessOptions struct {
@@ -106,39 +108,20 @@ func newSessHarness(t testing.TB, o sessOptions) *sessHarness {
 	if !o.noTLS && !o.implicitTLS {
 		h.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.addr = l.Addr().String()
-	var ln net.Listener = l
-	if o.remote != nil {
-		ln = sessRemoteListener{Listener: ln, remote: o.remote}
-	}
+	var implicit *tls.Config
 	if o.implicitTLS {
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+		implicit = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
-	served := make(chan error, 1)
-	go func() { served <- h.srv.Serve(ln) }()
+	// Registered first, run last: after the server has stopped.
 	t.Cleanup(func() {
-		if !h.stopped {
-			h.shutdown(10 * time.Second)
-		}
-		if err := <-served; !errors.Is(err, imapd.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
 		st.Close()
 		users.Close()
 	})
+	h.addr, h.stop = testserve.Start(t, h.srv, testserve.Options{Remote: o.remote, ImplicitTLS: implicit, Closed: imapd.ErrServerClosed})
 	return h
 }
 
-func (h *sessHarness) shutdown(d time.Duration) error {
-	h.stopped = true
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	return h.srv.Shutdown(ctx)
-}
+func (h *sessHarness) shutdown(d time.Duration) error { return h.stop(d) }
 
 func (h *sessHarness) clientTLS() *tls.Config {
 	return &tls.Config{RootCAs: h.certs, ServerName: sessHost, MinVersion: tls.VersionTLS12}
@@ -241,27 +224,6 @@ func sessMailbox(t testing.TB, a *store.Account, name string) (store.Mailbox, []
 	}
 	return mb, msgs
 }
-
-// sessRemoteListener makes its connections claim another remote address.
-type sessRemoteListener struct {
-	net.Listener
-	remote net.Addr
-}
-
-func (l sessRemoteListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return sessRemoteConn{Conn: c, remote: l.remote}, nil
-}
-
-type sessRemoteConn struct {
-	net.Conn
-	remote net.Addr
-}
-
-func (c sessRemoteConn) RemoteAddr() net.Addr { return c.remote }
 
 // sessConn is a raw IMAP client: it sends lines and reads responses, with
 // literals inlined into their response line.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/testenv/testserve"
+
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/pop3d"
 	"github.com/jodmai/jodmai/internal/store"
@@ -42,7 +44,7 @@ type harness struct {
 	addr    string
 	certs   *x509.CertPool
 	certDER []byte
-	stopped bool
+	stop    func(time.Duration) error
 }
 
 type harnessOptions struct {
@@ -107,39 +109,20 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if o.implicitTLS {
 		h.srv.TLSConfig = nil
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.addr = l.Addr().String()
-	var ln net.Listener = l
-	if o.remote != nil {
-		ln = fakeRemoteListener{Listener: ln, remote: o.remote}
-	}
+	var implicit *tls.Config
 	if o.implicitTLS {
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+		implicit = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
-	served := make(chan error, 1)
-	go func() { served <- h.srv.Serve(ln) }()
+	// Registered first, run last: after the server has stopped.
 	t.Cleanup(func() {
-		if !h.stopped {
-			h.shutdown(10 * time.Second)
-		}
-		if err := <-served; !errors.Is(err, pop3d.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
 		st.Close()
 		users.Close()
 	})
+	h.addr, h.stop = testserve.Start(t, h.srv, testserve.Options{Remote: o.remote, ImplicitTLS: implicit, Closed: pop3d.ErrServerClosed})
 	return h
 }
 
-func (h *harness) shutdown(d time.Duration) error {
-	h.stopped = true
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	return h.srv.Shutdown(ctx)
-}
+func (h *harness) shutdown(d time.Duration) error { return h.stop(d) }
 
 func (h *harness) clientTLS() *tls.Config {
 	return &tls.Config{RootCAs: h.certs, ServerName: testHost, MinVersion: tls.VersionTLS12}
@@ -201,27 +184,6 @@ func (h *harness) inbox(address string) (*store.Account, store.Mailbox, []store.
 	}
 	return a, mb, msgs
 }
-
-// fakeRemoteListener makes its connections claim another remote address.
-type fakeRemoteListener struct {
-	net.Listener
-	remote net.Addr
-}
-
-func (l fakeRemoteListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return fakeRemoteConn{Conn: c, remote: l.remote}, nil
-}
-
-type fakeRemoteConn struct {
-	net.Conn
-	remote net.Addr
-}
-
-func (c fakeRemoteConn) RemoteAddr() net.Addr { return c.remote }
 
 // client is a raw POP3 client.
 type client struct {
