@@ -39,6 +39,12 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "first start: created domain %s and account %s\n", cfg.Hostname, addr)
 		fmt.Fprintf(env.stdout, "password for %s: %s   (shown once; change it with 'jodmai user passwd %s')\n", addr, pw, addr)
 	}
+	// Signals are ours before the server says it serves: a supervisor
+	// may send SIGTERM the moment it reads "serving", and that must be a
+	// graceful shutdown, not the default death.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	if err := srv.Start(); err != nil {
 		srv.Shutdown(ctx)
 		return err
@@ -54,9 +60,6 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "  %-12s %s\n", k, addrs[k])
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	for {
 		select {
 		case sig := <-sigs:
