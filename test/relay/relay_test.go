@@ -335,10 +335,17 @@ func TestRelay(t *testing.T) {
 		if err := w.a.submit(t, alice, pass, []string{bob}, message(alice, bob, "while down", marker)); err != nil {
 			t.Fatalf("submit: %v", err)
 		}
-		time.Sleep(2 * time.Second) // at least one failed attempt
-		out := w.a.in.MustRun("", "queue", "list")
-		if !strings.Contains(out, bob) {
-			t.Errorf("queue list does not show the message for %s:\n%s", bob, out)
+		// The operator sees it pending, with a failed attempt.
+		var out string
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			out = w.a.in.MustRun("", "queue", "list")
+			if failedAttempts(out, bob) > 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if failedAttempts(out, bob) == 0 {
+			t.Errorf("queue list does not show a failed attempt for %s:\n%s", bob, out)
 		}
 		w.b.in.Start(true)
 		got := w.b.waitFor(t, bob, pass, marker, 30*time.Second)
@@ -393,4 +400,20 @@ func checkAuthenticated(t *testing.T, msg, authserv, fromDomain string) {
 			t.Errorf("Authentication-Results lacks %s: %s", want, ar)
 		}
 	}
+}
+
+// failedAttempts reads the TRIES column of the pending recipient rcpt from
+// `jodmai queue list` output (0 if it is not listed as pending).
+func failedAttempts(list, rcpt string) int {
+	for _, line := range strings.Split(list, "\n") {
+		f := strings.Fields(line)
+		for i := 0; i+2 < len(f); i++ {
+			if f[i] == rcpt && f[i+1] == "pending" {
+				n := 0
+				fmt.Sscan(f[i+2], &n)
+				return n
+			}
+		}
+	}
+	return 0
 }
