@@ -117,6 +117,7 @@ func checkData(ctx context.Context, cfg *config.Config, repair, live bool) (*sto
 	if err != nil {
 		return nil, nil, err
 	}
+	rep.JournalReplayed = st.Replayed()
 	return rep, problems, nil
 }
 
@@ -130,6 +131,9 @@ func printReport(env *cmdEnv, cfg *config.Config, rep *store.Report, global []st
 		mode = "server stopped, repairing"
 	}
 	fmt.Fprintf(w, "checking %s (%s)\n", cfg.Data, mode)
+	if rep.JournalReplayed > 0 {
+		fmt.Fprintf(w, "journal-replayed: %d acknowledged deliveries an unclean stop left in the delivery journal were applied first\n", rep.JournalReplayed)
+	}
 	for _, p := range global {
 		fmt.Fprintln(w, p)
 	}

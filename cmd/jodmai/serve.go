@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sort"
@@ -18,8 +21,16 @@ import (
 const shutdownGrace = 30 * time.Second
 
 func runServe(ctx context.Context, env *cmdEnv, args []string) error {
+	pprofAddr := env.flags.String("pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on `HOST:PORT`, loopback only; for debugging")
 	if _, err := env.parse(args, 0, 0); err != nil {
 		return err
+	}
+	if *pprofAddr != "" {
+		stop, err := servePprof(*pprofAddr)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	cfg, err := env.loadConfig()
 	if err != nil {
@@ -100,4 +111,30 @@ func order(key string) int {
 		}
 	}
 	return 99
+}
+
+// servePprof serves net/http/pprof's handlers on addr, which must be a
+// loopback address: profiles show message contents in stacks and heaps,
+// so they are never exposed beyond the machine.
+func servePprof(addr string) (stop func(), err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--pprof %q: only a loopback address is allowed", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	return func() { hs.Close() }, nil
 }

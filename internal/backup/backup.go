@@ -113,6 +113,14 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 	}
 	m := &Manifest{Version: Version, Time: time.Now().UTC(), Source: dataDir, Files: map[string]FileSum{}}
 	start := time.Now()
+	// Deliveries the journal acknowledged but a live server has not yet
+	// applied are in no snapshot: the journal's segments are copied after
+	// the snapshots, and kept until then (a restore replays them).
+	release, err := store.HoldJournal(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 
 	if err := snapshot(ctx, filepath.Join(dataDir, "global.db"), filepath.Join(dest, "global.db")); err != nil {
 		return nil, err
@@ -151,6 +159,33 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 	}
 	if err := blob.SyncDir(filepath.Join(dest, "accounts")); err != nil {
 		return nil, err
+	}
+	segs, err := store.JournalFiles(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) > 0 {
+		if err := os.MkdirAll(filepath.Join(dest, "journal"), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	for _, rel := range segs {
+		err := copyFile(filepath.Join(dataDir, rel), filepath.Join(dest, rel))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // replayed and removed by a starting server or command: in the snapshots
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := m.addFile(dest, rel); err != nil {
+			return nil, err
+		}
+	}
+	if len(segs) > 0 {
+		if err := blob.SyncDir(filepath.Join(dest, "journal")); err != nil {
+			return nil, err
+		}
+		opts.progress("delivery journal: %d segments (deliveries a restore applies if the snapshots lack them)", len(segs))
 	}
 
 	if err := copyTree(filepath.Join(dataDir, "tls"), filepath.Join(dest, "tls")); err != nil {

@@ -127,6 +127,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err := s.Store.Sweep(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.Store.StartJournal(ctx); err != nil {
+		return nil, err
+	}
 	policy := auth.DefaultPolicy
 	if cfg.Auth.MaxFailuresPerIP > 0 {
 		policy.IPLockoutAfter = cfg.Auth.MaxFailuresPerIP

@@ -11,6 +11,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"net/url"
 
@@ -105,6 +106,45 @@ func migrate(ctx context.Context, db *sql.DB, migrations []string) error {
 // fn rolls it back.
 func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.W.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// TxNoSync is Tx with the commit not fsynced: the writer connection runs
+// this one transaction with synchronous=NORMAL (in WAL mode: the WAL is
+// written but not fsynced at commit; it is fsynced before a checkpoint and
+// by the next synchronous=FULL commit, which makes every earlier frame
+// durable too). The connection is held for the whole transaction and put
+// back to FULL after it, so no other transaction ever commits under
+// NORMAL. Use it only for changes whose durability something else
+// guarantees (the store's delivery journal).
+func (db *DB) TxNoSync(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	conn, err := db.W.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if _, rerr := conn.ExecContext(context.Background(), "PRAGMA synchronous=FULL"); rerr != nil {
+			// Never hand a NORMAL connection back to the pool: discard it
+			// (the pool opens a new one with the DSN's FULL).
+			// The transaction's own outcome stands: it did commit (or not).
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

@@ -246,3 +246,41 @@ func TestTwoProcessesWrite(t *testing.T) {
 		t.Errorf("max = %d, want %d (lost update)", m, 2*per)
 	}
 }
+
+// TestTxNoSync: the transaction commits under synchronous=NORMAL, and the
+// writer is back at FULL afterwards, whether fn succeeded or failed, so no
+// other transaction ever commits without fsync.
+func TestTxNoSync(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "x.db"), testMigrations)
+	rows := count(t, db.R, "SELECT count(*) FROM t")
+	var during int
+	err := db.TxNoSync(context.Background(), func(tx *sql.Tx) error {
+		if err := tx.QueryRow("PRAGMA synchronous").Scan(&during); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO t(v) VALUES('a')`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during != 1 {
+		t.Errorf("synchronous during TxNoSync = %d, want 1 (NORMAL)", during)
+	}
+	if got := count(t, db.W, "PRAGMA synchronous"); got != 2 {
+		t.Errorf("synchronous after TxNoSync = %d, want 2 (FULL)", got)
+	}
+	boom := errors.New("boom")
+	if err := db.TxNoSync(context.Background(), func(tx *sql.Tx) error {
+		tx.Exec(`INSERT INTO t(v) VALUES('b')`)
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("TxNoSync error = %v, want boom", err)
+	}
+	if got := count(t, db.W, "PRAGMA synchronous"); got != 2 {
+		t.Errorf("synchronous after a failed TxNoSync = %d, want 2 (FULL)", got)
+	}
+	if got := count(t, db.R, "SELECT count(*) FROM t"); got != rows+1 {
+		t.Errorf("%d rows, want %d (the failed transaction rolled back)", got, rows+1)
+	}
+}

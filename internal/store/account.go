@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jodmai/jodmai/internal/blob"
@@ -34,6 +35,35 @@ type Account struct {
 	exited  chan struct{} // closed when the committer has returned
 	wg      sync.WaitGroup
 	once    sync.Once
+
+	// unsynced is owned by the committer: a journaled batch committed
+	// without fsync since the last synchronous commit (see journal.go).
+	unsynced bool
+	// exitSyncErr is set by the committer before exited closes: the
+	// error of its last sync of unsynced journaled batches, if any.
+	exitSyncErr error
+	// journalFailed is set by the committer before exited closes when
+	// journaled messages could not be applied: the journal must keep
+	// them for a replay.
+	journalFailed bool
+	// pending counts journaled requests queued but not yet applied.
+	pending atomic.Int64
+}
+
+// settle waits until every delivery the journal acknowledged for the
+// account is applied to its index, so that a reader sees every message a
+// sender was told is delivered. Without pending deliveries it costs an
+// atomic load.
+func (a *Account) settle(ctx context.Context) error {
+	if a.pending.Load() == 0 {
+		return nil
+	}
+	req := &commitReq{done: make(chan struct{})}
+	if err := a.enqueue(ctx, req); err != nil {
+		return err
+	}
+	_, err := a.wait(req)
+	return err
 }
 
 func (a *Account) close() error {
@@ -100,6 +130,9 @@ func scanMailbox(sc interface{ Scan(...any) error }) (Mailbox, error) {
 
 // Mailboxes lists the account's mailboxes by name.
 func (a *Account) Mailboxes(ctx context.Context) ([]Mailbox, error) {
+	if err := a.settle(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := a.db.R.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list mailboxes: %w", err)
@@ -119,6 +152,9 @@ func (a *Account) Mailboxes(ctx context.Context) ([]Mailbox, error) {
 // Mailbox returns the mailbox with the given name ("INBOX" in any case is
 // the inbox; names compare in NFC).
 func (a *Account) Mailbox(ctx context.Context, name string) (Mailbox, error) {
+	if err := a.settle(ctx); err != nil {
+		return Mailbox{}, err
+	}
 	name = canonicalName(name)
 	m, err := scanMailbox(a.db.R.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE name=?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -150,6 +186,9 @@ func scanMessage(sc interface{ Scan(...any) error }) (Message, error) {
 
 // Messages lists a mailbox's messages in UID order.
 func (a *Account) Messages(ctx context.Context, mailboxID int64) ([]Message, error) {
+	if err := a.settle(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := a.db.R.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? ORDER BY uid`, mailboxID)
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
@@ -348,9 +387,21 @@ type newMessage struct {
 
 type commitReq struct {
 	msgs []newMessage
-	res  []Message
-	err  error
-	done chan struct{}
+	// jseq is the delivery journal's sequence number of msgs (0: not
+	// journaled). A journaled request's batch may commit without fsync:
+	// the journal already holds it durably.
+	jseq uint64
+	// sync asks for a durable commit, even without messages when a
+	// journaled batch was committed without fsync: it makes every earlier
+	// batch of the account durable. force: even when this process
+	// committed none (another process may have, before it crashed).
+	sync, force bool
+	// counted: the request is counted in Account.pending (a delivery the
+	// journal acknowledged before it was applied).
+	counted bool
+	res     []Message
+	err     error
+	done    chan struct{}
 }
 
 // commit queues msgs for the group committer and waits until they are
@@ -358,13 +409,27 @@ type commitReq struct {
 // fsync.
 func (a *Account) commit(ctx context.Context, msgs []newMessage) ([]Message, error) {
 	req := &commitReq{msgs: msgs, done: make(chan struct{})}
+	if err := a.enqueue(ctx, req); err != nil {
+		return nil, err
+	}
+	return a.wait(req)
+}
+
+// enqueue hands req to the committer; requests are carried out in the
+// order they are enqueued.
+func (a *Account) enqueue(ctx context.Context, req *commitReq) error {
 	select {
 	case a.commits <- req:
+		return nil
 	case <-a.stop:
-		return nil, ErrClosed
+		return ErrClosed
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
+}
+
+// wait waits for the outcome of an enqueued request.
+func (a *Account) wait(req *commitReq) ([]Message, error) {
 	// Once queued, the request is carried out even if ctx ends, so wait
 	// for the outcome: the caller must not think it failed when it did not.
 	// If the account closed meanwhile, the committer may have exited
@@ -385,55 +450,146 @@ func (a *Account) commit(ctx context.Context, msgs []newMessage) ([]Message, err
 // maxBatch caps how many requests share one transaction.
 const maxBatch = 128
 
+// journalGather is how long the committer collects journaled deliveries
+// before applying them in one transaction: they are already durable in
+// the journal, and larger transactions write far fewer pages per message
+// (the mailbox, counter and index pages are shared). Any other request,
+// a reader's settle included, ends the wait at once.
+const journalGather = 20 * time.Millisecond
+
 func (a *Account) committer() {
 	defer a.wg.Done()
 	defer close(a.exited)
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
 	for {
 		var first *commitReq
 		select {
 		case first = <-a.commits:
 		case <-a.stop:
-			// Fail whatever is still queued.
+			// Carry out what is queued (a delivery the journal holds
+			// must not fail once it is there), then make what was
+			// committed without fsync durable, so the journal may forget
+			// it (see journal.retire).
+			var rest []*commitReq
+		queued:
 			for {
 				select {
 				case r := <-a.commits:
-					r.err = ErrClosed
-					close(r.done)
+					rest = append(rest, r)
 				default:
-					return
+					break queued
 				}
 			}
+			for len(rest) > 0 {
+				n := min(len(rest), maxBatch)
+				a.run(rest[:n])
+				rest = rest[n:]
+			}
+			if a.unsynced {
+				a.exitSyncErr = a.insertBatch([]*commitReq{{sync: true}})
+				if a.exitSyncErr != nil {
+					a.s.log.Error("sync journaled deliveries at close", "account", a.ID, "err", a.exitSyncErr)
+				}
+			}
+			return
 		}
 		batch := []*commitReq{first}
-	drain:
+		waiting := first.counted
+		if waiting {
+			gather.Reset(journalGather)
+		}
+	collect:
 		for len(batch) < maxBatch {
+			if !waiting {
+				select {
+				case r := <-a.commits:
+					batch = append(batch, r)
+					continue
+				default:
+					break collect
+				}
+			}
 			select {
 			case r := <-a.commits:
 				batch = append(batch, r)
-			default:
-				break drain
+				waiting = r.counted
+			case <-gather.C:
+				waiting = false
+			case <-a.stop:
+				waiting = false
 			}
 		}
-		err := a.insertBatch(batch)
-		if err != nil && len(batch) > 1 {
+		gather.Stop() // Go 1.23 timers: no stale tick to drain
+		a.run(batch)
+	}
+}
+
+// run commits one batch and answers its requests: the journaled
+// deliveries first, in one transaction without fsync (retried until they
+// are in: the journal has acknowledged them), then the rest.
+func (a *Account) run(batch []*commitReq) {
+	var journaled, others []*commitReq
+	for _, r := range batch {
+		if r.jseq != 0 && !r.sync {
+			journaled = append(journaled, r)
+		} else {
+			others = append(others, r)
+		}
+	}
+	if len(journaled) > 0 {
+		err := a.applyJournaled(journaled)
+		for _, r := range journaled {
+			r.err = err
+		}
+	}
+	if len(others) > 0 {
+		err := a.insertBatch(others)
+		if err != nil && len(others) > 1 {
 			// One bad request must not fail the others: retry alone.
-			for _, r := range batch {
+			for _, r := range others {
 				r.err = a.insertBatch([]*commitReq{r})
 			}
 		} else {
-			for _, r := range batch {
+			for _, r := range others {
 				r.err = err
 			}
 		}
-		// Wake subscribers before answering, so that when Deliver returns
-		// every subscriber already has its wake-up.
-		a.s.notify(a.ID)
-		for _, r := range batch {
-			if r.err != nil {
-				r.res = nil
-			}
-			close(r.done)
+	}
+	// Wake subscribers before answering, so that when Deliver returns
+	// every subscriber already has its wake-up.
+	a.s.notify(a.ID)
+	for _, r := range batch {
+		if r.err != nil {
+			r.res = nil
 		}
+		if r.counted {
+			a.pending.Add(-1)
+		}
+		close(r.done)
+	}
+}
+
+// applyJournaled inserts journaled deliveries. They were acknowledged, so
+// a failure (a full or failing disk) is retried, with the account's later
+// deliveries waiting behind (the journal position must only grow), until
+// it works or the account closes; then they stay in the journal for the
+// next start to replay.
+func (a *Account) applyJournaled(batch []*commitReq) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := a.insertBatch(batch)
+		if err == nil {
+			return nil
+		}
+		a.s.log.Error("apply journaled deliveries, will retry", "account", a.ID, "messages", len(batch), "err", err)
+		select {
+		case <-a.stop:
+			a.journalFailed = true
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
 	}
 }
 
@@ -485,9 +641,75 @@ func (st *stmts) close() {
 // insertBatch adds the messages of a batch in one transaction: mailboxes
 // looked up once, MODSEQs and each mailbox's UIDs allocated in one
 // statement each, then one insert per message (and per inline body).
+//
+// A batch of journaled requests only commits without fsync (the journal
+// holds them durably); any other request, or a sync request, makes the
+// commit synchronous, which also makes every earlier unsynced batch
+// durable. The highest journal sequence number applied is recorded in the
+// same transaction (counter "journal"), so a replay knows what is in.
 func (a *Account) insertBatch(batch []*commitReq) error {
+	var durable, msgs, force bool
+	var jseq uint64
+	for _, r := range batch {
+		if len(r.msgs) > 0 {
+			msgs = true
+			if r.jseq == 0 {
+				durable = true
+			}
+		}
+		if r.sync {
+			// Everything up to the sync request, this batch included,
+			// must be durable when it is answered.
+			durable = true
+			force = force || r.force
+		}
+		jseq = max(jseq, r.jseq)
+	}
+	if !msgs && !(durable && (a.unsynced || force)) {
+		return nil // nothing to write, or a sync with nothing to sync
+	}
+	tx := a.db.Tx
+	if !durable {
+		tx = a.db.TxNoSync
+	}
+	err := tx(context.Background(), func(tx *sql.Tx) error {
+		if err := a.insertMessages(tx, batch); err != nil {
+			return err
+		}
+		if jseq > 0 || !msgs {
+			// A sync without messages must still write: an unchanged
+			// row is written all the same, and its commit fsyncs.
+			if _, err := tx.Exec(`INSERT INTO counters(name, value) VALUES('journal', ?)
+				ON CONFLICT(name) DO UPDATE SET value=max(value, excluded.value)`, int64(jseq)); err != nil {
+				return fmt.Errorf("record journal position: %w", err)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		a.unsynced = !durable
+	}
+	return err
+}
+
+// journalMark is the highest delivery journal sequence number applied to
+// the account (0: none).
+func (a *Account) journalMark(ctx context.Context) (uint64, error) {
+	var v int64
+	err := a.db.W.QueryRowContext(ctx, `SELECT value FROM counters WHERE name='journal'`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read journal position: %w", err)
+	}
+	return uint64(v), nil
+}
+
+// insertMessages inserts the messages of batch in transaction tx.
+func (a *Account) insertMessages(tx *sql.Tx, batch []*commitReq) error {
 	ctx := context.Background()
-	return a.db.Tx(ctx, func(tx *sql.Tx) error {
+	{
 		mailboxSt := tx.StmtContext(ctx, a.st.mailbox)
 		cache := map[string]mboxRef{}
 		lookup := func(name string, fallback bool) (mboxRef, error) {
@@ -595,7 +817,7 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 			}
 		}
 		return nil
-	})
+	}
 }
 
 type mboxRef struct {

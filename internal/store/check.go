@@ -126,7 +126,11 @@ type Report struct {
 	// SkippedBusy counts account indexes a live check could not read
 	// because a writer was in the middle of creating them.
 	SkippedBusy int
-	Problems    []Problem
+	// JournalReplayed counts acknowledged deliveries the delivery journal
+	// held and the store applied when it opened (an unclean stop); set by
+	// the caller from Store.Replayed.
+	JournalReplayed int
+	Problems        []Problem
 }
 
 // Remaining counts the problems not repaired.

@@ -366,6 +366,9 @@ const statusCounts = `count(*), coalesce(sum(flags & ? = 0), 0), coalesce(sum(fl
 
 // Status counts a mailbox's messages.
 func (a *Account) Status(ctx context.Context, name string) (MailboxStatus, error) {
+	if err := a.settle(ctx); err != nil {
+		return MailboxStatus{}, err
+	}
 	mb, err := a.Mailbox(ctx, name)
 	if err != nil {
 		return MailboxStatus{}, err
@@ -382,6 +385,9 @@ func (a *Account) Status(ctx context.Context, name string) (MailboxStatus, error
 // Usage returns the storage the account uses (sum of message sizes) and
 // its message count, for quotas.
 func (a *Account) Usage(ctx context.Context) (bytes, messages int64, err error) {
+	if err := a.settle(ctx); err != nil {
+		return 0, 0, err
+	}
 	err = a.db.R.QueryRowContext(ctx, `SELECT coalesce(sum(size), 0), count(*) FROM messages`).Scan(&bytes, &messages)
 	if err != nil {
 		return 0, 0, fmt.Errorf("usage: %w", err)

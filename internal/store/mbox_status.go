@@ -10,6 +10,9 @@ import (
 // LIST-STATUS, RFC 5819): one query for all of them instead of one per
 // mailbox. Mailboxes that do not exist (any more) are left out of the map.
 func (a *Account) Statuses(ctx context.Context, mailboxIDs []int64) (map[int64]MailboxStatus, error) {
+	if err := a.settle(ctx); err != nil {
+		return nil, err
+	}
 	out := make(map[int64]MailboxStatus, len(mailboxIDs))
 	for len(mailboxIDs) > 0 {
 		n := min(len(mailboxIDs), 500)

@@ -14,6 +14,9 @@ import (
 // hi, in UID order, in one query. It is the cheap way to read the rows of
 // a dense set (FETCH 1:*, SEARCH over the whole mailbox).
 func (a *Account) MessagesInUIDRange(ctx context.Context, mailboxID int64, lo, hi uint32) ([]Message, error) {
+	if err := a.settle(ctx); err != nil {
+		return nil, err
+	}
 	return a.RowsInUIDRange(ctx, mailboxID, lo, hi, RowAll, 0)
 }
 
@@ -37,6 +40,9 @@ const (
 // sizeHint, when known, is the expected number of rows: the result is
 // allocated once.
 func (a *Account) RowsInUIDRange(ctx context.Context, mailboxID int64, lo, hi uint32, fields RowFields, sizeHint int) ([]Message, error) {
+	if err := a.settle(ctx); err != nil {
+		return nil, err
+	}
 	if fields == RowAll {
 		return a.queryRows(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? AND uid BETWEEN ? AND ? ORDER BY uid`, scanMessage, sizeHint, mailboxID, lo, hi)
 	}

@@ -5,6 +5,7 @@
 // Layout under the data directory:
 //
 //	tmp/                          bodies being received (swept at start)
+//	journal/<first seq>.log       the delivery journal (journal.go), when a server runs it
 //	accounts/<id>/index.db        the account's index (SQLite, WAL, synchronous=FULL)
 //	accounts/<id>/msg/<xx>/<blob> immutable bodies (package blob)
 //
@@ -19,7 +20,14 @@
 // fsynced; then the index row commits (one WAL fsync, shared by every
 // message in a group commit); only then does the caller learn of success.
 // A crash before the commit leaves an unreferenced body file, which Sweep
-// removes; a crash after it leaves the whole message. Bodies are never
+// removes; a crash after it leaves the whole message.
+//
+// With the delivery journal running (StartJournal, the server), a
+// delivery of an inline body is durable once its journal record is
+// fsynced, shared by every delivery to any account at that moment; the
+// account's index gets it moments later in a transaction without fsync,
+// every reader waits for that first (Account.settle), and after a crash
+// Open replays what the indexes lack. See journal.go. Bodies are never
 // modified; a body may be shared by several messages of one account (COPY)
 // and a body file, as hard links, by several accounts (one SMTP transaction
 // to many recipients).
@@ -235,6 +243,9 @@ type Store struct {
 	locks   map[int64]struct{}
 	subs    map[int64]map[*Subscription]struct{}
 	inline  inlineCache // inline bodies read ahead
+	journal *journal    // the delivery journal, when StartJournal ran
+	// replayed counts the journal records Open or StartJournal applied.
+	replayed int
 
 	parseBufs sync.Pool // *bufio.Reader for parseMeta
 }
@@ -262,21 +273,47 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error)
 	if err := syncDir(dataDir); err != nil {
 		return nil, err
 	}
+	if err := s.recoverJournal(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
+
+// Replayed is the number of acknowledged deliveries this Store found in
+// the delivery journal and applied when it opened: what an unclean stop
+// (a crash, a kill) left between the journal and the accounts' indexes.
+func (s *Store) Replayed() int { return s.replayed }
 
 // Close closes every open account.
 func (s *Store) Close() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
+	j := s.journal
+	s.mu.Unlock()
+	if j != nil {
+		// No new journal records; those written are queued in their
+		// accounts, which apply them before closing.
+		j.close()
+	}
+	s.mu.Lock()
 	accts := s.accts
 	s.accts = map[int64]*Account{}
 	s.mu.Unlock()
 	var first error
+	closed := make([]*Account, 0, len(accts))
 	for _, a := range accts {
 		if err := a.close(); err != nil && first == nil {
 			first = err
 		}
+		closed = append(closed, a)
+	}
+	if j != nil {
+		j.finish(closed)
 	}
 	return first
 }
@@ -561,6 +598,12 @@ func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) err
 		t = ft
 	}
 	now := time.Now()
+	s.mu.Lock()
+	j := s.journal
+	s.mu.Unlock()
+	if j != nil && t.InMemory() && inlinable(t) {
+		return s.deliverJournaled(ctx, j, t, meta, order, byAccount, now)
+	}
 	errs := make([]error, len(order))
 	var wg sync.WaitGroup
 	for i, id := range order {

@@ -169,6 +169,9 @@ func messagesByUID(ctx context.Context, q interface {
 
 // MessagesByUID returns the existing messages among uids, in UID order.
 func (a *Account) MessagesByUID(ctx context.Context, mailboxID int64, uids []uint32) ([]Message, error) {
+	if err := a.settle(ctx); err != nil {
+		return nil, err
+	}
 	return messagesByUID(ctx, a.db.R, mailboxID, uids)
 }
 
@@ -254,6 +257,9 @@ type Expunged struct {
 // sessions learn of other sessions' work after a Subscription wake-up, and
 // what CONDSTORE/QRESYNC report. A deleted mailbox gives ErrNoMailbox.
 func (a *Account) Changes(ctx context.Context, mailboxID int64, since int64) ([]Message, []Expunged, error) {
+	if err := a.settle(ctx); err != nil {
+		return nil, nil, err
+	}
 	tx, err := a.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("changes: %w", err)
@@ -309,6 +315,9 @@ func (a *Account) Changes(ctx context.Context, mailboxID int64, since int64) ([]
 // transaction, so the messages match the mailbox's UIDNEXT and
 // HIGHESTMODSEQ exactly (SELECT, POP3 login).
 func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message, error) {
+	if err := a.settle(ctx); err != nil {
+		return Mailbox{}, nil, err
+	}
 	tx, err := a.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return Mailbox{}, nil, fmt.Errorf("snapshot: %w", err)
@@ -341,6 +350,9 @@ func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message
 // the first unseen message. It is read in one transaction, like Snapshot,
 // but costs four bytes per message instead of a Message.
 func (a *Account) View(ctx context.Context, name string) (mb Mailbox, uids []uint32, firstUnseen uint32, err error) {
+	if err := a.settle(ctx); err != nil {
+		return Mailbox{}, nil, 0, err
+	}
 	tx, err := a.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return Mailbox{}, nil, 0, fmt.Errorf("view: %w", err)
@@ -383,6 +395,9 @@ func (a *Account) View(ctx context.Context, name string) (mb Mailbox, uids []uin
 // Keywords returns the distinct keywords used in a mailbox, for FLAGS and
 // PERMANENTFLAGS.
 func (a *Account) Keywords(ctx context.Context, mailboxID int64) ([]string, error) {
+	if err := a.settle(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := a.db.R.QueryContext(ctx, `SELECT DISTINCT keywords FROM messages WHERE mailbox_id=? AND keywords != ''`, mailboxID)
 	if err != nil {
 		return nil, fmt.Errorf("keywords: %w", err)

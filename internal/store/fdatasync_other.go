@@ -1,0 +1,8 @@
+//go:build !linux
+
+package store
+
+import "os"
+
+// fdatasync is fsync where fdatasync(2) is not available.
+func fdatasync(f *os.File) error { return f.Sync() }
