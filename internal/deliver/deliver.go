@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/store"
@@ -39,12 +42,36 @@ type Resolution struct {
 	Local []store.Target
 	// Remote are addresses outside our domains that aliases forward to.
 	Remote []string
+	// quota: an account's quota was checked (the result is not cached).
+	quota bool
 }
 
 // Deliverer resolves recipients and files messages.
+//
+// Resolutions are cached for resolveTTL (at most resolveCacheMax of
+// them), until the directory changes through Users: a change made by
+// another process (an admin command removing an account) takes effect
+// within that time. An
+// address that does not resolve is never cached, so mail for a new
+// account is accepted at once, and neither is one whose account has a
+// quota (the quota is checked at every RCPT).
 type Deliverer struct {
 	Users *userdb.DB
 	Store *store.Store
+
+	mu    sync.Mutex
+	cache map[string]cachedResolution
+}
+
+const (
+	resolveTTL      = 2 * time.Second
+	resolveCacheMax = 10000
+)
+
+type cachedResolution struct {
+	r       Resolution
+	gen     uint64 // Users.Generation when it was looked up
+	expires time.Time
 }
 
 // Resolve maps a recipient address to targets. In order: an account, an
@@ -56,13 +83,35 @@ type Deliverer struct {
 // are not checked: one full mailbox must not hold back a list's other
 // members, and the quota only stops mail sent to its owner.
 func (d *Deliverer) Resolve(ctx context.Context, addr string) (Resolution, error) {
+	key := strings.ToLower(addr)
+	now := time.Now()
+	gen := d.Users.Generation() // before the lookup: a write during it is a miss next time
+	d.mu.Lock()
+	c, ok := d.cache[key]
+	d.mu.Unlock()
+	if ok && c.gen == gen && now.Before(c.expires) {
+		return c.r.clone(), nil
+	}
 	var r Resolution
 	seen := map[string]bool{}
 	accounts := map[int64]bool{}
 	if err := d.resolve(ctx, addr, 0, seen, accounts, &r); err != nil {
 		return Resolution{}, err
 	}
+	if !r.quota {
+		d.mu.Lock()
+		if d.cache == nil || len(d.cache) >= resolveCacheMax {
+			d.cache = map[string]cachedResolution{}
+		}
+		d.cache[key] = cachedResolution{r: r.clone(), gen: gen, expires: now.Add(resolveTTL)}
+		d.mu.Unlock()
+	}
 	return r, nil
+}
+
+// clone copies r, so a caller may append to what it gets.
+func (r Resolution) clone() Resolution {
+	return Resolution{Local: slices.Clone(r.Local), Remote: slices.Clone(r.Remote), quota: r.quota}
 }
 
 func (d *Deliverer) resolve(ctx context.Context, addr string, depth int, seen map[string]bool, accounts map[int64]bool, r *Resolution) error {
@@ -114,6 +163,7 @@ func (d *Deliverer) tryAddress(ctx context.Context, addr string, depth int, seen
 	acc, err := d.Users.Account(ctx, addr)
 	if err == nil {
 		if depth == 0 && acc.QuotaBytes > 0 {
+			r.quota = true
 			if err := d.checkQuota(ctx, acc); err != nil {
 				return false, err
 			}

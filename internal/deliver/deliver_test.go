@@ -274,3 +274,37 @@ func TestResolveOverQuota(t *testing.T) {
 		t.Errorf("alias resolved to %d accounts, want 2 (the full one included)", len(r.Local))
 	}
 }
+
+// TestResolveCache: a resolution is reused, but a directory change made
+// through the same handle is seen at once, and an address that did not
+// resolve is not remembered.
+func TestResolveCache(t *testing.T) {
+	f := setup(t)
+	users := f.d.Users
+	r, err := f.d.Resolve(ctx, "info@example.org")
+	if err != nil || len(r.Local) != 2 {
+		t.Fatalf("info: %+v %v", r, err)
+	}
+	r.Local = append(r.Local[:0], store.Target{AccountID: 999}) // the caller's own copy
+	if r, err = f.d.Resolve(ctx, "INFO@example.org"); err != nil || len(r.Local) != 2 || r.Local[0].AccountID == 999 {
+		t.Fatalf("cached info: %+v %v", r, err)
+	}
+	if err := users.DelAlias(ctx, "info@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.AddAlias(ctx, "info@example.org", []string{"bob@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = f.d.Resolve(ctx, "info@example.org"); err != nil || len(r.Local) != 1 {
+		t.Fatalf("after the alias changed: %+v %v", r, err)
+	}
+	if _, err := f.d.Resolve(ctx, "newbie@example.org"); !errors.Is(err, ErrNoSuchUser) {
+		t.Fatalf("newbie before: %v", err)
+	}
+	if _, err := users.AddAccount(ctx, "newbie@example.org", "password-of-newbie"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = f.d.Resolve(ctx, "newbie@example.org"); err != nil || len(r.Local) != 1 {
+		t.Fatalf("newbie after: %+v %v", r, err)
+	}
+}

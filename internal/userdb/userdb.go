@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -93,7 +94,17 @@ type DB struct {
 	dummyHash string
 	// Statements of the delivery path (every RCPT), prepared once.
 	stDomain, stAccount *sql.Stmt
+	// gen counts writes through this handle (see Generation).
+	gen atomic.Uint64
 }
+
+// Generation changes whenever this handle writes to the directory, so a
+// cache of lookups made through it can tell that it may be stale. Writes
+// by other processes (the admin commands) do not change it.
+func (d *DB) Generation() uint64 { return d.gen.Load() }
+
+// wrote marks a write (done or attempted) for Generation.
+func (d *DB) wrote() { d.gen.Add(1) }
 
 // Open opens (creating if needed) global.db in dataDir.
 func Open(ctx context.Context, dataDir string) (*DB, error) {
@@ -199,6 +210,7 @@ func (d *DB) AddDomain(ctx context.Context, name string) error {
 	if err := checkDomain(name); err != nil {
 		return err
 	}
+	defer d.wrote()
 	_, err := d.db.W.ExecContext(ctx, `INSERT INTO domains(name, created) VALUES(?, ?)`, name, time.Now().Unix())
 	if err != nil {
 		if isUnique(err) {
@@ -212,6 +224,7 @@ func (d *DB) AddDomain(ctx context.Context, name string) error {
 // DelDomain removes a domain. It refuses while accounts or aliases use it.
 func (d *DB) DelDomain(ctx context.Context, name string) error {
 	name = strings.ToLower(strings.TrimSpace(name))
+	defer d.wrote()
 	return d.db.Tx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM accounts WHERE domain=?) + (SELECT count(*) FROM aliases WHERE domain=?)`, name, name).Scan(&n); err != nil {
@@ -277,6 +290,7 @@ func (d *DB) AddAccount(ctx context.Context, address, password string) (Account,
 		return Account{}, err
 	}
 	var acc Account
+	defer d.wrote()
 	err = d.db.Tx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM domains WHERE name=?`, domain).Scan(&n); err != nil {
@@ -347,6 +361,7 @@ func (d *DB) update(ctx context.Context, address, query string, v any) error {
 	if err != nil {
 		return err
 	}
+	defer d.wrote()
 	res, err := d.db.W.ExecContext(ctx, query, v, address)
 	if err != nil {
 		return fmt.Errorf("update account %s: %w", address, err)
@@ -364,6 +379,7 @@ func (d *DB) DelAccount(ctx context.Context, address string) (Account, error) {
 	if err != nil {
 		return Account{}, err
 	}
+	defer d.wrote()
 	if _, err := d.db.W.ExecContext(ctx, `DELETE FROM accounts WHERE id=?`, acc.ID); err != nil {
 		return Account{}, fmt.Errorf("delete account %s: %w", acc.Address, err)
 	}
@@ -538,6 +554,7 @@ func (d *DB) AddAlias(ctx context.Context, address string, targets []string) err
 		}
 		norm = append(norm, n)
 	}
+	defer d.wrote()
 	return d.db.Tx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM domains WHERE name=?`, domain).Scan(&n); err != nil {
@@ -565,6 +582,7 @@ func (d *DB) AddAlias(ctx context.Context, address string, targets []string) err
 
 // DelAlias removes an alias.
 func (d *DB) DelAlias(ctx context.Context, address string) error {
+	defer d.wrote()
 	res, err := d.db.W.ExecContext(ctx, `DELETE FROM aliases WHERE address=?`, lowerDomain(address))
 	if err != nil {
 		return fmt.Errorf("delete alias %s: %w", address, err)
