@@ -26,8 +26,11 @@ type DB struct {
 	R *sql.DB
 }
 
-func dsn(path string, readonly bool) string {
+func dsn(path string, readonly bool, pragmas ...string) string {
 	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
@@ -44,7 +47,13 @@ func dsn(path string, readonly bool) string {
 // latest schema. migrations[i] moves the schema from version i to i+1; shipped
 // migrations are never edited, only appended to.
 func Open(ctx context.Context, path string, migrations []string) (*DB, error) {
-	w, err := sql.Open("sqlite", dsn(path, false))
+	return OpenWith(ctx, path, migrations)
+}
+
+// OpenWith is Open with more pragmas for the writer connection, such as
+// "wal_autocheckpoint(4000)".
+func OpenWith(ctx context.Context, path string, migrations []string, writerPragmas ...string) (*DB, error) {
+	w, err := sql.Open("sqlite", dsn(path, false, writerPragmas...))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}

@@ -230,6 +230,15 @@ func inlineKey(id string) int64 {
 	return n
 }
 
+// indexPragmas tune the writer of each account index. Deliveries the
+// journal holds are committed without fsync, and SQLite checkpoints (two
+// fsyncs, and every page copied into the database) once the WAL reaches
+// wal_autocheckpoint pages: 4,000 (16 MiB) rather than SQLite's 1,000
+// makes that four times rarer, and the pages a checkpoint copies once
+// (mailbox, counter and index pages) fewer per message. The WAL file is
+// cut back to 4 MiB after each checkpoint.
+var indexPragmas = []string{"wal_autocheckpoint(4000)", "journal_size_limit(4194304)"}
+
 // Store is the mail store of one data directory.
 type Store struct {
 	dir string
@@ -393,7 +402,7 @@ func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create account dir: %w", err)
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "index.db"), migrations)
+	db, err := sqlite.OpenWith(ctx, filepath.Join(dir, "index.db"), migrations, indexPragmas...)
 	if err != nil {
 		return nil, fmt.Errorf("open account %d: %w", id, err)
 	}
