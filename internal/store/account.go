@@ -62,8 +62,17 @@ func (a *Account) settle(ctx context.Context) error {
 	if err := a.enqueue(ctx, req); err != nil {
 		return err
 	}
-	_, err := a.wait(req)
-	return err
+	// A barrier changes nothing, so unlike a write it may be abandoned:
+	// a reader is not held past its context by a committer retrying a
+	// failing disk.
+	select {
+	case <-req.done:
+		return req.err
+	case <-a.exited:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (a *Account) close() error {
