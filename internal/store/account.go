@@ -462,9 +462,13 @@ const maxBatch = 128
 // journalGather is how long the committer collects journaled deliveries
 // before applying them in one transaction: they are already durable in
 // the journal, and larger transactions write far fewer pages per message
-// (the mailbox, counter and index pages are shared). Any other request,
-// a reader's settle included, ends the wait at once.
-const journalGather = 20 * time.Millisecond
+// (the mailbox, counter and index pages are shared) and pay a
+// transaction's fixed costs once. Any other request, a reader's settle
+// included, ends the wait at once; the cost is that IDLE sessions hear of
+// new mail up to this much later. Measured on the SMTP benchmark (8
+// connections, 8 accounts): the committer's CPU per message fell by a
+// quarter from 20 ms to 100 ms, little more beyond.
+const journalGather = 100 * time.Millisecond
 
 func (a *Account) committer() {
 	defer a.wg.Done()
