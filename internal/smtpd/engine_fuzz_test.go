@@ -261,7 +261,7 @@ func TestParseParams(t *testing.T) {
 		{true, " SIZE=1001", 552},
 		{true, " SIZE=-5", 501},
 		{true, " SIZE", 501},
-		{true, " SIZE=1 SIZE=2", 501},
+		{true, " SIZE=1 SIZE=2 SMTPUTF8 SMTPUTF8", 0},
 		{true, " BODY=BINARYMIME", 504},
 		{true, " BODY=9BIT", 501},
 		{true, " BOGUS=1", 500},

@@ -279,10 +279,11 @@ var (
 	errParamSyntax = reply(501, 5, 5, 4, "Syntax error in parameters")
 )
 
-// parseMailParams parses the parameters after MAIL FROM's path.
+// parseMailParams parses the parameters after MAIL FROM's path. A
+// parameter given twice counts once, the last value winning (as go-smtp
+// had it: Python's smtplib, for one, may send SMTPUTF8 twice).
 func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPError) {
 	opts := &smtp.MailOptions{}
-	var seen uint16
 	for {
 		p, rest, ok := nextParam(s)
 		if !ok {
@@ -292,10 +293,8 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 			return opts, nil
 		}
 		s = rest
-		var bit uint16
 		switch {
 		case eqFold(p.key, "SIZE"):
-			bit = 1
 			n, err := strconv.ParseUint(string(p.value), 10, 63)
 			if err != nil || !p.hasValue {
 				return nil, reply(501, 5, 5, 4, "Syntax error in SIZE parameter")
@@ -305,7 +304,6 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 			}
 			opts.Size = int64(n)
 		case eqFold(p.key, "BODY"):
-			bit = 2
 			switch {
 			case eqFold(p.value, "7BIT"):
 				opts.Body = smtp.Body7Bit
@@ -317,13 +315,11 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 				return nil, reply(501, 5, 5, 4, "Unknown BODY value")
 			}
 		case eqFold(p.key, "SMTPUTF8"):
-			bit = 4
 			if p.hasValue {
 				return nil, errParamSyntax
 			}
 			opts.UTF8 = true
 		case eqFold(p.key, "REQUIRETLS"):
-			bit = 8
 			if !cfg.requireTLS {
 				return nil, reply(504, 5, 5, 4, "REQUIRETLS is not implemented")
 			}
@@ -332,7 +328,6 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 			}
 			opts.RequireTLS = true
 		case eqFold(p.key, "RET"):
-			bit = 16
 			if !cfg.dsn {
 				return nil, reply(504, 5, 5, 4, "RET is not implemented")
 			}
@@ -345,7 +340,6 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 				return nil, reply(501, 5, 5, 4, "Unknown RET value")
 			}
 		case eqFold(p.key, "ENVID"):
-			bit = 32
 			if !cfg.dsn {
 				return nil, reply(504, 5, 5, 4, "ENVID is not implemented")
 			}
@@ -355,7 +349,6 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 			}
 			opts.EnvelopeID = string(v)
 		case eqFold(p.key, "AUTH"):
-			bit = 64
 			v, ok := decodeXtext(p.value)
 			if !ok || len(v) == 0 {
 				return nil, reply(501, 5, 5, 4, "Malformed AUTH parameter value")
@@ -373,17 +366,12 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 			// 500 as go-smtp answered (RFC 5321 §4.1.1.11 suggests 555).
 			return nil, reply(500, 5, 5, 4, "Unsupported MAIL FROM parameter")
 		}
-		if seen&bit != 0 {
-			return nil, reply(501, 5, 5, 4, "Duplicate MAIL FROM parameter")
-		}
-		seen |= bit
 	}
 }
 
 // parseRcptParams parses the parameters after RCPT TO's path.
 func parseRcptParams(s []byte, cfg paramConfig) (*smtp.RcptOptions, *smtp.SMTPError) {
 	opts := &smtp.RcptOptions{}
-	var seen uint8
 	for {
 		p, rest, ok := nextParam(s)
 		if !ok {
@@ -393,10 +381,8 @@ func parseRcptParams(s []byte, cfg paramConfig) (*smtp.RcptOptions, *smtp.SMTPEr
 			return opts, nil
 		}
 		s = rest
-		var bit uint8
 		switch {
 		case eqFold(p.key, "NOTIFY"):
-			bit = 1
 			if !cfg.dsn {
 				return nil, reply(504, 5, 5, 4, "NOTIFY is not implemented")
 			}
@@ -406,7 +392,6 @@ func parseRcptParams(s []byte, cfg paramConfig) (*smtp.RcptOptions, *smtp.SMTPEr
 			}
 			opts.Notify = n
 		case eqFold(p.key, "ORCPT"):
-			bit = 2
 			if !cfg.dsn {
 				return nil, reply(504, 5, 5, 4, "ORCPT is not implemented")
 			}
@@ -418,10 +403,6 @@ func parseRcptParams(s []byte, cfg paramConfig) (*smtp.RcptOptions, *smtp.SMTPEr
 		default:
 			return nil, reply(500, 5, 5, 4, "Unsupported RCPT TO parameter")
 		}
-		if seen&bit != 0 {
-			return nil, reply(501, 5, 5, 4, "Duplicate RCPT TO parameter")
-		}
-		seen |= bit
 	}
 }
 
