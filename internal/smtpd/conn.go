@@ -456,9 +456,8 @@ func (c *conn) dataCmd(arg []byte) bool {
 	if c.bdat != nil {
 		return c.say(errInChunks)
 	}
-	if !c.mail || c.rcpts == 0 {
-		// 502 as go-smtp said; RFC 5321 §3.3 would have 554 or 503.
-		return c.say(reply(502, 5, 5, 1, "No valid recipients"))
+	if err := c.noTransaction(); err != nil {
+		return c.say(err)
 	}
 	c.reply(354, noCode, "Start mail input; end with <CRLF>.<CRLF>")
 	c.body = true
@@ -472,6 +471,19 @@ func (c *conn) dataCmd(arg []byte) bool {
 		return false
 	}
 	return c.sayData(err)
+}
+
+// noTransaction refuses DATA or BDAT outside a transaction with a
+// recipient: 502 without MAIL (as go-smtp said; RFC 5321 §4.1.4 would
+// have 503), 554 when every RCPT was refused (RFC 2920 §3.1).
+func (c *conn) noTransaction() error {
+	switch {
+	case !c.mail:
+		return reply(502, 5, 5, 1, "Send MAIL first")
+	case c.rcpts == 0:
+		return reply(554, 5, 5, 1, "No valid recipients")
+	}
+	return nil
 }
 
 // maxDrain bounds the bytes read for one message: an oversized message is
@@ -520,8 +532,8 @@ func (c *conn) bdatCmd(arg []byte) bool {
 		}
 		return c.say(err)
 	}
-	if !c.mail || c.rcpts == 0 {
-		return refuse(reply(502, 5, 5, 1, "No valid recipients"))
+	if err := c.noTransaction(); err != nil {
+		return refuse(err)
 	}
 	total := size
 	if c.bdat != nil {
