@@ -23,13 +23,13 @@ var (
 )
 
 // Data receives the body of a DATA (dot-unstuffed by the engine's
-// dataReader) or of BDAT chunks (chunked; r then spans them, and with
+// dataReader) or of BDAT chunks (isBDAT; r then spans them, and with
 // several chunks Data runs in its own goroutine), stores it and delivers
 // it. It reads r to its end or its first error (the engine reads what is
 // left), so the reply comes after the whole message and the session stays
 // in step. Its returned error is the reply; success is an *smtp.SMTPError
 // with code 250, which the engine writes as it is.
-func (s *session) Data(r io.Reader, chunked bool) error {
+func (s *session) Data(r io.Reader, isBDAT bool) error {
 	s.mu.Lock()
 	tx := s.tx
 	tx.rcpts = append([]string(nil), tx.rcpts...)
@@ -39,7 +39,6 @@ func (s *session) Data(r io.Reader, chunked bool) error {
 	acc := s.account
 	log := s.log
 	s.mu.Unlock()
-	isBDAT := chunked
 
 	if len(tx.targets) == 0 && len(tx.remote) == 0 {
 		// The engine only calls Data after an accepted RCPT; a Reset
