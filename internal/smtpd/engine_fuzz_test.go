@@ -278,6 +278,7 @@ func TestParseParams(t *testing.T) {
 		{false, " NOTIFY=NEVER,SUCCESS", 501},
 		{false, " NOTIFY=SUCCESS,SUCCESS", 501},
 		{false, " NOTIFY=", 501},
+		{false, " NOTIFY=SUCCESS,", 501},
 		{false, " NOTIFY=SOMETIMES", 501},
 		{false, " ORCPT=nosemicolon", 501},
 		{false, " ORCPT=x400;a@b", 501},

@@ -411,9 +411,7 @@ func parseRcptParams(s []byte, cfg paramConfig) (*smtp.RcptOptions, *smtp.SMTPEr
 func parseNotify(v []byte) ([]smtp.DSNNotify, bool) {
 	var out []smtp.DSNNotify
 	var seen uint8
-	for len(v) > 0 || out == nil {
-		item, rest, _ := bytes.Cut(v, []byte{','})
-		v = rest
+	for _, item := range bytes.Split(v, []byte{','}) {
 		var n smtp.DSNNotify
 		var bit uint8
 		switch {
