@@ -1,272 +1,744 @@
 package smtpd
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
 )
 
-// conn wraps every accepted connection before go-smtp sees it. go-smtp has
-// no hooks for what this does:
+// conn is one SMTP connection, and the protocol engine: greeting, command
+// lines, replies, DATA and BDAT, STARTTLS, the AUTH exchange, limits,
+// timeouts and Shutdown. The session (session.go) decides about senders,
+// recipients and messages.
 //
-//   - Shutdown: an idle session (waiting for a command) is told
-//     "421 4.3.2" and closed; a session receiving a message body is left
-//     alone until its reply is written.
-//   - RFC 5321 §4.5.3.2 data-block timeout: while a body is read, every
-//     read gets a fresh deadline (go-smtp sets one per command only, which
-//     would cut off a large message on a slow link).
-//   - A bound on what is read after a message went over the size limit.
-//   - Seeing the client hang up, so a BDAT chunk cut short is never
-//     delivered as if it were complete (go-smtp's chunk copy treats EOF as
-//     the end of the chunk).
-//   - Tracking for Shutdown, and the per-connection id and logger.
+// One goroutine runs a connection (serve); it alone touches the protocol
+// state. A chunked message (BDAT) of several chunks is the exception:
+// Data then runs in a goroutine of its own, fed through a pipe, and the
+// connection waits for it before the transaction ends.
 //
-// After STARTTLS, go-smtp layers a *tls.Conn over this conn, so bytes seen
-// here are TLS records: nothing here parses the protocol.
+// Input is read through one bufio.Reader: command lines with ReadSlice,
+// without copying; message bodies a line at a time from the same buffer
+// (dataReader). Replies are appended to one bufio.Writer, which is flushed
+// when the reader must wait for the network: the replies to a pipelined
+// group of commands leave in one write (RFC 2920).
 type conn struct {
-	net.Conn // as accepted: a TCP conn, or a *tls.Conn with ImplicitTLS
-
-	srv     *Server
+	srv *Server
+	// raw is the connection as accepted: TCP, or a *tls.Conn with
+	// ImplicitTLS. Deadlines are set here.
+	raw net.Conn
+	// nc is what the protocol speaks through: raw, or the *tls.Conn of
+	// STARTTLS.
+	nc      net.Conn
+	r       *bufio.Reader
+	w       *bufio.Writer
 	cid     string
 	log     *slog.Logger
 	started time.Time
-	// implicit is the accepted *tls.Conn with ImplicitTLS, else nil.
-	implicit *tls.Conn
+	tls     *tls.ConnectionState // nil without TLS
+	params  paramConfig
 
-	closeOnce sync.Once
+	// Protocol state, only for the connection's goroutine.
+	//
+	// body: a message body is being read; every network read gets a fresh
+	// deadline (RFC 5321 §4.5.3.2: the timeout is per data block).
+	body  bool
+	sess  *session // after EHLO/HELO; nil again after STARTTLS
+	mail  bool     // MAIL was accepted
+	rcpts int      // recipients accepted
+	bdat  *bdatTx  // a chunked message of several chunks in progress
+	// noKick: STARTTLS happened and no command has come since; Shutdown
+	// waits for the next command's reply (the client may still be in its
+	// handshake).
+	noKick bool
+	errs   int    // unrecognized commands (errThreshold)
+	long   []byte // a command line longer than the read buffer
+	dr     dataReader
 
 	mu sync.Mutex
-	// busy: a message body is being read. Reads refresh their deadline,
-	// and Shutdown does not interrupt.
-	busy bool
-	// endBusyOnWrite: the body is read; busy ends with the next write,
-	// which is the reply to the message.
-	endBusyOnWrite bool
-	// busyBytes counts bytes read while busy, for maxDrain.
-	busyBytes int64
-	// kicked: Shutdown wants the session to end as soon as it is idle.
-	kicked  bool
-	saidBye bool
-	// hungUp: the server ended the session; reads return EOF.
-	hungUp bool
-	// upgraded: go-smtp wrote the STARTTLS go-ahead; from then on the
-	// bytes through here are TLS records.
-	upgraded bool
-	// top is the connection go-smtp talks through, as its latest session
-	// saw it: this conn, or the *tls.Conn over it after STARTTLS. Nil
-	// between the STARTTLS go-ahead and the next session: the TLS
-	// handshake may still be running, and the *tls.Conn is unknown.
-	top net.Conn
-	// readErr is the first error other than a timeout that a read
-	// returned (EOF included).
-	readErr error
-	// pushback holds bytes a liveness probe read; the next Read returns
-	// them first.
-	pushback []byte
-	// messages counts messages accepted on the connection, for the log.
+	// idle: waiting for a command, where Shutdown interrupts the read.
+	idle   bool
+	kicked bool // Shutdown wants the session to end when idle
+	// hungUp: the session decided to end the connection after its reply.
+	hungUp   bool
 	messages int
 }
 
+// bdatTx is a chunked message whose Data is running.
+type bdatTx struct {
+	pw   *io.PipeWriter
+	res  chan error // Data's result
+	size int64      // bytes so far
+}
+
+// errThreshold is how many unrecognized commands a connection may send;
+// the next one closes it (as go-smtp did).
+const errThreshold = 3
+
+// maxCommandLine bounds a command line (and an AUTH response line) even
+// when MaxLineLength allows long body lines; RFC 4954 §4 asks for 12288
+// octets for AUTH.
+const maxCommandLine = 64 << 10
+
+// Buffer sizes of a connection.
+const (
+	readBufSize  = 8 << 10
+	writeBufSize = 4 << 10
+)
+
+var (
+	// errKicked: Shutdown ended an idle session.
+	errKicked = errors.New("smtpd: shutting down")
+	// errDrainLimit ends a connection whose client keeps sending long
+	// after its message went over the size limit.
+	errDrainLimit = reply(552, 5, 3, 4, "Message too big, closing connection")
+	errNoHello    = reply(502, 5, 5, 1, "Send EHLO or HELO first")
+	errInChunks   = reply(503, 5, 5, 1, "Command not allowed during a chunked message; send BDAT or RSET")
+	errPanic      = reply(421, 4, 0, 0, "Internal server error")
+)
+
 func newConn(nc net.Conn, srv *Server) *conn {
 	c := &conn{
-		Conn:    nc,
 		srv:     srv,
+		raw:     nc,
+		nc:      nc,
 		cid:     strconv.FormatUint(rand.Uint64(), 36),
 		started: time.Now(),
+		params: paramConfig{
+			maxSize:    srv.maxMessageSize(),
+			dsn:        srv.Queue != nil,
+			requireTLS: srv.Queue != nil,
+		},
 	}
-	c.top = c // until STARTTLS
-	c.implicit, _ = nc.(*tls.Conn)
 	c.log = srv.log.With("cid", c.cid, "remote", nc.RemoteAddr().String())
-	// Bound the implicit-TLS handshake and the wait for the first command:
-	// go-smtp sets no read deadline before its first command read, and
-	// with ImplicitTLS the handshake runs inside the greeting's write.
-	nc.SetDeadline(time.Now().Add(srv.timeout()))
+	c.r = srv.getReader(netReader{c})
+	c.w = srv.getWriter(netWriter{c})
 	return c
 }
 
-// connOf returns the conn under a connection go-smtp holds: the conn
-// itself, or the one under the *tls.Conn of STARTTLS.
-func connOf(nc net.Conn) *conn {
-	switch v := nc.(type) {
-	case *conn:
-		return v
-	case *tls.Conn:
-		c, _ := v.NetConn().(*conn)
-		return c
+// netReader is what the read buffer reads from. Before it waits for the
+// network it sends the replies written so far; while a body is read, each
+// read gets a fresh deadline.
+type netReader struct{ c *conn }
+
+func (n netReader) Read(p []byte) (int, error) {
+	c := n.c
+	if c.w.Buffered() > 0 {
+		if err := c.w.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	if c.body {
+		c.raw.SetReadDeadline(time.Now().Add(c.srv.timeout()))
+	}
+	return c.nc.Read(p)
+}
+
+// netWriter is what the write buffer writes to, each write with a
+// deadline.
+type netWriter struct{ c *conn }
+
+func (n netWriter) Write(p []byte) (int, error) {
+	n.c.raw.SetWriteDeadline(time.Now().Add(n.c.srv.writeTimeout()))
+	return n.c.nc.Write(p)
+}
+
+// serve runs the connection to its end.
+func (c *conn) serve() {
+	defer c.close()
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("panic serving connection", "panic", v, "stack", string(debug.Stack()))
+			c.replyErr(errPanic)
+			c.w.Flush()
+		}
+	}()
+	c.log.Debug("connection opened")
+	if tc, ok := c.raw.(*tls.Conn); ok {
+		c.raw.SetDeadline(time.Now().Add(c.srv.timeout()))
+		if err := tc.Handshake(); err != nil {
+			c.log.Debug("TLS handshake failed", "err", err)
+			return
+		}
+		st := tc.ConnectionState()
+		c.tls = &st
+	}
+	c.reply(220, noCode, c.srv.hostname()+" ESMTP ready")
+	for {
+		line, err := c.readCommand()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if !c.handle(line) || c.isHungUp() {
+			c.w.Flush()
+			return
+		}
+	}
+}
+
+// readCommand reads the next command line, without its line end. The
+// slice is valid until the next read. Shutdown interrupts the wait.
+func (c *conn) readCommand() ([]byte, error) {
+	kickable := !c.noKick && c.bdat == nil
+	c.mu.Lock()
+	if c.kicked && kickable {
+		c.mu.Unlock()
+		return nil, errKicked
+	}
+	c.idle = kickable
+	c.raw.SetReadDeadline(time.Now().Add(c.srv.timeout()))
+	c.mu.Unlock()
+
+	line, err := c.readLine()
+
+	c.mu.Lock()
+	c.idle = false
+	kicked := c.kicked && kickable
+	c.mu.Unlock()
+	if kicked && (err == nil || isTimeout(err)) {
+		return nil, errKicked
+	}
+	c.noKick = false
+	return line, err
+}
+
+// readLine reads a line ending in LF (CRLF or bare LF) of at most
+// maxCommandLine and MaxLineLength bytes, and returns it without its line
+// end.
+func (c *conn) readLine() ([]byte, error) {
+	limit := min(c.srv.maxLineLength(), maxCommandLine)
+	line, err := c.r.ReadSlice('\n')
+	if err == nil {
+		if len(line) > limit {
+			return nil, errLongLine
+		}
+		return trimEOL(line), nil
+	}
+	if err != bufio.ErrBufferFull {
+		return nil, err
+	}
+	c.long = append(c.long[:0], line...)
+	for {
+		if len(c.long) > limit {
+			c.long = nil
+			return nil, errLongLine
+		}
+		line, err = c.r.ReadSlice('\n')
+		c.long = append(c.long, line...)
+		if err == nil {
+			break
+		}
+		if err != bufio.ErrBufferFull {
+			return nil, err
+		}
+	}
+	if len(c.long) > limit {
+		c.long = nil
+		return nil, errLongLine
+	}
+	return trimEOL(c.long), nil
+}
+
+// readFailed answers a failed command read; the connection then closes.
+func (c *conn) readFailed(err error) {
+	switch {
+	case err == errKicked:
+		// RFC 5321 §3.8: a server that must shut down answers 421.
+		c.reply(421, smtp.EnhancedCode{4, 3, 2}, c.srv.hostname()+" Service shutting down, try again later")
+	case err == errLongLine:
+		c.reply(500, smtp.EnhancedCode{5, 5, 6}, "Line too long, closing connection")
+	case isTimeout(err):
+		c.reply(421, smtp.EnhancedCode{4, 4, 2}, c.srv.hostname()+" Idle timeout, closing connection")
+	default:
+		// The client hung up, or the connection failed: nobody to tell.
+		c.log.Debug("connection ended", "err", err)
+		return
+	}
+	c.w.Flush()
+}
+
+// handle runs one command; false: close the connection.
+func (c *conn) handle(line []byte) bool {
+	v, arg := parseCommand(line)
+	switch v {
+	case vHELO, vEHLO:
+		c.hello(v == vEHLO, arg)
+	case vMAIL:
+		return c.mailCmd(arg)
+	case vRCPT:
+		return c.rcptCmd(arg)
+	case vDATA:
+		return c.dataCmd(arg)
+	case vBDAT:
+		return c.bdatCmd(arg)
+	case vRSET:
+		c.resetTx()
+		c.reply(250, smtp.EnhancedCode{2, 0, 0}, "Ok")
+	case vNOOP:
+		c.reply(250, smtp.EnhancedCode{2, 0, 0}, "Ok")
+	case vQUIT:
+		c.reply(221, smtp.EnhancedCode{2, 0, 0}, c.srv.hostname()+" closing connection")
+		return false
+	case vVRFY:
+		// RFC 5321 §3.5.3: 252 when not verifying.
+		c.reply(252, smtp.EnhancedCode{2, 5, 0}, "Cannot VRFY user, but will accept message and attempt delivery")
+	case vHELP:
+		c.reply(214, smtp.EnhancedCode{2, 0, 0}, "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH")
+	case vSTARTTLS:
+		return c.startTLS(arg)
+	case vAUTH:
+		return c.authCmd(arg)
+	case vNotImpl:
+		c.reply(502, smtp.EnhancedCode{5, 5, 1}, "Command not implemented")
+	default:
+		c.reply(500, smtp.EnhancedCode{5, 5, 2}, "Syntax error, command unrecognized")
+		c.errs++
+		if c.errs > errThreshold {
+			c.reply(500, smtp.EnhancedCode{5, 5, 1}, "Too many errors, closing connection")
+			return false
+		}
+	}
+	return true
+}
+
+func (c *conn) hello(ehlo bool, arg []byte) {
+	domain := arg
+	if i := bytes.IndexByte(arg, ' '); i >= 0 {
+		domain = arg[:i]
+	}
+	if len(domain) == 0 {
+		c.reply(501, smtp.EnhancedCode{5, 5, 2}, "Domain/address argument required")
+		return
+	}
+	helo := string(domain)
+	if !validHelo(helo) {
+		c.reply(501, smtp.EnhancedCode{5, 5, 4}, "Invalid EHLO/HELO domain")
+		return
+	}
+	// RFC 5321 §4.1.4: EHLO again resets the transaction, as RSET.
+	c.resetTx()
+	if c.sess == nil {
+		c.sess = c.newSession(helo)
+	} else {
+		c.sess.setHelo(helo)
+	}
+	host := c.srv.hostname()
+	if !ehlo {
+		c.reply(250, smtp.EnhancedCode{2, 0, 0}, host+" Hello "+helo)
+		return
+	}
+	w := c.w
+	w.WriteString("250-")
+	w.WriteString(host)
+	w.WriteString(" Hello ")
+	w.WriteString(helo)
+	w.WriteString("\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-SMTPUTF8\r\n")
+	if c.tls == nil && c.srv.TLSConfig != nil && !c.srv.ImplicitTLS {
+		w.WriteString("250-STARTTLS\r\n")
+	}
+	if mechs := c.sess.AuthMechanisms(); len(mechs) > 0 {
+		w.WriteString("250-AUTH ")
+		w.WriteString(strings.Join(mechs, " "))
+		w.WriteString("\r\n")
+	}
+	if c.srv.Queue != nil {
+		w.WriteString("250-DSN\r\n")
+		if c.tls != nil {
+			w.WriteString("250-REQUIRETLS\r\n")
+		}
+	}
+	w.WriteString("250-LIMITS RCPTMAX=")
+	w.WriteString(strconv.Itoa(c.srv.maxRecipients()))
+	w.WriteString("\r\n250 SIZE ")
+	w.WriteString(strconv.FormatInt(c.srv.maxMessageSize(), 10))
+	w.WriteString("\r\n")
+}
+
+func (c *conn) mailCmd(arg []byte) bool {
+	if c.sess == nil {
+		return c.say(errNoHello)
+	}
+	if c.bdat != nil {
+		return c.say(errInChunks)
+	}
+	rest, ok := cutPrefixFold(arg, "FROM:")
+	if !ok {
+		return c.say(reply(501, 5, 5, 2, "Syntax: MAIL FROM:<address>"))
+	}
+	from, rest, ok := parsePath(trimSpaces(rest), true)
+	if !ok {
+		return c.say(reply(501, 5, 1, 7, "Bad sender address syntax"))
+	}
+	opts, perr := parseMailParams(rest, c.params)
+	if perr != nil {
+		return c.say(perr)
+	}
+	if err := c.sess.Mail(from, opts); err != nil {
+		return c.say(err)
+	}
+	c.mail = true
+	c.reply(250, smtp.EnhancedCode{2, 1, 0}, "Sender ok")
+	return true
+}
+
+func (c *conn) rcptCmd(arg []byte) bool {
+	if !c.mail {
+		// 502 as go-smtp said; RFC 5321 §4.1.4 would have 503.
+		return c.say(reply(502, 5, 5, 1, "Send MAIL first"))
+	}
+	if c.bdat != nil {
+		return c.say(errInChunks)
+	}
+	rest, ok := cutPrefixFold(arg, "TO:")
+	if !ok {
+		return c.say(reply(501, 5, 5, 2, "Syntax: RCPT TO:<address>"))
+	}
+	to, rest, ok := parsePath(trimSpaces(rest), false)
+	if !ok {
+		return c.say(reply(501, 5, 1, 3, "Bad recipient address syntax"))
+	}
+	if max := c.srv.maxRecipients(); c.rcpts >= max {
+		// RFC 5321 §4.5.3.1.10.
+		return c.say(reply(452, 4, 5, 3, "Too many recipients"))
+	}
+	opts, perr := parseRcptParams(rest, c.params)
+	if perr != nil {
+		return c.say(perr)
+	}
+	if err := c.sess.Rcpt(to, opts); err != nil {
+		return c.say(err)
+	}
+	c.rcpts++
+	c.reply(250, smtp.EnhancedCode{2, 1, 5}, "Recipient ok")
+	return true
+}
+
+// say writes err's reply; false when it was a 421 (close).
+func (c *conn) say(err error) bool { return !c.replyErr(err) }
+
+// sayData writes Data's result; nil is a plain 250.
+func (c *conn) sayData(err error) bool {
+	if err == nil {
+		c.reply(250, smtp.EnhancedCode{2, 0, 0}, "Ok")
+		return true
+	}
+	return c.say(err)
+}
+
+// readErrReply is the reply to a body read that failed.
+func readErrReply(err error) error {
+	switch {
+	case errors.Is(err, errDrainLimit):
+		return errDrainLimit
+	case isTimeout(err):
+		return errTimeout
+	}
+	return errGone
+}
+
+func (c *conn) dataCmd(arg []byte) bool {
+	if len(arg) > 0 {
+		return c.say(reply(501, 5, 5, 4, "DATA takes no arguments"))
+	}
+	if c.bdat != nil {
+		return c.say(errInChunks)
+	}
+	if err := c.noTransaction(); err != nil {
+		return c.say(err)
+	}
+	c.reply(354, noCode, "Start mail input; end with <CRLF>.<CRLF>")
+	c.body = true
+	c.dr.reset(c.r, c.srv.maxMessageSize(), c.srv.maxLineLength(), c.maxDrain())
+	err := c.sess.Data(&c.dr, false)
+	derr := c.dr.drain()
+	c.body = false
+	c.resetTx()
+	if derr != nil {
+		c.say(readErrReply(derr))
+		return false
+	}
+	return c.sayData(err)
+}
+
+// noTransaction refuses DATA or BDAT outside a transaction with a
+// recipient: 502 without MAIL (as go-smtp said; RFC 5321 §4.1.4 would
+// have 503), 554 when every RCPT was refused (RFC 2920 §3.1).
+func (c *conn) noTransaction() error {
+	switch {
+	case !c.mail:
+		return reply(502, 5, 5, 1, "Send MAIL first")
+	case c.rcpts == 0:
+		return reply(554, 5, 5, 1, "No valid recipients")
 	}
 	return nil
 }
 
-// errDrainLimit ends a connection whose client keeps sending long after
-// its message went over the size limit. go-smtp's reply to DATA or BDAT is
-// this error's text; the connection then closes.
-var errDrainLimit = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message too big, closing connection"}
-
-// maxDrain bounds the bytes read for one message body: go-smtp reads an
-// oversized DATA body to its end, however long that is.
+// maxDrain bounds the bytes read for one message: an oversized message is
+// read to its end before the reply, but not forever.
 func (c *conn) maxDrain() int64 { return 2*c.srv.maxMessageSize() + 1<<20 }
 
-func (c *conn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	if len(c.pushback) > 0 {
-		n := copy(p, c.pushback)
-		c.pushback = c.pushback[n:]
-		c.mu.Unlock()
-		return n, nil
+// parseSize parses a BDAT chunk size.
+func parseSize(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
 	}
-	if c.hungUp {
-		c.mu.Unlock()
-		return 0, io.EOF
+	var n int64
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(d-'0')
 	}
-	if c.kicked && c.interruptible() {
-		return 0, c.byeLocked()
-	}
-	if c.busy {
-		// Under mu, so endBody's wake-up for Shutdown cannot be
-		// overwritten.
-		c.Conn.SetReadDeadline(time.Now().Add(c.srv.timeout()))
-	}
-	c.mu.Unlock()
+	return n, true
+}
 
-	n, err := c.Conn.Read(p)
+// bdatCmd runs BDAT (RFC 3030). The chunk follows the command line
+// whatever the reply, so it is always read (or the connection closed).
+func (c *conn) bdatCmd(arg []byte) bool {
+	sizeArg, rest, _ := bytes.Cut(arg, []byte{' '})
+	rest = trimSpaces(rest)
+	size, ok := parseSize(sizeArg)
+	last := eqFold(rest, "LAST")
+	if !ok || !(last || len(rest) == 0) {
+		// The chunk's length is unknown: what follows is taken for
+		// commands (as go-smtp did).
+		return c.say(reply(501, 5, 5, 4, "Syntax: BDAT size [LAST]"))
+	}
+	c.body = true
+	defer func() { c.body = false }()
+	cr := chunkReader{r: c.r, n: size}
+	// refuse discards the chunk, then answers.
+	refuse := func(err error) bool {
+		if size > c.maxDrain() {
+			c.say(errDrainLimit)
+			return false
+		}
+		if derr := cr.discard(); derr != nil {
+			c.say(readErrReply(derr))
+			return false
+		}
+		return c.say(err)
+	}
+	if err := c.noTransaction(); err != nil {
+		return refuse(err)
+	}
+	total := size
+	if c.bdat != nil {
+		total += c.bdat.size
+	}
+	if total > c.srv.maxMessageSize() {
+		// RFC 3030 §2: the message is given up; later chunks are
+		// refused (no transaction).
+		c.resetTx()
+		return refuse(reply(552, 5, 3, 4, "Message size exceeds fixed maximum message size"))
+	}
+	if c.bdat == nil && last {
+		// The whole message in one chunk: Data reads it here.
+		err := c.sess.Data(&cr, true)
+		derr := cr.discard()
+		c.resetTx()
+		if derr != nil {
+			c.say(readErrReply(derr))
+			return false
+		}
+		return c.sayData(err)
+	}
+	if c.bdat == nil {
+		c.startChunked()
+	}
+	tx := c.bdat
+	rerr, werr := cr.copyTo(tx.pw)
+	if rerr != nil {
+		tx.pw.CloseWithError(rerr)
+		<-tx.res
+		c.bdat = nil
+		c.resetTx()
+		c.say(readErrReply(rerr))
+		return false
+	}
+	if werr != nil {
+		// Data ended before the message did: it failed.
+		err := <-tx.res
+		c.bdat = nil
+		c.resetTx()
+		if derr := cr.discard(); derr != nil {
+			c.say(readErrReply(derr))
+			return false
+		}
+		return c.sayData(err)
+	}
+	tx.size += size
+	if !last {
+		c.reply(250, smtp.EnhancedCode{2, 0, 0}, "Chunk accepted, "+strconv.FormatInt(tx.size, 10)+" octets so far")
+		return true
+	}
+	tx.pw.Close()
+	err := <-tx.res
+	c.bdat = nil
+	c.resetTx()
+	return c.sayData(err)
+}
 
-	c.mu.Lock()
-	if err != nil && c.readErr == nil && !isTimeout(err) {
-		c.readErr = err
+// startChunked starts Data for a message of several chunks, reading from
+// a pipe the chunks are written to.
+func (c *conn) startChunked() {
+	pr, pw := io.Pipe()
+	tx := &bdatTx{pw: pw, res: make(chan error, 1)}
+	c.bdat = tx
+	sess := c.sess
+	go func() {
+		var err error
+		defer func() {
+			if v := recover(); v != nil {
+				c.log.Error("panic receiving a message", "panic", v, "stack", string(debug.Stack()))
+				err = errPanic
+			}
+			pr.CloseWithError(errDataReset)
+			tx.res <- err
+		}()
+		err = sess.Data(pr, true)
+	}()
+}
+
+// resetTx ends the transaction (RSET, EHLO, the end of a message,
+// STARTTLS); a chunked message in progress is abandoned.
+func (c *conn) resetTx() {
+	if tx := c.bdat; tx != nil {
+		tx.pw.CloseWithError(errDataReset)
+		<-tx.res
+		c.bdat = nil
 	}
-	if err != nil && isTimeout(err) && c.kicked && c.interruptible() {
-		// Shutdown interrupted an idle read.
-		return n, c.byeLocked()
+	c.mail, c.rcpts = false, 0
+	if c.sess != nil {
+		c.sess.Reset()
 	}
-	if c.busy {
-		c.busyBytes += int64(n)
-		if c.busyBytes > c.maxDrain() {
-			c.hungUp = true
-			c.mu.Unlock()
-			c.log.Info("closing: client kept sending far beyond the size limit", "bytes", c.busyBytes)
-			return n, errDrainLimit
+}
+
+func (c *conn) startTLS(arg []byte) bool {
+	switch {
+	case c.tls != nil:
+		return c.say(reply(502, 5, 5, 1, "Already running TLS"))
+	case c.srv.TLSConfig == nil || c.srv.ImplicitTLS:
+		return c.say(reply(502, 5, 5, 1, "TLS not available"))
+	case len(arg) > 0:
+		return c.say(reply(501, 5, 5, 4, "STARTTLS takes no arguments"))
+	}
+	if n := c.r.Buffered(); n > 0 {
+		// RFC 3207 §4.2, CVE-2011-0411: nothing sent in plaintext may
+		// count as sent over TLS. STARTTLS must end a pipelined group.
+		c.log.Info("discarding input pipelined after STARTTLS", "bytes", n)
+		c.r.Discard(n)
+	}
+	c.resetTx()
+	c.reply(220, smtp.EnhancedCode{2, 0, 0}, "Ready to start TLS")
+	if err := c.w.Flush(); err != nil {
+		return false
+	}
+	tc := tls.Server(c.raw, c.srv.TLSConfig)
+	c.raw.SetDeadline(time.Now().Add(c.srv.timeout()))
+	if err := tc.Handshake(); err != nil {
+		c.log.Debug("STARTTLS handshake failed", "err", err)
+		return false
+	}
+	st := tc.ConnectionState()
+	c.nc, c.tls = tc, &st
+	// RFC 3207 §4.2: the client starts over with EHLO.
+	if c.sess != nil {
+		c.sess.Logout()
+		c.sess = nil
+	}
+	c.noKick = true
+	return true
+}
+
+// authCmd runs an AUTH exchange (RFC 4954).
+func (c *conn) authCmd(arg []byte) bool {
+	if c.sess == nil {
+		return c.say(errNoHello)
+	}
+	if c.sess.authAccount() != nil {
+		return c.say(reply(503, 5, 5, 1, "Already authenticated"))
+	}
+	mechArg, irArg, _ := bytes.Cut(arg, []byte{' '})
+	if len(mechArg) == 0 {
+		return c.say(reply(501, 5, 5, 4, "Syntax: AUTH mechanism [initial-response]"))
+	}
+	mech := strings.ToUpper(string(mechArg))
+	var resp []byte
+	if ir := trimSpaces(irArg); len(ir) > 0 {
+		var err error
+		if resp, err = decodeSASL(ir); err != nil {
+			return c.say(errBadBase64)
 		}
 	}
-	c.mu.Unlock()
-	return n, err
-}
-
-// interruptible reports whether Shutdown may end the session now: it is
-// waiting for a command, not reading a message body, and not between
-// STARTTLS and the session after it (go-smtp may be in the handshake, and
-// a read error there makes it write a plaintext reply into the TLS
-// stream). c.mu must be held.
-func (c *conn) interruptible() bool {
-	return !c.busy && c.top != nil
-}
-
-// byeLocked ends an idle session for Shutdown: it writes 421 4.3.2 at the
-// layer go-smtp speaks through and returns the error for the pending Read,
-// which makes go-smtp close the connection. It unlocks c.mu.
-func (c *conn) byeLocked() error {
-	if c.saidBye {
-		c.mu.Unlock()
-		return io.EOF
+	srv, err := c.sess.Auth(mech)
+	if err != nil {
+		return c.say(err)
 	}
-	// hungUp also tells clientGone: a BDAT chunk being read ends here.
-	c.saidBye, c.hungUp = true, true
-	w := c.Conn
-	if c.top != net.Conn(c) {
-		w = c.top // the *tls.Conn of STARTTLS
+	for {
+		challenge, done, err := srv.Next(resp)
+		if err != nil {
+			return c.say(err)
+		}
+		if done {
+			break
+		}
+		c.reply(334, noCode, base64.StdEncoding.EncodeToString(challenge))
+		c.raw.SetReadDeadline(time.Now().Add(c.srv.timeout()))
+		line, err := c.readLine()
+		if err != nil {
+			c.readFailed(err)
+			return false
+		}
+		if len(line) == 1 && line[0] == '*' {
+			return c.say(reply(501, 5, 0, 0, "Authentication cancelled"))
+		}
+		if resp, err = decodeSASL(line); err != nil {
+			return c.say(errBadBase64)
+		}
 	}
-	c.mu.Unlock()
-	// RFC 5321 §3.8: a server that must shut down answers the next command
-	// (here: at once) with 421 and closes.
-	w.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout()))
-	fmt.Fprintf(w, "421 4.3.2 %s Service shutting down, try again later\r\n", c.srv.hostname())
-	return io.EOF
+	c.reply(235, smtp.EnhancedCode{2, 0, 0}, "Authentication succeeded")
+	return true
 }
 
-// goAhead is how go-smtp's STARTTLS reply starts; the greeting, the only
-// other 220, carries no enhanced status code.
-var goAhead = []byte("220 2.0.0 ")
+// errBadBase64: 454 as go-smtp answered (RFC 4954 §4 has 501).
+var errBadBase64 = reply(454, 4, 7, 0, "Invalid base64 data")
 
-func (c *conn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	if c.endBusyOnWrite {
-		c.busy, c.endBusyOnWrite = false, false
+func decodeSASL(b []byte) ([]byte, error) {
+	if len(b) == 1 && b[0] == '=' {
+		return []byte{}, nil
 	}
-	if !c.upgraded && c.implicit == nil && bytes.HasPrefix(p, goAhead) {
-		c.upgraded, c.top = true, nil
-	}
-	c.mu.Unlock()
-	return c.Conn.Write(p)
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
+	n, err := base64.StdEncoding.Decode(out, b)
+	return out[:n], err
 }
 
-// Close closes the connection once and lets Shutdown know.
-func (c *conn) Close() error {
-	var err error
-	c.closeOnce.Do(func() {
-		err = c.Conn.Close()
-		c.mu.Lock()
-		n := c.messages
-		c.mu.Unlock()
-		c.log.Debug("connection closed", "duration", time.Since(c.started).Round(time.Millisecond), "messages", n)
-		c.srv.forget(c)
-	})
-	return err
-}
-
-// kick asks an idle session to end (Shutdown). A session receiving a body
+// kick asks an idle session to end (Shutdown); one receiving a message
 // ends after its reply.
 func (c *conn) kick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.kicked = true
-	if c.interruptible() {
-		// Wake a blocked read; Read then says goodbye.
-		c.Conn.SetReadDeadline(time.Unix(1, 0))
+	if c.idle {
+		// Wake the blocked read; readCommand then says goodbye.
+		c.raw.SetReadDeadline(time.Unix(1, 0))
 	}
 }
 
-// setTop records the connection a new session talks through (see top).
-// A session kicked before it existed is told at its next read.
-func (c *conn) setTop(top net.Conn) {
-	c.mu.Lock()
-	c.top = top
-	c.mu.Unlock()
-}
-
-// startBody marks the start of a message body.
-func (c *conn) startBody() {
-	c.mu.Lock()
-	c.busy, c.endBusyOnWrite, c.busyBytes = true, false, 0
-	c.mu.Unlock()
-}
-
-// endBody marks the body as read. With replyPending, the session stays
-// busy until go-smtp writes the reply (it first reads what is left of an
-// oversized DATA body).
-func (c *conn) endBody(replyPending bool) {
-	c.mu.Lock()
-	if replyPending {
-		c.endBusyOnWrite = true
-	} else {
-		c.busy, c.endBusyOnWrite = false, false
-	}
-	if c.kicked && c.interruptible() {
-		c.Conn.SetReadDeadline(time.Unix(1, 0))
-	}
-	c.mu.Unlock()
-}
-
-// hangUp makes every further read return EOF, so go-smtp closes the
-// connection after writing its pending reply.
+// hangUp makes the connection close after the current reply.
 func (c *conn) hangUp() {
 	c.mu.Lock()
 	c.hungUp = true
@@ -285,39 +757,26 @@ func (c *conn) countMessage() {
 	c.mu.Unlock()
 }
 
-// clientGone reports whether the client hung up or the connection failed.
-// It is asked before a BDAT message is delivered, when go-smtp is not
-// reading: go-smtp copies a chunk with io.Copy, which takes EOF for the end
-// of the chunk, so a client that disconnects inside the LAST chunk would
-// otherwise have its truncated message delivered.
-//
-// Without STARTTLS every read go-smtp makes passes through here, so a
-// recorded read error is the whole answer. Under STARTTLS a TLS
-// close_notify ends go-smtp's reads without reaching this layer, so the
-// socket is probed for a pending EOF, keeping any bytes the probe reads
-// (pipelined commands) for the next Read.
-func (c *conn) clientGone() bool {
+// close ends the connection: a chunked message in progress is abandoned,
+// the session ends, Shutdown is told.
+func (c *conn) close() {
+	if tx := c.bdat; tx != nil {
+		tx.pw.CloseWithError(errDataReset)
+		<-tx.res
+		c.bdat = nil
+	}
+	if c.sess != nil {
+		c.sess.Logout()
+	}
+	c.raw.Close()
 	c.mu.Lock()
-	gone, upgraded := c.readErr != nil || c.hungUp, c.upgraded
+	n := c.messages
 	c.mu.Unlock()
-	if gone {
-		return true
-	}
-	if !upgraded {
-		return false
-	}
-	buf := make([]byte, 4096)
-	c.Conn.SetReadDeadline(time.Now().Add(time.Millisecond))
-	n, err := c.Conn.Read(buf)
-	c.Conn.SetReadDeadline(time.Now().Add(c.srv.timeout()))
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.pushback = append(c.pushback, buf[:n]...)
-	if err != nil && !isTimeout(err) {
-		c.readErr = err
-		return true
-	}
-	return false
+	c.log.Debug("connection closed", "duration", time.Since(c.started).Round(time.Millisecond), "messages", n)
+	c.srv.putReader(c.r)
+	c.srv.putWriter(c.w)
+	c.r, c.w = nil, nil
+	c.srv.forget(c)
 }
 
 func isTimeout(err error) bool {
@@ -325,23 +784,30 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// listener wraps the listener Serve was given: it wraps and tracks every
-// accepted connection and stops accepting at Shutdown.
-type listener struct {
-	net.Listener
-	srv *Server
+// Pools of connection buffers.
+
+func (s *Server) getReader(r io.Reader) *bufio.Reader {
+	if b, ok := s.readers.Get().(*bufio.Reader); ok {
+		b.Reset(r)
+		return b
+	}
+	return bufio.NewReaderSize(r, readBufSize)
 }
 
-func (l *listener) Accept() (net.Conn, error) {
-	nc, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+func (s *Server) putReader(b *bufio.Reader) {
+	b.Reset(nil)
+	s.readers.Put(b)
+}
+
+func (s *Server) getWriter(w io.Writer) *bufio.Writer {
+	if b, ok := s.writers.Get().(*bufio.Writer); ok {
+		b.Reset(w)
+		return b
 	}
-	c := newConn(nc, l.srv)
-	if !l.srv.track(c) {
-		nc.Close()
-		return nil, ErrServerClosed
-	}
-	c.log.Debug("connection opened")
-	return c, nil
+	return bufio.NewWriterSize(w, writeBufSize)
+}
+
+func (s *Server) putWriter(b *bufio.Writer) {
+	b.Reset(nil)
+	s.writers.Put(b)
 }

@@ -22,21 +22,14 @@ var (
 	errGone      = reply(421, 4, 4, 0, "Message not complete, closing connection")
 )
 
-// Data receives the body of a DATA (dot-unstuffed by go-smtp) or of all
-// BDAT chunks (r then spans them; Data runs in its own goroutine), stores
-// it and delivers it. It always reads r to its end, so the reply comes
-// after the whole message and the session stays in step. Its returned
-// error is the reply; success is an *smtp.SMTPError with code 250, which
-// go-smtp writes as it is.
-func (s *session) Data(r io.Reader) error {
-	if !s.srv.beginWork(s.conn) {
-		return errGone
-	}
-	defer s.srv.wg.Done()
-	s.conn.startBody()
-	replyPending := true
-	defer func() { s.conn.endBody(replyPending) }()
-
+// Data receives the body of a DATA (dot-unstuffed by the engine's
+// dataReader) or of BDAT chunks (isBDAT; r then spans them, and with
+// several chunks Data runs in its own goroutine), stores it and delivers
+// it. It reads r to its end or its first error (the engine reads what is
+// left), so the reply comes after the whole message and the session stays
+// in step. Its returned error is the reply; success is an *smtp.SMTPError
+// with code 250, which the engine writes as it is.
+func (s *session) Data(r io.Reader, isBDAT bool) error {
 	s.mu.Lock()
 	tx := s.tx
 	tx.rcpts = append([]string(nil), tx.rcpts...)
@@ -46,11 +39,10 @@ func (s *session) Data(r io.Reader) error {
 	acc := s.account
 	log := s.log
 	s.mu.Unlock()
-	_, isBDAT := r.(*io.PipeReader)
 
 	if len(tx.targets) == 0 && len(tx.remote) == 0 {
-		// go-smtp only calls Data after an accepted RCPT; a Reset racing
-		// a BDAT could get here.
+		// The engine only calls Data after an accepted RCPT; a Reset
+		// racing a BDAT could get here.
 		drain(r)
 		return reply(554, 5, 5, 1, "No valid recipients")
 	}
@@ -83,21 +75,19 @@ func (s *session) Data(r io.Reader) error {
 	if rerr != nil {
 		w.Abort()
 		switch {
-		case errors.Is(rerr, smtp.ErrDataTooLarge):
-			// go-smtp reads the rest of the message, then sends this.
+		case errors.Is(rerr, errTooBig):
+			// The engine reads the rest of the message, then sends this.
 			log.Info("message refused: too big", "limit", s.srv.maxMessageSize())
-			return smtp.ErrDataTooLarge
+			return errTooBig
 		case errors.Is(rerr, errDrainLimit):
 			return errDrainLimit
-		case errors.Is(rerr, smtp.ErrTooLongLine):
-			// go-smtp closes the connection after this reply: the rest
-			// of the message cannot be told from commands any more.
+		case errors.Is(rerr, errLongLine):
+			// The engine reads the rest of the message, then sends this.
 			log.Info("message refused: line too long", "limit", s.srv.maxLineLength())
 			return errLineLong
-		case errors.Is(rerr, smtp.ErrDataReset):
-			// RSET or the connection closed inside BDAT; go-smtp has
-			// answered already.
-			replyPending = false
+		case errors.Is(rerr, errDataReset):
+			// RSET, EHLO or the connection closed inside BDAT; the
+			// engine has answered already.
 			return rerr
 		case isTimeout(rerr):
 			log.Info("message not received: timeout", "received", size)
@@ -125,12 +115,6 @@ func (s *session) Data(r io.Reader) error {
 			log.Warn("remove temporary body", "err", err)
 		}
 	}()
-	if isBDAT && s.conn.clientGone() {
-		// The LAST chunk may be cut short: go-smtp does not tell.
-		log.Info("message not delivered: client went away during BDAT", "received", size)
-		s.conn.hangUp()
-		return errGone
-	}
 	// SPF, DKIM, DMARC on MX: the durable body with Authentication-Results.
 	if body, tx.targets, err = s.authenticate(ma, body, trace, tx, log); err != nil {
 		return err

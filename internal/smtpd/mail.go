@@ -16,8 +16,8 @@ import (
 // says 256 octets with the brackets; allow a little more for SMTPUTF8.
 const maxPathLength = 320
 
-// Mail starts a transaction (MAIL FROM). go-smtp has already checked SIZE
-// against MaxMessageSize (552 5.3.4, RFC 1870 §6.1).
+// Mail starts a transaction (MAIL FROM). The engine has already checked
+// SIZE against MaxMessageSize (552 5.3.4, RFC 1870 §6.1).
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.conn.isHungUp() {
 		return reply(421, 4, 7, 0, "Closing connection")
@@ -57,7 +57,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	// accepts MAIL FROM:<> from an authenticated user too; the session log
 	// names the account.
 	s.mu.Lock()
-	tx := transaction{open: true, from: from, helo: s.sc.Hostname(), seen: map[int64]bool{}, seenRemote: map[string]bool{}}
+	tx := transaction{open: true, from: from, helo: s.helo, seen: map[int64]bool{}, seenRemote: map[string]bool{}}
 	if opts != nil {
 		tx.utf8 = opts.UTF8
 		tx.envid = opts.EnvelopeID
@@ -71,7 +71,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
-// validPath checks what go-smtp's lenient parser left: no control
+// validPath checks what the lenient path parser (parsePath) left: no control
 // characters (a bare CR in a command line would reach the header fields),
 // valid UTF-8, a sane length, local@domain.
 func validPath(addr string) bool {

@@ -12,8 +12,8 @@ import (
 	"github.com/jodmai/jodmai/internal/userdb"
 )
 
-// Rcpt adds a recipient (RCPT TO). go-smtp has already checked that MAIL
-// came first and that MaxRecipients is not reached (452 4.5.3, RFC 5321
+// Rcpt adds a recipient (RCPT TO). The engine has already checked that
+// MAIL came first and that MaxRecipients is not reached (452 4.5.3, RFC 5321
 // §4.5.3.1.10).
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if s.conn.isHungUp() {

@@ -206,7 +206,7 @@ func sanitizeHelo(h string) string {
 }
 
 // formatPath writes an address for a header field, quoting the local part
-// when it is not a dot-atom (go-smtp hands it over unquoted).
+// when it is not a dot-atom (parsePath hands it over unquoted).
 func formatPath(addr string) string {
 	i := strings.LastIndexByte(addr, '@')
 	if i < 0 {

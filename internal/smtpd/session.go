@@ -18,28 +18,28 @@ import (
 	"github.com/jodmai/jodmai/internal/userdb"
 )
 
-// reply is an SMTP reply as the error a session method returns: go-smtp
-// writes its code, RFC 3463 enhanced code and text. Keep it next to the
+// reply is an SMTP reply as the error a session method returns: the
+// engine writes its code, RFC 3463 enhanced code and text. Keep it next to the
 // decision it answers.
 func reply(code, class, subject, detail int, text string) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{class, subject, detail}, Message: text}
 }
 
-// session is one SMTP session: go-smtp makes one at the first EHLO/HELO
-// and again at the EHLO after STARTTLS.
+// session is one SMTP session: the engine (conn.go) makes one at the
+// first EHLO/HELO and again at the EHLO after STARTTLS.
 //
-// With BDAT, go-smtp runs Data in its own goroutine while the connection's
-// goroutine may call Reset or Logout, so the mutable state is under mu and
-// Data works on a snapshot.
+// With a chunked message (BDAT), Data runs in its own goroutine while the
+// connection's goroutine may call Reset or Logout, so the mutable state is
+// under mu and Data works on a snapshot.
 type session struct {
 	srv    *Server
-	sc     *smtp.Conn // only from go-smtp's connection goroutine
 	conn   *conn
 	remote net.Addr
 	tls    *tls.ConnectionState // nil without TLS
 	ctx    context.Context
 
 	mu      sync.Mutex
+	helo    string // the client's EHLO/HELO name
 	log     *slog.Logger
 	account *userdb.Account // after AUTH
 	tx      transaction
@@ -74,32 +74,18 @@ type transaction struct {
 	body8bit   bool
 }
 
-func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
-	nc := c.Conn()
-	cc := connOf(nc)
-	if cc == nil {
-		// Not a connection from our listener: cannot happen.
-		return nil, reply(421, 4, 3, 0, "Internal error")
-	}
-	if !validHelo(c.Hostname()) {
-		return nil, reply(501, 5, 5, 4, "Invalid EHLO/HELO domain")
-	}
-	sess := &session{srv: s, sc: c, conn: cc, remote: nc.RemoteAddr(), ctx: s.ctx}
-	switch {
-	case cc.implicit != nil:
-		st := cc.implicit.ConnectionState()
-		sess.tls = &st
-	default:
-		if st, ok := c.TLSConnectionState(); ok {
-			sess.tls = &st
-		}
-	}
-	// nc is cc itself, or after STARTTLS the *tls.Conn over it (or cc
-	// again if the handshake failed and go-smtp went on in plaintext).
-	cc.setTop(nc)
-	sess.log = cc.log
-	sess.log.Debug("session started", "helo", c.Hostname(), "tls", sess.tlsVersion())
-	return sess, nil
+// newSession starts a session after a valid EHLO/HELO.
+func (c *conn) newSession(helo string) *session {
+	sess := &session{srv: c.srv, conn: c, remote: c.raw.RemoteAddr(), tls: c.tls, ctx: c.srv.ctx, helo: helo, log: c.log}
+	sess.log.Debug("session started", "helo", helo, "tls", sess.tlsVersion())
+	return sess
+}
+
+// setHelo records the name of a later EHLO/HELO.
+func (s *session) setHelo(h string) {
+	s.mu.Lock()
+	s.helo = h
+	s.mu.Unlock()
 }
 
 // validHelo refuses EHLO/HELO arguments that could not be a domain or
@@ -214,7 +200,7 @@ func (s *session) authAccount() *userdb.Account {
 }
 
 // saslReplies turns the errors of the auth package's mechanisms into SMTP
-// replies; go-smtp would otherwise send any error's text as a 454.
+// replies.
 type saslReplies struct{ sasl.Server }
 
 func (r saslReplies) Next(resp []byte) ([]byte, bool, error) {

@@ -1,5 +1,4 @@
-// Package smtpd is jodmai's SMTP server, on github.com/emersion/go-smtp:
-// the MX role (port 25: mail for local domains from anyone, never relayed)
+// Package smtpd is jodmai's SMTP server: the MX role (port 25: mail for local domains from anyone, never relayed)
 // and message submission (587 with STARTTLS, 465 with implicit TLS:
 // authenticated users sending as their own addresses).
 //
@@ -22,24 +21,23 @@
 //   - Shutdown tells idle sessions 421 4.3.2; a message being received is
 //     finished and answered first.
 //
-// go-smtp runs the protocol; this package supplies the session (session.go,
-// mail.go, rcpt.go, data.go), wraps each connection for what go-smtp has no
-// hook for (conn.go), and writes the trace header fields (received.go).
+// The protocol engine is our own, written for speed (conn.go: the
+// connection loop, parse.go: command lines and parameters, datareader.go:
+// DATA and BDAT bodies, reply.go); the session decides (session.go,
+// mail.go, rcpt.go, data.go) and writes the trace header fields
+// (received.go). github.com/emersion/go-smtp is used for its plain types
+// only (MailOptions, RcptOptions, SMTPError).
 package smtpd
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/emersion/go-smtp"
 
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/blob"
@@ -70,8 +68,8 @@ func (m Mode) String() string {
 const (
 	DefaultMaxMessageSize = 50 << 20
 	DefaultMaxRecipients  = 1000
-	// DefaultMaxLineLength bounds command lines and, since go-smtp applies
-	// one limit to both, the text lines of a DATA body (BDAT chunks are not
+	// DefaultMaxLineLength bounds command lines (never more than 64 KiB
+	// though) and the text lines of a DATA body (BDAT chunks are not
 	// limited). RFC 5321 §4.5.3.1 asks for at least 512 and 1000; real mail
 	// has longer lines, so be liberal.
 	DefaultMaxLineLength = 8192
@@ -141,20 +139,21 @@ type Server struct {
 
 	initOnce sync.Once
 	initErr  error
-	gs       *smtp.Server
 	log      *slog.Logger
 	// ctx is the context of the server's work (logins, lookups,
 	// deliveries); cancelled when Shutdown gives up waiting.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	spools sync.Pool // *spool (spool.go)
+	spools  sync.Pool // *spool (spool.go)
+	readers sync.Pool // *bufio.Reader of connections
+	writers sync.Pool // *bufio.Writer of connections
 
 	mu        sync.Mutex
 	closing   bool
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	wg        sync.WaitGroup // one per open conn and per running Data
+	wg        sync.WaitGroup // one per open conn
 }
 
 func (s *Server) init() error {
@@ -174,34 +173,6 @@ func (s *Server) init() error {
 			s.initErr = errors.New("smtpd: submission needs an Authenticator")
 			return
 		}
-		gs := smtp.NewServer(smtp.BackendFunc(s.newSession))
-		gs.Domain = s.hostname()
-		// go-smtp refuses a DATA body of exactly this many bytes (its
-		// reader errs once the budget is spent, before it sees the end
-		// marker): the limit is effectively one byte lower for DATA.
-		gs.MaxMessageBytes = s.maxMessageSize()
-		gs.MaxRecipients = s.maxRecipients()
-		gs.MaxLineLength = s.maxLineLength()
-		gs.ReadTimeout = s.timeout()
-		gs.WriteTimeout = s.writeTimeout()
-		// go-smtp would only offer AUTH over TLS (and answer 523 without
-		// it). The session decides instead, with auth.PlaintextAllowed,
-		// so loopback clients can log in without TLS (AuthMechanisms,
-		// Auth).
-		gs.AllowInsecureAuth = true
-		gs.EnableSMTPUTF8 = true
-		// RFC 3461 parameters are kept for queued recipients and their
-		// DSNs; RFC 8689 REQUIRETLS (go-smtp offers it on TLS sessions
-		// only; Mail refuses it without TLS) is passed on to the queue.
-		gs.EnableDSN = s.Queue != nil
-		gs.EnableREQUIRETLS = s.Queue != nil && (s.TLSConfig != nil || s.ImplicitTLS)
-		gs.ErrorLog = errorLog{s.log}
-		if !s.ImplicitTLS {
-			// With ImplicitTLS go-smtp sees our wrapper, not a *tls.Conn,
-			// and would offer STARTTLS on a TLS session.
-			gs.TLSConfig = s.TLSConfig
-		}
-		s.gs = gs
 	})
 	return s.initErr
 }
@@ -268,7 +239,7 @@ func (s *Server) Serve(l net.Listener) error {
 	s.mu.Unlock()
 	s.log.Debug("serving", "mode", s.Mode.String(), "addr", l.Addr().String(), "implicit_tls", s.ImplicitTLS)
 
-	err := s.gs.Serve(&listener{Listener: l, srv: s})
+	err := s.accept(l)
 
 	s.mu.Lock()
 	delete(s.listeners, l)
@@ -278,6 +249,34 @@ func (s *Server) Serve(l net.Listener) error {
 		return ErrServerClosed
 	}
 	return err
+}
+
+// accept runs a connection for each accepted one until l fails.
+func (s *Server) accept(l net.Listener) error {
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				// Out of file descriptors and the like: wait a little.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := newConn(nc, s)
+		if !s.track(c) {
+			nc.Close()
+			s.putReader(c.r)
+			s.putWriter(c.w)
+			continue
+		}
+		go c.serve()
+	}
 }
 
 // Shutdown stops accepting, ends idle sessions with 421 4.3.2, lets a
@@ -317,7 +316,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	s.mu.Lock()
 	for c := range s.conns {
-		c.Conn.Close()
+		c.raw.Close()
 	}
 	n := len(s.conns)
 	s.mu.Unlock()
@@ -341,18 +340,6 @@ func (s *Server) track(c *conn) bool {
 	return true
 }
 
-// beginWork counts work on c (a running Data) for Shutdown to wait for;
-// false when c is already closed.
-func (s *Server) beginWork(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.conns[c]; !ok {
-		return false
-	}
-	s.wg.Add(1)
-	return true
-}
-
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	_, ok := s.conns[c]
@@ -361,19 +348,4 @@ func (s *Server) forget(c *conn) {
 	if ok {
 		s.wg.Done()
 	}
-}
-
-// errorLog takes go-smtp's internal error reports: connection errors
-// (resets, failed handshakes) at debug level, panics as errors.
-type errorLog struct{ log *slog.Logger }
-
-func (e errorLog) Printf(format string, v ...any) { e.print(fmt.Sprintf(format, v...)) }
-func (e errorLog) Println(v ...any)               { e.print(strings.TrimSuffix(fmt.Sprintln(v...), "\n")) }
-
-func (e errorLog) print(msg string) {
-	if strings.HasPrefix(msg, "panic") {
-		e.log.Error("smtp: " + msg)
-		return
-	}
-	e.log.Debug("smtp: " + msg)
 }
