@@ -681,6 +681,9 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 	if !msgs && !(durable && (a.unsynced || force)) {
 		return nil // nothing to write, or a sync with nothing to sync
 	}
+	if err := a.fillMeta(batch); err != nil {
+		return err
+	}
 	tx := a.db.Tx
 	if !durable {
 		tx = a.db.TxNoSync
@@ -703,6 +706,33 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 		a.unsynced = !durable
 	}
 	return err
+}
+
+// fillMeta parses the structure of journaled deliveries, which come
+// without it (the parse is kept off the SMTP session's path to its 250);
+// copies in one request share their first message's.
+func (a *Account) fillMeta(batch []*commitReq) error {
+	for _, r := range batch {
+		for j := range r.msgs {
+			m := &r.msgs[j]
+			if len(m.meta) > 0 {
+				continue
+			}
+			if m.sharesInline && j > 0 {
+				m.meta = r.msgs[j-1].meta
+				continue
+			}
+			if m.inline == nil {
+				return fmt.Errorf("message without a structure or an inline body")
+			}
+			meta, err := a.s.parseMetaBytes(m.inline)
+			if err != nil {
+				return err
+			}
+			m.meta = meta
+		}
+	}
+	return nil
 }
 
 // journalMark is the highest delivery journal sequence number applied to

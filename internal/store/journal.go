@@ -802,7 +802,8 @@ func (j *journal) finish(accts []*Account) {
 // appendRecord appends one record: length, CRC-32C, payload. The payload
 // is the sequence number, the account id, then the messages: count, and
 // per message its mailbox, flags, date (Unix seconds, zone offset),
-// EMAILID, structure, and body (the first message's; the others share it).
+// EMAILID, structure (empty: the committer parses the body), and body (the
+// first message's; the others share it).
 func appendRecord(b []byte, seq uint64, account int64, msgs []newMessage) []byte {
 	start := len(b)
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -922,7 +923,7 @@ func bytesField(p []byte) ([]byte, []byte, bool) {
 // deliverJournaled is Deliver for an inline body when the journal runs:
 // one record per account and one fsync shared with every delivery at that
 // moment; the accounts insert them soon after, without fsync.
-func (s *Store) deliverJournaled(ctx context.Context, j *journal, t *blob.Temp, meta []byte, order []int64, byAccount map[int64][]Target, now time.Time) error {
+func (s *Store) deliverJournaled(ctx context.Context, j *journal, t *blob.Temp, order []int64, byAccount map[int64][]Target, now time.Time) error {
 	// The committer inserts the body after Deliver returns, and the
 	// caller may reuse t's memory then (NewBodyBuffer): a copy of its own.
 	body := slices.Clone(t.Data)
@@ -936,7 +937,7 @@ func (s *Store) deliverJournaled(ctx context.Context, j *journal, t *blob.Temp, 
 		msgs := make([]newMessage, len(targets))
 		emailID := newEmailID()
 		for i, tg := range targets {
-			msgs[i] = newMessage{mailbox: tg.Mailbox, fallbackInbox: true, size: t.Size, date: now, flags: tg.Flags, emailID: emailID, meta: meta, sharesInline: i > 0}
+			msgs[i] = newMessage{mailbox: tg.Mailbox, fallbackInbox: true, size: t.Size, date: now, flags: tg.Flags, emailID: emailID, sharesInline: i > 0}
 		}
 		msgs[0].inline = body
 		recs = append(recs, &journalRec{a: a, msgs: msgs})

@@ -35,11 +35,13 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -584,10 +586,6 @@ type Target struct {
 // and the sender retries). The caller still owns t and removes it
 // afterwards.
 func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) error {
-	meta, err := s.parseMeta(t)
-	if err != nil {
-		return err
-	}
 	byAccount := map[int64][]Target{}
 	var order []int64
 	for _, tg := range targets {
@@ -611,7 +609,13 @@ func (s *Store) Deliver(ctx context.Context, t *blob.Temp, targets []Target) err
 	j := s.journal
 	s.mu.Unlock()
 	if j != nil && t.InMemory() && inlinable(t) {
-		return s.deliverJournaled(ctx, j, t, meta, order, byAccount, now)
+		// The structure is parsed by each account's committer, off the
+		// path to the 250.
+		return s.deliverJournaled(ctx, j, t, order, byAccount, now)
+	}
+	meta, err := s.parseMeta(t)
+	if err != nil {
+		return err
 	}
 	errs := make([]error, len(order))
 	var wg sync.WaitGroup
@@ -637,6 +641,15 @@ func (s *Store) parseMeta(t *blob.Temp) ([]byte, error) {
 		return nil, fmt.Errorf("open body: %w", err)
 	}
 	defer f.Close()
+	return s.parseMetaFrom(f)
+}
+
+// parseMetaBytes is parseMeta for a body in memory.
+func (s *Store) parseMetaBytes(body []byte) ([]byte, error) {
+	return s.parseMetaFrom(bytes.NewReader(body))
+}
+
+func (s *Store) parseMetaFrom(f io.Reader) ([]byte, error) {
 	br, _ := s.parseBufs.Get().(*bufio.Reader)
 	if br == nil {
 		br = bufio.NewReaderSize(f, parseReadBuffer)
