@@ -119,7 +119,10 @@ func (sel *selected) remove(uids []uint32) []uint32 {
 		uids = slices.Sorted(slices.Values(uids))
 	}
 	var seqs []uint32
-	kept, k := 0, 0
+	k := 0
+	// A new slice, never the old one changed in place: the view's UIDs
+	// may be shared with other sessions (store.Account.View).
+	kept := make([]uint32, 0, len(sel.uids))
 	for i, u := range sel.uids {
 		for k < len(uids) && uids[k] < u {
 			k++
@@ -128,10 +131,12 @@ func (sel *selected) remove(uids []uint32) []uint32 {
 			seqs = append(seqs, uint32(i+1))
 			continue
 		}
-		sel.uids[kept] = u
-		kept++
+		kept = append(kept, u)
 	}
-	sel.uids = sel.uids[:kept]
+	if len(kept) == len(sel.uids) {
+		kept = sel.uids // nothing removed: keep sharing
+	}
+	sel.uids = kept[:len(kept):len(kept)]
 	if len(sel.pending) > 0 {
 		sel.pending = slices.DeleteFunc(sel.pending, func(u uint32) bool {
 			_, ok := slices.BinarySearch(uids, u)

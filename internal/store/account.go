@@ -48,6 +48,8 @@ type Account struct {
 	journalFailed bool
 	// pending counts journaled requests queued but not yet applied.
 	pending atomic.Int64
+	// views are the last Views of a few mailboxes, shared by sessions.
+	views viewCache
 }
 
 // settle waits until every delivery the journal acknowledged for the

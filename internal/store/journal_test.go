@@ -402,3 +402,53 @@ func FuzzJournalSegment(f *testing.F) {
 		})
 	})
 }
+
+// TestViewShared: Views of a mailbox in one state share their UID list;
+// any change (a delivery, a flag, an expunge) makes the next View read it
+// again, and a caller appending to its list never touches another's.
+func TestViewShared(t *testing.T) {
+	s, _ := newJournaledStore(t)
+	a := account(t, s, 1)
+	buf := make([]byte, 0, 8<<10)
+	for i := range 3 {
+		deliverMem(t, s, buf, testBody(i), Target{AccountID: 1})
+	}
+	view := func() []uint32 {
+		t.Helper()
+		_, uids, _, err := a.View(ctx, "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uids
+	}
+	v1, v2 := view(), view()
+	if len(v1) != 3 || &v1[0] != &v2[0] || cap(v1) != len(v1) {
+		t.Fatalf("views of an unchanged mailbox: %v %v (cap %d), want one shared list of 3", v1, v2, cap(v1))
+	}
+	mine := append(v1, 99) // a session's new message
+	if &mine[0] == &v2[0] {
+		t.Fatal("append wrote into the shared list")
+	}
+	deliverMem(t, s, buf, testBody(3), Target{AccountID: 1})
+	v3 := view()
+	if len(v3) != 4 || v3[3] != 4 || len(v2) != 3 {
+		t.Fatalf("after a delivery: %v (the old view %v)", v3, v2)
+	}
+	mb := mailbox(t, a, "INBOX")
+	if _, err := a.StoreFlags(ctx, mb.ID, []uint32{1, 2, 3, 4}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen}); err != nil {
+		t.Fatal(err)
+	}
+	_, v4, unseen, err := a.View(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &v4[0] == &v3[0] || unseen != 0 {
+		t.Fatalf("after STORE: shared %v, first unseen %d", &v4[0] == &v3[0], unseen)
+	}
+	if _, err := a.Expunge(ctx, mb.ID, []uint32{2}); err != nil {
+		t.Fatal(err)
+	}
+	if v5 := view(); len(v5) != 3 || v5[1] != 3 {
+		t.Fatalf("after EXPUNGE: %v", v5)
+	}
+}

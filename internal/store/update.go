@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -349,6 +350,12 @@ func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message
 // View is what an IMAP SELECT keeps of a mailbox: its UIDs in order, and
 // the first unseen message. It is read in one transaction, like Snapshot,
 // but costs four bytes per message instead of a Message.
+//
+// The UID slice is shared: sessions that select a mailbox in the same
+// state (UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ, which every change to
+// the mailbox raises) get the same slice, so a thousand idle sessions on
+// one big mailbox hold one list, not a thousand. Callers must not modify
+// it in place; appending is safe (its capacity is its length).
 func (a *Account) View(ctx context.Context, name string) (mb Mailbox, uids []uint32, firstUnseen uint32, err error) {
 	if err := a.settle(ctx); err != nil {
 		return Mailbox{}, nil, 0, err
@@ -364,6 +371,9 @@ func (a *Account) View(ctx context.Context, name string) (mb Mailbox, uids []uin
 	}
 	if err != nil {
 		return Mailbox{}, nil, 0, fmt.Errorf("view: %w", err)
+	}
+	if v, ok := a.views.get(mb); ok {
+		return mb, v.uids, v.firstUnseen, nil
 	}
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id=?`, mb.ID).Scan(&n); err != nil {
@@ -389,7 +399,48 @@ func (a *Account) View(ctx context.Context, name string) (mb Mailbox, uids []uin
 	if err := rows.Err(); err != nil {
 		return Mailbox{}, nil, 0, fmt.Errorf("view: %w", err)
 	}
+	uids = uids[:len(uids):len(uids)]
+	a.views.put(mb, uids, firstUnseen)
 	return mb, uids, firstUnseen, nil
+}
+
+// viewCache keeps the last View of a few mailboxes of an account, for
+// sharing (see View).
+type viewCache struct {
+	mu      sync.Mutex
+	entries []viewEntry // most recent last
+}
+
+// viewCacheSize bounds the mailboxes an account keeps a View of.
+const viewCacheSize = 4
+
+type viewEntry struct {
+	id                   int64
+	uidvalidity, uidnext uint32
+	modseq               int64
+	uids                 []uint32
+	firstUnseen          uint32
+}
+
+func (c *viewCache) get(mb Mailbox) (viewEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.entries {
+		if e.id == mb.ID && e.uidvalidity == mb.UIDValidity && e.uidnext == mb.UIDNext && e.modseq == mb.HighestModSeq {
+			return e, true
+		}
+	}
+	return viewEntry{}, false
+}
+
+func (c *viewCache) put(mb Mailbox, uids []uint32, firstUnseen uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = slices.DeleteFunc(c.entries, func(e viewEntry) bool { return e.id == mb.ID })
+	if len(c.entries) >= viewCacheSize {
+		c.entries = slices.Delete(c.entries, 0, 1)
+	}
+	c.entries = append(c.entries, viewEntry{id: mb.ID, uidvalidity: mb.UIDValidity, uidnext: mb.UIDNext, modseq: mb.HighestModSeq, uids: uids, firstUnseen: firstUnseen})
 }
 
 // Keywords returns the distinct keywords used in a mailbox, for FLAGS and
