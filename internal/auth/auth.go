@@ -81,10 +81,52 @@ type Authenticator struct {
 	hashing chan struct{}
 	// verifyPassword is userdb.VerifyPassword (tests count calls).
 	verifyPassword func(hash, password string) bool
+	// checking: argon2id checks in progress, by credential (credCache.sum):
+	// concurrent logins with the same credentials (a client opening many
+	// connections at once, before the cache knows them) share one check.
+	checking map[[32]byte]*check
 }
 
-// verify checks a password against a hash, waiting for a hashing slot.
+// check is one argon2id check that concurrent logins wait for.
+type check struct {
+	done chan struct{}
+	ok   bool
+	err  error
+}
+
+// verify checks a password against a hash, waiting for a hashing slot;
+// a check of the same hash and password already running is shared.
 func (a *Authenticator) verify(ctx context.Context, hash, password string) (bool, error) {
+	k := a.cache.sum(hash, password)
+	a.mu.Lock()
+	if c, ok := a.checking[k]; ok {
+		a.mu.Unlock()
+		select {
+		case <-c.done:
+			if c.err != nil && ctx.Err() == nil {
+				// The other login gave up (its client left): check anew.
+				return a.verify(ctx, hash, password)
+			}
+			return c.ok, c.err
+		case <-ctx.Done():
+			return false, fmt.Errorf("authenticate: %w", ctx.Err())
+		}
+	}
+	c := &check{done: make(chan struct{})}
+	if a.checking == nil {
+		a.checking = map[[32]byte]*check{}
+	}
+	a.checking[k] = c
+	a.mu.Unlock()
+	c.ok, c.err = a.verifyOnce(ctx, hash, password)
+	a.mu.Lock()
+	delete(a.checking, k)
+	a.mu.Unlock()
+	close(c.done)
+	return c.ok, c.err
+}
+
+func (a *Authenticator) verifyOnce(ctx context.Context, hash, password string) (bool, error) {
 	select {
 	case a.hashing <- struct{}{}:
 	case <-ctx.Done():

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -103,4 +104,38 @@ func TestLoginHashingBounded(t *testing.T) {
 		t.Fatalf("peak concurrent password checks %d, bound %d", peak, cap(a.hashing))
 	}
 	t.Logf("peak concurrent checks %d of bound %d", peak, cap(a.hashing))
+}
+
+// TestLoginConcurrentSameCredentials: a client opening many connections
+// at once with the same credentials, before the cache knows them, costs
+// one argon2id check (19 MiB, tens of ms), not one per connection; every
+// login succeeds, and different passwords still get their own check.
+func TestLoginConcurrentSameCredentials(t *testing.T) {
+	users := newUsers(t)
+	a, _ := newAuth(t, users, testPolicy)
+	var calls atomic.Int32
+	real := a.verifyPassword
+	a.verifyPassword = func(hash, pw string) bool {
+		calls.Add(1)
+		time.Sleep(50 * time.Millisecond) // hold the check so the others arrive meanwhile
+		return real(hash, pw)
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := a.Login(ctx, addr(fmt.Sprintf("127.0.0.%d:1", i+1)), "imap", "bob@example.org", bobPassword); err != nil {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 || calls.Load() != 1 {
+		t.Fatalf("%d logins failed, %d password checks; want 0 and 1", failed.Load(), calls.Load())
+	}
+	if _, err := a.Login(ctx, addr("127.0.0.99:1"), "imap", "bob@example.org", "not-"+bobPassword); err == nil || calls.Load() != 2 {
+		t.Fatalf("a wrong password: %v after %d checks", err, calls.Load())
+	}
 }

@@ -372,8 +372,23 @@ func (a *Account) View(ctx context.Context, name string) (mb Mailbox, uids []uin
 	if err != nil {
 		return Mailbox{}, nil, 0, fmt.Errorf("view: %w", err)
 	}
-	if v, ok := a.views.get(mb); ok {
-		return mb, v.uids, v.firstUnseen, nil
+	// One reader builds the list, the others of the same state wait for
+	// it: a thousand clients selecting at once make one list, not a
+	// thousand (and their garbage).
+	for {
+		if v, ok := a.views.get(mb); ok {
+			return mb, v.uids, v.firstUnseen, nil
+		}
+		wait, leader := a.views.claim(mb)
+		if leader {
+			defer a.views.release(mb)
+			break
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return Mailbox{}, nil, 0, ctx.Err()
+		}
 	}
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id=?`, mb.ID).Scan(&n); err != nil {
@@ -409,6 +424,46 @@ func (a *Account) View(ctx context.Context, name string) (mb Mailbox, uids []uin
 type viewCache struct {
 	mu      sync.Mutex
 	entries []viewEntry // most recent last
+	// loading: a View of this state is being built; closed when done.
+	loading map[viewKey]chan struct{}
+}
+
+type viewKey struct {
+	id                   int64
+	uidvalidity, uidnext uint32
+	modseq               int64
+}
+
+func keyOf(mb Mailbox) viewKey {
+	return viewKey{mb.ID, mb.UIDValidity, mb.UIDNext, mb.HighestModSeq}
+}
+
+// claim makes the caller the builder of mb's View (leader), or returns
+// what to wait on while another builds it.
+func (c *viewCache) claim(mb Mailbox) (wait <-chan struct{}, leader bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := keyOf(mb)
+	if ch, ok := c.loading[k]; ok {
+		return ch, false
+	}
+	if c.loading == nil {
+		c.loading = map[viewKey]chan struct{}{}
+	}
+	c.loading[k] = make(chan struct{})
+	return nil, true
+}
+
+// release ends a claim: the waiters look again (and one of them builds
+// the View if the builder failed).
+func (c *viewCache) release(mb Mailbox) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := keyOf(mb)
+	if ch, ok := c.loading[k]; ok {
+		close(ch)
+		delete(c.loading, k)
+	}
 }
 
 // viewCacheSize bounds the mailboxes an account keeps a View of.
