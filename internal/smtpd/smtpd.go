@@ -4,8 +4,9 @@
 //
 // Invariants:
 //   - A message is answered 250 only after deliver.Deliverer.Deliver
-//     returned, that is when every local copy is durable (fsynced body,
-//     committed index). Any failure is 451 4.3.0; nothing is dropped.
+//     returned, that is when every local copy is durable (in the store's
+//     delivery journal, or a fsynced body file and a committed index).
+//     Any failure is 451 4.3.0; nothing is dropped.
 //   - The body is stored as received, with CRLF line ends (bare LF is made
 //     CRLF), after a Return-Path and a Received header field, and on MX
 //     with a Verifier an Authentication-Results field; forged ones carrying
