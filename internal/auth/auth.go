@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +86,29 @@ type Authenticator struct {
 	// concurrent logins with the same credentials (a client opening many
 	// connections at once, before the cache knows them) share one check.
 	checking map[[32]byte]*check
+	// release returns argon2id's memory to the OS after a quiet moment
+	// (see releaseAfterHashing).
+	release *time.Timer
+}
+
+// releaseQuiet is how long after the last argon2id check the memory of
+// the checks is returned to the operating system.
+const releaseQuiet = time.Second
+
+// releaseAfterHashing schedules debug.FreeOSMemory for releaseQuiet after
+// the last check. Each check allocates 19 MiB that is garbage as soon as
+// it ends; Go keeps freed heap and returns it to the OS only slowly, so a
+// burst of logins (a client reconnecting a thousand IMAP sessions) would
+// otherwise leave hundreds of MiB resident for minutes. One forced GC
+// after a burst is cheap: the live heap is small.
+func (a *Authenticator) releaseAfterHashing() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.release == nil {
+		a.release = time.AfterFunc(releaseQuiet, debug.FreeOSMemory)
+		return
+	}
+	a.release.Reset(releaseQuiet)
 }
 
 // check is one argon2id check that concurrent logins wait for.
@@ -119,6 +143,7 @@ func (a *Authenticator) verify(ctx context.Context, hash, password string) (bool
 	a.checking[k] = c
 	a.mu.Unlock()
 	c.ok, c.err = a.verifyOnce(ctx, hash, password)
+	a.releaseAfterHashing()
 	a.mu.Lock()
 	delete(a.checking, k)
 	a.mu.Unlock()
