@@ -118,6 +118,11 @@ func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	return run(tx, fn)
+}
+
+// run runs fn in tx and commits it; an error from fn rolls it back.
+func run(tx *sql.Tx, fn func(*sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
@@ -136,7 +141,7 @@ func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // back to FULL after it, so no other transaction ever commits under
 // NORMAL. Use it only for changes whose durability something else
 // guarantees (the store's delivery journal).
-func (db *DB) TxNoSync(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+func (db *DB) TxNoSync(ctx context.Context, fn func(*sql.Tx) error) error {
 	conn, err := db.W.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -157,12 +162,5 @@ func (db *DB) TxNoSync(ctx context.Context, fn func(*sql.Tx) error) (err error) 
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return run(tx, fn)
 }

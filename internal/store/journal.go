@@ -139,23 +139,14 @@ func (s *Store) StartJournal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	next, err := s.replayJournal(ctx, dir)
+	j, err := s.replayAndRestart(ctx, dir)
 	if err != nil {
 		lock.Close()
 		return err
 	}
-	j := &journal{s: s, dir: dir, lock: lock, next: next,
-		reqs: make(chan *journalReq, 1024), stop: make(chan struct{}), done: make(chan struct{}),
-		touched: map[*Account]struct{}{}}
-	if err := j.open(j.next); err != nil {
-		lock.Close()
-		return err
-	}
-	if err := j.removeOlder(); err != nil {
-		j.f.Close()
-		lock.Close()
-		return err
-	}
+	j.lock = lock
+	j.reqs, j.stop, j.done = make(chan *journalReq, 1024), make(chan struct{}), make(chan struct{})
+	j.touched = map[*Account]struct{}{}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -189,16 +180,30 @@ func (s *Store) recoverJournal(ctx context.Context) error {
 	if err != nil || len(segs) == 0 {
 		return err
 	}
-	next, err := s.replayJournal(ctx, dir)
+	j, err := s.replayAndRestart(ctx, dir)
 	if err != nil {
 		return err
 	}
+	return j.f.Close()
+}
+
+// replayAndRestart replays the journal in dir, starts a new segment after
+// the last record and removes the replayed ones. The caller holds the
+// journal lock.
+func (s *Store) replayAndRestart(ctx context.Context, dir string) (*journal, error) {
+	next, err := s.replayJournal(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
 	j := &journal{s: s, dir: dir, next: next}
 	if err := j.open(j.next); err != nil {
-		return err
+		return nil, err
 	}
-	defer j.f.Close()
-	return j.removeOlder()
+	if err := j.removeOlder(); err != nil {
+		j.f.Close()
+		return nil, err
+	}
+	return j, nil
 }
 
 var errJournalBusy = errors.New("the delivery journal is in use by another process")
