@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/jodmai/jodmai/internal/mailfile"
+	"github.com/jodmai/jodmai/internal/safeio"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -220,20 +221,10 @@ func (ex *exporter) mbox(ctx context.Context, root string, mb store.Mailbox) err
 		err = cerr
 	}
 	if err == nil {
-		err = syncDirOf(path)
+		err = safeio.SyncParent(path)
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-// syncDirOf fsyncs the directory holding path, so its new name is durable.
-func syncDirOf(path string) error {
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -41,6 +41,7 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
 
 	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/safeio"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -157,7 +158,7 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 			opts.progress("account %d: %d messages expunged during the backup are left out", id, ar.Vanished)
 		}
 	}
-	if err := blob.SyncDir(filepath.Join(dest, "accounts")); err != nil {
+	if err := safeio.SyncDir(filepath.Join(dest, "accounts")); err != nil {
 		return nil, err
 	}
 	segs, err := store.JournalFiles(dataDir)
@@ -182,7 +183,7 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 		}
 	}
 	if len(segs) > 0 {
-		if err := blob.SyncDir(filepath.Join(dest, "journal")); err != nil {
+		if err := safeio.SyncDir(filepath.Join(dest, "journal")); err != nil {
 			return nil, err
 		}
 		opts.progress("delivery journal: %d segments (deliveries a restore applies if the snapshots lack them)", len(segs))
@@ -208,7 +209,7 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 	} else if opts.ConfigFile != "" {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
-	if err := blob.SyncDir(dest); err != nil {
+	if err := safeio.SyncDir(dest); err != nil {
 		return nil, err
 	}
 	if err := writeManifest(dest, m); err != nil {
@@ -344,7 +345,7 @@ func backupAccount(ctx context.Context, dataDir, dest string, id int64) (Account
 		return ar, err
 	}
 	for shard := range shards {
-		if err := blob.SyncDir(filepath.Join(dstDir, "msg", shard)); err != nil {
+		if err := safeio.SyncDir(filepath.Join(dstDir, "msg", shard)); err != nil {
 			return ar, err
 		}
 	}
@@ -352,7 +353,7 @@ func backupAccount(ctx context.Context, dataDir, dest string, id int64) (Account
 		return ar, err
 	}
 	for _, d := range []string{filepath.Join(dstDir, "msg"), dstDir} {
-		if err := blob.SyncDir(d); err != nil {
+		if err := safeio.SyncDir(d); err != nil {
 			return ar, err
 		}
 	}
@@ -452,7 +453,7 @@ func copyTree(src, dst string) error {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := blob.SyncDir(dirs[i]); err != nil {
+		if err := safeio.SyncDir(dirs[i]); err != nil {
 			return err
 		}
 	}
@@ -520,7 +521,7 @@ func writeManifest(dir string, m *Manifest) error {
 	if err := os.Rename(tmp, filepath.Join(dir, ManifestName)); err != nil {
 		return err
 	}
-	return blob.SyncDir(dir)
+	return safeio.SyncDir(dir)
 }
 
 // ReadManifest reads and checks the manifest of a backup directory.

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/safeio"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -121,7 +122,7 @@ func Restore(ctx context.Context, backupDir, dataDir string, opts RestoreOptions
 				deepest = d
 			}
 		}
-		if err := blob.SyncDir(deepest); err != nil {
+		if err := safeio.SyncDir(deepest); err != nil {
 			return nil, err
 		}
 		delete(dirs, deepest)
@@ -186,7 +187,7 @@ func restoreBodies(src, dst string) (int, error) {
 			}
 			n++
 		}
-		if err := blob.SyncDir(filepath.Join(dst, s.Name())); err != nil {
+		if err := safeio.SyncDir(filepath.Join(dst, s.Name())); err != nil {
 			return n, err
 		}
 	}

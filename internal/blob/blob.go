@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/jodmai/jodmai/internal/safeio"
 )
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
@@ -321,7 +323,7 @@ type Dir struct {
 
 // NewDir returns the Dir at path, creating it.
 func NewDir(path string) (*Dir, error) {
-	if err := os.MkdirAll(path, 0o700); err != nil {
+	if err := safeio.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("create body dir: %w", err)
 	}
 	return &Dir{path: path, durable: map[string]bool{}}, nil
@@ -351,7 +353,7 @@ func (d *Dir) Link(t *Temp, id string) error {
 	if err := os.Link(t.Path, filepath.Join(shard, id)); err != nil {
 		return fmt.Errorf("link body %s: %w", id, err)
 	}
-	return SyncDir(shard)
+	return syncDir(shard)
 }
 
 // Copy writes r as body id in d, durably (for bodies coming from another
@@ -385,7 +387,7 @@ func (d *Dir) Copy(r io.Reader, id string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("write body %s: %w", id, err)
 	}
-	return n, SyncDir(shard)
+	return n, syncDir(shard)
 }
 
 // ensureShard makes sure shard exists and its name in d is durable before
@@ -471,18 +473,5 @@ func (d *Dir) Walk(fn func(id string, size int64) error) error {
 	return nil
 }
 
-// syncDir is SyncDir; tests replace it to see the order of fsyncs.
-var syncDir = SyncDir
-
-// SyncDir fsyncs a directory, making the names in it durable.
-func SyncDir(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open dir for fsync: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", path, err)
-	}
-	return nil
-}
+// syncDir is safeio.SyncDir; tests replace it to see the order of fsyncs.
+var syncDir = safeio.SyncDir

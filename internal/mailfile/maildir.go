@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/safeio"
 )
 
 // ParseInfo returns the flags of a Maildir file name's info part
@@ -210,7 +210,7 @@ func NewMaildirWriter(dir string) (*MaildirWriter, error) {
 	}
 	// The new names must survive a crash before files go below them.
 	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := blob.SyncDir(d); err != nil {
+		if err := safeio.SyncDir(d); err != nil {
 			return nil, err
 		}
 	}
@@ -268,7 +268,7 @@ func (w *MaildirWriter) Sync() error {
 	if w.unsynced == 0 {
 		return nil
 	}
-	if err := blob.SyncDir(filepath.Join(w.dir, "cur")); err != nil {
+	if err := safeio.SyncDir(filepath.Join(w.dir, "cur")); err != nil {
 		return err
 	}
 	w.unsynced = 0

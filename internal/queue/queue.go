@@ -52,6 +52,7 @@ import (
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/deliver"
 	"github.com/jodmai/jodmai/internal/remote"
+	"github.com/jodmai/jodmai/internal/safeio"
 	"github.com/jodmai/jodmai/internal/sqlite"
 	"github.com/jodmai/jodmai/internal/store"
 )
@@ -213,16 +214,22 @@ const (
 
 // Open opens (creating) the queue in dir.
 func Open(dir string, opts Options) (*Queue, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create queue dir: %w", err)
-	}
 	tmp := filepath.Join(dir, "tmp")
-	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return nil, fmt.Errorf("create queue tmp dir: %w", err)
+	if err := safeio.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("create queue dir: %w", err)
 	}
 	bodies, err := blob.NewDir(filepath.Join(dir, "msg"))
 	if err != nil {
 		return nil, err
+	}
+	// The queue's own name (and msg/'s, in dir) must be durable before a
+	// message is acknowledged; a directory left by a process that died
+	// before its fsync exists but may not survive a power loss, so this
+	// is done at every open.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := safeio.SyncDir(d); err != nil {
+			return nil, err
+		}
 	}
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "queue.db"), migrations)
 	if err != nil {

@@ -26,6 +26,8 @@ import (
 	"github.com/mjl-/mox/dkim"
 	"github.com/mjl-/mox/dns"
 	"github.com/mjl-/mox/smtp"
+
+	"github.com/jodmai/jodmai/internal/safeio"
 )
 
 // DKIM keys live in DATA/dkim/<domain>/<selector>.<alg>.pem: the domain in
@@ -180,7 +182,7 @@ func Keygen(dataDir, domain string) ([]Key, error) {
 			return nil, fmt.Errorf("dkim: marshal %s key: %w", alg, err)
 		}
 		path := filepath.Join(dir, sel+"."+alg+".pem")
-		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+		if err := safeio.CreateFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 			return nil, err
 		}
 		k, err := makeKey(d, sel, alg, path, signer)
@@ -190,46 +192,6 @@ func Keygen(dataDir, domain string) ([]Key, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
-}
-
-// writeFileAtomic writes a new file: temporary file, fsync, link to path
-// (failing if path exists), directory fsync.
-func writeFileAtomic(path string, data []byte) (rerr error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("dkim: create key file: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("dkim: chmod key file: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("dkim: write key file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("dkim: sync key file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("dkim: close key file: %w", err)
-	}
-	// Link, not rename: never replace a key that is published.
-	if err := os.Link(tmp, path); err != nil {
-		return fmt.Errorf("dkim: install key file: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("dkim: open key directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("dkim: sync key directory: %w", err)
-	}
-	return nil
 }
 
 func makeKey(d dns.Domain, sel, alg, path string, signer crypto.Signer) (Key, error) {

@@ -8,11 +8,13 @@ package store
 // instead: a delivery is appended to DATA/journal/<first seq>.log, one
 // record per account, and every delivery waiting at that moment shares one
 // write and one fsync (a group commit across accounts). Only then are the
-// records handed to the accounts' committers, in journal order, which
-// insert them with synchronous=NORMAL: written to the account's WAL but
-// not fsynced. The caller learns of success after that insert, so the
-// message is in the mailbox, and on disk through the journal, when SMTP
-// says 250.
+// records handed to the accounts' committers, in journal order, and the
+// caller learns of success (SMTP says 250): the message is on disk in the
+// journal. The committers insert the records within journalGather with
+// synchronous=NORMAL: written to the account's WAL but not fsynced. Every
+// reader of an account waits for its pending records first
+// (Account.settle), so an acknowledged message is always listed. The
+// package doc (store.go, "Durability") is the whole story.
 //
 // Each account records the highest journal sequence number it applied, in
 // the transaction that applies it (counters.journal). Records reach an
@@ -23,9 +25,10 @@ package store
 // old ones.
 //
 // A segment is retired once it is full: each account it touched makes its
-// index durable (a synchronous commit, which fsyncs the WAL holding the
-// unsynced batches before it), then the file is removed. A closing account
-// does the same before its committer exits.
+// index durable (a synchronous commit that always writes a frame, so its
+// fsync of the WAL covers the unsynced batches before it: see
+// Account.insertBatch), then the file is removed. A closing account does
+// the same before its committer exits.
 //
 // File format: a 16-byte header ("JODMAIJ1", the first sequence number,
 // big-endian), then records: a 4-byte payload length, the payload's

@@ -11,26 +11,59 @@
 //
 // Bodies of up to InlineMax bytes that arrive in memory (blob.NewSpool) are
 // kept in the index itself (table inline_bodies, id "i"+key), written in
-// the transaction that adds their message rows: durable with that
-// transaction's WAL fsync, shared by copies in the account, deleted in the
-// transaction that drops their last message. Larger bodies are files.
+// the transaction that adds their message rows, shared by copies in the
+// account, deleted in the transaction that drops their last message.
+// Larger bodies are files. Bodies are never modified; a body may be shared
+// by several messages of one account (COPY) and a body file, as hard
+// links, by several accounts (one SMTP transaction to many recipients).
 //
-// Durability order for every new message with a body file: the file is
-// fsynced, linked into the account's body directory and that directory
-// fsynced; then the index row commits (one WAL fsync, shared by every
-// message in a group commit); only then does the caller learn of success.
-// A crash before the commit leaves an unreferenced body file, which Sweep
-// removes; a crash after it leaves the whole message.
+// # Durability
 //
-// With the delivery journal running (StartJournal, the server), a
-// delivery of an inline body is durable once its journal record is
-// fsynced, shared by every delivery to any account at that moment; the
-// account's index gets it moments later in a transaction without fsync,
-// every reader waits for that first (Account.settle), and after a crash
-// Open replays what the indexes lack. See journal.go. Bodies are never
-// modified; a body may be shared by several messages of one account (COPY)
-// and a body file, as hard links, by several accounts (one SMTP transaction
-// to many recipients).
+// This is the one authoritative statement of what each acknowledgement
+// waits for; other docs point here. "Durable" means it survives a power
+// loss: its data was fsynced (fdatasync where only data changed), and so
+// was the directory holding every name it depends on.
+//
+//   - A delivery of an inline body while the server runs the delivery
+//     journal (StartJournal; SMTP's 250): its record is in a journal
+//     segment and that segment fdatasynced, one fdatasync shared by every
+//     delivery to any account at that moment. Segments are preallocated
+//     and fsynced, and their names made durable (journal directory
+//     fsynced) before the first record goes in. The account's committer
+//     inserts the record into its index afterwards, within journalGather,
+//     in a synchronous=NORMAL transaction (WAL written, not fsynced) that
+//     records the journal sequence applied; every reader settles the
+//     account's pending deliveries first (Account.settle), so an
+//     acknowledged message is always listed. See journal.go.
+//   - A segment is removed only after every account it touched has made
+//     its index durable: a synchronous=FULL commit that always writes a
+//     WAL frame (the "syncs" counter grows), whose WAL fsync covers every
+//     NORMAL frame before it. A commit that changes nothing writes no
+//     frame and fsyncs nothing, so a sync may never rest on one. After a
+//     crash Open replays every record above its account's recorded
+//     sequence, and syncs each account the same way before any segment
+//     goes.
+//   - Any other new message (a delivery without the journal or with a
+//     body file, IMAP APPEND, COPY, MOVE): a body file is fsynced, hard-
+//     linked into accounts/<id>/msg/<xx>/ and that directory fsynced (the
+//     shard's name in msg/ once per process, the account's directories at
+//     every account open); then the index transaction commits with
+//     synchronous=FULL (one WAL fsync, shared by a group commit). Only
+//     then does the caller learn of success. A crash before the commit
+//     leaves an unreferenced body file, which Sweep removes.
+//   - Flags, EXPUNGE, MOVE's removal, POP3 QUIT's deletions, mailbox
+//     changes: one synchronous=FULL commit before the reply. Body files of
+//     expunged messages are unlinked after it (a lost unlink leaves an
+//     orphan file that Sweep and check remove). A commit that changed
+//     nothing acknowledges nothing new: what it reports is either durable
+//     or still in the journal.
+//   - A new account: its directories are created with safeio.MkdirAll and
+//     their names fsynced at every open; SQLite fsyncs the directory when
+//     it creates the WAL, and the default mailboxes commit with FULL.
+//
+// The tests that hold the code to this: test/crash (SIGKILL under load)
+// and its power-loss mode (the data directory on internal/powerfs, which
+// drops everything unsynced at a simulated power cut).
 package store
 
 import (
@@ -53,12 +86,13 @@ import (
 
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/safeio"
 	"github.com/jodmai/jodmai/internal/sqlite"
 )
 
-// syncDir is blob.SyncDir; tests replace it to see which directories are
+// syncDir is safeio.SyncDir; tests replace it to see which directories are
 // fsynced.
-var syncDir = blob.SyncDir
+var syncDir = safeio.SyncDir
 
 // Sentinel errors.
 var (
@@ -275,8 +309,8 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error)
 		locks:   map[int64]struct{}{},
 		subs:    map[int64]map[*Subscription]struct{}{},
 	}
-	for _, d := range []string{dataDir, s.tmp, filepath.Join(dataDir, "accounts")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+	for _, d := range []string{s.tmp, filepath.Join(dataDir, "accounts")} {
+		if err := safeio.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
@@ -401,7 +435,7 @@ func (s *Store) Account(ctx context.Context, id int64) (*Account, error) {
 
 func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 	dir := s.accountDir(id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := safeio.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create account dir: %w", err)
 	}
 	db, err := sqlite.OpenWith(ctx, filepath.Join(dir, "index.db"), migrations, indexPragmas...)

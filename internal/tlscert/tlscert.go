@@ -37,6 +37,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/jodmai/jodmai/internal/safeio"
 )
 
 const (
@@ -224,10 +226,10 @@ func (m *Manager) loadSelfSigned(now time.Time) (*tls.Certificate, error) {
 	}
 	// Key first: a crash before the certificate's rename leaves a missing
 	// certificate, which the next start treats as "make a new pair".
-	if err := writeFileAtomic(m.keyFile, keyPEM, 0o600); err != nil {
+	if err := safeio.WriteFile(m.keyFile, keyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(m.certFile, certPEM, 0o644); err != nil {
+	if err := safeio.WriteFile(m.certFile, certPEM, 0o644); err != nil {
 		return nil, err
 	}
 	return loadPair(m.certFile, m.keyFile)
@@ -295,51 +297,4 @@ func newSelfSigned(hostname string, now time.Time) (certPEM, keyPEM []byte, err 
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	return certPEM, keyPEM, nil
-}
-
-// writeFileAtomic replaces path with data so that path holds either the old
-// or the new contents after a crash: temporary file in the same directory,
-// fsync, rename, directory fsync.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jodmai/jodmai/internal/safeio"
 )
 
 const host = "mail.example.org"
@@ -343,10 +345,10 @@ func writePair(t *testing.T, certFile, keyFile, hostname string, now time.Time) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+	if err := safeio.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
+	if err := safeio.WriteFile(certFile, certPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)

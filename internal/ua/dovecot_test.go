@@ -26,6 +26,13 @@ func dovecot(t *testing.T) (*Account, string) {
 		}
 		bin = "/usr/sbin/dovecot"
 	}
+	for _, svc := range []string{"imap", "pop3"} {
+		// dovecot-core alone has neither (Debian's dovecot-imapd and
+		// dovecot-pop3d bring them).
+		if _, err := os.Stat("/usr/lib/dovecot/" + svc); err != nil {
+			t.Skipf("dovecot's %s service is not installed (Debian: dovecot-%sd)", svc, svc)
+		}
+	}
 	if os.Getuid() != 0 {
 		t.Skip("the Dovecot interop test runs as root (mail as nobody)")
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/jodmai/jodmai/internal/safeio"
 )
 
 // Maildir is one Maildir folder (tmp, new, cur). Deliver writes a message
@@ -77,7 +79,7 @@ func (t *Tmp) Commit() error {
 	if err := os.Rename(filepath.Join(t.m.Path, "tmp", t.Name), filepath.Join(t.m.Path, "new", t.Name)); err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
-	return syncDir(filepath.Join(t.m.Path, "new"))
+	return safeio.SyncDir(filepath.Join(t.m.Path, "new"))
 }
 
 // CommitCur moves the message into cur/ with Maildir flags (e.g. "S") and
@@ -86,7 +88,7 @@ func (t *Tmp) CommitCur(flags string) error {
 	if err := os.Rename(filepath.Join(t.m.Path, "tmp", t.Name), filepath.Join(t.m.Path, "cur", t.Name+":2,"+flags)); err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
-	return syncDir(filepath.Join(t.m.Path, "cur"))
+	return safeio.SyncDir(filepath.Join(t.m.Path, "cur"))
 }
 
 // MarkSeen moves a message from new/ to cur/ and adds the S flag.
@@ -175,43 +177,6 @@ func (m *Maildir) List() ([]Entry, error) {
 		return out[i].Name < out[j].Name
 	})
 	return out, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to path through a fsynced temp file and a
-// rename, then fsyncs the directory.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }
 
 // Ledger remembers which server messages (by key: a POP3 UIDL or an IMAP
@@ -307,7 +272,7 @@ func (l *Ledger) rewrite() error {
 			fmt.Fprintf(&b, "D %s\n", k)
 		}
 	}
-	if err := writeFileAtomic(l.path, []byte(b.String())); err != nil {
+	if err := safeio.WriteFile(l.path, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("write ledger: %w", err)
 	}
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0o600)

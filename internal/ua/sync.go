@@ -12,6 +12,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/jodmai/jodmai/internal/safeio"
 )
 
 // maildirFlags maps Maildir info letters to IMAP system flags.
@@ -302,7 +304,7 @@ func writeSyncState(path string, st map[string]string) error {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s %s\n", k, st[k])
 	}
-	if err := writeFileAtomic(path, []byte(b.String())); err != nil {
+	if err := safeio.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("sync state: %w", err)
 	}
 	return nil
