@@ -115,7 +115,7 @@ func (env *cmdEnv) openAccountStore(ctx context.Context, address string) (accoun
 		st.Close()
 		return accountStore{}, nil, err
 	}
-	return accountStore{st, a}, func() { st.Close() }, nil
+	return accountStore{st, a}, func() { a.Release(); st.Close() }, nil
 }
 
 // importer files messages into an account in batches.

@@ -65,6 +65,10 @@
 //	enabled = true
 //	trusted_networks = ["127.0.0.1/32", "::1/128"]  # not checked: local tools and tests
 //
+//	[store]
+//	max_open_accounts = 1000       # accounts kept open (descriptors, memory); those in use may exceed it
+//	account_idle = "2m"            # an account nobody uses is closed after this long
+//
 // Durations are Go duration strings ("90s", "5m", "1h30m"); a bare integer is
 // refused because it would mean nanoseconds.
 package config
@@ -123,6 +127,24 @@ type Config struct {
 
 	// MsgAuth holds the inbound SPF/DKIM/DMARC policy. TOML: [msgauth].
 	MsgAuth MsgAuth `toml:"msgauth"`
+
+	// Store holds how many accounts the mail store keeps open.
+	// TOML: [store].
+	Store Store `toml:"store"`
+}
+
+// Store bounds the mail store's open accounts (each costs a few file
+// descriptors and some memory while open).
+type Store struct {
+	// MaxOpenAccounts is how many accounts stay open at most, in use or
+	// idle; accounts in use (a session, a delivery) are never closed, so
+	// more may be open while that many are busy. TOML: max_open_accounts.
+	// Default 1000.
+	MaxOpenAccounts int `toml:"max_open_accounts"`
+
+	// AccountIdle is how long an account nobody uses stays open.
+	// TOML: account_idle. Default "2m".
+	AccountIdle time.Duration `toml:"account_idle"`
 }
 
 // DNS configures name resolution for outbound delivery and message
@@ -405,6 +427,10 @@ func (o Options) Default() *Config {
 			Enabled:         true,
 			TrustedNetworks: []string{"127.0.0.1/32", "::1/128"},
 		},
+		Store: Store{
+			MaxOpenAccounts: 1000,
+			AccountIdle:     2 * time.Minute,
+		},
 	}
 }
 
@@ -541,6 +567,13 @@ func (c *Config) Validate() error {
 
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls: cert and key must both be set, or both be empty for a self-signed certificate")
+	}
+
+	if c.Store.MaxOpenAccounts <= 0 {
+		bad("store.max_open_accounts = %d: must be positive", c.Store.MaxOpenAccounts)
+	}
+	if c.Store.AccountIdle < time.Second {
+		bad("store.account_idle = %q: must be at least 1s", c.Store.AccountIdle)
 	}
 
 	l := c.Limits

@@ -49,6 +49,7 @@ func TestDefault(t *testing.T) {
 			RetryMax: 4 * time.Hour, MaxConcurrency: 64, MaxPerDomain: 4},
 		Remote:  Remote{Port: 25, ConnectTimeout: 30 * time.Second},
 		MsgAuth: MsgAuth{Enabled: true, TrustedNetworks: []string{"127.0.0.1/32", "::1/128"}},
+		Store:   Store{MaxOpenAccounts: 1000, AccountIdle: 2 * time.Minute},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("Load(\"\") =\n%+v\nwant\n%+v", *c, want)

@@ -211,6 +211,7 @@ func (d *Deliverer) checkQuota(ctx context.Context, acc userdb.Account) error {
 	if err != nil {
 		return err
 	}
+	defer a.Release()
 	used, _, err := a.Usage(ctx)
 	if err != nil {
 		return err

@@ -227,6 +227,9 @@ func (s *session) serve() {
 		if s.sub != nil {
 			s.sub.Close()
 		}
+		if s.acct != nil {
+			s.acct.Release()
+		}
 		if s.zw != nil {
 			s.zw.release()
 		}

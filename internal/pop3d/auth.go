@@ -220,6 +220,7 @@ func (sess *session) enterTransaction(method string, acc userdb.Account) (reply,
 	}
 	release, ok := sess.srv.Store.LockMaildrop(acc.ID)
 	if !ok {
+		a.Release()
 		// RFC 1939 §8, RFC 2449 §8.1.1: stay in AUTHORIZATION.
 		log.Info("pop3 login refused", "reason", "maildrop locked")
 		return errReply("IN-USE", "maildrop already locked"), false
@@ -228,6 +229,7 @@ func (sess *session) enterTransaction(method string, acc userdb.Account) (reply,
 	mb, msgs, err := a.Snapshot(sess.ctx, "INBOX")
 	if err != nil {
 		release()
+		a.Release()
 		log.Error("pop3 login failed", "reason", "read maildrop", "err", err)
 		return errReply("SYS/TEMP", "temporary failure, try again later"), false
 	}

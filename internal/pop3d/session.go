@@ -112,6 +112,9 @@ func (sess *session) serve() {
 			}
 		}
 		sess.unlock()
+		if sess.account != nil {
+			sess.account.Release()
+		}
 		sess.closeConn()
 		sess.log.Debug("pop3 session closed", "duration", time.Since(start).Round(time.Millisecond))
 	}()

@@ -124,6 +124,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if s.Store, err = store.Open(ctx, cfg.Data, log.With("component", "store")); err != nil {
 		return nil, err
 	}
+	s.Store.SetOpenLimits(cfg.Store.MaxOpenAccounts, cfg.Store.AccountIdle)
 	if err := s.Store.Sweep(ctx); err != nil {
 		return nil, err
 	}

@@ -166,6 +166,7 @@ func (s *session) junkMailbox(accountID int64) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	defer a.Release()
 	mbs, err := a.Mailboxes(ctx)
 	if err != nil {
 		return "", err

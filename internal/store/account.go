@@ -1,6 +1,7 @@
 package store
 
 import (
+	"container/list"
 	"context"
 	"database/sql"
 	"errors"
@@ -50,6 +51,12 @@ type Account struct {
 	pending atomic.Int64
 	// views are the last Views of a few mailboxes, shared by sessions.
 	views viewCache
+
+	// Guarded by s.mu (open.go): the holders of this handle, and when
+	// nobody holds it, its place among the idle accounts.
+	refs      int
+	idleElem  *list.Element
+	idleSince time.Time
 }
 
 // settle waits until every delivery the journal acknowledged for the

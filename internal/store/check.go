@@ -629,11 +629,13 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 			return nil
 		}
 		db.Close()
-		if _, err := s.Account(ctx, id); err != nil {
-			p := prob(ProblemIndexUnreadable, "roll back the interrupted transaction: %v", err)
+		a, oerr := s.Account(ctx, id)
+		if oerr != nil {
+			p := prob(ProblemIndexUnreadable, "roll back the interrupted transaction: %v", oerr)
 			notRepaired(p, "index damaged")
 			return nil
 		}
+		a.Release()
 		p := prob(ProblemHotJournal, "the index had an interrupted transaction (hot journal)")
 		rep.Problems[p].Repaired = true
 		if db, err = openReadOnly(indexPath); err == nil {
@@ -876,6 +878,7 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 	if err != nil {
 		return fmt.Errorf("check: open account %d for repair: %w", id, err)
 	}
+	defer a.Release()
 	if len(fixCounters) > 0 {
 		if err := a.raiseCounters(ctx); err != nil {
 			return fmt.Errorf("check: repair account %d: %w", id, err)

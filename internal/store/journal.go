@@ -289,6 +289,7 @@ func (s *Store) replayJournal(ctx context.Context, dir string) (uint64, error) {
 			if err != nil {
 				return err
 			}
+			defer a.Release()
 			mark, ok := marks[r.account]
 			if !ok {
 				if mark, err = a.journalMark(ctx); err != nil {
@@ -320,15 +321,7 @@ func (s *Store) replayJournal(ctx context.Context, dir string) (uint64, error) {
 	// (a process that crashed wrote it without fsync): make it durable
 	// before the segments go.
 	for id := range marks {
-		a, err := s.Account(ctx, id)
-		if err != nil {
-			return 0, err
-		}
-		req := &commitReq{sync: true, force: true, done: make(chan struct{})}
-		if err := a.enqueue(ctx, req); err != nil {
-			return 0, err
-		}
-		if _, err := a.wait(req); err != nil {
+		if err := s.syncAccount(ctx, id); err != nil {
 			return 0, fmt.Errorf("sync account %d after the journal replay: %w", id, err)
 		}
 	}
@@ -339,6 +332,22 @@ func (s *Store) replayJournal(ctx context.Context, dir string) (uint64, error) {
 	// Above anything this data directory may have seen, even one restored
 	// from a backup of a later state of another journal.
 	return max(last+1, uint64(time.Now().UnixNano())), nil
+}
+
+// syncAccount makes account id's index durable, even what another process
+// committed without fsync before it crashed.
+func (s *Store) syncAccount(ctx context.Context, id int64) error {
+	a, err := s.Account(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer a.Release()
+	req := &commitReq{sync: true, force: true, done: make(chan struct{})}
+	if err := a.enqueue(ctx, req); err != nil {
+		return err
+	}
+	_, err = a.wait(req)
+	return err
 }
 
 // record is one decoded journal record.
@@ -715,6 +724,15 @@ func (j *journal) retire(path string, touched map[*Account]struct{}) {
 	}
 }
 
+// keepSegments stops the journal from retiring any segment: an account
+// closed without making its journaled deliveries durable needs them at the
+// next start.
+func (j *journal) keepSegments() {
+	j.mu.Lock()
+	j.failed = true
+	j.mu.Unlock()
+}
+
 // flockFile opens (creating) path and takes a flock on it; closing the
 // file releases it.
 func flockFile(path string, how int) (*os.File, error) {
@@ -936,6 +954,13 @@ func (s *Store) deliverJournaled(ctx context.Context, j *journal, t *blob.Temp, 
 	// caller may reuse t's memory then (NewBodyBuffer): a copy of its own.
 	body := slices.Clone(t.Data)
 	recs := make([]*journalRec, 0, len(order))
+	// Each account is held until its record is queued in its committer:
+	// then closing it applies the record first (Account.close).
+	defer func() {
+		for _, r := range recs {
+			r.a.Release()
+		}
+	}()
 	for _, id := range order {
 		a, err := s.Account(ctx, id)
 		if err != nil {

@@ -69,6 +69,7 @@ package store
 import (
 	"bufio"
 	"bytes"
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -87,7 +88,6 @@ import (
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/message"
 	"github.com/jodmai/jodmai/internal/safeio"
-	"github.com/jodmai/jodmai/internal/sqlite"
 )
 
 // syncDir is safeio.SyncDir; tests replace it to see which directories are
@@ -281,10 +281,26 @@ type Store struct {
 	tmp string
 	log *slog.Logger
 
-	mu      sync.Mutex
-	closed  bool
-	accts   map[int64]*Account
-	opening map[int64]chan struct{}
+	mu     sync.Mutex
+	closed bool
+	// The open accounts (open.go): accts by id; busy has a channel for
+	// each id being opened or closed, closed when that is done; idle
+	// lists the open accounts nobody holds, least recently released
+	// first.
+	accts     map[int64]*Account
+	busy      map[int64]chan struct{}
+	idle      list.List
+	maxOpen   int
+	idleClose time.Duration
+	evicting  sync.WaitGroup // accounts being closed by eviction
+	// sweepOnOpen: Sweep ran, so each account is swept of orphan body
+	// files when it is first opened (swept).
+	sweepOnOpen bool
+	swept       map[int64]bool
+	janitorStop chan struct{}
+	janitorWake chan struct{}
+	janitorDone chan struct{}
+
 	locks   map[int64]struct{}
 	subs    map[int64]map[*Subscription]struct{}
 	inline  inlineCache // inline bodies read ahead
@@ -305,9 +321,12 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error)
 		tmp:     filepath.Join(dataDir, "tmp"),
 		log:     log,
 		accts:   map[int64]*Account{},
-		opening: map[int64]chan struct{}{},
-		locks:   map[int64]struct{}{},
-		subs:    map[int64]map[*Subscription]struct{}{},
+		busy:    map[int64]chan struct{}{},
+		swept:   map[int64]bool{},
+		maxOpen: DefaultMaxOpenAccounts, idleClose: DefaultAccountIdle,
+		janitorStop: make(chan struct{}), janitorWake: make(chan struct{}, 1), janitorDone: make(chan struct{}),
+		locks: map[int64]struct{}{},
+		subs:  map[int64]map[*Subscription]struct{}{},
 	}
 	for _, d := range []string{s.tmp, filepath.Join(dataDir, "accounts")} {
 		if err := safeio.MkdirAll(d, 0o700); err != nil {
@@ -318,6 +337,7 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error)
 	if err := syncDir(dataDir); err != nil {
 		return nil, err
 	}
+	go s.janitor()
 	if err := s.recoverJournal(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -340,14 +360,20 @@ func (s *Store) Close() error {
 	s.closed = true
 	j := s.journal
 	s.mu.Unlock()
+	close(s.janitorStop)
+	<-s.janitorDone
 	if j != nil {
 		// No new journal records; those written are queued in their
 		// accounts, which apply them before closing.
 		j.close()
 	}
+	// Accounts being evicted finish closing (and report to the
+	// journal) first; then no account is busy.
+	s.evicting.Wait()
 	s.mu.Lock()
 	accts := s.accts
 	s.accts = map[int64]*Account{}
+	s.idle.Init()
 	s.mu.Unlock()
 	var first error
 	closed := make([]*Account, 0, len(accts))
@@ -386,103 +412,14 @@ func (s *Store) accountDir(id int64) string {
 	return filepath.Join(s.dir, "accounts", strconv.FormatInt(id, 10))
 }
 
-// Account returns the open account id, opening (and on first use creating)
-// its index. The handle stays open until the Store closes.
-func (s *Store) Account(ctx context.Context, id int64) (*Account, error) {
-	if id <= 0 {
-		return nil, fmt.Errorf("store: invalid account id %d", id)
-	}
-	for {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return nil, ErrClosed
-		}
-		if a := s.accts[id]; a != nil {
-			s.mu.Unlock()
-			return a, nil
-		}
-		if ch := s.opening[id]; ch != nil {
-			s.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		ch := make(chan struct{})
-		s.opening[id] = ch
-		s.mu.Unlock()
-
-		a, err := s.openAccount(ctx, id)
-
-		s.mu.Lock()
-		delete(s.opening, id)
-		close(ch)
-		if err == nil {
-			if s.closed {
-				s.mu.Unlock()
-				a.close()
-				return nil, ErrClosed
-			}
-			s.accts[id] = a
-		}
-		s.mu.Unlock()
-		return a, err
-	}
-}
-
-func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
-	dir := s.accountDir(id)
-	if err := safeio.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create account dir: %w", err)
-	}
-	db, err := sqlite.OpenWith(ctx, filepath.Join(dir, "index.db"), migrations, indexPragmas...)
-	if err != nil {
-		return nil, fmt.Errorf("open account %d: %w", id, err)
-	}
-	bodies, err := blob.NewDir(filepath.Join(dir, "msg"))
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	// The account's directory entries (accounts/<id> and its msg/) must
-	// be durable before its first message is acknowledged: SQLite and
-	// blob fsync only the directories they write into. This is done at
-	// every open, not only when this process created the directory: a
-	// process killed between creating it and these fsyncs leaves a
-	// directory that exists but whose name may not survive a power loss.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := syncDir(d); err != nil {
-			db.Close()
-			return nil, err
-		}
-	}
-	a := &Account{s: s, ID: id, dir: dir, db: db, bodies: bodies, commits: make(chan *commitReq, 256), stop: make(chan struct{}), exited: make(chan struct{})}
-	if err := a.ensureDefaultMailboxes(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := a.prepare(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	a.wg.Add(1)
-	go a.committer()
-	return a, nil
-}
-
 // RemoveAccount deletes an account's mail and index. The account must no
 // longer be in the directory (userdb), so nothing new arrives for it.
 func (s *Store) RemoveAccount(ctx context.Context, id int64) error {
-	s.mu.Lock()
-	a := s.accts[id]
-	delete(s.accts, id)
-	s.mu.Unlock()
-	if a != nil {
-		a.close()
+	done, err := s.takeForRemoval(ctx, id)
+	if err != nil {
+		return err
 	}
+	defer done()
 	s.inline.forget(id)
 	dir := s.accountDir(id)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
@@ -498,9 +435,10 @@ func (s *Store) RemoveAccount(ctx context.Context, id int64) error {
 	return nil
 }
 
-// Sweep removes crash leftovers: temporary bodies and body files no index
-// row references. Run it only when no delivery is in flight on this data
-// directory (at server start, under the server's data-dir lock).
+// Sweep removes crash leftovers: temporary bodies now, and body files no
+// index row references from each account when this Store first opens it.
+// Run it only when no delivery is in flight on this data directory (at
+// server start, under the server's data-dir lock).
 func (s *Store) Sweep(ctx context.Context) error {
 	ents, err := os.ReadDir(s.tmp)
 	if err != nil {
@@ -511,28 +449,23 @@ func (s *Store) Sweep(ctx context.Context) error {
 			return fmt.Errorf("sweep tmp: %w", err)
 		}
 	}
-	accts, err := os.ReadDir(filepath.Join(s.dir, "accounts"))
-	if err != nil {
-		return fmt.Errorf("sweep accounts: %w", err)
-	}
-	var removed int
-	for _, e := range accts {
-		id, err := strconv.ParseInt(e.Name(), 10, 64)
-		if err != nil || id <= 0 || !e.IsDir() {
-			continue
+	// Accounts are swept when first opened (openAccount), so that start-up
+	// does not grow with their number; those open already (a journal
+	// replay opened them) are swept now.
+	s.mu.Lock()
+	s.sweepOnOpen = true
+	var open []*Account
+	for id, a := range s.accts {
+		if !s.swept[id] {
+			s.swept[id] = true
+			open = append(open, a)
 		}
-		a, err := s.Account(ctx, id)
-		if err != nil {
+	}
+	s.mu.Unlock()
+	for _, a := range open {
+		if err := a.sweepOrphans(ctx); err != nil {
 			return err
 		}
-		n, err := a.sweep(ctx)
-		if err != nil {
-			return err
-		}
-		removed += n
-	}
-	if removed > 0 {
-		s.log.Info("swept orphan message files", "count", removed)
 	}
 	return nil
 }
@@ -710,6 +643,7 @@ func (s *Store) deliverAccount(ctx context.Context, t *blob.Temp, meta []byte, t
 	if err != nil {
 		return err
 	}
+	defer a.Release()
 	msgs := make([]newMessage, len(targets))
 	emailID := newEmailID()
 	var id string

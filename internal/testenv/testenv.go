@@ -242,6 +242,7 @@ func (e *Env) Mailbox(t testing.TB, address, mailbox string) []Message {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	defer a.Release()
 	mb, err := a.Mailbox(ctx, mailbox)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
