@@ -21,8 +21,13 @@ type command struct {
 	args    string
 	summary string
 	// run executes the command. It gets its own FlagSet (with --config and
-	// --data already defined) and the arguments after its name.
+	// --data already defined, unless local) and the arguments after its
+	// name.
 	run func(ctx context.Context, env *cmdEnv, args []string) error
+	// local: the command does not use the server's configuration or data
+	// directory (the user agent, the load tool), so it has no --config or
+	// --data.
+	local bool
 }
 
 // cmdEnv is what every command run gets: where to write, and the common
@@ -53,41 +58,41 @@ func (e flagError) Unwrap() error { return e.err }
 
 func commands() []command {
 	return []command{
-		{"serve", "", "run every configured listener until SIGINT/SIGTERM", runServe},
-		{"domain add", "DOMAIN", "add a local domain", runDomainAdd},
-		{"domain del", "DOMAIN", "delete a local domain (it must have no accounts or aliases)", runDomainDel},
-		{"domain list", "", "list the local domains", runDomainList},
-		{"user add", "[--password-stdin] ADDRESS", "create an account (password prompted on a terminal, read from stdin, or generated and printed)", runUserAdd},
-		{"user passwd", "[--password-stdin] ADDRESS", "set an account's password", runUserPasswd},
-		{"user apop", "[--password-stdin] [--clear] ADDRESS", "set the account's APOP shared secret (POP3 APOP login)", runUserAPOP},
-		{"user del", "ADDRESS", "delete an account and all its mail", runUserDel},
-		{"user quota", "ADDRESS SIZE", "set an account's storage quota (e.g. 2GiB; 0 or none: unlimited)", runUserQuota},
-		{"user list", "", "list accounts", runUserList},
-		{"alias add", "ALIAS TARGET...", "add an alias (ALIAS may be @domain for a catch-all)", runAliasAdd},
-		{"alias del", "ALIAS", "delete an alias", runAliasDel},
-		{"alias list", "", "list aliases", runAliasList},
-		{"dkim keygen", "DOMAIN", "make DKIM keys (ed25519 and rsa) for a domain and print the DNS TXT records to publish", runDKIMKeygen},
-		{"dns-records", "DOMAIN", "print every DNS record a domain needs (MX, SPF, DKIM, DMARC, MTA-STS, TLSRPT, SRV, autoconfig)", runDNSRecords},
-		{"queue list", "", "list the outbound queue: each recipient's state, next attempt and last result (the server may run)", runQueueList},
-		{"queue show", "ID", "show one queued message in detail", runQueueShow},
-		{"queue retry", "ID", "attempt delivery of a queued message now", runQueueRetry},
-		{"queue hold", "ID", "stop delivery attempts of a queued message until released", runQueueHold},
-		{"queue release", "ID", "release a held message and attempt it now", runQueueRelease},
-		{"queue delete", "ID", "remove a message from the queue, without a bounce", runQueueDelete},
-		{"queue flush", "", "attempt every queued message not held now", runQueueFlush},
-		{"check", "[--repair]", "verify the mail store (safe while the server runs); --repair fixes what it safely can, with the server stopped", runCheck},
-		{"backup", "[--name NAME] DIR", "take a consistent online backup into DIR/NAME (the server may run)", runBackup},
-		{"restore", "[--force] BACKUPDIR", "restore a backup into the data dir (the server must be stopped)", runRestore},
-		{"import", "[--mailbox NAME] [--format mbox|maildir] ACCOUNT FILE|DIR", "import an mbox file, a directory of .mbox files or a Maildir into an account (the server may run)", runImport},
-		{"export", "[--format maildir|mbox] [--mailbox NAME] ACCOUNT DIR", "export an account's mailboxes to a Maildir or to mbox files (the server may run)", runExport},
-		{"send", "--to ADDRESS... [flags]", "compose a message (body from stdin or $EDITOR) and submit it over SMTP", runSend},
-		{"fetch", "[--pop3|--imap] [--keep] [--expunge]", "download mail into the local Maildir over POP3 or IMAP", runFetch},
-		{"sync", "[--mailbox NAME]... [--all]", "fetch new mail over IMAP and sync flags both ways with the local Maildir (INBOX, the mailboxes named, or all)", runSync},
-		{"mail list", "[--folder F]", "list the messages in the local Maildir", runMailList},
-		{"mail read", "[--folder F] N", "show message N of the local Maildir", runMailRead},
-		{"mail search", "[--folder F] WORD...", "list the local messages whose headers or text contain every word", runMailSearch},
-		{"bench", "[flags] smtp|relay|sink|pop3|imap|idle", "load-test an SMTP, POP3 or IMAP server on loopback and verify what it measures (sink: a no-disk SMTP server)", runBench},
-		{"version", "", "print the version", runVersion},
+		{"serve", "", "run every configured listener until SIGINT/SIGTERM", runServe, false},
+		{"domain add", "DOMAIN", "add a local domain", runDomainAdd, false},
+		{"domain del", "DOMAIN", "delete a local domain (it must have no accounts or aliases)", runDomainDel, false},
+		{"domain list", "", "list the local domains", runDomainList, false},
+		{"user add", "[--password-stdin] ADDRESS", "create an account (password prompted on a terminal, read from stdin, or generated and printed)", runUserAdd, false},
+		{"user passwd", "[--password-stdin] ADDRESS", "set an account's password", runUserPasswd, false},
+		{"user apop", "[--password-stdin] [--clear] ADDRESS", "set the account's APOP shared secret (POP3 APOP login)", runUserAPOP, false},
+		{"user del", "ADDRESS", "delete an account and all its mail", runUserDel, false},
+		{"user quota", "ADDRESS SIZE", "set an account's storage quota (e.g. 2GiB; 0 or none: unlimited)", runUserQuota, false},
+		{"user list", "", "list accounts", runUserList, false},
+		{"alias add", "ALIAS TARGET...", "add an alias (ALIAS may be @domain for a catch-all)", runAliasAdd, false},
+		{"alias del", "ALIAS", "delete an alias", runAliasDel, false},
+		{"alias list", "", "list aliases", runAliasList, false},
+		{"dkim keygen", "DOMAIN", "make DKIM keys (ed25519 and rsa) for a domain and print the DNS TXT records to publish", runDKIMKeygen, false},
+		{"dns-records", "DOMAIN", "print every DNS record a domain needs (MX, SPF, DKIM, DMARC, MTA-STS, TLSRPT, SRV, autoconfig)", runDNSRecords, false},
+		{"queue list", "", "list the outbound queue: each recipient's state, next attempt and last result (the server may run)", runQueueList, false},
+		{"queue show", "ID", "show one queued message in detail", runQueueShow, false},
+		{"queue retry", "ID", "attempt delivery of a queued message now", runQueueRetry, false},
+		{"queue hold", "ID", "stop delivery attempts of a queued message until released", runQueueHold, false},
+		{"queue release", "ID", "release a held message and attempt it now", runQueueRelease, false},
+		{"queue delete", "ID", "remove a message from the queue, without a bounce", runQueueDelete, false},
+		{"queue flush", "", "attempt every queued message not held now", runQueueFlush, false},
+		{"check", "[--repair]", "verify the mail store (safe while the server runs); --repair fixes what it safely can, with the server stopped", runCheck, false},
+		{"backup", "[--name NAME] DIR", "take a consistent online backup into DIR/NAME (the server may run)", runBackup, false},
+		{"restore", "[--force] BACKUPDIR", "restore a backup into the data dir (the server must be stopped)", runRestore, false},
+		{"import", "[--mailbox NAME] [--format mbox|maildir] ACCOUNT FILE|DIR", "import an mbox file, a directory of .mbox files or a Maildir into an account (the server may run)", runImport, false},
+		{"export", "[--format maildir|mbox] [--mailbox NAME] ACCOUNT DIR", "export an account's mailboxes to a Maildir or to mbox files (the server may run)", runExport, false},
+		{"send", "--to ADDRESS... [flags]", "compose a message (body from stdin or $EDITOR) and submit it over SMTP", runSend, true},
+		{"fetch", "[--pop3|--imap] [--keep] [--expunge]", "download mail into the local Maildir over POP3 or IMAP", runFetch, true},
+		{"sync", "[--mailbox NAME]... [--all]", "fetch new mail over IMAP and sync flags both ways with the local Maildir (INBOX, the mailboxes named, or all)", runSync, true},
+		{"mail list", "[--folder F]", "list the messages in the local Maildir", runMailList, true},
+		{"mail read", "[--folder F] N", "show message N of the local Maildir", runMailRead, true},
+		{"mail search", "[--folder F] WORD...", "list the local messages whose headers or text contain every word", runMailSearch, true},
+		{"bench", "[flags] smtp|relay|sink|pop3|imap|idle", "load-test an SMTP, POP3 or IMAP server on loopback and verify what it measures (sink: a no-disk SMTP server)", runBench, true},
+		{"version", "", "print the version", runVersion, true},
 	}
 }
 
@@ -150,7 +155,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "jodmai %s: %s\n", c.name, ue.msg)
-		fmt.Fprintf(stderr, "usage: jodmai %s [--config FILE] [--data DIR] %s\n", c.name, c.args)
+		fmt.Fprintf(stderr, "usage: %s\n", usageLine(c))
 		return 2
 	}
 	fmt.Fprintf(stderr, "jodmai %s: %v\n", c.name, err)
@@ -161,8 +166,12 @@ func newEnv(c *command, stdin io.Reader, stdout, stderr io.Writer) *cmdEnv {
 	fs := flag.NewFlagSet("jodmai "+c.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	env := &cmdEnv{stdin: stdin, stdout: stdout, stderr: stderr, flags: fs, name: c.name}
-	env.configPath = fs.String("config", "", "configuration `FILE` (TOML); default: none, built-in defaults")
-	env.dataDir = fs.String("data", "", "data `DIR`; overrides the config's data setting (default ./jodmai-data)")
+	if c.local {
+		env.configPath, env.dataDir = new(string), new(string)
+	} else {
+		env.configPath = fs.String("config", "", "configuration `FILE` (TOML); default: none, built-in defaults")
+		env.dataDir = fs.String("data", "", "data `DIR`; overrides the config's data setting (default ./jodmai-data)")
+	}
 	fs.Usage = func() { printCommandHelp(stderr, c, fs) }
 	return env
 }
@@ -188,7 +197,8 @@ func find(args []string) (*command, []string) {
 func printHelp(w io.Writer) {
 	fmt.Fprintln(w, "jodmai: a complete mail system (SMTP, POP3, IMAP) in one binary.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "usage: jodmai COMMAND [--config FILE] [--data DIR] [flags] [arguments]")
+	fmt.Fprintln(w, "usage: jodmai COMMAND [flags] [arguments]")
+	fmt.Fprintln(w, "       (the server and admin commands take --config FILE and --data DIR)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "commands:")
 	cmds := commands()
@@ -199,8 +209,22 @@ func printHelp(w io.Writer) {
 	fmt.Fprintln(w, "Run 'jodmai help COMMAND' or 'jodmai COMMAND --help' for a command's flags.")
 }
 
+// usageLine is "jodmai NAME [common flags] ARGS".
+func usageLine(c *command) string {
+	if c.local {
+		return strings.TrimSpace("jodmai " + c.name + " " + c.args)
+	}
+	return strings.TrimSpace("jodmai " + c.name + " [--config FILE] [--data DIR] " + c.args)
+}
+
 func printCommandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "usage: jodmai %s [--config FILE] [--data DIR] %s\n\n%s.\n\nflags:\n", c.name, c.args, c.summary)
+	fmt.Fprintf(w, "usage: %s\n\n%s.\n\n", usageLine(c), c.summary)
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintln(w, "flags:")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 }
