@@ -157,7 +157,7 @@ func TestMXRefusals(t *testing.T) {
 	c.cmd("RCPT TO:<victim@elsewhere.example>", 554, "5.7.1 Relay access denied")
 	c.cmd("RCPT TO:<not an address>", 501, "")
 	c.cmd("RCPT TO:<a@bad_domain!>", 501, "5.1.3")
-	c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXBhc3N3b3JkLTE=", 502, "")
+	c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXBhc3N3b3JkLTE=", 503, "5.5.1")
 	c.cmd("RCPT TO:<alice@example.org>", 250, "")
 	c.cmd("DATA", 354, "")
 	c.write(simpleMsg + ".\r\n")
