@@ -353,8 +353,9 @@ func (c *conn) handle(line []byte) bool {
 			c.reply(501, smtp.EnhancedCode{5, 5, 4}, "Syntax: VRFY address")
 			return true
 		}
-		// RFC 5321 §3.5.3, §7.3: 252 when not verifying.
-		c.reply(252, smtp.EnhancedCode{2, 5, 0}, "Cannot VRFY user, but will accept message and attempt delivery")
+		// RFC 5321 §3.5.3, §7.3: 252 when not verifying (2.0.0 as
+		// Postfix).
+		c.reply(252, smtp.EnhancedCode{2, 0, 0}, "Cannot VRFY user, but will accept message and attempt delivery")
 	case vHELP:
 		c.reply(214, smtp.EnhancedCode{2, 0, 0}, "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH")
 	case vSTARTTLS:
@@ -446,7 +447,7 @@ func (c *conn) mailCmd(arg []byte) bool {
 	}
 	rest, ok := cutPrefixFold(arg, "FROM:")
 	if !ok {
-		return c.say(reply(501, 5, 5, 2, "Syntax: MAIL FROM:<address>"))
+		return c.say(reply(501, 5, 5, 4, "Syntax: MAIL FROM:<address>"))
 	}
 	from, rest, ok := parsePath(trimSpaces(rest), true)
 	if !ok {
@@ -474,7 +475,7 @@ func (c *conn) rcptCmd(arg []byte) bool {
 	}
 	rest, ok := cutPrefixFold(arg, "TO:")
 	if !ok {
-		return c.say(reply(501, 5, 5, 2, "Syntax: RCPT TO:<address>"))
+		return c.say(reply(501, 5, 5, 4, "Syntax: RCPT TO:<address>"))
 	}
 	to, rest, ok := parsePath(trimSpaces(rest), false)
 	if !ok {

@@ -66,7 +66,7 @@ func TestPipelinedGroup(t *testing.T) {
 	c.write(b.String())
 	for i := 0; i < 50; i++ {
 		c.expect(250, "2.0.0")
-		c.expect(252, "2.5.0")
+		c.expect(252, "2.0.0")
 	}
 	c.expect(214, "")
 }

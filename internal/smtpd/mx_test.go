@@ -39,7 +39,7 @@ func TestEHLOCapabilities(t *testing.T) {
 			if tc.auth && mechs != "PLAIN LOGIN" {
 				t.Errorf("AUTH %q, want PLAIN LOGIN", mechs)
 			}
-			c.cmd("VRFY bob@example.org", 252, "2.5.0")
+			c.cmd("VRFY bob@example.org", 252, "2.0.0")
 			c.cmd("QUIT", 221, "")
 		})
 	}
