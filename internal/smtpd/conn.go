@@ -113,21 +113,25 @@ var (
 	// after its message went over the size limit.
 	errDrainLimit = reply(552, 5, 3, 4, "Message too big, closing connection")
 	// errLineFlood: a line went on past maxSkipLine.
-	errLineFlood = errors.New("smtpd: line too long to skip")
-	errPanic     = reply(421, 4, 0, 0, "Internal server error")
+	errLineFlood  = errors.New("smtpd: line too long to skip")
+	errPanic      = reply(421, 4, 0, 0, "Internal server error")
+	errTooManyErr = reply(421, 4, 7, 0, "Too many errors, closing connection")
 )
 
-// Sequence errors (RFC 5321 §4.1.4, §4.2.4: 503 "Bad sequence of
-// commands"; RFC 3463 X.5.1 "Invalid command"). 502 is kept for commands
-// that are not implemented at all (vNotImpl, STARTTLS without TLS).
+// Sequence errors. RFC 5321 §4.1.4: "If the commands in a transaction are
+// out of order to the degree that they cannot be processed by the server,
+// a 503 failure reply MUST be returned" (RFC 3463 X.5.1, "Invalid
+// command"). 502 is kept for commands that are not implemented at all
+// (vNotImpl, STARTTLS without TLS; RFC 5321 §4.2.4). Where an RFC leaves
+// the choice, the code is Postfix's: 554 for DATA/BDAT without an accepted
+// recipient, 554 for STARTTLS under TLS.
 var (
-	errNoHello    = reply(503, 5, 5, 1, "Send EHLO or HELO first")
-	errNeedMail   = reply(503, 5, 5, 1, "Send MAIL first")
-	errInChunks   = reply(503, 5, 5, 1, "Command not allowed during a chunked message; send BDAT or RSET")
-	errNoRcpts    = reply(554, 5, 5, 1, "No valid recipients")
-	errTLSActive  = reply(554, 5, 5, 1, "TLS already active")
-	errAuthTwice  = reply(503, 5, 5, 1, "Already authenticated")
-	errTooManyErr = reply(421, 4, 7, 0, "Too many errors, closing connection")
+	errNoHello   = reply(503, 5, 5, 1, "Send EHLO or HELO first")
+	errNeedMail  = reply(503, 5, 5, 1, "Send MAIL first")
+	errInChunks  = reply(503, 5, 5, 1, "Command not allowed during a chunked message; send BDAT or RSET")
+	errNoRcpts   = reply(554, 5, 5, 1, "No valid recipients")
+	errTLSActive = reply(554, 5, 5, 1, "TLS already active")
+	errAuthTwice = reply(503, 5, 5, 1, "Already authenticated")
 )
 
 func newConn(nc net.Conn, srv *Server) *conn {
