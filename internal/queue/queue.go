@@ -69,7 +69,9 @@ type Local interface {
 
 // Signer computes a DKIM-Signature header field for a message. It returns
 // a nil header (and no error) when it has no key for the message's From
-// domain.
+// domain, and an error wrapping remote.ErrNotSignable for a message that
+// cannot be signed (no From field, a malformed header): Add then queues it
+// unsigned.
 type Signer interface {
 	Sign(r io.Reader) (header []byte, err error)
 }
@@ -385,7 +387,14 @@ func (q *Queue) Add(ctx context.Context, body *blob.Temp, env Envelope) (string,
 	var dkim []byte
 	if env.Sign && q.opts.Signer != nil {
 		dkim, err = q.opts.Signer.Sign(io.NewSectionReader(src, offset, body.Size-offset))
-		if err != nil {
+		switch {
+		case errors.Is(err, remote.ErrNotSignable):
+			// A property of the message: refusing it, or failing
+			// temporarily, would not make it signable. It goes out
+			// unsigned, as with no key for its domain.
+			q.log.Warn("not DKIM-signed", "id", id, "account", env.Account, "err", err)
+			dkim = nil
+		case err != nil:
 			return "", fmt.Errorf("queue: dkim sign: %w", err)
 		}
 	}

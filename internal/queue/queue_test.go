@@ -838,6 +838,37 @@ func TestAddRefuses(t *testing.T) {
 	}
 }
 
+// errSigner fails every signature with err.
+type errSigner struct{ err error }
+
+func (s errSigner) Sign(io.Reader) ([]byte, error) { return nil, s.err }
+
+// TestAddNotSignable: a message the signer cannot sign because of what it
+// is (remote.ErrNotSignable: no From field, a malformed header) is queued
+// and sent unsigned, never refused; a local signing failure still fails
+// Add, so the client retries.
+func TestAddNotSignable(t *testing.T) {
+	notSignable := fmt.Errorf("%w: dkim: message has no From header", remote.ErrNotSignable)
+	f := setup(t, func(o *Options) { o.Signer = errSigner{notSignable} })
+	f.add(Envelope{From: alice, Recipients: rcpts("bob@remote.test"), Sign: true, Account: alice})
+	if ms := f.list(); len(ms) != 1 || ms[0].Signed {
+		t.Fatalf("queued %+v, want one unsigned message", ms)
+	}
+	f.runDue()
+	calls := f.rem.sent()
+	if len(calls) != 1 || calls[0].header != nil || string(calls[0].body) != testMsg {
+		t.Fatalf("sent %+v, want the message, unsigned", calls)
+	}
+
+	g := setup(t, func(o *Options) { o.Signer = errSigner{errors.New("dkim: spool message: no space left on device")} })
+	if _, err := g.q.Add(ctx, g.body(alice, testMsg), Envelope{From: alice, Recipients: rcpts("bob@remote.test"), Sign: true}); err == nil {
+		t.Fatal("Add succeeded after a local signing failure")
+	}
+	if ms := g.list(); len(ms) != 0 {
+		t.Errorf("failed Add left %+v", ms)
+	}
+}
+
 // brokenLocal fails every local delivery.
 type brokenLocal struct{ Local }
 

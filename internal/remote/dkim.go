@@ -286,16 +286,26 @@ type domainKeys struct {
 	loaded    time.Time
 }
 
-// ErrHeaderTooLarge is returned by Sign for a header over 1 MiB.
-var ErrHeaderTooLarge = errors.New("dkim: message header too large to sign")
+// ErrNotSignable is returned by Sign for a message that cannot be signed
+// because of what it is: no From field, or more than one, a From without
+// an address with a domain, a malformed header section, a header over 1
+// MiB. Trying again cannot help: the caller sends the message unsigned
+// (RFC 6376 §2: a message without a signature is treated as unsigned,
+// never refused for that alone). Other errors of Sign are local failures
+// (I/O), worth a retry.
+var ErrNotSignable = errors.New("dkim: message cannot be signed")
+
+// ErrHeaderTooLarge is returned by Sign for a header over 1 MiB; it is an
+// ErrNotSignable.
+var ErrHeaderTooLarge = fmt.Errorf("%w: message header too large to sign", ErrNotSignable)
 
 // Sign reads the message (CRLF line ends) from r and returns the
 // DKIM-Signature header fields to prepend to it, each ending in CRLF, one
 // per key of the From address's domain (relaxed/relaxed, sha256): nil when
 // that domain has no key. If r is an io.ReaderAt the message is read at
 // offsets from 0 (an *io.SectionReader over a stored body is ideal);
-// otherwise it is spooled to a temporary file. A message without a From
-// address is an error.
+// otherwise it is spooled to a temporary file. A message that cannot be
+// signed (no From address, a malformed header) is an ErrNotSignable.
 func (s *Signer) Sign(r io.Reader) ([]byte, error) {
 	ra, isAt := r.(io.ReaderAt)
 	var br *bufio.Reader
@@ -312,7 +322,7 @@ func (s *Signer) Sign(r io.Reader) ([]byte, error) {
 	}
 	local, domain, err := fromAddress(hdr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrNotSignable, err)
 	}
 	sels := s.selectors(domain)
 	if len(sels) == 0 {
@@ -329,6 +339,11 @@ func (s *Signer) Sign(r io.Reader) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	h, err := dkim.Sign(ctx, s.log(), smtp.Localpart(local), domain, sels, false, ra)
+	if errors.Is(err, dkim.ErrHeaderMalformed) || errors.Is(err, dkim.ErrFrom) {
+		// Several From fields, a line that is not a header field, a
+		// header section without the empty line that ends it.
+		return nil, fmt.Errorf("%w: %w", ErrNotSignable, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dkim: sign for %s: %w", domain.ASCII, err)
 	}

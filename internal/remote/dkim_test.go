@@ -155,23 +155,37 @@ func TestSignNoKey(t *testing.T) {
 	}
 }
 
+// TestSignErrors: a message that cannot be signed is an ErrNotSignable
+// (the queue then sends it unsigned), with or without a key for its
+// domain.
 func TestSignErrors(t *testing.T) {
-	s := &Signer{Dir: t.TempDir()}
+	dir := t.TempDir()
+	if _, err := Keygen(dir, "a.test"); err != nil {
+		t.Fatal(err)
+	}
+	s := &Signer{Dir: dir}
 	big := "From: a@a.test\r\nX-Big: " + strings.Repeat("x", maxSignHeader) + "\r\n\r\nbody\r\n"
 	tests := []struct {
 		name, msg string
 		want      error
 	}{
-		{"no from", "To: b@b.test\r\n\r\nbody\r\n", nil},
-		{"bad from", "From: nonsense\r\n\r\nbody\r\n", nil},
+		{"no from", "To: b@b.test\r\n\r\nbody\r\n", ErrNotSignable},
+		{"bad from", "From: nonsense\r\n\r\nbody\r\n", ErrNotSignable},
+		{"empty from", "From:\r\n\r\nbody\r\n", ErrNotSignable},
+		{"group without address", "From: undisclosed:;\r\n\r\nbody\r\n", ErrNotSignable},
 		{"big header", big, ErrHeaderTooLarge},
+		// mox's signer: exactly one From field (RFC 6376 §5.4 signs
+		// From; two would let a verifier pick either).
+		{"two from", "From: a@a.test\r\nFrom: b@a.test\r\n\r\nbody\r\n", ErrNotSignable},
+		{"line without colon", "From: a@a.test\r\nnot a field\r\n\r\nbody\r\n", ErrNotSignable},
+		{"no end of header", "From: a@a.test\r\nSubject: x\r\n", ErrNotSignable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, r := range []io.Reader{strings.NewReader(tc.msg), onlyReader{strings.NewReader(tc.msg)}} {
-				_, err := s.Sign(r)
-				if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
-					t.Fatalf("got %v, want error %v", err, tc.want)
+				sig, err := s.Sign(r)
+				if !errors.Is(err, tc.want) || !errors.Is(err, ErrNotSignable) {
+					t.Fatalf("got %q, %v, want error %v", sig, err, tc.want)
 				}
 			}
 		})

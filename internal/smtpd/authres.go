@@ -87,7 +87,7 @@ func (s *session) authenticate(m *msgAuth, body *blob.Temp, trace string, tx tra
 	f, err := body.NewReader()
 	if err != nil {
 		log.Error("message not stored: open spool", "err", err)
-		return body, nil, errStoreTemp
+		return body, nil, storeFailed(err)
 	}
 	defer f.Close()
 	vd := m.check.Finish(s.ctx, f, body.Size)
@@ -106,7 +106,7 @@ func (s *session) authenticate(m *msgAuth, body *blob.Temp, trace string, tx tra
 	final, err := s.writeAuthenticated(f, body.Size, trace+vd.Header)
 	if err != nil {
 		log.Error("message not stored: write body", "err", err)
-		return body, nil, errStoreTemp
+		return body, nil, storeFailed(err)
 	}
 	if err := body.Remove(); err != nil {
 		log.Warn("remove spooled body", "err", err)

@@ -88,9 +88,17 @@ type bdatTx struct {
 const errThreshold = 3
 
 // maxCommandLine bounds a command line (and an AUTH response line) even
-// when MaxLineLength allows long body lines; RFC 4954 §4 asks for 12288
-// octets for AUTH.
+// when MaxLineLength allows long body lines.
 const maxCommandLine = 64 << 10
+
+// minAuthLine is the shortest AUTH response line taken whatever
+// MaxLineLength says: RFC 4954 §4 considers 12288 octets sufficient.
+const minAuthLine = 12288
+
+// maxSkipLine bounds what is read and discarded of a line that went over
+// its limit: a client still sending after that is not speaking SMTP, and
+// the connection is closed.
+const maxSkipLine = 1 << 20
 
 // Buffer sizes of a connection.
 const (
@@ -104,9 +112,26 @@ var (
 	// errDrainLimit ends a connection whose client keeps sending long
 	// after its message went over the size limit.
 	errDrainLimit = reply(552, 5, 3, 4, "Message too big, closing connection")
-	errNoHello    = reply(502, 5, 5, 1, "Send EHLO or HELO first")
-	errInChunks   = reply(503, 5, 5, 1, "Command not allowed during a chunked message; send BDAT or RSET")
+	// errLineFlood: a line went on past maxSkipLine.
+	errLineFlood  = errors.New("smtpd: line too long to skip")
 	errPanic      = reply(421, 4, 0, 0, "Internal server error")
+	errTooManyErr = reply(421, 4, 7, 0, "Too many errors, closing connection")
+)
+
+// Sequence errors. RFC 5321 §4.1.4: "If the commands in a transaction are
+// out of order to the degree that they cannot be processed by the server,
+// a 503 failure reply MUST be returned" (RFC 3463 X.5.1, "Invalid
+// command"). 502 is kept for commands that are not implemented at all
+// (vNotImpl, STARTTLS without TLS; RFC 5321 §4.2.4). Where an RFC leaves
+// the choice, the code is Postfix's: 554 for DATA/BDAT without an accepted
+// recipient, 554 for STARTTLS under TLS.
+var (
+	errNoHello   = reply(503, 5, 5, 1, "Send EHLO or HELO first")
+	errNeedMail  = reply(503, 5, 5, 1, "Send MAIL first")
+	errInChunks  = reply(503, 5, 5, 1, "Command not allowed during a chunked message; send BDAT or RSET")
+	errNoRcpts   = reply(554, 5, 5, 1, "No valid recipients")
+	errTLSActive = reply(554, 5, 5, 1, "TLS already active")
+	errAuthTwice = reply(503, 5, 5, 1, "Already authenticated")
 )
 
 func newConn(nc net.Conn, srv *Server) *conn {
@@ -178,6 +203,15 @@ func (c *conn) serve() {
 	c.reply(220, noCode, c.srv.hostname()+" ESMTP ready")
 	for {
 		line, err := c.readCommand()
+		if err == errLongLine {
+			// Postfix answers the same and reads on; the line was read
+			// to its end and discarded.
+			if !c.commandError(reply(500, 5, 5, 2, "Line too long")) {
+				c.w.Flush()
+				return
+			}
+			continue
+		}
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -202,7 +236,7 @@ func (c *conn) readCommand() ([]byte, error) {
 	c.raw.SetReadDeadline(time.Now().Add(c.srv.timeout()))
 	c.mu.Unlock()
 
-	line, err := c.readLine()
+	line, err := c.readLine(min(c.srv.maxLineLength(), maxCommandLine))
 
 	c.mu.Lock()
 	c.idle = false
@@ -215,11 +249,11 @@ func (c *conn) readCommand() ([]byte, error) {
 	return line, err
 }
 
-// readLine reads a line ending in LF (CRLF or bare LF) of at most
-// maxCommandLine and MaxLineLength bytes, and returns it without its line
-// end.
-func (c *conn) readLine() ([]byte, error) {
-	limit := min(c.srv.maxLineLength(), maxCommandLine)
+// readLine reads a line ending in LF (CRLF or bare LF) of at most limit
+// bytes, and returns it without its line end. A longer line is read to its
+// end and discarded (errLongLine), unless it goes on past maxSkipLine
+// (errLineFlood).
+func (c *conn) readLine(limit int) ([]byte, error) {
 	line, err := c.r.ReadSlice('\n')
 	if err == nil {
 		if len(line) > limit {
@@ -234,7 +268,7 @@ func (c *conn) readLine() ([]byte, error) {
 	for {
 		if len(c.long) > limit {
 			c.long = nil
-			return nil, errLongLine
+			return nil, c.skipLine(int64(len(line)))
 		}
 		line, err = c.r.ReadSlice('\n')
 		c.long = append(c.long, line...)
@@ -252,14 +286,33 @@ func (c *conn) readLine() ([]byte, error) {
 	return trimEOL(c.long), nil
 }
 
+// skipLine reads and discards the rest of a line of which read bytes
+// were read already. It returns errLongLine once the line end is read,
+// errLineFlood when the line goes on past maxSkipLine, or the read error.
+func (c *conn) skipLine(read int64) error {
+	for {
+		line, err := c.r.ReadSlice('\n')
+		read += int64(len(line))
+		switch {
+		case err == nil:
+			return errLongLine
+		case read > maxSkipLine:
+			return errLineFlood
+		case err != bufio.ErrBufferFull:
+			return err
+		}
+	}
+}
+
 // readFailed answers a failed command read; the connection then closes.
 func (c *conn) readFailed(err error) {
 	switch {
 	case err == errKicked:
 		// RFC 5321 §3.8: a server that must shut down answers 421.
 		c.reply(421, smtp.EnhancedCode{4, 3, 2}, c.srv.hostname()+" Service shutting down, try again later")
-	case err == errLongLine:
-		c.reply(500, smtp.EnhancedCode{5, 5, 6}, "Line too long, closing connection")
+	case err == errLineFlood:
+		// RFC 5321 §7.8: a server may defend itself.
+		c.reply(500, smtp.EnhancedCode{5, 5, 2}, "Line too long, closing connection")
 	case isTimeout(err):
 		c.reply(421, smtp.EnhancedCode{4, 4, 2}, c.srv.hostname()+" Idle timeout, closing connection")
 	default:
@@ -285,6 +338,12 @@ func (c *conn) handle(line []byte) bool {
 	case vBDAT:
 		return c.bdatCmd(arg)
 	case vRSET:
+		if len(arg) > 0 {
+			// RFC 5321 §4.1.1.5: RSET has no parameters (Postfix:
+			// the same reply).
+			c.reply(501, smtp.EnhancedCode{5, 5, 4}, "Syntax: RSET")
+			return true
+		}
 		c.resetTx()
 		c.reply(250, smtp.EnhancedCode{2, 0, 0}, "Ok")
 	case vNOOP:
@@ -293,8 +352,14 @@ func (c *conn) handle(line []byte) bool {
 		c.reply(221, smtp.EnhancedCode{2, 0, 0}, c.srv.hostname()+" closing connection")
 		return false
 	case vVRFY:
-		// RFC 5321 §3.5.3: 252 when not verifying.
-		c.reply(252, smtp.EnhancedCode{2, 5, 0}, "Cannot VRFY user, but will accept message and attempt delivery")
+		if len(arg) == 0 {
+			// RFC 5321 §4.1.1.6: VRFY takes a string.
+			c.reply(501, smtp.EnhancedCode{5, 5, 4}, "Syntax: VRFY address")
+			return true
+		}
+		// RFC 5321 §3.5.3, §7.3: 252 when not verifying (2.0.0 as
+		// Postfix).
+		c.reply(252, smtp.EnhancedCode{2, 0, 0}, "Cannot VRFY user, but will accept message and attempt delivery")
 	case vHELP:
 		c.reply(214, smtp.EnhancedCode{2, 0, 0}, "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH")
 	case vSTARTTLS:
@@ -302,14 +367,24 @@ func (c *conn) handle(line []byte) bool {
 	case vAUTH:
 		return c.authCmd(arg)
 	case vNotImpl:
+		// RFC 5321 §4.2.4: 502 for a command not implemented.
 		c.reply(502, smtp.EnhancedCode{5, 5, 1}, "Command not implemented")
 	default:
-		c.reply(500, smtp.EnhancedCode{5, 5, 2}, "Syntax error, command unrecognized")
-		c.errs++
-		if c.errs > errThreshold {
-			c.reply(500, smtp.EnhancedCode{5, 5, 1}, "Too many errors, closing connection")
-			return false
-		}
+		return c.commandError(reply(500, 5, 5, 2, "Syntax error, command unrecognized"))
+	}
+	return true
+}
+
+// commandError answers an unrecognized or overlong command line, and
+// counts it: after errThreshold of them the connection is closed with 421
+// (RFC 5321 §3.8, §7.8; Postfix: "421 4.7.0 Error: too many errors").
+// false: close.
+func (c *conn) commandError(err error) bool {
+	c.replyErr(err)
+	c.errs++
+	if c.errs > errThreshold {
+		c.replyErr(errTooManyErr)
+		return false
 	}
 	return true
 }
@@ -376,7 +451,7 @@ func (c *conn) mailCmd(arg []byte) bool {
 	}
 	rest, ok := cutPrefixFold(arg, "FROM:")
 	if !ok {
-		return c.say(reply(501, 5, 5, 2, "Syntax: MAIL FROM:<address>"))
+		return c.say(reply(501, 5, 5, 4, "Syntax: MAIL FROM:<address>"))
 	}
 	from, rest, ok := parsePath(trimSpaces(rest), true)
 	if !ok {
@@ -396,15 +471,15 @@ func (c *conn) mailCmd(arg []byte) bool {
 
 func (c *conn) rcptCmd(arg []byte) bool {
 	if !c.mail {
-		// 502 as go-smtp said; RFC 5321 §4.1.4 would have 503.
-		return c.say(reply(502, 5, 5, 1, "Send MAIL first"))
+		// RFC 5321 §4.1.4: out of sequence.
+		return c.say(errNeedMail)
 	}
 	if c.bdat != nil {
 		return c.say(errInChunks)
 	}
 	rest, ok := cutPrefixFold(arg, "TO:")
 	if !ok {
-		return c.say(reply(501, 5, 5, 2, "Syntax: RCPT TO:<address>"))
+		return c.say(reply(501, 5, 5, 4, "Syntax: RCPT TO:<address>"))
 	}
 	to, rest, ok := parsePath(trimSpaces(rest), false)
 	if !ok {
@@ -450,14 +525,15 @@ func readErrReply(err error) error {
 }
 
 func (c *conn) dataCmd(arg []byte) bool {
-	if len(arg) > 0 {
-		return c.say(reply(501, 5, 5, 4, "DATA takes no arguments"))
-	}
+	// The sequence first, then the syntax, as Postfix.
 	if c.bdat != nil {
 		return c.say(errInChunks)
 	}
 	if err := c.noTransaction(); err != nil {
 		return c.say(err)
+	}
+	if len(arg) > 0 {
+		return c.say(reply(501, 5, 5, 4, "DATA takes no arguments"))
 	}
 	c.reply(354, noCode, "Start mail input; end with <CRLF>.<CRLF>")
 	c.body = true
@@ -474,14 +550,15 @@ func (c *conn) dataCmd(arg []byte) bool {
 }
 
 // noTransaction refuses DATA or BDAT outside a transaction with a
-// recipient: 502 without MAIL (as go-smtp said; RFC 5321 §4.1.4 would
-// have 503), 554 when every RCPT was refused (RFC 2920 §3.1).
+// recipient: 503 without MAIL (RFC 5321 §4.1.4), 554 when every RCPT was
+// refused (RFC 5321 §3.3 allows 503 or 554; RFC 2920 §3.1 and Postfix
+// say 554).
 func (c *conn) noTransaction() error {
 	switch {
 	case !c.mail:
-		return reply(502, 5, 5, 1, "Send MAIL first")
+		return errNeedMail
 	case c.rcpts == 0:
-		return reply(554, 5, 5, 1, "No valid recipients")
+		return errNoRcpts
 	}
 	return nil
 }
@@ -543,7 +620,7 @@ func (c *conn) bdatCmd(arg []byte) bool {
 		// RFC 3030 §2: the message is given up; later chunks are
 		// refused (no transaction).
 		c.resetTx()
-		return refuse(reply(552, 5, 3, 4, "Message size exceeds fixed maximum message size"))
+		return refuse(errSizeExceeded)
 	}
 	if c.bdat == nil && last {
 		// The whole message in one chunk: Data reads it here.
@@ -629,12 +706,16 @@ func (c *conn) resetTx() {
 
 func (c *conn) startTLS(arg []byte) bool {
 	switch {
-	case c.tls != nil:
-		return c.say(reply(502, 5, 5, 1, "Already running TLS"))
-	case c.srv.TLSConfig == nil || c.srv.ImplicitTLS:
-		return c.say(reply(502, 5, 5, 1, "TLS not available"))
 	case len(arg) > 0:
-		return c.say(reply(501, 5, 5, 4, "STARTTLS takes no arguments"))
+		// RFC 3207 §4.
+		return c.say(reply(501, 5, 5, 4, "Syntax: STARTTLS (no parameters allowed)"))
+	case c.tls != nil:
+		// Out of sequence (STARTTLS again, or on implicit TLS). RFC 3207
+		// names no code; Postfix answers 554 5.5.1.
+		return c.say(errTLSActive)
+	case c.srv.TLSConfig == nil || c.srv.ImplicitTLS:
+		// Not offered: not implemented here (RFC 5321 §4.2.4).
+		return c.say(reply(502, 5, 5, 1, "Command not implemented"))
 	}
 	if n := c.r.Buffered(); n > 0 {
 		// RFC 3207 §4.2, CVE-2011-0411: nothing sent in plaintext may
@@ -664,29 +745,30 @@ func (c *conn) startTLS(arg []byte) bool {
 	return true
 }
 
-// authCmd runs an AUTH exchange (RFC 4954).
+// authCmd runs an AUTH exchange (RFC 4954). Its replies follow RFC 4954
+// §4 and §6, and Postfix where those leave a choice.
 func (c *conn) authCmd(arg []byte) bool {
 	if c.sess == nil {
 		return c.say(errNoHello)
 	}
 	if c.sess.authAccount() != nil {
-		return c.say(reply(503, 5, 5, 1, "Already authenticated"))
+		// RFC 4954 §4: no AUTH after a successful one.
+		return c.say(errAuthTwice)
 	}
 	mechArg, irArg, _ := bytes.Cut(arg, []byte{' '})
 	if len(mechArg) == 0 {
 		return c.say(reply(501, 5, 5, 4, "Syntax: AUTH mechanism [initial-response]"))
 	}
 	mech := strings.ToUpper(string(mechArg))
-	var resp []byte
-	if ir := trimSpaces(irArg); len(ir) > 0 {
-		var err error
-		if resp, err = decodeSASL(ir); err != nil {
-			return c.say(errBadBase64)
-		}
-	}
 	srv, err := c.sess.Auth(mech)
 	if err != nil {
 		return c.say(err)
+	}
+	var resp []byte
+	if ir := trimSpaces(irArg); len(ir) > 0 {
+		if resp, err = decodeSASL(ir); err != nil {
+			return c.say(errBadBase64)
+		}
 	}
 	for {
 		challenge, done, err := srv.Next(resp)
@@ -698,32 +780,53 @@ func (c *conn) authCmd(arg []byte) bool {
 		}
 		c.reply(334, noCode, base64.StdEncoding.EncodeToString(challenge))
 		c.raw.SetReadDeadline(time.Now().Add(c.srv.timeout()))
-		line, err := c.readLine()
+		line, err := c.readLine(max(min(c.srv.maxLineLength(), maxCommandLine), minAuthLine))
+		if err == errLongLine {
+			// RFC 4954 §4, §6.
+			return c.say(reply(500, 5, 5, 6, "Authentication exchange line is too long"))
+		}
 		if err != nil {
 			c.readFailed(err)
 			return false
 		}
 		if len(line) == 1 && line[0] == '*' {
-			return c.say(reply(501, 5, 0, 0, "Authentication cancelled"))
+			// RFC 4954 §4: 501; the enhanced code is Postfix's.
+			return c.say(reply(501, 5, 7, 0, "Authentication cancelled"))
 		}
 		if resp, err = decodeSASL(line); err != nil {
 			return c.say(errBadBase64)
 		}
 	}
-	c.reply(235, smtp.EnhancedCode{2, 0, 0}, "Authentication succeeded")
+	// RFC 4954 §6: 235 2.7.0.
+	c.reply(235, smtp.EnhancedCode{2, 7, 0}, "Authentication successful")
 	return true
 }
 
-// errBadBase64: 454 as go-smtp answered (RFC 4954 §4 has 501).
-var errBadBase64 = reply(454, 4, 7, 0, "Invalid base64 data")
+// errBadBase64: RFC 4954 §4, "If the server cannot [BASE64] decode any
+// client response, it MUST reject the AUTH command with a 501 reply (and
+// an enhanced status code of 5.5.2)."
+var errBadBase64 = reply(501, 5, 5, 2, "Cannot decode response: invalid base64")
 
+// errBase64 is decodeSASL's error.
+var errBase64 = errors.New("smtpd: invalid base64")
+
+// decodeSASL decodes a client response: "=" is an empty one (RFC 4954
+// §4). The base64 is checked strictly (RFC 4954 §4: any character outside
+// the alphabet, and "=" anywhere but at the end, MUST be rejected): Go's
+// decoder would skip CR and LF.
 func decodeSASL(b []byte) ([]byte, error) {
 	if len(b) == 1 && b[0] == '=' {
 		return []byte{}, nil
 	}
+	if bytes.ContainsAny(b, "\r\n") {
+		return nil, errBase64
+	}
 	out := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
-	n, err := base64.StdEncoding.Decode(out, b)
-	return out[:n], err
+	n, err := base64.StdEncoding.Strict().Decode(out, b)
+	if err != nil {
+		return nil, errBase64
+	}
+	return out[:n], nil
 }
 
 // kick asks an idle session to end (Shutdown); one receiving a message

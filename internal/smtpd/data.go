@@ -3,6 +3,7 @@ package smtpd
 import (
 	"errors"
 	"io"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -17,10 +18,23 @@ import (
 // Replies for a message that cannot be taken.
 var (
 	errStoreTemp = reply(451, 4, 3, 0, "Temporary failure storing the message, try again later")
+	// errStoreFull: RFC 5321 §4.2.3 452 "insufficient system storage"
+	// (RFC 1870 §6.2 for SIZE), RFC 3463 X.3.1 "Mail system full".
+	errStoreFull = reply(452, 4, 3, 1, "Insufficient system storage, try again later")
 	errLineLong  = reply(500, 5, 5, 2, "Line too long")
 	errTimeout   = reply(421, 4, 4, 2, "Timeout reading the message, closing connection")
 	errGone      = reply(421, 4, 4, 0, "Message not complete, closing connection")
 )
+
+// storeFailed is the reply to a message that could not be stored or
+// queued: temporary either way, 452 when the disk (or the quota of the
+// server's user) is full, 451 otherwise.
+func storeFailed(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return errStoreFull
+	}
+	return errStoreTemp
+}
 
 // Data receives the body of a DATA (dot-unstuffed by the engine's
 // dataReader) or of BDAT chunks (isBDAT; r then spans them, and with
@@ -29,6 +43,14 @@ var (
 // left), so the reply comes after the whole message and the session stays
 // in step. Its returned error is the reply; success is an *smtp.SMTPError
 // with code 250, which the engine writes as it is.
+//
+// On submission the message gets the header fields it lacks (submit.go).
+// On MX it is stored as received: a message without From (RFC 5322 §3.6
+// requires one) is still accepted for local delivery. Refusing it would
+// be a policy choice RFC 5322 does not ask of a receiver, Postfix accepts
+// it too, and RFC 5321 §6.4 forbids a relay or delivery server to repair
+// it; the DMARC check says "none (no From field)" (RFC 7489 §6.6.1 would
+// allow a refusal).
 func (s *session) Data(r io.Reader, isBDAT bool) error {
 	s.mu.Lock()
 	tx := s.tx
@@ -68,7 +90,16 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	trace := traceHeader(info)
 	_, werr := bw.WriteString(ma.prefix(trace))
 
-	size, rerr, werr := copyBody(message.NewCRLFWriter(bw), r, werr, sp.copy)
+	var dst io.Writer = bw
+	var fix *headerFixer
+	if s.srv.Mode == ModeSubmission && acc != nil {
+		fix = newHeaderFixer(bw, submitFields{from: acc.Address, date: info.date, messageID: id + "@" + info.hostname})
+		dst = fix
+	}
+	size, rerr, werr := copyBody(message.NewCRLFWriter(dst), r, werr, sp.copy)
+	if rerr == nil && werr == nil && fix != nil {
+		werr = fix.Close()
+	}
 	if rerr == nil && werr == nil {
 		werr = bw.Flush()
 	}
@@ -102,12 +133,12 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	if werr != nil {
 		w.Abort()
 		log.Error("message not stored: write body", "err", werr)
-		return errStoreTemp
+		return storeFailed(werr)
 	}
 	body, err := ma.finishBody(w)
 	if err != nil {
 		log.Error("message not stored: finish body", "err", err)
-		return errStoreTemp
+		return storeFailed(err)
 	}
 	spooled = body.Data
 	defer func() {
@@ -122,7 +153,7 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	if len(tx.targets) > 0 {
 		if err := s.srv.Deliverer.Deliver(s.ctx, body, tx.targets); err != nil {
 			log.Error("message not delivered: store", "err", err, "size", body.Size)
-			return errStoreTemp
+			return storeFailed(err)
 		}
 	}
 	if len(tx.remote) > 0 {
@@ -139,7 +170,7 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 			// A retry by the client duplicates the local copies, if
 			// any; better than losing the remote ones.
 			log.Error("message not queued", "err", err, "size", body.Size, "local_copies", len(tx.targets))
-			return errStoreTemp
+			return storeFailed(err)
 		}
 	}
 	if len(tx.notify) > 0 && len(tx.targets) > 0 && s.srv.Queue != nil {

@@ -262,9 +262,12 @@ func TestParseParams(t *testing.T) {
 		{true, " SIZE=-5", 501},
 		{true, " SIZE", 501},
 		{true, " SIZE=1 SIZE=2 SMTPUTF8 SMTPUTF8", 0},
-		{true, " BODY=BINARYMIME", 504},
-		{true, " BODY=9BIT", 501},
-		{true, " BOGUS=1", 500},
+		{true, " SIZE=99999999999999999999", 552},  // 20 digits: valid, too big
+		{true, " SIZE=999999999999999999999", 501}, // RFC 1870: at most 20
+		{true, " SIZE=+5", 501},
+		{true, " BODY=BINARYMIME", 555},
+		{true, " BODY=9BIT", 555},
+		{true, " BOGUS=1", 555},
 		{true, " RET=BOGUS", 501},
 		{true, " ENVID=bad+zz", 501},
 		{true, " ENVID=a+2b", 501}, // hexchar is upper case
@@ -284,7 +287,7 @@ func TestParseParams(t *testing.T) {
 		{false, " ORCPT=x400;a@b", 501},
 		{false, " ORCPT=utf-8;\\x{E9}@b", 0},
 		{false, " ORCPT=utf-8;\\x{41}@b", 501}, // A needs no escape
-		{false, " FOO", 500},
+		{false, " FOO", 555},
 	} {
 		var err *smtp.SMTPError
 		if tc.mail {
@@ -302,7 +305,7 @@ func TestParseParams(t *testing.T) {
 	}
 	// Without DSN and REQUIRETLS offered.
 	for _, in := range []string{" RET=FULL", " ENVID=x", " REQUIRETLS"} {
-		if _, err := parseMailParams([]byte(in), paramConfig{maxSize: 1000}); err == nil || err.Code != 504 {
+		if _, err := parseMailParams([]byte(in), paramConfig{maxSize: 1000}); err == nil || err.Code != 555 {
 			t.Errorf("%q without the extension: %v", in, err)
 		}
 	}

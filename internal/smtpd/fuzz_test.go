@@ -72,6 +72,8 @@ func FuzzSession(f *testing.F) {
 		{true, "EHLO ua\r\nAUTH PLAIN " + plain + "\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<friend@remote.example>\r\nDATA\r\nSubject: s\r\n\r\nt\r\n.\r\nQUIT\r\n"},
 		{true, "EHLO ua\r\nAUTH LOGIN\r\n" + b64(alice) + "\r\n" + b64(alicePass) + "\r\nMAIL FROM:<bob@example.org>\r\nMAIL FROM:<alice+x@example.org>\r\n"},
 		{true, "EHLO ua\r\nMAIL FROM:<alice@example.org>\r\nAUTH PLAIN\r\n*\r\nAUTH LOGIN " + b64(alice) + "\r\nwrong\r\nAUTH CRAM-MD5\r\n"},
+		{true, "EHLO ua\r\nAUTH PLAIN " + plain + "\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: no from\r\nnot a field\r\n.\r\nBDAT 9 LAST\r\nSubject: xAUTH PLAIN =\r\n"},
+		{false, "EHLO a\r\nNOOP " + strings.Repeat("x", 3000) + "\r\nRSET x\r\nVRFY\r\nMAIL FROM:<x@remote.example> BODY=BINARYMIME FOO=1\r\n"},
 	} {
 		f.Add(seed.submission, []byte(seed.s))
 	}

@@ -314,3 +314,7 @@ func oneMessage(t testing.TB, env *testenv.Env, addr string) (received, rest str
 }
 
 const simpleMsg = "From: alice@example.org\r\nTo: bob@example.org\r\nSubject: hello\r\n\r\nHello Bob.\r\n"
+
+// submitMsg has every field a submission adds when missing (submit.go):
+// it is stored and sent unchanged.
+const submitMsg = "From: alice@example.org\r\nTo: bob@example.org\r\nSubject: hello\r\nDate: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <hello@client.example.net>\r\n\r\nHello Bob.\r\n"

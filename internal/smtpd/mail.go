@@ -36,8 +36,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		return reply(530, 5, 7, 0, "Authentication required")
 	}
 	if opts != nil && opts.RequireTLS && !s.isTLS() {
-		// RFC 8689 §4.1: REQUIRETLS only on a TLS session.
-		return reply(530, 5, 7, 10, "REQUIRETLS needs a TLS session")
+		// RFC 8689 §4.1: REQUIRETLS only on a TLS session; EHLO does
+		// not offer it without TLS, so the parameter is not implemented
+		// here (RFC 5321 §4.1.1.11: 555; Postfix answers the same).
+		return errUnsupportedParam("REQUIRETLS")
 	}
 	if from != "" && !validPath(from) {
 		return reply(501, 5, 1, 7, "Bad sender address syntax")

@@ -39,7 +39,7 @@ func TestEHLOCapabilities(t *testing.T) {
 			if tc.auth && mechs != "PLAIN LOGIN" {
 				t.Errorf("AUTH %q, want PLAIN LOGIN", mechs)
 			}
-			c.cmd("VRFY bob@example.org", 252, "2.5.0")
+			c.cmd("VRFY bob@example.org", 252, "2.0.0")
 			c.cmd("QUIT", 221, "")
 		})
 	}
@@ -157,7 +157,7 @@ func TestMXRefusals(t *testing.T) {
 	c.cmd("RCPT TO:<victim@elsewhere.example>", 554, "5.7.1 Relay access denied")
 	c.cmd("RCPT TO:<not an address>", 501, "")
 	c.cmd("RCPT TO:<a@bad_domain!>", 501, "5.1.3")
-	c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXBhc3N3b3JkLTE=", 502, "")
+	c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXBhc3N3b3JkLTE=", 503, "5.5.1")
 	c.cmd("RCPT TO:<alice@example.org>", 250, "")
 	c.cmd("DATA", 354, "")
 	c.write(simpleMsg + ".\r\n")

@@ -277,7 +277,29 @@ type paramConfig struct {
 
 var (
 	errParamSyntax = reply(501, 5, 5, 4, "Syntax error in parameters")
+	// errSizeExceeded: RFC 1870 §6.1, for SIZE= at MAIL and for a BDAT
+	// chunk that takes the message over the limit.
+	errSizeExceeded = reply(552, 5, 3, 4, "Message size exceeds fixed maximum message size")
 )
+
+// errUnsupportedParam refuses a MAIL or RCPT parameter that is unknown or
+// not offered in this session: RFC 5321 §4.1.1.11, "If the server SMTP
+// does not recognize or cannot implement one or more of the parameters
+// associated with a particular MAIL FROM or RCPT TO command, it will
+// return code 555." Postfix: "555 5.5.4 Unsupported option".
+func errUnsupportedParam(name string) *smtp.SMTPError {
+	return reply(555, 5, 5, 4, "Unsupported option: "+name)
+}
+
+// allDigits reports whether b is a non-empty string of ASCII digits.
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
 
 // parseMailParams parses the parameters after MAIL FROM's path. A
 // parameter given twice counts once, the last value winning (as go-smtp
@@ -295,12 +317,15 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 		s = rest
 		switch {
 		case eqFold(p.key, "SIZE"):
-			n, err := strconv.ParseUint(string(p.value), 10, 63)
-			if err != nil || !p.hasValue {
+			// RFC 1870 §3: size-value = 1*20DIGIT.
+			if !p.hasValue || !allDigits(p.value) || len(p.value) > 20 {
 				return nil, reply(501, 5, 5, 4, "Syntax error in SIZE parameter")
 			}
-			if int64(n) > cfg.maxSize {
-				return nil, reply(552, 5, 3, 4, "Message size exceeds fixed maximum message size")
+			n, err := strconv.ParseUint(string(p.value), 10, 63)
+			if err != nil || int64(n) > cfg.maxSize {
+				// RFC 1870 §6.1 (a size too large to parse is too
+				// large).
+				return nil, errSizeExceeded
 			}
 			opts.Size = int64(n)
 		case eqFold(p.key, "BODY"):
@@ -309,10 +334,10 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 				opts.Body = smtp.Body7Bit
 			case eqFold(p.value, "8BITMIME"):
 				opts.Body = smtp.Body8BitMIME
-			case eqFold(p.value, "BINARYMIME"):
-				return nil, reply(504, 5, 5, 4, "BINARYMIME is not implemented")
 			default:
-				return nil, reply(501, 5, 5, 4, "Unknown BODY value")
+				// BINARYMIME (RFC 3030) is not offered; other values are
+				// not recognized (RFC 5321 §4.1.1.11; Postfix: 555).
+				return nil, errUnsupportedParam("BODY=" + string(p.value))
 			}
 		case eqFold(p.key, "SMTPUTF8"):
 			if p.hasValue {
@@ -321,7 +346,7 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 			opts.UTF8 = true
 		case eqFold(p.key, "REQUIRETLS"):
 			if !cfg.requireTLS {
-				return nil, reply(504, 5, 5, 4, "REQUIRETLS is not implemented")
+				return nil, errUnsupportedParam("REQUIRETLS")
 			}
 			if p.hasValue {
 				return nil, errParamSyntax
@@ -329,7 +354,7 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 			opts.RequireTLS = true
 		case eqFold(p.key, "RET"):
 			if !cfg.dsn {
-				return nil, reply(504, 5, 5, 4, "RET is not implemented")
+				return nil, errUnsupportedParam("RET")
 			}
 			switch {
 			case eqFold(p.value, "FULL"):
@@ -341,7 +366,7 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 			}
 		case eqFold(p.key, "ENVID"):
 			if !cfg.dsn {
-				return nil, reply(504, 5, 5, 4, "ENVID is not implemented")
+				return nil, errUnsupportedParam("ENVID")
 			}
 			v, ok := decodeXtext(p.value)
 			if !ok || len(v) == 0 || len(v) > 100 || !printableASCII(v) {
@@ -363,8 +388,7 @@ func parseMailParams(s []byte, cfg paramConfig) (*smtp.MailOptions, *smtp.SMTPEr
 			}
 			opts.Auth = &a
 		default:
-			// 500 as go-smtp answered (RFC 5321 §4.1.1.11 suggests 555).
-			return nil, reply(500, 5, 5, 4, "Unsupported MAIL FROM parameter")
+			return nil, errUnsupportedParam(string(p.key))
 		}
 	}
 }
@@ -384,7 +408,7 @@ func parseRcptParams(s []byte, cfg paramConfig) (*smtp.RcptOptions, *smtp.SMTPEr
 		switch {
 		case eqFold(p.key, "NOTIFY"):
 			if !cfg.dsn {
-				return nil, reply(504, 5, 5, 4, "NOTIFY is not implemented")
+				return nil, errUnsupportedParam("NOTIFY")
 			}
 			n, ok := parseNotify(p.value)
 			if !ok {
@@ -393,7 +417,7 @@ func parseRcptParams(s []byte, cfg paramConfig) (*smtp.RcptOptions, *smtp.SMTPEr
 			opts.Notify = n
 		case eqFold(p.key, "ORCPT"):
 			if !cfg.dsn {
-				return nil, reply(504, 5, 5, 4, "ORCPT is not implemented")
+				return nil, errUnsupportedParam("ORCPT")
 			}
 			typ, addr, ok := parseORcpt(p.value)
 			if !ok {
@@ -401,7 +425,7 @@ func parseRcptParams(s []byte, cfg paramConfig) (*smtp.RcptOptions, *smtp.SMTPEr
 			}
 			opts.OriginalRecipientType, opts.OriginalRecipient = typ, addr
 		default:
-			return nil, reply(500, 5, 5, 4, "Unsupported RCPT TO parameter")
+			return nil, errUnsupportedParam(string(p.key))
 		}
 	}
 }

@@ -82,7 +82,7 @@ func TestSubmissionQueuesRemote(t *testing.T) {
 	c.cmd("RCPT TO:<dan@other.test> NOTIFY=NEVER", 250, "")
 	c.cmd("RCPT TO:<carol@example.org>", 250, "")
 	c.cmd("DATA", 354, "")
-	c.write(simpleMsg + ".\r\n")
+	c.write(submitMsg + ".\r\n")
 	text := c.expect(250, "2.0.0")
 	id := text[strings.LastIndex(text, " ")+1:]
 
@@ -105,7 +105,7 @@ func TestSubmissionQueuesRemote(t *testing.T) {
 		// The exact body: our Received field, then the message as sent;
 		// no Return-Path (RFC 5321 §4.4: final delivery adds it).
 		body := string(d.body)
-		if !strings.HasPrefix(body, "Received: from client.example.net") || !strings.HasSuffix(body, "\r\n"+simpleMsg) || strings.Contains(body, "Return-Path") {
+		if !strings.HasPrefix(body, "Received: from client.example.net") || !strings.HasSuffix(body, "\r\n"+submitMsg) || strings.Contains(body, "Return-Path") {
 			t.Errorf("body sent:\n%s", body)
 		}
 		if !strings.Contains(body, " id "+id) {
@@ -137,7 +137,7 @@ func TestMXRelayStillRefused(t *testing.T) {
 	c.cmd("RCPT TO:<victim@elsewhere.example> NOTIFY=NEVER", 554, "5.7.1")
 	c.cmd5xx("DATA")
 	// Even after AUTH is attempted: MX has none.
-	c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXBhc3N3b3JkLTE=", 502, "")
+	c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXBhc3N3b3JkLTE=", 503, "5.5.1")
 	c.cmd("RSET", 250, "")
 	c.cmd("QUIT", 221, "")
 	time.Sleep(50 * time.Millisecond)
@@ -180,8 +180,9 @@ func TestDSNParameterErrors(t *testing.T) {
 	c.authPlain(alice, alicePass, 235, "")
 	c.cmd("MAIL FROM:<alice@example.org> RET=BOGUS", 501, "")
 	c.cmd("MAIL FROM:<alice@example.org> ENVID=bad+zz", 501, "")
-	// REQUIRETLS on a plaintext (loopback) session: RFC 8689 §4.1.
-	c.cmd("MAIL FROM:<alice@example.org> REQUIRETLS", 530, "5.7.10")
+	// REQUIRETLS on a plaintext (loopback) session: not offered there
+	// (RFC 8689 §4.1), so not implemented (RFC 5321 §4.1.1.11).
+	c.cmd("MAIL FROM:<alice@example.org> REQUIRETLS", 555, "5.5.4")
 	c.cmd("MAIL FROM:<alice@example.org>", 250, "")
 	c.cmd("RCPT TO:<bob@remote.test> NOTIFY=NEVER,SUCCESS", 501, "")
 	c.cmd("RCPT TO:<bob@remote.test> NOTIFY=SOMETIMES", 501, "")

@@ -141,7 +141,9 @@ func (s *session) AuthMechanisms() []string {
 // Auth starts an AUTH exchange (RFC 4954).
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if s.srv.Mode != ModeSubmission {
-		return nil, reply(502, 5, 5, 1, "AUTH not available on this port")
+		// Not offered in EHLO. Postfix answers this (RFC 4954 names no
+		// code).
+		return nil, reply(503, 5, 5, 1, "Authentication not enabled")
 	}
 	s.mu.Lock()
 	inTx := s.tx.open
@@ -150,10 +152,6 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		// RFC 4954 §4: AUTH is not permitted during a mail transaction.
 		return nil, reply(503, 5, 5, 1, "AUTH not permitted during a mail transaction")
 	}
-	if !auth.PlaintextAllowed(s.isTLS(), s.remote) {
-		// RFC 4954 §6.
-		return nil, reply(538, 5, 7, 11, "Encryption required for requested authentication mechanism; use STARTTLS")
-	}
 	var srv sasl.Server
 	switch mech {
 	case sasl.Plain:
@@ -161,7 +159,14 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	case sasl.Login:
 		srv = auth.NewLoginServer(s.login)
 	default:
+		// RFC 4954 §4.
 		return nil, reply(504, 5, 5, 4, "Unrecognized authentication mechanism")
+	}
+	if !auth.PlaintextAllowed(s.isTLS(), s.remote) {
+		// RFC 4954 §4: a mechanism that "requires an encryption layer"
+		// is refused with 504 5.5.4 (§6 keeps 538 5.7.11 "for historical
+		// purposes only"); Postfix answers the same.
+		return nil, reply(504, 5, 5, 4, "Encryption required for requested authentication mechanism; use STARTTLS")
 	}
 	return saslReplies{srv}, nil
 }
@@ -172,10 +177,12 @@ func (s *session) login(user, password string) error {
 	switch {
 	case err == nil:
 	case errors.Is(err, auth.ErrBadCredentials):
-		return reply(535, 5, 7, 8, "Authentication credentials invalid")
+		return errBadCredentials
 	case errors.Is(err, auth.ErrThrottled):
+		// Temporary: the lockout ends (RFC 4954 §6: 454 4.7.0).
 		return reply(454, 4, 7, 0, "Too many failed logins, try again later")
 	default:
+		// The user database failed: temporary (RFC 4954 §6).
 		s.logger().Error("login failed: internal error", "err", err)
 		return reply(454, 4, 7, 0, "Temporary authentication failure, try again later")
 	}
@@ -199,6 +206,9 @@ func (s *session) authAccount() *userdb.Account {
 	return s.account
 }
 
+// errBadCredentials: RFC 4954 §6.
+var errBadCredentials = reply(535, 5, 7, 8, "Authentication credentials invalid")
+
 // saslReplies turns the errors of the auth package's mechanisms into SMTP
 // replies.
 type saslReplies struct{ sasl.Server }
@@ -213,10 +223,20 @@ func (r saslReplies) Next(resp []byte) ([]byte, bool, error) {
 	case errors.As(err, &se):
 	case errors.Is(err, auth.ErrBadCredentials):
 		// An authorization identity other than the user (PLAIN).
-		err = reply(535, 5, 7, 8, "Authentication credentials invalid")
-	case errors.Is(err, auth.ErrSASLMalformed), errors.Is(err, sasl.ErrUnexpectedClientResponse):
-		err = reply(501, 5, 5, 2, "Malformed authentication response")
+		err = errBadCredentials
+	case errors.Is(err, auth.ErrSASLMalformed):
+		// Valid base64, but not a PLAIN message (no NULs, empty user) or
+		// an empty LOGIN user name: RFC 4954 §4, "If the server is unable
+		// to authenticate the client, it SHOULD reject the AUTH command
+		// with a 535 reply unless a more specific error code is
+		// appropriate". Postfix (with Dovecot or Cyrus SASL) answers
+		// 535 5.7.8 too; 501 5.5.2 is for base64 that does not decode.
+		err = errBadCredentials
+	case errors.Is(err, sasl.ErrUnexpectedClientResponse):
+		// RFC 4954 §4: data the mechanism does not expect, 501 5.7.0.
+		err = reply(501, 5, 7, 0, "Unexpected authentication response")
 	default:
+		// Not a property of what the client sent: temporary.
 		err = reply(454, 4, 7, 0, "Temporary authentication failure")
 	}
 	return nil, true, err

@@ -6,11 +6,16 @@
 //   - A message is answered 250 only after deliver.Deliverer.Deliver
 //     returned, that is when every local copy is durable (in the store's
 //     delivery journal, or a fsynced body file and a committed index).
-//     Any failure is 451 4.3.0; nothing is dropped.
+//     Any failure is temporary (451 4.3.0, 452 4.3.1 when the disk is
+//     full); nothing is dropped.
 //   - The body is stored as received, with CRLF line ends (bare LF is made
 //     CRLF), after a Return-Path and a Received header field, and on MX
 //     with a Verifier an Authentication-Results field; forged ones carrying
-//     our authserv-id are removed (authres.go).
+//     our authserv-id are removed (authres.go). On submission a message
+//     lacking From, Date or Message-ID gets them (submit.go, RFC 6409 §8).
+//   - A header field that a signature or check needs and that is missing
+//     or malformed never causes a refusal or a 4xx: submission adds it,
+//     DKIM signing is skipped, DMARC reports it.
 //   - Never an open relay: a recipient outside the local domains is refused
 //     on MX (554 5.7.1) whoever the client is, loopback included. Mail to
 //     remote addresses (authenticated submission, or aliases that forward

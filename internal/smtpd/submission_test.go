@@ -19,12 +19,12 @@ func TestSubmissionRequiresAuth(t *testing.T) {
 	c := dial(t, env.Addr("submission"))
 	c.ehlo()
 	c.cmd("MAIL FROM:<alice@example.org>", 530, "5.7.0")
-	c.cmd("RCPT TO:<bob@example.org>", 502, "") // go-smtp: no MAIL yet
+	c.cmd("RCPT TO:<bob@example.org>", 503, "5.5.1") // no MAIL yet
 	c.authPlain(alice, alicePass, 235, "")
-	c.cmd("AUTH PLAIN", 503, "") // already authenticated
-	c.send(alice, []string{bob}, simpleMsg, 250)
+	c.cmd("AUTH PLAIN", 503, "5.5.1") // already authenticated
+	c.send(alice, []string{bob}, submitMsg, 250)
 	received, rest := oneMessage(t, env, bob)
-	if rest != simpleMsg {
+	if rest != submitMsg {
 		t.Errorf("body %q", rest)
 	}
 	if !strings.Contains(received, " with ESMTPA id ") {
@@ -42,7 +42,7 @@ func TestSubmissionAuthLogin(t *testing.T) {
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	c.cmd("AUTH LOGIN", 334, b64("Username:"))
 	c.cmd(b64(bob), 334, b64("Password:"))
-	c.cmd(b64(bobPass), 235, "2.0.0")
+	c.cmd(b64(bobPass), 235, "2.7.0")
 	c.send(bob, []string{alice}, simpleMsg, 250)
 
 	// Initial response form, and cancelling.
@@ -81,13 +81,13 @@ func TestSubmissionNetSMTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write([]byte("Subject: x\n\nbare LF lines\n"))
+	w.Write([]byte("From: carol@example.org\nDate: Mon, 07 Dec 2026 10:00:00 +0000\nMessage-ID: <x@ua.example>\nSubject: x\n\nbare LF lines\n"))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	c.Quit()
 	_, rest := oneMessage(t, env, alice)
-	if rest != "Subject: x\r\n\r\nbare LF lines\r\n" {
+	if rest != "From: carol@example.org\r\nDate: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <x@ua.example>\r\nSubject: x\r\n\r\nbare LF lines\r\n" {
 		t.Errorf("body %q", rest)
 	}
 }
@@ -101,8 +101,8 @@ func TestSubmissionBadCredentials(t *testing.T) {
 	// An authorization identity that is not the user.
 	ir := base64.StdEncoding.EncodeToString([]byte(bob + "\x00" + alice + "\x00" + alicePass))
 	c.cmd("AUTH PLAIN "+ir, 535, "5.7.8")
-	c.cmd("AUTH PLAIN !!!", 454, "") // go-smtp's reply to bad base64
-	c.cmd("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("garbage")), 501, "5.5.2")
+	c.cmd("AUTH PLAIN !!!", 501, "5.5.2") // RFC 4954 §4
+	c.cmd("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("garbage")), 535, "5.7.8")
 	c.cmd("AUTH CRAM-MD5", 504, "5.5.4")
 	c.cmd("MAIL FROM:<alice@example.org>", 530, "")
 	c.authPlain(alice, alicePass, 235, "")
@@ -197,7 +197,7 @@ func TestSubmissionImplicitTLS(t *testing.T) {
 	if caps["AUTH"] != "PLAIN LOGIN" {
 		t.Errorf("AUTH %q", caps["AUTH"])
 	}
-	c.cmd("STARTTLS", 502, "")
+	c.cmd("STARTTLS", 554, "5.5.1")
 	c.authPlain(bob, bobPass, 235, "")
 	c.send(bob, []string{alice}, simpleMsg, 250)
 	received, _ := oneMessage(t, env, alice)
@@ -213,12 +213,12 @@ func TestStartTLS(t *testing.T) {
 	c.cmd("MAIL FROM:<alice@example.org>", 530, "")
 	c.startTLS(env.ClientTLS())
 	// RFC 3207 §4.2: the client must EHLO again; state is discarded.
-	c.cmd("MAIL FROM:<alice@example.org>", 502, "")
+	c.cmd("MAIL FROM:<alice@example.org>", 503, "5.5.1")
 	caps := c.ehlo()
 	if _, ok := caps["STARTTLS"]; ok {
 		t.Errorf("STARTTLS offered again: %v", caps)
 	}
-	c.cmd("STARTTLS", 502, "")
+	c.cmd("STARTTLS", 554, "5.5.1")
 	c.authPlain(alice, alicePass, 235, "")
 	c.send(alice, []string{bob}, simpleMsg, 250)
 	received, _ := oneMessage(t, env, bob)
@@ -239,7 +239,8 @@ func TestStartTLSDropsAuth(t *testing.T) {
 }
 
 // TestPlaintextAuthNeedsTLS: a client that is not on loopback is not
-// offered AUTH without TLS and is refused 538 if it tries.
+// offered AUTH without TLS and is refused 504 5.5.4 if it tries (RFC 4954
+// §4; §6 keeps 538 for historical purposes only).
 func TestPlaintextAuthNeedsTLS(t *testing.T) {
 	ip := nonLoopbackIP(t)
 	env := newEnv(t)
@@ -258,7 +259,7 @@ func TestPlaintextAuthNeedsTLS(t *testing.T) {
 	if _, ok := caps["AUTH"]; ok {
 		t.Errorf("AUTH offered to a non-loopback client without TLS: %v", caps)
 	}
-	c.authPlain(alice, alicePass, 538, "5.7.11")
+	c.authPlain(alice, alicePass, 504, "5.5.4")
 	c.cmd("MAIL FROM:<alice@example.org>", 530, "STARTTLS")
 	c.startTLS(env.ClientTLS())
 	caps = c.ehlo()
