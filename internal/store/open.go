@@ -96,10 +96,12 @@ func (s *Store) Account(ctx context.Context, id int64) (*Account, error) {
 		}
 		ch := make(chan struct{})
 		s.busy[id] = ch
-		// Make room first, so that the descriptors in use stay bounded.
+		// Make room first, so that the descriptors in use stay bounded;
+		// the victims close in the background (a close makes the index
+		// durable: fsyncs this caller need not wait for).
 		victims := s.evictLocked(len(s.accts) + 1 - s.maxOpen)
 		s.mu.Unlock()
-		s.closeEvicted(victims)
+		go s.closeEvicted(victims)
 
 		a, err := s.openAccount(ctx, id)
 
@@ -139,7 +141,9 @@ func (a *Account) Release() {
 	a.idleElem = s.idle.PushBack(a)
 	victims := s.evictLocked(len(s.accts) - s.maxOpen)
 	s.mu.Unlock()
-	s.closeEvicted(victims)
+	if len(victims) > 0 {
+		go s.closeEvicted(victims)
+	}
 }
 
 func (s *Store) pinLocked(a *Account) {
@@ -246,6 +250,7 @@ func (s *Store) takeForRemoval(ctx context.Context, id int64) (done func(), err 
 			a.idleElem = nil
 		}
 		delete(s.swept, id)
+		delete(s.opened, id)
 		ch := make(chan struct{})
 		s.busy[id] = ch
 		s.mu.Unlock()
@@ -281,13 +286,19 @@ func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 	// The account's directory entries (accounts/<id> and its msg/) must
 	// be durable before its first message is acknowledged: SQLite and
 	// blob fsync only the directories they write into. This is done at
-	// every open, not only when this process created the directory: a
-	// process killed between creating it and these fsyncs leaves a
-	// directory that exists but whose name may not survive a power loss.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := syncDir(d); err != nil {
-			db.Close()
-			return nil, err
+	// the first open in each process, not only when this process created
+	// the directory: a process killed between creating it and these
+	// fsyncs leaves a directory that exists but whose name may not
+	// survive a power loss.
+	s.mu.Lock()
+	first := !s.opened[id]
+	s.mu.Unlock()
+	if first {
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := syncDir(d); err != nil {
+				db.Close()
+				return nil, err
+			}
 		}
 	}
 	a := &Account{s: s, ID: id, dir: dir, db: db, bodies: bodies, commits: make(chan *commitReq, 256), stop: make(chan struct{}), exited: make(chan struct{})}
@@ -305,6 +316,7 @@ func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 	// swept once per process, before anything of this process can have
 	// a link in flight for the account (it is not published yet).
 	s.mu.Lock()
+	s.opened[id] = true
 	sweep := s.sweepOnOpen && !s.swept[id]
 	if sweep {
 		s.swept[id] = true

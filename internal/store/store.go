@@ -297,6 +297,9 @@ type Store struct {
 	// files when it is first opened (swept).
 	sweepOnOpen bool
 	swept       map[int64]bool
+	// opened: accounts this Store has opened before (their directory
+	// names were fsynced then).
+	opened      map[int64]bool
 	janitorStop chan struct{}
 	janitorWake chan struct{}
 	janitorDone chan struct{}
@@ -317,12 +320,12 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error)
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{
-		dir:     dataDir,
-		tmp:     filepath.Join(dataDir, "tmp"),
-		log:     log,
-		accts:   map[int64]*Account{},
-		busy:    map[int64]chan struct{}{},
-		swept:   map[int64]bool{},
+		dir:   dataDir,
+		tmp:   filepath.Join(dataDir, "tmp"),
+		log:   log,
+		accts: map[int64]*Account{},
+		busy:  map[int64]chan struct{}{},
+		swept: map[int64]bool{}, opened: map[int64]bool{},
 		maxOpen: DefaultMaxOpenAccounts, idleClose: DefaultAccountIdle,
 		janitorStop: make(chan struct{}), janitorWake: make(chan struct{}, 1), janitorDone: make(chan struct{}),
 		locks: map[int64]struct{}{},
