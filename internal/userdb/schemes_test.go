@@ -140,13 +140,13 @@ func TestCheckHashRefuses(t *testing.T) {
 		"{SHA512-CRYPT}$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZF9lUYzW5", // $5$ under the $6$ scheme
 		"{SHA256-CRYPT}$5$rounds=999999999$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZF9lUYzW5",
 		"{BLF-CRYPT}$2y$05$short",
-		"{SSHA512}bm90IGJhc2U2NA==",  // too short for a SHA-512 digest
-		"{SSHA512}%%%",               // not base64
+		"{SSHA512}bm90IGJhc2U2NA==", // too short for a SHA-512 digest
+		"{SSHA512}%%%",              // not base64
 		"{SHA512}" + strings.Repeat("A", 10),
 		"{CRAM-MD5}0123",
 		"{CRAM-MD5}" + strings.Repeat("zz", 32),
 		"{ARGON2ID}$argon2id$v=19$m=4194304,t=3,p=1$c2FsdHNhbHRzYWx0$" + strings.Repeat("A", 43), // 4 GiB
-		"{ARGON2I}$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHRzYWx0$" + strings.Repeat("A", 43),   // scheme mismatch
+		"{ARGON2I}$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHRzYWx0$" + strings.Repeat("A", 43),    // scheme mismatch
 		"{SHA512-CRYPT}$6$ab\n$cd",
 	} {
 		if got, err := CheckHash(h); err == nil {
