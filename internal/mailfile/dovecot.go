@@ -293,8 +293,8 @@ func tabUnescape(s string) string {
 
 // DovecotUIDL formats a message's POP3 UIDL with Dovecot's
 // pop3_uidl_format variables: %u the UID, %v the UIDVALIDITY (both with
-// an optional width and X for upper-case hex, as in the default
-// "%08Xu%08Xv"), %f the file name base, %g the message GUID (the G
+// an optional width and X for hex, as in the default "%08Xu%08Xv"; like
+// Dovecot's var-expand, X gives lower-case digits), %f the file name base, %g the message GUID (the G
 // extension field, else the base), %% a percent sign. Other variables
 // (%m, the MD5 of the header) are not supported.
 func DovecotUIDL(format string, uid, uidValidity uint32, rec DovecotUIDRecord) (string, error) {
@@ -321,7 +321,7 @@ func DovecotUIDL(format string, uid, uidValidity uint32, rec DovecotUIDRecord) (
 		pad := func(n uint32) string {
 			verb := "d"
 			if hexa {
-				verb = "X"
+				verb = "x" // Dovecot's m_str_hex prints "%llx"
 			}
 			return fmt.Sprintf("%"+width+verb, n)
 		}

@@ -27,7 +27,7 @@ func TestParseDovecotUIDList(t *testing.T) {
 		t.Errorf("lookup of a name without info failed")
 	}
 	for _, tc := range []struct{ format, want string }{
-		{"%08Xu%08Xv", "0000000C4C0907B0"},
+		{"%08Xu%08Xv", "0000000c4c0907b0"},
 		{"%u-%v", "12-1275660208"},
 		{"%f", "1655390419.M1P2.host,S=10,W=12"},
 		{"%g", "1655390419.M1P2.host,S=10,W=12"},
