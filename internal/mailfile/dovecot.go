@@ -146,7 +146,10 @@ func ParseDovecotUIDList(data []byte, name string) (*DovecotUIDList, error) {
 		if rest == "" || strings.ContainsRune(rest, '/') {
 			return nil, bad(n, "bad file name")
 		}
-		rec.Base = rest
+		// Version 1 (Courier) records may name the file with its info.
+		if rec.Base = MaildirBase(rest); rec.Base == "" {
+			return nil, bad(n, "bad file name")
+		}
 		l.byBase[rec.Base] = len(l.Records)
 		l.Records = append(l.Records, rec)
 	}
@@ -170,11 +173,15 @@ func (l *DovecotUIDList) Lookup(name string) (DovecotUIDRecord, bool) {
 	return l.Records[i], true
 }
 
-// MaildirBase is a Maildir file name without its info (":2,..." or
-// "!2,...").
+// MaildirBase is a Maildir file name without its info: up to the first
+// ":" (as Dovecot cuts it) or "!2," (the info separator of systems that
+// do not allow ':').
 func MaildirBase(name string) string {
-	if i := strings.LastIndexAny(name, ":!"); i >= 0 && strings.HasPrefix(name[i+1:], "2,") {
-		return name[:i]
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		name = name[:i]
+	}
+	if i := strings.Index(name, "!2,"); i >= 0 {
+		name = name[:i]
 	}
 	return name
 }

@@ -185,3 +185,22 @@ func TestCheckHashNormalizes(t *testing.T) {
 		t.Errorf("NeedsRehash(our own hash) = true")
 	}
 }
+
+func FuzzVerifyPassword(f *testing.F) {
+	f.Add("{SHA512-CRYPT}$6$rounds=1000$salt$x", "pw")
+	f.Add("{CRAM-MD5}38b57fd1a0c4b46c814aa05f20318edd71c455380655f2c0ac35c5b359528d29", "correct horse")
+	f.Add("{SSHA512.HEX}00", "")
+	f.Add("$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$c2FsdHNhbHRzYWx0c2FsdA", "x")
+	f.Fuzz(func(t *testing.T, hash, pw string) {
+		// Keep the fuzzer off expensive parameters: what CheckHash
+		// accepts must verify without panicking.
+		norm, err := CheckHash(hash)
+		if err != nil {
+			return
+		}
+		if strings.Contains(norm, "rounds=") || strings.Contains(norm, "argon2") || strings.HasPrefix(norm, "{BLF") {
+			return
+		}
+		VerifyPassword(norm, pw)
+	})
+}

@@ -2,7 +2,10 @@
 // with their credentials, and aliases. It lives in global.db in the data
 // directory.
 //
-// Passwords are stored only as argon2id hashes (PHC string format). The APOP
+// Passwords are stored as argon2id hashes (PHC string format), except those
+// of imported accounts, which keep the hash they came with, in its scheme
+// ("{SHA512-CRYPT}$6$...", schemes.go), until their first successful login
+// replaces it by argon2id (Rehash). The APOP
 // shared secret, which RFC 1939 §7 requires the server to know in the clear,
 // is kept in its own column, is optional per account, and is never the login
 // password. Every read goes to the database, so changes made by the admin
