@@ -190,18 +190,16 @@ func parseUsersCSV(data []byte, _ string) ([]userdb.ImportRecord, []lineError) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				line = pe.Line
-			}
-			bad = append(bad, lineError{line, err})
-			if pe == nil {
+			if !errors.As(err, &pe) {
+				bad = append(bad, lineError{1, err})
 				break
 			}
+			bad = append(bad, lineError{pe.StartLine, err})
 			continue
 		}
+		line, _ := r.FieldPos(0)
 		if len(row) != len(cols) {
 			bad = append(bad, lineError{line, fmt.Errorf("%d fields, want %d", len(row), len(cols))})
 			continue

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jodmai/jodmai/internal/userdb"
 )
 
 const (
@@ -181,4 +183,26 @@ func TestUserImportSpeed(t *testing.T) {
 	if err != nil || len(accs) != n {
 		t.Fatalf("%d accounts, %v", len(accs), err)
 	}
+}
+
+func FuzzUserImportParsers(f *testing.F) {
+	f.Add([]byte("address,password_hash,quota,admin,aliases\na@example.org,{PLAIN}x,2GiB,true,\"b@example.org c@example.org\"\n"))
+	f.Add([]byte(`[{"address": "a@example.org", "quota": "1GiB"}, {"address": "b@example.org", "quota": 5}]`))
+	f.Add([]byte("a@example.org:{SHA512-CRYPT}$6$x$y::::::userdb_quota_rule=*:storage=1G\nbob:{PLAIN}x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lines := strings.Count(string(data), "\n") + 1
+		for _, parse := range []func([]byte, string) ([]userdb.ImportRecord, []lineError){parseUsersCSV, parseUsersJSON, parseUsersDovecot} {
+			recs, bad := parse(data, "example.org")
+			for _, r := range recs {
+				if r.Line < 1 || r.Line > lines {
+					t.Fatalf("record line %d of %d", r.Line, lines)
+				}
+			}
+			for _, b := range bad {
+				if b.line < 1 || b.line > lines+1 || b.err == nil {
+					t.Fatalf("error line %d of %d: %v", b.line, lines, b.err)
+				}
+			}
+		}
+	})
 }
