@@ -263,16 +263,19 @@ func runUserList(ctx context.Context, env *cmdEnv, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ADDRESS\tAPOP\tQUOTA\tCREATED")
+		fmt.Fprintln(tw, "ADDRESS\tAPOP\tQUOTA\tCREATED\tADMIN")
 		for _, a := range accs {
-			apop, quota := "no", "none"
+			apop, quota, admin := "no", "none", ""
 			if a.HasAPOP {
 				apop = "yes"
+			}
+			if a.Admin {
+				admin = "admin"
 			}
 			if a.QuotaBytes > 0 {
 				quota = config.Size(a.QuotaBytes).String()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Address, apop, quota, a.Created.UTC().Format("2006-01-02 15:04"))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Address, apop, quota, a.Created.UTC().Format("2006-01-02 15:04"), admin)
 		}
 		return tw.Flush()
 	})

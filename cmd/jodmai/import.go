@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/mailfile"
 	"github.com/jodmai/jodmai/internal/message"
@@ -35,9 +36,19 @@ const keywordForwarded = "$Forwarded"
 func runImport(ctx context.Context, env *cmdEnv, args []string) error {
 	mailbox := env.flags.String("mailbox", "", "target mailbox `NAME` (default INBOX; for a Maildir, its root; subfolders go below NAME)")
 	format := env.flags.String("format", "", "input `FORMAT`: mbox (mboxrd; mboxo and mboxcl read alike, Content-Length ignored) or maildir (default: maildir for a directory holding cur/ or new/, mbox otherwise)")
-	rest, err := env.parse(args, 2, 2)
+	dov := dovecotFlags(env)
+	rest, err := env.parse(args, 0, 2)
 	if err != nil {
 		return err
+	}
+	if dov.root != "" {
+		if len(rest) != 0 || *mailbox != "" || *format != "" {
+			return usagef("--dovecot-root takes no ACCOUNT, FILE, --mailbox or --format")
+		}
+		return runImportDovecotRoot(ctx, env, dov)
+	}
+	if len(rest) != 2 {
+		return usagef("want ACCOUNT and FILE|DIR (or --dovecot-root DIR)")
 	}
 	if *format != "" && *format != "mbox" && *format != "maildir" {
 		return usagef("--format must be mbox or maildir, not %q", *format)
@@ -67,7 +78,7 @@ func runImport(ctx context.Context, env *cmdEnv, args []string) error {
 	// far is still committed, and the temporary bodies are removed.
 	runCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	imp := &importer{st: a.store, a: a.acct, prog: newProgress(env, "import")}
+	imp := &importer{st: a.store, a: a.acct, prog: newProgress(env, "import"), dov: *dov}
 	if *format == "maildir" {
 		err = imp.maildir(runCtx, src, *mailbox)
 	} else {
@@ -82,6 +93,9 @@ func runImport(ctx context.Context, env *cmdEnv, args []string) error {
 		return fmt.Errorf("%w (%d messages imported before the failure)", err, imp.prog.msgs)
 	}
 	fmt.Fprintf(env.stdout, "imported %s\n", imp.prog.summary())
+	if imp.kept.mailboxes > 0 {
+		fmt.Fprintf(env.stdout, "%s\n", imp.kept)
+	}
 	return nil
 }
 
@@ -129,6 +143,9 @@ type importer struct {
 	where   []string // each batched message's position, for errors
 	known   map[string]bool
 	copyBuf []byte
+
+	dov  dovecotOptions // see import_dovecot.go
+	kept keptStats
 }
 
 // ensureMailbox creates a mailbox (and its parents) unless it exists.
@@ -162,18 +179,7 @@ func (imp *importer) add(ctx context.Context, mailbox string, r io.Reader, flags
 		}
 		imp.mailbox = mailbox
 	}
-	w, err := imp.st.NewBody()
-	if err != nil {
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	if imp.copyBuf == nil {
-		imp.copyBuf = make([]byte, 32<<10)
-	}
-	if _, err := io.CopyBuffer(message.NewCRLFWriter(w), r, imp.copyBuf); err != nil {
-		w.Abort()
-		return fmt.Errorf("%s: %w", where, err)
-	}
-	t, err := w.Finish()
+	t, err := imp.body(r)
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
@@ -185,6 +191,23 @@ func (imp *importer) add(ctx context.Context, mailbox string, r io.Reader, flags
 		return imp.flush(ctx)
 	}
 	return nil
+}
+
+// body streams one message into a new temporary body, with CRLF line
+// ends as the store keeps them.
+func (imp *importer) body(r io.Reader) (*blob.Temp, error) {
+	w, err := imp.st.NewBody()
+	if err != nil {
+		return nil, err
+	}
+	if imp.copyBuf == nil {
+		imp.copyBuf = make([]byte, 32<<10)
+	}
+	if _, err := io.CopyBuffer(message.NewCRLFWriter(w), r, imp.copyBuf); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w.Finish()
 }
 
 // flush commits the pending batch in one transaction. If it fails, the
@@ -360,6 +383,7 @@ func (imp *importer) maildir(ctx context.Context, root, mailbox string) error {
 	}
 	type folder struct {
 		name    string
+		dir     string
 		entries []mailfile.MaildirEntry
 	}
 	var all []folder
@@ -387,10 +411,16 @@ func (imp *importer) maildir(ctx context.Context, root, mailbox string) error {
 		for _, e := range ents {
 			imp.prog.total += e.Size
 		}
-		all = append(all, folder{name, ents})
+		all = append(all, folder{name, fo.Dir, ents})
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].name < all[j].name })
 	for _, fo := range all {
+		if done, err := imp.dovecotFolder(ctx, fo.name, fo.dir, fo.entries); done || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if err := imp.ensureMailbox(ctx, fo.name); err != nil {
 			return err
 		}
@@ -410,7 +440,7 @@ func (imp *importer) maildir(ctx context.Context, root, mailbox string) error {
 			imp.prog.done += e.Size
 		}
 	}
-	return nil
+	return imp.dovecotSubscriptions(ctx, root, mailbox)
 }
 
 // dotUTF7 is how a "." inside a mailbox name level is written in a Maildir++

@@ -246,9 +246,35 @@ func (a *Authenticator) Login(ctx context.Context, remote net.Addr, proto, user,
 		a.fail(ctx, remote, proto, user, ip, "bad password")
 		return userdb.Account{}, ErrBadCredentials
 	}
+	if userdb.NeedsRehash(hash) {
+		hash = a.rehash(ctx, acc, hash, password)
+	}
 	a.cache.add(hash, password)
 	a.succeed(ip)
 	return acc, nil
+}
+
+// rehash replaces a hash in a foreign scheme (an imported account's) or
+// with old parameters by our argon2id, now that a login has proved the
+// password, and returns the hash now stored. A failure is only logged:
+// the login has succeeded, and the next one tries again.
+func (a *Authenticator) rehash(ctx context.Context, acc userdb.Account, hash, password string) string {
+	select {
+	case a.hashing <- struct{}{}:
+	case <-ctx.Done():
+		return hash
+	}
+	nh, err := a.users.Rehash(ctx, acc.ID, hash, password)
+	<-a.hashing
+	a.releaseAfterHashing()
+	if err != nil {
+		a.log.Error("rehash password", "account", acc.Address, "scheme", userdb.HashScheme(hash), "err", err)
+		return hash
+	}
+	if nh != hash {
+		a.log.Info("password rehashed with argon2id", "account", acc.Address, "scheme", userdb.HashScheme(hash))
+	}
+	return nh
 }
 
 // APOP checks an RFC 1939 §7 APOP digest: lowercase hex MD5 of the

@@ -470,3 +470,54 @@ func TestSASLWithLogin(t *testing.T) {
 		t.Errorf("PLAIN with a wrong password: %v", err)
 	}
 }
+
+// TestLoginImportedHashRehashed: an account imported with a Dovecot hash
+// logs in with its old password; the hash is then our argon2id, and the
+// old password still works (through the cache and without it).
+func TestLoginImportedHashRehashed(t *testing.T) {
+	users := newUsers(t)
+	hashes := map[string]string{
+		"sha512@example.org":   "{SHA512-CRYPT}$6$UDer5sgcK/6npnxU$/vepvgt4HJgMnHF3aN8jKSG.CkvMb5PHjzRQCoO8HiRS.TQVRKYYIFrqUN22Y9CLgPCLM3FcBwRqwDppkrtFm/",
+		"ssha512@example.org":  "{SSHA512}NvzbD3PQjeY/AbP5h54B7fk5gfyF32wrhU/z9y/qwZXxcBOYOkvM9lTL1p9AlwFWwmfynlql82TFxx2TEQzIQ9zOExs=",
+		"cram@example.org":     "{CRAM-MD5}38b57fd1a0c4b46c814aa05f20318edd71c455380655f2c0ac35c5b359528d29",
+		"bcrypt@example.org":   "{BLF-CRYPT}$2y$05$U/Yjx.97Gm7gv2uQtNIDauSGOBTmHDMJGc/OYlkLKypH6hGqgyUCe",
+		"argon2i@example.org":  "{ARGON2I}$argon2i$v=19$m=32768,t=4,p=1$5tYRE3BpyEn8o37T5LV9fA$h/ySVHtOGL1qZ4o60WetmiwgJlmJMBinex5jYtLMCyc",
+		"argon2id@example.org": "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$mT+neXjHHRqmLQu+6sVz3w$Ft0GDIbnpDpmd6sbsmeCEdYVro6U7qTAorv6Au5EZ6w",
+	}
+	var recs []userdb.ImportRecord
+	for u, h := range hashes {
+		recs = append(recs, userdb.ImportRecord{Address: u, Hash: h})
+	}
+	if res, err := users.ImportBatch(ctx, recs, userdb.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatalf("%s: %v", r.Address, r.Err)
+			}
+		}
+	}
+	for u := range hashes {
+		t.Run(u, func(t *testing.T) {
+			a, s := newAuth(t, users, testPolicy)
+			if _, err := a.Login(ctx, addr("192.0.2.1:1234"), "imap", u, "wrong horse"); err != ErrBadCredentials {
+				t.Fatalf("wrong password: %v", err)
+			}
+			s.take()
+			if _, err := a.Login(ctx, addr("192.0.2.1:1234"), "imap", u, "correct horse"); err != nil {
+				t.Fatalf("old password: %v", err)
+			}
+			_, h, err := users.Credentials(ctx, u)
+			if err != nil || userdb.NeedsRehash(h) {
+				t.Fatalf("hash after login: %q, %v; want our argon2id", h, err)
+			}
+			if _, err := a.Login(ctx, addr("192.0.2.1:1234"), "imap", u, "correct horse"); err != nil {
+				t.Fatalf("second login (cache): %v", err)
+			}
+			fresh, _ := newAuth(t, users, testPolicy)
+			if _, err := fresh.Login(ctx, addr("192.0.2.1:1234"), "imap", u, "correct horse"); err != nil {
+				t.Fatalf("login against the new hash: %v", err)
+			}
+		})
+	}
+}

@@ -233,7 +233,16 @@ func (sess *session) enterTransaction(method string, acc userdb.Account) (reply,
 		log.Error("pop3 login failed", "reason", "read maildrop", "err", err)
 		return errReply("SYS/TEMP", "temporary failure, try again later"), false
 	}
+	// UIDLs kept from the server the mail was imported from (their
+	// messages are in the snapshot, so their rows were there before it).
+	uidls, err := a.POP3UIDLs(sess.ctx, mb.ID)
+	if err != nil {
+		release()
+		log.Error("pop3 login failed", "reason", "read maildrop", "err", err)
+		return errReply("SYS/TEMP", "temporary failure, try again later"), false
+	}
 	sess.release = release
+	sess.uidls = uidls
 	sess.account = a
 	sess.address = acc.Address
 	sess.mailbox = mb

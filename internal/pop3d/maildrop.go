@@ -86,8 +86,20 @@ func (sess *session) cmdList(args string) reply {
 	return badReply("usage: LIST [message]")
 }
 
-// cmdUIDL: RFC 1939 §7 UIDL [msg]. The unique id is the store's: stable
-// across sessions, never reused in this maildrop.
+// uidl is message i's unique id: the one it had on the server it was
+// imported from, if kept (so a client that leaves mail on the server does
+// not download it again after the move), else the store's.
+func (sess *session) uidl(i int) string {
+	m := sess.msgs[i]
+	if u, ok := sess.uidls[m.ID]; ok {
+		return u
+	}
+	return m.UIDL(sess.mailbox.UIDValidity)
+}
+
+// cmdUIDL: RFC 1939 §7 UIDL [msg]. The unique id is the store's (or one
+// kept from an import): stable across sessions, never reused in this
+// maildrop.
 func (sess *session) cmdUIDL(args string) reply {
 	f := strings.Fields(args)
 	switch len(f) {
@@ -95,13 +107,13 @@ func (sess *session) cmdUIDL(args string) reply {
 		w := sess.bw
 		w.WriteString("+OK unique-id listing follows\r\n")
 		var b []byte
-		for i, m := range sess.msgs {
+		for i := range sess.msgs {
 			if sess.deleted[i] {
 				continue
 			}
 			b = strconv.AppendInt(b[:0], int64(i+1), 10)
 			b = append(b, ' ')
-			b = append(b, m.UIDL(sess.mailbox.UIDValidity)...)
+			b = append(b, sess.uidl(i)...)
 			b = append(b, '\r', '\n')
 			w.Write(b)
 		}
@@ -112,7 +124,7 @@ func (sess *session) cmdUIDL(args string) reply {
 		if !ok {
 			return r
 		}
-		return okReply("%d %s", i+1, sess.msgs[i].UIDL(sess.mailbox.UIDValidity))
+		return okReply("%d %s", i+1, sess.uidl(i))
 	}
 	return badReply("usage: UIDL [message]")
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/pop3d"
+	"github.com/jodmai/jodmai/internal/store"
 )
 
 func msg(subject, body string) string {
@@ -959,4 +961,49 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestUIDLKeptFromImport: messages imported with a kept POP3 UIDL (from
+// Dovecot) answer UIDL with it; a message delivered here afterwards gets
+// the store's own.
+func TestUIDLKeptFromImport(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.addUser(alice, alicePass)
+	a, _, _ := h.inbox(alice)
+	ctx := context.Background()
+	if _, err := a.ImportMailbox(ctx, "INBOX", 0x49FA1D30); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []store.ImportedMessage
+	for i, raw := range []string{msg1, msg2} {
+		w, err := h.store.NewBody()
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, raw)
+		tmp, err := w.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tmp.Remove()
+		uidl := ""
+		if i == 0 {
+			uidl = "kept-uidl-7"
+		}
+		msgs = append(msgs, store.ImportedMessage{AppendMessage: store.AppendMessage{Body: tmp}, UID: uint32(7 + i), POP3UIDL: uidl})
+	}
+	if _, err := a.ImportMessages(ctx, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	h.deliver(alice, msg3)
+	c := h.dial()
+	c.login(alice, alicePass)
+	c.ok("UIDL")
+	want := []string{"1 kept-uidl-7", "2 0000000849fa1d30", "3 0000000949fa1d30"}
+	if got := c.lines(); !slices.Equal(got, want) {
+		t.Errorf("UIDL %q, want %q", got, want)
+	}
+	if r := c.ok("UIDL 1"); r != "+OK 1 kept-uidl-7" {
+		t.Errorf("UIDL 1: %q", r)
+	}
 }

@@ -74,7 +74,8 @@ type session struct {
 	address  string
 	release  func() // the maildrop lock
 	mailbox  store.Mailbox
-	msgs     []store.Message // the snapshot; message n is msgs[n-1]
+	msgs     []store.Message  // the snapshot; message n is msgs[n-1]
+	uidls    map[int64]string // kept POP3 UIDLs of imported messages, by message id
 	deleted  []bool
 	nDeleted int
 	delSize  int64

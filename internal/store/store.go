@@ -224,6 +224,16 @@ var migrations = []string{
 		id INTEGER PRIMARY KEY,
 		data BLOB NOT NULL
 	);`,
+	// 4: POP3 UIDLs kept from the server a message was imported from
+	// (import_uids.go), answered by UIDL instead of Message.UIDL; a row
+	// goes with its message.
+	`CREATE TABLE pop3_uidls (
+		message_id INTEGER PRIMARY KEY,
+		uidl TEXT NOT NULL
+	);
+	CREATE TRIGGER pop3_uidl_gone AFTER DELETE ON messages BEGIN
+		DELETE FROM pop3_uidls WHERE message_id=old.id;
+	END;`,
 }
 
 // InlineMax is the largest body the store keeps inline in the account's

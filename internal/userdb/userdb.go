@@ -2,7 +2,10 @@
 // with their credentials, and aliases. It lives in global.db in the data
 // directory.
 //
-// Passwords are stored only as argon2id hashes (PHC string format). The APOP
+// Passwords are stored as argon2id hashes (PHC string format), except those
+// of imported accounts, which keep the hash they came with, in its scheme
+// ("{SHA512-CRYPT}$6$...", schemes.go), until their first successful login
+// replaces it by argon2id (Rehash). The APOP
 // shared secret, which RFC 1939 §7 requires the server to know in the clear,
 // is kept in its own column, is optional per account, and is never the login
 // password. Every read goes to the database, so changes made by the admin
@@ -12,7 +15,6 @@ package userdb
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"database/sql"
 	"encoding/base64"
 	"errors"
@@ -57,6 +59,9 @@ type Account struct {
 	HasAPOP bool
 	// Created is when the account was made.
 	Created time.Time
+	// Admin marks an administrator (set by user import; the web admin
+	// will honour it).
+	Admin bool
 }
 
 // Alias maps an address (or "@domain" for a catch-all) to targets.
@@ -84,6 +89,13 @@ var migrations = []string{
 		domain TEXT NOT NULL REFERENCES domains(name),
 		targets TEXT NOT NULL
 	);`,
+	// 2: the admin flag (user import), and where an imported password
+	// hash came from: ImportFingerprint of the hash as imported, kept
+	// when a login replaces the hash by argon2id, so that importing the
+	// same file again leaves the password alone ("" for passwords set
+	// here).
+	`ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE accounts ADD COLUMN password_source TEXT NOT NULL DEFAULT '';`,
 }
 
 // DB is the directory database.
@@ -335,7 +347,29 @@ func (d *DB) SetPassword(ctx context.Context, address, password string) error {
 	if err != nil {
 		return err
 	}
-	return d.update(ctx, address, `UPDATE accounts SET password_hash=? WHERE address=?`, hash)
+	return d.update(ctx, address, `UPDATE accounts SET password_hash=?, password_source='' WHERE address=?`, hash)
+}
+
+// Rehash replaces an account's password hash old, in a foreign scheme or
+// with old parameters, by our argon2id hash of password, which the caller
+// has just verified against old. It changes nothing if the hash is no
+// longer old (the password was changed meanwhile), and keeps the record
+// of where an imported hash came from (password_source). It returns the
+// hash now stored.
+func (d *DB) Rehash(ctx context.Context, id int64, old, password string) (string, error) {
+	hash, err := HashPassword(password)
+	if err != nil {
+		return "", err
+	}
+	defer d.wrote()
+	res, err := d.db.W.ExecContext(ctx, `UPDATE accounts SET password_hash=? WHERE id=? AND password_hash=?`, hash, id, old)
+	if err != nil {
+		return "", fmt.Errorf("rehash password of account %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return old, nil
+	}
+	return hash, nil
 }
 
 // SetAPOPSecret sets (or with "" clears) the APOP shared secret.
@@ -386,12 +420,13 @@ func (d *DB) DelAccount(ctx context.Context, address string) (Account, error) {
 	return acc, nil
 }
 
-const accountCols = `id, address, quota_bytes, apop_secret != '', created`
+const accountCols = `id, address, quota_bytes, apop_secret != '', created, admin`
 
-func scanAccount(sc interface{ Scan(...any) error }) (Account, error) {
+// scanAccount scans accountCols and then extra.
+func scanAccount(sc interface{ Scan(...any) error }, extra ...any) (Account, error) {
 	var a Account
 	var created int64
-	if err := sc.Scan(&a.ID, &a.Address, &a.QuotaBytes, &a.HasAPOP, &created); err != nil {
+	if err := sc.Scan(append([]any{&a.ID, &a.Address, &a.QuotaBytes, &a.HasAPOP, &created, &a.Admin}, extra...)...); err != nil {
 		return Account{}, err
 	}
 	a.Created = time.Unix(created, 0)
@@ -447,24 +482,21 @@ func (d *DB) Accounts(ctx context.Context) ([]Account, error) {
 // Authenticate checks a login and password. A wrong user and a wrong
 // password both give ErrBadCredentials after the same amount of work.
 func (d *DB) Authenticate(ctx context.Context, address, password string) (Account, error) {
-	var hash string
-	var a Account
-	norm, err := NormalizeAddress(address)
-	if err == nil {
-		var created int64
-		err = d.db.R.QueryRowContext(ctx, `SELECT id, address, quota_bytes, apop_secret != '', created, password_hash FROM accounts WHERE address=?`, norm).
-			Scan(&a.ID, &a.Address, &a.QuotaBytes, &a.HasAPOP, &created, &hash)
-		a.Created = time.Unix(created, 0)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return Account{}, fmt.Errorf("look up account: %w", err)
-		}
-	}
-	if hash == "" {
+	a, hash, err := d.Credentials(ctx, address)
+	if errors.Is(err, ErrBadCredentials) {
 		VerifyPassword(d.dummyHash, password)
 		return Account{}, ErrBadCredentials
 	}
+	if err != nil {
+		return Account{}, err
+	}
 	if !VerifyPassword(hash, password) {
 		return Account{}, ErrBadCredentials
+	}
+	if NeedsRehash(hash) {
+		if _, err := d.Rehash(ctx, a.ID, hash, password); err != nil {
+			return Account{}, err
+		}
 	}
 	return a, nil
 }
@@ -477,18 +509,14 @@ func (d *DB) Credentials(ctx context.Context, address string) (Account, string, 
 	if err != nil {
 		return Account{}, "", ErrBadCredentials
 	}
-	var a Account
-	var created int64
 	var hash string
-	err = d.db.R.QueryRowContext(ctx, `SELECT id, address, quota_bytes, apop_secret != '', created, password_hash FROM accounts WHERE address=?`, norm).
-		Scan(&a.ID, &a.Address, &a.QuotaBytes, &a.HasAPOP, &created, &hash)
+	a, err := scanAccount(d.db.R.QueryRowContext(ctx, `SELECT `+accountCols+`, password_hash FROM accounts WHERE address=?`, norm), &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, "", ErrBadCredentials
 	}
 	if err != nil {
 		return Account{}, "", fmt.Errorf("look up account: %w", err)
 	}
-	a.Created = time.Unix(created, 0)
 	return a, hash, nil
 }
 
@@ -503,18 +531,14 @@ func (d *DB) APOPSecret(ctx context.Context, address string) (Account, string, e
 	if err != nil {
 		return Account{}, "", ErrBadCredentials
 	}
-	var a Account
-	var created int64
 	var secret string
-	err = d.db.R.QueryRowContext(ctx, `SELECT id, address, quota_bytes, apop_secret != '', created, apop_secret FROM accounts WHERE address=?`, norm).
-		Scan(&a.ID, &a.Address, &a.QuotaBytes, &a.HasAPOP, &created, &secret)
+	a, err := scanAccount(d.db.R.QueryRowContext(ctx, `SELECT `+accountCols+`, apop_secret FROM accounts WHERE address=?`, norm), &secret)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, "", ErrBadCredentials
 	}
 	if err != nil {
 		return Account{}, "", fmt.Errorf("look up account: %w", err)
 	}
-	a.Created = time.Unix(created, 0)
 	if secret == "" {
 		return Account{}, "", ErrNoAPOP
 	}
@@ -688,34 +712,6 @@ func HashPassword(p string) (string, error) {
 	key := argon2.IDKey([]byte(p), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
-}
-
-// VerifyPassword checks p against a PHC argon2id hash in constant time.
-func VerifyPassword(hash, p string) bool {
-	parts := strings.Split(hash, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false
-	}
-	var v int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
-		return false
-	}
-	var m, t uint32
-	var th uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &th); err != nil || m == 0 || m > 1<<20 || t == 0 || t > 16 || th == 0 {
-		return false
-	}
-	b64 := base64.RawStdEncoding
-	salt, err := b64.DecodeString(parts[4])
-	if err != nil {
-		return false
-	}
-	want, err := b64.DecodeString(parts[5])
-	if err != nil || len(want) == 0 || len(want) > 128 {
-		return false
-	}
-	got := argon2.IDKey([]byte(p), salt, t, m, th, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
 // GeneratePassword returns a random password of 20 characters from an
