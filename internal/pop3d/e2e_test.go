@@ -16,7 +16,8 @@ import (
 func TestEndToEnd(t *testing.T) {
 	env := testenv.Start(t)
 	env.AddUser(t, alice, alicePass)
-	body := "From: alice@example.org\r\nTo: alice@example.org\r\nSubject: e2e\r\n\r\nhello over SMTP\r\n.dot line\r\n"
+	// Date and Message-ID present: submission adds them when missing.
+	body := "From: alice@example.org\r\nTo: alice@example.org\r\nSubject: e2e\r\nDate: Mon, 07 Dec 2026 12:00:00 +0000\r\nMessage-ID: <e2e@example.org>\r\n\r\nhello over SMTP\r\n.dot line\r\n"
 	for i := 0; i < 2; i++ {
 		submit(t, env, body)
 	}
