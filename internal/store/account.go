@@ -67,7 +67,7 @@ func (a *Account) settle(ctx context.Context) error {
 	if a.pending.Load() == 0 {
 		return nil
 	}
-	req := &commitReq{done: make(chan struct{})}
+	req := newCommitReq(kindBarrier, nil, 0)
 	if err := a.enqueue(ctx, req); err != nil {
 		return err
 	}
@@ -403,30 +403,53 @@ type newMessage struct {
 	sharesInline bool
 }
 
+// commitKind is what a request to an account's committer asks for.
+type commitKind uint8
+
+const (
+	// kindBarrier writes nothing: it is answered once every request
+	// queued before it is (Account.settle).
+	kindBarrier commitKind = iota
+	// kindAdd adds messages, durably (a synchronous=FULL commit) before
+	// it is answered: APPEND, COPY, a delivery without the journal.
+	kindAdd
+	// kindJournaled adds the messages of a delivery the journal holds
+	// durably (record jseq), committed without fsync, and records jseq in
+	// the same transaction. It is counted in Account.pending until
+	// applied.
+	kindJournaled
+	// kindReplay adds a journal record (jseq) found at start-up, durably,
+	// recording jseq.
+	kindReplay
+	// kindSync makes every earlier commit of the account durable (those
+	// of kindJournaled committed without fsync).
+	kindSync
+	// kindForceSync is kindSync even when this process committed nothing
+	// without fsync: another process may have, before it crashed.
+	kindForceSync
+)
+
+// commitReq is one request to an account's committer.
 type commitReq struct {
+	kind commitKind
 	msgs []newMessage
-	// jseq is the delivery journal's sequence number of msgs (0: not
-	// journaled). A journaled request's batch may commit without fsync:
-	// the journal already holds it durably.
+	// jseq is the delivery journal's sequence number of msgs (kindJournaled
+	// and kindReplay).
 	jseq uint64
-	// sync asks for a durable commit, even without messages when a
-	// journaled batch was committed without fsync: it makes every earlier
-	// batch of the account durable. force: even when this process
-	// committed none (another process may have, before it crashed).
-	sync, force bool
-	// counted: the request is counted in Account.pending (a delivery the
-	// journal acknowledged before it was applied).
-	counted bool
-	res     []Message
-	err     error
-	done    chan struct{}
+	res  []Message
+	err  error
+	done chan struct{}
+}
+
+func newCommitReq(kind commitKind, msgs []newMessage, jseq uint64) *commitReq {
+	return &commitReq{kind: kind, msgs: msgs, jseq: jseq, done: make(chan struct{})}
 }
 
 // commit queues msgs for the group committer and waits until they are
 // durable (or failed). Concurrent callers share one transaction and one
 // fsync.
 func (a *Account) commit(ctx context.Context, msgs []newMessage) ([]Message, error) {
-	req := &commitReq{msgs: msgs, done: make(chan struct{})}
+	req := newCommitReq(kindAdd, msgs, 0)
 	if err := a.enqueue(ctx, req); err != nil {
 		return nil, err
 	}
@@ -509,7 +532,7 @@ func (a *Account) committer() {
 				rest = rest[n:]
 			}
 			if a.unsynced {
-				a.exitSyncErr = a.insertBatch([]*commitReq{{sync: true}})
+				a.exitSyncErr = a.insertBatch([]*commitReq{newCommitReq(kindSync, nil, 0)})
 				if a.exitSyncErr != nil {
 					a.s.log.Error("sync journaled deliveries at close", "account", a.ID, "err", a.exitSyncErr)
 				}
@@ -517,7 +540,7 @@ func (a *Account) committer() {
 			return
 		}
 		batch := []*commitReq{first}
-		waiting := first.counted
+		waiting := first.kind == kindJournaled
 		if waiting {
 			gather.Reset(journalGather)
 		}
@@ -535,7 +558,7 @@ func (a *Account) committer() {
 			select {
 			case r := <-a.commits:
 				batch = append(batch, r)
-				waiting = r.counted
+				waiting = r.kind == kindJournaled
 			case <-gather.C:
 				waiting = false
 			case <-a.stop:
@@ -553,7 +576,7 @@ func (a *Account) committer() {
 func (a *Account) run(batch []*commitReq) {
 	var journaled, others []*commitReq
 	for _, r := range batch {
-		if r.jseq != 0 && !r.sync {
+		if r.kind == kindJournaled {
 			journaled = append(journaled, r)
 		} else {
 			others = append(others, r)
@@ -585,7 +608,7 @@ func (a *Account) run(batch []*commitReq) {
 		if r.err != nil {
 			r.res = nil
 		}
-		if r.counted {
+		if r.kind == kindJournaled {
 			a.pending.Add(-1)
 		}
 		close(r.done)
@@ -673,17 +696,14 @@ func (a *Account) insertBatch(batch []*commitReq) error {
 	var durable, msgs, force bool
 	var jseq uint64
 	for _, r := range batch {
-		if len(r.msgs) > 0 {
-			msgs = true
-			if r.jseq == 0 {
-				durable = true
-			}
-		}
-		if r.sync {
-			// Everything up to the sync request, this batch included,
-			// must be durable when it is answered.
+		msgs = msgs || len(r.msgs) > 0
+		switch r.kind {
+		case kindAdd, kindReplay, kindSync:
+			// Everything up to this request, this batch included, must
+			// be durable when it is answered.
 			durable = true
-			force = force || r.force
+		case kindForceSync:
+			durable, force = true, true
 		}
 		jseq = max(jseq, r.jseq)
 	}

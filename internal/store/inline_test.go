@@ -394,9 +394,9 @@ func TestBatchAllocation(t *testing.T) {
 		return newMessage{mailbox: mb, blob: blob.NewID(), size: 1, date: time.Now(), emailID: newEmailID(), meta: []byte("{}")}
 	}
 	batch := []*commitReq{
-		{msgs: []newMessage{nm("INBOX"), nm("Archive")}},
-		{msgs: []newMessage{nm("INBOX")}},
-		{msgs: []newMessage{nm("Archive"), nm("INBOX"), nm("Drafts")}},
+		newCommitReq(kindAdd, []newMessage{nm("INBOX"), nm("Archive")}, 0),
+		newCommitReq(kindAdd, []newMessage{nm("INBOX")}, 0),
+		newCommitReq(kindAdd, []newMessage{nm("Archive"), nm("INBOX"), nm("Drafts")}, 0),
 	}
 	if err := a.insertBatch(batch); err != nil {
 		t.Fatal(err)

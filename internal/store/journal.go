@@ -300,9 +300,8 @@ func (s *Store) replayJournal(ctx context.Context, dir string) (uint64, error) {
 			if r.seq <= mark {
 				return nil
 			}
-			// Not journaled (jseq 0 would not record the mark): a
-			// synchronous commit that records the sequence number.
-			req := &commitReq{msgs: r.msgs, jseq: r.seq, sync: true, done: make(chan struct{})}
+			// A synchronous commit that records the sequence number.
+			req := newCommitReq(kindReplay, r.msgs, r.seq)
 			if err := a.enqueue(ctx, req); err != nil {
 				return err
 			}
@@ -342,7 +341,7 @@ func (s *Store) syncAccount(ctx context.Context, id int64) error {
 		return err
 	}
 	defer a.Release()
-	req := &commitReq{sync: true, force: true, done: make(chan struct{})}
+	req := newCommitReq(kindForceSync, nil, 0)
 	if err := a.enqueue(ctx, req); err != nil {
 		return err
 	}
@@ -603,7 +602,7 @@ func (j *journal) loop() {
 			}
 			for _, rec := range r.recs {
 				j.touched[rec.a] = struct{}{}
-				rec.req = &commitReq{msgs: rec.msgs, jseq: rec.seq, counted: true, done: make(chan struct{})}
+				rec.req = newCommitReq(kindJournaled, rec.msgs, rec.seq)
 				// In journal order, so that each account applies its
 				// records in sequence order. The account applies them
 				// soon (see journalGather); a reader settles first.
@@ -684,7 +683,7 @@ func (j *journal) rotate(first uint64) error {
 // durable, then removes the segment.
 func (j *journal) retire(path string, touched map[*Account]struct{}) {
 	for a := range touched {
-		req := &commitReq{sync: true, done: make(chan struct{})}
+		req := newCommitReq(kindSync, nil, 0)
 		err := a.enqueue(context.Background(), req)
 		if err == nil {
 			_, err = a.wait(req)
