@@ -84,6 +84,18 @@ func (a *Account) settle(ctx context.Context) error {
 	}
 }
 
+// reader is the one way a read of the account's index begins: it settles
+// the account's pending deliveries first (see settle), so that no reader
+// misses a message the journal acknowledged, and returns the read pool.
+// Only the account's own setup and the committer read a.db.R directly
+// (TestReadersSettle holds the package to that).
+func (a *Account) reader(ctx context.Context) (*sql.DB, error) {
+	if err := a.settle(ctx); err != nil {
+		return nil, err
+	}
+	return a.db.R, nil
+}
+
 func (a *Account) close() error {
 	var err error
 	a.once.Do(func() {
@@ -148,10 +160,11 @@ func scanMailbox(sc interface{ Scan(...any) error }) (Mailbox, error) {
 
 // Mailboxes lists the account's mailboxes by name.
 func (a *Account) Mailboxes(ctx context.Context) ([]Mailbox, error) {
-	if err := a.settle(ctx); err != nil {
+	r, err := a.reader(ctx)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := a.db.R.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes ORDER BY name`)
+	rows, err := r.QueryContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list mailboxes: %w", err)
 	}
@@ -170,11 +183,12 @@ func (a *Account) Mailboxes(ctx context.Context) ([]Mailbox, error) {
 // Mailbox returns the mailbox with the given name ("INBOX" in any case is
 // the inbox; names compare in NFC).
 func (a *Account) Mailbox(ctx context.Context, name string) (Mailbox, error) {
-	if err := a.settle(ctx); err != nil {
+	r, err := a.reader(ctx)
+	if err != nil {
 		return Mailbox{}, err
 	}
 	name = canonicalName(name)
-	m, err := scanMailbox(a.db.R.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE name=?`, name))
+	m, err := scanMailbox(r.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE name=?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Mailbox{}, fmt.Errorf("mailbox %q: %w", name, ErrNoMailbox)
 	}
@@ -204,10 +218,11 @@ func scanMessage(sc interface{ Scan(...any) error }) (Message, error) {
 
 // Messages lists a mailbox's messages in UID order.
 func (a *Account) Messages(ctx context.Context, mailboxID int64) ([]Message, error) {
-	if err := a.settle(ctx); err != nil {
+	r, err := a.reader(ctx)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := a.db.R.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? ORDER BY uid`, mailboxID)
+	rows, err := r.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? ORDER BY uid`, mailboxID)
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
@@ -226,8 +241,12 @@ func (a *Account) Messages(ctx context.Context, mailboxID int64) ([]Message, err
 // Meta returns a message's parsed structure as stored (JSON of
 // message.Part, envelope included).
 func (a *Account) Meta(ctx context.Context, messageID int64) ([]byte, error) {
+	r, err := a.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var b []byte
-	err := a.db.R.QueryRowContext(ctx, `SELECT meta FROM messages WHERE id=?`, messageID).Scan(&b)
+	err = r.QueryRowContext(ctx, `SELECT meta FROM messages WHERE id=?`, messageID).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNoMessage
 	}

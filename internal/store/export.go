@@ -9,9 +9,6 @@ import (
 // afterUID, in UID order: a page of a walk over a mailbox of any size
 // (export) that never holds all its rows at once.
 func (a *Account) MessagesAfter(ctx context.Context, mailboxID int64, afterUID uint32, limit int) ([]Message, error) {
-	if err := a.settle(ctx); err != nil {
-		return nil, err
-	}
 	if limit <= 0 {
 		return nil, nil
 	}

@@ -272,7 +272,11 @@ func (a *Account) RaiseUIDNext(ctx context.Context, name string, uidNext uint32)
 // For an account without imported UIDLs it costs one lookup in an empty
 // table.
 func (a *Account) POP3UIDLs(ctx context.Context, mailboxID int64) (map[int64]string, error) {
-	rows, err := a.db.R.QueryContext(ctx, `SELECT p.message_id, p.uidl FROM pop3_uidls p JOIN messages m ON m.id = p.message_id WHERE m.mailbox_id=?`, mailboxID)
+	r, err := a.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.QueryContext(ctx, `SELECT p.message_id, p.uidl FROM pop3_uidls p JOIN messages m ON m.id = p.message_id WHERE m.mailbox_id=?`, mailboxID)
 	if err != nil {
 		return nil, fmt.Errorf("pop3 uidls: %w", err)
 	}

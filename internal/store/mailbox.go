@@ -99,7 +99,11 @@ func (a *Account) CreateMailbox(ctx context.Context, name, specialUse string) (M
 }
 
 func (a *Account) mailboxByID(ctx context.Context, id int64) (Mailbox, error) {
-	m, err := scanMailbox(a.db.R.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id=?`, id))
+	r, err := a.reader(ctx)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	m, err := scanMailbox(r.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id=?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Mailbox{}, ErrNoMailbox
 	}
@@ -317,7 +321,11 @@ func (a *Account) SetSubscribed(ctx context.Context, name string, on bool) error
 // Subscriptions returns every subscribed name, in name order, including
 // names whose mailbox no longer exists.
 func (a *Account) Subscriptions(ctx context.Context) ([]string, error) {
-	rows, err := a.db.R.QueryContext(ctx, `SELECT name FROM subscriptions ORDER BY name`)
+	r, err := a.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.QueryContext(ctx, `SELECT name FROM subscriptions ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: %w", err)
 	}
@@ -366,7 +374,8 @@ const statusCounts = `count(*), coalesce(sum(flags & ? = 0), 0), coalesce(sum(fl
 
 // Status counts a mailbox's messages.
 func (a *Account) Status(ctx context.Context, name string) (MailboxStatus, error) {
-	if err := a.settle(ctx); err != nil {
+	r, err := a.reader(ctx)
+	if err != nil {
 		return MailboxStatus{}, err
 	}
 	mb, err := a.Mailbox(ctx, name)
@@ -374,7 +383,7 @@ func (a *Account) Status(ctx context.Context, name string) (MailboxStatus, error
 		return MailboxStatus{}, err
 	}
 	st := MailboxStatus{Mailbox: mb}
-	err = a.db.R.QueryRowContext(ctx, `SELECT `+statusCounts+` FROM messages WHERE mailbox_id=?`,
+	err = r.QueryRowContext(ctx, `SELECT `+statusCounts+` FROM messages WHERE mailbox_id=?`,
 		FlagSeen, FlagDeleted, FlagDeleted, mb.ID).Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Size, &st.DeletedSize)
 	if err != nil {
 		return MailboxStatus{}, fmt.Errorf("status of %q: %w", name, err)
@@ -385,10 +394,11 @@ func (a *Account) Status(ctx context.Context, name string) (MailboxStatus, error
 // Usage returns the storage the account uses (sum of message sizes) and
 // its message count, for quotas.
 func (a *Account) Usage(ctx context.Context) (bytes, messages int64, err error) {
-	if err := a.settle(ctx); err != nil {
+	r, err := a.reader(ctx)
+	if err != nil {
 		return 0, 0, err
 	}
-	err = a.db.R.QueryRowContext(ctx, `SELECT coalesce(sum(size), 0), count(*) FROM messages`).Scan(&bytes, &messages)
+	err = r.QueryRowContext(ctx, `SELECT coalesce(sum(size), 0), count(*) FROM messages`).Scan(&bytes, &messages)
 	if err != nil {
 		return 0, 0, fmt.Errorf("usage: %w", err)
 	}

@@ -10,7 +10,8 @@ import (
 // LIST-STATUS, RFC 5819): one query for all of them instead of one per
 // mailbox. Mailboxes that do not exist (any more) are left out of the map.
 func (a *Account) Statuses(ctx context.Context, mailboxIDs []int64) (map[int64]MailboxStatus, error) {
-	if err := a.settle(ctx); err != nil {
+	r, err := a.reader(ctx)
+	if err != nil {
 		return nil, err
 	}
 	out := make(map[int64]MailboxStatus, len(mailboxIDs))
@@ -26,7 +27,7 @@ func (a *Account) Statuses(ctx context.Context, mailboxIDs []int64) (map[int64]M
 		q := `SELECT ` + prefixCols("mb.", mailboxCols) + `, count(m.id), coalesce(sum(m.flags & ? = 0), 0), coalesce(sum(m.flags & ? != 0), 0), coalesce(sum(m.size), 0), coalesce(sum(CASE WHEN m.flags & ? != 0 THEN m.size ELSE 0 END), 0)
 			FROM mailboxes mb LEFT JOIN messages m ON m.mailbox_id = mb.id
 			WHERE mb.id IN (?` + strings.Repeat(",?", n-1) + `) GROUP BY mb.id`
-		rows, err := a.db.R.QueryContext(ctx, q, args...)
+		rows, err := r.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("mailbox statuses: %w", err)
 		}

@@ -14,9 +14,6 @@ import (
 // hi, in UID order, in one query. It is the cheap way to read the rows of
 // a dense set (FETCH 1:*, SEARCH over the whole mailbox).
 func (a *Account) MessagesInUIDRange(ctx context.Context, mailboxID int64, lo, hi uint32) ([]Message, error) {
-	if err := a.settle(ctx); err != nil {
-		return nil, err
-	}
 	return a.RowsInUIDRange(ctx, mailboxID, lo, hi, RowAll, 0)
 }
 
@@ -40,9 +37,6 @@ const (
 // sizeHint, when known, is the expected number of rows: the result is
 // allocated once.
 func (a *Account) RowsInUIDRange(ctx context.Context, mailboxID int64, lo, hi uint32, fields RowFields, sizeHint int) ([]Message, error) {
-	if err := a.settle(ctx); err != nil {
-		return nil, err
-	}
 	if fields == RowAll {
 		return a.queryRows(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? AND uid BETWEEN ? AND ? ORDER BY uid`, scanMessage, sizeHint, mailboxID, lo, hi)
 	}
@@ -105,7 +99,11 @@ func (a *Account) RowsInUIDRange(ctx context.Context, mailboxID int64, lo, hi ui
 }
 
 func (a *Account) queryRows(ctx context.Context, q string, scan func(interface{ Scan(...any) error }) (Message, error), sizeHint int, args ...any) ([]Message, error) {
-	rows, err := a.db.R.QueryContext(ctx, q, args...)
+	r, err := a.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read messages: %w", err)
 	}
@@ -129,6 +127,10 @@ const metaBatch = 500
 // exist are missing from the map. Callers pass a bounded number of ids
 // (one chunk of a FETCH) so the map stays small.
 func (a *Account) MetaBatch(ctx context.Context, ids []int64) (map[int64][]byte, error) {
+	r, err := a.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[int64][]byte, len(ids))
 	for len(ids) > 0 {
 		n := min(len(ids), metaBatch)
@@ -138,7 +140,7 @@ func (a *Account) MetaBatch(ctx context.Context, ids []int64) (map[int64][]byte,
 		for i, id := range chunk {
 			args[i] = id
 		}
-		rows, err := a.db.R.QueryContext(ctx, `SELECT id, meta FROM messages WHERE id IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+		rows, err := r.QueryContext(ctx, `SELECT id, meta FROM messages WHERE id IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read message structures: %w", err)
 		}

@@ -170,10 +170,11 @@ func messagesByUID(ctx context.Context, q interface {
 
 // MessagesByUID returns the existing messages among uids, in UID order.
 func (a *Account) MessagesByUID(ctx context.Context, mailboxID int64, uids []uint32) ([]Message, error) {
-	if err := a.settle(ctx); err != nil {
+	r, err := a.reader(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return messagesByUID(ctx, a.db.R, mailboxID, uids)
+	return messagesByUID(ctx, r, mailboxID, uids)
 }
 
 // CopyResult maps source UIDs to the new UIDs (RFC 4315 COPYUID).
@@ -258,10 +259,11 @@ type Expunged struct {
 // sessions learn of other sessions' work after a Subscription wake-up, and
 // what CONDSTORE/QRESYNC report. A deleted mailbox gives ErrNoMailbox.
 func (a *Account) Changes(ctx context.Context, mailboxID int64, since int64) ([]Message, []Expunged, error) {
-	if err := a.settle(ctx); err != nil {
+	r, err := a.reader(ctx)
+	if err != nil {
 		return nil, nil, err
 	}
-	tx, err := a.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("changes: %w", err)
 	}
@@ -316,10 +318,11 @@ func (a *Account) Changes(ctx context.Context, mailboxID int64, since int64) ([]
 // transaction, so the messages match the mailbox's UIDNEXT and
 // HIGHESTMODSEQ exactly (SELECT, POP3 login).
 func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message, error) {
-	if err := a.settle(ctx); err != nil {
+	r, err := a.reader(ctx)
+	if err != nil {
 		return Mailbox{}, nil, err
 	}
-	tx, err := a.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return Mailbox{}, nil, fmt.Errorf("snapshot: %w", err)
 	}
@@ -357,10 +360,11 @@ func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message
 // one big mailbox hold one list, not a thousand. Callers must not modify
 // it in place; appending is safe (its capacity is its length).
 func (a *Account) View(ctx context.Context, name string) (mb Mailbox, uids []uint32, firstUnseen uint32, err error) {
-	if err := a.settle(ctx); err != nil {
+	r, err := a.reader(ctx)
+	if err != nil {
 		return Mailbox{}, nil, 0, err
 	}
-	tx, err := a.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return Mailbox{}, nil, 0, fmt.Errorf("view: %w", err)
 	}
@@ -501,10 +505,11 @@ func (c *viewCache) put(mb Mailbox, uids []uint32, firstUnseen uint32) {
 // Keywords returns the distinct keywords used in a mailbox, for FLAGS and
 // PERMANENTFLAGS.
 func (a *Account) Keywords(ctx context.Context, mailboxID int64) ([]string, error) {
-	if err := a.settle(ctx); err != nil {
+	r, err := a.reader(ctx)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := a.db.R.QueryContext(ctx, `SELECT DISTINCT keywords FROM messages WHERE mailbox_id=? AND keywords != ''`, mailboxID)
+	rows, err := r.QueryContext(ctx, `SELECT DISTINCT keywords FROM messages WHERE mailbox_id=? AND keywords != ''`, mailboxID)
 	if err != nil {
 		return nil, fmt.Errorf("keywords: %w", err)
 	}
