@@ -50,11 +50,11 @@ func readAll(c content) []byte {
 // and compares both states after every step: a write must never reach
 // the durable pages.
 func TestFileModel(t *testing.T) {
-	for seed := range uint64(20) {
+	for seed := range uint64(8) {
 		rng := rand.New(rand.NewPCG(seed, 1))
 		f := newFile()
 		var cur, dur []byte
-		for step := range 400 {
+		for step := range 300 {
 			var op string
 			switch k := rng.IntN(10); {
 			case k < 5:

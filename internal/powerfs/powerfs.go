@@ -113,6 +113,9 @@ type FS struct {
 	srv     *fuse.Server
 	nextFh  uint64
 	dirHdls map[uint64][]entry // open directory handles: their listing
+	// busyWait is how long PowerCut and Unmount retry an unmount the
+	// kernel refuses as busy.
+	busyWait time.Duration
 }
 
 // Mount mounts a new, empty power-loss file system on dir, an existing
@@ -129,7 +132,7 @@ func Mount(dir string, opts Options) (*FS, error) {
 	if opts.Log != nil {
 		lg = slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug)
 	}
-	f := &FS{dir: dir, opts: opts, log: lg, t: newTree(time.Now), rng: rand.New(rand.NewPCG(seed, 0x706f776572)), dirHdls: map[uint64][]entry{}}
+	f := &FS{dir: dir, opts: opts, log: lg, t: newTree(time.Now), rng: rand.New(rand.NewPCG(seed, 0x706f776572)), dirHdls: map[uint64][]entry{}, busyWait: 5 * time.Second}
 	if err := f.mount(); err != nil {
 		return nil, err
 	}
@@ -207,51 +210,73 @@ func unavailable(err error) bool {
 	return strings.Contains(s, "not permitted") || strings.Contains(s, "permission denied") || strings.Contains(s, "fusermount")
 }
 
-// unmount ends the current mount generation. When the mount is still in
-// use, detach is tried: the mount point is freed at once and the old
-// generation answers every request with EIO.
-func (f *FS) unmount(detach bool) error {
+// unmount unmounts the current mount generation, retrying for up to
+// busyWait while the kernel says it is busy (a killed process's files
+// may take a moment to be released). It does not touch the state.
+func (f *FS) unmount() (*fuse.Server, error) {
 	f.mu.Lock()
 	srv := f.srv
-	f.srv = nil
-	f.epoch++ // whatever the old mount still serves is ignored
+	f.mu.Unlock()
+	if srv == nil {
+		return nil, fmt.Errorf("%s: not mounted", f.dir)
+	}
+	deadline := time.Now().Add(f.busyWait)
+	for {
+		err := srv.Unmount()
+		if err == nil {
+			return srv, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("unmount %s: %w", f.dir, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// retire ends mount generation srv: requests it still has in flight
+// fail with EIO from now on.
+func (f *FS) retire(srv *fuse.Server) {
+	if f.srv == srv {
+		f.srv = nil
+	}
+	f.epoch++
+}
+
+// Unmount unmounts the file system for good. When something still uses
+// it, the mount is detached (lazy unmount) and answers EIO from then on.
+func (f *FS) Unmount() error {
+	f.mu.Lock()
+	srv := f.srv
 	f.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
-	err := srv.Unmount()
-	if err != nil && detach {
-		if derr := syscall.Unmount(f.dir, syscall.MNT_DETACH); derr == nil {
-			return nil
+	if _, err := f.unmount(); err != nil {
+		derr := syscall.Unmount(f.dir, syscall.MNT_DETACH)
+		if derr != nil {
+			derr = exec.Command("fusermount3", "-u", "-z", f.dir).Run()
 		}
-		if derr := exec.Command("fusermount3", "-u", "-z", f.dir).Run(); derr == nil {
-			return nil
+		if derr != nil {
+			return fmt.Errorf("%w; detach: %v", err, derr)
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("unmount %s: %w", f.dir, err)
-	}
+	f.mu.Lock()
+	f.retire(srv)
+	f.mu.Unlock()
 	return nil
 }
 
-// Unmount unmounts the file system for good. When something still uses
-// it, the mount is detached.
-func (f *FS) Unmount() error {
-	return f.unmount(true)
-}
-
-// PowerCut simulates a power failure: it unmounts (which fails if a
-// process still uses the mount), drops everything that was not made
-// durable (see the package doc), and mounts the file system again.
+// PowerCut simulates a power failure: it unmounts (which fails, changing
+// nothing, if a process still uses the mount), drops everything that was
+// not made durable (see the package doc), and mounts the file system
+// again.
 func (f *FS) PowerCut(o CutOptions) (CutReport, error) {
-	if err := f.unmount(false); err != nil {
-		// Still mounted: serve it again, unchanged.
-		if merr := f.remountAfterFailedUnmount(); merr != nil {
-			err = errors.Join(err, merr)
-		}
-		return CutReport{}, fmt.Errorf("power cut: %w", err)
+	srv, err := f.unmount()
+	if err != nil {
+		return CutReport{}, fmt.Errorf("power cut: %w (does a process still use the mount?)", err)
 	}
 	f.mu.Lock()
+	f.retire(srv)
 	r := f.t.cut(o.Tear, f.rng)
 	f.t.stats.Cuts++
 	clear(f.dirHdls)
@@ -260,18 +285,6 @@ func (f *FS) PowerCut(o CutOptions) (CutReport, error) {
 		return r, fmt.Errorf("power cut: mount again: %w", err)
 	}
 	return r, nil
-}
-
-// remountAfterFailedUnmount is for a PowerCut whose unmount failed: the
-// kernel still has the mount, so nothing was lost, but its server was
-// asked to stop; the safest way on is to detach it and mount anew.
-func (f *FS) remountAfterFailedUnmount() error {
-	if err := syscall.Unmount(f.dir, syscall.MNT_DETACH); err != nil {
-		if err := exec.Command("fusermount3", "-u", "-z", f.dir).Run(); err != nil {
-			return fmt.Errorf("detach %s: %w", f.dir, err)
-		}
-	}
-	return f.mount()
 }
 
 // Stats returns the counts of operations served so far.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -607,6 +608,7 @@ func mmapChild(t *testing.T, p string) {
 func TestPowerCutBusy(t *testing.T) {
 	d := t.TempDir()
 	f := MountTest(t, d, Options{})
+	f.busyWait = 200 * time.Millisecond
 	mustWrite(t, d+"/a", 0, durable, true)
 	mustSync(t, d)
 	h, err := os.Open(d + "/a")
@@ -616,6 +618,8 @@ func TestPowerCutBusy(t *testing.T) {
 	}
 	h.Close()
 	wantFile(t, d+"/a", durable)
+	mustWrite(t, d+"/a", 0, later, false) // still the same mount: not lost yet
+	wantFile(t, d+"/a", later)
 	mustWrite(t, d+"/b", 0, durable, true)
 	mustSync(t, d)
 	if _, err := f.PowerCut(CutOptions{}); err != nil {

@@ -97,7 +97,8 @@ func TestSQLiteChild(t *testing.T) {
 }
 
 // runSQLiteChild runs the child in mode on dir and SIGKILLs it once it
-// printed "done", or after killAfter when that is not zero. It returns
+// printed "done", or killAfter after its first commit when that is not
+// zero. It returns
 // the number of inserts the child acknowledged, or for mode "count" the
 // rows it counted and the integrity check's answer.
 func runSQLiteChild(t *testing.T, dir, mode string, killAfter time.Duration) (int, string) {
@@ -112,16 +113,23 @@ func runSQLiteChild(t *testing.T, dir, mode string, killAfter time.Duration) (in
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if killAfter > 0 {
-		timer := time.AfterFunc(killAfter, func() { cmd.Process.Kill() })
-		defer timer.Stop()
-	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	acked, integrity := 0, ""
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
 		if v, ok := strings.CutPrefix(line, "ok "); ok {
 			acked, _ = strconv.Atoi(v)
+			if killAfter > 0 && timer == nil {
+				// From the first commit on: a slow start (the race
+				// detector) must not leave nothing to kill.
+				timer = time.AfterFunc(killAfter, func() { cmd.Process.Kill() })
+			}
 		}
 		if v, ok := strings.CutPrefix(line, "rows "); ok {
 			acked, _ = strconv.Atoi(v)
