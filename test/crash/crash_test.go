@@ -319,6 +319,9 @@ func startLoad(in *proc.Instance, rc *roundCtl, rng *rand.Rand, lg *ledger, extr
 		}()
 	}
 	for _, a := range rc.accounts {
+		if rc.quiet[a] {
+			continue
+		}
 		l.wg.Add(1)
 		wrng := rand.New(rand.NewPCG(rng.Uint64(), uint64(100+a)))
 		go func() {
@@ -460,21 +463,27 @@ func markerRound(marker string) int {
 type aim int
 
 const (
-	aimNone aim = iota // a random moment
-	aimData            // an SMTP end of DATA: body fsync, link, index commit
-	aimQuit            // a POP3 QUIT with deletions: the expunge
+	aimNone   aim = iota // a random moment
+	aimData              // an SMTP end of DATA: body fsync, link, index commit
+	aimQuit              // a POP3 QUIT with deletions: the expunge
+	aimRetire            // a delivery journal segment just removed (TestPowerLoss)
 )
 
-func (a aim) String() string { return [...]string{"random", "end of DATA", "POP3 QUIT"}[a] }
+func (a aim) String() string {
+	return [...]string{"random", "end of DATA", "POP3 QUIT", "journal retirement"}[a]
+}
 
 // roundCtl is what the workers of one round share.
 type roundCtl struct {
 	round    int
 	accounts []int // the accounts SMTP delivers to and POP3 empties
-	stop     chan struct{}
-	aim      aim
-	armed    atomic.Bool
-	trigger  chan struct{}
+	// quiet accounts get no POP3 worker: nothing but deliveries
+	// commits to them.
+	quiet   map[int]bool
+	stop    chan struct{}
+	aim     aim
+	armed   atomic.Bool
+	trigger chan struct{}
 }
 
 // newRoundCtl prepares round: some rounds aim the kill at a commit (a
