@@ -114,6 +114,10 @@ type mDir struct {
 	cur, dur map[string]*mInode
 }
 
+// raceEnabled is set under the race detector (race_test.go): the slow tests
+// do less.
+var raceEnabled bool
+
 // TestTreeModel runs random file system operations through the mount and
 // on a plain model, cuts the power now and then (the model reverting
 // every inode and directory to its durable copy), and compares the tree
@@ -182,7 +186,11 @@ func TestTreeModel(t *testing.T) {
 		}
 	}
 
-	for step := range 1500 {
+	steps := 1500
+	if raceEnabled {
+		steps = 500
+	}
+	for step := range steps {
 		switch k := rng.IntN(100); {
 		case k < 30: // create or write
 			dir, name := pick()

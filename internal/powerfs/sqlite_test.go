@@ -172,6 +172,9 @@ func TestSQLite(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s,tear=%v", c.mode, c.tear), func(t *testing.T) {
+			if raceEnabled && c.tear && c.mode != "stream" {
+				t.Skip("torn repeat skipped under the race detector")
+			}
 			d := t.TempDir()
 			f := MountTest(t, d, Options{})
 			var killAfter time.Duration
