@@ -64,7 +64,10 @@ const (
 	// that appending a group changes no metadata and fdatasync writes the
 	// data alone. The first segment of a run is small (a test server or a
 	// quiet one never writes a big file); each next one doubles, up to
-	// journalSegmentMax.
+	// journalSegmentMax. For tests only, the environment variable
+	// JODMAI_TEST_JOURNAL_SEGMENT_DIVISOR (2 to 1024) divides both (see
+	// segmentBounds): the power-loss test (test/crash) uses it so that
+	// segments of every size fill and retire within seconds.
 	journalSegmentMin = 1 << 20
 	journalSegmentMax = 64 << 20
 	// journalRecordMax bounds a record when reading (a body is at most
@@ -92,6 +95,8 @@ type journal struct {
 	size     int64  // bytes used
 	capacity int64  // bytes preallocated
 	next     uint64 // the next record's sequence number
+	// segMin and segMax bound a segment's capacity (segmentBounds).
+	segMin, segMax int64
 	// batchFirst is the first sequence number of the group being written.
 	batchFirst uint64
 	touched    map[*Account]struct{}
@@ -199,6 +204,7 @@ func (s *Store) replayAndRestart(ctx context.Context, dir string) (*journal, err
 		return nil, err
 	}
 	j := &journal{s: s, dir: dir, next: next}
+	j.segMin, j.segMax = segmentBounds()
 	if err := j.open(j.next); err != nil {
 		return nil, err
 	}
@@ -485,7 +491,17 @@ func (j *journal) open(first uint64) error {
 
 // nextCapacity is the size of the next segment: double the current one.
 func (j *journal) nextCapacity() int64 {
-	return min(max(2*j.capacity, journalSegmentMin), journalSegmentMax)
+	return min(max(2*j.capacity, j.segMin), j.segMax)
+}
+
+// segmentBounds returns journalSegmentMin and journalSegmentMax, both
+// divided by $JODMAI_TEST_JOURNAL_SEGMENT_DIVISOR when a test set it.
+func segmentBounds() (lo, hi int64) {
+	lo, hi = journalSegmentMin, journalSegmentMax
+	if d, err := strconv.ParseInt(os.Getenv("JODMAI_TEST_JOURNAL_SEGMENT_DIVISOR"), 10, 64); err == nil && d >= 2 && d <= 1024 {
+		lo, hi = lo/d, hi/d
+	}
+	return lo, hi
 }
 
 // prepareSpare starts preallocating the next segment once the current one
