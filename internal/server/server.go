@@ -33,6 +33,7 @@ import (
 	"github.com/jodmai/jodmai/internal/queue"
 	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/resolver"
+	"github.com/jodmai/jodmai/internal/safeio"
 	"github.com/jodmai/jodmai/internal/smtpd"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/tlscert"
@@ -104,7 +105,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+	if err := safeio.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	lock, err := lockDataDir(cfg.Data)

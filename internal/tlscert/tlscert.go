@@ -32,7 +32,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -221,7 +220,7 @@ func (m *Manager) loadSelfSigned(now time.Time) (*tls.Certificate, error) {
 		return nil, err
 	}
 	dir := filepath.Dir(m.certFile)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := safeio.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
 	// Key first: a crash before the certificate's rename leaves a missing
