@@ -120,6 +120,14 @@ func (l *ledger) mark(m map[key]bool, keys []key) {
 	}
 }
 
+// smallStore keeps at most two accounts open, closing idle ones after a
+// second, so that accounts close and reopen (their journaled deliveries
+// applied and synced at close) between and during the kills.
+const smallStore = `[store]
+max_open_accounts = 2
+account_idle = "1s"
+`
+
 func accountAddr(i int) string { return fmt.Sprintf("user%d@example.org", i) }
 func accountPass(i int) string { return fmt.Sprintf("crash-password-%d", i) }
 
@@ -145,7 +153,7 @@ func seed() uint64 {
 // again, and checks that it kept its promises. See the package doc.
 func TestCrash(t *testing.T) {
 	bin := proc.Build(t)
-	in := proc.New(t, bin, proc.Options{})
+	in := proc.New(t, bin, proc.Options{Extra: smallStore})
 	sd := seed()
 	rng := rand.New(rand.NewPCG(sd, 1))
 	n := rounds()

@@ -58,7 +58,8 @@ connect_timeout = "1s"
 [queue]
 retry_min = "24h"
 retry_max = "48h"
-`, closed),
+
+%s`, closed, smallStore),
 	})
 	if err := os.MkdirAll(in.Data, 0o700); err != nil {
 		t.Fatal(err)
