@@ -402,7 +402,7 @@ func (s *session) fetchOne(plan *fetchPlan, m store.Message, root *message.Part,
 	// RFC 9051 §6.4.5: when \Seen was set, the new flags are returned.
 	if flagsChanged && !plan.hasFlags {
 		sep()
-		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords)
+		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords, s.recentFlag(m.UID)...)
 	}
 	if plan.modseq && !plan.hasModSeq {
 		sep()
@@ -546,7 +546,7 @@ func (s *session) fetchWriteItem(it FetchItem, m store.Message, root *message.Pa
 	e := s.enc
 	switch it.Att {
 	case FetchFlags:
-		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords)
+		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords, s.recentFlag(m.UID)...)
 	case FetchUID:
 		e.Atom("UID ").Number(m.UID)
 	case FetchInternalDate:

@@ -51,11 +51,12 @@ func cmdSelect(s *session, tag, name string, uid bool) error {
 	s.sel = sel
 	s.state = stateSelected
 	s.searchRes = nil
+	s.claimRecent(mb.UIDNext)
 
 	e := s.enc
 	e.Atom("* ").Number(uint32(len(sel.uids))).Atom(" EXISTS").CRLF()
 	if !s.rev2 {
-		e.Atom("* 0 RECENT").CRLF()
+		e.Atom("* ").Number(sel.recentCount()).Atom(" RECENT").CRLF()
 		if firstUnseen > 0 {
 			e.Atom("* OK [UNSEEN ").Number(firstUnseen).Atom("] first unseen message").CRLF()
 		}

@@ -132,7 +132,7 @@ func (s *session) storeWriteFetch(m store.Message, flags, uid bool) {
 		if !first {
 			e.SP()
 		}
-		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords)
+		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords, s.recentFlag(m.UID)...)
 		first = false
 	}
 	if s.condstore {

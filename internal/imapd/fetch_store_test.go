@@ -119,6 +119,7 @@ func TestStoreCondStore(t *testing.T) {
 
 func TestFetchVanished(t *testing.T) {
 	env := fetchNewEnv(t, fetchMessages...)
+	fetchDial(t, env, fetchUser, "secret-password").ok("SELECT INBOX") // claims \Recent
 	fc := fetchDial(t, env, fetchUser, "secret-password")
 	fc.ok("ENABLE QRESYNC")
 	fc.ok("SELECT INBOX")

@@ -327,7 +327,7 @@ func TestMboxStatus(t *testing.T) {
 
 	u := c.ok("STATUS box (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE RECENT APPENDLIMIT DELETED-STORAGE)")
 	want := "* STATUS box (MESSAGES 3 UIDNEXT 4 UIDVALIDITY " + uv + " UNSEEN 1 DELETED 1 SIZE " +
-		mboxItoa(len(m1)+len(m2)+len(m3)) + " RECENT 0 APPENDLIMIT 12345 DELETED-STORAGE " + mboxItoa(len(m2)) + ")"
+		mboxItoa(len(m1)+len(m2)+len(m3)) + " RECENT 3 APPENDLIMIT 12345 DELETED-STORAGE " + mboxItoa(len(m2)) + ")"
 	mboxSame(t, "STATUS", u, []string{want})
 
 	// MAILBOXID is what SELECT says (RFC 8474).

@@ -73,6 +73,11 @@ func TestQresyncSelect(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.deliver(sessAlice, sessMessage("message 6"))
+	// Another session claims \Recent for message 6, so that SELECT and
+	// EXAMINE below answer alike.
+	claim := h.dial()
+	claim.login(sessAlice, sessPass)
+	claim.ok("SELECT INBOX")
 
 	tests := []struct {
 		name  string

@@ -77,9 +77,10 @@ func TestSearchKeys(t *testing.T) {
 		{"KEYWORD $work", "1"},
 		{"UNKEYWORD $Work", "2 3 4 5"},
 		{"KEYWORD $Other", ""},
-		{"RECENT", ""},
-		{"NEW", ""},
-		{"OLD", "1 2 3 4 5"},
+		// This session selected INBOX first: all five are recent to it.
+		{"RECENT", "1 2 3 4 5"},
+		{"NEW", "2 3 4"},
+		{"OLD", ""},
 		// Sizes.
 		{fmt.Sprintf("LARGER %d", sizes[2]), "2"},
 		{fmt.Sprintf("SMALLER %d", sizes[2]), "1 4 5"},

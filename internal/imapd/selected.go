@@ -24,6 +24,9 @@ type selected struct {
 	// reported (or was asked not to: STORE .SILENT), as UID -> the MODSEQ
 	// of that change, so that sync does not announce them again.
 	reported map[uint32]int64
+	// recent are the UIDs recent to this session (recent.go), ascending
+	// and disjoint.
+	recent []uidRange
 }
 
 // seqOf returns the sequence number of uid, or 0.
@@ -195,9 +198,10 @@ func (s *session) sync(allowExpunge bool) error {
 	}
 	if len(added) > 0 {
 		sel.uids = append(sel.uids, added...)
+		s.claimRecent(sel.lastUID() + 1)
 		s.enc.Atom("* ").Number(uint32(len(sel.uids))).Atom(" EXISTS").CRLF()
 		if !s.rev2 {
-			s.enc.Atom("* 0 RECENT").CRLF()
+			s.enc.Atom("* ").Number(sel.recentCount()).Atom(" RECENT").CRLF()
 		}
 	}
 	for _, m := range changed {
@@ -236,7 +240,7 @@ func (s *session) writeFlagsFetch(m store.Message) {
 	if seq == 0 {
 		return
 	}
-	s.enc.Atom("* ").Number(seq).Atom(" FETCH (UID ").Number(m.UID).Atom(" FLAGS ").Flags(m.Flags, m.Keywords)
+	s.enc.Atom("* ").Number(seq).Atom(" FETCH (UID ").Number(m.UID).Atom(" FLAGS ").Flags(m.Flags, m.Keywords, s.recentFlag(m.UID)...)
 	if s.condstore {
 		s.enc.Atom(" MODSEQ (").Number64(m.ModSeq).Byte(')')
 	}

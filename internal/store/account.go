@@ -50,6 +50,8 @@ type Account struct {
 	pending atomic.Int64
 	// views are the last Views of a few mailboxes, shared by sessions.
 	views viewCache
+	// recent is who may still see which messages as \Recent (recent.go).
+	recent recentState
 }
 
 // settle waits until every delivery the journal acknowledged for the
@@ -787,6 +789,7 @@ func (a *Account) insertMessages(tx *sql.Tx, batch []*commitReq) error {
 		var order []int64
 		count := map[int64]int64{}
 		last := map[int64]int64{} // mailbox -> index of its last new message
+		uidvs := map[int64]uint32{}
 		mbs := make([][]mboxRef, len(batch))
 		for i, r := range batch {
 			mbs[i] = make([]mboxRef, len(r.msgs))
@@ -796,6 +799,7 @@ func (a *Account) insertMessages(tx *sql.Tx, batch []*commitReq) error {
 					return err
 				}
 				mbs[i][j] = mb
+				uidvs[mb.id] = mb.uidvalidity
 				if count[mb.id] == 0 {
 					order = append(order, mb.id)
 				}
@@ -821,6 +825,7 @@ func (a *Account) insertMessages(tx *sql.Tx, batch []*commitReq) error {
 				return fmt.Errorf("allocate uids: %w", err)
 			}
 			nextUID[id] = first
+			a.noteAdded(id, uidvs[id], first)
 		}
 		inlineSt := tx.StmtContext(ctx, a.st.inline)
 		messageSt := tx.StmtContext(ctx, a.st.message)
