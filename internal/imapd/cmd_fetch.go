@@ -378,6 +378,9 @@ func (s *session) fetchOne(plan *fetchPlan, m store.Message, root *message.Part,
 		return err
 	}
 
+	if plan.hasFlags || flagsChanged {
+		s.announceKeywords(m.Keywords)
+	}
 	e := s.enc
 	e.Atom("* ").Number(seq).Atom(" FETCH (")
 	first := true

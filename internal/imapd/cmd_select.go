@@ -48,6 +48,7 @@ func cmdSelect(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return s.serverBug(err)
 	}
+	sel.initKeywords(kws)
 	s.sel = sel
 	s.state = stateSelected
 	s.searchRes = nil
@@ -61,12 +62,7 @@ func cmdSelect(s *session, tag, name string, uid bool) error {
 			e.Atom("* OK [UNSEEN ").Number(firstUnseen).Atom("] first unseen message").CRLF()
 		}
 	}
-	e.Atom("* FLAGS ").Flags(0x1f, kws).CRLF()
-	if readOnly {
-		e.Atom("* OK [PERMANENTFLAGS ()] read-only mailbox").CRLF()
-	} else {
-		e.Atom("* OK [PERMANENTFLAGS ").Flags(0x1f, kws, `\*`).Atom("] flags permitted").CRLF()
-	}
+	s.writeFlagsResponses()
 	e.Atom("* OK [UIDVALIDITY ").Number(mb.UIDValidity).Atom("] UIDs valid").CRLF()
 	e.Atom("* OK [UIDNEXT ").Number(mb.UIDNext).Atom("] predicted next UID").CRLF()
 	if s.condstore {

@@ -60,6 +60,9 @@ func cmdStore(s *session, tag, name string, uid bool) error {
 		all := append(slices.Clone(res.Changed), res.Unchanged...)
 		slices.SortFunc(all, func(a, b store.Message) int { return int(int64(a.UID) - int64(b.UID)) })
 		for _, m := range all {
+			s.announceKeywords(m.Keywords)
+		}
+		for _, m := range all {
 			s.storeWriteFetch(m, true, uid)
 		}
 	case c.HasUnchangedSince:

@@ -27,6 +27,10 @@ type selected struct {
 	// recent are the UIDs recent to this session (recent.go), ascending
 	// and disjoint.
 	recent []uidRange
+	// keywords are those announced in FLAGS, kwKnown the same lowercased
+	// (keywords.go).
+	keywords []string
+	kwKnown  map[string]bool
 }
 
 // seqOf returns the sequence number of uid, or 0.
@@ -203,6 +207,9 @@ func (s *session) sync(allowExpunge bool) error {
 		if !s.rev2 {
 			s.enc.Atom("* ").Number(sel.recentCount()).Atom(" RECENT").CRLF()
 		}
+	}
+	for _, m := range changed {
+		s.announceKeywords(m.Keywords)
 	}
 	for _, m := range changed {
 		if sel.isPending(m.UID) || (sel.reported != nil && sel.reported[m.UID] == m.ModSeq) {
