@@ -602,9 +602,9 @@ func (s *session) fetchWriteItem(it FetchItem, m store.Message, root *message.Pa
 		case sp.missing:
 			e.NIL()
 		case sp.inMem:
-			e.Literal(int64(len(sp.data)), bytes.NewReader(sp.data))
+			e.Literal(int64(len(sp.data)), fetchNoNUL{bytes.NewReader(sp.data)})
 		default:
-			e.Literal(sp.n, io.NewSectionReader(f, sp.off, sp.n))
+			e.Literal(sp.n, fetchNoNUL{io.NewSectionReader(f, sp.off, sp.n)})
 		}
 	}
 	return e.Err()
@@ -645,4 +645,24 @@ func (s *session) fetchDataErr(src *fetchErrReader, err error) error {
 	}
 	s.log.Error("imap fetch: message data failed mid-response", "account", s.user.Address, "err", err)
 	return err
+}
+
+// fetchNoNUL passes data through with NUL turned into 0x80, as Dovecot
+// does: a literal may not hold NUL (RFC 9051 §4.3), and a stored message
+// may (an APPEND literal that had it, a BINARYMIME delivery). Only BINARY
+// sends the data unchanged, as literal8 (RFC 3516). The size is unchanged.
+type fetchNoNUL struct{ r io.Reader }
+
+func (f fetchNoNUL) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	b := p[:n]
+	for {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			break
+		}
+		b[i] = 0x80
+		b = b[i+1:]
+	}
+	return n, err
 }
