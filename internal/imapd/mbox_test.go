@@ -367,7 +367,12 @@ func TestMboxNonASCIINames(t *testing.T) {
 	c := mboxLogin(t, env, addr)
 	c.ok(`CREATE "Entw&APw-rfe"`)
 	c.ok(`CREATE "&ZeVnLIqe-/Sub"`)
-	c.expect(`CREATE "&Jjo"`, "BAD")
+	// A name that is no modified UTF-7 is refused with NO, not BAD
+	// (imaptest's atoms test), and LIST with it answers OK.
+	c.expect(`CREATE "&Jjo"`, "NO [CANNOT]")
+	c.expect(`SELECT !#$&'+,-.0123456789:;<=>?@^_`+"`"+`|[}`, "NO [CANNOT]")
+	mboxSame(t, "LIST invalid UTF-7", c.ok(`LIST "" !#$&'+,-.0123456789:;<=>?@^_`+"`"+`|[}%*`), nil)
+	c.ok("NOOP")
 	mboxSame(t, "rev1 LIST", c.ok(`LIST "" "Entw*"`), []string{`* LIST (\HasNoChildren) "/" Entw&APw-rfe`})
 	mboxSame(t, "rev1 LIST hierarchy", c.ok(`LIST "" "&ZeVnLIqe-/%"`), []string{`* LIST (\HasNoChildren) "/" &ZeVnLIqe-/Sub`})
 	c.ok(`STATUS "Entw&APw-rfe" (MESSAGES)`)
