@@ -106,6 +106,9 @@ func (a *Account) ensureDefaultMailboxes(ctx context.Context) error {
 			if _, err := createMailbox(ctx, tx, m.name, m.use); err != nil {
 				return err
 			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO subscriptions(name) VALUES (?)`, m.name); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

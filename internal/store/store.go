@@ -166,7 +166,8 @@ var migrations = []string{
 	// deleted mailbox stays subscribed, and LIST (SUBSCRIBED) reports it
 	// \NonExistent). mailboxes.subscribed stays, kept equal to "the name
 	// is in subscriptions" by the triggers, so readers need no join. A
-	// new mailbox is subscribed; a renamed one keeps its subscription.
+	// new mailbox is subscribed (until 4); a renamed one keeps its
+	// subscription.
 	`CREATE TABLE subscriptions (name TEXT PRIMARY KEY);
 	INSERT INTO subscriptions(name) SELECT name FROM mailboxes WHERE subscribed=1;
 	CREATE TRIGGER subscribe_new_mailbox AFTER INSERT ON mailboxes BEGIN
@@ -190,6 +191,16 @@ var migrations = []string{
 		id INTEGER PRIMARY KEY,
 		data BLOB NOT NULL
 	);`,
+	// 4: CREATE no longer subscribes (RFC 9051 §6.3.9: clients subscribe
+	// for themselves; imaptest's listext and subscribe tests expect a new
+	// mailbox unsubscribed). The default mailboxes of a new account are
+	// subscribed explicitly (ensureDefaultMailboxes). Existing
+	// subscriptions stay, and so does that of a name subscribed before its
+	// mailbox is created (again).
+	`DROP TRIGGER subscribe_new_mailbox;
+	CREATE TRIGGER new_mailbox_subscribed AFTER INSERT ON mailboxes BEGIN
+		UPDATE mailboxes SET subscribed=EXISTS (SELECT 1 FROM subscriptions WHERE name=new.name) WHERE id=new.id;
+	END;`,
 }
 
 // InlineMax is the largest body the store keeps inline in the account's
