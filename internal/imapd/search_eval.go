@@ -247,6 +247,14 @@ func (p *searchProgram) eval(k *SearchKey, msg *searchMsg) searchTri {
 			if bytes.Contains(f.folded, want) {
 				return searchYes
 			}
+			if searchAddressFields[strings.ToLower(f.name)] {
+				if !f.isAddrs {
+					f.addrs, f.isAddrs = searchAddresses(f.value), true
+				}
+				if bytes.Contains(f.addrs, want) {
+					return searchYes
+				}
+			}
 		}
 		return searchNo
 	case SearchBody:
