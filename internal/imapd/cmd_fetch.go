@@ -427,6 +427,14 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 		plan.head = make([]byte, fetchHeadSize)
 	}
 	sr := &fetchFileSections{f: f, size: m.Size, buf: plan.head}
+	// With only ENVELOPE loaded, root is a stub without part bounds: the
+	// top-level sections are then found by reading the header, as when
+	// no structure was loaded at all (a stub's zero bounds gave an empty
+	// BODY[HEADER.FIELDS ...] beside ENVELOPE).
+	sroot := root
+	if plan.envOnly {
+		sroot = nil
+	}
 	for i, it := range plan.items {
 		v := &vals[i]
 		var err error
@@ -434,11 +442,11 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 		case FetchRFC822:
 			v.span = fetchSpan{n: m.Size}
 		case FetchRFC822Header:
-			v.span, err = fetchResolveSection(root, m.Size, Section{Spec: SectionHeader}, sr)
+			v.span, err = fetchResolveSection(sroot, m.Size, Section{Spec: SectionHeader}, sr)
 		case FetchRFC822Text:
-			v.span, err = fetchResolveSection(root, m.Size, Section{Spec: SectionText}, sr)
+			v.span, err = fetchResolveSection(sroot, m.Size, Section{Spec: SectionText}, sr)
 		case FetchBodySection:
-			v.span, err = fetchResolveSection(root, m.Size, it.Section, sr)
+			v.span, err = fetchResolveSection(sroot, m.Size, it.Section, sr)
 			v.span = fetchApplyPartial(v.span, it.Partial)
 		case FetchBinary, FetchBinarySize:
 			err = s.fetchPrepareBinary(it, m, root, f, v)
