@@ -57,7 +57,7 @@ func cmdSelect(s *session, tag, name string, uid bool) error {
 	e := s.enc
 	e.Atom("* ").Number(uint32(len(sel.uids))).Atom(" EXISTS").CRLF()
 	if !s.rev2 {
-		e.Atom("* ").Number(sel.recentCount()).Atom(" RECENT").CRLF()
+		s.writeRecent()
 		if firstUnseen > 0 {
 			e.Atom("* OK [UNSEEN ").Number(firstUnseen).Atom("] first unseen message").CRLF()
 		}

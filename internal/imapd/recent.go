@@ -69,6 +69,13 @@ func (sel *selected) recentCount() uint32 {
 	return uint32(n)
 }
 
+// writeRecent writes "* n RECENT" with the session's count.
+func (s *session) writeRecent() {
+	n := s.sel.recentCount()
+	s.sel.recentSent = n
+	s.enc.Atom("* ").Number(n).Atom(" RECENT").CRLF()
+}
+
 // recentFlag is the extra flag for uid's FLAGS: \Recent if it is recent
 // to the session.
 func (s *session) recentFlag(uid uint32) []string {

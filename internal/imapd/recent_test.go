@@ -82,6 +82,10 @@ func TestRecent(t *testing.T) {
 	a.ok("MOVE 3 Dest")
 	want(d, "NOOP", "* 4 EXISTS", "* 4 RECENT")
 	want(d, "SEARCH RECENT", "* SEARCH 1 2 3 4")
+	// RECENT follows the count down when recent messages are expunged
+	// (imaptest's checkpoints add up the sessions' RECENT counts).
+	d.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	want(d, "EXPUNGE", "* 1 EXPUNGE", "* 3 RECENT")
 	// The claim survives UNSELECT only for the claiming session's view:
 	// another session selecting later sees none.
 	e := login()

@@ -27,6 +27,8 @@ type selected struct {
 	// recent are the UIDs recent to this session (recent.go), ascending
 	// and disjoint.
 	recent []uidRange
+	// recentSent is the RECENT count last sent to the client.
+	recentSent uint32
 	// keywords are those announced in FLAGS, kwKnown the same lowercased
 	// (keywords.go).
 	keywords []string
@@ -205,10 +207,19 @@ func (s *session) sync(allowExpunge bool) error {
 		s.claimRecent(sel.lastUID() + 1)
 		s.enc.Atom("* ").Number(uint32(len(sel.uids))).Atom(" EXISTS").CRLF()
 		if !s.rev2 {
-			s.enc.Atom("* ").Number(sel.recentCount()).Atom(" RECENT").CRLF()
+			s.writeRecent()
 		}
 	}
-	for _, m := range changed {
+	if !s.rev2 && sel.recentCount() != sel.recentSent {
+		// RFC 3501 §7.3.2: RECENT whenever the number changes, expunges
+		// included, as Dovecot sends it (imaptest's checkpoints add up
+		// the sessions' RECENT counts).
+		s.writeRecent()
+	}
+	// Keywords new to the session, from flag changes or from messages
+	// added with keywords (COPY, APPEND), are announced even where no
+	// FETCH shows them yet: FLAGS lists what the mailbox uses.
+	for _, m := range msgs {
 		s.announceKeywords(m.Keywords)
 	}
 	for _, m := range changed {
