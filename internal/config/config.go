@@ -295,8 +295,9 @@ type Limits struct {
 
 	// MaxLineLength is the longest command line, CRLF included, that any
 	// protocol accepts. 8192 is what RFC 7162 §4 asks IMAP servers to accept
-	// and far above SMTP's 512 (RFC 5321 §4.5.3.1.4). TOML: max_line_length.
-	// Default 8192; at least 1000.
+	// and far above SMTP's 512 (RFC 5321 §4.5.3.1.4). IMAP accepts at least
+	// 64 KiB and SMTP 1 MiB whatever this says (internal/server). TOML:
+	// max_line_length. Default 8192; at least 1000.
 	MaxLineLength int `toml:"max_line_length"`
 
 	// SMTPTimeout is how long an SMTP session may be idle waiting for the

@@ -18,7 +18,16 @@ import (
 // temporary body file (fsynced), so memory does not grow with the message.
 // Bare LF line ends become CRLF: stored messages have CRLF line ends, and
 // the size clients later see (RFC822.SIZE, quota usage) is the size after
-// that conversion, which may exceed the literal's. When every message of
+// that conversion, which may exceed the literal's. A literal8 (RFC 3516
+// §4.4) is stored as sent: its binary parts would be corrupted by the
+// conversion, and BINARY.SIZE must be the size the client sent.
+//
+// NUL in a plain literal: RFC 9051 §4.3 makes a literal CHAR8, without
+// NUL, but clients do send such messages (imaptest's random ones, mail
+// that arrived broken) and Dovecot stores them. Refusing would lose mail,
+// so jodmai stores them too. What goes out is clean instead: a non-BINARY
+// FETCH sends NUL as 0x80, as Dovecot does (fetchNoNUL), and only BINARY
+// answers with literal8. When every message of
 // the command has arrived, they are committed in one index transaction:
 // all are kept or none (RFC 3502 §3). A message appended to the selected
 // mailbox reaches this session like any other, through the sync after the
@@ -89,11 +98,6 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 		if tmp.InMemory() {
 			inMemory += tmp.Size
 		}
-		if m.Data.HasNUL() {
-			// RFC 9051 §4.3: a literal is CHAR8, without NUL; only a
-			// literal8 may carry binary data (RFC 3516 §4.4).
-			return bad("", "NUL in a literal; send binary messages as literal8 (~{n})")
-		}
 		if tmp.Size == 0 {
 			// RFC 3502 §6.3.11: a zero-length message literal is an
 			// error and MUST return NO; clients use it to cancel a
@@ -150,7 +154,10 @@ func (s *session) appendReceive(data *LiteralReader, memory bool) (*blob.Temp, e
 	if err != nil {
 		return nil, s.serverBug(err)
 	}
-	cw := message.NewCRLFWriter(w)
+	var cw io.Writer = w
+	if !data.Binary {
+		cw = message.NewCRLFWriter(w)
+	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, rerr := data.Read(buf)

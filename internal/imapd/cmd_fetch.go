@@ -378,6 +378,9 @@ func (s *session) fetchOne(plan *fetchPlan, m store.Message, root *message.Part,
 		return err
 	}
 
+	if plan.hasFlags || flagsChanged {
+		s.announceKeywords(m.Keywords)
+	}
 	e := s.enc
 	e.Atom("* ").Number(seq).Atom(" FETCH (")
 	first := true
@@ -402,7 +405,7 @@ func (s *session) fetchOne(plan *fetchPlan, m store.Message, root *message.Part,
 	// RFC 9051 §6.4.5: when \Seen was set, the new flags are returned.
 	if flagsChanged && !plan.hasFlags {
 		sep()
-		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords)
+		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords, s.recentFlag(m.UID)...)
 	}
 	if plan.modseq && !plan.hasModSeq {
 		sep()
@@ -424,6 +427,14 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 		plan.head = make([]byte, fetchHeadSize)
 	}
 	sr := &fetchFileSections{f: f, size: m.Size, buf: plan.head}
+	// With only ENVELOPE loaded, root is a stub without part bounds: the
+	// top-level sections are then found by reading the header, as when
+	// no structure was loaded at all (a stub's zero bounds gave an empty
+	// BODY[HEADER.FIELDS ...] beside ENVELOPE).
+	sroot := root
+	if plan.envOnly {
+		sroot = nil
+	}
 	for i, it := range plan.items {
 		v := &vals[i]
 		var err error
@@ -431,11 +442,11 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 		case FetchRFC822:
 			v.span = fetchSpan{n: m.Size}
 		case FetchRFC822Header:
-			v.span, err = fetchResolveSection(root, m.Size, Section{Spec: SectionHeader}, sr)
+			v.span, err = fetchResolveSection(sroot, m.Size, Section{Spec: SectionHeader}, sr)
 		case FetchRFC822Text:
-			v.span, err = fetchResolveSection(root, m.Size, Section{Spec: SectionText}, sr)
+			v.span, err = fetchResolveSection(sroot, m.Size, Section{Spec: SectionText}, sr)
 		case FetchBodySection:
-			v.span, err = fetchResolveSection(root, m.Size, it.Section, sr)
+			v.span, err = fetchResolveSection(sroot, m.Size, it.Section, sr)
 			v.span = fetchApplyPartial(v.span, it.Partial)
 		case FetchBinary, FetchBinarySize:
 			err = s.fetchPrepareBinary(it, m, root, f, v)
@@ -546,7 +557,7 @@ func (s *session) fetchWriteItem(it FetchItem, m store.Message, root *message.Pa
 	e := s.enc
 	switch it.Att {
 	case FetchFlags:
-		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords)
+		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords, s.recentFlag(m.UID)...)
 	case FetchUID:
 		e.Atom("UID ").Number(m.UID)
 	case FetchInternalDate:
@@ -599,9 +610,9 @@ func (s *session) fetchWriteItem(it FetchItem, m store.Message, root *message.Pa
 		case sp.missing:
 			e.NIL()
 		case sp.inMem:
-			e.Literal(int64(len(sp.data)), bytes.NewReader(sp.data))
+			e.Literal(int64(len(sp.data)), fetchNoNUL{bytes.NewReader(sp.data)})
 		default:
-			e.Literal(sp.n, io.NewSectionReader(f, sp.off, sp.n))
+			e.Literal(sp.n, fetchNoNUL{io.NewSectionReader(f, sp.off, sp.n)})
 		}
 	}
 	return e.Err()
@@ -642,4 +653,24 @@ func (s *session) fetchDataErr(src *fetchErrReader, err error) error {
 	}
 	s.log.Error("imap fetch: message data failed mid-response", "account", s.user.Address, "err", err)
 	return err
+}
+
+// fetchNoNUL passes data through with NUL turned into 0x80, as Dovecot
+// does: a literal may not hold NUL (RFC 9051 §4.3), and a stored message
+// may (an APPEND literal that had it, a BINARYMIME delivery). Only BINARY
+// sends the data unchanged, as literal8 (RFC 3516). The size is unchanged.
+type fetchNoNUL struct{ r io.Reader }
+
+func (f fetchNoNUL) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	b := p[:n]
+	for {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			break
+		}
+		b[i] = 0x80
+		b = b[i+1:]
+	}
+	return n, err
 }

@@ -250,8 +250,12 @@ func (s *session) mboxWriteStatus(st store.MailboxStatus, items []StatusItem) {
 		case StatusSize:
 			e.Number64(st.Size)
 		case StatusRecent:
-			// jodmai keeps no \Recent (RFC 9051 dropped it).
-			e.Number(0)
+			// RFC 3501 §6.3.10: messages no session has claimed.
+			n, err := s.acct.RecentCount(s.ctx(), st.Mailbox)
+			if err != nil {
+				s.log.Warn("status recent", "account", s.user.Address, "err", err)
+			}
+			e.Number64(n)
 		case StatusHighestModSeq:
 			e.Number64(st.HighestModSeq)
 		case StatusAppendLimit:

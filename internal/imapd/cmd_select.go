@@ -48,24 +48,21 @@ func cmdSelect(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return s.serverBug(err)
 	}
+	sel.initKeywords(kws)
 	s.sel = sel
 	s.state = stateSelected
 	s.searchRes = nil
+	s.claimRecent(mb.UIDNext)
 
 	e := s.enc
 	e.Atom("* ").Number(uint32(len(sel.uids))).Atom(" EXISTS").CRLF()
 	if !s.rev2 {
-		e.Atom("* 0 RECENT").CRLF()
+		s.writeRecent()
 		if firstUnseen > 0 {
 			e.Atom("* OK [UNSEEN ").Number(firstUnseen).Atom("] first unseen message").CRLF()
 		}
 	}
-	e.Atom("* FLAGS ").Flags(0x1f, kws).CRLF()
-	if readOnly {
-		e.Atom("* OK [PERMANENTFLAGS ()] read-only mailbox").CRLF()
-	} else {
-		e.Atom("* OK [PERMANENTFLAGS ").Flags(0x1f, kws, `\*`).Atom("] flags permitted").CRLF()
-	}
+	s.writeFlagsResponses()
 	e.Atom("* OK [UIDVALIDITY ").Number(mb.UIDValidity).Atom("] UIDs valid").CRLF()
 	e.Atom("* OK [UIDNEXT ").Number(mb.UIDNext).Atom("] predicted next UID").CRLF()
 	if s.condstore {

@@ -60,6 +60,9 @@ func cmdStore(s *session, tag, name string, uid bool) error {
 		all := append(slices.Clone(res.Changed), res.Unchanged...)
 		slices.SortFunc(all, func(a, b store.Message) int { return int(int64(a.UID) - int64(b.UID)) })
 		for _, m := range all {
+			s.announceKeywords(m.Keywords)
+		}
+		for _, m := range all {
 			s.storeWriteFetch(m, true, uid)
 		}
 	case c.HasUnchangedSince:
@@ -132,7 +135,7 @@ func (s *session) storeWriteFetch(m store.Message, flags, uid bool) {
 		if !first {
 			e.SP()
 		}
-		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords)
+		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords, s.recentFlag(m.UID)...)
 		first = false
 	}
 	if s.condstore {

@@ -17,6 +17,9 @@ func TestCompressSession(t *testing.T) {
 	for i := range 3 {
 		h.deliver(sessAlice, sessMessage(fmt.Sprintf("before %d", i)))
 	}
+	claim := h.dial() // takes \Recent (RFC 3501 §2.3.2) from c
+	claim.login(sessAlice, sessPass)
+	claim.ok("SELECT INBOX")
 	c := h.dial()
 	c.login(sessAlice, sessPass)
 	c.compress()

@@ -230,6 +230,10 @@ func fetchNewEnv(t testing.TB, msgs ...string) *testenv.Env {
 func fetchSetup(t testing.TB) (*testenv.Env, *fetchConn) {
 	t.Helper()
 	env := fetchNewEnv(t, fetchMessages...)
+	// The messages are recent to the first session that selects INBOX
+	// (RFC 3501 §2.3.2); another claims them, so that FLAGS in these
+	// tests are only the stored flags (TestRecent covers \Recent).
+	fetchDial(t, env, fetchUser, "secret-password").ok("SELECT INBOX")
 	fc := fetchDial(t, env, fetchUser, "secret-password")
 	fc.ok("SELECT INBOX")
 	return env, fc

@@ -30,7 +30,11 @@ func TestStoreFlags(t *testing.T) {
 	other := fetchDial(t, env, fetchUser, "secret-password")
 	other.ok("SELECT INBOX")
 
-	fc.expect(`STORE 1 +FLAGS (\Flagged $Important)`, "OK", `* 1 FETCH (FLAGS (\Flagged $Important))`)
+	// A new keyword is announced first (RFC 3501 §7.2.6).
+	fc.expect(`STORE 1 +FLAGS (\Flagged $Important)`, "OK",
+		`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Important)`,
+		`* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Important \*)] flags permitted`,
+		`* 1 FETCH (FLAGS (\Flagged $Important))`)
 	fc.expect(`STORE 1:2 +FLAGS \Seen`, "OK", `* 1 FETCH (FLAGS (\Flagged \Seen $Important))`, `* 2 FETCH (FLAGS (\Seen))`)
 	// Keywords compare case-insensitively; \Recent cannot be stored.
 	fc.expect(`STORE 1 -FLAGS ($IMPORTANT \Recent)`, "OK", `* 1 FETCH (FLAGS (\Flagged \Seen))`)
@@ -119,6 +123,7 @@ func TestStoreCondStore(t *testing.T) {
 
 func TestFetchVanished(t *testing.T) {
 	env := fetchNewEnv(t, fetchMessages...)
+	fetchDial(t, env, fetchUser, "secret-password").ok("SELECT INBOX") // claims \Recent
 	fc := fetchDial(t, env, fetchUser, "secret-password")
 	fc.ok("ENABLE QRESYNC")
 	fc.ok("SELECT INBOX")

@@ -224,6 +224,7 @@ func TestFetchSeen(t *testing.T) {
 
 func TestFetchSeenCondStore(t *testing.T) {
 	env := fetchNewEnv(t, fetchMessages...)
+	fetchDial(t, env, fetchUser, "secret-password").ok("SELECT INBOX") // claims \Recent
 	fc := fetchDial(t, env, fetchUser, "secret-password")
 	fc.ok("ENABLE CONDSTORE")
 	fc.ok("SELECT INBOX")
@@ -309,6 +310,7 @@ func TestFetchManyMessages(t *testing.T) {
 	b := fetchCRLF("From: bob@example.org\nSubject: two\n\nsecond kind\n")
 	searchDeliverN(t, env, a, 4100)
 	searchDeliverN(t, env, b, 300)
+	fetchDial(t, env, fetchUser, "secret-password").ok("SELECT INBOX") // claims \Recent
 	fc := fetchDial(t, env, fetchUser, "secret-password")
 	fc.ok("SELECT INBOX")
 	u := fc.ok("FETCH 1:* (UID FLAGS)")

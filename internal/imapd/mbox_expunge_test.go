@@ -45,7 +45,9 @@ func TestExpungeRenumbering(t *testing.T) {
 	// Sequence numbers are renumbered: message 3 is now UID 6.
 	c.expect("COPY 3 Trash", "OK [COPYUID "+appendUIDValidity(t, c, "Trash")+" 6 1]")
 	c.expect("COPY 4 Trash", "BAD")
-	mboxSame(t, "other session", mboxGrep(other.ok("NOOP"), "* "), []string{"* 5 EXPUNGE", "* 4 EXPUNGE", "* 2 EXPUNGE"})
+	// other selected first: the messages are recent to it, and RECENT
+	// follows its count (RFC 3501 §7.3.2).
+	mboxSame(t, "other session", mboxGrep(other.ok("NOOP"), "* "), []string{"* 5 EXPUNGE", "* 4 EXPUNGE", "* 2 EXPUNGE", "* 3 RECENT"})
 
 	c.ok("EXAMINE INBOX")
 	expungeFlag(t, a, "INBOX", 1)
@@ -65,15 +67,15 @@ func TestExpungeUIDSubset(t *testing.T) {
 	}
 	c.appendMsg("INBOX", "", mboxMsg(6))
 	c.ok("SELECT INBOX")
-	mboxSame(t, "UID EXPUNGE 2:3,6", c.ok("UID EXPUNGE 2:3,6"), []string{"* 3 EXPUNGE", "* 2 EXPUNGE"})
+	mboxSame(t, "UID EXPUNGE 2:3,6", c.ok("UID EXPUNGE 2:3,6"), []string{"* 3 EXPUNGE", "* 2 EXPUNGE", "* 4 RECENT"})
 	mboxSame(t, "UID EXPUNGE 99", c.ok("UID EXPUNGE 99"), nil)
-	mboxSame(t, "UID EXPUNGE 5:*", c.ok("UID EXPUNGE 5:*"), []string{"* 3 EXPUNGE"})
+	mboxSame(t, "UID EXPUNGE 5:*", c.ok("UID EXPUNGE 5:*"), []string{"* 3 EXPUNGE", "* 3 RECENT"})
 	if got := mboxUIDs(t, env, addr, "INBOX"); !mboxUIDsEqual(got, []uint32{1, 4, 6}) {
 		t.Errorf("UIDs left %v", got)
 	}
 	c.expect("UID EXPUNGE", "BAD")
 	c.expect("UID EXPUNGE x", "BAD")
-	mboxSame(t, "EXPUNGE", c.ok("EXPUNGE"), []string{"* 2 EXPUNGE", "* 1 EXPUNGE"})
+	mboxSame(t, "EXPUNGE", c.ok("EXPUNGE"), []string{"* 2 EXPUNGE", "* 1 EXPUNGE", "* 1 RECENT"})
 }
 
 // A message added (flagged \Deleted) by someone else and not yet announced
@@ -85,8 +87,8 @@ func TestExpungeOnlyKnownMessages(t *testing.T) {
 	c.ok("SELECT INBOX")
 	other := mboxLogin(t, env, addr)
 	other.appendMsg("INBOX", `(\Deleted)`, mboxMsg(2))
-	mboxSame(t, "EXPUNGE", c.ok("EXPUNGE"), []string{"* 1 EXPUNGE", "* 1 EXISTS", "* 0 RECENT"})
-	mboxSame(t, "second EXPUNGE", c.ok("EXPUNGE"), []string{"* 1 EXPUNGE"})
+	mboxSame(t, "EXPUNGE", c.ok("EXPUNGE"), []string{"* 1 EXPUNGE", "* 1 EXISTS", "* 1 RECENT"})
+	mboxSame(t, "second EXPUNGE", c.ok("EXPUNGE"), []string{"* 1 EXPUNGE", "* 0 RECENT"})
 	if n := len(env.Inbox(t, addr)); n != 0 {
 		t.Errorf("%d messages left", n)
 	}
@@ -103,13 +105,13 @@ func TestExpungeCondstore(t *testing.T) {
 	c.ok("ENABLE QRESYNC")
 	c.ok("SELECT INBOX")
 	u, tagged := c.cmd("UID EXPUNGE 1:2")
-	mboxSame(t, "VANISHED", u, []string{"* VANISHED 1:2"})
+	mboxSame(t, "VANISHED", u, []string{"* VANISHED 1:2", "* 2 RECENT"})
 	hms := mboxStatusItems(t, c, "INBOX", "HIGHESTMODSEQ")
 	if tagged != "OK ["+hms+"] UID EXPUNGE completed" {
 		t.Errorf("UID EXPUNGE: %q, STATUS %s", tagged, hms)
 	}
 	u, tagged = c.cmd("EXPUNGE")
-	mboxSame(t, "VANISHED", u, []string{"* VANISHED 3:4"})
+	mboxSame(t, "VANISHED", u, []string{"* VANISHED 3:4", "* 0 RECENT"})
 	if hms = mboxStatusItems(t, c, "INBOX", "HIGHESTMODSEQ"); tagged != "OK ["+hms+"] EXPUNGE completed" {
 		t.Errorf("EXPUNGE: %q, STATUS %s", tagged, hms)
 	}

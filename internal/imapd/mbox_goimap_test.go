@@ -46,6 +46,12 @@ func TestMboxGoIMAPClient(t *testing.T) {
 	} else if ie, ok := err.(*imap.Error); !ok || ie.Code != imap.ResponseCodeAlreadyExists {
 		t.Errorf("CREATE existing: %v", err)
 	}
+	// CREATE does not subscribe (RFC 9051 §6.3.9: clients do).
+	for _, name := range []string{"Projects", "Projects/2024", "Bin"} {
+		if err := c.Subscribe(name).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// APPEND with flags and date.
 	body := mboxMsg(1)

@@ -54,6 +54,8 @@ type searchProgram struct {
 	nview   uint32          // messages in the view, for "*" in sequence sets
 	lastUID uint32          // highest UID in the view, for "*" in UID sets
 	saved   map[uint32]bool // "$": the saved result
+	// recent are the UIDs recent to the session (none for IMAP4rev2).
+	recent []uidRange
 }
 
 // searchPrepare walks a search key once, collecting what evaluation needs.
@@ -65,6 +67,9 @@ func (s *session) searchPrepare(k *SearchKey) *searchProgram {
 		now:         time.Now(),
 		nview:       uint32(len(s.sel.uids)),
 		lastUID:     s.sel.lastUID(),
+	}
+	if !s.rev2 {
+		p.recent = s.sel.recent
 	}
 	byText := map[string]int{}
 	var walk func(k *SearchKey)
@@ -187,8 +192,7 @@ func (p *searchProgram) eval(k *SearchKey, msg *searchMsg) searchTri {
 	case SearchKeyword:
 		return searchBool(slices.ContainsFunc(m.Keywords, func(kw string) bool { return strings.EqualFold(kw, k.Value) }))
 	case SearchRecent:
-		// jodmai gives no message \Recent (RFC 9051 dropped it).
-		return searchNo
+		return searchBool(recentHas(p.recent, m.UID))
 	case SearchBefore, SearchOn, SearchSince:
 		// RFC 9051 §6.4.4: the internal date, disregarding time and
 		// timezone: its calendar day where it was received.
@@ -242,6 +246,14 @@ func (p *searchProgram) eval(k *SearchKey, msg *searchMsg) searchTri {
 			}
 			if bytes.Contains(f.folded, want) {
 				return searchYes
+			}
+			if searchAddressFields[strings.ToLower(f.name)] {
+				if !f.isAddrs {
+					f.addrs, f.isAddrs = searchAddresses(f.value), true
+				}
+				if bytes.Contains(f.addrs, want) {
+					return searchYes
+				}
 			}
 		}
 		return searchNo

@@ -77,9 +77,10 @@ func TestSearchKeys(t *testing.T) {
 		{"KEYWORD $work", "1"},
 		{"UNKEYWORD $Work", "2 3 4 5"},
 		{"KEYWORD $Other", ""},
-		{"RECENT", ""},
-		{"NEW", ""},
-		{"OLD", "1 2 3 4 5"},
+		// This session selected INBOX first: all five are recent to it.
+		{"RECENT", "1 2 3 4 5"},
+		{"NEW", "2 3 4"},
+		{"OLD", ""},
 		// Sizes.
 		{fmt.Sprintf("LARGER %d", sizes[2]), "2"},
 		{fmt.Sprintf("SMALLER %d", sizes[2]), "1 4 5"},
@@ -178,7 +179,7 @@ func TestSearchUIDsAndExpunged(t *testing.T) {
 	// Not yet announced: the others keep their numbers, the expunged
 	// ones match nothing.
 	fc.expect("SEARCH ALL", "OK", "* SEARCH 2 4 5")
-	fc.expect("UID SEARCH ALL", "OK", "* SEARCH 2 4 5", "* 3 EXPUNGE", "* 1 EXPUNGE")
+	fc.expect("UID SEARCH ALL", "OK", "* SEARCH 2 4 5", "* 3 EXPUNGE", "* 1 EXPUNGE", "* 3 RECENT")
 	fc.expect("SEARCH ALL", "OK", "* SEARCH 1 2 3")
 	fc.expect("UID SEARCH 2:3", "OK", "* SEARCH 4 5")
 	fc.expect("UID SEARCH UID 4:5", "OK", "* SEARCH 4 5")
@@ -232,7 +233,7 @@ func TestSearchRes(t *testing.T) {
 	fc.expect("SEARCH $", "OK", "* SEARCH 1 2 3 4")
 	// Saved as UIDs: expunges elsewhere do not shift it.
 	fetchExpunge(t, env, 1)
-	fc.expect("NOOP", "OK", "* 1 EXPUNGE")
+	fc.expect("NOOP", "OK", "* 1 EXPUNGE", "* 4 RECENT")
 	fc.expect("FETCH $ UID", "OK", "* 1 FETCH (UID 2)", "* 2 FETCH (UID 3)", "* 3 FETCH (UID 4)")
 	// A failed SEARCH with SAVE empties it.
 	fc.expect("SEARCH RETURN (SAVE) CHARSET KOI8-R ALL", "NO [BADCHARSET")

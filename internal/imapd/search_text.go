@@ -88,6 +88,42 @@ type searchField struct {
 	// folded is value case-folded, computed when a key first needs it.
 	folded   []byte
 	isFolded bool
+	// addrs is an address field's addresses as "name <mailbox@host>",
+	// case-folded, computed when a key first needs it (searchAddresses).
+	addrs   []byte
+	isAddrs bool
+}
+
+// searchAddressFields are the header fields whose values are address
+// lists: a key on them also matches the parsed addresses.
+var searchAddressFields = map[string]bool{
+	"from": true, "to": true, "cc": true, "bcc": true, "sender": true, "reply-to": true,
+}
+
+// searchAddresses renders an address field's addresses without the
+// comments, quoting and routes of the raw header, so that SEARCH FROM
+// user@domain finds "<user (comment)@ (comment) domain>" as Dovecot does
+// (imaptest's search-addresses test).
+func searchAddresses(value string) []byte {
+	var b []byte
+	for _, a := range message.ParseAddressList(value) {
+		if a.IsGroupStart() || a.IsGroupEnd() {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, ", "...)
+		}
+		if a.Name != "" {
+			b = append(b, a.DecodedName()...)
+			b = append(b, ' ')
+		}
+		b = append(b, '<')
+		b = append(b, a.Mailbox...)
+		b = append(b, '@')
+		b = append(b, a.Host...)
+		b = append(b, '>')
+	}
+	return searchFold(nil, b)
 }
 
 // searchParseHeader splits a raw header block into fields: continuation

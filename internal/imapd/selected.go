@@ -24,6 +24,15 @@ type selected struct {
 	// reported (or was asked not to: STORE .SILENT), as UID -> the MODSEQ
 	// of that change, so that sync does not announce them again.
 	reported map[uint32]int64
+	// recent are the UIDs recent to this session (recent.go), ascending
+	// and disjoint.
+	recent []uidRange
+	// recentSent is the RECENT count last sent to the client.
+	recentSent uint32
+	// keywords are those announced in FLAGS, kwKnown the same lowercased
+	// (keywords.go).
+	keywords []string
+	kwKnown  map[string]bool
 }
 
 // seqOf returns the sequence number of uid, or 0.
@@ -195,10 +204,23 @@ func (s *session) sync(allowExpunge bool) error {
 	}
 	if len(added) > 0 {
 		sel.uids = append(sel.uids, added...)
+		s.claimRecent(sel.lastUID() + 1)
 		s.enc.Atom("* ").Number(uint32(len(sel.uids))).Atom(" EXISTS").CRLF()
 		if !s.rev2 {
-			s.enc.Atom("* 0 RECENT").CRLF()
+			s.writeRecent()
 		}
+	}
+	if !s.rev2 && sel.recentCount() != sel.recentSent {
+		// RFC 3501 §7.3.2: RECENT whenever the number changes, expunges
+		// included, as Dovecot sends it (imaptest's checkpoints add up
+		// the sessions' RECENT counts).
+		s.writeRecent()
+	}
+	// Keywords new to the session, from flag changes or from messages
+	// added with keywords (COPY, APPEND), are announced even where no
+	// FETCH shows them yet: FLAGS lists what the mailbox uses.
+	for _, m := range msgs {
+		s.announceKeywords(m.Keywords)
 	}
 	for _, m := range changed {
 		if sel.isPending(m.UID) || (sel.reported != nil && sel.reported[m.UID] == m.ModSeq) {
@@ -236,7 +258,7 @@ func (s *session) writeFlagsFetch(m store.Message) {
 	if seq == 0 {
 		return
 	}
-	s.enc.Atom("* ").Number(seq).Atom(" FETCH (UID ").Number(m.UID).Atom(" FLAGS ").Flags(m.Flags, m.Keywords)
+	s.enc.Atom("* ").Number(seq).Atom(" FETCH (UID ").Number(m.UID).Atom(" FLAGS ").Flags(m.Flags, m.Keywords, s.recentFlag(m.UID)...)
 	if s.condstore {
 		s.enc.Atom(" MODSEQ (").Number64(m.ModSeq).Byte(')')
 	}

@@ -355,6 +355,14 @@ func (s *session) afterError(tag, name string, err error) bool {
 		}
 		s.tagged(tag, &status{kind: "OK", text: name + " completed"})
 		return true
+	case isMailboxNameError(err):
+		// A well-formed line naming no possible mailbox: NO, and the
+		// rest of the line is skipped as after BAD.
+		if serr := s.dec.SkipLine(); serr != nil {
+			s.bye("too much invalid input")
+			return false
+		}
+		s.tagged(tag, &status{kind: "NO", code: "CANNOT", text: err.Error()})
 	case errors.As(err, &st):
 		if st.kind == "BAD" {
 			s.badCommands++
@@ -482,4 +490,9 @@ func (s *session) capabilities() string {
 		b.WriteString(" COMPRESS=DEFLATE")
 	}
 	return b.String()
+}
+
+func isMailboxNameError(err error) bool {
+	var ne *MailboxNameError
+	return errors.As(err, &ne)
 }

@@ -64,10 +64,13 @@ func sortFirstAddress(l []message.Address) *message.Address {
 }
 
 // sortMailbox is RFC 5256's key for FROM, TO and CC: the addr-mailbox of
-// the first address, "" without one.
+// the first address, "" without one. The first address is the first of
+// the ENVELOPE list, a group's start included, whose addr-mailbox is the
+// group name (RFC 9051 §7.5.2), as Dovecot sorts (imaptest's
+// sort-addresses: "Cc: user2: blah@domain1.org;" sorts as USER2).
 func sortMailbox(l []message.Address) string {
-	if a := sortFirstAddress(l); a != nil {
-		return sortUpperASCII(a.Mailbox)
+	if len(l) > 0 {
+		return sortUpperASCII(l[0].Mailbox)
 	}
 	return ""
 }

@@ -73,7 +73,7 @@ func TestSort(t *testing.T) {
 	fc.expect("SORT (BOGUS) UTF-8 ALL", "BAD")
 	// UIDs differ from sequence numbers once a message is gone.
 	fetchExpunge(t, env, 2)
-	fc.expect("NOOP", "OK", "* 2 EXPUNGE")
+	fc.expect("NOOP", "OK", "* 2 EXPUNGE", "* 4 RECENT")
 	fc.expect("UID SORT (ARRIVAL) UTF-8 ALL", "OK", "* SORT 5 3 1 4")
 	fc.expect("SORT (ARRIVAL) UTF-8 ALL", "OK", "* SORT 4 2 1 3")
 }
@@ -105,7 +105,7 @@ func TestThread(t *testing.T) {
 	fc.expect("THREAD REFERENCES UTF-8 3:4", "OK", "* THREAD ((3)(4))")
 	fc.expect("THREAD REFERENCES UTF-8 KEYWORD none", "OK", "* THREAD")
 	fetchExpunge(t, env, 1)
-	fc.expect("NOOP", "OK", "* 1 EXPUNGE")
+	fc.expect("NOOP", "OK", "* 1 EXPUNGE", "* 7 RECENT")
 	// Without A, its replies still gather by subject under a dummy.
 	fc.expect("THREAD REFERENCES UTF-8 1:4", "OK", "* THREAD ((1 2)(3)(4))")
 	fc.expect("UID THREAD REFERENCES UTF-8 1:4", "OK", "* THREAD ((2 3)(4)(5))")

@@ -128,6 +128,17 @@ type SyntaxError struct {
 
 func (e *SyntaxError) Error() string { return e.Elem + ": " + e.Msg }
 
+// MailboxNameError reports a mailbox name that is well-formed IMAP syntax
+// but cannot name a mailbox: invalid modified UTF-7, invalid UTF-8, or a
+// control character. The command is answered NO, not BAD (Dovecot does the
+// same, and imaptest's atoms test expects it): the line was valid, only
+// the name is refused.
+type MailboxNameError struct {
+	Msg string
+}
+
+func (e *MailboxNameError) Error() string { return "invalid mailbox name: " + e.Msg }
+
 // LimitError reports input beyond a decoder limit: an over-long line or
 // quoted string, a command taking too much memory, or too deep nesting.
 type LimitError struct {
@@ -1199,14 +1210,14 @@ func (d *Decoder) mailboxName(raw string, canonInbox bool) (string, error) {
 	if !d.utf8 {
 		var err error
 		if name, err = decodeUTF7(raw, true); err != nil {
-			return "", &SyntaxError{Elem: "mailbox", Msg: "invalid modified UTF-7 name"}
+			return "", &MailboxNameError{Msg: "invalid modified UTF-7"}
 		}
 	} else if !utf8.ValidString(name) {
-		return "", &SyntaxError{Elem: "mailbox", Msg: "name is not UTF-8"}
+		return "", &MailboxNameError{Msg: "not UTF-8"}
 	}
 	for _, r := range name {
 		if r < 0x20 || (0x7f <= r && r <= 0x9f) || r == 0x2028 || r == 0x2029 {
-			return "", &SyntaxError{Elem: "mailbox", Msg: "control character in name"}
+			return "", &MailboxNameError{Msg: "control character"}
 		}
 	}
 	if canonInbox {
@@ -1242,7 +1253,14 @@ func (d *Decoder) ReadListMailbox() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return d.mailboxName(raw, false)
+	name, err := d.mailboxName(raw, false)
+	var ne *MailboxNameError
+	if errors.As(err, &ne) {
+		// A pattern that is no valid name matches as sent: LIST answers
+		// OK with what (if anything) has that name, never BAD.
+		return raw, nil
+	}
+	return name, err
 }
 
 // LiteralReader streams the data of one accepted literal from the

@@ -25,9 +25,12 @@ func errKind(err error) string {
 	var se *SyntaxError
 	var le *LimitError
 	var te *LiteralTooBigError
+	var ne *MailboxNameError
 	switch {
 	case err == nil:
 		return ""
+	case errors.As(err, &ne):
+		return "name"
 	case errors.As(err, &se):
 		return "syntax"
 	case errors.As(err, &le):
@@ -511,13 +514,13 @@ func TestReadMailbox(t *testing.T) {
 		{in: "\"Entw\xc3\xbcrfe\"", want: "Entwürfe"}, // raw UTF-8 from a rev1 client
 		{in: "Entw&APw-rfe", want: "Entw&APw-rfe", utf8: true},
 		{in: "\"Entw\xc3\xbcrfe\"", want: "Entwürfe", utf8: true},
-		{in: "\"a\xffb\"", kind: "syntax", utf8: true},
-		{in: "\"a\xffb\"", kind: "syntax"},
-		{in: "a&AGE-", kind: "syntax"},
-		{in: "a&Jjo", kind: "syntax"},
-		{in: "{3}\r\na\x01b", kind: "syntax"},
-		{in: "\"a&AAE-b\"", kind: "syntax"}, // encoded U+0001
-		{in: "\"a\xe2\x80\xa8b\"", kind: "syntax", utf8: true},
+		{in: "\"a\xffb\"", kind: "name", utf8: true},
+		{in: "\"a\xffb\"", kind: "name"},
+		{in: "a&AGE-", kind: "name"},
+		{in: "a&Jjo", kind: "name"},
+		{in: "{3}\r\na\x01b", kind: "name"},
+		{in: "\"a&AAE-b\"", kind: "name"}, // encoded U+0001
+		{in: "\"a\xe2\x80\xa8b\"", kind: "name", utf8: true},
 		{in: `""`, want: ""},
 	} {
 		d, _ := newDecoder(tc.in+"\r\n", DecoderOptions{UTF8: tc.utf8})

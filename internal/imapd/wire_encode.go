@@ -177,13 +177,14 @@ func (e *Encoder) Mailbox(name string) *Encoder {
 	return e.AString(name)
 }
 
-// Text writes resp-text: CR, LF and NUL become spaces, and outside UTF-8
-// mode (or where the UTF-8 is invalid) 8-bit bytes become "?", so client
-// data echoed in a message cannot break the response.
+// Text writes resp-text: CR, LF and NUL become spaces, "{" becomes "("
+// (clients look for literals in any line), and outside UTF-8 mode (or
+// where the UTF-8 is invalid) 8-bit bytes become "?", so client data
+// echoed in a message cannot break the response.
 func (e *Encoder) Text(s string) *Encoder {
 	clean := true
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '\r' || c == '\n' || c == 0 || c >= 0x80 {
+		if c := s[i]; c == '\r' || c == '\n' || c == 0 || c == '{' || c >= 0x80 {
 			clean = false
 			break
 		}
@@ -198,6 +199,9 @@ func (e *Encoder) Text(s string) *Encoder {
 		switch {
 		case c == '\r' || c == '\n' || c == 0:
 			b.WriteByte(' ')
+			i++
+		case c == '{':
+			b.WriteByte('(')
 			i++
 		case c < 0x80:
 			b.WriteByte(c)

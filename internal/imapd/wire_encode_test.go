@@ -59,6 +59,8 @@ func TestEncodeStrings(t *testing.T) {
 		{"mailbox & utf8", func(e *Encoder) { e.Mailbox("R&D") }, true, `R&D`},
 		{"text", func(e *Encoder) { e.Text("bad\r\nthing\x00 é") }, false, "bad  thing  ?"},
 		{"text utf8", func(e *Encoder) { e.Text("é\xff") }, true, "é?"},
+		// A client may take "{n}" anywhere in a line for a literal.
+		{"text brace", func(e *Encoder) { e.Text("send it as ~{5}") }, false, "send it as ~(5}"},
 		{"numbers", func(e *Encoder) { e.Number(4294967295).SP().Number64(9223372036854775807).SP().Number64(-5) }, false, "4294967295 9223372036854775807 0"},
 		{"flags", func(e *Encoder) {
 			e.Flags(store.FlagSeen|store.FlagAnswered|store.FlagFlagged|store.FlagDeleted|store.FlagDraft, []string{"$Forwarded", "bad word", "Junk"})

@@ -100,8 +100,10 @@ func TestParseList(t *testing.T) {
 		{in: ` "" * RETURN (STATUS (MESSAGES) STATUS (UNSEEN))`, kind: "syntax"},
 		{in: ` "" * RETURNS ()`, kind: "syntax"},
 		{in: ` "" ()`, kind: "syntax"},
+		// A pattern that is no valid modified UTF-7 is taken as sent
+		// (it matches nothing), never BAD.
+		{in: ` "" a&b`, want: `sel=0 ref="" pats=["a&b"] ret=0 status=[] ext=false`},
 		{in: ` ""`, kind: "syntax"},
-		{in: ` "" a&b`, kind: "syntax"},
 	} {
 		d, _ := newDecoder(tc.in+"\r\n", DecoderOptions{})
 		c, err := d.ParseList()

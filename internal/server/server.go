@@ -80,6 +80,13 @@ type Server struct {
 // memory only as long as it is, so the bound stays per connection.
 const smtpMinLineLength = 1 << 20
 
+// imapMinLineLength is the least command line IMAP accepts: 64 KiB, as
+// Dovecot does. Literals are not the only long thing a client sends: ID
+// with long values, UID sets of a sparse mailbox, SEARCH with many keys
+// (imaptest's id test sends a line over 30 KiB). A line costs memory only
+// as long as it is.
+const imapMinLineLength = 64 << 10
+
 // service is one protocol server on one listener.
 type service interface {
 	Serve(net.Listener) error
@@ -271,7 +278,7 @@ func (s *Server) Start() error {
 		return &imapd.Server{
 			Hostname: cfg.Hostname, Store: s.Store, Users: s.Users, Auth: s.Auth, TLSConfig: tlsConf, ImplicitTLS: implicit,
 			Timeout: lim.IMAPTimeout, PreauthTimeout: lim.IMAPPreauthTimeout, WriteTimeout: lim.WriteTimeout,
-			MaxLineLength: lim.MaxLineLength, AppendLimit: int64(lim.MaxMessageSize),
+			MaxLineLength: max(lim.MaxLineLength, imapMinLineLength), AppendLimit: int64(lim.MaxMessageSize),
 			Log: s.log,
 		}
 	}

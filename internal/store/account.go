@@ -51,6 +51,9 @@ type Account struct {
 	pending atomic.Int64
 	// views are the last Views of a few mailboxes, shared by sessions.
 	views viewCache
+	// recent is who may still see which messages as \Recent (recent.go);
+	// kept by the Store, so it outlives this handle's close and reopen.
+	recent *recentState
 
 	// Guarded by s.mu (open.go): the holders of this handle, and when
 	// nobody holds it, its place among the idle accounts.
@@ -121,6 +124,9 @@ func (a *Account) ensureDefaultMailboxes(ctx context.Context) error {
 		}
 		for _, m := range defaultMailboxes {
 			if _, err := createMailbox(ctx, tx, m.name, m.use); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO subscriptions(name) VALUES (?)`, m.name); err != nil {
 				return err
 			}
 		}
@@ -844,6 +850,7 @@ func (a *Account) insertMessages(tx *sql.Tx, batch []*commitReq) error {
 		var order []int64
 		count := map[int64]int64{}
 		last := map[int64]int64{} // mailbox -> index of its last new message
+		uidvs := map[int64]uint32{}
 		mbs := make([][]mboxRef, len(batch))
 		for i, r := range batch {
 			mbs[i] = make([]mboxRef, len(r.msgs))
@@ -853,6 +860,7 @@ func (a *Account) insertMessages(tx *sql.Tx, batch []*commitReq) error {
 					return err
 				}
 				mbs[i][j] = mb
+				uidvs[mb.id] = mb.uidvalidity
 				if count[mb.id] == 0 {
 					order = append(order, mb.id)
 				}
@@ -878,6 +886,7 @@ func (a *Account) insertMessages(tx *sql.Tx, batch []*commitReq) error {
 				return fmt.Errorf("allocate uids: %w", err)
 			}
 			nextUID[id] = first
+			a.noteAdded(id, uidvs[id], first)
 		}
 		inlineSt := tx.StmtContext(ctx, a.st.inline)
 		messageSt := tx.StmtContext(ctx, a.st.message)

@@ -251,6 +251,7 @@ func (s *Store) takeForRemoval(ctx context.Context, id int64) (done func(), err 
 		}
 		delete(s.swept, id)
 		delete(s.opened, id)
+		delete(s.recent, id)
 		ch := make(chan struct{})
 		s.busy[id] = ch
 		s.mu.Unlock()
@@ -301,7 +302,7 @@ func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 			}
 		}
 	}
-	a := &Account{s: s, ID: id, dir: dir, db: db, bodies: bodies, commits: make(chan *commitReq, 256), stop: make(chan struct{}), exited: make(chan struct{})}
+	a := &Account{s: s, ID: id, dir: dir, db: db, bodies: bodies, commits: make(chan *commitReq, 256), stop: make(chan struct{}), exited: make(chan struct{}), recent: s.recentFor(id)}
 	if err := a.ensureDefaultMailboxes(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -200,7 +200,8 @@ var migrations = []string{
 	// deleted mailbox stays subscribed, and LIST (SUBSCRIBED) reports it
 	// \NonExistent). mailboxes.subscribed stays, kept equal to "the name
 	// is in subscriptions" by the triggers, so readers need no join. A
-	// new mailbox is subscribed; a renamed one keeps its subscription.
+	// new mailbox is subscribed (until 5); a renamed one keeps its
+	// subscription.
 	`CREATE TABLE subscriptions (name TEXT PRIMARY KEY);
 	INSERT INTO subscriptions(name) SELECT name FROM mailboxes WHERE subscribed=1;
 	CREATE TRIGGER subscribe_new_mailbox AFTER INSERT ON mailboxes BEGIN
@@ -233,6 +234,16 @@ var migrations = []string{
 	);
 	CREATE TRIGGER pop3_uidl_gone AFTER DELETE ON messages BEGIN
 		DELETE FROM pop3_uidls WHERE message_id=old.id;
+	END;`,
+	// 5: CREATE no longer subscribes (RFC 9051 §6.3.9: clients subscribe
+	// for themselves; imaptest's listext and subscribe tests expect a new
+	// mailbox unsubscribed). The default mailboxes of a new account are
+	// subscribed explicitly (ensureDefaultMailboxes). Existing
+	// subscriptions stay, and so does that of a name subscribed before its
+	// mailbox is created (again).
+	`DROP TRIGGER subscribe_new_mailbox;
+	CREATE TRIGGER new_mailbox_subscribed AFTER INSERT ON mailboxes BEGIN
+		UPDATE mailboxes SET subscribed=EXISTS (SELECT 1 FROM subscriptions WHERE name=new.name) WHERE id=new.id;
 	END;`,
 }
 
@@ -309,7 +320,9 @@ type Store struct {
 	swept       map[int64]bool
 	// opened: accounts this Store has opened before (their directory
 	// names were fsynced then).
-	opened      map[int64]bool
+	opened map[int64]bool
+	// recent holds each opened account's \Recent boundaries (recent.go).
+	recent      map[int64]*recentState
 	janitorStop chan struct{}
 	janitorWake chan struct{}
 	janitorDone chan struct{}
@@ -335,7 +348,7 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error)
 		log:   log,
 		accts: map[int64]*Account{},
 		busy:  map[int64]chan struct{}{},
-		swept: map[int64]bool{}, opened: map[int64]bool{},
+		swept: map[int64]bool{}, opened: map[int64]bool{}, recent: map[int64]*recentState{},
 		maxOpen: DefaultMaxOpenAccounts, idleClose: DefaultAccountIdle,
 		janitorStop: make(chan struct{}), janitorWake: make(chan struct{}, 1), janitorDone: make(chan struct{}),
 		locks: map[int64]struct{}{},

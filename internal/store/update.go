@@ -212,6 +212,7 @@ func (a *Account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, d
 		if err := tx.QueryRowContext(ctx, `UPDATE mailboxes SET uidnext=uidnext+?, highestmodseq=? WHERE id=? RETURNING uidnext-?`, len(msgs), modseq, dstID, len(msgs)).Scan(&first); err != nil {
 			return fmt.Errorf("allocate uids: %w", err)
 		}
+		a.noteAdded(dstID, res.UIDValidity, first)
 		now := time.Now().Unix()
 		for i, m := range msgs {
 			uid := first + uint32(i)

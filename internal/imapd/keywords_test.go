@@ -1,0 +1,71 @@
+package imapd_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestKeywordsAnnounced: a keyword is announced in untagged FLAGS and
+// PERMANENTFLAGS before any FETCH shows it (RFC 3501 §7.2.6), whether it
+// came from this session's STORE, another session's STORE, or a COPY into
+// the selected mailbox (imaptest: "Keyword used without being in FLAGS").
+func TestKeywordsAnnounced(t *testing.T) {
+	h := newSessHarness(t, sessOptions{noTLS: true})
+	h.addUser(sessAlice, sessPass)
+	h.deliver(sessAlice, sessMessage("one"))
+	h.deliver(sessAlice, sessMessage("two"))
+	login := func() *sessConn {
+		c := h.dial()
+		c.login(sessAlice, sessPass)
+		return c
+	}
+	// announcedFirst checks that each keyword in a FETCH line was in a
+	// FLAGS line before it.
+	announcedFirst := func(what string, lines []string, kws ...string) {
+		t.Helper()
+		flags := ""
+		for _, l := range lines {
+			if strings.HasPrefix(l, "* FLAGS ") {
+				flags = l
+				continue
+			}
+			if !strings.Contains(l, " FETCH ") {
+				continue
+			}
+			for _, k := range kws {
+				if strings.Contains(l, k) && !strings.Contains(flags, k) {
+					t.Errorf("%s: %q shows %s before FLAGS did (%q)", what, l, k, lines)
+				}
+			}
+		}
+		if !strings.Contains(strings.Join(lines, "\n"), "PERMANENTFLAGS (") {
+			t.Errorf("%s: no PERMANENTFLAGS in %q", what, lines)
+		}
+	}
+	a := login()
+	a.ok("SELECT INBOX")
+	b := login()
+	b.ok("SELECT INBOX")
+
+	u := a.ok("STORE 1 +FLAGS ($kw1)")
+	announcedFirst("own STORE", u, "$kw1")
+	u = b.ok("NOOP")
+	announcedFirst("other's STORE", u, "$kw1")
+	// Announced once: a second use needs no new FLAGS.
+	if u := a.ok("STORE 2 +FLAGS ($kw1)"); sessFind(u, "* FLAGS") != "" {
+		t.Errorf("keyword announced twice: %q", u)
+	}
+	// COPY into a mailbox another session has selected.
+	a.ok("CREATE Dest")
+	c := login()
+	c.ok("SELECT Dest")
+	a.ok("STORE 1 +FLAGS ($kw2)")
+	a.ok("COPY 1 Dest")
+	// Announced at once, with the EXISTS, before any FETCH.
+	u = append(c.ok("NOOP"), c.ok("FETCH 1 FLAGS")...)
+	announcedFirst("COPY", u, "$kw1", "$kw2")
+	// A new SELECT lists them at once.
+	if u := login().ok("EXAMINE INBOX"); !strings.Contains(sessFind(u, "* FLAGS "), "$kw2") {
+		t.Errorf("EXAMINE: %q", u)
+	}
+}
