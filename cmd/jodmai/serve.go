@@ -105,7 +105,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 }
 
 func order(key string) int {
-	for i, k := range []string{"smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"} {
+	for i, k := range []string{"smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http", "https", "metrics"} {
 		if k == key {
 			return i
 		}
