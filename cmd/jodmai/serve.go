@@ -60,6 +60,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		srv.Shutdown(ctx)
 		return err
 	}
+	srv.PrefetchCertificates()
 	addrs := srv.Addrs()
 	keys := make([]string, 0, len(addrs))
 	for k := range addrs {

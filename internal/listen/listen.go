@@ -63,6 +63,12 @@ func IMAPRefusal() []byte {
 	return []byte("* BYE [UNAVAILABLE] too many connections, try again later\r\n")
 }
 
+// HTTPRefusal returns the response an HTTP listener sends to a connection
+// over a cap (RFC 9110 §15.6.4: 503 with Retry-After).
+func HTTPRefusal() []byte {
+	return []byte("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 60\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+}
+
 // Options configures a Listener.
 type Options struct {
 	// Name names the service in logs, e.g. "smtp" or "imaps".

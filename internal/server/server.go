@@ -10,13 +10,17 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +30,7 @@ import (
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/dnsrecords"
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/listen"
 	"github.com/jodmai/jodmai/internal/msgauth"
@@ -37,6 +42,7 @@ import (
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/tlscert"
 	"github.com/jodmai/jodmai/internal/userdb"
+	"github.com/jodmai/jodmai/internal/web"
 )
 
 // Server is a whole running jodmai.
@@ -96,6 +102,41 @@ type Options struct {
 	Remote remote.Deliverer
 	// QueueNow replaces the queue's clock (tests).
 	QueueNow func() time.Time
+	// ACMEClient replaces the HTTP client that talks to the ACME CA
+	// (tests: one trusting their CA).
+	ACMEClient *http.Client
+}
+
+// acmeNamePrefixes are the names under each local domain that ACME may get
+// certificates for when [tls] acme_hosts is empty: what dns-records asks
+// to point at this server and the https listener serves.
+var acmeNamePrefixes = []string{"mta-sts.", "autoconfig.", "autodiscover."}
+
+// acmeAllowed is the ACME host policy: [tls] acme_hosts when set, else
+// the hostname and acmeNamePrefixes under local domains, looked up now so
+// a domain added later needs no restart.
+func (s *Server) acmeAllowed(ctx context.Context, host string) bool {
+	if host == s.cfg.Hostname {
+		return true
+	}
+	if len(s.cfg.TLS.ACMEHosts) > 0 {
+		return slices.Contains(s.cfg.TLS.ACMEHosts, host)
+	}
+	for _, p := range acmeNamePrefixes {
+		if d, ok := strings.CutPrefix(host, p); ok {
+			return s.localDomain(ctx, d)
+		}
+	}
+	return false
+}
+
+// localDomain reports whether domain is local; a lookup error counts as no.
+func (s *Server) localDomain(ctx context.Context, domain string) bool {
+	ok, err := s.Users.IsLocalDomain(ctx, domain)
+	if err != nil {
+		s.log.Warn("looking up a domain", "domain", domain, "err", err)
+	}
+	return ok && err == nil
 }
 
 // New opens the data directory and builds the components. It does not
@@ -145,6 +186,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	s.Auth = auth.New(s.Users, policy, log.With("component", "auth"))
 	if s.TLS, err = tlscert.Load(cfg.Data, cfg.TLS.Cert, cfg.TLS.Key, cfg.Hostname, log.With("component", "tls")); err != nil {
 		return nil, err
+	}
+	if cfg.TLS.ACME {
+		if err := s.TLS.UseACME(cfg.Data, tlscert.ACME{
+			Directory: cfg.TLS.ACMEDirectory, Email: cfg.TLS.ACMEEmail,
+			Allowed: s.acmeAllowed, HTTPClient: opts.ACMEClient,
+		}); err != nil {
+			return nil, err
+		}
 	}
 	s.limiter = listen.NewLimiter(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
 	s.deliver = &deliver.Deliverer{Users: s.Users, Store: s.Store}
@@ -243,6 +292,7 @@ func (s *Server) Start() error {
 		implicit bool
 		refusal  []byte
 		make     func(implicit bool) service
+		tls      *tls.Config // for implicit TLS; nil: tlsConf
 	}
 	smtpServer := func(mode smtpd.Mode, name string) func(bool) service {
 		return func(implicit bool) service {
@@ -275,13 +325,16 @@ func (s *Server) Start() error {
 		}
 	}
 	specs := []spec{
-		{"smtp", cfg.Listen.SMTP, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeMX, "smtp")},
-		{"submission", cfg.Listen.Submission, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submission")},
-		{"submissions", cfg.Listen.Submissions, true, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submissions")},
-		{"pop3", cfg.Listen.POP3, false, listen.POP3Refusal(), pop3Server},
-		{"pop3s", cfg.Listen.POP3S, true, listen.POP3Refusal(), pop3Server},
-		{"imap", cfg.Listen.IMAP, false, listen.IMAPRefusal(), imapServer},
-		{"imaps", cfg.Listen.IMAPS, true, listen.IMAPRefusal(), imapServer},
+		{"smtp", cfg.Listen.SMTP, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeMX, "smtp"), nil},
+		{"submission", cfg.Listen.Submission, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submission"), nil},
+		{"submissions", cfg.Listen.Submissions, true, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submissions"), nil},
+		{"pop3", cfg.Listen.POP3, false, listen.POP3Refusal(), pop3Server, nil},
+		{"pop3s", cfg.Listen.POP3S, true, listen.POP3Refusal(), pop3Server, nil},
+		{"imap", cfg.Listen.IMAP, false, listen.IMAPRefusal(), imapServer, nil},
+		{"imaps", cfg.Listen.IMAPS, true, listen.IMAPRefusal(), imapServer, nil},
+		// https before http: http's redirects name https's port.
+		{"https", cfg.Listen.HTTPS, true, listen.HTTPRefusal(), s.webServer(true), s.TLS.HTTPSConfig()},
+		{"http", cfg.Listen.HTTP, false, listen.HTTPRefusal(), s.webServer(false), nil},
 	}
 	for _, sp := range specs {
 		if sp.addr == "" {
@@ -295,6 +348,9 @@ func (s *Server) Start() error {
 		opts := listen.Options{Name: sp.key, Limiter: s.limiter, Refusal: sp.refusal, Logger: s.log}
 		if sp.implicit {
 			opts.TLS = tlsConf
+			if sp.tls != nil {
+				opts.TLS = sp.tls
+			}
 		}
 		l := listen.New(inner, opts)
 		svc := sp.make(sp.implicit)
@@ -351,12 +407,51 @@ func newRemote(cfg *config.Config, log *slog.Logger) *remote.Client {
 	}
 }
 
+// webServer returns the http (plain) or https listener's server.
+func (s *Server) webServer(https bool) func(bool) service {
+	return func(bool) service {
+		cfg := s.boundConfig()
+		site := &web.Site{
+			Hostname: cfg.Hostname, Policy: dnsrecords.MTASTSPolicy(cfg), Services: dnsrecords.Services(cfg),
+			HTTPSPort: dnsrecords.PublicPort(cfg, "https", 443), LocalDomain: s.localDomain,
+			Log: s.log.With("proto", "http"),
+		}
+		h := site.HTTPS()
+		if !https {
+			h = s.TLS.HTTPHandler(site.HTTP()) // ACME http-01 first
+		}
+		return &web.Server{Handler: h, Log: s.log.With("proto", "http")}
+	}
+}
+
+// boundConfig returns the configuration with each listener configured on
+// port 0 replaced by the address it got, so what clients are told (the
+// autoconfig files) names the ports in use.
+func (s *Server) boundConfig() *config.Config {
+	c := *s.cfg
+	l := &c.Listen
+	fields := map[string]*string{
+		"smtp": &l.SMTP, "submission": &l.Submission, "submissions": &l.Submissions,
+		"pop3": &l.POP3, "pop3s": &l.POP3S, "imap": &l.IMAP, "imaps": &l.IMAPS,
+		"http": &l.HTTP, "https": &l.HTTPS, "metrics": &l.Metrics,
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, f := range fields {
+		if a, ok := s.addrs[key]; ok && strings.HasSuffix(*f, ":0") {
+			*f = a.String()
+		}
+	}
+	return &c
+}
+
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, smtpd.ErrServerClosed) || errors.Is(err, pop3d.ErrServerClosed) || errors.Is(err, imapd.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, web.ErrServerClosed) || errors.Is(err, smtpd.ErrServerClosed) || errors.Is(err, pop3d.ErrServerClosed) || errors.Is(err, imapd.ErrServerClosed)
 }
 
 // Addrs returns the address of each open listener by config key ("smtp",
-// "submission", "submissions", "pop3", "pop3s", "imap", "imaps").
+// "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http",
+// "https", "metrics").
 func (s *Server) Addrs() map[string]net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -365,6 +460,16 @@ func (s *Server) Addrs() map[string]net.Addr {
 		m[k] = v
 	}
 	return m
+}
+
+// PrefetchCertificates asks the ACME CA for the hostname's certificate now
+// (in the background), so the first client does not wait; without ACME it
+// does nothing. Call it after Start: the CA validates through the http
+// and https listeners.
+func (s *Server) PrefetchCertificates() {
+	if s.TLS.ACME() {
+		go s.TLS.Prefetch()
+	}
 }
 
 // ReloadTLS re-reads the certificate files (SIGHUP).

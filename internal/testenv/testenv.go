@@ -152,7 +152,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // Addr returns "host:port" of a listener: "smtp", "submission",
-// "submissions", "pop3", "pop3s", "imap", "imaps".
+// "submissions", "pop3", "pop3s", "imap", "imaps", and "http", "https",
+// "metrics" when Configure turned them on.
 func (e *Env) Addr(key string) string {
 	a := e.Server.Addrs()[key]
 	if a == nil {
