@@ -85,6 +85,19 @@ type Options struct {
 	Refusal []byte
 	// Logger receives refusals and Accept errors. Nil discards them.
 	Logger *slog.Logger
+	// Observer is told of each connection (metrics). Nil: nobody.
+	Observer Observer
+}
+
+// Observer counts a listener's connections. Its methods must not block.
+type Observer interface {
+	// Opened: a connection was accepted within the caps.
+	Opened()
+	// Closed: an accepted connection was closed (once per Opened).
+	Closed()
+	// Refused: a cap refused a connection; limit is the config key of
+	// the cap ("max_connections", "max_connections_per_ip").
+	Refused(limit string)
 }
 
 // Listener is a net.Listener whose Accept enforces the caps of a Limiter.
@@ -153,7 +166,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 				continue
 			}
 		}
-		var out net.Conn = &conn{Conn: c, release: release}
+		if o := l.opts.Observer; o != nil {
+			o.Opened()
+			slot := release
+			release = func() { slot(); o.Closed() }
+		}
+		var out net.Conn = &conn{Conn: c, release: onceFunc(release)}
 		if l.opts.TLS != nil {
 			out = tls.Server(out, l.opts.TLS)
 		}
@@ -171,8 +189,28 @@ func (l *Listener) Close() error {
 // Addr returns the wrapped listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 
+// onceFunc makes f safe to call more than once.
+func onceFunc(f func()) func() {
+	var once sync.Once
+	return func() { once.Do(f) }
+}
+
+// capName returns the config key of the cap behind a refusal.
+func capName(reason error) string {
+	switch {
+	case errors.Is(reason, ErrTooManyConnections):
+		return "max_connections"
+	case errors.Is(reason, ErrTooManyFromIP):
+		return "max_connections_per_ip"
+	}
+	return "other"
+}
+
 // refuse logs, answers and closes a connection that a cap refused.
 func (l *Listener) refuse(c net.Conn, reason error) {
+	if o := l.opts.Observer; o != nil {
+		o.Refused(capName(reason))
+	}
 	l.logRefusal(c.RemoteAddr(), reason)
 	if len(l.opts.Refusal) == 0 {
 		c.Close()

@@ -33,6 +33,7 @@ import (
 	"github.com/jodmai/jodmai/internal/dnsrecords"
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/listen"
+	"github.com/jodmai/jodmai/internal/metrics"
 	"github.com/jodmai/jodmai/internal/msgauth"
 	"github.com/jodmai/jodmai/internal/pop3d"
 	"github.com/jodmai/jodmai/internal/queue"
@@ -61,6 +62,8 @@ type Server struct {
 	TLS *tlscert.Manager
 	// Queue is the outbound queue (DATA/queue).
 	Queue *queue.Queue
+	// Metrics holds the Prometheus metrics served on [listen] metrics.
+	Metrics *metrics.Metrics
 
 	limiter *listen.Limiter
 	deliver *deliver.Deliverer
@@ -152,7 +155,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, lock: lock, addrs: map[string]net.Addr{}}
+	s := &Server{cfg: cfg, log: log, lock: lock, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -184,6 +187,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		policy = *opts.AuthPolicy
 	}
 	s.Auth = auth.New(s.Users, policy, log.With("component", "auth"))
+	s.Auth.SetObserver(s.Metrics)
 	if s.TLS, err = tlscert.Load(cfg.Data, cfg.TLS.Cert, cfg.TLS.Key, cfg.Hostname, log.With("component", "tls")); err != nil {
 		return nil, err
 	}
@@ -206,7 +210,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	s.Queue, err = queue.Open(filepath.Join(cfg.Data, "queue"), queue.Options{
 		Policy: cfg.Queue, Hostname: cfg.Hostname, Log: log.With("component", "queue"),
-		Remote: rd, Local: s.deliver, Now: opts.QueueNow,
+		Remote: rd, Local: s.deliver, Now: opts.QueueNow, Observer: s.Metrics,
 		Signer: &remote.Signer{Dir: cfg.Data, Log: log.With("component", "dkim")},
 	})
 	if err != nil {
@@ -215,6 +219,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err := s.Queue.Sweep(ctx); err != nil {
 		return nil, err
 	}
+	s.watchState()
 	ok = true
 	return s, nil
 }
@@ -285,7 +290,7 @@ func (s *Server) Bootstrap(ctx context.Context) (address, password string, err e
 func (s *Server) Start() error {
 	cfg := s.cfg
 	lim := cfg.Limits
-	tlsConf := s.TLS.TLSConfig()
+	tlsConf := s.Metrics.CountHandshakes(s.TLS.TLSConfig())
 	type spec struct {
 		key      string
 		addr     string
@@ -306,6 +311,7 @@ func (s *Server) Start() error {
 				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
 				Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
 				Log: s.log.With("proto", name), Verifier: verifier, Queue: s.Queue,
+				Observer: s.Metrics.SMTP(name),
 			}
 		}
 	}
@@ -333,8 +339,9 @@ func (s *Server) Start() error {
 		{"imap", cfg.Listen.IMAP, false, listen.IMAPRefusal(), imapServer, nil},
 		{"imaps", cfg.Listen.IMAPS, true, listen.IMAPRefusal(), imapServer, nil},
 		// https before http: http's redirects name https's port.
-		{"https", cfg.Listen.HTTPS, true, listen.HTTPRefusal(), s.webServer(true), s.TLS.HTTPSConfig()},
+		{"https", cfg.Listen.HTTPS, true, listen.HTTPRefusal(), s.webServer(true), s.Metrics.CountHandshakes(s.TLS.HTTPSConfig())},
 		{"http", cfg.Listen.HTTP, false, listen.HTTPRefusal(), s.webServer(false), nil},
+		{"metrics", cfg.Listen.Metrics, false, listen.HTTPRefusal(), s.metricsServer, nil},
 	}
 	for _, sp := range specs {
 		if sp.addr == "" {
@@ -345,7 +352,7 @@ func (s *Server) Start() error {
 			s.closeListeners()
 			return fmt.Errorf("listen %s on %s: %w", sp.key, sp.addr, err)
 		}
-		opts := listen.Options{Name: sp.key, Limiter: s.limiter, Refusal: sp.refusal, Logger: s.log}
+		opts := listen.Options{Name: sp.key, Limiter: s.limiter, Refusal: sp.refusal, Logger: s.log, Observer: s.Metrics.Listener(sp.key)}
 		if sp.implicit {
 			opts.TLS = tlsConf
 			if sp.tls != nil {
@@ -422,6 +429,34 @@ func (s *Server) webServer(https bool) func(bool) service {
 		}
 		return &web.Server{Handler: h, Log: s.log.With("proto", "http")}
 	}
+}
+
+// metricsServer serves /metrics on the metrics listener.
+func (s *Server) metricsServer(bool) service {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+	return &web.Server{Handler: mux, Log: s.log.With("proto", "metrics")}
+}
+
+// watchState gives the metrics their scrape-time sources.
+func (s *Server) watchState() {
+	s.Metrics.Watch(metrics.Sources{
+		Queue: func(ctx context.Context) (metrics.QueueStats, error) {
+			st, err := s.Queue.Stats(ctx)
+			return metrics.QueueStats{Messages: st.Messages, Pending: st.Pending, Oldest: st.Oldest}, err
+		},
+		Store: func() metrics.StoreStats {
+			st := s.Store.Stats()
+			return metrics.StoreStats{OpenAccounts: st.OpenAccounts, PendingDeliveries: st.PendingDeliveries}
+		},
+		Certs: func() []metrics.Cert {
+			var out []metrics.Cert
+			for _, c := range s.TLS.Certificates() {
+				out = append(out, metrics.Cert{Name: c.Name, Source: c.Source, NotAfter: c.NotAfter})
+			}
+			return out
+		},
+	})
 }
 
 // boundConfig returns the configuration with each listener configured on
