@@ -200,6 +200,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		}
 	}
 	s.limiter = listen.NewLimiter(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
+	exempt, err := parsePrefixes("limits.exempt_networks", cfg.Limits.ExemptNetworks)
+	if err != nil {
+		return nil, err
+	}
+	s.limiter.Exempt(exempt)
 	s.deliver = &deliver.Deliverer{Users: s.Users, Store: s.Store}
 	if s.verifier, err = newVerifier(cfg, log, opts.Resolver); err != nil {
 		return nil, err
@@ -243,6 +248,19 @@ func newVerifier(cfg *config.Config, log *slog.Logger, r dns.Resolver) (*msgauth
 		r = resolver.New(cfg.DNS.Resolver, mlog)
 	}
 	return &msgauth.Verifier{Resolver: r, Hostname: cfg.Hostname, Trusted: trusted, Log: mlog}, nil
+}
+
+// parsePrefixes parses CIDR networks from the configuration key key.
+func parsePrefixes(key string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, n := range list {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // lockDataDir takes the exclusive server lock of a data directory.
