@@ -21,10 +21,12 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pires/go-proxyproto"
 	"golang.org/x/time/rate"
 )
 
@@ -87,6 +89,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer is told of each connection (metrics). Nil: nobody.
 	Observer Observer
+	// ProxyFrom are the networks of load balancers: a connection from one
+	// of them must begin with a PROXY protocol header (v1 or v2), and the
+	// client address in it is the connection's RemoteAddr, which the caps,
+	// logs and SPF see. Connections from elsewhere are taken as they are.
+	// Empty: no PROXY protocol.
+	ProxyFrom []netip.Prefix
+	// ProxyHeaderTimeout bounds the wait for a PROXY header; 0:
+	// DefaultProxyHeaderTimeout.
+	ProxyHeaderTimeout time.Duration
 }
 
 // Observer counts a listener's connections. Its methods must not block.
@@ -113,6 +124,13 @@ type Listener struct {
 
 	logLimit   *rate.Limiter // refusal log lines per second
 	suppressed atomic.Int64  // refusal lines not logged since the last one
+
+	// With ProxyFrom (proxy.go): the accept goroutine's start, the
+	// connections ready to return, and its end with the error it met.
+	proxyStart sync.Once
+	ready      chan net.Conn
+	loopDone   chan struct{}
+	loopErr    error
 }
 
 // New wraps inner. The Listener owns inner: closing it closes inner.
@@ -137,46 +155,72 @@ func New(inner net.Listener, opts Options) *Listener {
 // caps, as a *tls.Conn when Options.TLS is set. Connections over a cap are
 // refused and never returned. Temporary errors from the wrapped listener are
 // retried after a delay doubling from 5ms to 1s; other errors are returned.
+//
+// With Options.ProxyFrom, connections are accepted by a goroutine and a
+// proxied connection's PROXY header is read in one of its own, so a slow
+// load balancer never holds up the others; Accept returns connections as
+// they become ready.
 func (l *Listener) Accept() (net.Conn, error) {
+	if len(l.opts.ProxyFrom) > 0 {
+		return l.acceptProxied()
+	}
+	for {
+		c, err := l.acceptRaw()
+		if err != nil {
+			return nil, err
+		}
+		if out, ok := l.admit(c); ok {
+			return out, nil
+		}
+	}
+}
+
+// acceptRaw accepts from the wrapped listener, retrying temporary errors.
+func (l *Listener) acceptRaw() (net.Conn, error) {
 	var delay time.Duration
 	for {
 		c, err := l.inner.Accept()
-		if err != nil {
-			var ne net.Error
-			//lint:ignore SA1019 Temporary is what net/http's accept loop uses too; EMFILE and ENFILE report it.
-			if errors.As(err, &ne) && ne.Temporary() {
-				delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
-				l.log.Warn("accept error; retrying", "err", err, "delay", delay)
-				select {
-				case <-time.After(delay):
-					continue
-				case <-l.done:
-					return nil, err
-				}
-			}
-			return nil, err
+		if err == nil {
+			return c, nil
 		}
-		delay = 0
-
-		release := func() {}
-		if l.opts.Limiter != nil {
-			release, err = l.opts.Limiter.Acquire(c.RemoteAddr())
-			if err != nil {
-				l.refuse(c, err)
+		var ne net.Error
+		//lint:ignore SA1019 Temporary is what net/http's accept loop uses too; EMFILE and ENFILE report it.
+		if errors.As(err, &ne) && ne.Temporary() {
+			delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
+			l.log.Warn("accept error; retrying", "err", err, "delay", delay)
+			select {
+			case <-time.After(delay):
 				continue
+			case <-l.done:
+				return nil, err
 			}
 		}
-		if o := l.opts.Observer; o != nil {
-			o.Opened()
-			slot := release
-			release = func() { slot(); o.Closed() }
-		}
-		var out net.Conn = &conn{Conn: c, release: onceFunc(release)}
-		if l.opts.TLS != nil {
-			out = tls.Server(out, l.opts.TLS)
-		}
-		return out, nil
+		return nil, err
 	}
+}
+
+// admit takes a cap slot for c, from its client address, and wraps it; a
+// connection over a cap is refused and ok is false.
+func (l *Listener) admit(c net.Conn) (_ net.Conn, ok bool) {
+	release := func() {}
+	if l.opts.Limiter != nil {
+		var err error
+		release, err = l.opts.Limiter.Acquire(c.RemoteAddr())
+		if err != nil {
+			l.refuse(c, err)
+			return nil, false
+		}
+	}
+	if o := l.opts.Observer; o != nil {
+		o.Opened()
+		slot := release
+		release = func() { slot(); o.Closed() }
+	}
+	var out net.Conn = &conn{Conn: c, release: onceFunc(release)}
+	if l.opts.TLS != nil {
+		out = tls.Server(out, l.opts.TLS)
+	}
+	return out, true
 }
 
 // Close closes the wrapped listener and ends a pending Accept, including one
@@ -274,4 +318,9 @@ func (c *conn) Close() error {
 // NetConn returns the connection from the wrapped listener, for callers
 // that need its concrete type (*net.TCPConn). Closing it directly would
 // leak the slot; close the wrapper instead.
-func (c *conn) NetConn() net.Conn { return c.Conn }
+func (c *conn) NetConn() net.Conn {
+	if pc, ok := c.Conn.(*proxyproto.Conn); ok {
+		return pc.Raw()
+	}
+	return c.Conn
+}

@@ -66,7 +66,9 @@ type Server struct {
 	Metrics *metrics.Metrics
 
 	limiter *listen.Limiter
-	deliver *deliver.Deliverer
+	// proxyFrom are the load balancers that send PROXY headers.
+	proxyFrom []netip.Prefix
+	deliver   *deliver.Deliverer
 	// verifier checks mail on the MX listener; nil when [msgauth] is off.
 	verifier *msgauth.Verifier
 	// queueStop ends the queue's scheduler; queueDone closes when it has
@@ -205,6 +207,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return nil, err
 	}
 	s.limiter.Exempt(exempt)
+	if s.proxyFrom, err = parsePrefixes("listen.proxy_from", cfg.Listen.ProxyFrom); err != nil {
+		return nil, err
+	}
 	s.deliver = &deliver.Deliverer{Users: s.Users, Store: s.Store}
 	if s.verifier, err = newVerifier(cfg, log, opts.Resolver); err != nil {
 		return nil, err
@@ -370,7 +375,7 @@ func (s *Server) Start() error {
 			s.closeListeners()
 			return fmt.Errorf("listen %s on %s: %w", sp.key, sp.addr, err)
 		}
-		opts := listen.Options{Name: sp.key, Limiter: s.limiter, Refusal: sp.refusal, Logger: s.log, Observer: s.Metrics.Listener(sp.key)}
+		opts := listen.Options{Name: sp.key, Limiter: s.limiter, Refusal: sp.refusal, Logger: s.log, Observer: s.Metrics.Listener(sp.key), ProxyFrom: s.proxyFrom}
 		if sp.implicit {
 			opts.TLS = tlsConf
 			if sp.tls != nil {
