@@ -221,3 +221,33 @@ func TestDirCache(t *testing.T) {
 		}
 	}
 }
+
+// TestACMEConfiguredCertWins: with certificate files configured, UseACME
+// changes nothing and the files' certificate serves.
+func TestACMEConfiguredCertWins(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM, err := newSelfSigned("mail.example.test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, kf := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(cf, certPEM, 0o600)
+	os.WriteFile(kf, keyPEM, 0o600)
+	m, err := Load(dir, cf, kf, "mail.example.test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.UseACME(dir, ACME{Directory: "https://ca.invalid/dir"}); err != nil {
+		t.Fatal(err)
+	}
+	if m.ACME() {
+		t.Error("ACME on despite configured files")
+	}
+	c, err := m.TLSConfig().GetCertificate(&tls.ClientHelloInfo{ServerName: "mail.example.test"})
+	if err != nil || !c.Leaf.Equal(m.Certificate().Leaf) {
+		t.Errorf("GetCertificate: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "acme")); err == nil {
+		t.Error("acme cache made")
+	}
+}
