@@ -337,7 +337,7 @@ func (p *problemLogger) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	for _, c := range authz.Challenges {
 		if c.Error != nil {
-			p.log.Warn("acme: the CA could not validate a challenge; the current certificate stays in use",
+			p.log.Warn("acme: the CA could not validate a challenge; a current certificate, if any, stays in use",
 				"name", authz.Identifier.Value, "challenge", c.Type, "type", c.Error.Type, "detail", c.Error.Detail)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -46,11 +47,12 @@ type Server struct {
 	// mostly clients going away). Nil discards.
 	Log *slog.Logger
 
-	hs *http.Server
+	once sync.Once // makes hs: Serve and Shutdown may come from different goroutines
+	hs   *http.Server
 }
 
 func (s *Server) server() *http.Server {
-	if s.hs == nil {
+	s.once.Do(func() {
 		lg := s.Log
 		if lg == nil {
 			lg = slog.New(slog.DiscardHandler)
@@ -64,7 +66,7 @@ func (s *Server) server() *http.Server {
 			MaxHeaderBytes:    maxHeaderBytes,
 			ErrorLog:          log.New(slogWriter{lg}, "", 0),
 		}
-	}
+	})
 	return s.hs
 }
 
