@@ -286,6 +286,16 @@ func TestHTTPRedirects(t *testing.T) {
 	if r := do(t, c, "GET", "http://"+env.Addr("http")+"/", "bad host/", ""); r.code != 400 {
 		t.Errorf("bad Host: %d", r.code)
 	}
+	// HTTP/2 is offered over https.
+	h2 := &http.Client{Transport: &http.Transport{TLSClientConfig: env.ClientTLS(), ForceAttemptHTTP2: true}}
+	resp, err := h2.Get("https://" + env.Addr("https") + "/mail/config-v1.1.xml?emailaddress=a%40" + testenv.Domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Proto != "HTTP/2.0" || resp.StatusCode != 200 {
+		t.Errorf("h2: %s %d", resp.Proto, resp.StatusCode)
+	}
 	// Unknown paths over https: 404, with the security headers.
 	r = do(t, c, "GET", "https://"+env.Addr("https")+"/admin", testenv.Hostname, "")
 	if r.code != 404 || r.header.Get("Strict-Transport-Security") == "" || r.header.Get("X-Content-Type-Options") != "nosniff" {
