@@ -153,10 +153,6 @@ func (o *SMTPObserver) MessageAccepted(mailboxes int, queued bool, d time.Durati
 // Queued counts a message added to the outbound queue (a queue.Observer).
 func (m *Metrics) Queued() { m.messages.WithLabelValues("queued").Inc() }
 
-// DeliveredLocal counts messages filed in local mailboxes by the queue
-// (bounces to local senders).
-func (m *Metrics) DeliveredLocal(n int) { m.messages.WithLabelValues("delivered").Add(float64(n)) }
-
 // Attempted counts one recipient's delivery attempt: outcome "delivered"
 // (sent), "deferred", "bounced" or "expired" (bounced); age is how long
 // the message had been queued.
