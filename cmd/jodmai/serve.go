@@ -60,6 +60,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		srv.Shutdown(ctx)
 		return err
 	}
+	srv.PrefetchCertificates()
 	addrs := srv.Addrs()
 	keys := make([]string, 0, len(addrs))
 	for k := range addrs {
@@ -105,7 +106,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 }
 
 func order(key string) int {
-	for i, k := range []string{"smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"} {
+	for i, k := range []string{"smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http", "https", "metrics"} {
 		if k == key {
 			return i
 		}

@@ -68,9 +68,10 @@ const maxTracked = 100000
 
 // Authenticator checks logins.
 type Authenticator struct {
-	users  *userdb.DB
-	log    *slog.Logger
-	policy Policy
+	users    *userdb.DB
+	observer LoginObserver
+	log      *slog.Logger
+	policy   Policy
 
 	mu    sync.Mutex
 	byIP  map[string]*failures
@@ -217,10 +218,43 @@ func PlaintextAllowed(tls bool, remote net.Addr) bool {
 	return tls || IsLoopback(remote)
 }
 
+// LoginObserver is told of every login decision (metrics): proto "smtp",
+// "pop3" or "imap"; mech the mechanism ("PLAIN", "LOGIN", "USER", "APOP",
+// or "password" when the caller did not say); result "ok", "failed" or
+// "throttled". It must not block.
+type LoginObserver interface {
+	LoginResult(proto, mech, result string)
+}
+
+// SetObserver sets the LoginObserver; call it before serving.
+func (a *Authenticator) SetObserver(o LoginObserver) { a.observer = o }
+
+func (a *Authenticator) observe(proto, mech string, err error) {
+	if a.observer == nil {
+		return
+	}
+	result := "ok"
+	switch {
+	case errors.Is(err, ErrThrottled):
+		result = "throttled"
+	case errors.Is(err, ErrBadCredentials):
+		result = "failed"
+	case err != nil:
+		return // not a decision: the directory failed
+	}
+	a.observer.LoginResult(proto, mech, result)
+}
+
 // Login checks a user name and password for proto ("smtp", "pop3",
 // "imap") from remote. On failure it waits out the throttle delay before
 // returning.
 func (a *Authenticator) Login(ctx context.Context, remote net.Addr, proto, user, password string) (userdb.Account, error) {
+	return a.LoginMech(ctx, remote, proto, "password", user, password)
+}
+
+// LoginMech is Login for a named mechanism, which metrics count by.
+func (a *Authenticator) LoginMech(ctx context.Context, remote net.Addr, proto, mech, user, password string) (acc userdb.Account, err error) {
+	defer func() { a.observe(proto, mech, err) }()
 	ip := IPKey(remote)
 	if a.lockedOut(ip) {
 		a.log.Warn("login refused: client locked out", "proto", proto, "remote", remote.String(), "user", user)
@@ -280,7 +314,8 @@ func (a *Authenticator) rehash(ctx context.Context, acc userdb.Account, hash, pa
 // APOP checks an RFC 1939 §7 APOP digest: lowercase hex MD5 of the
 // greeting's timestamp (angle brackets included) followed by the account's
 // APOP secret.
-func (a *Authenticator) APOP(ctx context.Context, remote net.Addr, user, timestamp, digest string) (userdb.Account, error) {
+func (a *Authenticator) APOP(ctx context.Context, remote net.Addr, user, timestamp, digest string) (acc userdb.Account, err error) {
+	defer func() { a.observe("pop3", "APOP", err) }()
 	ip := IPKey(remote)
 	if a.lockedOut(ip) {
 		return userdb.Account{}, ErrThrottled

@@ -22,16 +22,26 @@
 //	pop3s = ":995"
 //	imap = ":143"
 //	imaps = ":993"
+//	http = ":80"                   # ACME http-01, autoconfig, redirects to https
+//	https = ":443"                 # ACME tls-alpn-01, MTA-STS policy, autoconfig, autodiscover
+//	metrics = "127.0.0.1:9025"     # Prometheus /metrics; loopback only unless metrics_allow_remote
+//	metrics_allow_remote = false
+//	proxy_from = []                # CIDRs of load balancers that must send a PROXY protocol header
 //
-//	[tls]                          # both empty: a self-signed certificate in <data>/tls
+//	[tls]                          # cert and key both empty: ACME if acme, else self-signed in <data>/tls
 //	cert = ""
 //	key = ""
+//	acme = false                   # certificates from an ACME CA (RFC 8555), renewed automatically
+//	acme_directory = "https://acme-v02.api.letsencrypt.org/directory"
+//	acme_email = ""                # contact address given to the CA
+//	acme_hosts = []                # []: hostname, and mta-sts., autoconfig., autodiscover. of each local domain
 //
 //	[limits]
 //	max_message_size = "50MiB"
 //	max_recipients = 1000
 //	max_connections = 2000
 //	max_connections_per_ip = 50
+//	exempt_networks = ["127.0.0.1/32", "::1/128"]  # no per-IP cap (a webmail, a proxy)
 //	max_line_length = 8192
 //	smtp_timeout = "5m"
 //	pop3_timeout = "10m"
@@ -78,6 +88,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -240,12 +251,36 @@ type Listen struct {
 	IMAP string `toml:"imap"`
 	// IMAPS is IMAP over implicit TLS, RFC 8314. TOML: imaps. Default ":993".
 	IMAPS string `toml:"imaps"`
+	// HTTP serves ACME http-01 challenges (RFC 8555 §8.3), Thunderbird
+	// autoconfig, and redirects everything else to HTTPS. TOML: http.
+	// Default ":80".
+	HTTP string `toml:"http"`
+	// HTTPS serves ACME tls-alpn-01 challenges (RFC 8737), the MTA-STS
+	// policy (RFC 8461 §3.2), Thunderbird autoconfig and Outlook
+	// autodiscover. TOML: https. Default ":443".
+	HTTPS string `toml:"https"`
+	// Metrics serves Prometheus metrics at /metrics. It must be a loopback
+	// address unless MetricsAllowRemote. TOML: metrics. Default
+	// "127.0.0.1:9025" (as root; "127.0.0.1:19025" otherwise, the +10000
+	// rule).
+	Metrics string `toml:"metrics"`
+	// MetricsAllowRemote allows a non-loopback Metrics address: the
+	// metrics show traffic volumes and account activity, so exposing them
+	// is a decision. TOML: metrics_allow_remote. Default false.
+	MetricsAllowRemote bool `toml:"metrics_allow_remote"`
+	// ProxyFrom lists the networks (CIDR) of load balancers in front of
+	// jodmai. A connection from one of them, on any listener, must begin
+	// with a PROXY protocol header (HAProxy's v1 or v2), and the client
+	// address it carries is the one limits, SPF, logs and metrics see; a
+	// connection from elsewhere is a client and a header from it is not
+	// honored. TOML: proxy_from. Default [] (none).
+	ProxyFrom []string `toml:"proxy_from"`
 }
 
 // Endpoint is one configured listener: its TOML key under [listen] and its
 // address ("" when disabled).
 type Endpoint struct {
-	Key  string // "smtp", "submission", "submissions", "pop3", "pop3s", "imap" or "imaps"
+	Key  string // "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http", "https" or "metrics"
 	Addr string
 }
 
@@ -260,19 +295,45 @@ func (l Listen) Endpoints() []Endpoint {
 		{"pop3s", l.POP3S},
 		{"imap", l.IMAP},
 		{"imaps", l.IMAPS},
+		{"http", l.HTTP},
+		{"https", l.HTTPS},
+		{"metrics", l.Metrics},
 	}
 }
 
-// TLS names a PEM certificate chain and its private key. Both empty means
-// jodmai makes a self-signed certificate in <data>/tls on first start
-// (package tlscert). Relative paths are relative to the process working
+// TLS says where certificates come from: the PEM files Cert and Key when
+// set; else, when ACME is on, an ACME CA (certificates kept in
+// <data>/acme); else a self-signed certificate jodmai makes in <data>/tls
+// on first start (package tlscert), which also stands in while ACME has no
+// certificate yet. Relative paths are relative to the process working
 // directory.
 type TLS struct {
 	// Cert is the certificate chain file, leaf first. TOML: cert.
 	Cert string `toml:"cert"`
 	// Key is the private key file. TOML: key.
 	Key string `toml:"key"`
+	// ACME turns on certificates from an ACME CA (RFC 8555), obtained and
+	// renewed without a restart, for every TLS listener. It needs the http
+	// listener (http-01) or the https one (tls-alpn-01) reachable from the
+	// internet on ports 80/443. Cert and Key, when set, still win.
+	// TOML: acme. Default false.
+	ACME bool `toml:"acme"`
+	// ACMEDirectory is the CA's directory URL. TOML: acme_directory.
+	// Default Let's Encrypt's production directory.
+	ACMEDirectory string `toml:"acme_directory"`
+	// ACMEEmail is the contact address registered with the CA (expiry
+	// notices). TOML: acme_email. Default "" (none).
+	ACMEEmail string `toml:"acme_email"`
+	// ACMEHosts are the names certificates may be requested for. Empty:
+	// the hostname, and mta-sts.D, autoconfig.D and autodiscover.D for
+	// each local domain D, checked when a name is asked for, so a domain
+	// added later needs no restart. TOML: acme_hosts. Default [].
+	ACMEHosts []string `toml:"acme_hosts"`
 }
+
+// LetsEncrypt is Let's Encrypt's production ACME directory, the default
+// acme_directory.
+const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
 
 // Limits holds resource limits. All must be positive.
 type Limits struct {
@@ -292,6 +353,13 @@ type Limits struct {
 	// (IPv6: one /64) over all listeners together; at most MaxConnections.
 	// TOML: max_connections_per_ip. Default 50.
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+
+	// ExemptNetworks are client networks (CIDR) that MaxConnectionsPerIP
+	// does not apply to: a webmail or proxy on the same machine opens many
+	// connections from one address, as Postfix exempts mynetworks.
+	// MaxConnections still counts them. TOML: exempt_networks. Default
+	// 127.0.0.1/32 and ::1/128.
+	ExemptNetworks []string `toml:"exempt_networks"`
 
 	// MaxLineLength is the longest command line, CRLF included, that any
 	// protocol accepts. 8192 is what RFC 7162 §4 asks IMAP servers to accept
@@ -395,12 +463,21 @@ func (o Options) Default() *Config {
 			POP3S:       port(995),
 			IMAP:        port(143),
 			IMAPS:       port(993),
+			HTTP:        port(80),
+			HTTPS:       port(443),
+			Metrics:     "127.0.0.1" + port(9025),
+			ProxyFrom:   []string{},
+		},
+		TLS: TLS{
+			ACMEDirectory: LetsEncrypt,
+			ACMEHosts:     []string{},
 		},
 		Limits: Limits{
 			MaxMessageSize:      50 << 20,
 			MaxRecipients:       1000,
 			MaxConnections:      2000,
 			MaxConnectionsPerIP: 50,
+			ExemptNetworks:      []string{"127.0.0.1/32", "::1/128"},
 			MaxLineLength:       8192,
 			SMTPTimeout:         5 * time.Minute,
 			POP3Timeout:         10 * time.Minute,
@@ -472,6 +549,9 @@ func (o Options) Parse(data []byte) (*Config, error) {
 		return nil, err
 	}
 	c.Hostname = normalizeHostname(c.Hostname)
+	for i, h := range c.TLS.ACMEHosts {
+		c.TLS.ACMEHosts[i] = normalizeHostname(h)
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -560,14 +640,40 @@ func (c *Config) Validate() error {
 	if c.Remote.SourceIP != "" && net.ParseIP(c.Remote.SourceIP) == nil {
 		bad("remote.source_ip = %q: not an IP address", c.Remote.SourceIP)
 	}
-	for _, n := range c.MsgAuth.TrustedNetworks {
-		if _, _, err := net.ParseCIDR(n); err != nil {
-			bad("msgauth.trusted_networks: %q: %w", n, err)
+	cidrs := func(key string, list []string) {
+		for _, n := range list {
+			if _, _, err := net.ParseCIDR(n); err != nil {
+				bad("%s: %q: %w", key, n, err)
+			}
+		}
+	}
+	cidrs("msgauth.trusted_networks", c.MsgAuth.TrustedNetworks)
+	cidrs("limits.exempt_networks", c.Limits.ExemptNetworks)
+	cidrs("listen.proxy_from", c.Listen.ProxyFrom)
+	if m := c.Listen.Metrics; m != "" && !c.Listen.MetricsAllowRemote {
+		if host, _, err := net.SplitHostPort(m); err == nil && !isLoopback(host) {
+			bad("listen.metrics = %q: not a loopback address; set listen.metrics_allow_remote = true to serve metrics beyond this machine", m)
 		}
 	}
 
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls: cert and key must both be set, or both be empty for a self-signed certificate")
+	}
+	if c.TLS.ACME {
+		if u, err := url.Parse(c.TLS.ACMEDirectory); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("tls.acme_directory = %q: not an http(s) URL", c.TLS.ACMEDirectory)
+		}
+		if c.Listen.HTTP == "" && c.Listen.HTTPS == "" {
+			bad("tls.acme: needs listen.http (http-01) or listen.https (tls-alpn-01) to answer the CA's challenges")
+		}
+	}
+	if e := c.TLS.ACMEEmail; e != "" && (!strings.Contains(e, "@") || strings.ContainsAny(e, " \t\r\n<>")) {
+		bad("tls.acme_email = %q: not an email address", e)
+	}
+	for _, h := range c.TLS.ACMEHosts {
+		if err := checkHostname(normalizeHostname(h)); err != nil {
+			bad("tls.acme_hosts: %w", err)
+		}
 	}
 
 	if c.Store.MaxOpenAccounts <= 0 {
@@ -611,6 +717,16 @@ func (c *Config) Validate() error {
 	duration("auth.lockout", c.Auth.Lockout)
 
 	return errors.Join(errs...)
+}
+
+// isLoopback reports whether host, from a listening address, is loopback
+// only ("localhost", 127.0.0.0/8, ::1). An empty host means every address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkHostname accepts an ASCII DNS name (RFC 1123 labels). A single label

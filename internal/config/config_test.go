@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,12 +32,15 @@ func TestDefault(t *testing.T) {
 		Listen: Listen{
 			SMTP: ":10025", Submission: ":10587", Submissions: ":10465",
 			POP3: ":10110", POP3S: ":10995", IMAP: ":10143", IMAPS: ":10993",
+			HTTP: ":10080", HTTPS: ":10443", Metrics: "127.0.0.1:19025", ProxyFrom: []string{},
 		},
+		TLS: TLS{ACMEDirectory: LetsEncrypt, ACMEHosts: []string{}},
 		Limits: Limits{
 			MaxMessageSize:      50 << 20,
 			MaxRecipients:       1000,
 			MaxConnections:      2000,
 			MaxConnectionsPerIP: 50,
+			ExemptNetworks:      []string{"127.0.0.1/32", "::1/128"},
 			MaxLineLength:       8192,
 			SMTPTimeout:         5 * time.Minute,
 			POP3Timeout:         10 * time.Minute,
@@ -91,22 +95,26 @@ func TestPortRule(t *testing.T) {
 		{"root defaults", 0, "", Listen{
 			SMTP: ":25", Submission: ":587", Submissions: ":465",
 			POP3: ":110", POP3S: ":995", IMAP: ":143", IMAPS: ":993",
+			HTTP: ":80", HTTPS: ":443", Metrics: "127.0.0.1:9025",
 		}},
 		{"non-root defaults", 1000, "", Listen{
 			SMTP: ":10025", Submission: ":10587", Submissions: ":10465",
 			POP3: ":10110", POP3S: ":10995", IMAP: ":10143", IMAPS: ":10993",
+			HTTP: ":10080", HTTPS: ":10443", Metrics: "127.0.0.1:19025",
 		}},
-		{"non-root, explicit keys win", 1000, "[listen]\nsmtp = \":25\"\nimap = \"127.0.0.1:1143\"\n", Listen{
+		{"non-root, explicit keys win", 1000, "[listen]\nsmtp = \":25\"\nimap = \"127.0.0.1:1143\"\nhttps = \"\"\n", Listen{
 			SMTP: ":25", Submission: ":10587", Submissions: ":10465",
 			POP3: ":10110", POP3S: ":10995", IMAP: "127.0.0.1:1143", IMAPS: ":10993",
+			HTTP: ":10080", Metrics: "127.0.0.1:19025",
 		}},
-		{"empty string disables, as non-root", 1000, "[listen]\npop3 = \"\"\npop3s = \"\"\n", Listen{
+		{"empty string disables, as non-root", 1000, "[listen]\npop3 = \"\"\npop3s = \"\"\nmetrics = \"\"\n", Listen{
 			SMTP: ":10025", Submission: ":10587", Submissions: ":10465",
-			IMAP: ":10143", IMAPS: ":10993",
+			IMAP: ":10143", IMAPS: ":10993", HTTP: ":10080", HTTPS: ":10443",
 		}},
 		{"empty string disables, as root", 0, "[listen]\nsmtp = \"\"\nsubmissions = \"[::1]:465\"\n", Listen{
 			Submission: ":587", Submissions: "[::1]:465",
 			POP3: ":110", POP3S: ":995", IMAP: ":143", IMAPS: ":993",
+			HTTP: ":80", HTTPS: ":443", Metrics: "127.0.0.1:9025",
 		}},
 	}
 	for _, tt := range tests {
@@ -115,7 +123,10 @@ func TestPortRule(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Listen != tt.want {
+			if tt.want.ProxyFrom == nil {
+				tt.want.ProxyFrom = []string{}
+			}
+			if !reflect.DeepEqual(c.Listen, tt.want) {
 				t.Errorf("Listen = %+v, want %+v", c.Listen, tt.want)
 			}
 		})
@@ -155,7 +166,7 @@ lockout = "1h"
 	if c.Data != "/var/lib/jodmai" || c.LogLevel != slog.LevelDebug {
 		t.Errorf("Data, LogLevel = %q, %v", c.Data, c.LogLevel)
 	}
-	if c.TLS != (TLS{Cert: "/etc/jodmai/cert.pem", Key: "/etc/jodmai/key.pem"}) {
+	if !reflect.DeepEqual(c.TLS, TLS{Cert: "/etc/jodmai/cert.pem", Key: "/etc/jodmai/key.pem", ACMEDirectory: LetsEncrypt, ACMEHosts: []string{}}) {
 		t.Errorf("TLS = %+v", c.TLS)
 	}
 	l := c.Limits
@@ -222,6 +233,14 @@ func TestParseErrors(t *testing.T) {
 		{"source ip", "[remote]\nsource_ip = \"mail.example\"\n", []string{"remote.source_ip", "not an IP"}},
 		{"relay host without port", "[remote]\nrelay_host = \"smtp.example\"\n", []string{"remote.relay_host", "host:port"}},
 		{"trusted network", "[msgauth]\ntrusted_networks = [\"10.0.0.0/33\"]\n", []string{"msgauth.trusted_networks", "10.0.0.0/33"}},
+		{"exempt network", "[limits]\nexempt_networks = [\"::1\"]\n", []string{"limits.exempt_networks", "::1"}},
+		{"proxy_from", "[listen]\nproxy_from = [\"haproxy\"]\n", []string{"listen.proxy_from", "haproxy"}},
+		{"metrics not loopback", "[listen]\nmetrics = \":9025\"\n", []string{"listen.metrics", "loopback", "metrics_allow_remote"}},
+		{"metrics clashes with http", "[listen]\nmetrics = \"127.0.0.1:8080\"\nhttp = \"127.0.0.1:8080\"\n", []string{"listen.http", "same address"}},
+		{"acme without http listeners", "[listen]\nhttp = \"\"\nhttps = \"\"\n[tls]\nacme = true\n", []string{"tls.acme", "listen.http"}},
+		{"acme directory", "[tls]\nacme = true\nacme_directory = \"ftp://ca.example\"\n", []string{"tls.acme_directory"}},
+		{"acme email", "[tls]\nacme_email = \"postmaster\"\n", []string{"tls.acme_email"}},
+		{"acme host", "[tls]\nacme_hosts = [\"mail example\"]\n", []string{"tls.acme_hosts"}},
 		{"several problems joined", "[limits]\nmax_recipients = 0\nmax_connections = -5\n",
 			[]string{"limits.max_recipients", "limits.max_connections = -5"}},
 	}
@@ -237,6 +256,16 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestMetricsAllowRemote(t *testing.T) {
+	c, err := opts(0).Parse([]byte("[listen]\nmetrics = \"192.0.2.1:9025\"\nmetrics_allow_remote = true\n[tls]\nacme = true\nacme_hosts = [\"Mail.Example.org.\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.Metrics != "192.0.2.1:9025" || !c.TLS.ACME || !slices.Equal(c.TLS.ACMEHosts, []string{"mail.example.org"}) {
+		t.Errorf("got %+v %+v", c.Listen, c.TLS)
 	}
 }
 

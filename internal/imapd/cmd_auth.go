@@ -178,7 +178,7 @@ func cmdLogin(s *session, tag, name string, uid bool) error {
 
 // login checks credentials and enters the authenticated state.
 func (s *session) login(method, user, pass string) error {
-	acc, err := s.srv.Auth.Login(s.ctx(), s.conn.RemoteAddr(), "imap", user, pass)
+	acc, err := s.srv.Auth.LoginMech(s.ctx(), s.conn.RemoteAddr(), "imap", strings.TrimPrefix(method, "AUTHENTICATE "), user, pass)
 	if err != nil {
 		return s.loginFailed(method, user, err)
 	}

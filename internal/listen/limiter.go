@@ -24,6 +24,7 @@ var (
 type Limiter struct {
 	max      int // total cap; <= 0 means none
 	maxPerIP int // per-client cap; <= 0 means none
+	exempt   []netip.Prefix
 
 	mu    sync.Mutex
 	total int
@@ -37,16 +38,28 @@ func NewLimiter(max, maxPerIP int) *Limiter {
 	return &Limiter{max: max, maxPerIP: maxPerIP, perIP: map[netip.Prefix]int{}}
 }
 
+// Exempt sets client networks the per-client cap does not apply to (a
+// webmail or proxy on loopback opens many connections from one address);
+// their connections still count against the total. Call it before use.
+func (l *Limiter) Exempt(networks []netip.Prefix) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.exempt = networks
+}
+
 // Acquire takes a slot for a connection from remote, or returns
 // ErrTooManyConnections or ErrTooManyFromIP. The returned release gives
 // the slot back; calling it more than once has no further effect.
 //
-// A remote address that is not an IP address (a Unix socket, net.Pipe)
-// counts against the total cap only.
+// A remote address that is not an IP address (a Unix socket, net.Pipe),
+// or is in an Exempt network, counts against the total cap only.
 func (l *Limiter) Acquire(remote net.Addr) (release func(), err error) {
 	key, keyed := clientKey(remote)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if keyed && l.isExempt(remote) {
+		keyed = false
+	}
 	if l.max > 0 && l.total >= l.max {
 		return nil, ErrTooManyConnections
 	}
@@ -59,6 +72,23 @@ func (l *Limiter) Acquire(remote net.Addr) (release func(), err error) {
 	}
 	var once sync.Once
 	return func() { once.Do(func() { l.release(key, keyed) }) }, nil
+}
+
+func (l *Limiter) isExempt(remote net.Addr) bool {
+	if len(l.exempt) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remote.String())
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	for _, p := range l.exempt {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *Limiter) release(key netip.Prefix, keyed bool) {

@@ -21,10 +21,12 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pires/go-proxyproto"
 	"golang.org/x/time/rate"
 )
 
@@ -63,6 +65,12 @@ func IMAPRefusal() []byte {
 	return []byte("* BYE [UNAVAILABLE] too many connections, try again later\r\n")
 }
 
+// HTTPRefusal returns the response an HTTP listener sends to a connection
+// over a cap (RFC 9110 §15.6.4: 503 with Retry-After).
+func HTTPRefusal() []byte {
+	return []byte("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 60\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+}
+
 // Options configures a Listener.
 type Options struct {
 	// Name names the service in logs, e.g. "smtp" or "imaps".
@@ -79,6 +87,28 @@ type Options struct {
 	Refusal []byte
 	// Logger receives refusals and Accept errors. Nil discards them.
 	Logger *slog.Logger
+	// Observer is told of each connection (metrics). Nil: nobody.
+	Observer Observer
+	// ProxyFrom are the networks of load balancers: a connection from one
+	// of them must begin with a PROXY protocol header (v1 or v2), and the
+	// client address in it is the connection's RemoteAddr, which the caps,
+	// logs and SPF see. Connections from elsewhere are taken as they are.
+	// Empty: no PROXY protocol.
+	ProxyFrom []netip.Prefix
+	// ProxyHeaderTimeout bounds the wait for a PROXY header; 0:
+	// DefaultProxyHeaderTimeout.
+	ProxyHeaderTimeout time.Duration
+}
+
+// Observer counts a listener's connections. Its methods must not block.
+type Observer interface {
+	// Opened: a connection was accepted within the caps.
+	Opened()
+	// Closed: an accepted connection was closed (once per Opened).
+	Closed()
+	// Refused: a cap refused a connection; limit is the config key of
+	// the cap ("max_connections", "max_connections_per_ip").
+	Refused(limit string)
 }
 
 // Listener is a net.Listener whose Accept enforces the caps of a Limiter.
@@ -94,6 +124,13 @@ type Listener struct {
 
 	logLimit   *rate.Limiter // refusal log lines per second
 	suppressed atomic.Int64  // refusal lines not logged since the last one
+
+	// With ProxyFrom (proxy.go): the accept goroutine's start, the
+	// connections ready to return, and its end with the error it met.
+	proxyStart sync.Once
+	ready      chan net.Conn
+	loopDone   chan struct{}
+	loopErr    error
 }
 
 // New wraps inner. The Listener owns inner: closing it closes inner.
@@ -118,41 +155,72 @@ func New(inner net.Listener, opts Options) *Listener {
 // caps, as a *tls.Conn when Options.TLS is set. Connections over a cap are
 // refused and never returned. Temporary errors from the wrapped listener are
 // retried after a delay doubling from 5ms to 1s; other errors are returned.
+//
+// With Options.ProxyFrom, connections are accepted by a goroutine and a
+// proxied connection's PROXY header is read in one of its own, so a slow
+// load balancer never holds up the others; Accept returns connections as
+// they become ready.
 func (l *Listener) Accept() (net.Conn, error) {
+	if len(l.opts.ProxyFrom) > 0 {
+		return l.acceptProxied()
+	}
+	for {
+		c, err := l.acceptRaw()
+		if err != nil {
+			return nil, err
+		}
+		if out, ok := l.admit(c); ok {
+			return out, nil
+		}
+	}
+}
+
+// acceptRaw accepts from the wrapped listener, retrying temporary errors.
+func (l *Listener) acceptRaw() (net.Conn, error) {
 	var delay time.Duration
 	for {
 		c, err := l.inner.Accept()
-		if err != nil {
-			var ne net.Error
-			//lint:ignore SA1019 Temporary is what net/http's accept loop uses too; EMFILE and ENFILE report it.
-			if errors.As(err, &ne) && ne.Temporary() {
-				delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
-				l.log.Warn("accept error; retrying", "err", err, "delay", delay)
-				select {
-				case <-time.After(delay):
-					continue
-				case <-l.done:
-					return nil, err
-				}
-			}
-			return nil, err
+		if err == nil {
+			return c, nil
 		}
-		delay = 0
-
-		release := func() {}
-		if l.opts.Limiter != nil {
-			release, err = l.opts.Limiter.Acquire(c.RemoteAddr())
-			if err != nil {
-				l.refuse(c, err)
+		var ne net.Error
+		//lint:ignore SA1019 Temporary is what net/http's accept loop uses too; EMFILE and ENFILE report it.
+		if errors.As(err, &ne) && ne.Temporary() {
+			delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
+			l.log.Warn("accept error; retrying", "err", err, "delay", delay)
+			select {
+			case <-time.After(delay):
 				continue
+			case <-l.done:
+				return nil, err
 			}
 		}
-		var out net.Conn = &conn{Conn: c, release: release}
-		if l.opts.TLS != nil {
-			out = tls.Server(out, l.opts.TLS)
-		}
-		return out, nil
+		return nil, err
 	}
+}
+
+// admit takes a cap slot for c, from its client address, and wraps it; a
+// connection over a cap is refused and ok is false.
+func (l *Listener) admit(c net.Conn) (_ net.Conn, ok bool) {
+	release := func() {}
+	if l.opts.Limiter != nil {
+		var err error
+		release, err = l.opts.Limiter.Acquire(c.RemoteAddr())
+		if err != nil {
+			l.refuse(c, err)
+			return nil, false
+		}
+	}
+	if o := l.opts.Observer; o != nil {
+		o.Opened()
+		slot := release
+		release = func() { slot(); o.Closed() }
+	}
+	var out net.Conn = &conn{Conn: c, release: onceFunc(release)}
+	if l.opts.TLS != nil {
+		out = tls.Server(out, l.opts.TLS)
+	}
+	return out, true
 }
 
 // Close closes the wrapped listener and ends a pending Accept, including one
@@ -165,8 +233,28 @@ func (l *Listener) Close() error {
 // Addr returns the wrapped listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 
+// onceFunc makes f safe to call more than once.
+func onceFunc(f func()) func() {
+	var once sync.Once
+	return func() { once.Do(f) }
+}
+
+// capName returns the config key of the cap behind a refusal.
+func capName(reason error) string {
+	switch {
+	case errors.Is(reason, ErrTooManyConnections):
+		return "max_connections"
+	case errors.Is(reason, ErrTooManyFromIP):
+		return "max_connections_per_ip"
+	}
+	return "other"
+}
+
 // refuse logs, answers and closes a connection that a cap refused.
 func (l *Listener) refuse(c net.Conn, reason error) {
+	if o := l.opts.Observer; o != nil {
+		o.Refused(capName(reason))
+	}
 	l.logRefusal(c.RemoteAddr(), reason)
 	if len(l.opts.Refusal) == 0 {
 		c.Close()
@@ -230,4 +318,9 @@ func (c *conn) Close() error {
 // NetConn returns the connection from the wrapped listener, for callers
 // that need its concrete type (*net.TCPConn). Closing it directly would
 // leak the slot; close the wrapper instead.
-func (c *conn) NetConn() net.Conn { return c.Conn }
+func (c *conn) NetConn() net.Conn {
+	if pc, ok := c.Conn.(*proxyproto.Conn); ok {
+		return pc.Raw()
+	}
+	return c.Conn
+}

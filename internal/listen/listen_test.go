@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -198,6 +199,37 @@ func TestRefusalWithoutLine(t *testing.T) {
 	dial(t, l, "")
 	mustAccept(t, conns)
 	mustBeRefused(t, dial(t, l, ""), nil)
+}
+
+func TestLimiterExempt(t *testing.T) {
+	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	lim := NewLimiter(4, 1)
+	lim.Exempt([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")})
+	for i := range 3 {
+		if _, err := lim.Acquire(tcp(fmt.Sprintf("127.0.0.1:%d", 1000+i))); err != nil {
+			t.Fatalf("exempt connection %d: %v", i, err)
+		}
+	}
+	if _, err := lim.Acquire(tcp("127.0.0.2:1")); err != nil {
+		t.Fatal(err)
+	}
+	// The total still counts exempt connections.
+	if _, err := lim.Acquire(tcp("[::1]:1")); !errors.Is(err, ErrTooManyConnections) {
+		t.Errorf("beyond the total: %v", err)
+	}
+	lim2 := NewLimiter(10, 1)
+	lim2.Exempt([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	lim2.Acquire(tcp("127.0.0.2:1"))
+	if _, err := lim2.Acquire(tcp("127.0.0.2:2")); !errors.Is(err, ErrTooManyFromIP) {
+		t.Errorf("a non-exempt address over its cap: %v", err)
+	}
+	// An IPv4-mapped loopback address is exempt too.
+	if _, err := lim2.Acquire(tcp("[::ffff:127.0.0.1]:1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lim2.Acquire(tcp("[::ffff:127.0.0.1]:2")); err != nil {
+		t.Errorf("mapped exempt address: %v", err)
+	}
 }
 
 func TestLimiter(t *testing.T) {

@@ -60,7 +60,7 @@ func (sess *session) cmdPass(args string) (reply, bool) {
 	if args == "" {
 		return badReply("usage: PASS password"), false
 	}
-	acc, err := sess.srv.Auth.Login(sess.ctx, sess.remote, "pop3", user, args)
+	acc, err := sess.srv.Auth.LoginMech(sess.ctx, sess.remote, "pop3", "USER", user, args)
 	return sess.loginResult("USER", user, acc, err)
 }
 
@@ -109,7 +109,7 @@ func (sess *session) cmdAuth(args string) (reply, bool) {
 	var user string
 	check := func(u, password string) error {
 		user = u
-		a, err := sess.srv.Auth.Login(sess.ctx, sess.remote, "pop3", u, password)
+		a, err := sess.srv.Auth.LoginMech(sess.ctx, sess.remote, "pop3", mech, u, password)
 		acc = a
 		return err
 	}

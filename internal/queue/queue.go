@@ -97,6 +97,19 @@ type Options struct {
 	Now func() time.Time
 	// Jitter returns a number in [0, 1) that spreads retries; nil: random.
 	Jitter func() float64
+	// Observer is told of queueing and of each recipient's attempt
+	// (metrics); nil: nobody.
+	Observer Observer
+}
+
+// Observer counts the queue's events. Its methods must not block.
+type Observer interface {
+	// Queued: a message was added.
+	Queued()
+	// Attempted: one recipient's attempt ended with outcome "delivered",
+	// "deferred", "bounced" or "expired", age after the message was
+	// queued.
+	Attempted(outcome string, age time.Duration)
 }
 
 // Envelope is what Add needs besides the body.
@@ -423,6 +436,9 @@ func (q *Queue) Add(ctx context.Context, body *blob.Temp, env Envelope) (string,
 			q.bodies.Remove(id)
 		}
 		return "", fmt.Errorf("queue: add %s: %w", id, err)
+	}
+	if q.opts.Observer != nil {
+		q.opts.Observer.Queued()
 	}
 	q.log.Info("queued", "id", id, "from", env.From, "rcpts", len(env.Recipients), "size", body.Size-offset,
 		"account", env.Account, "dkim", dkim != nil)

@@ -467,6 +467,9 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 			args = append(args, "text", oneLine(l.res.Text))
 		}
 		q.log.Info("delivery", args...)
+		if q.opts.Observer != nil {
+			q.opts.Observer.Attempted(l.outcome, age)
+		}
 	}
 	return removed, owed, nil
 }

@@ -10,13 +10,17 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,8 +30,10 @@ import (
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/dnsrecords"
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/listen"
+	"github.com/jodmai/jodmai/internal/metrics"
 	"github.com/jodmai/jodmai/internal/msgauth"
 	"github.com/jodmai/jodmai/internal/pop3d"
 	"github.com/jodmai/jodmai/internal/queue"
@@ -38,6 +44,7 @@ import (
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/tlscert"
 	"github.com/jodmai/jodmai/internal/userdb"
+	"github.com/jodmai/jodmai/internal/web"
 )
 
 // Server is a whole running jodmai.
@@ -56,9 +63,13 @@ type Server struct {
 	TLS *tlscert.Manager
 	// Queue is the outbound queue (DATA/queue).
 	Queue *queue.Queue
+	// Metrics holds the Prometheus metrics served on [listen] metrics.
+	Metrics *metrics.Metrics
 
 	limiter *listen.Limiter
-	deliver *deliver.Deliverer
+	// proxyFrom are the load balancers that send PROXY headers.
+	proxyFrom []netip.Prefix
+	deliver   *deliver.Deliverer
 	// verifier checks mail on the MX listener; nil when [msgauth] is off.
 	verifier *msgauth.Verifier
 	// queueStop ends the queue's scheduler; queueDone closes when it has
@@ -104,6 +115,41 @@ type Options struct {
 	Remote remote.Deliverer
 	// QueueNow replaces the queue's clock (tests).
 	QueueNow func() time.Time
+	// ACMEClient replaces the HTTP client that talks to the ACME CA
+	// (tests: one trusting their CA).
+	ACMEClient *http.Client
+}
+
+// acmeNamePrefixes are the names under each local domain that ACME may get
+// certificates for when [tls] acme_hosts is empty: what dns-records asks
+// to point at this server and the https listener serves.
+var acmeNamePrefixes = []string{"mta-sts.", "autoconfig.", "autodiscover."}
+
+// acmeAllowed is the ACME host policy: [tls] acme_hosts when set, else
+// the hostname and acmeNamePrefixes under local domains, looked up now so
+// a domain added later needs no restart.
+func (s *Server) acmeAllowed(ctx context.Context, host string) bool {
+	if host == s.cfg.Hostname {
+		return true
+	}
+	if len(s.cfg.TLS.ACMEHosts) > 0 {
+		return slices.Contains(s.cfg.TLS.ACMEHosts, host)
+	}
+	for _, p := range acmeNamePrefixes {
+		if d, ok := strings.CutPrefix(host, p); ok {
+			return s.localDomain(ctx, d)
+		}
+	}
+	return false
+}
+
+// localDomain reports whether domain is local; a lookup error counts as no.
+func (s *Server) localDomain(ctx context.Context, domain string) bool {
+	ok, err := s.Users.IsLocalDomain(ctx, domain)
+	if err != nil {
+		s.log.Warn("looking up a domain", "domain", domain, "err", err)
+	}
+	return ok && err == nil
 }
 
 // New opens the data directory and builds the components. It does not
@@ -119,7 +165,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, lock: lock, addrs: map[string]net.Addr{}}
+	s := &Server{cfg: cfg, log: log, lock: lock, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -151,10 +197,27 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		policy = *opts.AuthPolicy
 	}
 	s.Auth = auth.New(s.Users, policy, log.With("component", "auth"))
+	s.Auth.SetObserver(s.Metrics)
 	if s.TLS, err = tlscert.Load(cfg.Data, cfg.TLS.Cert, cfg.TLS.Key, cfg.Hostname, log.With("component", "tls")); err != nil {
 		return nil, err
 	}
+	if cfg.TLS.ACME {
+		if err := s.TLS.UseACME(cfg.Data, tlscert.ACME{
+			Directory: cfg.TLS.ACMEDirectory, Email: cfg.TLS.ACMEEmail,
+			Allowed: s.acmeAllowed, HTTPClient: opts.ACMEClient,
+		}); err != nil {
+			return nil, err
+		}
+	}
 	s.limiter = listen.NewLimiter(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
+	exempt, err := parsePrefixes("limits.exempt_networks", cfg.Limits.ExemptNetworks)
+	if err != nil {
+		return nil, err
+	}
+	s.limiter.Exempt(exempt)
+	if s.proxyFrom, err = parsePrefixes("listen.proxy_from", cfg.Listen.ProxyFrom); err != nil {
+		return nil, err
+	}
 	s.deliver = &deliver.Deliverer{Users: s.Users, Store: s.Store}
 	if s.verifier, err = newVerifier(cfg, log, opts.Resolver); err != nil {
 		return nil, err
@@ -165,7 +228,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	s.Queue, err = queue.Open(filepath.Join(cfg.Data, "queue"), queue.Options{
 		Policy: cfg.Queue, Hostname: cfg.Hostname, Log: log.With("component", "queue"),
-		Remote: rd, Local: s.deliver, Now: opts.QueueNow,
+		Remote: rd, Local: s.deliver, Now: opts.QueueNow, Observer: s.Metrics,
 		Signer: &remote.Signer{Dir: cfg.Data, Log: log.With("component", "dkim")},
 	})
 	if err != nil {
@@ -174,6 +237,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err := s.Queue.Sweep(ctx); err != nil {
 		return nil, err
 	}
+	s.watchState()
 	ok = true
 	return s, nil
 }
@@ -197,6 +261,19 @@ func newVerifier(cfg *config.Config, log *slog.Logger, r dns.Resolver) (*msgauth
 		r = resolver.New(cfg.DNS.Resolver, mlog)
 	}
 	return &msgauth.Verifier{Resolver: r, Hostname: cfg.Hostname, Trusted: trusted, Log: mlog}, nil
+}
+
+// parsePrefixes parses CIDR networks from the configuration key key.
+func parsePrefixes(key string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, n := range list {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // lockDataDir takes the exclusive server lock of a data directory.
@@ -244,13 +321,14 @@ func (s *Server) Bootstrap(ctx context.Context) (address, password string, err e
 func (s *Server) Start() error {
 	cfg := s.cfg
 	lim := cfg.Limits
-	tlsConf := s.TLS.TLSConfig()
+	tlsConf := s.Metrics.CountHandshakes(s.TLS.TLSConfig())
 	type spec struct {
 		key      string
 		addr     string
 		implicit bool
 		refusal  []byte
 		make     func(implicit bool) service
+		tls      *tls.Config // for implicit TLS; nil: tlsConf
 	}
 	smtpServer := func(mode smtpd.Mode, name string) func(bool) service {
 		return func(implicit bool) service {
@@ -264,6 +342,7 @@ func (s *Server) Start() error {
 				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
 				Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
 				Log: s.log.With("proto", name), Verifier: verifier, Queue: s.Queue,
+				Observer: s.Metrics.SMTP(name),
 			}
 		}
 	}
@@ -283,13 +362,17 @@ func (s *Server) Start() error {
 		}
 	}
 	specs := []spec{
-		{"smtp", cfg.Listen.SMTP, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeMX, "smtp")},
-		{"submission", cfg.Listen.Submission, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submission")},
-		{"submissions", cfg.Listen.Submissions, true, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submissions")},
-		{"pop3", cfg.Listen.POP3, false, listen.POP3Refusal(), pop3Server},
-		{"pop3s", cfg.Listen.POP3S, true, listen.POP3Refusal(), pop3Server},
-		{"imap", cfg.Listen.IMAP, false, listen.IMAPRefusal(), imapServer},
-		{"imaps", cfg.Listen.IMAPS, true, listen.IMAPRefusal(), imapServer},
+		{"smtp", cfg.Listen.SMTP, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeMX, "smtp"), nil},
+		{"submission", cfg.Listen.Submission, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submission"), nil},
+		{"submissions", cfg.Listen.Submissions, true, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeSubmission, "submissions"), nil},
+		{"pop3", cfg.Listen.POP3, false, listen.POP3Refusal(), pop3Server, nil},
+		{"pop3s", cfg.Listen.POP3S, true, listen.POP3Refusal(), pop3Server, nil},
+		{"imap", cfg.Listen.IMAP, false, listen.IMAPRefusal(), imapServer, nil},
+		{"imaps", cfg.Listen.IMAPS, true, listen.IMAPRefusal(), imapServer, nil},
+		// https before http: http's redirects name https's port.
+		{"https", cfg.Listen.HTTPS, true, listen.HTTPRefusal(), s.webServer(true), s.Metrics.CountHandshakes(s.TLS.HTTPSConfig())},
+		{"http", cfg.Listen.HTTP, false, listen.HTTPRefusal(), s.webServer(false), nil},
+		{"metrics", cfg.Listen.Metrics, false, listen.HTTPRefusal(), s.metricsServer, nil},
 	}
 	for _, sp := range specs {
 		if sp.addr == "" {
@@ -300,9 +383,12 @@ func (s *Server) Start() error {
 			s.closeListeners()
 			return fmt.Errorf("listen %s on %s: %w", sp.key, sp.addr, err)
 		}
-		opts := listen.Options{Name: sp.key, Limiter: s.limiter, Refusal: sp.refusal, Logger: s.log}
+		opts := listen.Options{Name: sp.key, Limiter: s.limiter, Refusal: sp.refusal, Logger: s.log, Observer: s.Metrics.Listener(sp.key), ProxyFrom: s.proxyFrom}
 		if sp.implicit {
 			opts.TLS = tlsConf
+			if sp.tls != nil {
+				opts.TLS = sp.tls
+			}
 		}
 		l := listen.New(inner, opts)
 		svc := sp.make(sp.implicit)
@@ -359,12 +445,79 @@ func newRemote(cfg *config.Config, log *slog.Logger) *remote.Client {
 	}
 }
 
+// webServer returns the http (plain) or https listener's server.
+func (s *Server) webServer(https bool) func(bool) service {
+	return func(bool) service {
+		cfg := s.boundConfig()
+		site := &web.Site{
+			Hostname: cfg.Hostname, Policy: dnsrecords.MTASTSPolicy(cfg), Services: dnsrecords.Services(cfg),
+			HTTPSPort: dnsrecords.PublicPort(cfg, "https", 443), LocalDomain: s.localDomain,
+			Log: s.log.With("proto", "http"),
+		}
+		h := site.HTTPS()
+		if !https {
+			h = s.TLS.HTTPHandler(site.HTTP()) // ACME http-01 first
+		}
+		return &web.Server{Handler: h, Log: s.log.With("proto", "http")}
+	}
+}
+
+// metricsServer serves /metrics on the metrics listener.
+func (s *Server) metricsServer(bool) service {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+	return &web.Server{Handler: mux, Log: s.log.With("proto", "metrics")}
+}
+
+// watchState gives the metrics their scrape-time sources.
+func (s *Server) watchState() {
+	s.Metrics.Watch(metrics.Sources{
+		Queue: func(ctx context.Context) (metrics.QueueStats, error) {
+			st, err := s.Queue.Stats(ctx)
+			return metrics.QueueStats{Messages: st.Messages, Pending: st.Pending, Oldest: st.Oldest}, err
+		},
+		Store: func() metrics.StoreStats {
+			st := s.Store.Stats()
+			return metrics.StoreStats{OpenAccounts: st.OpenAccounts, PendingDeliveries: st.PendingDeliveries}
+		},
+		Certs: func() []metrics.Cert {
+			var out []metrics.Cert
+			for _, c := range s.TLS.Certificates() {
+				out = append(out, metrics.Cert{Name: c.Name, Source: c.Source, NotAfter: c.NotAfter})
+			}
+			return out
+		},
+	})
+}
+
+// boundConfig returns the configuration with each listener configured on
+// port 0 replaced by the address it got, so what clients are told (the
+// autoconfig files) names the ports in use.
+func (s *Server) boundConfig() *config.Config {
+	c := *s.cfg
+	l := &c.Listen
+	fields := map[string]*string{
+		"smtp": &l.SMTP, "submission": &l.Submission, "submissions": &l.Submissions,
+		"pop3": &l.POP3, "pop3s": &l.POP3S, "imap": &l.IMAP, "imaps": &l.IMAPS,
+		"http": &l.HTTP, "https": &l.HTTPS, "metrics": &l.Metrics,
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, f := range fields {
+		if a, ok := s.addrs[key]; ok && strings.HasSuffix(*f, ":0") {
+			*f = a.String()
+		}
+	}
+	return &c
+}
+
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || errors.Is(err, smtpd.ErrServerClosed) || errors.Is(err, pop3d.ErrServerClosed) || errors.Is(err, imapd.ErrServerClosed)
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, web.ErrServerClosed) || errors.Is(err, smtpd.ErrServerClosed) || errors.Is(err, pop3d.ErrServerClosed) || errors.Is(err, imapd.ErrServerClosed)
 }
 
 // Addrs returns the address of each open listener by config key ("smtp",
-// "submission", "submissions", "pop3", "pop3s", "imap", "imaps").
+// "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http",
+// "https", "metrics").
 func (s *Server) Addrs() map[string]net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -373,6 +526,16 @@ func (s *Server) Addrs() map[string]net.Addr {
 		m[k] = v
 	}
 	return m
+}
+
+// PrefetchCertificates asks the ACME CA for the hostname's certificate now
+// (in the background), so the first client does not wait; without ACME it
+// does nothing. Call it after Start: the CA validates through the http
+// and https listeners.
+func (s *Server) PrefetchCertificates() {
+	if s.TLS.ACME() {
+		go s.TLS.Prefetch()
+	}
 }
 
 // ReloadTLS re-reads the certificate files (SIGHUP).

@@ -100,6 +100,7 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	if rerr == nil && werr == nil && fix != nil {
 		werr = fix.Close()
 	}
+	bodyDone := time.Now()
 	if rerr == nil && werr == nil {
 		werr = bw.Flush()
 	}
@@ -187,6 +188,9 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	// the session's logger.
 	log.Info("message received", "from", tx.from, "rcpts", len(tx.rcpts), "mailboxes", len(tx.targets), "queued", len(tx.remote),
 		"size", size, "stored_size", body.Size, "tls", s.tlsVersion(), "chunking", isBDAT)
+	if o := s.srv.Observer; o != nil {
+		o.MessageAccepted(len(tx.targets), len(tx.remote) > 0, time.Since(bodyDone))
+	}
 	// RFC 5321 §4.2.5: this reply means the message is safe.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
 }

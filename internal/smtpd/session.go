@@ -155,9 +155,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	var srv sasl.Server
 	switch mech {
 	case sasl.Plain:
-		srv = auth.NewPlainServer(s.login)
+		srv = auth.NewPlainServer(func(u, p string) error { return s.login("PLAIN", u, p) })
 	case sasl.Login:
-		srv = auth.NewLoginServer(s.login)
+		srv = auth.NewLoginServer(func(u, p string) error { return s.login("LOGIN", u, p) })
 	default:
 		// RFC 4954 §4.
 		return nil, reply(504, 5, 5, 4, "Unrecognized authentication mechanism")
@@ -172,8 +172,8 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 }
 
 // login checks credentials for a SASL mechanism.
-func (s *session) login(user, password string) error {
-	acc, err := s.srv.Auth.Login(s.ctx, s.remote, "smtp", user, password)
+func (s *session) login(mech, user, password string) error {
+	acc, err := s.srv.Auth.LoginMech(s.ctx, s.remote, "smtp", mech, user, password)
 	switch {
 	case err == nil:
 	case errors.Is(err, auth.ErrBadCredentials):

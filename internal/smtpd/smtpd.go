@@ -105,6 +105,14 @@ type Enqueuer interface {
 	NotifyDelivered(ctx context.Context, body *blob.Temp, env queue.Envelope, rcpts []remote.Recipient) error
 }
 
+// Observer counts accepted messages. Its methods must not block.
+type Observer interface {
+	// MessageAccepted: a message got its 250 after being filed in
+	// mailboxes local mailboxes and, when queued, queued for remote
+	// recipients; d is the time from its last byte to the reply.
+	MessageAccepted(mailboxes int, queued bool, d time.Duration)
+}
+
 // Server is an SMTP server. Exported fields are its configuration; do not
 // change them after Serve.
 type Server struct {
@@ -142,6 +150,9 @@ type Server struct {
 	// implements it. Nil: remote recipients get 451 4.4.0, and DSN is not
 	// offered.
 	Queue Enqueuer
+	// Observer is told of each message answered 250 (metrics); nil:
+	// nobody.
+	Observer Observer
 
 	initOnce sync.Once
 	initErr  error

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,8 @@ type Options struct {
 	Remote remote.Deliverer
 	// QueueNow replaces the queue's clock.
 	QueueNow func() time.Time
+	// ACMEClient talks to the test's ACME CA (acmetest.CA.Client).
+	ACMEClient *http.Client
 }
 
 // FastAuthPolicy throttles failed logins by milliseconds, so tests with bad
@@ -112,7 +115,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 		policy = *opts.AuthPolicy
 	}
 	ctx := context.Background()
-	srv, err := server.New(ctx, cfg, log, server.Options{AuthPolicy: &policy, Remote: opts.Remote, QueueNow: opts.QueueNow})
+	srv, err := server.New(ctx, cfg, log, server.Options{AuthPolicy: &policy, Remote: opts.Remote, QueueNow: opts.QueueNow, ACMEClient: opts.ACMEClient})
 	if err != nil {
 		t.Fatalf("testenv: new server: %v", err)
 	}
@@ -152,7 +155,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // Addr returns "host:port" of a listener: "smtp", "submission",
-// "submissions", "pop3", "pop3s", "imap", "imaps".
+// "submissions", "pop3", "pop3s", "imap", "imaps", and "http", "https",
+// "metrics" when Configure turned them on.
 func (e *Env) Addr(key string) string {
 	a := e.Server.Addrs()[key]
 	if a == nil {

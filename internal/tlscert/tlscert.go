@@ -14,6 +14,9 @@
 //     than 30 days of validity remain, or when it does not cover the
 //     configured host name, and only if jodmai made it.
 //   - Reload keeps the current certificate when the new one fails to load.
+//   - With ACME (UseACME, acme.go) certificates come from the CA and live in
+//     <data>/acme, written the same way; configured files still win, and
+//     the self-signed certificate serves until the CA has issued one.
 package tlscert
 
 import (
@@ -36,6 +39,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/acme"
 
 	"github.com/jodmai/jodmai/internal/safeio"
 )
@@ -76,6 +81,7 @@ type Manager struct {
 
 	mu   sync.RWMutex
 	cert *tls.Certificate
+	acme *acmeState // nil unless UseACME
 }
 
 // Load returns a Manager for the certificate chain in certFile and the key in
@@ -150,12 +156,19 @@ func (m *Manager) Certificate() *tls.Certificate {
 // ECDHE key exchange with AEAD ciphers. Callers may change the copy they get.
 func (m *Manager) TLSConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		CipherSuites: slices.Clone(cipherSuites),
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return m.Certificate(), nil
-		},
+		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   slices.Clone(cipherSuites),
+		GetCertificate: m.getCertificate,
 	}
+}
+
+// HTTPSConfig is TLSConfig for the HTTPS listener: it also offers HTTP/2
+// and HTTP/1.1, and answers ACME tls-alpn-01 validations (RFC 8737), which
+// negotiate "acme-tls/1".
+func (m *Manager) HTTPSConfig() *tls.Config {
+	c := m.TLSConfig()
+	c.NextProtos = []string{"h2", "http/1.1", acme.ALPNProto}
+	return c
 }
 
 // Fingerprint returns the lowercase hex SHA-256 of the certificate's DER

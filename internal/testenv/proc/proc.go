@@ -147,7 +147,7 @@ func (in *Instance) Addr(service string) string {
 	return in.addrs[service]
 }
 
-var allServices = []string{"smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"}
+var allServices = []string{"smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http", "https", "metrics"}
 
 // pickPorts chooses listening ports and writes the config.
 func (in *Instance) pickPorts() {
