@@ -91,8 +91,12 @@ func (a *Account) RecentCount(ctx context.Context, mb Mailbox) (int64, error) {
 	if lo >= mb.UIDNext {
 		return 0, nil
 	}
+	rd, err := a.reader(ctx)
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	if err := a.db.R.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id=? AND uid>=?`, mb.ID, lo).Scan(&n); err != nil {
+	if err := rd.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE mailbox_id=? AND uid>=?`, mb.ID, lo).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count recent: %w", err)
 	}
 	return n, nil
