@@ -93,8 +93,7 @@ func checkData(ctx context.Context, cfg *config.Config, repair, live bool) (*sto
 			}
 			// Account ids are AUTOINCREMENT: sqlite_sequence remembers
 			// the highest ever issued, deleted accounts included.
-			var seq int64
-			if users.SQL().R.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name='accounts'`).Scan(&seq) == nil {
+			if seq, err := users.HighestAccountID(ctx); err == nil {
 				opts.IssuedAccounts = max(opts.IssuedAccounts, seq)
 			}
 		} else {

@@ -144,7 +144,7 @@ func (h *sessHarness) addUser(address, password string) userdb.Account {
 	key := argon2.IDKey([]byte(password), salt, 1, 8, 1, 32)
 	b64 := base64.RawStdEncoding
 	hash := fmt.Sprintf("$argon2id$v=%d$m=8,t=1,p=1$%s$%s", argon2.Version, b64.EncodeToString(salt), b64.EncodeToString(key))
-	if _, err := h.users.SQL().W.ExecContext(ctx, `UPDATE accounts SET password_hash=? WHERE address=?`, hash, acc.Address); err != nil {
+	if err := h.users.SetPasswordHash(ctx, acc.Address, hash); err != nil {
 		h.t.Fatal(err)
 	}
 	if _, err := h.users.Authenticate(ctx, address, password); err != nil {

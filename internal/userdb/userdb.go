@@ -153,10 +153,6 @@ func (d *DB) Close() error {
 	return d.db.Close()
 }
 
-// SQL returns the underlying database, for packages that keep their own
-// tables in global.db (the queue).
-func (d *DB) SQL() *sqlite.DB { return d.db }
-
 // --- addresses ---
 
 // SplitAddress splits local@domain, lowercasing the domain. It rejects
@@ -348,6 +344,28 @@ func (d *DB) SetPassword(ctx context.Context, address, password string) error {
 		return err
 	}
 	return d.update(ctx, address, `UPDATE accounts SET password_hash=?, password_source='' WHERE address=?`, hash)
+}
+
+// SetPasswordHash stores hash, in a scheme CheckHash accepts (argon2id
+// with any parameters included), as an account's password hash: for
+// importers and for tests that need a cheap hash.
+func (d *DB) SetPasswordHash(ctx context.Context, address, hash string) error {
+	stored, err := CheckHash(hash)
+	if err != nil {
+		return err
+	}
+	return d.update(ctx, address, `UPDATE accounts SET password_hash=?, password_source='' WHERE address=?`, stored)
+}
+
+// HighestAccountID is the highest account id ever issued, deleted
+// accounts included (ids are never reused), or 0.
+func (d *DB) HighestAccountID(ctx context.Context) (int64, error) {
+	var seq int64
+	err := d.db.R.QueryRowContext(ctx, `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='accounts'), 0)`).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("highest account id: %w", err)
+	}
+	return seq, nil
 }
 
 // Rehash replaces an account's password hash old, in a foreign scheme or

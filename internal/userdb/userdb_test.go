@@ -369,8 +369,8 @@ func TestPasswordStorage(t *testing.T) {
 		t.Errorf("SetPassword(short) = %v, want ErrInvalid", err)
 	}
 
-	var hash string
-	if err := db.SQL().R.QueryRow(`SELECT password_hash FROM accounts`).Scan(&hash); err != nil {
+	_, hash, err := db.Credentials(ctx, "bob@example.org")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(hash, "$argon2id$v=19$m=19456,t=2,p=1$") || strings.Count(hash, "$") != 5 {
@@ -754,5 +754,46 @@ func TestSeesOtherWriter(t *testing.T) {
 	}
 	if _, err := server.Account(ctx, "bob@example.org"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("server handle still sees the deleted account: %v", err)
+	}
+}
+
+// TestSetPasswordHashAndHighestID: a hash in a scheme we verify is stored
+// and logs in; one we cannot is refused; ids are never reused, so the
+// highest ever issued outlives its account.
+func TestSetPasswordHashAndHighestID(t *testing.T) {
+	ctx := context.Background()
+	db := withDomains(t, "example.org")
+	if n, err := db.HighestAccountID(ctx); err != nil || n != 0 {
+		t.Fatalf("HighestAccountID of an empty directory = %d, %v", n, err)
+	}
+	a, err := db.AddAccount(ctx, "a@example.org", "a-Secret-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.AddAccount(ctx, "b@example.org", "b-Secret-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.DelAccount(ctx, "b@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.HighestAccountID(ctx); err != nil || n != b.ID {
+		t.Fatalf("HighestAccountID after deleting %d = %d, %v", b.ID, n, err)
+	}
+	hash, err := HashPassword("other-Secret-password-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetPasswordHash(ctx, a.Address, hash); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Authenticate(ctx, a.Address, "other-Secret-password-2"); err != nil {
+		t.Fatalf("login with the set hash: %v", err)
+	}
+	if err := db.SetPasswordHash(ctx, a.Address, "{NOSUCH}abc"); err == nil {
+		t.Fatal("SetPasswordHash of an unknown scheme succeeded")
+	}
+	if _, err := db.Authenticate(ctx, a.Address, "other-Secret-password-2"); err != nil {
+		t.Fatalf("a refused hash changed the password: %v", err)
 	}
 }
