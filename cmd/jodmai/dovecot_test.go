@@ -2,21 +2,16 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/dovecottest"
 	"github.com/jodmai/jodmai/internal/ua"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
@@ -33,104 +28,8 @@ type dovecotServer struct {
 // given passwd-file and Maildirs below dir/mail/<domain>/<user>.
 func startDovecot(t *testing.T, passwd string) *dovecotServer {
 	t.Helper()
-	bin := "/usr/sbin/dovecot"
-	if p, err := exec.LookPath("dovecot"); err == nil {
-		bin = p
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Skip("dovecot not installed (Debian: dovecot-imapd, dovecot-pop3d)")
-	}
-	for _, svc := range []string{"imap", "pop3"} {
-		if _, err := os.Stat("/usr/lib/dovecot/" + svc); err != nil {
-			t.Skipf("dovecot's %s service is not installed (Debian: dovecot-%sd)", svc, svc)
-		}
-	}
-	if os.Getuid() != 0 {
-		t.Skip("the Dovecot migration test runs as root (Dovecot keeps mail as nobody)")
-	}
-	dir, err := os.MkdirTemp("", "jodmai-dovecot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	for _, d := range []string{"run", "state", "mail"} {
-		os.MkdirAll(filepath.Join(dir, d), 0o755)
-	}
-	os.Chmod(filepath.Join(dir, "mail"), 0o777)
-	os.WriteFile(filepath.Join(dir, "passwd"), []byte(passwd), 0o644)
-	freePort := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	imapPort, pop3Port := freePort(), freePort()
-	conf := fmt.Sprintf(`base_dir = %[1]s/run
-state_dir = %[1]s/state
-log_path = %[1]s/log
-instance_name = jodmai-move-%[4]d
-protocols = imap pop3
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:%[1]s/mail/%%d/%%n
-first_valid_uid = 1
-passdb {
-  driver = passwd-file
-  args = %[1]s/passwd
-}
-userdb {
-  driver = static
-  args = uid=65534 gid=65534 home=%[1]s/mail/%%d/%%n
-}
-service imap-login {
-  chroot =
-  inet_listener imap {
-    port = %[2]d
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service pop3-login {
-  chroot =
-  inet_listener pop3 {
-    port = %[3]d
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-service anvil {
-  chroot =
-}
-`, dir, imapPort, pop3Port, os.Getpid())
-	cfg := filepath.Join(dir, "dovecot.conf")
-	os.WriteFile(cfg, []byte(conf), 0o644)
-	cmd := exec.Command(bin, "-F", "-c", cfg)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(imapPort))
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "log"))
-			t.Fatalf("dovecot did not start: %s", log)
-		}
-	}
-	return &dovecotServer{dir: dir, imap: "127.0.0.1:" + strconv.Itoa(imapPort), pop3: "127.0.0.1:" + strconv.Itoa(pop3Port)}
+	d := dovecottest.Start(t, dovecottest.Options{Passwd: passwd, MailPath: "%d/%n", AuthMechanisms: "plain login"})
+	return &dovecotServer{dir: d.Dir, imap: d.IMAP, pop3: d.POP3}
 }
 
 func imapLogin(t *testing.T, addr, user, pw string) *imapclient.Client {

@@ -3,15 +3,13 @@ package ua
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jodmai/jodmai/internal/testenv/dovecottest"
 )
 
 // dovecot starts a Dovecot (when installed) on loopback with one user,
@@ -19,110 +17,15 @@ import (
 // server-side Maildir path. It proves the client is not tuned to jodmai.
 func dovecot(t *testing.T) (*Account, string) {
 	t.Helper()
-	bin, err := exec.LookPath("dovecot")
-	if err != nil {
-		if _, err = os.Stat("/usr/sbin/dovecot"); err != nil {
-			t.Skip("dovecot not installed")
-		}
-		bin = "/usr/sbin/dovecot"
-	}
-	for _, svc := range []string{"imap", "pop3"} {
-		// dovecot-core alone has neither (Debian's dovecot-imapd and
-		// dovecot-pop3d bring them).
-		if _, err := os.Stat("/usr/lib/dovecot/" + svc); err != nil {
-			t.Skipf("dovecot's %s service is not installed (Debian: dovecot-%sd)", svc, svc)
-		}
-	}
-	if os.Getuid() != 0 {
-		t.Skip("the Dovecot interop test runs as root (mail as nobody)")
-	}
-	dir, err := os.MkdirTemp("", "jodmai-dovecot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	for _, d := range []string{"run", "state", "mail"} {
-		os.MkdirAll(filepath.Join(dir, d), 0o755)
-	}
-	os.Chmod(filepath.Join(dir, "mail"), 0o777)
-	os.WriteFile(filepath.Join(dir, "passwd"), []byte("zoe:{PLAIN}secret99::::::\n"), 0o644)
-	freePort := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	imapPort, pop3Port := freePort(), freePort()
-	conf := fmt.Sprintf(`base_dir = %[1]s/run
-state_dir = %[1]s/state
-log_path = %[1]s/log
-instance_name = jodmai-test-%[4]d
-protocols = imap pop3
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-mail_location = maildir:%[1]s/mail/%%u
-first_valid_uid = 1
-passdb {
-  driver = passwd-file
-  args = %[1]s/passwd
-}
-userdb {
-  driver = static
-  args = uid=65534 gid=65534 home=%[1]s/mail/%%u
-}
-service imap-login {
-  chroot =
-  inet_listener imap {
-    port = %[2]d
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service pop3-login {
-  chroot =
-  inet_listener pop3 {
-    port = %[3]d
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-service anvil {
-  chroot =
-}
-pop3_uidl_format = %%08Xu%%08Xv
-`, dir, imapPort, pop3Port, os.Getpid())
-	cfg := filepath.Join(dir, "dovecot.conf")
-	os.WriteFile(cfg, []byte(conf), 0o644)
-	cmd := exec.Command(bin, "-F", "-c", cfg)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+	d := dovecottest.Start(t, dovecottest.Options{
+		Passwd: "zoe:{PLAIN}secret99::::::\n",
+		Extra:  "pop3_uidl_format = %08Xu%08Xv",
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(pop3Port))
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "log"))
-			t.Fatalf("dovecot did not start: %s", log)
-		}
-	}
+	dir := d.Dir
 	acc := &Account{
 		Name: "zoe", Username: "zoe", Maildir: filepath.Join(t.TempDir(), "Mail"),
-		POP3: &Server{Server: "127.0.0.1:" + strconv.Itoa(pop3Port), TLS: TLSNone},
-		IMAP: &Server{Server: "127.0.0.1:" + strconv.Itoa(imapPort), TLS: TLSNone},
+		POP3: &Server{Server: d.POP3, TLS: TLSNone},
+		IMAP: &Server{Server: d.IMAP, TLS: TLSNone},
 	}
 	mbox := filepath.Join(dir, "mail", "zoe")
 	for _, d := range []string{"tmp", "new", "cur"} {
