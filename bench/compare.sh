@@ -14,8 +14,16 @@
 #
 # Knobs (environment): ROUNDS (2), USERS (8), CONNS (8), N (smtp messages
 # per round, 4000), SIZE (4096), IMAP_DUR (15s), IDLE_CONNS (200),
-# IDLE_DUR (5s), PROFILES ("smtp pop3 imap idle sink relay"), IMAP_ROUNDS (1: body samples per LOGIN), DOVECOT_SCHEME (doveadm pw's default), KEEP=1 keeps the temporary directory. Output: human lines,
-# and every result as JSON lines in $OUT (default bench/results.jsonl).
+# IDLE_DUR (5s), PROFILES ("smtp pop3 imap imaptest idle sink relay"),
+# IMAP_ROUNDS (1: body samples per LOGIN), DOVECOT_SCHEME (doveadm pw's
+# default), IMAPTEST_SECS (30), IMAPTEST_CLIENTS (10), IMAPTEST_MBOX (the
+# imaptest profile's mbox; default: built with test/imaptest/corpus-mbox.sh),
+# DOVECOT_PERF=1 (Dovecot's documented high-performance mode instead of its
+# default high-security one: login processes and imap processes reused, one
+# login process per core kept ready; default off), KEEP=1 keeps the
+# temporary directory (with every imaptest output).
+# Output: human lines, and every result as JSON lines in $OUT (default
+# bench/results.jsonl).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-2}
@@ -27,7 +35,9 @@ IMAP_DUR=${IMAP_DUR:-15s}
 IDLE_CONNS=${IDLE_CONNS:-200}
 IDLE_DUR=${IDLE_DUR:-5s}
 IMAP_ROUNDS=${IMAP_ROUNDS:-1}
-PROFILES=${PROFILES:-smtp pop3 imap idle sink relay}
+PROFILES=${PROFILES:-smtp pop3 imap imaptest idle sink relay}
+IMAPTEST_SECS=${IMAPTEST_SECS:-30}
+IMAPTEST_CLIENTS=${IMAPTEST_CLIENTS:-10}
 PASS=bench-pass-$RANDOM$RANDOM
 DOMAIN=bench.example
 
@@ -126,6 +136,14 @@ else
 	hash=$(doveadm pw -p "$PASS")
 fi
 for u in "${users[@]}"; do echo "$u:$hash::::::" >>"$D/users"; done
+# Dovecot's defaults start a new imap-login process and a new imap process
+# for every connection (service_count = 1). DOVECOT_PERF=1 reuses both.
+dc_login="" dc_imap=""
+if [ -n "${DOVECOT_PERF:-}" ]; then
+	dc_login="service_count = 0
+  process_min_avail = $(nproc)"
+	dc_imap="service_count = 0"
+fi
 cat >"$D/dovecot.conf" <<EOF
 # Private instance for bench/compare.sh; nothing shared with /etc/dovecot.
 instance_name = jodmai-bench
@@ -171,6 +189,7 @@ service imap-login {
     port = 0
   }
   process_limit = 20000
+  $dc_login
 }
 service pop3-login {
   inet_listener pop3 {
@@ -183,6 +202,7 @@ service pop3-login {
 }
 service imap {
   process_limit = 20000
+  $dc_imap
 }
 service lmtp {
   inet_listener lmtp {
@@ -299,11 +319,181 @@ idle() { # name addr root-pid
 
 DC_PID=$(cat "$D/run/master.pid")
 want() { case " $PROFILES " in *" $1 "*) return 0 ;; esac; return 1; }
-if ! want smtp; then
-	# The other loads need mail: deliver it once, unmeasured.
+if ! want smtp && { want pop3 || want imap || want idle; }; then
+	# These loads need mail: deliver it once, unmeasured.
 	"$J" bench --users "$USERLIST" --pass "$PASS" -c "$CONNS" -n "$N" --size "$SIZE" --addr "$J_SMTP" smtp >/dev/null
 	"$J" bench --users "$USERLIST" --pass "$PASS" -c "$CONNS" -n "$N" --size "$SIZE" --addr "$P_SMTP" --verify-pop3 "$D_POP3" --verify-wait 5m smtp >/dev/null
 fi
+# --- imaptest ------------------------------------------------------------------
+# Dovecot's imaptest in its stress mode (state-tracked: it checks every
+# reply against what it has seen), the same on both servers: the same
+# corpus mbox (appended from its start each run), clients, seconds, seed
+# (the round number), USERS users (user=user%d@DOMAIN users=USERS: each new
+# connection picks one of them at random, so clients share mailboxes) and
+# password (Dovecot hashed with DOVECOT_SCHEME like every other profile).
+# It works in its own mailbox, IMAPTEST_BOX, created here on both servers,
+# so its appends and expunges (it keeps about 30 messages there) never touch
+# the INBOX the other profiles measure. No checkpoints (checkpoint=0): they
+# stop every client for a full-state comparison, which is not throughput,
+# and imaptest 924f619 can panic when a run ends inside one (see
+# test/imaptest/run.sh). imaptest's default command mix: LOGIN, LIST,
+# STATUS, SELECT, FETCH, FETCH2, STORE, STORE \Deleted, EXPUNGE, APPEND,
+# LOGOUT, with a new connection after each LOGOUT.
+#
+# Throughput is the sum of all command counts in imaptest's final
+# "Totals:" line (the tagged OK replies of every command kind, the
+# wind-down's LOGOUTs included), divided by imaptest's wall-clock time
+# (secs plus the start and the wind-down, when clients finish what they
+# are doing and log out). Any "Error:", "Panic:" or "Fatal:" line counts
+# as an error and is printed. imaptest is one single-threaded process: its
+# own CPU seconds are recorded (client_cpu_s) beside the server's
+# (server_cpu_s, its process tree), since on 2 cores the client can be the
+# limit for both servers.
+IMAPTEST_BOX=imaptest-bench
+imaptest_ok=""
+if want imaptest; then
+	if ! command -v imaptest >/dev/null; then
+		echo "imaptest: not installed, profile skipped (build it with /work/shared/tools/build-imaptest; see DEVELOPERS.md)"
+	else
+		IMAPTEST_MBOX=${IMAPTEST_MBOX:-}
+		if [ -z "$IMAPTEST_MBOX" ]; then
+			log "building the imaptest corpus mbox"
+			IMAPTEST_MBOX="$WORK/corpus.mbox"
+			bash "$here/test/imaptest/corpus-mbox.sh" "$IMAPTEST_MBOX" >&2 || IMAPTEST_MBOX=""
+		fi
+		if [ -z "$IMAPTEST_MBOX" ] || [ ! -s "$IMAPTEST_MBOX" ]; then
+			echo "imaptest: no corpus mbox (npm missing or corpus-mbox.sh failed), profile skipped"
+		else
+			# Its mailbox, on both servers, for every user.
+			for a in "$J_IMAP" "$D_IMAP"; do
+				python3 - "${a%:*}" "${a##*:}" "$PASS" "$IMAPTEST_BOX" "${users[@]}" <<'EOF'
+import imaplib, sys
+host, port, pw, box, *users = sys.argv[1:]
+for u in users:
+    c = imaplib.IMAP4(host, int(port), timeout=30)
+    c.login(u, pw)
+    c.create(box)  # NO if it exists already: fine
+    typ, data = c.select(box)
+    if typ != "OK":
+        sys.exit("imaptest: SELECT %s for %s on %s:%s: %s" % (box, u, host, port, data))
+    c.logout()
+EOF
+			done
+			imaptest_ok=1
+		fi
+	fi
+fi
+# imaptest_run name addr root-pid round: one imaptest stress run, recorded
+# like the other profiles (JSON line in $OUT, one human line, the Totals).
+imaptest_run() {
+	local name=$1 addr=$2 root=$3 round=$4
+	local raw="$WORK/imaptest-$name-$round.txt" json
+	local linebuf=()
+	if command -v stdbuf >/dev/null; then linebuf=(stdbuf -oL); fi
+	if ! json=$(python3 - "$name" "$raw" "$root" "$IMAPTEST_SECS" "$IMAPTEST_CLIENTS" "$USERS" -- \
+		"${linebuf[@]}" imaptest host="${addr%:*}" port="${addr##*:}" \
+		user="user%d@$DOMAIN" users="$USERS" pass="$PASS" mbox="$IMAPTEST_MBOX" box="$IMAPTEST_BOX" \
+		clients="$IMAPTEST_CLIENTS" secs="$IMAPTEST_SECS" checkpoint=0 seed="$round" <<'EOF'
+import json, os, subprocess, sys, time
+
+name, raw, root, secs, clients, users = sys.argv[1:7]
+cmd = sys.argv[8:]
+secs = int(secs)
+
+def tree_cpu(root):
+    # CPU seconds of root and its live descendants, each with its reaped
+    # children (Dovecot's per-connection processes end up in the master's
+    # cutime once they exit).
+    tck = os.sysconf("SC_CLK_TCK")
+    kids, cpu = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            st = open("/proc/%s/stat" % d).read()
+        except OSError:
+            continue
+        f = st[st.rindex(")") + 2:].split()
+        kids.setdefault(int(f[1]), []).append(int(d))
+        cpu[int(d)] = sum(int(x) for x in f[11:15])
+    total, todo, seen = 0, [root], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        total += cpu.get(p, 0)
+        todo.extend(kids.get(p, []))
+    return total / tck
+
+cpu0 = tree_cpu(int(root))
+r0 = os.times()
+t0 = time.monotonic()
+timed_out = False
+with open(raw, "wb") as f:
+    try:
+        # imaptest stops at secs and waits up to 30 s more for its clients
+        # to log out; past that (and a margin) it is killed.
+        rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                            timeout=secs + 90).returncode
+    except subprocess.TimeoutExpired:
+        rc, timed_out = -1, True
+wall = time.monotonic() - t0
+r1 = os.times()
+server_cpu = tree_cpu(int(root)) - cpu0
+client_cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
+
+lines = open(raw, errors="replace").read().splitlines()
+errors = [l for l in lines if l.startswith(("Error:", "Panic:", "Fatal:"))]
+warnings = [l for l in lines if l.startswith("Warning:")]
+names, counts = [], []
+if "Totals:" in lines:
+    i = len(lines) - 1 - lines[::-1].index("Totals:")
+    if i + 1 < len(lines):
+        names = lines[i + 1].split()
+        for l in lines[i + 2:]:
+            f = l.split()
+            if "%" not in l and len(f) == len(names) and all(x.isdigit() for x in f):
+                counts = [int(x) for x in f]
+                break
+finished = bool(counts) and not timed_out
+if not finished:
+    errors.append("imaptest did not finish (no Totals line%s); exit %d" % (", killed after %d s" % (secs + 90) if timed_out else "", rc))
+total = sum(counts)
+per = {}
+for n, c in zip(names, counts):
+    per[n if n not in per else n + "2"] = c
+print(json.dumps({
+    "profile": "imaptest", "clients": int(clients), "users": int(users), "secs": secs,
+    "wall_secs": round(wall, 3), "commands": total, "per_command": per,
+    "cmds_per_sec": total / wall if wall > 0 else 0,
+    "client_cpu_s": round(client_cpu, 2), "server_cpu_s": round(server_cpu, 2),
+    "server_cpu_us_per_cmd": round(server_cpu / total * 1e6, 1) if total else None,
+    "errors": len(errors), "error_lines": errors[:20], "warnings": len(warnings),
+    "exit": rc, "finished": finished,
+    "totals_header": " ".join(names), "totals": " ".join(str(c) for c in counts),
+}))
+EOF
+	); then
+		echo "FAILED: $name imaptest" >&2
+		[ -n "$json" ] || return 0
+	fi
+	echo "$json" | python3 -c 'import json,sys; r=json.load(sys.stdin); r["server"]=sys.argv[1]; print(json.dumps(r))' "$name" >>"$OUT"
+	echo "$json" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+print("%-8s %-5s %.0f cmds/s (%d commands in %.1f s; CPU s: server %.1f, imaptest %.1f) errors %d warnings %d" % (
+    sys.argv[1], r["profile"], r["cmds_per_sec"], r["commands"], r["wall_secs"],
+    r["server_cpu_s"], r["client_cpu_s"], r["errors"], r["warnings"]))
+print("         Totals: %s" % r["totals_header"])
+print("                 %s" % r["totals"])
+for l in r["error_lines"][:10]:
+    print("         imaptest: %s" % l[:300])
+if r["errors"] > 10:
+    print("         imaptest: ... %d more error lines" % (r["errors"] - 10))
+' "$name"
+}
+
 for r in $(seq 1 "$ROUNDS"); do
 	log "round $r/$ROUNDS"
 	if want smtp; then
@@ -344,6 +534,16 @@ for r in $(seq 1 "$ROUNDS"); do
 		bench jodmai imap --addr "$J_IMAP" --duration "$IMAP_DUR" --rounds "$IMAP_ROUNDS"
 		bench dovecot imap --addr "$D_IMAP" --duration "$IMAP_DUR" --rounds "$IMAP_ROUNDS"
 	fi
+	if [ -n "$imaptest_ok" ]; then
+		# Alternate which server goes first, round by round.
+		if [ $((r % 2)) = 1 ]; then
+			imaptest_run jodmai "$J_IMAP" "$J_PID" "$r"
+			imaptest_run dovecot "$D_IMAP" "$DC_PID" "$r"
+		else
+			imaptest_run dovecot "$D_IMAP" "$DC_PID" "$r"
+			imaptest_run jodmai "$J_IMAP" "$J_PID" "$r"
+		fi
+	fi
 	if want idle; then
 		idle jodmai "$J_IMAP" "$J_PID"
 		idle dovecot "$D_IMAP" "$DC_PID"
@@ -355,7 +555,7 @@ python3 - "$OUT" <<'EOF'
 import json, statistics, sys
 rs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def med(server, profile, key):
-    v = [r[key] for r in rs if r["server"] == server and r["profile"] == profile and key in r]
+    v = [r[key] for r in rs if r["server"] == server and r["profile"] == profile and r.get(key) is not None]
     return statistics.median(v) if v else float("nan")
 print()
 print("%-28s %12s %12s %8s" % ("measure (median of rounds)", "jodmai", "reference", "ratio"))
@@ -369,6 +569,8 @@ for label, prof, key, ref, better in [
     ("relay relayed/s (vs Postfix)", "relay", "delivered_per_sec", "postfix", 1),
     ("pop3 msgs/s (vs Dovecot)", "pop3", "msgs_per_sec", "dovecot", 1),
     ("imap ops/s (vs Dovecot)", "imap", "ops_per_sec", "dovecot", 1),
+    ("imaptest cmds/s (vs Dovecot)", "imaptest", "cmds_per_sec", "dovecot", 1),
+    ("imaptest server CPU us/cmd", "imaptest", "server_cpu_us_per_cmd", "dovecot", -1),
     ("idle KiB/conn (vs Dovecot)", "idle", "rss_per_conn_kb", "dovecot", -1),
     ("idle marginal KiB/conn", "idle", "rss_marginal_kb", "dovecot", -1),
 ]:
