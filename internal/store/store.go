@@ -245,6 +245,10 @@ var migrations = []string{
 	CREATE TRIGGER new_mailbox_subscribed AFTER INSERT ON mailboxes BEGIN
 		UPDATE mailboxes SET subscribed=EXISTS (SELECT 1 FROM subscriptions WHERE name=new.name) WHERE id=new.id;
 	END;`,
+	// 6: the expunged UIDs since a MODSEQ (Account.Changes, at every
+	// IMAP sync and QRESYNC) without reading every expunged row of the
+	// mailbox.
+	`CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);`,
 }
 
 // InlineMax is the largest body the store keeps inline in the account's
