@@ -182,7 +182,7 @@ retry_max = "48h"
 	}
 	fin := finalCheck(t, in, lg, accounts)
 	in.Stop()
-	checkFinalStore(t, in)
+	checkFinalStore(t, in, &ak)
 	qc := q.check(t, in)
 	checkUsers(t, in, users, "at the end")
 	im.mu.Lock()
