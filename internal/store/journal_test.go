@@ -57,6 +57,23 @@ func deliverMem(t testing.TB, s *Store, buf []byte, body []byte, targets ...Targ
 	}
 }
 
+// reopenKeepingSegments closes s as a crash would leave the journal (the
+// segments there now stay, though a clean close removes them) and opens
+// the store again, replaying them.
+func reopenKeepingSegments(t testing.TB, s *Store, dir string) *Store {
+	t.Helper()
+	side := t.TempDir()
+	kept := segmentFiles(t, dir)
+	for _, p := range kept {
+		copyFileT(t, p, filepath.Join(side, filepath.Base(p)))
+	}
+	s.Close()
+	for _, p := range kept {
+		copyFileT(t, filepath.Join(side, filepath.Base(p)), p)
+	}
+	return openJournaled(t, dir)
+}
+
 func segmentFiles(t testing.TB, dir string) []string {
 	t.Helper()
 	segs, err := journalSegments(filepath.Join(dir, "journal"))
@@ -321,16 +338,7 @@ func TestJournalRotation(t *testing.T) {
 	}
 	// A crash now would leave these segments: they must replay (as
 	// no-ops: the accounts have every record) without complaint.
-	side := t.TempDir()
-	kept := segmentFiles(t, dir)
-	for _, p := range kept {
-		copyFileT(t, p, filepath.Join(side, filepath.Base(p)))
-	}
-	s.Close()
-	for _, p := range kept {
-		copyFileT(t, filepath.Join(side, filepath.Base(p)), p)
-	}
-	s2 := openJournaled(t, dir)
+	s2 := reopenKeepingSegments(t, s, dir)
 	for id := int64(1); id <= 2; id++ {
 		got := subjects(t, account(t, s2, id), "INBOX")
 		if len(got) != n/2 || got[len(got)-1] != fmt.Sprintf("test %d", n-2+int(id-1)) {

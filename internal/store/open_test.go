@@ -139,16 +139,7 @@ func TestOpenAccountsJournal(t *testing.T) {
 	if segs := segmentFiles(t, dir); len(segs) > 2 {
 		t.Fatalf("segments not retired with their accounts closed: %v", segs)
 	}
-	side := t.TempDir()
-	kept := segmentFiles(t, dir)
-	for _, p := range kept {
-		copyFileT(t, p, filepath.Join(side, filepath.Base(p)))
-	}
-	s.Close()
-	for _, p := range kept {
-		copyFileT(t, filepath.Join(side, filepath.Base(p)), p)
-	}
-	s2 := openJournaled(t, dir)
+	s2 := reopenKeepingSegments(t, s, dir)
 	s2.SetOpenLimits(2, time.Hour)
 	for id := int64(1); id <= accounts; id++ {
 		a := account(t, s2, id)
