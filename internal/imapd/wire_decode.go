@@ -191,13 +191,15 @@ var ErrAuthCanceled = errors.New("imap: authentication canceled by client")
 var errLiteralPending = errors.New("imap: decoder used while a literal is being read")
 
 // IsProtocolError reports whether err is the client's fault (a
-// *SyntaxError, *LimitError or *LiteralTooBigError, or ErrAuthCanceled), to
-// be answered with BAD/NO, as opposed to an I/O error that ends the session.
+// *SyntaxError, *LimitError, *LiteralTooBigError or *MailboxNameError, or
+// ErrAuthCanceled), to be answered with BAD/NO, as opposed to an I/O error
+// that ends the session.
 func IsProtocolError(err error) bool {
 	var se *SyntaxError
 	var le *LimitError
 	var te *LiteralTooBigError
-	return errors.As(err, &se) || errors.As(err, &le) || errors.As(err, &te) || errors.Is(err, ErrAuthCanceled)
+	var ne *MailboxNameError
+	return errors.As(err, &se) || errors.As(err, &le) || errors.As(err, &te) || errors.As(err, &ne) || errors.Is(err, ErrAuthCanceled)
 }
 
 func syntaxErr(elem, format string, args ...any) error {
