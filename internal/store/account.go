@@ -917,6 +917,7 @@ func (a *Account) insertMessages(tx *sql.Tx, batch []*commitReq) error {
 					return fmt.Errorf("insert message: %w", err)
 				}
 				id, _ := res.LastInsertId()
+				a.noteKeywords(mb.id, nm.keywords)
 				loc := zones[tz]
 				if loc == nil {
 					loc = time.FixedZone("", tz)

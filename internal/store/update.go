@@ -90,6 +90,9 @@ func (a *Account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		return StoreResult{}, fmt.Errorf("store flags: %w", err)
 	}
 	if len(res.Changed) > 0 {
+		if u.Op != FlagsRemove {
+			a.noteKeywords(mailboxID, u.Keywords)
+		}
 		a.s.notify(a.ID)
 	}
 	return res, nil
@@ -190,6 +193,8 @@ type CopyResult struct {
 // the bodies then belong to the copies, so no file is removed.
 func (a *Account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, dest string, move bool) (CopyResult, error) {
 	var res CopyResult
+	var dstMailbox int64
+	var copiedKeywords []string
 	err := a.db.Tx(ctx, func(tx *sql.Tx) error {
 		res = CopyResult{}
 		var dstID int64
@@ -213,6 +218,11 @@ func (a *Account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, d
 			return fmt.Errorf("allocate uids: %w", err)
 		}
 		a.noteAdded(dstID, res.UIDValidity, first)
+		dstMailbox = dstID
+		copiedKeywords = copiedKeywords[:0]
+		for _, m := range msgs {
+			copiedKeywords = append(copiedKeywords, m.Keywords...)
+		}
 		now := time.Now().Unix()
 		for i, m := range msgs {
 			uid := first + uint32(i)
@@ -244,6 +254,7 @@ func (a *Account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, d
 		return CopyResult{}, fmt.Errorf("copy: %w", err)
 	}
 	if len(res.Source) > 0 {
+		a.noteKeywords(dstMailbox, copiedKeywords)
 		a.s.notify(a.ID)
 	}
 	return res, nil
@@ -503,9 +514,9 @@ func (c *viewCache) put(mb Mailbox, uids []uint32, firstUnseen uint32) {
 	c.entries = append(c.entries, viewEntry{id: mb.ID, uidvalidity: mb.UIDValidity, uidnext: mb.UIDNext, modseq: mb.HighestModSeq, uids: uids, firstUnseen: firstUnseen})
 }
 
-// Keywords returns the distinct keywords used in a mailbox, for FLAGS and
-// PERMANENTFLAGS.
-func (a *Account) Keywords(ctx context.Context, mailboxID int64) ([]string, error) {
+// keywordsInUse returns the distinct keywords the messages of a mailbox
+// have (Keywords adds those set in this process).
+func (a *Account) keywordsInUse(ctx context.Context, mailboxID int64) ([]string, error) {
 	r, err := a.reader(ctx)
 	if err != nil {
 		return nil, err
