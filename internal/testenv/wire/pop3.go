@@ -54,18 +54,20 @@ func (p *POP3) Expect(line, want string) string {
 }
 
 // Multi reads the data of a multi-line response, after its status line,
-// up to the terminating ".": the raw octets with CRLFs kept and the
-// byte-stuffing undone (RFC 1939 §3).
+// up to the terminating ".": the raw octets with line ends kept as sent
+// and the byte-stuffing undone (RFC 1939 §3).
 func (p *POP3) Multi() string {
 	p.t.Helper()
 	var b strings.Builder
 	for {
-		s := p.Line()
-		if s == "." {
+		s, err := p.readRaw()
+		if err != nil {
+			p.Fatalf("read multi-line: %v (got %q)", err, s)
+		}
+		if s == ".\r\n" {
 			return b.String()
 		}
 		b.WriteString(strings.TrimPrefix(s, "."))
-		b.WriteString("\r\n")
 	}
 }
 

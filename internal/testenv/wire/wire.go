@@ -170,11 +170,7 @@ func (c *Conn) SendLine(line string) {
 // ReadLine reads one line, without its CRLF. Unlike Line it returns
 // errors, a line without CRLF included, with what was read of it.
 func (c *Conn) ReadLine() (string, error) {
-	c.nc.SetReadDeadline(time.Now().Add(c.timeout()))
-	s, err := c.r.ReadString('\n')
-	if s != "" {
-		c.record("S: ", s)
-	}
+	s, err := c.readRaw()
 	if err != nil {
 		return s, err
 	}
@@ -182,6 +178,16 @@ func (c *Conn) ReadLine() (string, error) {
 		return s, fmt.Errorf("line %q does not end in CRLF", s)
 	}
 	return strings.TrimSuffix(s, "\r\n"), nil
+}
+
+// readRaw reads up to and including a LF.
+func (c *Conn) readRaw() (string, error) {
+	c.nc.SetReadDeadline(time.Now().Add(c.timeout()))
+	s, err := c.r.ReadString('\n')
+	if s != "" {
+		c.record("S: ", s)
+	}
+	return s, err
 }
 
 // Line reads one line, without its CRLF.
