@@ -3,6 +3,7 @@ package smtpd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/smtpd"
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
 
 // delivered is one attempt the fake remote saw.
@@ -43,19 +45,14 @@ func (f *fakeRemote) Deliver(ctx context.Context, m *remote.Message) []remote.Re
 // wait returns the attempts once there are n.
 func (f *fakeRemote) wait(t *testing.T, n int) []delivered {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var got []delivered
+	wait.For(t, 10*time.Second, fmt.Sprintf("%d delivery attempts at the fake remote", n), func() bool {
 		f.mu.Lock()
-		got := append([]delivered(nil), f.seen...)
+		got = append([]delivered(nil), f.seen...)
 		f.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fake remote got %d attempts, want %d", len(got), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(got) >= n
+	})
+	return got
 }
 
 func newQueueEnv(t *testing.T) (*testenv.Env, *fakeRemote) {
@@ -119,10 +116,7 @@ func TestSubmissionQueuesRemote(t *testing.T) {
 		t.Errorf("the local recipient got %d copies", n)
 	}
 	// NOTIFY=SUCCESS on bob: a "relayed" DSN reaches alice.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(inbox(t, env, alice)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "alice's success DSN", func() bool { return len(inbox(t, env, alice)) > 0 })
 	if msgs := inbox(t, env, alice); len(msgs) != 1 || !strings.Contains(string(msgs[0]), "Action: relayed") || !strings.Contains(string(msgs[0]), "Final-Recipient: rfc822; bob@remote.test") {
 		t.Errorf("alice's success DSN: %d messages", len(msgs))
 	}

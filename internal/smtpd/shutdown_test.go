@@ -89,10 +89,16 @@ func TestShutdownFinishesData(t *testing.T) {
 	chunked.Expect("RCPT TO:<bob@example.org>", 250, "")
 	chunked.Send("BDAT 20\r\nSubject: chunked\r\n\r\n")
 	chunked.WantReply(250, "")
+	// The 354 and the 250 came after the sessions went into their
+	// messages (the replies leave when the session waits for input), so
+	// both are now reading bodies. An idle session shows when Shutdown
+	// has done its rounds: it is told 421 then.
+	idle := dial(t, h.addr)
+	idle.ehlo()
 
-	time.Sleep(50 * time.Millisecond) // both sessions are now reading bodies
 	done := shutdown(t, h, 10*time.Second)
-	time.Sleep(200 * time.Millisecond)
+	idle.WantReply(421, "4.3.2")
+	idle.EOF()
 	select {
 	case err := <-done:
 		t.Fatalf("Shutdown returned (%v) while a message was in flight", err)
@@ -129,8 +135,7 @@ func TestShutdownDeadline(t *testing.T) {
 	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
 	c.Expect("RCPT TO:<alice@example.org>", 250, "")
 	c.Expect("DATA", 354, "")
-	c.Send("Subject: never ends\r\n")
-	time.Sleep(50 * time.Millisecond)
+	c.Send("Subject: never ends\r\n") // the 354 said the session reads the body
 	err := <-shutdown(t, h, 300*time.Millisecond)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want deadline exceeded", err)
@@ -141,13 +146,20 @@ func TestShutdownDeadline(t *testing.T) {
 	}
 }
 
+// TestIdleTimeout: the idle limit applies between commands, each command
+// starting it over, and to each read of a body.
 func TestIdleTimeout(t *testing.T) {
+	const timeout = 1500 * time.Millisecond
 	env := newEnv(t)
-	h := newHarness(t, env, smtpd.ModeMX, func(s *smtpd.Server) { s.Timeout = time.Second })
+	h := newHarness(t, env, smtpd.ModeMX, func(s *smtpd.Server) { s.Timeout = timeout })
 	c := dial(t, h.addr)
 	c.ehlo()
-	time.Sleep(300 * time.Millisecond)
-	c.Expect("NOOP", 250, "") // activity resets the timer
+	// Two pauses of two thirds of the limit: together more than the limit,
+	// so the second NOOP is answered only if the first reset the timer.
+	for range 2 {
+		time.Sleep(timeout * 2 / 3)
+		c.Expect("NOOP", 250, "") // activity resets the timer
+	}
 	c.WantReply(421, "4.4.2")
 	c.EOF()
 
@@ -160,8 +172,8 @@ func TestIdleTimeout(t *testing.T) {
 	c.Expect("RCPT TO:<alice@example.org>", 250, "")
 	c.Expect("DATA", 354, "")
 	c.Send("Subject: slow\r\n\r\n")
-	for i := 0; i < 8; i++ { // 1.6s in all, more than the timeout
-		time.Sleep(200 * time.Millisecond)
+	for range 8 { // 2 s in all, more than the timeout
+		time.Sleep(timeout / 6)
 		c.Send("a line\r\n")
 	}
 	c.Send(".\r\n")
