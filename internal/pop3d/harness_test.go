@@ -69,6 +69,10 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tests log in hundreds of times: cheap password hashes.
+	if err := users.CheapHashes(); err != nil {
+		t.Fatal(err)
+	}
 	st, err := store.Open(ctx, dir, nil)
 	if err != nil {
 		t.Fatal(err)
