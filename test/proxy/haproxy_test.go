@@ -18,6 +18,7 @@ import (
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/testenv"
 	"github.com/jodmai/jodmai/internal/testenv/proc"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
 
 // HAProxy connects to jodmai from balancerIP; clients reach HAProxy from
@@ -60,16 +61,13 @@ func startHAProxy(t *testing.T, backends map[string]string) map[string]string {
 		}
 	})
 	for _, front := range fronts {
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		wait.For(t, 10*time.Second, "haproxy listening on "+front, func() bool {
 			c, err := net.Dial("tcp", front)
 			if err == nil {
 				c.Close()
-				break
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("haproxy not listening on %s: %v\n%s", front, err, out.String())
-			}
-		}
+			return err == nil
+		})
 	}
 	return fronts
 }
