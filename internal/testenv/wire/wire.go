@@ -98,6 +98,12 @@ func New(t testing.TB, nc net.Conn) *Conn {
 // UpgradeTLS), for tests that write or close at a low level.
 func (c *Conn) NetConn() net.Conn { return c.nc }
 
+// Reader returns the buffered reader under the client, for a benchmark
+// that reads responses without the client's bookkeeping (transcript,
+// deadlines, copies). Reads through it and through the client may be
+// mixed, a whole line at a time.
+func (c *Conn) Reader() *bufio.Reader { return c.r }
+
 // Close closes the connection.
 func (c *Conn) Close() { c.nc.Close() }
 
