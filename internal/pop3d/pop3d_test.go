@@ -747,6 +747,25 @@ func TestAutologout(t *testing.T) {
 	}
 }
 
+// TestAutologoutReset: each command starts the autologout timer over
+// (RFC 1939 §3: the timer is of inactivity).
+func TestAutologoutReset(t *testing.T) {
+	const timeout = 1500 * time.Millisecond
+	h := withMail(t, harnessOptions{timeout: timeout})
+	c := h.dial()
+	c.Login(alice, alicePass)
+	// Two pauses of two thirds of the timer: together more than it, so
+	// the second NOOP is answered only if the first reset the timer.
+	for range 2 {
+		time.Sleep(timeout * 2 / 3)
+		c.OK("NOOP")
+	}
+	if r := c.Line(); !strings.HasPrefix(r, "-ERR autologout") {
+		t.Errorf("autologout: %q", r)
+	}
+	c.EOF()
+}
+
 func TestShutdown(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	idle := h.dial()
