@@ -83,7 +83,7 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	bw := sp.bw
 	bw.Reset(w)
 	info := traceInfo{
-		id: id, from: tx.from, helo: tx.helo, remote: s.remote, hostname: s.srv.hostname(),
+		id: id, from: tx.from, helo: tx.helo, remote: s.remote, hostname: s.srv.hostname,
 		rcpts: tx.rcpts, tls: s.tls, authed: acc != nil, utf8: tx.utf8, date: time.Now(),
 	}
 	info.rdns = s.clientName()

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
 
 func testAccount(t *testing.T, env *testenv.Env, user string) *Account {
@@ -92,12 +93,7 @@ func sendN(t *testing.T, acc *Account, to string, n int) {
 
 func waitInbox(t *testing.T, env *testenv.Env, user string, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if len(env.Inbox(t, user)) >= n {
-			return
-		}
-	}
-	t.Fatalf("inbox of %s has %d messages, want %d", user, len(env.Inbox(t, user)), n)
+	wait.For(t, 10*time.Second, fmt.Sprintf("%d messages in the inbox of %s", n, user), func() bool { return len(env.Inbox(t, user)) >= n })
 }
 
 func equalSets(t *testing.T, got, want []string) {
