@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/sqlite"
 )
 
 // ProblemKind names one kind of inconsistency Check finds.
@@ -60,8 +60,8 @@ const (
 	// transaction (a crash while the index was being created), which a
 	// read-only check cannot read past; the next writer rolls it back.
 	ProblemHotJournal ProblemKind = "hot-journal"
-	// ProblemDatabase: a database outside the store (global.db) failed its
-	// checks; reported by callers of CheckDatabase.
+	// ProblemDatabase: a database outside the store (the user directory)
+	// failed its checks; reported by callers (package datacheck).
 	ProblemDatabase ProblemKind = "database"
 )
 
@@ -310,74 +310,7 @@ func listBodies(msgDir string) (map[string]bodyFile, error) {
 
 // openReadOnly opens an SQLite database for reading only, with one
 // connection.
-func openReadOnly(path string) (*sql.DB, error) {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Set("mode", "ro")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(1)
-	return db, nil
-}
-
-// sqliteChecks runs integrity_check and foreign_key_check and returns what
-// they report (nil when both pass).
-func sqliteChecks(ctx context.Context, db *sql.DB) (integrity, foreignKeys []string, err error) {
-	rows, err := db.QueryContext(ctx, `PRAGMA integrity_check(100)`)
-	if err != nil {
-		return nil, nil, fmt.Errorf("integrity_check: %w", err)
-	}
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("integrity_check: %w", err)
-		}
-		if line != "ok" {
-			integrity = append(integrity, line)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("integrity_check: %w", err)
-	}
-	rows, err = db.QueryContext(ctx, `PRAGMA foreign_key_check`)
-	if err != nil {
-		return integrity, nil, fmt.Errorf("foreign_key_check: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var table, parent string
-		var rowid sql.NullInt64
-		var fkid int64
-		if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
-			return integrity, nil, fmt.Errorf("foreign_key_check: %w", err)
-		}
-		foreignKeys = append(foreignKeys, fmt.Sprintf("%s row %d refers to a missing %s row", table, rowid.Int64, parent))
-	}
-	return integrity, foreignKeys, rows.Err()
-}
-
-// CheckDatabase runs SQLite's integrity_check and foreign_key_check on the
-// database file at path, read-only (safe beside a running server), and
-// returns one line per problem.
-func CheckDatabase(ctx context.Context, path string) ([]string, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("check %s: %w", path, err)
-	}
-	db, err := openReadOnly(path)
-	if err != nil {
-		return nil, fmt.Errorf("check %s: %w", path, err)
-	}
-	defer db.Close()
-	integrity, fks, err := sqliteChecks(ctx, db)
-	if err != nil {
-		return []string{err.Error()}, nil
-	}
-	return append(integrity, fks...), nil
-}
+func openReadOnly(path string) (*sql.DB, error) { return sqlite.OpenFile(path, true) }
 
 // hotJournal reports whether the database at path has a rollback journal
 // with content next to it: a transaction interrupted by a crash.
@@ -659,7 +592,7 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 		notRepaired(p, "run the matching jodmai version (a start migrates older indexes)")
 		return nil
 	}
-	integrity, fks, err := sqliteChecks(ctx, db)
+	integrity, fks, err := sqlite.Checks(ctx, db)
 	if err != nil {
 		p := prob(ProblemIndexUnreadable, "%v", err)
 		notRepaired(p, "index damaged")
