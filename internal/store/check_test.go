@@ -282,7 +282,7 @@ func TestCheck(t *testing.T) {
 					t.Errorf("Archive HIGHESTMODSEQ %d after repair, want %d", mb.HighestModSeq, arch[0].ModSeq)
 				}
 				// The next change gets a MODSEQ above every one used.
-				res, err := a.StoreFlags(ctx, mailbox(t, a, "INBOX").ID, []uint32{1}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen})
+				res, err := a.SetFlags(ctx, mailbox(t, a, "INBOX").ID, []uint32{1}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen})
 				if err != nil {
 					t.Fatal(err)
 				}
