@@ -100,7 +100,7 @@ func Restore(ctx context.Context, backupDir, dataDir string, opts RestoreOptions
 		}
 	}
 	for _, a := range m.Accounts {
-		n, err := store.RestoreAccount(backupDir, dataDir, a.ID)
+		n, err := store.RestoreAccount(ctx, backupDir, dataDir, a.ID)
 		if err != nil {
 			return nil, fmt.Errorf("account %d: %w", a.ID, err)
 		}

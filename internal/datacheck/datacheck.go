@@ -45,7 +45,7 @@ func Run(ctx context.Context, dataDir string, repair bool) (*Result, error) {
 	if fi, err := os.Stat(dataDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("no data directory at %s", dataDir)
 	}
-	if !store.HasData(dataDir) && userdb.Exists(dataDir) != nil {
+	if store.Exists(dataDir) != nil && userdb.Exists(dataDir) != nil {
 		return nil, fmt.Errorf("%s is not a jodmai data directory (no global.db, no accounts/)", dataDir)
 	}
 

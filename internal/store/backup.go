@@ -56,10 +56,13 @@ func AccountIDs(dataDir string) ([]int64, error) {
 	return ids, nil
 }
 
-// HasData reports whether dataDir holds a store (its accounts' directory).
-func HasData(dataDir string) bool {
-	_, err := os.Stat(filepath.Join(dataDir, "accounts"))
-	return err == nil
+// Exists returns an error (wrapping fs.ErrNotExist when it is missing)
+// unless dataDir holds a store.
+func Exists(dataDir string) error {
+	if _, err := os.Stat(filepath.Join(dataDir, "accounts")); err != nil {
+		return fmt.Errorf("no mail store: %w", err)
+	}
+	return nil
 }
 
 // AccountCopy is what BackupAccounts copied of one account.
@@ -262,10 +265,10 @@ func copyFile(src, dst string) error {
 // durable (the account's body directories and the accounts' directory
 // fsynced). Its other files are the caller's (the manifest lists them);
 // it returns how many bodies it restored.
-func RestoreAccount(backupDir, dataDir string, id int64) (int, error) {
+func RestoreAccount(ctx context.Context, backupDir, dataDir string, id int64) (int, error) {
 	rel := filepath.Join("accounts", strconv.FormatInt(id, 10), "msg")
 	dst := filepath.Join(dataDir, rel)
-	n, err := restoreBodies(filepath.Join(backupDir, rel), dst)
+	n, err := restoreBodies(ctx, filepath.Join(backupDir, rel), dst)
 	if err != nil {
 		return n, err
 	}
@@ -278,7 +281,7 @@ func RestoreAccount(backupDir, dataDir string, id int64) (int, error) {
 }
 
 // restoreBodies links or copies every body file of one account's backup.
-func restoreBodies(src, dst string) (int, error) {
+func restoreBodies(ctx context.Context, src, dst string) (int, error) {
 	if err := os.MkdirAll(dst, 0o700); err != nil {
 		return 0, err
 	}
@@ -291,6 +294,9 @@ func restoreBodies(src, dst string) (int, error) {
 	}
 	n := 0
 	for _, s := range shards {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
 		if !s.IsDir() || len(s.Name()) != 2 {
 			continue
 		}
