@@ -226,7 +226,7 @@ func (sess *session) enterTransaction(method string, acc userdb.Account) (reply,
 		return errReply("IN-USE", "maildrop already locked"), false
 	}
 	// The mailbox row and its messages come from one read transaction.
-	mb, msgs, err := a.MailboxMessages(sess.ctx, "INBOX")
+	mb, msgs, err := a.Snapshot(sess.ctx, "INBOX")
 	if err != nil {
 		release()
 		a.Release()

@@ -95,6 +95,14 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 	return res, nil
 }
 
+// Snapshot is MailboxMessages.
+//
+// Deprecated: use MailboxMessages; kept while the pop3d tests are being
+// reworked, so that work in flight still merges cleanly.
+func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message, error) {
+	return a.MailboxMessages(ctx, name)
+}
+
 // StoreFlags is SetFlags.
 //
 // Deprecated: use SetFlags; kept while internal/imapd is being split, so

@@ -15,9 +15,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/jodmai/jodmai/internal/testenv"
-
 	"github.com/jodmai/jodmai/internal/mailfile"
+	"github.com/jodmai/jodmai/internal/testenv"
 )
 
 func testAccount(t *testing.T, env *testenv.Env, user string) *Account {
