@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/jodmai/jodmai/internal/mailfile"
 	"github.com/jodmai/jodmai/internal/testenv"
 	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
@@ -46,7 +47,7 @@ imap = { server = %[6]q, tls = "implicit" }
 
 func localBodies(t *testing.T, dir string) []string {
 	t.Helper()
-	md, err := OpenMaildir(dir)
+	md, err := mailfile.OpenMaildir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,9 +335,9 @@ func TestSyncIMAPFlags(t *testing.T) {
 	if err != nil || res.Fetched != 2 || res.Up != 0 || res.Down != 0 {
 		t.Fatalf("first sync: %v %v", res, err)
 	}
-	md, _ := OpenMaildir(acc.Maildir)
-	byBody := func() map[string]Entry {
-		out := map[string]Entry{}
+	md, _ := mailfile.OpenMaildir(acc.Maildir)
+	byBody := func() map[string]mailfile.MaildirEntry {
+		out := map[string]mailfile.MaildirEntry{}
 		ents, _ := md.List()
 		for _, e := range ents {
 			b, _ := os.ReadFile(e.Path)
@@ -363,8 +364,8 @@ func TestSyncIMAPFlags(t *testing.T) {
 	if err != nil || res.Up != 1 || res.Down != 1 {
 		t.Fatalf("second sync: %v %v", res, err)
 	}
-	if e := byBody()["Subject: two\r\n\r\n2\r\n"]; e.Flags != "F" {
-		t.Fatalf("local flags of two: %q", e.Flags)
+	if e := byBody()["Subject: two\r\n\r\n2\r\n"]; e.Letters != "F" {
+		t.Fatalf("local flags of two: %q", e.Letters)
 	}
 	flags, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Flags: true}).Collect()
 	if err != nil || len(flags) != 1 || imapToLetters(flags[0].Flags) != "S" {
@@ -381,7 +382,7 @@ func TestSyncIMAPFlags(t *testing.T) {
 	if res, err := acc.FetchIMAP(ctx, "password1", FetchOptions{}); err != nil || res.Fetched != 1 {
 		t.Fatalf("fetch three: %v %v", res, err)
 	}
-	if e := byBody()["Subject: three\r\n\r\n3\r\n"]; e.Flags != "S" || !strings.Contains(e.Path, "/cur/") {
+	if e := byBody()["Subject: three\r\n\r\n3\r\n"]; e.Letters != "S" || !strings.Contains(e.Path, "/cur/") {
 		t.Fatalf("three stored as %+v", e)
 	}
 	c.Logout().Wait()
