@@ -109,7 +109,7 @@ func TestRotation(t *testing.T) {
 
 func TestMessageID(t *testing.T) {
 	for in, want := range map[string]string{
-		"From: a\r\nMessage-ID: <x@y>\r\n\r\nbody":             "x@y",
+		"From: a\r\nMessage-ID: <x@y>\r\n\r\nbody":              "x@y",
 		"message-id:\r\n <folded@y.test>\r\nSubject: s\r\n\r\n": "folded@y.test",
 		"Subject: s\r\n\r\nMessage-ID: <body@x>\r\n":            "",
 		"Message-Id: bare@x\n\n":                                "bare@x",
