@@ -81,6 +81,7 @@ func commands() []command {
 		{"queue release", "ID", "release a held message and attempt it now", runQueueRelease, false},
 		{"queue delete", "ID", "remove a message from the queue, without a bounce", runQueueDelete, false},
 		{"queue flush", "", "attempt every queued message not held now", runQueueFlush, false},
+		{"log search", "[--from ADDR] [--to ADDR] [--msgid ID] [--qid ID] [--event KIND] [--since DUR] [--limit N] [--json]", "search the mail event log (received, delivered, queued, sent, deferred, bounced, rejected), newest first (the server may run)", runLogSearch, false},
 		{"check", "[--repair]", "verify the mail store (safe while the server runs); --repair fixes what it safely can, with the server stopped", runCheck, false},
 		{"backup", "[--name NAME] DIR", "take a consistent online backup into DIR/NAME (the server may run)", runBackup, false},
 		{"restore", "[--force] BACKUPDIR", "restore a backup into the data dir (the server must be stopped)", runRestore, false},

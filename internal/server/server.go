@@ -31,6 +31,7 @@ import (
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/deliver"
 	"github.com/jodmai/jodmai/internal/dnsrecords"
+	"github.com/jodmai/jodmai/internal/eventlog"
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/listen"
 	"github.com/jodmai/jodmai/internal/metrics"
@@ -65,6 +66,9 @@ type Server struct {
 	Queue *queue.Queue
 	// Metrics holds the Prometheus metrics served on [listen] metrics.
 	Metrics *metrics.Metrics
+	// Events is the mail event log (DATA/log/events.jsonl): every log
+	// line with an "event" attribute, searchable.
+	Events *eventlog.Log
 
 	limiter *listen.Limiter
 	// proxyFrom are the load balancers that send PROXY headers.
@@ -165,13 +169,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, lock: lock, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
+	s := &Server{cfg: cfg, lock: lock, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
 	ok := false
 	defer func() {
 		if !ok {
 			s.closeResources()
 		}
 	}()
+	if s.Events, err = eventlog.Open(eventlog.Dir(cfg.Data), eventlog.Options{}); err != nil {
+		return nil, err
+	}
+	// Every component logs through the event log's handler: its lines
+	// with an "event" attribute are the mail events.
+	log = slog.New(eventlog.NewHandler(log.Handler(), s.Events))
+	s.log = log
 	if s.Users, err = userdb.Open(ctx, cfg.Data); err != nil {
 		return nil, err
 	}
@@ -595,6 +606,9 @@ func (s *Server) closeResources() {
 	}
 	if s.Users != nil {
 		s.Users.Close()
+	}
+	if s.Events != nil {
+		s.Events.Close()
 	}
 	if s.lock != nil {
 		s.lock.Close()
