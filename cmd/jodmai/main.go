@@ -74,6 +74,7 @@ func commands() []command {
 		{"alias list", "", "list aliases", runAliasList, false},
 		{"dkim keygen", "DOMAIN", "make DKIM keys (ed25519 and rsa) for a domain and print the DNS TXT records to publish", runDKIMKeygen, false},
 		{"dns-records", "DOMAIN", "print every DNS record a domain needs (MX, SPF, DKIM, DMARC, MTA-STS, TLSRPT, SRV, autoconfig)", runDNSRecords, false},
+		{"dns-check", "[--resolver HOST:PORT] [DOMAIN]", "look up the live DNS records of a domain (default: every local domain) and say, record by record, what is right, missing or wrong, with the record to publish", runDNSCheck, false},
 		{"queue list", "", "list the outbound queue: each recipient's state, next attempt and last result (the server may run)", runQueueList, false},
 		{"queue show", "ID", "show one queued message in detail", runQueueShow, false},
 		{"queue retry", "ID", "attempt delivery of a queued message now", runQueueRetry, false},
