@@ -59,6 +59,7 @@ func (e flagError) Unwrap() error { return e.err }
 func commands() []command {
 	return []command{
 		{"serve", "", "run every configured listener until SIGINT/SIGTERM", runServe, false},
+		{"quickstart", "[--hostname NAME] DOMAIN [ADMIN-ADDRESS]", "set up a new server: write a config file (--config, default ./jodmai.toml; never overwritten), create the domain, an admin account (password printed once) and DKIM keys, turn on ACME, print the DNS records and next steps", runQuickstart, false},
 		{"domain add", "DOMAIN", "add a local domain", runDomainAdd, false},
 		{"domain del", "DOMAIN", "delete a local domain (it must have no accounts or aliases)", runDomainDel, false},
 		{"domain list", "", "list the local domains", runDomainList, false},
