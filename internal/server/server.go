@@ -20,8 +20,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,9 +52,12 @@ import (
 
 // Server is a whole running jodmai.
 type Server struct {
-	cfg  *config.Config
-	log  *slog.Logger
-	lock *os.File
+	// cfg is the configuration in effect: the one New got, with what
+	// Reload applied since.
+	cfg   atomic.Pointer[config.Config]
+	log   *slog.Logger
+	lock  *os.File
+	level *slog.LevelVar // Options.LogLevel; nil: log_level needs a restart
 
 	// Users is the directory.
 	Users *userdb.DB
@@ -122,6 +127,9 @@ type Options struct {
 	// ACMEClient replaces the HTTP client that talks to the ACME CA
 	// (tests: one trusting their CA).
 	ACMEClient *http.Client
+	// LogLevel is the level of the logger New gets; Reload sets it from
+	// log_level. Nil: a change of log_level needs a restart.
+	LogLevel *slog.LevelVar
 }
 
 // acmeNamePrefixes are the names under each local domain that ACME may get
@@ -133,11 +141,12 @@ var acmeNamePrefixes = []string{"mta-sts.", "autoconfig.", "autodiscover."}
 // the hostname and acmeNamePrefixes under local domains, looked up now so
 // a domain added later needs no restart.
 func (s *Server) acmeAllowed(ctx context.Context, host string) bool {
-	if host == s.cfg.Hostname {
+	cfg := s.cfg.Load()
+	if host == cfg.Hostname {
 		return true
 	}
-	if len(s.cfg.TLS.ACMEHosts) > 0 {
-		return slices.Contains(s.cfg.TLS.ACMEHosts, host)
+	if len(cfg.TLS.ACMEHosts) > 0 {
+		return slices.Contains(cfg.TLS.ACMEHosts, host)
 	}
 	for _, p := range acmeNamePrefixes {
 		if d, ok := strings.CutPrefix(host, p); ok {
@@ -169,7 +178,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, lock: lock, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
+	s := &Server{lock: lock, level: opts.LogLevel, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
+	s.cfg.Store(cfg)
 	ok := false
 	defer func() {
 		if !ok {
@@ -297,6 +307,11 @@ func lockDataDir(dir string) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("data dir %s is in use by another jodmai server: %w", dir, err)
 	}
+	// The pid, for jodmai reload; the lock, not the content, says a
+	// server runs.
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
 	return f, nil
 }
 
@@ -315,22 +330,23 @@ func (s *Server) Bootstrap(ctx context.Context) (address, password string, err e
 	if len(domains) > 0 || len(accounts) > 0 {
 		return "", "", nil
 	}
-	if err := s.Users.AddDomain(ctx, s.cfg.Hostname); err != nil {
+	host := s.cfg.Load().Hostname
+	if err := s.Users.AddDomain(ctx, host); err != nil {
 		return "", "", fmt.Errorf("first start: %w", err)
 	}
 	password = userdb.GeneratePassword()
-	acc, err := s.Users.AddAccount(ctx, "postmaster@"+s.cfg.Hostname, password)
+	acc, err := s.Users.AddAccount(ctx, "postmaster@"+host, password)
 	if err != nil {
 		return "", "", fmt.Errorf("first start: %w", err)
 	}
-	s.log.Info("first start: created domain and postmaster account", "domain", s.cfg.Hostname, "account", acc.Address)
+	s.log.Info("first start: created domain and postmaster account", "domain", host, "account", acc.Address)
 	return acc.Address, password, nil
 }
 
 // Start opens every configured listener and serves on it. On error, the
 // listeners already opened are closed.
 func (s *Server) Start() error {
-	cfg := s.cfg
+	cfg := s.cfg.Load()
 	lim := cfg.Limits
 	tlsConf := s.Metrics.CountHandshakes(s.TLS.TLSConfig())
 	type spec struct {
@@ -505,7 +521,7 @@ func (s *Server) watchState() {
 // port 0 replaced by the address it got, so what clients are told (the
 // autoconfig files) names the ports in use.
 func (s *Server) boundConfig() *config.Config {
-	c := *s.cfg
+	c := *s.cfg.Load()
 	l := &c.Listen
 	fields := map[string]*string{
 		"smtp": &l.SMTP, "submission": &l.Submission, "submissions": &l.Submissions,
@@ -548,9 +564,6 @@ func (s *Server) PrefetchCertificates() {
 		go s.TLS.Prefetch()
 	}
 }
-
-// ReloadTLS re-reads the certificate files (SIGHUP).
-func (s *Server) ReloadTLS() error { return s.TLS.Reload() }
 
 // Shutdown stops accepting, lets in-flight transactions finish (protocol
 // servers refuse new commands with their "closing" reply), and closes the
