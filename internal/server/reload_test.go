@@ -16,7 +16,10 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/config"
+	"github.com/jodmai/jodmai/internal/dnscheck"
+	"github.com/jodmai/jodmai/internal/resolver"
 	"github.com/jodmai/jodmai/internal/server"
+	"github.com/jodmai/jodmai/internal/testenv/dnstest"
 	"github.com/jodmai/jodmai/internal/testenv/testcert"
 )
 
@@ -126,5 +129,27 @@ func TestReload(t *testing.T) {
 		// The restart-needing keys stay different from the running
 		// configuration until a restart.
 		t.Fatalf("second reload: %+v %v", res, err)
+	}
+}
+
+// TestDNSChecker: the server's checker uses its configuration and
+// resolver.
+func TestDNSChecker(t *testing.T) {
+	cfg, err := config.Options{Euid: func() int { return 1000 }, Hostname: func() (string, error) { return "mail.example.org", nil }}.Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data = t.TempDir()
+	cfg.Listen = config.Listen{}
+	s := dnstest.Start(t)
+	s.SetMX("example.org", dnstest.MX{Pref: 10, Host: "mail.example.org"})
+	srv, err := server.New(context.Background(), cfg, nil, server.Options{Resolver: resolver.New(s.Addr(), nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	rs := srv.DNSChecker().Check(context.Background(), "example.org")
+	if len(rs) == 0 || rs[0].Check != "MX" || rs[0].Status != dnscheck.OK {
+		t.Fatalf("MX: %+v", rs)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/dnscheck"
 	"github.com/jodmai/jodmai/internal/dnsrecords"
 	"github.com/jodmai/jodmai/internal/eventlog"
 	"github.com/jodmai/jodmai/internal/imapd"
@@ -76,6 +77,8 @@ type Server struct {
 	Events *eventlog.Log
 
 	limiter *listen.Limiter
+	// resolver replaces the one built from [dns] (Options.Resolver).
+	resolver dns.Resolver
 	// proxyFrom are the load balancers that send PROXY headers.
 	proxyFrom []netip.Prefix
 	deliver   *deliver.Deliverer
@@ -118,7 +121,7 @@ type Options struct {
 	// AuthPolicy replaces auth.DefaultPolicy when set.
 	AuthPolicy *auth.Policy
 	// Resolver replaces the DNS resolver built from [dns] for the checks
-	// of inbound mail (msgauth).
+	// of inbound mail (msgauth) and DNSChecker.
 	Resolver dns.Resolver
 	// Remote replaces the outbound SMTP client (tests give a fake).
 	Remote remote.Deliverer
@@ -178,7 +181,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{lock: lock, level: opts.LogLevel, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
+	s := &Server{lock: lock, level: opts.LogLevel, resolver: opts.Resolver, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
 	s.cfg.Store(cfg)
 	ok := false
 	defer func() {
@@ -563,6 +566,18 @@ func (s *Server) PrefetchCertificates() {
 	if s.TLS.ACME() {
 		go s.TLS.Prefetch()
 	}
+}
+
+// DNSChecker returns a checker of the live DNS records of local domains
+// (the web admin's DNS page), with the configuration in effect and the
+// server's resolver.
+func (s *Server) DNSChecker() *dnscheck.Checker {
+	cfg := s.cfg.Load()
+	r := s.resolver
+	if r == nil {
+		r = resolver.New(cfg.DNS.Resolver, s.log.With("component", "dnscheck"))
+	}
+	return &dnscheck.Checker{Config: cfg, Resolver: r}
 }
 
 // Shutdown stops accepting, lets in-flight transactions finish (protocol
