@@ -460,7 +460,13 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 		return false, false, err
 	}
 	for _, l := range lines {
-		kind := map[string]string{"delivered": eventlog.Sent, "bounced": eventlog.Bounced, "deferred": eventlog.Deferred}[l.outcome]
+		kind := eventlog.Deferred
+		switch l.outcome {
+		case "delivered":
+			kind = eventlog.Sent
+		case "bounced":
+			kind = eventlog.Bounced
+		}
 		args := []any{"event", kind, "qid", m.id, "msgid", m.msgid, "from", m.sender, "rcpt", l.r.addr, "domain", j.key.domain, "host", l.res.Host,
 			"code", l.res.Code, "enhanced", l.res.Enhanced, "attempt", l.r.attempts + 1, "delay", age.Round(time.Second).String(),
 			"result", l.outcome}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jodmai/jodmai/internal/config"
+	"github.com/jodmai/jodmai/internal/eventlog"
 )
 
 // ReloadResult says what a Reload did with each changed key.
@@ -28,6 +29,7 @@ var reloadable = []string{
 	"tls.acme_hosts",
 	"limits.max_connections", "limits.max_connections_per_ip", "limits.exempt_networks",
 	"store.max_open_accounts", "store.account_idle",
+	"events.max_size", "events.keep",
 }
 
 // Reload applies what it safely can of cfg, a freshly loaded
@@ -96,6 +98,10 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 	if apply["store.max_open_accounts"] || apply["store.account_idle"] || apply["limits.max_connections"] {
 		running.Store = cfg.Store
 		s.Store.SetOpenLimits(fitOpenAccounts(running.Store.MaxOpenAccounts, running.Limits.MaxConnections, s.log), running.Store.AccountIdle)
+	}
+	if apply["events.max_size"] || apply["events.keep"] {
+		running.Events = cfg.Events
+		s.Events.SetOptions(eventlog.Options{MaxSize: int64(cfg.Events.MaxSize), Keep: cfg.Events.Keep})
 	}
 	s.cfg.Store(&running)
 	for _, k := range changed {

@@ -74,6 +74,7 @@ func TestReload(t *testing.T) {
 	next.TLS.Cert, next.TLS.Key = writeCert(t, dir, "b", "mail.example.org")
 	next.Listen.IMAP = "127.0.0.1:1"
 	next.Limits.MaxMessageSize = 1 << 20
+	next.Events.Keep = 2
 
 	// A certificate that does not load: an error, and nothing applied.
 	bad := next
@@ -89,7 +90,7 @@ func TestReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"log_level", "tls.cert", "tls.key", "tls.acme_hosts", "limits.max_connections_per_ip", "limits.exempt_networks"} {
+	for _, k := range []string{"log_level", "tls.cert", "tls.key", "tls.acme_hosts", "limits.max_connections_per_ip", "limits.exempt_networks", "events.keep"} {
 		if !slices.Contains(res.Applied, k) {
 			t.Errorf("%s not applied: %+v", k, res)
 		}

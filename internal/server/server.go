@@ -189,7 +189,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 			s.closeResources()
 		}
 	}()
-	if s.Events, err = eventlog.Open(eventlog.Dir(cfg.Data), eventlog.Options{}); err != nil {
+	if s.Events, err = eventlog.Open(eventlog.Dir(cfg.Data), eventlog.Options{MaxSize: int64(cfg.Events.MaxSize), Keep: cfg.Events.Keep}); err != nil {
 		return nil, err
 	}
 	// Every component logs through the event log's handler: its lines
