@@ -12,10 +12,10 @@
 // (the Message-ID, without angle brackets), from, rcpt (one address) or
 // rcpts (a list), reason, code.
 //
-// Durability: the event log is a log, not mail. Lines are appended with one
-// write(2) each and never fsynced, so a crash can lose the last events
-// (the mail itself is durable before it is acknowledged, whatever this
-// file says). The file is size-bounded: past MaxSize it is renamed to
+// Durability: the event log is a log, not mail. Lines are buffered and
+// appended by a flusher goroutine moments later, many to one write(2), and
+// never fsynced, so a crash can lose the last events (the mail itself is
+// durable before it is acknowledged, whatever this file says). The file is size-bounded: past MaxSize it is renamed to
 // events.jsonl.1 (the older ones shift up) and the oldest beyond Keep is
 // removed. A search running during a rotation may miss or repeat a few
 // events.
@@ -70,33 +70,56 @@ type Options struct {
 	Keep int
 }
 
+// maxPending is how many bytes of lines may wait for the flusher before
+// a writer flushes them itself.
+const maxPending = 256 << 10
+
 // Log appends events to the files of one directory. Its methods are safe
 // for concurrent use.
+//
+// Write only appends the line to a buffer and wakes a flusher goroutine,
+// which writes whatever has gathered with one write(2): the session that
+// logs an event does not wait for the file (a system call is dear in a
+// sandbox such as gVisor), and under load many events share one write.
 type Log struct {
-	dir  string
-	opts Options
+	dir string
 
-	mu   sync.Mutex
-	f    *os.File
-	size int64
+	mu      sync.Mutex
+	opts    Options
+	pending []byte // lines not yet written
+	closed  bool
+
+	wake chan struct{} // capacity 1
+	stop chan struct{}
+	done chan struct{}
+
+	flushMu sync.Mutex // serializes writing; guards f and size
+	f       *os.File
+	size    int64
+	spare   []byte // the previous pending buffer, reused
 }
 
 // Open opens (creating) the event log in dir.
 func Open(dir string, opts Options) (*Log, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("event log: %w", err)
+	}
+	l := &Log{dir: dir, opts: withDefaults(opts), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if err := l.open(); err != nil {
+		return nil, err
+	}
+	go l.flusher()
+	return l, nil
+}
+
+func withDefaults(opts Options) Options {
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = DefaultMaxSize
 	}
 	if opts.Keep <= 0 {
 		opts.Keep = DefaultKeep
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("event log: %w", err)
-	}
-	l := &Log{dir: dir, opts: opts}
-	if err := l.open(); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return opts
 }
 
 func (l *Log) open() error {
@@ -116,51 +139,96 @@ func (l *Log) open() error {
 // SetOptions changes the size bounds (on reload); they apply from the
 // next write.
 func (l *Log) SetOptions(opts Options) {
-	if opts.MaxSize <= 0 {
-		opts.MaxSize = DefaultMaxSize
-	}
-	if opts.Keep <= 0 {
-		opts.Keep = DefaultKeep
-	}
 	l.mu.Lock()
-	l.opts = opts
+	l.opts = withDefaults(opts)
 	l.mu.Unlock()
 }
 
 // Write appends one event, given as its JSON object (one line, no
-// newline), rotating first when the file is full.
+// newline). The line reaches the file moments later (Flush: now).
 func (l *Log) Write(line []byte) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.closed {
+		l.mu.Unlock()
 		return fmt.Errorf("event log: closed")
 	}
-	if l.size > 0 && l.size+int64(len(line))+1 > l.opts.MaxSize {
-		if err := l.rotate(); err != nil {
-			return err
+	l.pending = append(append(l.pending, line...), '\n')
+	full := len(l.pending) >= maxPending
+	l.mu.Unlock()
+	if full {
+		return l.Flush()
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (l *Log) flusher() {
+	defer close(l.done)
+	for {
+		select {
+		case <-l.wake:
+			l.Flush()
+		case <-l.stop:
+			return
 		}
 	}
-	buf := make([]byte, 0, len(line)+1)
-	buf = append(append(buf, line...), '\n')
-	n, err := l.f.Write(buf)
-	l.size += int64(n)
-	if err != nil {
-		return fmt.Errorf("event log: %w", err)
+}
+
+// Flush writes the pending lines to the file, rotating it when full.
+func (l *Log) Flush() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.mu.Lock()
+	b := l.pending
+	l.pending = l.spare[:0]
+	opts := l.opts
+	l.mu.Unlock()
+	defer func(orig []byte) { l.spare = orig[:0] }(b)
+	for len(b) > 0 {
+		if l.f == nil {
+			return fmt.Errorf("event log: closed")
+		}
+		n := len(b)
+		if l.size+int64(n) > opts.MaxSize {
+			// What fits, in whole lines; at least one line into an
+			// empty file.
+			room := max(0, opts.MaxSize-l.size)
+			n = bytes.LastIndexByte(b[:min(int64(len(b)), room)], '\n') + 1
+			if n == 0 && l.size == 0 {
+				n = bytes.IndexByte(b, '\n') + 1
+			}
+		}
+		if n > 0 {
+			w, err := l.f.Write(b[:n])
+			l.size += int64(w)
+			if err != nil {
+				return fmt.Errorf("event log: %w", err)
+			}
+			b = b[n:]
+		}
+		if len(b) > 0 {
+			if err := l.rotate(opts.Keep); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
 // rotate shifts events.jsonl.N up by one, dropping the oldest, and starts
-// a new current file.
-func (l *Log) rotate() error {
+// a new current file. The caller holds flushMu.
+func (l *Log) rotate(keep int) error {
 	l.f.Close()
 	l.f = nil
 	base := filepath.Join(l.dir, FileName)
-	os.Remove(base + "." + strconv.Itoa(l.opts.Keep-1))
-	for i := l.opts.Keep - 2; i >= 1; i-- {
+	os.Remove(base + "." + strconv.Itoa(keep-1))
+	for i := keep - 2; i >= 1; i-- {
 		os.Rename(base+"."+strconv.Itoa(i), base+"."+strconv.Itoa(i+1))
 	}
-	if l.opts.Keep > 1 {
+	if keep > 1 {
 		if err := os.Rename(base, base+".1"); err != nil {
 			return fmt.Errorf("event log: rotate: %w", err)
 		}
@@ -170,15 +238,26 @@ func (l *Log) rotate() error {
 	return l.open()
 }
 
-// Close closes the file.
+// Close writes what is pending and closes the file.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	if l.closed {
+		l.mu.Unlock()
 		return nil
 	}
-	err := l.f.Close()
-	l.f = nil
+	l.closed = true
+	l.mu.Unlock()
+	close(l.stop)
+	<-l.done
+	err := l.Flush()
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if l.f != nil {
+		if cerr := l.f.Close(); err == nil {
+			err = cerr
+		}
+		l.f = nil
+	}
 	return err
 }
 

@@ -32,7 +32,7 @@ func TestHandlerAndSearch(t *testing.T) {
 		t.Fatalf("text log filtering wrong:\n%s", text.String())
 	}
 
-	all, err := Search(dir, Query{})
+	all, err := l.Search(Query{})
 	if err != nil || len(all) != 4 {
 		t.Fatalf("all: %d %v", len(all), err)
 	}
@@ -68,6 +68,32 @@ func TestHandlerAndSearch(t *testing.T) {
 	}
 }
 
+// TestEncoding: every string survives the JSON line (invalid UTF-8 as
+// U+FFFD), and every attribute kind encodes.
+func TestEncoding(t *testing.T) {
+	l, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	log := slog.New(NewHandler(slog.DiscardHandler, l))
+	weird := "we\"ird\\ \x01\n\t\r é 日本 \u2028"
+	log.Info("m\"sg", "event", Rejected, "from", weird+"\xff", "rcpts", []string{weird}, "n", -3, "u", uint64(7), "f", 1.5, "ok", true,
+		"when", time.Unix(0, 0), "err", fmt.Errorf("e\x00"), "any", map[string]int{"a": 1}, slog.Group("g", "k", "v"), "key\"q", 1)
+	evs, err := l.Search(Query{})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("%d events, %v", len(evs), err)
+	}
+	f := evs[0].Fields
+	if f["from"] != weird+"\ufffd" || evs[0].Rcpts[0] != weird || f["msg"] != "m\"sg" || f["n"] != float64(-3) || f["u"] != float64(7) ||
+		f["f"] != 1.5 || f["ok"] != true || f["when"] != "1970-01-01T00:00:00Z" || f["err"] != "e\x00" || f["g.k"] != "v" || f["key\"q"] != float64(1) {
+		t.Fatalf("fields: %#v", f)
+	}
+	if m, ok := f["any"].(map[string]any); !ok || m["a"] != float64(1) {
+		t.Fatalf("any: %#v", f["any"])
+	}
+}
+
 func TestRotation(t *testing.T) {
 	dir := t.TempDir()
 	l, err := Open(dir, Options{MaxSize: 1000, Keep: 3})
@@ -78,7 +104,11 @@ func TestRotation(t *testing.T) {
 	log := slog.New(NewHandler(slog.DiscardHandler, l))
 	for i := range 100 {
 		log.Info("x", "event", Queued, "qid", fmt.Sprintf("Q%03d", i))
+		if i%7 == 0 {
+			l.Flush() // batches of several lines, and single lines
+		}
 	}
+	l.Flush()
 	names, _ := filepath.Glob(filepath.Join(dir, "*"))
 	if len(names) != 3 {
 		t.Fatalf("files: %v", names)
@@ -120,5 +150,22 @@ func TestMessageID(t *testing.T) {
 		if got := MessageID(strings.NewReader(in), int64(len(in))); got != want {
 			t.Errorf("reader %q: %q, want %q", in, got, want)
 		}
+	}
+}
+
+// BenchmarkEvent is the cost of one event line (the smtpd "message
+// received" line): encoding and one write(2), no fsync.
+func BenchmarkEvent(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{MaxSize: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	log := slog.New(NewHandler(slog.DiscardHandler, l)).With("cid", "abcdefgh", "proto", "smtp", "remote", "127.0.0.1:12345")
+	rcpts := []string{"alice@example.org"}
+	b.ReportAllocs()
+	for b.Loop() {
+		log.Info("message received", "event", Received, "qid", "kyxsqmrwszvniwfbj42c", "msgid", "local-1@remote.test", "from", "sender@remote.test",
+			"rcpts", rcpts, "mailboxes", 1, "queued", 0, "size", 4096, "stored_size", 4300, "tls", "", "chunking", false)
 	}
 }

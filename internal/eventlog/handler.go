@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Handler is a slog.Handler that passes every record to the next handler
@@ -86,7 +87,7 @@ func isEvent(r slog.Record) bool {
 func (h *Handler) encode(r slog.Record) []byte {
 	b := make([]byte, 0, 512)
 	b = append(b, `{"time":`...)
-	b = strconv.AppendQuote(b, r.Time.UTC().Format(time.RFC3339Nano))
+	b = append(r.Time.UTC().AppendFormat(append(b, '"'), time.RFC3339Nano), '"')
 	for _, a := range h.attrs {
 		b = appendAttr(b, "", a)
 	}
@@ -95,7 +96,7 @@ func (h *Handler) encode(r slog.Record) []byte {
 		return true
 	})
 	b = append(b, `,"msg":`...)
-	b = appendJSON(b, r.Message)
+	b = appendString(b, r.Message)
 	return append(b, '}')
 }
 
@@ -114,12 +115,12 @@ func appendAttr(b []byte, prefix string, a slog.Attr) []byte {
 		}
 		return b
 	}
-	b = append(b, ',')
-	b = appendJSON(b, prefix+a.Key)
-	b = append(b, ':')
+	b = append(b, ',', '"')
+	b = appendEscaped(appendEscaped(b, prefix), a.Key)
+	b = append(b, '"', ':')
 	switch v.Kind() {
 	case slog.KindString:
-		return appendJSON(b, v.String())
+		return appendString(b, v.String())
 	case slog.KindInt64:
 		return strconv.AppendInt(b, v.Int64(), 10)
 	case slog.KindUint64:
@@ -129,17 +130,27 @@ func appendAttr(b []byte, prefix string, a slog.Attr) []byte {
 	case slog.KindFloat64:
 		return appendJSON(b, v.Float64())
 	case slog.KindDuration:
-		return appendJSON(b, v.Duration().String())
+		return appendString(b, v.Duration().String())
 	case slog.KindTime:
-		return appendJSON(b, v.Time().UTC().Format(time.RFC3339Nano))
+		return appendString(b, v.Time().UTC().Format(time.RFC3339Nano))
 	}
 	x := v.Any()
+	if l, ok := x.([]string); ok {
+		b = append(b, '[')
+		for i, e := range l {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, e)
+		}
+		return append(b, ']')
+	}
 	if err, ok := x.(error); ok {
-		return appendJSON(b, err.Error())
+		return appendString(b, err.Error())
 	}
 	if s, ok := x.(interface{ String() string }); ok {
 		if _, isJSON := x.(json.Marshaler); !isJSON {
-			return appendJSON(b, s.String())
+			return appendString(b, s.String())
 		}
 	}
 	return appendJSON(b, x)
@@ -151,4 +162,51 @@ func appendJSON(b []byte, v any) []byte {
 		j, _ = json.Marshal(err.Error())
 	}
 	return append(b, j...)
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	return append(appendEscaped(append(b, '"'), s), '"')
+}
+
+// appendEscaped appends s escaped for a JSON string (RFC 8259 §7), without
+// the quotes; invalid UTF-8 becomes U+FFFD.
+func appendEscaped(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(b, s[start:]...)
 }

@@ -128,5 +128,8 @@ func Search(dir string, q Query) ([]Event, error) {
 	return out, nil
 }
 
-// Search is Search on l's directory.
-func (l *Log) Search(q Query) ([]Event, error) { return Search(l.dir, q) }
+// Search is Search on l's directory, after writing what is pending.
+func (l *Log) Search(q Query) ([]Event, error) {
+	l.Flush()
+	return Search(l.dir, q)
+}

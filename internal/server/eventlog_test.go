@@ -65,10 +65,9 @@ func TestEventLog(t *testing.T) {
 	must(w.Close())
 	must(c.Quit())
 
-	dir := eventlog.Dir(env.DataDir)
 	var deferred []eventlog.Event
 	for deadline := time.Now().Add(20 * time.Second); len(deferred) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if deferred, err = eventlog.Search(dir, eventlog.Query{Kind: eventlog.Deferred}); err != nil {
+		if deferred, err = env.Server.Events.Search(eventlog.Query{Kind: eventlog.Deferred}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -81,7 +80,7 @@ func TestEventLog(t *testing.T) {
 	}
 
 	// The message's whole story by its Message-ID, newest first.
-	story, err := eventlog.Search(dir, eventlog.Query{MsgID: "<remote-1@example.org>"})
+	story, err := env.Server.Events.Search(eventlog.Query{MsgID: "<remote-1@example.org>"})
 	must(err)
 	var kinds []string
 	for _, e := range story {
@@ -94,7 +93,7 @@ func TestEventLog(t *testing.T) {
 		t.Fatalf("remote message events: %s", got)
 	}
 
-	local, err := eventlog.Search(dir, eventlog.Query{To: "alice@example.org"})
+	local, err := env.Server.Events.Search(eventlog.Query{To: "alice@example.org"})
 	must(err)
 	kinds = nil
 	for _, e := range local {
@@ -107,13 +106,13 @@ func TestEventLog(t *testing.T) {
 		t.Fatalf("local message events: %s", got)
 	}
 
-	rej, err := eventlog.Search(dir, eventlog.Query{Kind: eventlog.Rejected})
+	rej, err := env.Server.Events.Search(eventlog.Query{Kind: eventlog.Rejected})
 	must(err)
 	if len(rej) != 1 || rej[0].Rcpts[0] != "nobody@example.org" || rej[0].From != "sender@remote.test" || rej[0].Fields["code"] != float64(550) || rej[0].Reason == "" {
 		t.Fatalf("rejected: %+v", rej)
 	}
 	if testing.Verbose() {
-		all, _ := eventlog.Search(dir, eventlog.Query{})
+		all, _ := env.Server.Events.Search(eventlog.Query{})
 		for _, e := range all {
 			t.Logf("%v", e.Fields)
 		}
