@@ -31,7 +31,7 @@ func runLogSearch(ctx context.Context, env *cmdEnv, args []string) error {
 		return usagef("unknown event kind %q (one of %s)", q.Kind, strings.Join(eventlog.Kinds, ", "))
 	}
 	if *since != "" {
-		if q.Since, err = parseSince(*since, time.Now()); err != nil {
+		if q.Since, err = eventlog.ParseSince(*since, time.Now()); err != nil {
 			return usagef("--since: %v", err)
 		}
 	}
@@ -51,24 +51,6 @@ func runLogSearch(ctx context.Context, env *cmdEnv, args []string) error {
 		fmt.Fprintln(env.stderr, "no matching events")
 	}
 	return nil
-}
-
-// parseSince reads a duration back from now (with a "d" unit for days) or
-// an RFC 3339 time.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		if d, err := strconv.Atoi(n); err == nil && d >= 0 {
-			return now.AddDate(0, 0, -d), nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return time.Time{}, fmt.Errorf("%q is neither a duration nor a RFC 3339 time", s)
-	}
-	return now.Add(-d), nil
 }
 
 // writeEvent prints one event on one line: time, kind, then key=value

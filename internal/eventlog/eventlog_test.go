@@ -169,3 +169,21 @@ func BenchmarkEvent(b *testing.B) {
 			"rcpts", rcpts, "mailboxes", 1, "queued", 0, "size", 4096, "stored_size", 4300, "tls", "", "chunking", false)
 	}
 }
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"90m":                  now.Add(-90 * time.Minute),
+		"7d":                   now.AddDate(0, 0, -7),
+		"2026-12-01T00:00:00Z": time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		if got, err := ParseSince(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("%s: %v %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "-1h", "3"} {
+		if _, err := ParseSince(bad, now); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

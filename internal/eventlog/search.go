@@ -3,6 +3,7 @@ package eventlog
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -132,4 +133,22 @@ func Search(dir string, q Query) ([]Event, error) {
 func (l *Log) Search(q Query) ([]Event, error) {
 	l.Flush()
 	return Search(l.dir, q)
+}
+
+// ParseSince reads the start of a search from a user: a duration back from
+// now ("90m", "24h", with "d" for days: "7d") or an RFC 3339 time.
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if d, err := strconv.Atoi(n); err == nil && d >= 0 {
+			return now.AddDate(0, 0, -d), nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("%q is neither a duration nor a RFC 3339 time", s)
+	}
+	return now.Add(-d), nil
 }
