@@ -84,7 +84,22 @@ retry_max = "2s"
 				}
 			}()
 		}
+		// Kill at a random moment once the round has had an
+		// acknowledgement (bounded: on a loaded machine the first
+		// AUTH can take longer than the random pause).
+		mu.Lock()
+		before := len(acked)
+		mu.Unlock()
 		time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond)
+		for range 150 {
+			mu.Lock()
+			n := len(acked)
+			mu.Unlock()
+			if n > before {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		in.Kill()
 		close(stop)
 		wg.Wait()
