@@ -174,6 +174,12 @@ var funcs = template.FuncMap{
 	"size":      humanSize,
 	"sizeInput": func(n int64) string { return config.Size(n).String() },
 	"date":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"messages": func(n int64) string {
+		if n == 1 {
+			return "1 message"
+		}
+		return fmt.Sprintf("%d messages", n)
+	},
 	"pct": func(used, limit int64) int64 {
 		if limit <= 0 {
 			return 0
@@ -310,13 +316,16 @@ type view struct {
 	// Flash and Error are messages from the previous request; Secret a
 	// password to show once.
 	Flash, Error, Secret string
+	// Path is the page's path, to mark the current page in the
+	// navigation.
+	Path string
 	// Data is the page's own data.
 	Data any
 }
 
 // render writes page name with data, with the session's flash.
 func (c *Console) render(w http.ResponseWriter, r *request, status int, name, title string, data any) {
-	v := view{Title: title, Hostname: c.Hostname, Data: data}
+	v := view{Title: title, Hostname: c.Hostname, Data: data, Path: r.URL.Path}
 	if r.sess != nil {
 		v.Account, v.LoggedIn, v.CSRF = r.acc, true, r.sess.csrf
 		v.Flash, v.Error, v.Secret = c.sessions.takeFlash(r.sess)

@@ -405,7 +405,7 @@ func TestSelfService(t *testing.T) {
 	env.Users.SetQuota(ctx, userAddr, 10<<20)
 	env.Deliver(t, userAddr, []byte("From: a@example.net\r\nSubject: hi\r\n\r\nhello\r\n"))
 	b.get("/account")
-	b.has("of 10 MiB used", "1 messages")
+	b.has("of 10 MiB used", "1 message.")
 
 	// A second session of the same account ends when the password changes.
 	other := newBrowser(t, env)
