@@ -54,12 +54,13 @@ type session struct {
 type sessions struct {
 	mu  sync.Mutex
 	m   map[[32]byte]*session
-	key [32]byte // for the login form's CSRF tokens
+	per map[int64]int // sessions per account
+	key [32]byte      // for the login form's CSRF tokens
 	now func() time.Time
 }
 
 func newSessions() *sessions {
-	s := &sessions{m: map[[32]byte]*session{}, now: time.Now}
+	s := &sessions{m: map[[32]byte]*session{}, per: map[int64]int{}, now: time.Now}
 	rand.Read(s.key[:])
 	return s
 }
@@ -73,6 +74,28 @@ func randomToken() string {
 
 func keyOf(id string) [32]byte { return sha256.Sum256([]byte(id)) }
 
+func (s *sessions) removeLocked(o *session) {
+	if s.m[o.key] != o {
+		return
+	}
+	delete(s.m, o.key)
+	if s.per[o.accountID]--; s.per[o.accountID] <= 0 {
+		delete(s.per, o.accountID)
+	}
+}
+
+// oldestLocked returns the least recently used session, of one account
+// when accountID is not 0. It scans: it runs only when a limit is reached.
+func (s *sessions) oldestLocked(accountID int64) *session {
+	var oldest *session
+	for _, o := range s.m {
+		if (accountID == 0 || o.accountID == accountID) && (oldest == nil || o.lastSeen.Before(oldest.lastSeen)) {
+			oldest = o
+		}
+	}
+	return oldest
+}
+
 // create makes a session for an account and returns its cookie id.
 func (s *sessions) create(accountID int64) (string, *session) {
 	id := randomToken()
@@ -81,43 +104,25 @@ func (s *sessions) create(accountID int64) (string, *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expireLocked(now)
-	var mine []*session
-	for _, o := range s.m {
-		if o.accountID == accountID {
-			mine = append(mine, o)
-		}
-	}
-	for len(mine) >= maxPerAccount {
-		oldest := 0
-		for i, o := range mine {
-			if o.created.Before(mine[oldest].created) {
-				oldest = i
-			}
-		}
-		delete(s.m, mine[oldest].key)
-		mine = append(mine[:oldest], mine[oldest+1:]...)
+	for s.per[accountID] >= maxPerAccount {
+		s.removeLocked(s.oldestLocked(accountID))
 	}
 	for len(s.m) >= maxSessions {
-		var oldest *session
-		for _, o := range s.m {
-			if oldest == nil || o.lastSeen.Before(oldest.lastSeen) {
-				oldest = o
-			}
-		}
-		delete(s.m, oldest.key)
+		s.removeLocked(s.oldestLocked(0))
 	}
 	s.m[ss.key] = ss
+	s.per[accountID]++
 	return id, ss
 }
 
 // expireLocked drops expired sessions when the store is getting full.
 func (s *sessions) expireLocked(now time.Time) {
-	if len(s.m) < maxSessions/2 {
+	if len(s.m) < maxSessions {
 		return
 	}
-	for k, o := range s.m {
+	for _, o := range s.m {
 		if s.expired(o, now) {
-			delete(s.m, k)
+			s.removeLocked(o)
 		}
 	}
 }
@@ -140,7 +145,7 @@ func (s *sessions) get(id string) *session {
 		return nil
 	}
 	if s.expired(o, now) {
-		delete(s.m, k)
+		s.removeLocked(o)
 		return nil
 	}
 	o.lastSeen = now
@@ -150,7 +155,7 @@ func (s *sessions) get(id string) *session {
 // drop ends a session (logout).
 func (s *sessions) drop(ss *session) {
 	s.mu.Lock()
-	delete(s.m, ss.key)
+	s.removeLocked(ss)
 	s.mu.Unlock()
 }
 
@@ -159,9 +164,12 @@ func (s *sessions) drop(ss *session) {
 func (s *sessions) dropAccount(accountID int64, keep *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, o := range s.m {
+	if s.per[accountID] == 0 {
+		return
+	}
+	for _, o := range s.m {
 		if o.accountID == accountID && o != keep {
-			delete(s.m, k)
+			s.removeLocked(o)
 		}
 	}
 }
