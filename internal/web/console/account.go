@@ -53,14 +53,27 @@ func (c *Console) login(w http.ResponseWriter, r *request) {
 		c.serverError(w, r.Request, "login", err)
 		return
 	}
+	_, hash, err := c.Users.Credentials(r.Context(), acc.Address)
+	if err != nil {
+		c.serverError(w, r.Request, "login", err)
+		return
+	}
 	if r.sess != nil {
 		c.sessions.drop(r.sess)
 	}
-	id, _ := c.sessions.create(acc.ID)
+	id, _ := c.sessions.create(acc.ID, acc.Address, hash)
 	setCookie(w, sessionCookie, id, int(MaxAge.Seconds()))
 	setCookie(w, loginCookie, "", -1)
 	c.Log.Info("web login", "account", acc.Address, "remote", r.RemoteAddr)
 	http.Redirect(w, r.Request, "/account", http.StatusSeeOther)
+}
+
+// keepSession lets the session of r live on after its own password
+// change: it records the new password hash.
+func (c *Console) keepSession(r *request) {
+	if _, hash, err := c.Users.Credentials(r.Context(), r.acc.Address); err == nil {
+		c.sessions.renewPassword(r.sess, hash)
+	}
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *request) {
@@ -115,6 +128,7 @@ func (c *Console) changePassword(w http.ResponseWriter, r *request) {
 		return
 	}
 	c.sessions.dropAccount(r.acc.ID, r.sess)
+	c.keepSession(r)
 	c.Log.Info("web: password changed", "account", r.acc.Address)
 	c.done(w, r, "/account", "Password changed. Your other web sessions were logged out.", "", "")
 }

@@ -244,6 +244,7 @@ func (c *Console) resetPassword(w http.ResponseWriter, r *request) {
 	keep := (*session)(nil)
 	if acc.ID == r.acc.ID {
 		keep = r.sess
+		c.keepSession(r)
 	}
 	c.sessions.dropAccount(acc.ID, keep)
 	c.Log.Info("web: password reset", "admin", r.acc.Address, "account", acc.Address)

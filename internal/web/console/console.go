@@ -19,7 +19,8 @@
 //     but this origin's style sheet and images, and form posts to itself.
 //
 // The account is read from the directory on every request, so a deleted
-// account or a cleared admin flag takes effect at once.
+// account, a cleared admin flag or a changed password (which ends the
+// account's sessions, whoever changed it) takes effect at once.
 //
 // Adding a page: write its template in templates/ (it defines "content",
 // inside layout.html) and its handler (a pageFunc), and add one route line
@@ -244,14 +245,17 @@ func (c *Console) wrap(level access, h pageFunc) http.Handler {
 			req.sess = c.sessions.get(ck.Value)
 		}
 		if req.sess != nil {
-			acc, err := c.Users.AccountByID(r.Context(), req.sess.accountID)
-			if errors.Is(err, userdb.ErrNotFound) {
+			// The account afresh: deleted, or its password changed
+			// anywhere, the session ends; its admin flag is the current one.
+			acc, hash, err := c.Users.Credentials(r.Context(), req.sess.address)
+			switch {
+			case errors.Is(err, userdb.ErrBadCredentials) || err == nil && (acc.ID != req.sess.accountID || !c.sessions.passwordIs(req.sess, hash)):
 				c.sessions.drop(req.sess)
 				req.sess = nil
-			} else if err != nil {
+			case err != nil:
 				c.serverError(w, r, "look up session account", err)
 				return
-			} else {
+			default:
 				req.acc = acc
 			}
 		}

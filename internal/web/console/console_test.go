@@ -432,6 +432,25 @@ func TestSelfService(t *testing.T) {
 	if acc, _ := env.Users.Account(ctx, userAddr); acc.HasAPOP {
 		t.Fatal("APOP secret not cleared")
 	}
+	// The session lived on through its own password change; a change
+	// made elsewhere (jodmai user passwd, another process) ends it.
+	if b.get("/account"); b.last.Request.URL.Path != "/account" {
+		t.Fatal("own password change ended the session")
+	}
+	if err := env.Users.SetPassword(ctx, userAddr, "set by the admin 3"); err != nil {
+		t.Fatal(err)
+	}
+	if b.get("/account"); b.last.Request.URL.Path != "/login" {
+		t.Error("a password set outside the console left the session open")
+	}
+	// A deleted account's session ends, also when the address is made
+	// again (another account).
+	b.login(userAddr, "set by the admin 3")
+	env.Users.DelAccount(ctx, userAddr)
+	env.AddUser(t, userAddr, "set by the admin 3")
+	if b.get("/account"); b.last.Request.URL.Path != "/login" {
+		t.Error("a session outlived its account")
+	}
 }
 
 // TestAppPasswordProtocols: an app password made in the console logs in

@@ -39,6 +39,11 @@ const (
 type session struct {
 	key       [32]byte
 	accountID int64
+	address   string
+	// password is a digest of the account's password hash at login: when
+	// the hash changes (a new password, set here, by an admin or by the
+	// jodmai commands in another process), the session ends.
+	password [32]byte
 	// csrf is the token every form of this session carries; a POST
 	// without it is refused.
 	csrf     string
@@ -96,11 +101,13 @@ func (s *sessions) oldestLocked(accountID int64) *session {
 	return oldest
 }
 
-// create makes a session for an account and returns its cookie id.
-func (s *sessions) create(accountID int64) (string, *session) {
+// create makes a session for an account, whose password hash is
+// passwordHash now, and returns its cookie id.
+func (s *sessions) create(accountID int64, address, passwordHash string) (string, *session) {
 	id := randomToken()
 	now := s.now()
-	ss := &session{key: keyOf(id), accountID: accountID, csrf: randomToken(), created: now, lastSeen: now}
+	ss := &session{key: keyOf(id), accountID: accountID, address: address, password: sha256.Sum256([]byte(passwordHash)),
+		csrf: randomToken(), created: now, lastSeen: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expireLocked(now)
@@ -150,6 +157,24 @@ func (s *sessions) get(id string) *session {
 	}
 	o.lastSeen = now
 	return o
+}
+
+// passwordIs reports whether the account's password hash is still the
+// one the session was made or last renewed with.
+func (s *sessions) passwordIs(ss *session, passwordHash string) bool {
+	d := sha256.Sum256([]byte(passwordHash))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ss.password == d
+}
+
+// renewPassword records the account's new password hash in a session
+// that lives on after a password change.
+func (s *sessions) renewPassword(ss *session, passwordHash string) {
+	d := sha256.Sum256([]byte(passwordHash))
+	s.mu.Lock()
+	ss.password = d
+	s.mu.Unlock()
 }
 
 // drop ends a session (logout).

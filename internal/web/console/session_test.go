@@ -9,7 +9,7 @@ func TestSessionExpiry(t *testing.T) {
 	now := time.Unix(1e9, 0)
 	s := newSessions()
 	s.now = func() time.Time { return now }
-	id, ss := s.create(1)
+	id, ss := s.create(1, "a@example.org", "hash")
 	if len(id) != 43 || ss.csrf == "" || ss.csrf == id {
 		t.Fatalf("id %q, csrf %q", id, ss.csrf)
 	}
@@ -26,7 +26,7 @@ func TestSessionExpiry(t *testing.T) {
 		t.Fatal("idle session still valid")
 	}
 	// Absolute age, however busy.
-	id, _ = s.create(1)
+	id, _ = s.create(1, "a@example.org", "hash")
 	for range int(MaxAge/IdleTimeout) + 1 {
 		now = now.Add(IdleTimeout - time.Minute)
 		s.get(id)
@@ -43,7 +43,7 @@ func TestSessionBounds(t *testing.T) {
 	var first string
 	for i := range maxPerAccount + 5 {
 		now = now.Add(time.Second)
-		id, _ := s.create(7)
+		id, _ := s.create(7, "a@example.org", "hash")
 		if i == 0 {
 			first = id
 		}
@@ -55,13 +55,13 @@ func TestSessionBounds(t *testing.T) {
 		t.Fatal("the oldest session of the account survived")
 	}
 	for i := range maxSessions + 10 {
-		s.create(int64(100 + i))
+		s.create(int64(100+i), "a@example.org", "hash")
 	}
 	if n := s.count(); n != maxSessions {
 		t.Fatalf("%d sessions, want at most %d", n, maxSessions)
 	}
-	keep, ks := s.create(5)
-	other, _ := s.create(5)
+	keep, ks := s.create(5, "a@example.org", "hash")
+	other, _ := s.create(5, "a@example.org", "hash")
 	s.dropAccount(5, ks)
 	if s.get(keep) == nil || s.get(other) != nil {
 		t.Fatal("dropAccount")
