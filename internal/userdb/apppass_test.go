@@ -144,3 +144,19 @@ func TestSearchAccountsAndAdmin(t *testing.T) {
 		t.Fatalf("domain infos %+v, %v", infos, err)
 	}
 }
+
+// FuzzAppLookup: the lookup key is the first group of a password in the
+// app-password form, and every generated password has that form.
+func FuzzAppLookup(f *testing.F) {
+	f.Add("abcd-efgh-ijkm-nopq-rstu")
+	f.Add(generateAppPassword())
+	f.Add("abcd-efgh-ijkm-nopq-rst\xff")
+	f.Fuzz(func(t *testing.T, p string) {
+		if k, ok := appLookup(p); ok && (len(p) != 24 || k != p[:4]) {
+			t.Fatalf("appLookup(%q) = %q", p, k)
+		}
+		if g := generateAppPassword(); !func() bool { _, ok := appLookup(g); return ok }() {
+			t.Fatalf("generated %q is not in the form", g)
+		}
+	})
+}

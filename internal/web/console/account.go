@@ -31,7 +31,14 @@ func (c *Console) loginPage(w http.ResponseWriter, r *request) {
 }
 
 func (c *Console) showLogin(w http.ResponseWriter, r *request, status int, address, errMsg string) {
-	ck := randomToken()
+	// The browser's login cookie is kept, so that two login pages open
+	// at once both work; it only binds the form's token to this browser.
+	var ck string
+	if old, err := r.Cookie(loginCookie); err == nil && len(old.Value) == 43 {
+		ck = old.Value
+	} else {
+		ck = randomToken()
+	}
 	setCookie(w, loginCookie, ck, int(IdleTimeout.Seconds()))
 	c.write(w, r, status, "login.html", view{Title: "Log in", Hostname: c.Hostname, CSRF: c.sessions.loginToken(ck), Error: errMsg, Data: address})
 }
