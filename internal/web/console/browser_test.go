@@ -173,6 +173,17 @@ func TestBrowser(t *testing.T) {
 	p.run("back to accounts", click(`a[href="/admin/accounts"]`))
 	p.wait("h1", "Accounts")
 	p.shot("3-admin-accounts")
+	p.run("add a catch-all",
+		click(`a[href="/admin/aliases"]`),
+		fill(`form[action="/admin/aliases"] input[name=address]`, "@example.org"),
+		fill(`form[action="/admin/aliases"] input[name=targets]`, "carol@example.org, user@example.org"),
+		click(`form[action="/admin/aliases"] button`),
+	)
+	p.wait("p.flash", "Alias @example.org added")
+	p.shot("3b-admin-aliases")
+	p.run("open domains", click(`a[href="/admin/domains"]`))
+	p.wait("h1", "Domains")
+	p.shot("3c-admin-domains")
 	p.run("log out", click(`form.logout button`))
 	p.wait("h1", "Log in")
 
