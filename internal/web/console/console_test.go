@@ -168,6 +168,17 @@ func TestSecurityHeadersAndCookies(t *testing.T) {
 		}
 	}
 
+	// The login form's cookie has the same attributes as the session's.
+	var loginCk *http.Cookie
+	for _, c := range b.last.Cookies() {
+		if c.Name == "__Host-jodmai-login" {
+			loginCk = c
+		}
+	}
+	if loginCk == nil || !loginCk.HttpOnly || !loginCk.Secure || loginCk.SameSite != http.SameSiteStrictMode || loginCk.Path != "/" {
+		t.Errorf("login cookie %+v", loginCk)
+	}
+
 	// The login's cookies, seen without following the redirect.
 	tok := b.csrf()
 	nofollow := *b.hc
