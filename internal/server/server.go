@@ -459,6 +459,7 @@ func (s *Server) webServer(https bool) func(bool) service {
 			Log: s.log.With("proto", "http"),
 		}
 		if https {
+			s.Console.Services = site.Services
 			site.Console = s.Console.Handler()
 		}
 		h := site.HTTPS()

@@ -45,6 +45,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/config"
+	"github.com/jodmai/jodmai/internal/dnsrecords"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
@@ -74,6 +75,9 @@ type Console struct {
 	// Hostname is the server's name, shown in the page titles and in the
 	// client settings.
 	Hostname string
+	// Services are the client services with their public ports
+	// (dnsrecords.Services), for the Apple configuration profile.
+	Services []dnsrecords.Service
 	// Log receives one line per change made and per refused request.
 	// Nil discards.
 	Log *slog.Logger
@@ -125,6 +129,7 @@ func (c *Console) routes() []struct {
 		{"POST /account/apop", user, c.setAPOP},
 		{"POST /account/app-passwords", user, c.addAppPassword},
 		{"POST /account/app-passwords/revoke", user, c.revokeAppPassword},
+		{"GET /account/apple.mobileconfig", user, c.appleProfile},
 
 		{"GET /admin/{$}", admin, c.adminRoot},
 		{"GET /admin/domains", admin, c.domainsPage},

@@ -3,6 +3,7 @@ package console_test
 import (
 	"bufio"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"html"
@@ -583,5 +584,39 @@ func TestPlainHTTPServesNoConsole(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusPermanentRedirect {
 		t.Errorf("http POST /login: %d", resp.StatusCode)
+	}
+}
+
+// TestAppleProfile: a logged-in account downloads a configuration profile
+// naming its address and the server's IMAP and submission ports; it is a
+// well-formed property list, without any password.
+func TestAppleProfile(t *testing.T) {
+	env := start(t)
+	b := newBrowser(t, env)
+	if b.get("/account/apple.mobileconfig"); b.last.Request.URL.Path != "/login" {
+		t.Fatalf("profile while logged out at %s", b.last.Request.URL.Path)
+	}
+	b.login(userAddr, userPass)
+	b.has("/account/apple.mobileconfig")
+	if code := b.get("/account/apple.mobileconfig"); code != 200 {
+		t.Fatalf("profile: %d", code)
+	}
+	if ct := b.last.Header.Get("Content-Type"); ct != "application/x-apple-aspen-config" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	_, imapPort, _ := net.SplitHostPort(env.Addr("imaps"))
+	_, subPort, _ := net.SplitHostPort(env.Addr("submissions"))
+	b.has("<string>"+userAddr+"</string>", "<string>"+testenv.Hostname+"</string>", "com.apple.mail.managed", "EmailTypeIMAP",
+		"<integer>"+imapPort+"</integer>", "<integer>"+subPort+"</integer>")
+	if strings.Contains(b.body, userPass) || strings.Contains(b.body, "Password</key>\n<string>") {
+		t.Error("profile carries a password")
+	}
+	d := xml.NewDecoder(strings.NewReader(b.body))
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("profile is not well-formed XML: %v", err)
+		}
 	}
 }
