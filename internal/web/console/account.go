@@ -180,7 +180,7 @@ func (c *Console) addAppPassword(w http.ResponseWriter, r *request) {
 		return
 	}
 	c.Log.Info("web: app password created", "account", r.acc.Address, "app_password", ap.ID, "name", ap.Name)
-	c.done(w, r, "/account", "App password “"+ap.Name+"” created. Copy it now: it is not shown again.", "", pw)
+	c.done(w, r, "/account", "App password “"+ap.Name+"” created: enter it in the mail program with your address as the user name. Copy it now: it is not shown again.", "", pw)
 }
 
 func (c *Console) revokeAppPassword(w http.ResponseWriter, r *request) {
