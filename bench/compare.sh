@@ -105,6 +105,9 @@ pop3 = "$J_POP3"
 pop3s = ""
 imap = "$J_IMAP"
 imaps = ""
+http = ""
+https = ""
+metrics = ""
 [limits]
 max_connections = 20000
 max_connections_per_ip = 20000

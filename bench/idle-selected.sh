@@ -19,6 +19,9 @@ pop3 = ""
 pop3s = ""
 imap = "127.0.0.1:${P}43"
 imaps = ""
+http = ""
+https = ""
+metrics = ""
 [limits]
 max_connections = 20000
 max_connections_per_ip = 20000

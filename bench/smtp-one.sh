@@ -20,6 +20,9 @@ pop3 = ""
 pop3s = ""
 imap = ""
 imaps = ""
+http = ""
+https = ""
+metrics = ""
 [limits]
 max_connections = 20000
 max_connections_per_ip = 20000

@@ -2,28 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"sort"
-	"strings"
 	"syscall"
 
-	"github.com/jodmai/jodmai/internal/mailfile"
+	"github.com/jodmai/jodmai/internal/mailfile/transfer"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
-// Moving in from Dovecot: a Maildir folder with a dovecot-uidlist is
-// imported with its UIDVALIDITY and every message's UID (store
-// ImportMailbox, ImportMessages), its keywords (dovecot-keywords and the
-// file names' letters), UIDNEXT at least Dovecot's, INBOX messages with
-// their POP3 UIDLs, and the root's subscriptions; an IMAP client in sync
-// with Dovecot stays in sync, a POP3 client leaving mail on the server
-// downloads nothing again. --dovecot-root imports every account's Maildir
-// below a Dovecot mail root.
+// The Dovecot flags of jodmai import; package transfer does the moving in
+// (see its dovecot.go).
 
 // dovecotOptions are the Dovecot flags of jodmai import.
 type dovecotOptions struct {
@@ -36,207 +25,6 @@ func dovecotFlags(env *cmdEnv) *dovecotOptions {
 	env.flags.StringVar(&o.layout, "dovecot-layout", "%d/%n", "`PATH` of an account's mail below --dovecot-root: %d domain, %n local part, %u address; a Maildir there or in its Maildir/ subdirectory")
 	env.flags.StringVar(&o.uidlFormat, "pop3-uidl-format", "%08Xu%08Xv", "Dovecot's pop3_uidl_format `FORMAT` (%u UID, %v UIDVALIDITY, %f file name, %g GUID), for INBOX messages whose dovecot-uidlist keeps no UIDL")
 	return o
-}
-
-// keptStats count what was imported with Dovecot's UIDs.
-type keptStats struct {
-	mailboxes, added, present, below, fresh int
-}
-
-func (k keptStats) String() string {
-	s := fmt.Sprintf("kept Dovecot's UIDVALIDITY and UIDs in %d mailboxes: %d messages added, %d already here", k.mailboxes, k.added, k.present)
-	if k.below > 0 {
-		s += fmt.Sprintf(", %d skipped (expunged here since an earlier import)", k.below)
-	}
-	if k.fresh > 0 {
-		s += fmt.Sprintf(", %d not yet in dovecot-uidlist got new UIDs", k.fresh)
-	}
-	return s
-}
-
-// dovecotFolder imports a Maildir folder that has a dovecot-uidlist with
-// its UIDs; done is false for a folder without one (imported as a plain
-// Maildir by the caller).
-func (imp *importer) dovecotFolder(ctx context.Context, name, dir string, ents []mailfile.MaildirEntry) (done bool, err error) {
-	ul, err := mailfile.ReadDovecotUIDList(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return true, err
-	}
-	keywords, err := mailfile.ReadDovecotKeywords(dir)
-	if err != nil {
-		return true, err
-	}
-	if err := imp.flush(ctx); err != nil {
-		return true, err
-	}
-	if _, err := imp.a.ImportMailbox(ctx, name, ul.UIDValidity); err != nil {
-		if errors.Is(err, store.ErrUIDValidity) {
-			return true, fmt.Errorf("%s: %w; Dovecot's UIDs can only go into a mailbox that is empty or was imported from the same folder", dir, err)
-		}
-		return true, fmt.Errorf("%s: %w", dir, err)
-	}
-	if imp.known == nil {
-		imp.known = map[string]bool{}
-	}
-	if !imp.known[name] {
-		imp.known[name] = true
-		imp.prog.mailboxes++
-	}
-	imp.kept.mailboxes++
-	type listed struct {
-		e   mailfile.MaildirEntry
-		rec mailfile.DovecotUIDRecord
-	}
-	var withUID []listed
-	var fresh []mailfile.MaildirEntry
-	for _, e := range ents {
-		if rec, ok := ul.Lookup(filepath.Base(e.Path)); ok {
-			withUID = append(withUID, listed{e, rec})
-		} else {
-			fresh = append(fresh, e)
-		}
-	}
-	sort.Slice(withUID, func(i, j int) bool { return withUID[i].rec.UID < withUID[j].rec.UID })
-	var batch []store.ImportedMessage
-	var batchSize int64
-	commit := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		res, err := imp.a.ImportMessages(ctx, name, batch)
-		for _, m := range batch {
-			m.Body.Remove()
-		}
-		batch = batch[:0]
-		if err != nil {
-			return fmt.Errorf("%s: %w", dir, err)
-		}
-		imp.kept.added += len(res.Added)
-		imp.kept.present += res.Present
-		imp.kept.below += res.Below
-		for _, m := range res.Added {
-			imp.prog.msgs++
-			imp.prog.bytes += m.Size
-		}
-		imp.prog.done += batchSize
-		batchSize = 0
-		imp.prog.update()
-		return nil
-	}
-	for _, l := range withUID {
-		if err := ctx.Err(); err != nil {
-			return true, err
-		}
-		f, err := os.Open(l.e.Path)
-		if err != nil {
-			return true, commitThen(commit, err)
-		}
-		t, err := imp.body(f)
-		f.Close()
-		if err != nil {
-			return true, commitThen(commit, fmt.Errorf("%s: %w", l.e.Path, err))
-		}
-		sf, kw := storeFlags(l.e.Flags)
-		for _, i := range mailfile.InfoKeywords(filepath.Base(l.e.Path)) {
-			if k, ok := keywords[i]; ok {
-				kw = append(kw, k)
-			}
-		}
-		m := store.ImportedMessage{AppendMessage: store.AppendMessage{Body: t, Flags: sf, Keywords: kw, Date: l.e.Date}, UID: l.rec.UID}
-		if name == "INBOX" {
-			// POP3 sees INBOX only (RFC 1939's maildrop).
-			uidl := l.rec.Ext['P']
-			if uidl == "" {
-				if uidl, err = mailfile.DovecotUIDL(imp.dov.uidlFormat, l.rec.UID, ul.UIDValidity, l.rec); err != nil {
-					return true, commitThen(commit, err)
-				}
-			}
-			if uidl != (store.Message{UID: l.rec.UID}).UIDL(ul.UIDValidity) {
-				m.POP3UIDL = uidl
-			}
-		}
-		batch = append(batch, m)
-		batchSize += l.e.Size
-		if len(batch) >= importBatch {
-			if err := commit(); err != nil {
-				return true, err
-			}
-		}
-	}
-	if err := commit(); err != nil {
-		return true, err
-	}
-	// UIDs Dovecot gave to messages expunged since are never given again.
-	if err := imp.a.RaiseUIDNext(ctx, name, ul.NextUID); err != nil {
-		return true, err
-	}
-	// Files Dovecot has not seen yet (delivered after its last sync) get
-	// new UIDs, above Dovecot's, as Dovecot would have given them.
-	for _, e := range fresh {
-		if err := ctx.Err(); err != nil {
-			return true, err
-		}
-		f, err := os.Open(e.Path)
-		if err != nil {
-			return true, err
-		}
-		err = imp.add(ctx, name, f, func() mailfile.Flags { return e.Flags }, e.Date, e.Path)
-		f.Close()
-		if err != nil {
-			return true, err
-		}
-		imp.prog.done += e.Size
-		imp.kept.fresh++
-	}
-	return true, imp.flush(ctx)
-}
-
-// commitThen commits what is batched before returning err.
-func commitThen(commit func() error, err error) error {
-	if cerr := commit(); cerr != nil {
-		return errors.Join(err, cerr)
-	}
-	return err
-}
-
-// dovecotSubscriptions applies a Dovecot mail root's subscriptions file
-// to the mailboxes imported from it: each is subscribed if and only if
-// the file lists it. Nothing happens without the file, or when no folder
-// came from Dovecot.
-func (imp *importer) dovecotSubscriptions(ctx context.Context, root, mailbox string) error {
-	if imp.kept.mailboxes == 0 {
-		return nil
-	}
-	names, err := mailfile.ReadDovecotSubscriptions(root, store.Delimiter)
-	if err != nil || names == nil {
-		return err
-	}
-	subscribed := map[string]bool{}
-	for _, n := range names {
-		levels := strings.Split(n, store.Delimiter)
-		for i, l := range levels {
-			levels[i] = folderLevelName(l)
-		}
-		n = strings.Join(levels, store.Delimiter)
-		if strings.EqualFold(n, "INBOX") {
-			n = "INBOX"
-			if mailbox != "" {
-				n = mailbox
-			}
-		} else if mailbox != "" {
-			n = mailbox + store.Delimiter + n
-		}
-		subscribed[n] = true
-	}
-	for name := range imp.known {
-		if err := imp.a.SetSubscribed(ctx, name, subscribed[name]); err != nil && !errors.Is(err, store.ErrNoMailbox) {
-			return err
-		}
-	}
-	return nil
 }
 
 // runImportDovecotRoot imports the Maildir of every account found below
@@ -258,36 +46,31 @@ func runImportDovecotRoot(ctx context.Context, env *cmdEnv, dov *dovecotOptions)
 	defer st.Close()
 	runCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	used := map[string]bool{}
+	root := transfer.DovecotRoot{Dir: dov.root, Layout: dov.layout}
 	failed := 0
-	for _, acc := range accs {
-		local, domain, _ := strings.Cut(acc.Address, "@")
-		rel := strings.NewReplacer("%%", "%", "%d", domain, "%n", local, "%u", acc.Address).Replace(dov.layout)
-		dir := filepath.Join(dov.root, filepath.FromSlash(rel))
-		used[filepath.Clean(dir)] = true
-		maildir := ""
-		for _, d := range []string{dir, filepath.Join(dir, "Maildir")} {
-			if mailfile.IsMaildir(d) {
-				maildir = d
-				break
-			}
-		}
+	addresses := make([]string, len(accs))
+	for i, acc := range accs {
+		addresses[i] = acc.Address
+		maildir := root.AccountMaildir(acc.Address)
 		if maildir == "" {
 			continue
 		}
 		a, err := st.Account(runCtx, acc.ID)
 		if err == nil {
-			imp := &importer{st: st, a: a, prog: newProgress(env, acc.Address), dov: *dov}
-			err = imp.maildir(runCtx, maildir, "")
-			if ferr := imp.flush(context.WithoutCancel(runCtx)); err == nil {
+			prog := newProgress(env, acc.Address)
+			imp := transfer.NewImporter(st, a, prog.set)
+			imp.SetDovecotUIDLFormat(dov.uidlFormat)
+			err = imp.Import(runCtx, maildir, transfer.Maildir, "")
+			if ferr := imp.Finish(context.WithoutCancel(runCtx)); err == nil {
 				err = ferr
 			}
-			imp.discard()
-			imp.prog.finish()
+			a.Release()
+			prog.set(imp.Counts())
+			prog.finish()
 			if err == nil {
-				fmt.Fprintf(env.stdout, "%s: imported %s", acc.Address, imp.prog.summary())
-				if imp.kept.mailboxes > 0 {
-					fmt.Fprintf(env.stdout, "; %s", imp.kept)
+				fmt.Fprintf(env.stdout, "%s: imported %s", acc.Address, prog.summary())
+				if kept := imp.Kept(); kept.Mailboxes > 0 {
+					fmt.Fprintf(env.stdout, "; %s", kept)
 				}
 				fmt.Fprintln(env.stdout)
 				continue
@@ -301,23 +84,9 @@ func runImportDovecotRoot(ctx context.Context, env *cmdEnv, dov *dovecotOptions)
 	}
 	// Directories where the layout expects accounts but none matched:
 	// mail that stays behind unless its account is created.
-	depth := strings.Count(strings.Trim(dov.layout, "/"), "/") + 1
-	filepath.WalkDir(dov.root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
-		}
-		rel, _ := filepath.Rel(dov.root, path)
-		if rel == "." {
-			return nil
-		}
-		if n := strings.Count(rel, string(filepath.Separator)) + 1; n == depth {
-			if !used[filepath.Clean(path)] && (mailfile.IsMaildir(path) || mailfile.IsMaildir(filepath.Join(path, "Maildir"))) {
-				fmt.Fprintf(env.stdout, "%s: skipped: no account for this directory\n", path)
-			}
-			return filepath.SkipDir
-		}
-		return nil
-	})
+	for _, path := range root.Unclaimed(addresses) {
+		fmt.Fprintf(env.stdout, "%s: skipped: no account for this directory\n", path)
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d accounts failed", failed)
 	}

@@ -59,6 +59,8 @@ func (e flagError) Unwrap() error { return e.err }
 func commands() []command {
 	return []command{
 		{"serve", "", "run every configured listener until SIGINT/SIGTERM", runServe, false},
+		{"quickstart", "[--hostname NAME] DOMAIN [ADMIN-ADDRESS]", "set up a new server: write a config file (--config, default ./jodmai.toml; never overwritten), create the domain, an admin account (password printed once) and DKIM keys, turn on ACME, print the DNS records and next steps", runQuickstart, false},
+		{"reload", "", "make the running server re-read its configuration (SIGHUP): certificates, log level, connection caps, ACME hosts, store limits; it logs what needs a restart", runReload, false},
 		{"domain add", "DOMAIN", "add a local domain", runDomainAdd, false},
 		{"domain del", "DOMAIN", "delete a local domain (it must have no accounts or aliases)", runDomainDel, false},
 		{"domain list", "", "list the local domains", runDomainList, false},
@@ -75,6 +77,7 @@ func commands() []command {
 		{"alias list", "", "list aliases", runAliasList, false},
 		{"dkim keygen", "DOMAIN", "make DKIM keys (ed25519 and rsa) for a domain and print the DNS TXT records to publish", runDKIMKeygen, false},
 		{"dns-records", "DOMAIN", "print every DNS record a domain needs (MX, SPF, DKIM, DMARC, MTA-STS, TLSRPT, SRV, autoconfig)", runDNSRecords, false},
+		{"dns-check", "[--resolver HOST:PORT] [DOMAIN]", "look up the live DNS records of a domain (default: every local domain) and say, record by record, what is right, missing or wrong, with the record to publish", runDNSCheck, false},
 		{"queue list", "", "list the outbound queue: each recipient's state, next attempt and last result (the server may run)", runQueueList, false},
 		{"queue show", "ID", "show one queued message in detail", runQueueShow, false},
 		{"queue retry", "ID", "attempt delivery of a queued message now", runQueueRetry, false},
@@ -82,6 +85,7 @@ func commands() []command {
 		{"queue release", "ID", "release a held message and attempt it now", runQueueRelease, false},
 		{"queue delete", "ID", "remove a message from the queue, without a bounce", runQueueDelete, false},
 		{"queue flush", "", "attempt every queued message not held now", runQueueFlush, false},
+		{"log search", "[--from ADDR] [--to ADDR] [--msgid ID] [--qid ID] [--event KIND] [--since DUR] [--limit N] [--json]", "search the mail event log (received, delivered, queued, sent, deferred, bounced, rejected), newest first (the server may run)", runLogSearch, false},
 		{"check", "[--repair]", "verify the mail store (safe while the server runs); --repair fixes what it safely can, with the server stopped", runCheck, false},
 		{"backup", "[--name NAME] DIR", "take a consistent online backup into DIR/NAME (the server may run)", runBackup, false},
 		{"restore", "[--force] BACKUPDIR", "restore a backup into the data dir (the server must be stopped)", runRestore, false},

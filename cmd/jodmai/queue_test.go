@@ -13,6 +13,7 @@ import (
 	"github.com/jodmai/jodmai/internal/queue"
 	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
 
 // queueMessage adds a message for rcpts to the queue of data dir dir.
@@ -121,7 +122,7 @@ func TestQueueRetryBesideServer(t *testing.T) {
 	rem := &switchRemote{}
 	env := testenv.StartWith(t, testenv.Options{Remote: rem})
 	id := queueMessage(t, env.Queue, env.DataDir, "bob@remote.test")
-	waitUntil(t, func() bool { _, n := rem.state(); return n == 1 })
+	wait.For(t, 10*time.Second, "one delivery attempt", func() bool { _, n := rem.state(); return n == 1 })
 	out := jodmai(t, env.DataDir, "", "queue", "list").ok(t).stdout
 	if !strings.Contains(out, "451 busy (mx.remote.test)") || !strings.Contains(out, "in ") {
 		t.Errorf("queue list after a failed attempt:\n%s", out)
@@ -130,22 +131,11 @@ func TestQueueRetryBesideServer(t *testing.T) {
 	rem.ok = true
 	rem.mu.Unlock()
 	jodmai(t, env.DataDir, "", "queue", "retry", id).ok(t)
-	waitUntil(t, func() bool {
+	wait.For(t, 10*time.Second, "the queue emptied by the retry", func() bool {
 		ms, _ := env.Queue.List(ctx)
 		return len(ms) == 0
 	})
 	if _, n := rem.state(); n != 2 {
 		t.Errorf("%d attempts, want 2", n)
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timeout")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

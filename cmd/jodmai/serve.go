@@ -36,8 +36,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	srv, err := server.New(ctx, cfg, log, server.Options{})
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := server.New(ctx, cfg, log, server.Options{LogLevel: level})
 	if err != nil {
 		return err
 	}
@@ -76,10 +78,15 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				if err := srv.ReloadTLS(); err != nil {
-					log.Error("reload TLS certificate", "err", err)
-				} else {
-					log.Info("TLS certificate reloaded")
+				// jodmai reload, systemctl reload: the whole config
+				// again; the server logs what it applied.
+				newCfg, err := env.loadConfig()
+				if err != nil {
+					log.Error("reload: configuration not loaded; nothing changed", "err", err)
+					continue
+				}
+				if _, err := srv.Reload(ctx, newCfg); err != nil {
+					log.Error("reload failed; nothing changed", "err", err)
 				}
 				continue
 			}

@@ -5,15 +5,16 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/jodmai/jodmai/internal/mailfile"
 	"github.com/jodmai/jodmai/internal/ua"
 )
 
-func (env *cmdEnv) uaMaildir(uf uaFlags, folder string) (*ua.Maildir, error) {
+func (env *cmdEnv) uaMaildir(uf uaFlags, folder string) (*mailfile.Maildir, error) {
 	acc, err := uf.load()
 	if err != nil {
 		return nil, err
 	}
-	md, err := ua.OpenMaildir(acc.Maildir)
+	md, err := mailfile.OpenMaildir(acc.Maildir)
 	if err != nil || folder == "" || folder == "INBOX" {
 		return md, err
 	}
@@ -35,8 +36,8 @@ func runMailList(ctx context.Context, env *cmdEnv, args []string) error {
 
 // listSummaries prints the listing; keep, when set, selects messages by
 // their index.
-func listSummaries(env *cmdEnv, md *ua.Maildir, keep func(i int, s ua.Summary) bool) error {
-	sums, err := md.Summaries()
+func listSummaries(env *cmdEnv, md *mailfile.Maildir, keep func(i int, s ua.Summary) bool) error {
+	sums, err := ua.Summaries(md)
 	if err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func listSummaries(env *cmdEnv, md *ua.Maildir, keep func(i int, s ua.Summary) b
 			date = s.Date.Local().Format("2006-01-02 15:04")
 		}
 		mark := " "
-		if !containsRune(s.Flags, 'S') {
+		if !containsRune(s.Letters, 'S') {
 			mark = "N"
 		}
 		fmt.Fprintf(env.stdout, "%4d %s %s  %-30.30s  %s\n", i+1, mark, date, s.From, s.Subject)

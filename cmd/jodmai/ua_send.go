@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/jodmai/jodmai/internal/mailfile"
 	"github.com/jodmai/jodmai/internal/ua"
 )
 
@@ -80,10 +81,10 @@ func runSend(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := acc.Send(ctx, pw, from[0].Address, rcpts, msg); err != nil {
 		return err
 	}
-	md, err := ua.OpenMaildir(acc.Maildir)
+	md, err := mailfile.OpenMaildir(acc.Maildir)
 	if err == nil {
 		if md, err = md.Folder("Sent"); err == nil {
-			var t *ua.Tmp
+			var t *mailfile.MaildirTmp
 			if t, err = md.WriteTmp(bytes.NewReader(msg)); err == nil {
 				if err = t.CommitCur("S"); err != nil {
 					t.Abort()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
 
 // uaSetup starts a server with one user and writes an accounts file for
@@ -62,11 +63,7 @@ func TestSendFetchListRead(t *testing.T) {
 	if strings.Count(r.stdout, "\n") != 2 {
 		t.Fatalf("Sent list %q", r.stdout)
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(env.Inbox(t, user)) < 2; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("mail not delivered")
-		}
-	}
+	wait.For(t, 10*time.Second, "mail delivered", func() bool { return len(env.Inbox(t, user)) >= 2 })
 	var want []string
 	for _, m := range env.Inbox(t, user) {
 		want = append(want, string(m.Body))
@@ -137,11 +134,7 @@ func TestSendFetchListRead(t *testing.T) {
 	// --bcc: delivered, and not in the header.
 	env.AddUser(t, "hid@"+testenv.Domain, "password1")
 	jodmai(t, "", "secret copy\n", "send", "--to", user, "--bcc", "hid@"+testenv.Domain, "--subject", "Bcc").ok(t)
-	for deadline := time.Now().Add(10 * time.Second); len(env.Inbox(t, "hid@"+testenv.Domain)) < 1; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("bcc not delivered")
-		}
-	}
+	wait.For(t, 10*time.Second, "bcc delivered", func() bool { return len(env.Inbox(t, "hid@"+testenv.Domain)) >= 1 })
 	if b := string(env.Inbox(t, "hid@"+testenv.Domain)[0].Body); strings.Contains(b, "hid@") {
 		t.Fatalf("bcc address in the message: %q", b)
 	}

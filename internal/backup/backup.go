@@ -1,48 +1,40 @@
 // Package backup takes consistent online backups of a jodmai data directory
 // and restores them.
 //
-// A backup is a directory holding the same layout as a data directory
-// (global.db, accounts/<id>/index.db, accounts/<id>/msg/<xx>/<blob>, tls/,
-// jodmai.toml) plus manifest.json. Each SQLite database is snapshotted with
-// VACUUM INTO, which reads inside one transaction and so yields a consistent
-// copy while the server keeps writing. The bodies copied are exactly those
-// the account's snapshot references, read from the snapshot itself: a body
-// added after the snapshot is not needed, and since bodies are immutable a
-// hard link (same file system) is as good as a copy. Small bodies the store
-// keeps inline in the index (store.IsInlineBody) are in the snapshot.
+// A backup is a directory holding the user directory's snapshot
+// (userdb.Snapshot), the mail store's copy (store.BackupAccounts: each
+// account's index snapshot and exactly the bodies it references), the
+// delivery journal's segments, tls/ and jodmai.toml, plus manifest.json.
+// The store and userdb own the layout of their parts; this package copies
+// what they name and checksums it. Snapshots are consistent copies taken
+// while the server keeps writing.
 //
 // Invariants: every file and directory of a backup is fsynced before
 // manifest.json is written (tmp, fsync, rename, dir fsync); a backup without
 // manifest.json is incomplete and Restore refuses it.
 //
-// The databases are snapshotted one after another, not atomically together:
-// an account created after global.db was snapshotted may appear with its
-// index but without its credentials. Per account, index and bodies agree.
+// The user directory and the accounts are snapshotted one after another,
+// not atomically together: an account created after the directory was
+// snapshotted may appear with its mail but without its credentials. Per
+// account, index and bodies agree.
 package backup
 
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver
-
-	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/safeio"
 	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/userdb"
 )
 
 // ManifestName is the file whose presence marks a complete backup.
@@ -100,8 +92,8 @@ func (o Options) progress(format string, a ...any) {
 
 // Backup writes a backup of dataDir into dest, which must not exist yet.
 func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest, error) {
-	if _, err := os.Stat(filepath.Join(dataDir, "global.db")); err != nil {
-		return nil, fmt.Errorf("data dir %s: no global.db: %w", dataDir, err)
+	if err := userdb.Exists(dataDir); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", dataDir, err)
 	}
 	if _, err := os.Stat(dest); err == nil {
 		return nil, fmt.Errorf("backup dir %s already exists", dest)
@@ -123,54 +115,49 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 	}
 	defer release()
 
-	if err := snapshot(ctx, filepath.Join(dataDir, "global.db"), filepath.Join(dest, "global.db")); err != nil {
-		return nil, err
-	}
-	if err := m.addFile(dest, "global.db"); err != nil {
-		return nil, err
-	}
-	opts.progress("global.db: snapshot done")
-
-	ids, err := accountIDs(filepath.Join(dataDir, "accounts"))
+	files, err := userdb.Snapshot(ctx, dataDir, dest)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dest, "accounts"), 0o700); err != nil {
-		return nil, err
+	for _, f := range files {
+		if err := m.addFile(dest, f); err != nil {
+			return nil, err
+		}
 	}
-	for _, id := range ids {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	opts.progress("user directory: snapshot done")
+
+	err = store.BackupAccounts(ctx, dataDir, dest, func(ac store.AccountCopy) error {
+		for _, f := range ac.Files {
+			if err := m.addFile(dest, f); err != nil {
+				return err
+			}
 		}
-		ar, err := backupAccount(ctx, dataDir, dest, id)
-		if err != nil {
-			return nil, fmt.Errorf("account %d: %w", id, err)
-		}
-		if err := m.addFile(dest, filepath.Join("accounts", strconv.FormatInt(id, 10), "index.db")); err != nil {
-			return nil, err
-		}
+		ar := AccountResult{ID: ac.ID, Messages: ac.Messages, Bodies: ac.Bodies, Bytes: ac.Bytes, Vanished: ac.Vanished}
 		m.Accounts = append(m.Accounts, ar)
 		m.Messages += ar.Messages
 		m.Bodies += ar.Bodies
 		m.Bytes += ar.Bytes
-		opts.progress("account %d: %d messages, %d bodies, %d bytes", id, ar.Messages, ar.Bodies, ar.Bytes)
+		opts.progress("account %d: %d messages, %d bodies, %d bytes", ar.ID, ar.Messages, ar.Bodies, ar.Bytes)
 		if ar.Vanished > 0 {
-			opts.progress("account %d: %d messages expunged during the backup are left out", id, ar.Vanished)
+			opts.progress("account %d: %d messages expunged during the backup are left out", ar.ID, ar.Vanished)
 		}
-	}
-	if err := safeio.SyncDir(filepath.Join(dest, "accounts")); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	segs, err := store.JournalFiles(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	if len(segs) > 0 {
-		if err := os.MkdirAll(filepath.Join(dest, "journal"), 0o700); err != nil {
-			return nil, err
-		}
-	}
+	segDirs := map[string]bool{}
 	for _, rel := range segs {
+		if d := filepath.Join(dest, filepath.Dir(rel)); !segDirs[d] {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return nil, err
+			}
+			segDirs[d] = true
+		}
 		err := copyFile(filepath.Join(dataDir, rel), filepath.Join(dest, rel))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // replayed and removed by a starting server or command: in the snapshots
@@ -182,10 +169,12 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 			return nil, err
 		}
 	}
-	if len(segs) > 0 {
-		if err := safeio.SyncDir(filepath.Join(dest, "journal")); err != nil {
+	for d := range segDirs {
+		if err := safeio.SyncDir(d); err != nil {
 			return nil, err
 		}
+	}
+	if len(segs) > 0 {
 		opts.progress("delivery journal: %d segments (deliveries a restore applies if the snapshots lack them)", len(segs))
 	}
 
@@ -218,191 +207,6 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 	opts.progress("backup complete: %s: %d accounts, %d messages, %d bodies, %d bytes in %s",
 		dest, len(m.Accounts), m.Messages, m.Bodies, m.Bytes, time.Since(start).Round(time.Millisecond))
 	return m, nil
-}
-
-// accountIDs lists the numeric account directories.
-func accountIDs(dir string) ([]int64, error) {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read accounts dir: %w", err)
-	}
-	var ids []int64
-	for _, e := range ents {
-		id, err := strconv.ParseInt(e.Name(), 10, 64)
-		if err != nil || !e.IsDir() || strconv.FormatInt(id, 10) != e.Name() {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(dir, e.Name(), "index.db")); err != nil {
-			continue
-		}
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids, nil
-}
-
-func openDB(path string, readonly bool) (*sql.DB, error) {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	if readonly {
-		q.Set("mode", "ro")
-	} else {
-		q.Set("mode", "rw") // never create: a missing database is an error
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1)
-	return db, nil
-}
-
-// snapshot writes a consistent copy of the live database src to dst with
-// VACUUM INTO and fsyncs it.
-func snapshot(ctx context.Context, src, dst string) error {
-	db, err := openDB(src, false)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
-		return fmt.Errorf("snapshot %s: %w", src, err)
-	}
-	return syncFile(dst)
-}
-
-// backupAccount snapshots one account's index and links or copies every body
-// the snapshot references.
-func backupAccount(ctx context.Context, dataDir, dest string, id int64) (AccountResult, error) {
-	ar := AccountResult{ID: id}
-	rel := filepath.Join("accounts", strconv.FormatInt(id, 10))
-	srcDir, dstDir := filepath.Join(dataDir, rel), filepath.Join(dest, rel)
-	if err := os.MkdirAll(filepath.Join(dstDir, "msg"), 0o700); err != nil {
-		return ar, err
-	}
-	dstDB := filepath.Join(dstDir, "index.db")
-	if err := snapshot(ctx, filepath.Join(srcDir, "index.db"), dstDB); err != nil {
-		return ar, err
-	}
-	db, err := openDB(dstDB, false)
-	if err != nil {
-		return ar, err
-	}
-	defer db.Close()
-	blobs, err := referencedBodies(ctx, db)
-	if err != nil {
-		return ar, err
-	}
-	shards := map[string]bool{}
-	var vanished []string
-	for _, b := range blobs {
-		if store.IsInlineBody(b.id) {
-			// Kept in the index: the snapshot carries it.
-			ar.Messages += b.count
-			ar.Bodies++
-			ar.Bytes += b.size
-			continue
-		}
-		if !blob.ValidID(b.id) {
-			return ar, fmt.Errorf("invalid blob id %q in index", b.id)
-		}
-		shard := b.id[:2]
-		if !shards[shard] {
-			if err := os.MkdirAll(filepath.Join(dstDir, "msg", shard), 0o700); err != nil {
-				return ar, err
-			}
-			shards[shard] = true
-		}
-		src := filepath.Join(srcDir, "msg", shard, b.id)
-		err := linkOrCopy(src, filepath.Join(dstDir, "msg", shard, b.id))
-		if errors.Is(err, os.ErrNotExist) {
-			// Expunged (and its body removed) between the snapshot and now.
-			vanished = append(vanished, b.id)
-			continue
-		}
-		if err != nil {
-			return ar, err
-		}
-		ar.Messages += b.count
-		ar.Bodies++
-		ar.Bytes += b.size
-	}
-	if len(vanished) > 0 {
-		n, err := store.ExpungeBodiesInCopy(ctx, db, vanished)
-		if err != nil {
-			return ar, fmt.Errorf("drop vanished messages: %w", err)
-		}
-		ar.Vanished = n
-		// Fold the journal back so the file alone is the database.
-		if _, err := db.ExecContext(ctx, `VACUUM`); err != nil {
-			return ar, err
-		}
-	}
-	if err := db.Close(); err != nil {
-		return ar, err
-	}
-	for shard := range shards {
-		if err := safeio.SyncDir(filepath.Join(dstDir, "msg", shard)); err != nil {
-			return ar, err
-		}
-	}
-	if err := syncFile(dstDB); err != nil {
-		return ar, err
-	}
-	for _, d := range []string{filepath.Join(dstDir, "msg"), dstDir} {
-		if err := safeio.SyncDir(d); err != nil {
-			return ar, err
-		}
-	}
-	return ar, nil
-}
-
-type bodyRef struct {
-	id    string
-	size  int64
-	count int64
-}
-
-// referencedBodies lists the distinct bodies the index references, with
-// their size and the number of messages using each.
-func referencedBodies(ctx context.Context, db *sql.DB) ([]bodyRef, error) {
-	rows, err := db.QueryContext(ctx, `SELECT blob, max(size), count(*) FROM messages GROUP BY blob ORDER BY blob`)
-	if err != nil {
-		return nil, fmt.Errorf("list bodies: %w", err)
-	}
-	defer rows.Close()
-	var out []bodyRef
-	for rows.Next() {
-		var b bodyRef
-		if err := rows.Scan(&b.id, &b.size, &b.count); err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
-}
-
-// linkOrCopy hard-links src to dst, or copies it (fsynced) when a link is
-// impossible (another file system). Bodies are immutable, so a link is a
-// valid copy.
-func linkOrCopy(src, dst string) error {
-	err := os.Link(src, dst)
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, os.ErrNotExist) {
-		if _, serr := os.Lstat(src); errors.Is(serr, os.ErrNotExist) {
-			return err
-		}
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) && (errors.Is(le.Err, syscall.EXDEV) || errors.Is(le.Err, syscall.EPERM) || errors.Is(le.Err, syscall.EMLINK)) {
-		return copyFile(src, dst)
-	}
-	return fmt.Errorf("link body: %w", err)
 }
 
 // copyFile copies src to dst (which must not exist) and fsyncs it.
@@ -540,22 +344,14 @@ func ReadManifest(dir string) (*Manifest, error) {
 	if m.Version != Version {
 		return nil, fmt.Errorf("%s: unsupported version %d", ManifestName, m.Version)
 	}
-	if _, ok := m.Files["global.db"]; !ok {
-		return nil, fmt.Errorf("%s: lists no global.db", ManifestName)
+	listed := make([]string, 0, len(m.Files))
+	for rel := range m.Files {
+		listed = append(listed, rel)
+	}
+	if !userdb.InBackup(listed) {
+		return nil, fmt.Errorf("%s: lists no user directory snapshot", ManifestName)
 	}
 	return &m, nil
-}
-
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
-	}
-	return nil
 }
 
 // isSafeRel reports whether a manifest path stays inside its root.

@@ -116,7 +116,7 @@ func TestBackupRestoreOnline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.StoreFlags(ctx, inbox.ID, []uint32{1, 2}, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagSeen | store.FlagFlagged, Keywords: []string{"$Label1"}}); err != nil {
+	if _, err := a.SetFlags(ctx, inbox.ID, []uint32{1, 2}, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagSeen | store.FlagFlagged, Keywords: []string{"$Label1"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.CreateMailbox(ctx, "Projects", ""); err != nil {

@@ -2,19 +2,17 @@ package backup
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
-	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/safeio"
 	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/userdb"
 )
 
 // ErrInUse is returned by Restore when a server holds the data dir's lock.
@@ -38,8 +36,8 @@ func (o RestoreOptions) progress(format string, a ...any) {
 }
 
 // Restore puts the backup in backupDir into dataDir, then checks the result:
-// SQLite integrity_check on every database, every referenced body present
-// with its recorded size, and the store's full Check. It holds the data dir's server lock throughout, so
+// Verify (integrity of every database, every referenced body present with
+// its recorded size), and the store's full Check. It holds the data dir's server lock throughout, so
 // no server can start on a half-restored directory.
 func Restore(ctx context.Context, backupDir, dataDir string, opts RestoreOptions) (*Manifest, error) {
 	m, err := ReadManifest(backupDir)
@@ -101,17 +99,11 @@ func Restore(ctx context.Context, backupDir, dataDir string, opts RestoreOptions
 			dirs[d] = true
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dataDir, "accounts"), 0o700); err != nil {
-		return nil, err
-	}
-	dirs[filepath.Join(dataDir, "accounts")] = true
 	for _, a := range m.Accounts {
-		rel := filepath.Join("accounts", strconv.FormatInt(a.ID, 10), "msg")
-		n, err := restoreBodies(filepath.Join(backupDir, rel), filepath.Join(dataDir, rel))
+		n, err := store.RestoreAccount(ctx, backupDir, dataDir, a.ID)
 		if err != nil {
 			return nil, fmt.Errorf("account %d: %w", a.ID, err)
 		}
-		dirs[filepath.Join(dataDir, rel)] = true
 		opts.progress("account %d: %d bodies restored", a.ID, n)
 	}
 	// Deepest first, so each name is durable before its parent's.
@@ -154,141 +146,22 @@ func Restore(ctx context.Context, backupDir, dataDir string, opts RestoreOptions
 	return m, nil
 }
 
-// restoreBodies links or copies every body file of one account's backup.
-func restoreBodies(src, dst string) (int, error) {
-	if err := os.MkdirAll(dst, 0o700); err != nil {
-		return 0, err
-	}
-	shards, err := os.ReadDir(src)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, s := range shards {
-		if !s.IsDir() || len(s.Name()) != 2 {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Join(dst, s.Name()), 0o700); err != nil {
-			return n, err
-		}
-		files, err := os.ReadDir(filepath.Join(src, s.Name()))
-		if err != nil {
-			return n, err
-		}
-		for _, f := range files {
-			if !blob.ValidID(f.Name()) {
-				continue
-			}
-			if err := linkOrCopy(filepath.Join(src, s.Name(), f.Name()), filepath.Join(dst, s.Name(), f.Name())); err != nil {
-				return n, err
-			}
-			n++
-		}
-		if err := safeio.SyncDir(filepath.Join(dst, s.Name())); err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-// Verify checks a data dir against a manifest: every database passes
-// integrity_check and every body its index references exists with the
-// recorded size.
+// Verify checks a data dir against a manifest: the user directory passes
+// its integrity check and every account its store's (store.VerifyAccount:
+// the index sound, every body it references present with its recorded
+// size), with as many messages as the manifest says.
 func Verify(ctx context.Context, dataDir string, m *Manifest) error {
-	if err := integrity(ctx, filepath.Join(dataDir, "global.db")); err != nil {
+	if err := userdb.Verify(ctx, dataDir); err != nil {
 		return err
 	}
 	for _, a := range m.Accounts {
-		dir := filepath.Join(dataDir, "accounts", strconv.FormatInt(a.ID, 10))
-		path := filepath.Join(dir, "index.db")
-		if err := integrity(ctx, path); err != nil {
-			return err
-		}
-		db, err := openDB(path, true)
+		msgs, err := store.VerifyAccount(ctx, dataDir, a.ID)
 		if err != nil {
 			return err
-		}
-		refs, err := referencedBodies(ctx, db)
-		if err != nil {
-			db.Close()
-			return fmt.Errorf("account %d: %w", a.ID, err)
-		}
-		inline, err := inlineSizes(ctx, db)
-		db.Close()
-		if err != nil {
-			return fmt.Errorf("account %d: %w", a.ID, err)
-		}
-		var msgs int64
-		for _, b := range refs {
-			if store.IsInlineBody(b.id) {
-				n, ok := inline[b.id]
-				if !ok {
-					return fmt.Errorf("account %d: inline body %s missing", a.ID, b.id)
-				}
-				if n != b.size {
-					return fmt.Errorf("account %d: inline body %s has %d bytes, index says %d", a.ID, b.id, n, b.size)
-				}
-				msgs += b.count
-				continue
-			}
-			if !blob.ValidID(b.id) {
-				return fmt.Errorf("account %d: invalid blob id %q", a.ID, b.id)
-			}
-			fi, err := os.Stat(filepath.Join(dir, "msg", b.id[:2], b.id))
-			if err != nil {
-				return fmt.Errorf("account %d: body %s: %w", a.ID, b.id, err)
-			}
-			if fi.Size() != b.size {
-				return fmt.Errorf("account %d: body %s has %d bytes, index says %d", a.ID, b.id, fi.Size(), b.size)
-			}
-			msgs += b.count
 		}
 		if msgs != a.Messages {
 			return fmt.Errorf("account %d: %d messages, manifest says %d", a.ID, msgs, a.Messages)
 		}
-	}
-	return nil
-}
-
-// inlineSizes lists the sizes of the bodies an index keeps inline (none in
-// an index older than inline bodies).
-func inlineSizes(ctx context.Context, db *sql.DB) (map[string]int64, error) {
-	out := map[string]int64{}
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='inline_bodies'`).Scan(&n); err != nil || n == 0 {
-		return out, err
-	}
-	rows, err := db.QueryContext(ctx, `SELECT 'i' || id, length(data) FROM inline_bodies`)
-	if err != nil {
-		return nil, fmt.Errorf("list inline bodies: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var size int64
-		if err := rows.Scan(&id, &size); err != nil {
-			return nil, err
-		}
-		out[id] = size
-	}
-	return out, rows.Err()
-}
-
-func integrity(ctx context.Context, path string) error {
-	db, err := openDB(path, true)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	var res string
-	if err := db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res); err != nil {
-		return fmt.Errorf("integrity_check %s: %w", path, err)
-	}
-	if res != "ok" {
-		return fmt.Errorf("integrity_check %s: %s", path, res)
 	}
 	return nil
 }

@@ -79,6 +79,10 @@
 //	max_open_accounts = 1000       # accounts kept open (descriptors, memory); those in use may exceed it
 //	account_idle = "2m"            # an account nobody uses is closed after this long
 //
+//	[events]                       # the mail event log, <data>/log/events.jsonl
+//	max_size = "32MiB"             # rotated past this size
+//	keep = 4                       # files kept, the current one included
+//
 // Durations are Go duration strings ("90s", "5m", "1h30m"); a bare integer is
 // refused because it would mean nanoseconds.
 package config
@@ -142,6 +146,20 @@ type Config struct {
 	// Store holds how many accounts the mail store keeps open.
 	// TOML: [store].
 	Store Store `toml:"store"`
+
+	// Events bounds the mail event log. TOML: [events].
+	Events Events `toml:"events"`
+}
+
+// Events bounds the mail event log (<data>/log/events.jsonl, package
+// eventlog).
+type Events struct {
+	// MaxSize is the size past which the file is rotated.
+	// TOML: max_size. Default "32MiB".
+	MaxSize Size `toml:"max_size"`
+	// Keep is how many files are kept, the current one included.
+	// TOML: keep. Default 4.
+	Keep int `toml:"keep"`
 }
 
 // Store bounds the mail store's open accounts (each costs a few file
@@ -509,6 +527,7 @@ func (o Options) Default() *Config {
 			MaxOpenAccounts: 1000,
 			AccountIdle:     2 * time.Minute,
 		},
+		Events: Events{MaxSize: 32 << 20, Keep: 4},
 	}
 }
 
@@ -678,6 +697,12 @@ func (c *Config) Validate() error {
 
 	if c.Store.MaxOpenAccounts <= 0 {
 		bad("store.max_open_accounts = %d: must be positive", c.Store.MaxOpenAccounts)
+	}
+	if c.Events.MaxSize < 64<<10 {
+		bad("events.max_size = %d: must be at least 64KiB", c.Events.MaxSize)
+	}
+	if c.Events.Keep < 1 {
+		bad("events.keep = %d: must be at least 1", c.Events.Keep)
 	}
 	if c.Store.AccountIdle < time.Second {
 		bad("store.account_idle = %q: must be at least 1s", c.Store.AccountIdle)

@@ -54,6 +54,7 @@ func TestDefault(t *testing.T) {
 		Remote:  Remote{Port: 25, ConnectTimeout: 30 * time.Second},
 		MsgAuth: MsgAuth{Enabled: true, TrustedNetworks: []string{"127.0.0.1/32", "::1/128"}},
 		Store:   Store{MaxOpenAccounts: 1000, AccountIdle: 2 * time.Minute},
+		Events:  Events{MaxSize: 32 << 20, Keep: 4},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("Load(\"\") =\n%+v\nwant\n%+v", *c, want)

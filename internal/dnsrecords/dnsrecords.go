@@ -179,3 +179,58 @@ func Write(w io.Writer, cfg *config.Config, domain string, dkim []string) {
 	p("autoconfig.%s 3600 IN CNAME %s", dom, host)
 	p("autodiscover.%s 3600 IN CNAME %s", dom, host)
 }
+
+// Record is one DNS record a domain should publish, as Write prints it.
+type Record struct {
+	// Check names what the record is for: "MX", "SPF", "DMARC",
+	// "MTA-STS", "MTA-STS host", "TLS-RPT", "SRV", "autoconfig",
+	// "autodiscover" (DKIM records come from the keys).
+	Check string
+	// Name is the absolute owner name, with its trailing dot.
+	Name string
+	// Type is "MX", "TXT", "CNAME" or "SRV".
+	Type string
+	// Value is the record data in zone-file syntax; for TXT, the text
+	// itself, unquoted.
+	Value string
+}
+
+// String returns the record as a zone-file line, as Write prints it.
+func (r Record) String() string {
+	v := r.Value
+	if r.Type == "TXT" {
+		v = `"` + v + `"`
+	}
+	return fmt.Sprintf("%s 3600 IN %s %s", r.Name, r.Type, v)
+}
+
+// Records returns the records Write prints for domain (DKIM aside), in
+// the same order: what `jodmai dns-check` compares the live DNS with.
+func Records(cfg *config.Config, domain string) []Record {
+	host := cfg.Hostname + "."
+	dom := domain + "."
+	out := []Record{
+		{"MX", dom, "MX", "10 " + host},
+		{"SPF", dom, "TXT", "v=spf1 mx ~all"},
+	}
+	if !strings.EqualFold(cfg.Hostname, domain) {
+		out = append(out, Record{"SPF", host, "TXT", "v=spf1 a ~all"})
+	}
+	out = append(out,
+		Record{"DMARC", "_dmarc." + dom, "TXT", "v=DMARC1; p=quarantine; rua=mailto:postmaster@" + domain},
+		Record{"MTA-STS host", "mta-sts." + dom, "CNAME", host},
+		Record{"MTA-STS", "_mta-sts." + dom, "TXT", "v=STSv1; id=" + MTASTSID(MTASTSPolicy(cfg))},
+		Record{"TLS-RPT", "_smtp._tls." + dom, "TXT", "v=TLSRPTv1; rua=mailto:postmaster@" + domain},
+	)
+	for i, s := range Services(cfg) {
+		v := "0 0 0 ."
+		if s.Port != 0 {
+			v = fmt.Sprintf("%d 1 %d %s", i, s.Port, host)
+		}
+		out = append(out, Record{"SRV", s.SRV + "._tcp." + dom, "SRV", v})
+	}
+	return append(out,
+		Record{"autoconfig", "autoconfig." + dom, "CNAME", host},
+		Record{"autodiscover", "autodiscover." + dom, "CNAME", host},
+	)
+}

@@ -2,6 +2,7 @@ package dnsrecords
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,6 +54,20 @@ func TestServices(t *testing.T) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s: %d, want %d", k, got[k], v)
+		}
+	}
+}
+
+// TestRecordsMatchWrite: every structured record is a line Write prints,
+// so dns-check and dns-records never disagree.
+func TestRecordsMatchWrite(t *testing.T) {
+	cfg := testConfig(t, "")
+	var b strings.Builder
+	Write(&b, cfg, "example.com", nil)
+	lines := strings.Split(b.String(), "\n")
+	for _, r := range Records(cfg, "example.com") {
+		if !slices.Contains(lines, r.String()) {
+			t.Errorf("record %q not printed by Write", r.String())
 		}
 	}
 }

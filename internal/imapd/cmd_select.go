@@ -44,6 +44,7 @@ func cmdSelect(s *session, tag, name string, uid bool) error {
 		s.condstore = true
 	}
 	sel := &selected{mb: mb, readOnly: readOnly, modseq: mb.HighestModSeq, uids: uids}
+	sel.kwVersion = s.acct.KeywordsVersion(mb.ID)
 	kws, err := s.acct.Keywords(s.ctx(), mb.ID)
 	if err != nil {
 		return s.serverBug(err)

@@ -36,7 +36,7 @@ func cmdStore(s *session, tag, name string, uid bool) error {
 		}
 		live = slices.DeleteFunc(slices.Clone(uids), func(u uint32) bool { return pending[u] })
 	}
-	res, err := s.acct.StoreFlags(s.ctx(), s.sel.mb.ID, live, store.FlagUpdate{
+	res, err := s.acct.SetFlags(s.ctx(), s.sel.mb.ID, live, store.FlagUpdate{
 		Op: c.Op, Flags: c.Flags, Keywords: c.Keywords,
 		UnchangedSince: c.UnchangedSince, Conditional: c.HasUnchangedSince,
 	})
@@ -107,8 +107,8 @@ func cmdStore(s *session, tag, name string, uid bool) error {
 	return nil
 }
 
-// storeContains reports whether u is among the messages StoreFlags handled.
-func storeContains(res store.StoreResult, u uint32) bool {
+// storeContains reports whether u is among the messages SetFlags handled.
+func storeContains(res store.FlagResult, u uint32) bool {
 	has := func(ms []store.Message) bool {
 		_, ok := slices.BinarySearchFunc(ms, u, func(m store.Message, u uint32) int { return int(int64(m.UID) - int64(u)) })
 		return ok

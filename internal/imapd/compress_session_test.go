@@ -49,7 +49,7 @@ func TestCompressSession(t *testing.T) {
 	a := h.account(sessAlice)
 	mb, msgs := sessMailbox(t, a, "INBOX")
 	uids := []uint32{msgs[0].UID, msgs[1].UID, msgs[2].UID}
-	if _, err := a.StoreFlags(context.Background(), mb.ID, uids, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagFlagged}); err != nil {
+	if _, err := a.SetFlags(context.Background(), mb.ID, uids, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagFlagged}); err != nil {
 		t.Fatal(err)
 	}
 	u = c.ok("NOOP")

@@ -42,7 +42,7 @@ func (s *session) fetchRows(uids []uint32, fields store.RowFields) ([]store.Mess
 			j, _ = slices.BinarySearch(s.sel.uids, hi+1)
 		}
 		if span := j - i; span <= 2*len(uids) {
-			rows, err := s.acct.RowsInUIDRange(s.ctx(), s.sel.mb.ID, lo, hi, fields, span)
+			rows, err := s.acct.MessagesInUIDRange(s.ctx(), s.sel.mb.ID, lo, hi, fields, span)
 			if err != nil {
 				return nil, err
 			}
@@ -73,7 +73,7 @@ func (s *session) fetchViewRows(fields store.RowFields) ([]store.Message, error)
 	if len(s.sel.uids) == 0 {
 		return nil, nil
 	}
-	rows, err := s.acct.RowsInUIDRange(s.ctx(), s.sel.mb.ID, s.sel.uids[0], s.sel.lastUID(), fields, len(s.sel.uids))
+	rows, err := s.acct.MessagesInUIDRange(s.ctx(), s.sel.mb.ID, s.sel.uids[0], s.sel.lastUID(), fields, len(s.sel.uids))
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,9 @@ import (
 // client (imaptest checks it) may take a keyword it was never told of for
 // a server bug. SELECT announces the keywords in use; a keyword that
 // appears later (STORE, COPY or APPEND by any session) is announced with a
-// new FLAGS and PERMANENTFLAGS before the first FETCH that shows it.
+// new FLAGS and PERMANENTFLAGS before the first FETCH that shows it, and at
+// the next sync even when no FETCH will (the store's KeywordsVersion), so
+// that every session of a mailbox lists the same keywords.
 
 // initKeywords records the keywords SELECT announced.
 func (sel *selected) initKeywords(kws []string) {

@@ -69,3 +69,53 @@ func TestKeywordsAnnounced(t *testing.T) {
 		t.Errorf("EXAMINE: %q", u)
 	}
 }
+
+// TestKeywordsSameForEverySession: a keyword set by one session and taken
+// away (or its message expunged) before another session synced is still
+// announced to that session, so every session of the mailbox lists the
+// same keywords (imaptest's checkpoint: "Missing keyword $Label1").
+func TestKeywordsSameForEverySession(t *testing.T) {
+	h := newSessHarness(t, sessOptions{noTLS: true})
+	h.addUser(sessAlice, sessPass)
+	h.deliver(sessAlice, sessMessage("one"))
+	h.deliver(sessAlice, sessMessage("two"))
+	login := func() *sessConn {
+		c := h.dial()
+		c.login(sessAlice, sessPass)
+		return c
+	}
+	a := login()
+	a.ok("SELECT INBOX")
+	b := login()
+	b.ok("SELECT INBOX")
+
+	for _, step := range []struct {
+		kw   string
+		undo []string
+	}{
+		{"$Label1", []string{"STORE 1 -FLAGS ($Label1)"}},
+		{"$Label2", []string{"STORE 2 +FLAGS (\\Deleted)", "EXPUNGE"}},
+	} {
+		msg := "1"
+		if step.kw == "$Label2" {
+			msg = "2"
+		}
+		if u := a.ok("STORE " + msg + " +FLAGS (" + step.kw + ")"); !strings.Contains(sessFind(u, "* FLAGS "), step.kw) {
+			t.Fatalf("%s: own STORE did not announce it: %q", step.kw, u)
+		}
+		for _, cmd := range step.undo {
+			a.ok(cmd)
+		}
+		if u := b.ok("NOOP"); !strings.Contains(sessFind(u, "* FLAGS "), step.kw) {
+			t.Errorf("%s: the other session was not told of it: %q", step.kw, u)
+		}
+		// Told once.
+		if u := b.ok("NOOP"); sessFind(u, "* FLAGS ") != "" {
+			t.Errorf("%s: announced twice: %q", step.kw, u)
+		}
+	}
+	// A session selecting afterwards lists them too.
+	if u := login().ok("EXAMINE INBOX"); !strings.Contains(sessFind(u, "* FLAGS "), "$Label1") || !strings.Contains(sessFind(u, "* FLAGS "), "$Label2") {
+		t.Errorf("EXAMINE: %q", u)
+	}
+}

@@ -16,7 +16,7 @@ func expungeFlag(t *testing.T, a *store.Account, mailbox string, uids ...uint32)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.StoreFlags(ctx, mb.ID, uids, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagDeleted}); err != nil {
+	if _, err := a.SetFlags(ctx, mb.ID, uids, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagDeleted}); err != nil {
 		t.Fatal(err)
 	}
 }

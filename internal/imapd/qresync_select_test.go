@@ -69,7 +69,7 @@ func TestQresyncSelect(t *testing.T) {
 	if _, err := a.Expunge(ctx, mb.ID, []uint32{2, 4}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.StoreFlags(ctx, mb.ID, []uint32{3}, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagSeen}); err != nil {
+	if _, err := a.SetFlags(ctx, mb.ID, []uint32{3}, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagSeen}); err != nil {
 		t.Fatal(err)
 	}
 	h.deliver(sessAlice, sessMessage("message 6"))

@@ -33,6 +33,9 @@ type selected struct {
 	// (keywords.go).
 	keywords []string
 	kwKnown  map[string]bool
+	// kwVersion is the store's KeywordsVersion the session last caught
+	// up with.
+	kwVersion uint64
 }
 
 // seqOf returns the sequence number of uid, or 0.
@@ -221,6 +224,17 @@ func (s *session) sync(allowExpunge bool) error {
 	// FETCH shows them yet: FLAGS lists what the mailbox uses.
 	for _, m := range msgs {
 		s.announceKeywords(m.Keywords)
+	}
+	// And keywords set by another session on messages that have since
+	// lost them, or were expunged: every session of the mailbox is told
+	// of the same keywords (store.Account.KeywordsVersion).
+	if v := s.acct.KeywordsVersion(sel.mb.ID); v != sel.kwVersion {
+		sel.kwVersion = v
+		kws, err := s.acct.Keywords(s.ctx(), sel.mb.ID)
+		if err != nil {
+			return err
+		}
+		s.announceKeywords(kws)
 	}
 	for _, m := range changed {
 		if sel.isPending(m.UID) || (sel.reported != nil && sel.reported[m.UID] == m.ModSeq) {

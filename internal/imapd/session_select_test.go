@@ -16,7 +16,7 @@ import (
 func sessSetFlags(t testing.TB, a *store.Account, mailbox string, op store.FlagOp, f store.Flags, uids ...uint32) {
 	t.Helper()
 	mb, _ := sessMailbox(t, a, mailbox)
-	if _, err := a.StoreFlags(context.Background(), mb.ID, uids, store.FlagUpdate{Op: op, Flags: f}); err != nil {
+	if _, err := a.SetFlags(context.Background(), mb.ID, uids, store.FlagUpdate{Op: op, Flags: f}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -38,9 +38,18 @@ func NewLimiter(max, maxPerIP int) *Limiter {
 	return &Limiter{max: max, maxPerIP: maxPerIP, perIP: map[netip.Prefix]int{}}
 }
 
+// SetCaps changes the caps (on reload); connections already open stay
+// open, and count against the new caps.
+func (l *Limiter) SetCaps(max, maxPerIP int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.max, l.maxPerIP = max, maxPerIP
+}
+
 // Exempt sets client networks the per-client cap does not apply to (a
 // webmail or proxy on loopback opens many connections from one address);
-// their connections still count against the total. Call it before use.
+// their connections still count against the total. It may be called
+// again (on reload).
 func (l *Limiter) Exempt(networks []netip.Prefix) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -56,8 +56,13 @@ func ParseInfo(name string) (flags Flags, ok bool) {
 type MaildirEntry struct {
 	// Path is the file's path.
 	Path string
-	// Flags are from the file name's info.
-	Flags Flags
+	// Name is the file name's unique part, without its info.
+	Name string
+	// Letters are the letters of the name's info (after ":2,"), as they
+	// are, custom (Dovecot keyword) letters included; Flags are those
+	// this package knows.
+	Letters string
+	Flags   Flags
 	// Date is the file's modification time (the delivery time by
 	// convention).
 	Date time.Time
@@ -68,11 +73,37 @@ type MaildirEntry struct {
 	name  string
 }
 
+// newEntry describes the file name in directory sub of a Maildir dir.
+func newEntry(dir, sub, name string, info fs.FileInfo) MaildirEntry {
+	e := MaildirEntry{Path: filepath.Join(dir, sub, name), Name: name, Date: info.ModTime(), Size: info.Size(), name: name}
+	e.Flags, _ = ParseInfo(name)
+	if i := strings.LastIndexAny(name, ":!"); i >= 0 && strings.HasPrefix(name[i+1:], "2,") {
+		e.Name, e.Letters = name[:i], name[i+3:]
+	}
+	e.stamp, _ = strconv.ParseInt(name[:strings.IndexFunc(name+".", func(r rune) bool { return r < '0' || r > '9' })], 10, 64)
+	return e
+}
+
 // ListMaildir lists the messages in dir's cur/ and new/, oldest first: by
 // the leading timestamp of their names (the delivery time in seconds), then
 // by name. Files whose name starts with "." are skipped. A dir without cur/
 // and new/ is an error.
 func ListMaildir(dir string) ([]MaildirEntry, error) {
+	out, err := readMaildir(dir)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].stamp != out[j].stamp {
+			return out[i].stamp < out[j].stamp
+		}
+		return out[i].name < out[j].name
+	})
+	return out, nil
+}
+
+// readMaildir lists the messages in dir's cur/ and new/, unsorted.
+func readMaildir(dir string) ([]MaildirEntry, error) {
 	var out []MaildirEntry
 	found := false
 	for _, sub := range []string{"cur", "new"} {
@@ -95,20 +126,12 @@ func ListMaildir(dir string) ([]MaildirEntry, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read maildir %s: %w", dir, err)
 			}
-			flags, _ := ParseInfo(name)
-			stamp, _ := strconv.ParseInt(name[:strings.IndexFunc(name+".", func(r rune) bool { return r < '0' || r > '9' })], 10, 64)
-			out = append(out, MaildirEntry{Path: filepath.Join(dir, sub, name), Flags: flags, Date: info.ModTime(), Size: info.Size(), stamp: stamp, name: name})
+			out = append(out, newEntry(dir, sub, name, info))
 		}
 	}
 	if !found {
 		return nil, fmt.Errorf("%s is not a Maildir (no cur/ or new/)", dir)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].stamp != out[j].stamp {
-			return out[i].stamp < out[j].stamp
-		}
-		return out[i].name < out[j].name
-	})
 	return out, nil
 }
 
@@ -192,36 +215,18 @@ const maildirSyncEvery = 500
 // modification time and renamed into cur/ under a unique name with its
 // flags; cur/ is fsynced every 500 files and at Close.
 type MaildirWriter struct {
-	dir      string
+	md       *Maildir
 	unsynced int
-	host     string
-	prefix   string
 }
-
-var maildirSeq atomic.Uint64
 
 // NewMaildirWriter creates (if needed) the Maildir dir with cur/, new/
 // and tmp/ and returns a writer into it.
 func NewMaildirWriter(dir string) (*MaildirWriter, error) {
-	for _, d := range []string{dir, filepath.Join(dir, "cur"), filepath.Join(dir, "new"), filepath.Join(dir, "tmp")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("create maildir: %w", err)
-		}
+	md, err := OpenMaildir(dir)
+	if err != nil {
+		return nil, err
 	}
-	// The new names must survive a crash before files go below them.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := safeio.SyncDir(d); err != nil {
-			return nil, err
-		}
-	}
-	host, _ := os.Hostname()
-	host = strings.NewReplacer("/", `\057`, ":", `\072`, "!", `\041`).Replace(host)
-	if host == "" {
-		host = "localhost"
-	}
-	var rb [4]byte
-	rand.Read(rb[:])
-	return &MaildirWriter{dir: dir, host: host, prefix: fmt.Sprintf("P%dR%s", os.Getpid(), hex.EncodeToString(rb[:]))}, nil
+	return &MaildirWriter{md: md}, nil
 }
 
 // Write writes one message (its bytes as they should be in the file) with
@@ -230,28 +235,18 @@ func (w *MaildirWriter) Write(r io.Reader, flags Flags, date time.Time) (string,
 	if date.IsZero() {
 		date = time.Now()
 	}
-	base := fmt.Sprintf("%d.M%06d%sQ%d.%s", date.Unix(), date.Nanosecond()/1000, w.prefix, maildirSeq.Add(1), w.host)
-	tmp := filepath.Join(w.dir, "tmp", base)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	t, err := w.md.writeTmp(r, date)
 	if err != nil {
-		return "", 0, fmt.Errorf("create maildir file: %w", err)
+		return "", 0, err
 	}
-	n, err := io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chtimes(tmp, date, date)
-	}
-	final := filepath.Join(w.dir, "cur", base+":2,"+flags.maildirLetters())
+	tmp := t.path()
+	err = os.Chtimes(tmp, date, date)
+	final := filepath.Join(w.md.Path, "cur", t.Name+":2,"+flags.maildirLetters())
 	if err == nil {
 		err = os.Rename(tmp, final)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		t.Abort()
 		return "", 0, fmt.Errorf("write maildir file: %w", err)
 	}
 	w.unsynced++
@@ -260,7 +255,7 @@ func (w *MaildirWriter) Write(r io.Reader, flags Flags, date time.Time) (string,
 			return "", 0, err
 		}
 	}
-	return final, n, nil
+	return final, t.Size, nil
 }
 
 // Sync makes the names written so far durable (fsyncs cur/).
@@ -268,7 +263,7 @@ func (w *MaildirWriter) Sync() error {
 	if w.unsynced == 0 {
 		return nil
 	}
-	if err := safeio.SyncDir(filepath.Join(w.dir, "cur")); err != nil {
+	if err := safeio.SyncDir(filepath.Join(w.md.Path, "cur")); err != nil {
 		return err
 	}
 	w.unsynced = 0
@@ -277,3 +272,176 @@ func (w *MaildirWriter) Sync() error {
 
 // Close syncs what is left.
 func (w *MaildirWriter) Close() error { return w.Sync() }
+
+// Maildir is one Maildir folder (tmp/, new/, cur/) that a program keeps
+// mail in, message by message: each message is written in tmp/ and
+// fsynced (WriteTmp), then renamed into new/ or cur/ and that directory
+// fsynced (Commit, CommitCur), so a message is never seen half-written and
+// is durable once committed. The directories' names are durable from
+// OpenMaildir on (safeio.MkdirAll).
+type Maildir struct {
+	Path string
+}
+
+// OpenMaildir creates (if needed) and returns the Maildir at path.
+func OpenMaildir(path string) (*Maildir, error) {
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := safeio.MkdirAll(filepath.Join(path, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("maildir: %w", err)
+		}
+	}
+	return &Maildir{Path: path}, nil
+}
+
+// Folder opens the Maildir++ subfolder name (".Sent" for "Sent"; the
+// caller joins hierarchy levels with ".").
+func (m *Maildir) Folder(name string) (*Maildir, error) {
+	return OpenMaildir(filepath.Join(m.Path, "."+name))
+}
+
+var maildirSeq atomic.Uint64
+
+var maildirHost, maildirProc = func() (string, string) {
+	host, _ := os.Hostname()
+	host = strings.NewReplacer("/", `\057`, ":", `\072`, "!", `\041`).Replace(host)
+	if host == "" {
+		host = "localhost"
+	}
+	var rb [4]byte
+	rand.Read(rb[:])
+	return host, fmt.Sprintf("P%dR%s", os.Getpid(), hex.EncodeToString(rb[:]))
+}()
+
+// uniqueName is a new Maildir unique name (no info part) whose leading
+// timestamp is t.
+func uniqueName(t time.Time) string {
+	return fmt.Sprintf("%d.M%06d%sQ%d.%s", t.Unix(), t.Nanosecond()/1000, maildirProc, maildirSeq.Add(1), maildirHost)
+}
+
+// MaildirTmp is a message written and fsynced in tmp/, not yet visible.
+type MaildirTmp struct {
+	m *Maildir
+	// Name is the message's unique name.
+	Name string
+	// Size is its size in bytes.
+	Size int64
+}
+
+func (t *MaildirTmp) path() string { return filepath.Join(t.m.Path, "tmp", t.Name) }
+
+// WriteTmp copies r into a new fsynced file in tmp/.
+func (m *Maildir) WriteTmp(r io.Reader) (*MaildirTmp, error) {
+	return m.writeTmp(r, time.Now())
+}
+
+func (m *Maildir) writeTmp(r io.Reader, stamp time.Time) (*MaildirTmp, error) {
+	t := &MaildirTmp{m: m, Name: uniqueName(stamp)}
+	p := t.path()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: %w", err)
+	}
+	t.Size, err = io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(p)
+		return nil, fmt.Errorf("maildir: write %s: %w", p, err)
+	}
+	return t, nil
+}
+
+// Commit moves the message into new/ and fsyncs the directory.
+func (t *MaildirTmp) Commit() error {
+	if err := os.Rename(t.path(), filepath.Join(t.m.Path, "new", t.Name)); err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return safeio.SyncDir(filepath.Join(t.m.Path, "new"))
+}
+
+// CommitCur moves the message into cur/ with the info letters given (e.g.
+// "S") and fsyncs the directory.
+func (t *MaildirTmp) CommitCur(letters string) error {
+	if err := os.Rename(t.path(), filepath.Join(t.m.Path, "cur", t.Name+":2,"+letters)); err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return safeio.SyncDir(filepath.Join(t.m.Path, "cur"))
+}
+
+// Abort removes the tmp file.
+func (t *MaildirTmp) Abort() { os.Remove(t.path()) }
+
+// Deliver writes r durably into new/ and returns its unique name.
+func (m *Maildir) Deliver(r io.Reader) (string, error) {
+	t, err := m.WriteTmp(r)
+	if err != nil {
+		return "", err
+	}
+	if err := t.Commit(); err != nil {
+		t.Abort()
+		return "", err
+	}
+	return t.Name, nil
+}
+
+// Has reports whether a message with this unique name is in new/ or cur/.
+func (m *Maildir) Has(name string) bool {
+	if _, err := os.Stat(filepath.Join(m.Path, "new", name)); err == nil {
+		return true
+	}
+	matches, _ := filepath.Glob(filepath.Join(m.Path, "cur", globEscape(name)+":*"))
+	if len(matches) > 0 {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(m.Path, "cur", name))
+	return err == nil
+}
+
+func globEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`).Replace(s)
+}
+
+// List returns the messages in new/ and cur/ in the order they arrived
+// here: by modification time, then unique name. (ListMaildir orders by the
+// names' timestamps instead: the time they were first delivered, for an
+// import.)
+func (m *Maildir) List() ([]MaildirEntry, error) {
+	out, err := readMaildir(m.Path)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Date.Equal(out[j].Date) {
+			return out[i].Date.Before(out[j].Date)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// SetLetters renames a message into cur/ with the info letters given
+// (sorted, as the Maildir specification wants them) and returns it as it
+// is now. The rename's durability is left to the next directory fsync.
+func (m *Maildir) SetLetters(e MaildirEntry, letters string) (MaildirEntry, error) {
+	b := []byte(letters)
+	sort.Slice(b, func(i, j int) bool { return b[i] < b[j] })
+	np := filepath.Join(m.Path, "cur", e.Name+":2,"+string(b))
+	if err := os.Rename(e.Path, np); err != nil {
+		return e, fmt.Errorf("maildir: %w", err)
+	}
+	e.Path, e.Letters = np, string(b)
+	e.Flags, _ = ParseInfo(np)
+	return e, nil
+}
+
+// MarkSeen moves a message from new/ to cur/ and adds the S letter.
+func (m *Maildir) MarkSeen(e MaildirEntry) (MaildirEntry, error) {
+	if strings.Contains(e.Letters, "S") && filepath.Base(filepath.Dir(e.Path)) == "cur" {
+		return e, nil
+	}
+	return m.SetLetters(e, e.Letters+"S")
+}

@@ -7,10 +7,17 @@
 // Readers return the bytes as they are in the file (line ends included);
 // callers that store CRLF convert on the way (message.NewCRLFWriter).
 // Writers take LF text (ToLF converts a stored CRLF message on the way) and
-// WithStatus sets an mbox message's Status fields from its flags. A
-// MaildirWriter makes what it writes durable: each file is fsynced before
-// it is renamed into cur/, and cur/ is fsynced per batch and at Close. An
+// WithStatus sets an mbox message's Status fields from its flags.
+//
+// Maildir is the one Maildir implementation of the project, for a program
+// that keeps mail in one message by message (the user agent, package ua):
+// each message is written in tmp/ and fsynced, renamed into new/ or cur/,
+// and that directory fsynced before it counts as stored. A MaildirWriter
+// (export) writes many messages into one: each file is fsynced before it
+// is renamed into cur/, and cur/ is fsynced per batch and at Close. An
 // MboxWriter writes to the caller's file, which the caller fsyncs.
+// Directory fsyncs and durable directory creation go through package
+// safeio.
 package mailfile
 
 import "strings"

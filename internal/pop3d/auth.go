@@ -16,18 +16,18 @@ const maxSASLSteps = 4
 
 // plaintextAllowed reports whether this session may receive a password in
 // the clear (RFC 2595 §2.2: not without TLS, except from loopback).
-func (sess *session) plaintextAllowed() bool {
-	return auth.PlaintextAllowed(sess.isTLS, sess.remote)
+func (s *session) plaintextAllowed() bool {
+	return auth.PlaintextAllowed(s.isTLS, s.remote)
 }
 
 // stlsAvailable reports whether STLS can be offered now (RFC 2595 §4).
-func (sess *session) stlsAvailable() bool {
-	return sess.srv.TLSConfig != nil && !sess.srv.ImplicitTLS && !sess.isTLS && sess.state == stateAuthorization
+func (s *session) stlsAvailable() bool {
+	return s.srv.TLSConfig != nil && !s.srv.ImplicitTLS && !s.isTLS && s.state == stateAuthorization
 }
 
-func (sess *session) plaintextRefused() reply {
+func (s *session) plaintextRefused() reply {
 	text := "plaintext authentication requires TLS"
-	if sess.stlsAvailable() {
+	if s.stlsAvailable() {
 		text += " (use STLS)"
 	}
 	return reply{code: "AUTH", text: text, bad: true}
@@ -35,68 +35,68 @@ func (sess *session) plaintextRefused() reply {
 
 // cmdUser: RFC 1939 §7 USER name. The reply never says whether the user
 // exists; PASS decides.
-func (sess *session) cmdUser(args string) reply {
-	if !sess.plaintextAllowed() {
-		return sess.plaintextRefused()
+func (s *session) cmdUser(args string) reply {
+	if !s.plaintextAllowed() {
+		return s.plaintextRefused()
 	}
 	if args == "" || strings.ContainsAny(args, " \t") {
 		return badReply("usage: USER name")
 	}
-	sess.user = args
+	s.user = args
 	return okReply("send PASS")
 }
 
 // cmdPass: RFC 1939 §7 PASS string. The password is the whole rest of the
 // line, spaces included.
-func (sess *session) cmdPass(args string) (reply, bool) {
-	if !sess.plaintextAllowed() {
-		return sess.plaintextRefused(), false
+func (s *session) cmdPass(args string) (reply, bool) {
+	if !s.plaintextAllowed() {
+		return s.plaintextRefused(), false
 	}
-	user := sess.user
-	sess.user = ""
+	user := s.user
+	s.user = ""
 	if user == "" {
 		return badReply("send USER first"), false
 	}
 	if args == "" {
 		return badReply("usage: PASS password"), false
 	}
-	acc, err := sess.srv.Auth.LoginMech(sess.ctx, sess.remote, "pop3", "USER", user, args)
-	return sess.loginResult("USER", user, acc, err)
+	acc, err := s.srv.Auth.LoginMech(s.ctx, s.remote, "pop3", "USER", user, args)
+	return s.loginResult("USER", user, acc, err)
 }
 
 // cmdAPOP: RFC 1939 §7 APOP name digest. Accounts without an APOP secret
 // fail exactly like a wrong digest (auth.APOP makes sure of it). APOP sends
 // no password, so it is allowed without TLS.
-func (sess *session) cmdAPOP(args string) (reply, bool) {
-	sess.user = ""
+func (s *session) cmdAPOP(args string) (reply, bool) {
+	s.user = ""
 	f := strings.Fields(args)
 	if len(f) != 2 {
 		return badReply("usage: APOP name digest"), false
 	}
-	acc, err := sess.srv.Auth.APOP(sess.ctx, sess.remote, f[0], sess.timestamp, f[1])
-	return sess.loginResult("APOP", f[0], acc, err)
+	acc, err := s.srv.Auth.APOP(s.ctx, s.remote, f[0], s.timestamp, f[1])
+	return s.loginResult("APOP", f[0], acc, err)
 }
 
 // mechanisms are the SASL mechanisms offered now (RFC 5034 §3): both send
 // the password, so only when plaintext is allowed.
-func (sess *session) mechanisms() []string {
-	if !sess.plaintextAllowed() {
+func (s *session) mechanisms() []string {
+	if !s.plaintextAllowed() {
 		return nil
 	}
 	return []string{"PLAIN", "LOGIN"}
 }
 
 // cmdAuth: RFC 5034 AUTH mechanism [initial-response].
-func (sess *session) cmdAuth(args string) (reply, bool) {
-	sess.user = ""
+func (s *session) cmdAuth(args string) (reply, bool) {
+	s.user = ""
 	if args == "" {
 		// RFC 1734's listing form, which some clients still send.
-		sess.bw.WriteString("+OK SASL mechanisms follow\r\n")
-		for _, m := range sess.mechanisms() {
-			sess.bw.WriteString(m)
-			sess.bw.WriteString("\r\n")
+		s.bw.WriteString("+OK SASL mechanisms follow\r\n")
+		for _, m := range s.mechanisms() {
+			s.bw.WriteString(m)
+			s.bw.WriteString("\r\n")
 		}
-		sess.bw.WriteString(".\r\n")
+		s.bw.WriteString(".\r\n")
 		return multiline, false
 	}
 	mech, ir, _ := strings.Cut(args, " ")
@@ -109,7 +109,7 @@ func (sess *session) cmdAuth(args string) (reply, bool) {
 	var user string
 	check := func(u, password string) error {
 		user = u
-		a, err := sess.srv.Auth.LoginMech(sess.ctx, sess.remote, "pop3", mech, u, password)
+		a, err := s.srv.Auth.LoginMech(s.ctx, s.remote, "pop3", mech, u, password)
 		acc = a
 		return err
 	}
@@ -122,8 +122,8 @@ func (sess *session) cmdAuth(args string) (reply, bool) {
 	default:
 		return badReply("unsupported authentication mechanism"), false
 	}
-	if !sess.plaintextAllowed() {
-		return sess.plaintextRefused(), false
+	if !s.plaintextAllowed() {
+		return s.plaintextRefused(), false
 	}
 
 	var resp []byte
@@ -141,24 +141,24 @@ func (sess *session) cmdAuth(args string) (reply, bool) {
 		challenge, done, err := server.Next(resp)
 		if err != nil {
 			if errors.Is(err, auth.ErrSASLMalformed) || errors.Is(err, sasl.ErrUnexpectedClientResponse) {
-				sess.log.Info("pop3 login failed", "method", "AUTH "+mech, "reason", "malformed SASL response")
-				return sess.authFailed(errReply("AUTH", "malformed authentication response"))
+				s.log.Info("pop3 login failed", "method", "AUTH "+mech, "reason", "malformed SASL response")
+				return s.authFailed(errReply("AUTH", "malformed authentication response"))
 			}
-			return sess.loginResult("AUTH "+mech, user, acc, err)
+			return s.loginResult("AUTH "+mech, user, acc, err)
 		}
 		if done {
-			return sess.loginResult("AUTH "+mech, user, acc, nil)
+			return s.loginResult("AUTH "+mech, user, acc, nil)
 		}
 		if step >= maxSASLSteps {
 			return badReply("authentication exchange too long"), false
 		}
 		// RFC 5034 §4: a challenge is "+ " and base64, possibly empty.
-		sess.bw.WriteString("+ ")
-		sess.bw.WriteString(base64.StdEncoding.EncodeToString(challenge))
-		sess.bw.WriteString("\r\n")
-		line, tooLong, rerr := sess.readLine(sess.srv.maxAuthLine())
+		s.bw.WriteString("+ ")
+		s.bw.WriteString(base64.StdEncoding.EncodeToString(challenge))
+		s.bw.WriteString("\r\n")
+		line, tooLong, rerr := s.readLine(s.srv.maxAuthLine())
 		if rerr != nil {
-			sess.readFailed(rerr)
+			s.readFailed(rerr)
 			return noReply, true
 		}
 		if tooLong {
@@ -179,11 +179,11 @@ func (sess *session) cmdAuth(args string) (reply, bool) {
 
 // loginResult turns the outcome of a credential check into the reply and,
 // on success, enters TRANSACTION.
-func (sess *session) loginResult(method, user string, acc userdb.Account, err error) (reply, bool) {
-	log := sess.log.With("method", method, "user", user)
+func (s *session) loginResult(method, user string, acc userdb.Account, err error) (reply, bool) {
+	log := s.log.With("method", method, "user", user)
 	switch {
 	case err == nil:
-		return sess.enterTransaction(method, acc)
+		return s.enterTransaction(method, acc)
 	case errors.Is(err, auth.ErrThrottled):
 		log.Info("pop3 login failed", "reason", "throttled")
 		// The client is locked out for a while: no point in staying.
@@ -192,7 +192,7 @@ func (sess *session) loginResult(method, user string, acc userdb.Account, err er
 		log.Info("pop3 login failed", "reason", "invalid credentials")
 		// RFC 2449 §8.1.2 / RFC 3206: the same text whether or not the
 		// user exists.
-		return sess.authFailed(errReply("AUTH", "invalid credentials"))
+		return s.authFailed(errReply("AUTH", "invalid credentials"))
 	default:
 		log.Error("pop3 login failed", "reason", "temporary error", "err", err)
 		return errReply("SYS/TEMP", "temporary failure, try again later"), false
@@ -200,9 +200,9 @@ func (sess *session) loginResult(method, user string, acc userdb.Account, err er
 }
 
 // authFailed counts a failed login and ends the session after too many.
-func (sess *session) authFailed(r reply) (reply, bool) {
-	sess.authFailures++
-	if sess.authFailures >= maxAuthFailures {
+func (s *session) authFailed(r reply) (reply, bool) {
+	s.authFailures++
+	if s.authFailures >= maxAuthFailures {
 		r.text += "; too many failures, closing connection"
 		return r, true
 	}
@@ -211,14 +211,14 @@ func (sess *session) authFailed(r reply) (reply, bool) {
 
 // enterTransaction takes the maildrop lock and the INBOX snapshot for a
 // successfully authenticated account (RFC 1939 §4).
-func (sess *session) enterTransaction(method string, acc userdb.Account) (reply, bool) {
-	log := sess.log.With("method", method, "account", acc.Address)
-	a, err := sess.srv.Store.Account(sess.ctx, acc.ID)
+func (s *session) enterTransaction(method string, acc userdb.Account) (reply, bool) {
+	log := s.log.With("method", method, "account", acc.Address)
+	a, err := s.srv.Store.Account(s.ctx, acc.ID)
 	if err != nil {
 		log.Error("pop3 login failed", "reason", "open account", "err", err)
 		return errReply("SYS/TEMP", "temporary failure, try again later"), false
 	}
-	release, ok := sess.srv.Store.LockMaildrop(acc.ID)
+	release, ok := s.srv.Store.LockMaildrop(acc.ID)
 	if !ok {
 		a.Release()
 		// RFC 1939 §8, RFC 2449 §8.1.1: stay in AUTHORIZATION.
@@ -226,7 +226,7 @@ func (sess *session) enterTransaction(method string, acc userdb.Account) (reply,
 		return errReply("IN-USE", "maildrop already locked"), false
 	}
 	// The mailbox row and its messages come from one read transaction.
-	mb, msgs, err := a.Snapshot(sess.ctx, "INBOX")
+	mb, msgs, err := a.Snapshot(s.ctx, "INBOX")
 	if err != nil {
 		release()
 		a.Release()
@@ -235,25 +235,25 @@ func (sess *session) enterTransaction(method string, acc userdb.Account) (reply,
 	}
 	// UIDLs kept from the server the mail was imported from (their
 	// messages are in the snapshot, so their rows were there before it).
-	uidls, err := a.POP3UIDLs(sess.ctx, mb.ID)
+	uidls, err := a.POP3UIDLs(s.ctx, mb.ID)
 	if err != nil {
 		release()
 		log.Error("pop3 login failed", "reason", "read maildrop", "err", err)
 		return errReply("SYS/TEMP", "temporary failure, try again later"), false
 	}
-	sess.release = release
-	sess.uidls = uidls
-	sess.account = a
-	sess.address = acc.Address
-	sess.mailbox = mb
-	sess.msgs = msgs
-	sess.deleted = make([]bool, len(msgs))
-	sess.total = 0
+	s.release = release
+	s.uidls = uidls
+	s.account = a
+	s.address = acc.Address
+	s.mailbox = mb
+	s.msgs = msgs
+	s.deleted = make([]bool, len(msgs))
+	s.total = 0
 	for _, m := range msgs {
-		sess.total += m.Size
+		s.total += m.Size
 	}
-	sess.state = stateTransaction
-	sess.log = sess.log.With("account", acc.Address)
-	log.Info("pop3 login", "messages", len(msgs), "octets", sess.total)
-	return okReply("maildrop has %d messages (%d octets)", len(msgs), sess.total), false
+	s.state = stateTransaction
+	s.log = s.log.With("account", acc.Address)
+	log.Info("pop3 login", "messages", len(msgs), "octets", s.total)
+	return okReply("maildrop has %d messages (%d octets)", len(msgs), s.total), false
 }

@@ -33,14 +33,14 @@ func BenchmarkRETR(b *testing.B) {
 			m := benchMessage(size)
 			h.deliver(alice, m)
 			c := h.dial()
-			c.login(alice, alicePass)
-			r := bufio.NewReaderSize(c.conn, 64<<10)
+			c.Login(alice, alicePass)
+			r := bufio.NewReaderSize(c.NetConn(), 64<<10)
 			buf := make([]byte, 64<<10)
 			b.SetBytes(int64(len(m)))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := io.WriteString(c.conn, "RETR 1\r\n"); err != nil {
+				if _, err := io.WriteString(c.NetConn(), "RETR 1\r\n"); err != nil {
 					b.Fatal(err)
 				}
 				if err := readResponse(r, buf); err != nil {

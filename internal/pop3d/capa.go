@@ -6,19 +6,19 @@ import (
 
 // cmdCapa: RFC 2449 §5 CAPA. The list depends on the state and on whether
 // passwords may be sent in the clear (RFC 2595 §4, RFC 5034 §3).
-func (sess *session) cmdCapa(args string) reply {
+func (s *session) cmdCapa(args string) reply {
 	if !noArgs(args) {
 		return badReply("CAPA takes no arguments")
 	}
-	w := sess.bw
+	w := s.bw
 	w.WriteString("+OK capability list follows\r\n")
 	w.WriteString("TOP\r\n")
-	if sess.state == stateAuthorization {
-		if sess.plaintextAllowed() {
+	if s.state == stateAuthorization {
+		if s.plaintextAllowed() {
 			w.WriteString("USER\r\n")
-			w.WriteString("SASL " + strings.Join(sess.mechanisms(), " ") + "\r\n")
+			w.WriteString("SASL " + strings.Join(s.mechanisms(), " ") + "\r\n")
 		}
-		if sess.stlsAvailable() {
+		if s.stlsAvailable() {
 			w.WriteString("STLS\r\n")
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/wire"
 )
 
 // TestEndToEnd runs the seed's mail path on a whole jodmai: a message
@@ -23,31 +24,31 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	c := dialEnv(t, env.Addr("pop3"), nil)
-	c.login(alice, alicePass)
-	if r := c.ok("STAT"); !strings.HasPrefix(r, "+OK 2 ") {
+	c.Login(alice, alicePass)
+	if r := c.OK("STAT"); !strings.HasPrefix(r, "+OK 2 ") {
 		t.Fatalf("STAT %q", r)
 	}
 	stored := env.Inbox(t, alice)
-	c.ok("RETR 1")
-	if got := c.multi(); got != string(stored[0].Body) || !strings.HasSuffix(got, body) || !strings.Contains(got, "Received:") {
+	c.OK("RETR 1")
+	if got := c.Multi(); got != string(stored[0].Body) || !strings.HasSuffix(got, body) || !strings.Contains(got, "Received:") {
 		t.Errorf("RETR 1: %q", got)
 	}
-	c.ok("DELE 1")
-	c.ok("QUIT")
-	c.eof()
+	c.OK("DELE 1")
+	c.OK("QUIT")
+	c.EOF()
 
 	c = dialEnv(t, env.Addr("pop3s"), env.ClientTLS())
-	c.ok("CAPA")
-	if caps := c.lines(); strings.Contains(strings.Join(caps, " "), "STLS") {
+	c.OK("CAPA")
+	if caps := c.Lines(); strings.Contains(strings.Join(caps, " "), "STLS") {
 		t.Errorf("STLS offered on pop3s: %q", caps)
 	}
-	c.login(alice, alicePass)
-	c.ok("RETR 1")
-	if got := c.multi(); got != string(stored[1].Body) {
+	c.Login(alice, alicePass)
+	c.OK("RETR 1")
+	if got := c.Multi(); got != string(stored[1].Body) {
 		t.Errorf("RETR over pop3s: %q", got)
 	}
-	c.ok("DELE 1")
-	c.ok("QUIT")
+	c.OK("DELE 1")
+	c.OK("QUIT")
 	if left := env.Inbox(t, alice); len(left) != 0 {
 		t.Errorf("%d messages left", len(left))
 	}
@@ -88,7 +89,7 @@ func submit(t *testing.T, env *testenv.Env, body string) {
 	}
 }
 
-func dialEnv(t *testing.T, addr string, tlsConf *tls.Config) *client {
+func dialEnv(t *testing.T, addr string, tlsConf *tls.Config) *wire.POP3 {
 	t.Helper()
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	var c net.Conn
@@ -101,5 +102,5 @@ func dialEnv(t *testing.T, addr string, tlsConf *tls.Config) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newClient(t, c)
+	return wire.NewPOP3(wire.New(t, c))
 }

@@ -1,11 +1,9 @@
 package pop3d_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +18,7 @@ import (
 	"github.com/jodmai/jodmai/internal/pop3d"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/testenv/testcert"
+	"github.com/jodmai/jodmai/internal/testenv/wire"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
 
@@ -68,6 +67,10 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	dir := t.TempDir()
 	users, err := userdb.Open(ctx, dir)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The tests log in hundreds of times: cheap password hashes.
+	if err := users.CheapHashes(); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(ctx, dir, nil)
@@ -185,140 +188,16 @@ func (h *harness) inbox(address string) (*store.Account, store.Mailbox, []store.
 	return a, mb, msgs
 }
 
-// client is a raw POP3 client.
-type client struct {
-	t    testing.TB
-	conn net.Conn
-	r    *bufio.Reader
-	// greeting is the server's first line.
-	greeting string
-}
-
-func (h *harness) dial() *client {
+// dial connects in the clear and reads the greeting.
+func (h *harness) dial() *wire.POP3 {
 	h.t.Helper()
-	c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return newClient(h.t, c)
+	return wire.DialPOP3(h.t, h.addr)
 }
 
-func (h *harness) dialTLS() *client {
+// dialTLS connects with implicit TLS and reads the greeting.
+func (h *harness) dialTLS() *wire.POP3 {
 	h.t.Helper()
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	c, err := tls.DialWithDialer(d, "tcp", h.addr, h.clientTLS())
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return newClient(h.t, c)
-}
-
-func newClient(t testing.TB, c net.Conn) *client {
-	t.Helper()
-	cl := &client{t: t, conn: c, r: bufio.NewReader(c)}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	cl.greeting = cl.line()
-	if !strings.HasPrefix(cl.greeting, "+OK ") {
-		t.Fatalf("greeting %q", cl.greeting)
-	}
-	return cl
-}
-
-// line reads one response line without CRLF; it fails the test on a line
-// that does not end in CRLF.
-func (c *client) line() string {
-	c.t.Helper()
-	s, err := c.r.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read: %v (got %q)", err, s)
-	}
-	if !strings.HasSuffix(s, "\r\n") {
-		c.t.Fatalf("line %q does not end in CRLF", s)
-	}
-	return strings.TrimSuffix(s, "\r\n")
-}
-
-func (c *client) send(s string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, s); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-// cmd sends a command line and returns the first response line.
-func (c *client) cmd(line string) string {
-	c.t.Helper()
-	c.send(line + "\r\n")
-	return c.line()
-}
-
-// ok sends a command and fails unless the reply is +OK.
-func (c *client) ok(line string) string {
-	c.t.Helper()
-	r := c.cmd(line)
-	if !strings.HasPrefix(r, "+OK") {
-		c.t.Fatalf("%s: got %q, want +OK", line, r)
-	}
-	return r
-}
-
-// fail sends a command and fails unless the reply starts with want (a
-// "-ERR ..." prefix).
-func (c *client) fail(line, want string) string {
-	c.t.Helper()
-	r := c.cmd(line)
-	if !strings.HasPrefix(r, want) {
-		c.t.Fatalf("%s: got %q, want %q", line, r, want)
-	}
-	return r
-}
-
-// multi reads the data of a multi-line response (after its status line)
-// and returns it with dot-stuffing undone, as the raw bytes, CRLFs kept.
-func (c *client) multi() string {
-	c.t.Helper()
-	var b strings.Builder
-	for {
-		s, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("read multi-line: %v (got %q so far)", err, b.String())
-		}
-		if s == ".\r\n" {
-			return b.String()
-		}
-		if strings.HasPrefix(s, ".") {
-			s = s[1:]
-		}
-		b.WriteString(s)
-	}
-}
-
-// lines reads a multi-line response of short lines.
-func (c *client) lines() []string {
-	c.t.Helper()
-	s := c.multi()
-	if s == "" {
-		return nil
-	}
-	return strings.Split(strings.TrimSuffix(s, "\r\n"), "\r\n")
-}
-
-// login logs in with USER/PASS and returns the +OK line.
-func (c *client) login(user, pass string) string {
-	c.t.Helper()
-	c.ok("USER " + user)
-	return c.ok("PASS " + pass)
-}
-
-// eof asserts the server closed the connection.
-func (c *client) eof() {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b, err := c.r.ReadString('\n')
-	if !errors.Is(err, io.EOF) || b != "" {
-		c.t.Fatalf("want EOF, got %q, %v", b, err)
-	}
+	return wire.NewPOP3(wire.DialTLS(h.t, h.addr, h.clientTLS()))
 }
 
 func timestampOf(t testing.TB, greeting string) string {

@@ -8,16 +8,16 @@ import (
 // message returns the index into the snapshot of the message number in
 // arg, or the reply refusing it. RFC 1939 §5: a message marked as deleted
 // may not be referred to.
-func (sess *session) message(arg string) (int, reply, bool) {
+func (s *session) message(arg string) (int, reply, bool) {
 	n, ok := parseNumber(arg)
 	if !ok {
 		return 0, badReply("invalid message number"), false
 	}
-	if n < 1 || n > uint64(len(sess.msgs)) {
+	if n < 1 || n > uint64(len(s.msgs)) {
 		return 0, errReply("", "no such message"), false
 	}
 	i := int(n - 1)
-	if sess.deleted[i] {
+	if s.deleted[i] {
 		return 0, errReply("", "message "+strconv.Itoa(i+1)+" already deleted"), false
 	}
 	return i, reply{}, true
@@ -41,31 +41,31 @@ func parseNumber(s string) (uint64, bool) {
 }
 
 // stat returns the count and size of the messages not marked deleted.
-func (sess *session) stat() (int, int64) {
-	return len(sess.msgs) - sess.nDeleted, sess.total - sess.delSize
+func (s *session) stat() (int, int64) {
+	return len(s.msgs) - s.nDeleted, s.total - s.delSize
 }
 
 // cmdStat: RFC 1939 §5 STAT.
-func (sess *session) cmdStat(args string) reply {
+func (s *session) cmdStat(args string) reply {
 	if !noArgs(args) {
 		return badReply("STAT takes no arguments")
 	}
-	n, size := sess.stat()
+	n, size := s.stat()
 	return okReply("%d %d", n, size)
 }
 
 // cmdList: RFC 1939 §5 LIST [msg]. Sizes are as stored: CRLF line ends,
 // before dot-stuffing.
-func (sess *session) cmdList(args string) reply {
+func (s *session) cmdList(args string) reply {
 	f := strings.Fields(args)
 	switch len(f) {
 	case 0:
-		n, size := sess.stat()
-		w := sess.bw
+		n, size := s.stat()
+		w := s.bw
 		w.WriteString("+OK " + strconv.Itoa(n) + " messages (" + strconv.FormatInt(size, 10) + " octets)\r\n")
 		var b []byte
-		for i, m := range sess.msgs {
-			if sess.deleted[i] {
+		for i, m := range s.msgs {
+			if s.deleted[i] {
 				continue
 			}
 			b = strconv.AppendInt(b[:0], int64(i+1), 10)
@@ -77,11 +77,11 @@ func (sess *session) cmdList(args string) reply {
 		w.WriteString(".\r\n")
 		return multiline
 	case 1:
-		i, r, ok := sess.message(f[0])
+		i, r, ok := s.message(f[0])
 		if !ok {
 			return r
 		}
-		return okReply("%d %d", i+1, sess.msgs[i].Size)
+		return okReply("%d %d", i+1, s.msgs[i].Size)
 	}
 	return badReply("usage: LIST [message]")
 }
@@ -89,64 +89,64 @@ func (sess *session) cmdList(args string) reply {
 // uidl is message i's unique id: the one it had on the server it was
 // imported from, if kept (so a client that leaves mail on the server does
 // not download it again after the move), else the store's.
-func (sess *session) uidl(i int) string {
-	m := sess.msgs[i]
-	if u, ok := sess.uidls[m.ID]; ok {
+func (s *session) uidl(i int) string {
+	m := s.msgs[i]
+	if u, ok := s.uidls[m.ID]; ok {
 		return u
 	}
-	return m.UIDL(sess.mailbox.UIDValidity)
+	return m.UIDL(s.mailbox.UIDValidity)
 }
 
 // cmdUIDL: RFC 1939 §7 UIDL [msg]. The unique id is the store's (or one
 // kept from an import): stable across sessions, never reused in this
 // maildrop.
-func (sess *session) cmdUIDL(args string) reply {
+func (s *session) cmdUIDL(args string) reply {
 	f := strings.Fields(args)
 	switch len(f) {
 	case 0:
-		w := sess.bw
+		w := s.bw
 		w.WriteString("+OK unique-id listing follows\r\n")
 		var b []byte
-		for i := range sess.msgs {
-			if sess.deleted[i] {
+		for i := range s.msgs {
+			if s.deleted[i] {
 				continue
 			}
 			b = strconv.AppendInt(b[:0], int64(i+1), 10)
 			b = append(b, ' ')
-			b = append(b, sess.uidl(i)...)
+			b = append(b, s.uidl(i)...)
 			b = append(b, '\r', '\n')
 			w.Write(b)
 		}
 		w.WriteString(".\r\n")
 		return multiline
 	case 1:
-		i, r, ok := sess.message(f[0])
+		i, r, ok := s.message(f[0])
 		if !ok {
 			return r
 		}
-		return okReply("%d %s", i+1, sess.uidl(i))
+		return okReply("%d %s", i+1, s.uidl(i))
 	}
 	return badReply("usage: UIDL [message]")
 }
 
 // cmdDele: RFC 1939 §5 DELE msg. It only marks; UPDATE removes.
-func (sess *session) cmdDele(args string) reply {
+func (s *session) cmdDele(args string) reply {
 	f := strings.Fields(args)
 	if len(f) != 1 {
 		return badReply("usage: DELE message")
 	}
-	i, r, ok := sess.message(f[0])
+	i, r, ok := s.message(f[0])
 	if !ok {
 		return r
 	}
-	sess.deleted[i] = true
-	sess.nDeleted++
-	sess.delSize += sess.msgs[i].Size
+	s.deleted[i] = true
+	s.nDeleted++
+	s.delSize += s.msgs[i].Size
 	return okReply("message %d deleted", i+1)
 }
 
 // cmdNoop: RFC 1939 §5 NOOP.
-func (sess *session) cmdNoop(args string) reply {
+func (s *session) cmdNoop(args string) reply {
 	if !noArgs(args) {
 		return badReply("NOOP takes no arguments")
 	}
@@ -154,12 +154,12 @@ func (sess *session) cmdNoop(args string) reply {
 }
 
 // cmdRset: RFC 1939 §5 RSET unmarks every message marked as deleted.
-func (sess *session) cmdRset(args string) reply {
+func (s *session) cmdRset(args string) reply {
 	if !noArgs(args) {
 		return badReply("RSET takes no arguments")
 	}
-	clear(sess.deleted)
-	sess.nDeleted, sess.delSize = 0, 0
-	n, size := sess.stat()
+	clear(s.deleted)
+	s.nDeleted, s.delSize = 0, 0
+	n, size := s.stat()
 	return okReply("maildrop has %d messages (%d octets)", n, size)
 }

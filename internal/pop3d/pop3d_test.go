@@ -3,7 +3,6 @@ package pop3d_test
 import (
 	"context"
 	"crypto/md5"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -21,6 +20,8 @@ import (
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/pop3d"
 	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
+	"github.com/jodmai/jodmai/internal/testenv/wire"
 )
 
 func msg(subject, body string) string {
@@ -46,10 +47,10 @@ func withMail(t *testing.T, o harnessOptions) *harness {
 func TestGreeting(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	c1, c2 := h.dial(), h.dial()
-	if !strings.HasPrefix(c1.greeting, "+OK "+testHost+" POP3 ready <") {
-		t.Errorf("greeting %q", c1.greeting)
+	if !strings.HasPrefix(c1.Greeting, "+OK "+testHost+" POP3 ready <") {
+		t.Errorf("greeting %q", c1.Greeting)
 	}
-	ts1, ts2 := timestampOf(t, c1.greeting), timestampOf(t, c2.greeting)
+	ts1, ts2 := timestampOf(t, c1.Greeting), timestampOf(t, c2.Greeting)
 	if ts1 == ts2 {
 		t.Errorf("two sessions got the same APOP timestamp %s", ts1)
 	}
@@ -61,8 +62,8 @@ func TestGreeting(t *testing.T) {
 func TestCapa(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.ok("CAPA")
-	caps := c.lines()
+	c.OK("CAPA")
+	caps := c.Lines()
 	for _, want := range []string{"TOP", "USER", "SASL PLAIN LOGIN", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "UIDL", "EXPIRE NEVER", "STLS", "IMPLEMENTATION jodmai"} {
 		if !slices.Contains(caps, want) {
 			t.Errorf("CAPA in AUTHORIZATION lacks %q: %q", want, caps)
@@ -71,10 +72,10 @@ func TestCapa(t *testing.T) {
 	if slices.ContainsFunc(caps, func(s string) bool { return strings.HasPrefix(s, "LOGIN-DELAY") }) {
 		t.Errorf("CAPA advertises LOGIN-DELAY: %q", caps)
 	}
-	c.fail("CAPA x", "-ERR")
-	c.login(alice, alicePass)
-	c.ok("capa")
-	caps = c.lines()
+	c.Expect("CAPA x", "-ERR")
+	c.Login(alice, alicePass)
+	c.OK("capa")
+	caps = c.Lines()
 	for _, absent := range []string{"USER", "SASL PLAIN LOGIN", "STLS"} {
 		if slices.Contains(caps, absent) {
 			t.Errorf("CAPA in TRANSACTION has %q: %q", absent, caps)
@@ -87,66 +88,66 @@ func TestCapa(t *testing.T) {
 	// Without a TLS configuration there is no STLS.
 	h2 := newHarness(t, harnessOptions{noTLS: true})
 	c2 := h2.dial()
-	c2.ok("CAPA")
-	if caps := c2.lines(); slices.Contains(caps, "STLS") {
+	c2.OK("CAPA")
+	if caps := c2.Lines(); slices.Contains(caps, "STLS") {
 		t.Errorf("STLS offered without TLS config: %q", caps)
 	}
-	c2.fail("STLS", "-ERR")
+	c2.Expect("STLS", "-ERR")
 }
 
 func TestUserPass(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.fail("PASS "+alicePass, "-ERR") // no USER first
-	c.fail("USER", "-ERR")
-	c.fail("STAT", "-ERR") // wrong state
-	c.ok("USER " + alice)
-	bad := c.fail("PASS wrong-password", "-ERR [AUTH] ")
-	c.ok("USER nobody@example.org") // never reveals existence
-	unknown := c.fail("PASS "+alicePass, "-ERR [AUTH] ")
+	c.Expect("PASS "+alicePass, "-ERR") // no USER first
+	c.Expect("USER", "-ERR")
+	c.Expect("STAT", "-ERR") // wrong state
+	c.OK("USER " + alice)
+	bad := c.Expect("PASS wrong-password", "-ERR [AUTH] ")
+	c.OK("USER nobody@example.org") // never reveals existence
+	unknown := c.Expect("PASS "+alicePass, "-ERR [AUTH] ")
 	if bad != unknown || bad != "-ERR [AUTH] invalid credentials" {
 		t.Errorf("wrong password %q vs unknown user %q: want the same text", bad, unknown)
 	}
-	c.ok("USER " + alice)
-	if r := c.ok("PASS " + alicePass); r != fmt.Sprintf("+OK maildrop has 3 messages (%d octets)", len(msg1)+len(msg2)+len(msg3)) {
+	c.OK("USER " + alice)
+	if r := c.OK("PASS " + alicePass); r != fmt.Sprintf("+OK maildrop has 3 messages (%d octets)", len(msg1)+len(msg2)+len(msg3)) {
 		t.Errorf("login reply %q", r)
 	}
-	c.fail("USER "+alice, "-ERR") // wrong state
-	c.fail("PASS x", "-ERR")
-	c.ok("QUIT")
-	c.eof()
+	c.Expect("USER "+alice, "-ERR") // wrong state
+	c.Expect("PASS x", "-ERR")
+	c.OK("QUIT")
+	c.EOF()
 }
 
 func TestPasswordWithSpaces(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	h.addUser(alice, "pass word with spaces")
 	c := h.dial()
-	c.login(alice, "pass word with spaces")
+	c.Login(alice, "pass word with spaces")
 }
 
 func TestAuthFailuresClose(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
 	for i := 0; i < 2; i++ {
-		c.ok("USER " + alice)
-		if r := c.fail("PASS nope", "-ERR [AUTH] "); r != "-ERR [AUTH] invalid credentials" {
+		c.OK("USER " + alice)
+		if r := c.Expect("PASS nope", "-ERR [AUTH] "); r != "-ERR [AUTH] invalid credentials" {
 			t.Errorf("failure %d: %q", i, r)
 		}
 	}
-	c.ok("USER " + alice)
-	c.fail("PASS nope", "-ERR [AUTH] invalid credentials")
-	c.eof()
+	c.OK("USER " + alice)
+	c.Expect("PASS nope", "-ERR [AUTH] invalid credentials")
+	c.EOF()
 }
 
 func TestThrottled(t *testing.T) {
 	h := newHarness(t, harnessOptions{policy: &auth.Policy{Window: time.Minute, IPLockoutAfter: 1, Lockout: time.Minute}})
 	h.addUser(alice, alicePass)
 	c := h.dial()
-	c.ok("USER " + alice)
-	c.fail("PASS nope", "-ERR [AUTH] invalid credentials")
-	c.ok("USER " + alice)
-	c.fail("PASS "+alicePass, "-ERR [AUTH] too many failures")
-	c.eof()
+	c.OK("USER " + alice)
+	c.Expect("PASS nope", "-ERR [AUTH] invalid credentials")
+	c.OK("USER " + alice)
+	c.Expect("PASS "+alicePass, "-ERR [AUTH] too many failures")
+	c.EOF()
 }
 
 func apopDigest(timestamp, secret string) string {
@@ -161,14 +162,14 @@ func TestAPOP(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := h.dial()
-	ts := timestampOf(t, c.greeting)
-	wrong := c.fail("APOP "+alice+" "+apopDigest(ts, "not-the-secret"), "-ERR [AUTH] ")
-	noSecret := c.fail("APOP "+bob+" "+apopDigest(ts, bobPass), "-ERR [AUTH] ")
-	unknown := c.fail("APOP nobody@example.org "+apopDigest(ts, "x"), "-ERR [AUTH] ")
+	ts := timestampOf(t, c.Greeting)
+	wrong := c.Expect("APOP "+alice+" "+apopDigest(ts, "not-the-secret"), "-ERR [AUTH] ")
+	noSecret := c.Expect("APOP "+bob+" "+apopDigest(ts, bobPass), "-ERR [AUTH] ")
+	unknown := c.Expect("APOP nobody@example.org "+apopDigest(ts, "x"), "-ERR [AUTH] ")
 	if wrong != noSecret || !strings.HasPrefix(unknown, wrong) || wrong != "-ERR [AUTH] invalid credentials" {
 		t.Errorf("wrong digest %q, account without APOP %q, unknown user %q: want the same", wrong, noSecret, unknown)
 	}
-	c.eof() // the third failure closes the session
+	c.EOF() // the third failure closes the session
 }
 
 func TestAPOPSuccess(t *testing.T) {
@@ -177,18 +178,18 @@ func TestAPOPSuccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := h.dial()
-	ts := timestampOf(t, c.greeting)
-	c.fail("APOP "+alice, "-ERR")
-	c.fail("APOP nobody@example.org "+apopDigest(ts, "apop-secret-1"), "-ERR [AUTH] invalid credentials")
+	ts := timestampOf(t, c.Greeting)
+	c.Expect("APOP "+alice, "-ERR")
+	c.Expect("APOP nobody@example.org "+apopDigest(ts, "apop-secret-1"), "-ERR [AUTH] invalid credentials")
 	// Upper-case hex is accepted too.
-	if r := c.ok("APOP " + alice + " " + strings.ToUpper(apopDigest(ts, "apop-secret-1"))); !strings.Contains(r, "3 messages") {
+	if r := c.OK("APOP " + alice + " " + strings.ToUpper(apopDigest(ts, "apop-secret-1"))); !strings.Contains(r, "3 messages") {
 		t.Errorf("APOP reply %q", r)
 	}
-	c.ok("STAT")
+	c.OK("STAT")
 
 	// A digest over another session's timestamp does not work (replay).
 	c2 := h.dial()
-	c2.fail("APOP "+alice+" "+apopDigest(ts, "apop-secret-1"), "-ERR [AUTH] invalid credentials")
+	c2.Expect("APOP "+alice+" "+apopDigest(ts, "apop-secret-1"), "-ERR [AUTH] invalid credentials")
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -198,70 +199,70 @@ func TestAuthPlain(t *testing.T) {
 	h.addUser(bob, bobPass)
 
 	c := h.dial()
-	c.fail("AUTH PLAIN "+b64("\x00"+alice+"\x00wrong-password"), "-ERR [AUTH] invalid credentials")
-	c.fail("AUTH PLAIN !!!notbase64", "-ERR")
-	c.fail("AUTH CRAM-MD5", "-ERR")
+	c.Expect("AUTH PLAIN "+b64("\x00"+alice+"\x00wrong-password"), "-ERR [AUTH] invalid credentials")
+	c.Expect("AUTH PLAIN !!!notbase64", "-ERR")
+	c.Expect("AUTH CRAM-MD5", "-ERR")
 	// Cancel.
-	if r := c.cmd("AUTH PLAIN"); r != "+ " {
+	if r := c.Cmd("AUTH PLAIN"); r != "+ " {
 		t.Fatalf("AUTH PLAIN without initial response: %q, want \"+ \"", r)
 	}
-	c.fail("*", "-ERR")
+	c.Expect("*", "-ERR")
 	// Bad base64 in a response.
-	c.cmd("AUTH PLAIN")
-	c.fail("%%%", "-ERR")
+	c.Cmd("AUTH PLAIN")
+	c.Expect("%%%", "-ERR")
 	// Initial response, lower-case mechanism name.
-	if r := c.ok("AUTH plain " + b64("\x00"+alice+"\x00"+alicePass)); !strings.Contains(r, "3 messages") {
+	if r := c.OK("AUTH plain " + b64("\x00"+alice+"\x00"+alicePass)); !strings.Contains(r, "3 messages") {
 		t.Errorf("AUTH reply %q", r)
 	}
-	c.ok("STAT")
+	c.OK("STAT")
 
 	c = h.dial()
 	// Response after an empty challenge; authorization id = user.
-	if r := c.cmd("AUTH PLAIN"); r != "+ " {
+	if r := c.Cmd("AUTH PLAIN"); r != "+ " {
 		t.Fatalf("got %q", r)
 	}
-	c.ok(b64(bob + "\x00" + bob + "\x00" + bobPass))
+	c.OK(b64(bob + "\x00" + bob + "\x00" + bobPass))
 
 	c = h.dial()
 	// Another authorization identity: no proxy logins.
-	c.fail("AUTH PLAIN "+b64(alice+"\x00"+bob+"\x00"+bobPass), "-ERR [AUTH]")
+	c.Expect("AUTH PLAIN "+b64(alice+"\x00"+bob+"\x00"+bobPass), "-ERR [AUTH]")
 	// "=" is an empty initial response, which PLAIN cannot use.
-	c.fail("AUTH PLAIN =", "-ERR [AUTH]")
-	c.cmd("AUTH LOGIN " + b64(alice))
-	c.fail(b64("wrong-password"), "-ERR [AUTH] invalid credentials; too many failures")
-	c.eof() // third failure
+	c.Expect("AUTH PLAIN =", "-ERR [AUTH]")
+	c.Cmd("AUTH LOGIN " + b64(alice))
+	c.Expect(b64("wrong-password"), "-ERR [AUTH] invalid credentials; too many failures")
+	c.EOF() // third failure
 }
 
 func TestAuthLogin(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	if r := c.cmd("AUTH LOGIN"); r != "+ "+b64("Username:") {
+	if r := c.Cmd("AUTH LOGIN"); r != "+ "+b64("Username:") {
 		t.Fatalf("got %q", r)
 	}
-	if r := c.cmd(b64(alice)); r != "+ "+b64("Password:") {
+	if r := c.Cmd(b64(alice)); r != "+ "+b64("Password:") {
 		t.Fatalf("got %q", r)
 	}
-	c.fail(b64("wrong-password"), "-ERR [AUTH] invalid credentials")
+	c.Expect(b64("wrong-password"), "-ERR [AUTH] invalid credentials")
 	// With an initial response (the user name).
-	if r := c.cmd("AUTH LOGIN " + b64(alice)); r != "+ "+b64("Password:") {
+	if r := c.Cmd("AUTH LOGIN " + b64(alice)); r != "+ "+b64("Password:") {
 		t.Fatalf("got %q", r)
 	}
-	c.ok(b64(alicePass))
-	c.ok("STAT")
+	c.OK(b64(alicePass))
+	c.OK("STAT")
 
 	// Cancel at the password.
 	c = h.dial()
-	c.cmd("AUTH LOGIN " + b64(alice))
-	c.fail("*", "-ERR")
-	c.ok("CAPA")
-	c.lines()
+	c.Cmd("AUTH LOGIN " + b64(alice))
+	c.Expect("*", "-ERR")
+	c.OK("CAPA")
+	c.Lines()
 }
 
 func TestAuthList(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	c := h.dial()
-	c.ok("AUTH")
-	if got := c.lines(); !slices.Equal(got, []string{"PLAIN", "LOGIN"}) {
+	c.OK("AUTH")
+	if got := c.Lines(); !slices.Equal(got, []string{"PLAIN", "LOGIN"}) {
 		t.Errorf("AUTH list %q", got)
 	}
 }
@@ -275,8 +276,8 @@ func TestPlaintextPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := h.dial()
-	c.ok("CAPA")
-	caps := c.lines()
+	c.OK("CAPA")
+	caps := c.Lines()
 	if slices.Contains(caps, "USER") || slices.ContainsFunc(caps, func(s string) bool { return strings.HasPrefix(s, "SASL") }) {
 		t.Errorf("plaintext mechanisms offered without TLS: %q", caps)
 	}
@@ -285,120 +286,110 @@ func TestPlaintextPolicy(t *testing.T) {
 	}
 	want := "-ERR [AUTH] plaintext authentication requires TLS (use STLS)"
 	for _, cmd := range []string{"USER " + alice, "PASS " + alicePass, "AUTH PLAIN " + b64("\x00"+alice+"\x00"+alicePass), "AUTH LOGIN"} {
-		if r := c.cmd(cmd); r != want {
+		if r := c.Cmd(cmd); r != want {
 			t.Errorf("%s: %q, want %q", strings.Fields(cmd)[0], r, want)
 		}
 	}
-	c.ok("AUTH")
-	if got := c.lines(); len(got) != 0 {
+	c.OK("AUTH")
+	if got := c.Lines(); len(got) != 0 {
 		t.Errorf("AUTH list without TLS: %q", got)
 	}
 	// APOP sends no password: allowed.
 	c2 := h.dial()
-	c2.ok("APOP " + alice + " " + apopDigest(timestampOf(t, c2.greeting), "apop-secret-1"))
-	c2.ok("QUIT")
+	c2.OK("APOP " + alice + " " + apopDigest(timestampOf(t, c2.Greeting), "apop-secret-1"))
+	c2.OK("QUIT")
 
 	// After STLS, everything is available.
-	c.ok("STLS")
-	tc := tls.Client(c.conn, h.clientTLS())
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	c.conn = tc
-	c.r.Reset(tc)
-	c.ok("CAPA")
-	caps = c.lines()
+	c.OK("STLS")
+	c.UpgradeTLS(h.clientTLS())
+	c.OK("CAPA")
+	caps = c.Lines()
 	if !slices.Contains(caps, "USER") || !slices.Contains(caps, "SASL PLAIN LOGIN") || slices.Contains(caps, "STLS") {
 		t.Errorf("CAPA after STLS: %q", caps)
 	}
-	c.login(alice, alicePass)
-	c.ok("STAT")
+	c.Login(alice, alicePass)
+	c.OK("STAT")
 }
 
 func TestSTLS(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.ok("USER " + alice)
-	c.fail("STLS extra", "-ERR")
+	c.OK("USER " + alice)
+	c.Expect("STLS extra", "-ERR")
 	// Commands pipelined after STLS travel in the clear and are
 	// discarded.
-	c.send("STLS\r\nCAPA\r\n")
-	if r := c.line(); !strings.HasPrefix(r, "+OK") {
+	c.Send("STLS\r\nCAPA\r\n")
+	if r := c.Line(); !strings.HasPrefix(r, "+OK") {
 		t.Fatalf("STLS: %q", r)
 	}
-	tc := tls.Client(c.conn, h.clientTLS())
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	c.conn = tc
-	c.r.Reset(tc)
+	c.UpgradeTLS(h.clientTLS())
 	// The USER before STLS is forgotten.
-	c.fail("PASS "+alicePass, "-ERR")
-	c.fail("STLS", "-ERR")
-	c.ok("CAPA")
-	if caps := c.lines(); slices.Contains(caps, "STLS") {
+	c.Expect("PASS "+alicePass, "-ERR")
+	c.Expect("STLS", "-ERR")
+	c.OK("CAPA")
+	if caps := c.Lines(); slices.Contains(caps, "STLS") {
 		t.Errorf("STLS offered again: %q", caps)
 	}
 	// The next reply is NOOP's: the injected CAPA produced nothing.
-	c.fail("NOOP", "-ERR")
-	c.login(alice, alicePass)
-	c.ok("STAT")
-	c.fail("STLS", "-ERR")
-	c.ok("QUIT")
+	c.Expect("NOOP", "-ERR")
+	c.Login(alice, alicePass)
+	c.OK("STAT")
+	c.Expect("STLS", "-ERR")
+	c.OK("QUIT")
 }
 
 func TestImplicitTLS(t *testing.T) {
 	remote := &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 40000}
 	h := withMail(t, harnessOptions{implicitTLS: true, remote: remote})
 	c := h.dialTLS()
-	c.ok("CAPA")
-	caps := c.lines()
+	c.OK("CAPA")
+	caps := c.Lines()
 	if slices.Contains(caps, "STLS") || !slices.Contains(caps, "USER") {
 		t.Errorf("CAPA on implicit TLS: %q", caps)
 	}
-	c.fail("STLS", "-ERR")
-	c.login(alice, alicePass)
-	c.ok("RETR 1")
-	if got := c.multi(); got != msg1 {
+	c.Expect("STLS", "-ERR")
+	c.Login(alice, alicePass)
+	c.OK("RETR 1")
+	if got := c.Multi(); got != msg1 {
 		t.Errorf("RETR over TLS: %q", got)
 	}
-	c.ok("QUIT")
+	c.OK("QUIT")
 }
 
 func TestTransaction(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	_, mb, stored := h.inbox(alice)
 	c := h.dial()
-	c.login(alice, alicePass)
+	c.Login(alice, alicePass)
 	total := len(msg1) + len(msg2) + len(msg3)
-	if r := c.ok("STAT"); r != fmt.Sprintf("+OK 3 %d", total) {
+	if r := c.OK("STAT"); r != fmt.Sprintf("+OK 3 %d", total) {
 		t.Errorf("STAT %q", r)
 	}
-	if r := c.ok("LIST"); r != fmt.Sprintf("+OK 3 messages (%d octets)", total) {
+	if r := c.OK("LIST"); r != fmt.Sprintf("+OK 3 messages (%d octets)", total) {
 		t.Errorf("LIST %q", r)
 	}
 	want := []string{"1 " + strconv.Itoa(len(msg1)), "2 " + strconv.Itoa(len(msg2)), "3 " + strconv.Itoa(len(msg3))}
-	if got := c.lines(); !slices.Equal(got, want) {
+	if got := c.Lines(); !slices.Equal(got, want) {
 		t.Errorf("LIST %q, want %q", got, want)
 	}
-	if r := c.ok("LIST 2"); r != "+OK 2 "+strconv.Itoa(len(msg2)) {
+	if r := c.OK("LIST 2"); r != "+OK 2 "+strconv.Itoa(len(msg2)) {
 		t.Errorf("LIST 2: %q", r)
 	}
-	c.ok("UIDL")
-	uidls := c.lines()
+	c.OK("UIDL")
+	uidls := c.Lines()
 	for i, m := range stored {
 		if uidls[i] != fmt.Sprintf("%d %s", i+1, m.UIDL(mb.UIDValidity)) {
 			t.Errorf("UIDL line %q", uidls[i])
 		}
 	}
-	if r := c.ok("UIDL 3"); r != "+OK "+uidls[2] {
+	if r := c.OK("UIDL 3"); r != "+OK "+uidls[2] {
 		t.Errorf("UIDL 3: %q", r)
 	}
 	for i, m := range []string{msg1, msg2, msg3} {
-		if r := c.ok(fmt.Sprintf("RETR %d", i+1)); r != fmt.Sprintf("+OK %d octets", len(m)) {
+		if r := c.OK(fmt.Sprintf("RETR %d", i+1)); r != fmt.Sprintf("+OK %d octets", len(m)) {
 			t.Errorf("RETR %d: %q", i+1, r)
 		}
-		if got := c.multi(); got != m {
+		if got := c.Multi(); got != m {
 			t.Errorf("RETR %d: %q, want %q", i+1, got, m)
 		}
 	}
@@ -408,47 +399,47 @@ func TestTransaction(t *testing.T) {
 	for i, cmd := range []string{"RETR", "RETR 0", "RETR 4", "RETR -1", "RETR +1", "RETR x", "RETR 1 2", "RETR 99999999999999999999",
 		"LIST 0", "LIST 4", "LIST 1 2", "LIST x", "UIDL 0", "UIDL 1 2", "TOP 1", "TOP 1 -1", "TOP 1 x", "TOP 4 0", "TOP", "DELE", "DELE 4", "DELE 1 1",
 		"STAT 1", "NOOP 1", "RSET 1", "QUIT 1", "USER x", "PASS x", "APOP a b", "AUTH PLAIN", "STLS", "XYZZY", ""} {
-		if r := c.cmd(cmd); !strings.HasPrefix(r, "-ERR") {
+		if r := c.Cmd(cmd); !strings.HasPrefix(r, "-ERR") {
 			t.Errorf("%q: %q, want -ERR", cmd, r)
 		}
 		if i%10 == 9 {
-			c.ok("QUIT")
+			c.OK("QUIT")
 			c = loginRetry(t, h)
 		}
 	}
-	c.ok("NOOP")
+	c.OK("NOOP")
 
 	// DELE marks; marked messages disappear from STAT/LIST/UIDL and
 	// refuse every reference.
-	if r := c.ok("DELE 2"); r != "+OK message 2 deleted" {
+	if r := c.OK("DELE 2"); r != "+OK message 2 deleted" {
 		t.Errorf("DELE: %q", r)
 	}
 	for _, cmd := range []string{"DELE 2", "RETR 2", "TOP 2 0", "LIST 2", "UIDL 2"} {
-		c.fail(cmd, "-ERR message 2 already deleted")
+		c.Expect(cmd, "-ERR message 2 already deleted")
 	}
-	if r := c.ok("STAT"); r != fmt.Sprintf("+OK 2 %d", len(msg1)+len(msg3)) {
+	if r := c.OK("STAT"); r != fmt.Sprintf("+OK 2 %d", len(msg1)+len(msg3)) {
 		t.Errorf("STAT after DELE %q", r)
 	}
-	c.ok("LIST")
-	if got := c.lines(); !slices.Equal(got, []string{want[0], want[2]}) {
+	c.OK("LIST")
+	if got := c.Lines(); !slices.Equal(got, []string{want[0], want[2]}) {
 		t.Errorf("LIST after DELE %q", got)
 	}
-	c.ok("UIDL")
-	if got := c.lines(); !slices.Equal(got, []string{uidls[0], uidls[2]}) {
+	c.OK("UIDL")
+	if got := c.Lines(); !slices.Equal(got, []string{uidls[0], uidls[2]}) {
 		t.Errorf("UIDL after DELE %q", got)
 	}
 	// Numbers do not change.
-	c.ok("RETR 3")
-	if got := c.multi(); got != msg3 {
+	c.OK("RETR 3")
+	if got := c.Multi(); got != msg3 {
 		t.Errorf("RETR 3 after DELE 2: %q", got)
 	}
-	if r := c.ok("RSET"); r != fmt.Sprintf("+OK maildrop has 3 messages (%d octets)", total) {
+	if r := c.OK("RSET"); r != fmt.Sprintf("+OK maildrop has 3 messages (%d octets)", total) {
 		t.Errorf("RSET %q", r)
 	}
-	c.ok("RETR 2")
-	c.multi()
-	c.ok("QUIT")
-	c.eof()
+	c.OK("RETR 2")
+	c.Multi()
+	c.OK("QUIT")
+	c.EOF()
 	if _, _, msgs := h.inbox(alice); len(msgs) != 3 {
 		t.Errorf("after RSET and QUIT: %d messages, want 3", len(msgs))
 	}
@@ -457,61 +448,60 @@ func TestTransaction(t *testing.T) {
 func TestQuitDeletes(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.login(alice, alicePass)
-	c.ok("UIDL")
-	uidls := c.lines()
-	c.ok("DELE 1")
-	c.ok("DELE 3")
-	if r := c.ok("QUIT"); !strings.HasSuffix(r, "(2 messages deleted)") {
+	c.Login(alice, alicePass)
+	c.OK("UIDL")
+	uidls := c.Lines()
+	c.OK("DELE 1")
+	c.OK("DELE 3")
+	if r := c.OK("QUIT"); !strings.HasSuffix(r, "(2 messages deleted)") {
 		t.Errorf("QUIT: %q", r)
 	}
-	c.eof()
+	c.EOF()
 	_, _, msgs := h.inbox(alice)
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages left, want 1", len(msgs))
 	}
 	c = h.dial()
-	c.login(alice, alicePass)
-	if r := c.ok("STAT"); r != fmt.Sprintf("+OK 1 %d", len(msg2)) {
+	c.Login(alice, alicePass)
+	if r := c.OK("STAT"); r != fmt.Sprintf("+OK 1 %d", len(msg2)) {
 		t.Errorf("STAT %q", r)
 	}
-	c.ok("UIDL")
-	if got := c.lines(); len(got) != 1 || strings.Fields(got[0])[1] != strings.Fields(uidls[1])[1] {
+	c.OK("UIDL")
+	if got := c.Lines(); len(got) != 1 || strings.Fields(got[0])[1] != strings.Fields(uidls[1])[1] {
 		t.Errorf("UIDL in the next session %q; earlier %q", got, uidls)
 	}
-	c.ok("RETR 1")
-	if got := c.multi(); got != msg2 {
+	c.OK("RETR 1")
+	if got := c.Multi(); got != msg2 {
 		t.Errorf("RETR %q", got)
 	}
 }
 
 // loginRetry logs in, retrying while the previous session of the account
 // still holds the lock (its server side may lag the client's close).
-func loginRetry(t *testing.T, h *harness) *client {
+func loginRetry(t *testing.T, h *harness) *wire.POP3 {
 	t.Helper()
-	for i := 0; ; i++ {
-		c := h.dial()
-		c.ok("USER " + alice)
-		r := c.cmd("PASS " + alicePass)
-		if strings.HasPrefix(r, "+OK") {
-			return c
-		}
-		if !strings.HasPrefix(r, "-ERR [IN-USE]") || i > 100 {
+	var c *wire.POP3
+	wait.For(t, 10*time.Second, "the lock of the previous session released", func() bool {
+		c = h.dial()
+		c.OK("USER " + alice)
+		r := c.Cmd("PASS " + alicePass)
+		if !strings.HasPrefix(r, "+OK") && !strings.HasPrefix(r, "-ERR [IN-USE]") {
 			t.Fatalf("login: %q", r)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.HasPrefix(r, "+OK")
+	})
+	return c
 }
 
 func TestDropKeepsMessages(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.login(alice, alicePass)
-	c.ok("DELE 1")
-	c.ok("DELE 2")
-	c.conn.Close()
+	c.Login(alice, alicePass)
+	c.OK("DELE 1")
+	c.OK("DELE 2")
+	c.Close()
 	c = loginRetry(t, h)
-	if r := c.ok("STAT"); !strings.HasPrefix(r, "+OK 3 ") {
+	if r := c.OK("STAT"); !strings.HasPrefix(r, "+OK 3 ") {
 		t.Errorf("after a dropped connection: %q", r)
 	}
 }
@@ -519,19 +509,19 @@ func TestDropKeepsMessages(t *testing.T) {
 func TestMaildropLock(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c1 := h.dial()
-	c1.login(alice, alicePass)
+	c1.Login(alice, alicePass)
 	c2 := h.dial()
-	c2.ok("USER " + alice)
-	c2.fail("PASS "+alicePass, "-ERR [IN-USE] maildrop already locked")
+	c2.OK("USER " + alice)
+	c2.Expect("PASS "+alicePass, "-ERR [IN-USE] maildrop already locked")
 	// Still in AUTHORIZATION.
-	c2.fail("STAT", "-ERR")
-	c2.ok("CAPA")
-	c2.lines()
-	c1.ok("DELE 1")
-	c1.ok("QUIT")
-	c1.eof()
-	c2.ok("USER " + alice)
-	if r := c2.ok("PASS " + alicePass); !strings.Contains(r, "2 messages") {
+	c2.Expect("STAT", "-ERR")
+	c2.OK("CAPA")
+	c2.Lines()
+	c1.OK("DELE 1")
+	c1.OK("QUIT")
+	c1.EOF()
+	c2.OK("USER " + alice)
+	if r := c2.OK("PASS " + alicePass); !strings.Contains(r, "2 messages") {
 		t.Errorf("second login %q", r)
 	}
 }
@@ -539,29 +529,29 @@ func TestMaildropLock(t *testing.T) {
 func TestQuitInAuthorization(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.ok("USER " + alice)
-	c.ok("QUIT")
-	c.eof()
+	c.OK("USER " + alice)
+	c.OK("QUIT")
+	c.EOF()
 }
 
 func TestSnapshot(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.login(alice, alicePass)
+	c.Login(alice, alicePass)
 	h.deliver(alice, msg("four", "late\r\n"))
-	if r := c.ok("STAT"); !strings.HasPrefix(r, "+OK 3 ") {
+	if r := c.OK("STAT"); !strings.HasPrefix(r, "+OK 3 ") {
 		t.Errorf("new mail appeared in the session: %q", r)
 	}
-	c.fail("RETR 4", "-ERR")
-	c.ok("DELE 1")
-	c.ok("QUIT")
+	c.Expect("RETR 4", "-ERR")
+	c.OK("DELE 1")
+	c.OK("QUIT")
 	c = h.dial()
-	c.login(alice, alicePass)
-	if r := c.ok("STAT"); !strings.HasPrefix(r, "+OK 3 ") {
+	c.Login(alice, alicePass)
+	if r := c.OK("STAT"); !strings.HasPrefix(r, "+OK 3 ") {
 		t.Errorf("next session: %q", r)
 	}
-	c.ok("RETR 3")
-	if got := c.multi(); got != msg("four", "late\r\n") {
+	c.OK("RETR 3")
+	if got := c.Multi(); got != msg("four", "late\r\n") {
 		t.Errorf("RETR 3: %q", got)
 	}
 }
@@ -574,16 +564,16 @@ func TestDotStuffing(t *testing.T) {
 	h.deliver(alice, m)
 	h.deliver(alice, ".starts with a dot: no header\r\n")
 	c := h.dial()
-	c.login(alice, alicePass)
-	c.ok("LIST 1")
-	c.send("RETR 1\r\n")
-	if r := c.line(); r != fmt.Sprintf("+OK %d octets", len(m)) {
+	c.Login(alice, alicePass)
+	c.OK("LIST 1")
+	c.Send("RETR 1\r\n")
+	if r := c.Line(); r != fmt.Sprintf("+OK %d octets", len(m)) {
 		t.Fatalf("RETR: %q", r)
 	}
 	// The raw wire bytes.
 	var wire strings.Builder
 	for {
-		l := c.line()
+		l := c.Line()
 		wire.WriteString(l + "\r\n")
 		if l == "." {
 			break
@@ -593,12 +583,12 @@ func TestDotStuffing(t *testing.T) {
 	if wire.String() != wantWire {
 		t.Errorf("wire %q, want %q", wire.String(), wantWire)
 	}
-	c.ok("RETR 2")
-	if got := c.multi(); got != ".starts with a dot: no header\r\n" {
+	c.OK("RETR 2")
+	if got := c.Multi(); got != ".starts with a dot: no header\r\n" {
 		t.Errorf("RETR 2: %q", got)
 	}
-	c.ok("TOP 1 1")
-	if got := c.multi(); got != msg("dots", ".\r\n") {
+	c.OK("TOP 1 1")
+	if got := c.Multi(); got != msg("dots", ".\r\n") {
 		t.Errorf("TOP 1 1: %q", got)
 	}
 }
@@ -612,7 +602,7 @@ func TestTop(t *testing.T) {
 	h.deliver(alice, "Subject: header only, no blank line\r\n")
 	h.deliver(alice, "\r\nno header\r\nsecond\r\n")
 	c := h.dial()
-	c.login(alice, alicePass)
+	c.Login(alice, alicePass)
 	for _, tc := range []struct {
 		cmd, want string
 	}{
@@ -626,8 +616,8 @@ func TestTop(t *testing.T) {
 		{"TOP 3 0", "\r\n"},
 		{"TOP 3 1", "\r\nno header\r\n"},
 	} {
-		c.ok(tc.cmd)
-		if got := c.multi(); got != tc.want {
+		c.OK(tc.cmd)
+		if got := c.Multi(); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.cmd, got, tc.want)
 		}
 	}
@@ -636,32 +626,32 @@ func TestTop(t *testing.T) {
 func TestPipelining(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.send("CAPA\r\nUSER " + alice + "\r\nPASS " + alicePass + "\r\nSTAT\r\nLIST\r\nRETR 1\r\nTOP 2 0\r\nUIDL 1\r\nDELE 1\r\nNOOP\r\nBOGUS\r\nQUIT\r\n")
-	c.line()
-	c.lines() // CAPA
-	c.line()  // USER
-	if r := c.line(); !strings.HasPrefix(r, "+OK maildrop has 3") {
+	c.Send("CAPA\r\nUSER " + alice + "\r\nPASS " + alicePass + "\r\nSTAT\r\nLIST\r\nRETR 1\r\nTOP 2 0\r\nUIDL 1\r\nDELE 1\r\nNOOP\r\nBOGUS\r\nQUIT\r\n")
+	c.Line()
+	c.Lines() // CAPA
+	c.Line()  // USER
+	if r := c.Line(); !strings.HasPrefix(r, "+OK maildrop has 3") {
 		t.Fatalf("PASS %q", r)
 	}
-	if r := c.line(); !strings.HasPrefix(r, "+OK 3 ") {
+	if r := c.Line(); !strings.HasPrefix(r, "+OK 3 ") {
 		t.Errorf("STAT %q", r)
 	}
-	c.line()
-	if got := c.lines(); len(got) != 3 {
+	c.Line()
+	if got := c.Lines(); len(got) != 3 {
 		t.Errorf("LIST %q", got)
 	}
-	c.line()
-	if got := c.multi(); got != msg1 {
+	c.Line()
+	if got := c.Multi(); got != msg1 {
 		t.Errorf("RETR %q", got)
 	}
-	c.line()
-	c.multi()
+	c.Line()
+	c.Multi()
 	for _, want := range []string{"+OK 1 ", "+OK message 1 deleted", "+OK", "-ERR", "+OK"} {
-		if r := c.line(); !strings.HasPrefix(r, want) {
+		if r := c.Line(); !strings.HasPrefix(r, want) {
 			t.Errorf("got %q, want %q", r, want)
 		}
 	}
-	c.eof()
+	c.EOF()
 	if _, _, msgs := h.inbox(alice); len(msgs) != 2 {
 		t.Errorf("%d messages after pipelined DELE and QUIT", len(msgs))
 	}
@@ -670,14 +660,14 @@ func TestPipelining(t *testing.T) {
 func TestBareLF(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.send("USER " + alice + "\nPASS " + alicePass + "\n")
-	c.line()
-	if r := c.line(); !strings.HasPrefix(r, "+OK") {
+	c.Send("USER " + alice + "\nPASS " + alicePass + "\n")
+	c.Line()
+	if r := c.Line(); !strings.HasPrefix(r, "+OK") {
 		t.Fatalf("PASS with bare LF: %q", r)
 	}
-	c.send("RETR 1\n")
-	c.line()
-	if got := c.multi(); got != msg1 {
+	c.Send("RETR 1\n")
+	c.Line()
+	if got := c.Multi(); got != msg1 {
 		t.Errorf("RETR %q", got)
 	}
 }
@@ -685,91 +675,110 @@ func TestBareLF(t *testing.T) {
 func TestLongLines(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.fail("USER "+strings.Repeat("a", 600), "-ERR line too long")
-	c.fail("NOOP"+strings.Repeat(" ", 100000), "-ERR line too long")
-	c.fail(strings.Repeat("x", 1<<20), "-ERR line too long")
+	c.Expect("USER "+strings.Repeat("a", 600), "-ERR line too long")
+	c.Expect("NOOP"+strings.Repeat(" ", 100000), "-ERR line too long")
+	c.Expect(strings.Repeat("x", 1<<20), "-ERR line too long")
 	// An AUTH line may be long (initial response), up to 8 KiB.
 	long := b64("\x00" + alice + "\x00" + strings.Repeat("p", 900))
-	c.fail("AUTH PLAIN "+long, "-ERR [AUTH]")
-	c.fail("AUTH PLAIN "+strings.Repeat("A", 9000), "-ERR line too long")
-	c.login(alice, alicePass)
-	c.ok("STAT")
+	c.Expect("AUTH PLAIN "+long, "-ERR [AUTH]")
+	c.Expect("AUTH PLAIN "+strings.Repeat("A", 9000), "-ERR line too long")
+	c.Login(alice, alicePass)
+	c.OK("STAT")
 }
 
 func TestGarbage(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.fail("\x00\xff\x80\x01garbage", "-ERR")
-	c.fail("\xff\xfe\xfd\xfc", "-ERR")
-	c.fail("US\x00R x", "-ERR")
-	c.fail("\r", "-ERR")
-	c.fail("USER\tx", "-ERR")
-	c.ok("CAPA")
-	c.lines()
-	c.login(alice, alicePass)
-	c.fail("RETR \x001", "-ERR")
-	c.fail("RETR 1\x00", "-ERR")
-	c.ok("STAT")
+	c.Expect("\x00\xff\x80\x01garbage", "-ERR")
+	c.Expect("\xff\xfe\xfd\xfc", "-ERR")
+	c.Expect("US\x00R x", "-ERR")
+	c.Expect("\r", "-ERR")
+	c.Expect("USER\tx", "-ERR")
+	c.OK("CAPA")
+	c.Lines()
+	c.Login(alice, alicePass)
+	c.Expect("RETR \x001", "-ERR")
+	c.Expect("RETR 1\x00", "-ERR")
+	c.OK("STAT")
 }
 
 func TestTooManyBadCommands(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	c := h.dial()
 	for i := 1; i < 20; i++ {
-		c.fail("BOGUS", "-ERR unknown command")
+		c.Expect("BOGUS", "-ERR unknown command")
 	}
-	c.fail("BOGUS", "-ERR too many bad commands")
-	c.eof()
+	c.Expect("BOGUS", "-ERR too many bad commands")
+	c.EOF()
 }
 
 func TestCaseInsensitive(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.ok("capa")
-	c.lines()
-	c.ok("uSeR " + alice)
-	c.ok("pass " + alicePass)
-	c.ok("Stat")
-	c.ok("rEtR 1")
-	c.multi()
-	c.ok("quit")
+	c.OK("capa")
+	c.Lines()
+	c.OK("uSeR " + alice)
+	c.OK("pass " + alicePass)
+	c.OK("Stat")
+	c.OK("rEtR 1")
+	c.Multi()
+	c.OK("quit")
 }
 
 func TestAutologout(t *testing.T) {
 	h := withMail(t, harnessOptions{timeout: 300 * time.Millisecond})
 	c := h.dial()
-	if r := c.line(); !strings.HasPrefix(r, "-ERR") {
+	if r := c.Line(); !strings.HasPrefix(r, "-ERR") {
 		t.Errorf("autologout: %q", r)
 	}
-	c.eof()
+	c.EOF()
 
 	c = h.dial()
-	c.login(alice, alicePass)
-	c.ok("DELE 1")
+	c.Login(alice, alicePass)
+	c.OK("DELE 1")
 	time.Sleep(400 * time.Millisecond)
-	if r := c.line(); !strings.HasPrefix(r, "-ERR autologout") {
+	if r := c.Line(); !strings.HasPrefix(r, "-ERR autologout") {
 		t.Errorf("autologout: %q", r)
 	}
-	c.eof()
+	c.EOF()
 	c = loginRetry(t, h)
-	if r := c.ok("STAT"); !strings.HasPrefix(r, "+OK 3 ") {
+	if r := c.OK("STAT"); !strings.HasPrefix(r, "+OK 3 ") {
 		t.Errorf("after autologout: %q", r)
 	}
+}
+
+// TestAutologoutReset: each command starts the autologout timer over
+// (RFC 1939 §3: the timer is of inactivity).
+func TestAutologoutReset(t *testing.T) {
+	const timeout = 1500 * time.Millisecond
+	h := withMail(t, harnessOptions{timeout: timeout})
+	c := h.dial()
+	c.Login(alice, alicePass)
+	// Two pauses of two thirds of the timer: together more than it, so
+	// the second NOOP is answered only if the first reset the timer.
+	for range 2 {
+		time.Sleep(timeout * 2 / 3)
+		c.OK("NOOP")
+	}
+	if r := c.Line(); !strings.HasPrefix(r, "-ERR autologout") {
+		t.Errorf("autologout: %q", r)
+	}
+	c.EOF()
 }
 
 func TestShutdown(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	idle := h.dial()
 	inTx := h.dial()
-	inTx.login(alice, alicePass)
-	inTx.ok("DELE 1")
+	inTx.Login(alice, alicePass)
+	inTx.OK("DELE 1")
 	done := make(chan error, 1)
 	go func() { done <- h.shutdown(10 * time.Second) }()
-	for _, c := range []*client{idle, inTx} {
-		if r := c.line(); r != "-ERR [SYS/TEMP] server shutting down" {
+	for _, c := range []*wire.POP3{idle, inTx} {
+		if r := c.Line(); r != "-ERR [SYS/TEMP] server shutting down" {
 			t.Errorf("at shutdown: %q", r)
 		}
-		c.eof()
+		c.EOF()
 	}
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
@@ -792,17 +801,17 @@ func TestShutdown(t *testing.T) {
 func TestExpungedMeanwhile(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.login(alice, alicePass)
+	c.Login(alice, alicePass)
 	a, mb, msgs := h.inbox(alice)
 	if _, err := a.Expunge(context.Background(), mb.ID, []uint32{msgs[0].UID}); err != nil {
 		t.Fatal(err)
 	}
-	c.fail("RETR 1", "-ERR message no longer available")
-	c.fail("TOP 1 0", "-ERR message no longer available")
-	c.ok("LIST 1") // the snapshot still lists it
-	c.ok("DELE 1")
-	c.ok("DELE 2")
-	if r := c.ok("QUIT"); !strings.HasSuffix(r, "(1 messages deleted)") {
+	c.Expect("RETR 1", "-ERR message no longer available")
+	c.Expect("TOP 1 0", "-ERR message no longer available")
+	c.OK("LIST 1") // the snapshot still lists it
+	c.OK("DELE 1")
+	c.OK("DELE 2")
+	if r := c.OK("QUIT"); !strings.HasSuffix(r, "(1 messages deleted)") {
 		t.Errorf("QUIT: %q", r)
 	}
 	if _, _, msgs := h.inbox(alice); len(msgs) != 1 {
@@ -813,11 +822,11 @@ func TestExpungedMeanwhile(t *testing.T) {
 func TestUpdateFailure(t *testing.T) {
 	h := withMail(t, harnessOptions{})
 	c := h.dial()
-	c.login(alice, alicePass)
-	c.ok("DELE 1")
+	c.Login(alice, alicePass)
+	c.OK("DELE 1")
 	h.store.Close() // the expunge cannot work now
-	c.fail("QUIT", "-ERR [SYS/TEMP]")
-	c.eof()
+	c.Expect("QUIT", "-ERR [SYS/TEMP]")
+	c.EOF()
 }
 
 func TestUIDLStableAndValid(t *testing.T) {
@@ -825,8 +834,8 @@ func TestUIDLStableAndValid(t *testing.T) {
 	var first []string
 	for i := 0; i < 2; i++ {
 		c := loginRetry(t, h)
-		c.ok("UIDL")
-		got := c.lines()
+		c.OK("UIDL")
+		got := c.Lines()
 		for _, l := range got {
 			id := strings.Fields(l)[1]
 			if len(id) < 1 || len(id) > 70 || strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
@@ -838,7 +847,7 @@ func TestUIDLStableAndValid(t *testing.T) {
 		} else if !slices.Equal(first, got) {
 			t.Errorf("UIDL changed between sessions: %q, %q", first, got)
 		}
-		c.ok("QUIT")
+		c.OK("QUIT")
 	}
 }
 
@@ -856,12 +865,12 @@ func TestLargeMessage(t *testing.T) {
 	big := b.String()
 	h.deliver(alice, big)
 	c := h.dial()
-	c.login(alice, alicePass)
-	c.ok("RETR 1")
-	if got := c.multi(); got != big {
+	c.Login(alice, alicePass)
+	c.OK("RETR 1")
+	if got := c.Multi(); got != big {
 		t.Errorf("big message differs (len %d, want %d)", len(got), len(big))
 	}
-	c.ok("QUIT")
+	c.OK("QUIT")
 }
 
 // TestShutdownDeadline: a client that stops reading in the middle of a
@@ -871,9 +880,11 @@ func TestShutdownDeadline(t *testing.T) {
 	h.addUser(alice, alicePass)
 	h.deliver(alice, "Subject: big\r\n\r\n"+strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 1<<19))
 	c := h.dial()
-	c.login(alice, alicePass)
-	c.send("RETR 1\r\n") // and never read
-	time.Sleep(100 * time.Millisecond)
+	c.Login(alice, alicePass)
+	// The status line says the response has started; then never read
+	// on: the server is stuck in the middle of 32 MiB.
+	c.Send("RETR 1\r\n")
+	c.WantLine("+OK")
 	if err := h.shutdown(300 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want context.DeadlineExceeded", err)
 	}
@@ -889,9 +900,9 @@ func TestPanicRecovered(t *testing.T) {
 	h.addUser(alice, alicePass)
 	for i := 0; i < 2; i++ {
 		c := h.dial()
-		c.ok("USER " + alice)
-		c.fail("PASS "+alicePass, "-ERR [SYS/TEMP] internal error")
-		c.eof()
+		c.OK("USER " + alice)
+		c.Expect("PASS "+alicePass, "-ERR [SYS/TEMP] internal error")
+		c.EOF()
 	}
 }
 
@@ -901,16 +912,16 @@ func TestLogs(t *testing.T) {
 	var buf syncBuffer
 	h := withMail(t, harnessOptions{logTo: &buf})
 	c := h.dial()
-	c.ok("USER " + alice)
-	c.fail("PASS wrong-secret-1", "-ERR [AUTH]")
-	c.fail("AUTH PLAIN "+b64("\x00"+alice+"\x00wrong-secret-2"), "-ERR [AUTH]")
-	c.cmd("AUTH LOGIN")
-	c.cmd(b64(alice))
-	c.fail(b64("wrong-secret-3"), "-ERR [AUTH]")
+	c.OK("USER " + alice)
+	c.Expect("PASS wrong-secret-1", "-ERR [AUTH]")
+	c.Expect("AUTH PLAIN "+b64("\x00"+alice+"\x00wrong-secret-2"), "-ERR [AUTH]")
+	c.Cmd("AUTH LOGIN")
+	c.Cmd(b64(alice))
+	c.Expect(b64("wrong-secret-3"), "-ERR [AUTH]")
 	c = h.dial()
-	c.login(alice, alicePass)
-	c.ok("QUIT")
-	c.eof()
+	c.Login(alice, alicePass)
+	c.OK("QUIT")
+	c.EOF()
 	h.shutdown(5 * time.Second)
 
 	var logins, failures int
@@ -997,13 +1008,13 @@ func TestUIDLKeptFromImport(t *testing.T) {
 	}
 	h.deliver(alice, msg3)
 	c := h.dial()
-	c.login(alice, alicePass)
-	c.ok("UIDL")
+	c.Login(alice, alicePass)
+	c.OK("UIDL")
 	want := []string{"1 kept-uidl-7", "2 0000000849fa1d30", "3 0000000949fa1d30"}
-	if got := c.lines(); !slices.Equal(got, want) {
+	if got := c.Lines(); !slices.Equal(got, want) {
 		t.Errorf("UIDL %q, want %q", got, want)
 	}
-	if r := c.ok("UIDL 1"); r != "+OK 1 kept-uidl-7" {
+	if r := c.OK("UIDL 1"); r != "+OK 1 kept-uidl-7" {
 		t.Errorf("UIDL 1: %q", r)
 	}
 }

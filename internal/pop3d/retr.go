@@ -12,26 +12,26 @@ import (
 )
 
 // cmdRetr: RFC 1939 §5 RETR msg.
-func (sess *session) cmdRetr(args string) (reply, bool) {
+func (s *session) cmdRetr(args string) (reply, bool) {
 	f := strings.Fields(args)
 	if len(f) != 1 {
 		return badReply("usage: RETR message"), false
 	}
-	i, r, ok := sess.message(f[0])
+	i, r, ok := s.message(f[0])
 	if !ok {
 		return r, false
 	}
-	return sess.sendMessage(i, -1)
+	return s.sendMessage(i, -1)
 }
 
 // cmdTop: RFC 1939 §7 TOP msg n: the header, the blank line after it, and
 // the first n lines of the body.
-func (sess *session) cmdTop(args string) (reply, bool) {
+func (s *session) cmdTop(args string) (reply, bool) {
 	f := strings.Fields(args)
 	if len(f) != 2 {
 		return badReply("usage: TOP message lines"), false
 	}
-	i, r, ok := sess.message(f[0])
+	i, r, ok := s.message(f[0])
 	if !ok {
 		return r, false
 	}
@@ -39,20 +39,20 @@ func (sess *session) cmdTop(args string) (reply, bool) {
 	if !ok {
 		return badReply("invalid number of lines"), false
 	}
-	return sess.sendMessage(i, int64(n))
+	return s.sendMessage(i, int64(n))
 }
 
 // sendMessage streams message i as a multi-line response: all of it when
 // lines < 0, else its header and that many body lines.
-func (sess *session) sendMessage(i int, lines int64) (reply, bool) {
-	m := sess.msgs[i]
-	f, err := sess.account.OpenBody(m)
+func (s *session) sendMessage(i int, lines int64) (reply, bool) {
+	m := s.msgs[i]
+	f, err := s.account.OpenBody(m)
 	if errors.Is(err, store.ErrNoMessage) {
 		// Expunged meanwhile (IMAP) and its file gone.
 		return errReply("", "message no longer available"), false
 	}
 	if err != nil {
-		sess.log.Error("pop3 open message", "uid", m.UID, "err", err)
+		s.log.Error("pop3 open message", "uid", m.UID, "err", err)
 		return errReply("SYS/TEMP", "cannot read message, try again later"), false
 	}
 	defer f.Close()
@@ -60,9 +60,9 @@ func (sess *session) sendMessage(i int, lines int64) (reply, bool) {
 	// The body goes out through a large pooled buffer: a client reading
 	// a message should cost few, large writes, whatever the 4 KiB buffer
 	// the connection keeps between commands.
-	bb := sess.srv.bodyBuffers.Get().(*bodyBuffers)
-	defer sess.srv.bodyBuffers.Put(bb)
-	bb.w.Reset(sess.bw)
+	bb := s.srv.bodyBuffers.Get().(*bodyBuffers)
+	defer s.srv.bodyBuffers.Put(bb)
+	bb.w.Reset(s.bw)
 	if lines < 0 {
 		bb.w.WriteString("+OK " + strconv.FormatInt(m.Size, 10) + " octets\r\n")
 	} else {
@@ -80,9 +80,9 @@ func (sess *session) sendMessage(i int, lines int64) (reply, bool) {
 		// only honest way out is to drop the connection; the client sees
 		// a truncated response, does not QUIT, and nothing is deleted.
 		if isWriteError(err) {
-			sess.log.Info("pop3 sending message failed", "uid", m.UID, "err", err)
+			s.log.Info("pop3 sending message failed", "uid", m.UID, "err", err)
 		} else {
-			sess.log.Error("pop3 read message", "uid", m.UID, "err", err)
+			s.log.Error("pop3 read message", "uid", m.UID, "err", err)
 		}
 		return noReply, true
 	}

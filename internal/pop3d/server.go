@@ -84,6 +84,7 @@ type Server struct {
 	Log *slog.Logger
 
 	initOnce    sync.Once
+	log         *slog.Logger
 	baseCtx     context.Context // canceled by Shutdown: ends throttle waits
 	cancel      context.CancelFunc
 	bodyBuffers sync.Pool // *bodyBuffers
@@ -99,6 +100,10 @@ type Server struct {
 
 func (s *Server) init() {
 	s.initOnce.Do(func() {
+		s.log = s.Log
+		if s.log == nil {
+			s.log = slog.New(slog.DiscardHandler)
+		}
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
 		s.bodyBuffers.New = newBodyBuffers
 		s.hostname = s.Hostname
@@ -115,13 +120,6 @@ func (s *Server) init() {
 	})
 }
 
-func (s *Server) logger() *slog.Logger {
-	if s.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return s.Log
-}
-
 func (s *Server) timeout() time.Duration {
 	if s.Timeout > 0 {
 		return s.Timeout
@@ -136,7 +134,7 @@ func (s *Server) writeTimeout() time.Duration {
 	return DefaultWriteTimeout
 }
 
-func (s *Server) maxLine() int {
+func (s *Server) maxLineLength() int {
 	if s.MaxLineLength > 0 {
 		return s.MaxLineLength
 	}
@@ -144,7 +142,7 @@ func (s *Server) maxLine() int {
 }
 
 func (s *Server) maxAuthLine() int {
-	return max(s.maxLine(), maxAuthLineLength)
+	return max(s.maxLineLength(), maxAuthLineLength)
 }
 
 // Serve accepts connections on l and serves each in its own goroutine,
@@ -167,7 +165,7 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 	}()
 
-	log := s.logger()
+	log := s.log
 	var delay time.Duration
 	for {
 		c, err := l.Accept()

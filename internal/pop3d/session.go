@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/netio"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -90,134 +91,134 @@ func (s *Server) newSession(c net.Conn) *session {
 		remote: c.RemoteAddr(),
 		ctx:    s.baseCtx,
 	}
-	sess.log = s.logger().With("cid", newCID(), "proto", "pop3", "remote", sess.remote.String())
+	sess.log = s.log.With("cid", newCID(), "proto", "pop3", "remote", sess.remote.String())
 	return sess
 }
 
 // interrupt wakes a session blocked waiting for a command, so it notices
 // the shutdown. Reads honour the deadline even under TLS.
-func (sess *session) interrupt() {
-	sess.raw.SetReadDeadline(time.Now())
+func (s *session) interrupt() {
+	s.raw.SetReadDeadline(time.Now())
 }
 
 // serve runs the session to its end. It never panics: a panic in a command
 // is logged with its stack and ends the session without UPDATE.
-func (sess *session) serve() {
+func (s *session) serve() {
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
-			sess.log.Error("pop3 session panic", "panic", r, "stack", string(debug.Stack()))
-			if sess.bw != nil {
-				sess.writeLine("-ERR [SYS/TEMP] internal error")
-				sess.flush()
+			s.log.Error("pop3 session panic", "panic", r, "stack", string(debug.Stack()))
+			if s.bw != nil {
+				s.writeLine("-ERR [SYS/TEMP] internal error")
+				s.flush()
 			}
 		}
-		sess.unlock()
-		if sess.account != nil {
-			sess.account.Release()
+		s.unlock()
+		if s.account != nil {
+			s.account.Release()
 		}
-		sess.closeConn()
-		sess.log.Debug("pop3 session closed", "duration", time.Since(start).Round(time.Millisecond))
+		s.closeConn()
+		s.log.Debug("pop3 session closed", "duration", time.Since(start).Round(time.Millisecond))
 	}()
 
-	if tc, ok := sess.conn.(*tls.Conn); ok {
-		if !sess.handshake(tc) {
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		if !s.handshake(tc) {
 			return
 		}
-	} else if sess.srv.ImplicitTLS {
+	} else if s.srv.ImplicitTLS {
 		// A wiring mistake; fail safe: this connection is treated as
 		// plaintext, so passwords are refused (except from loopback).
-		sess.log.Error("pop3 listener is configured for implicit TLS but handed out a plain connection")
+		s.log.Error("pop3 listener is configured for implicit TLS but handed out a plain connection")
 	}
-	sess.setBuffers()
+	s.setBuffers()
 
 	var nonce [8]byte
 	rand.Read(nonce[:])
-	sess.timestamp = "<" + sess.srv.pid + "." + hex.EncodeToString(nonce[:]) + "@" + sess.srv.hostname + ">"
+	s.timestamp = "<" + s.srv.pid + "." + hex.EncodeToString(nonce[:]) + "@" + s.srv.hostname + ">"
 	// RFC 1939 §4: the greeting; §7: the APOP timestamp at its end.
-	sess.writeLine("+OK " + sess.srv.hostname + " POP3 ready " + sess.timestamp)
+	s.writeLine("+OK " + s.srv.hostname + " POP3 ready " + s.timestamp)
 
 	for {
-		if sess.srv.closing.Load() && sess.state != stateUpdate {
-			sess.writeLine("-ERR [SYS/TEMP] server shutting down")
-			sess.flush()
+		if s.srv.closing.Load() && s.state != stateUpdate {
+			s.writeLine("-ERR [SYS/TEMP] server shutting down")
+			s.flush()
 			return
 		}
-		line, tooLong, err := sess.readLine(sess.srv.maxAuthLine())
+		line, tooLong, err := s.readLine(s.srv.maxAuthLine())
 		if err != nil {
-			sess.readFailed(err)
+			s.readFailed(err)
 			return
 		}
-		if err := sess.command(line, tooLong); err != nil {
+		if err := s.command(line, tooLong); err != nil {
 			if !errors.Is(err, errClose) {
-				sess.log.Info("pop3 session ended", "err", err)
+				s.log.Info("pop3 session ended", "err", err)
 			}
-			sess.flush()
+			s.flush()
 			return
 		}
 	}
 }
 
-func (sess *session) setBuffers() {
-	w := &deadlineWriter{c: sess.conn, timeout: sess.srv.writeTimeout()}
-	sess.br = bufio.NewReaderSize(sess.conn, readBufferSize)
-	sess.bw = bufio.NewWriterSize(w, writeBufferSize)
+func (s *session) setBuffers() {
+	w := &netio.DeadlineWriter{Conn: s.conn, Timeout: s.srv.writeTimeout()}
+	s.br = bufio.NewReaderSize(s.conn, readBufferSize)
+	s.bw = bufio.NewWriterSize(w, writeBufferSize)
 }
 
 // handshake completes a TLS handshake; it logs and reports failure.
-func (sess *session) handshake(tc *tls.Conn) bool {
-	ctx, cancel := context.WithTimeout(sess.ctx, min(handshakeTimeout, sess.srv.timeout()))
+func (s *session) handshake(tc *tls.Conn) bool {
+	ctx, cancel := context.WithTimeout(s.ctx, min(handshakeTimeout, s.srv.timeout()))
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		sess.log.Info("pop3 TLS handshake failed", "err", err)
+		s.log.Info("pop3 TLS handshake failed", "err", err)
 		return false
 	}
 	cs := tc.ConnectionState()
-	sess.isTLS = true
-	sess.log = sess.log.With("tls", tls.VersionName(cs.Version))
+	s.isTLS = true
+	s.log = s.log.With("tls", tls.VersionName(cs.Version))
 	return true
 }
 
 // readFailed handles the end of input: EOF, a timeout, or Shutdown's
 // interrupt. None of them enters UPDATE.
-func (sess *session) readFailed(err error) {
+func (s *session) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case isWriteError(err):
 		// Flushing replies failed: the client stopped reading (write
 		// timeout) or went away.
-		sess.log.Info("pop3 write failed", "err", err)
+		s.log.Info("pop3 write failed", "err", err)
 		return
-	case sess.srv.closing.Load():
-		sess.writeLine("-ERR [SYS/TEMP] server shutting down")
+	case s.srv.closing.Load():
+		s.writeLine("-ERR [SYS/TEMP] server shutting down")
 	case errors.As(err, &ne) && ne.Timeout():
 		// RFC 1939 §3: the autologout timer.
-		sess.log.Info("pop3 autologout", "state", sess.state.String())
-		sess.writeLine("-ERR autologout: idle for too long")
+		s.log.Info("pop3 autologout", "state", s.state.String())
+		s.writeLine("-ERR autologout: idle for too long")
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF):
-		if sess.state == stateTransaction {
-			sess.log.Info("pop3 connection dropped without QUIT; nothing deleted")
+		if s.state == stateTransaction {
+			s.log.Info("pop3 connection dropped without QUIT; nothing deleted")
 		}
 		return
 	default:
-		sess.log.Info("pop3 read failed", "err", err)
+		s.log.Info("pop3 read failed", "err", err)
 		return
 	}
-	sess.flush() // best effort: the client may be gone
+	s.flush() // best effort: the client may be gone
 }
 
 // closeConn closes the connection; a TLS close_notify gets a short
 // deadline so a dead client cannot hold the session.
-func (sess *session) closeConn() {
-	sess.raw.SetWriteDeadline(time.Now().Add(time.Second))
-	sess.conn.Close()
+func (s *session) closeConn() {
+	s.raw.SetWriteDeadline(time.Now().Add(time.Second))
+	s.conn.Close()
 }
 
 // unlock releases the maildrop lock, if held.
-func (sess *session) unlock() {
-	if sess.release != nil {
-		sess.release()
-		sess.release = nil
+func (s *session) unlock() {
+	if s.release != nil {
+		s.release()
+		s.release = nil
 	}
 }
 
@@ -229,14 +230,14 @@ func (sess *session) unlock() {
 // Before any read that may block, pending replies are flushed (so
 // pipelined commands are answered in one write) and the autologout
 // deadline is set.
-func (sess *session) readLine(limit int) (line []byte, tooLong bool, err error) {
-	sess.lineBuf = sess.lineBuf[:0]
+func (s *session) readLine(limit int) (line []byte, tooLong bool, err error) {
+	s.lineBuf = s.lineBuf[:0]
 	n := 0
 	for {
-		if err := sess.beforeRead(); err != nil {
+		if err := s.beforeRead(); err != nil {
 			return nil, false, err
 		}
-		frag, err := sess.br.ReadSlice('\n')
+		frag, err := s.br.ReadSlice('\n')
 		n += len(frag)
 		if n > limit {
 			tooLong = true
@@ -246,9 +247,9 @@ func (sess *session) readLine(limit int) (line []byte, tooLong bool, err error) 
 			if tooLong {
 				return nil, true, nil
 			}
-			if len(sess.lineBuf) > 0 {
-				sess.lineBuf = append(sess.lineBuf, frag...)
-				frag = sess.lineBuf
+			if len(s.lineBuf) > 0 {
+				s.lineBuf = append(s.lineBuf, frag...)
+				frag = s.lineBuf
 			}
 			frag = frag[:len(frag)-1]
 			if len(frag) > 0 && frag[len(frag)-1] == '\r' {
@@ -257,7 +258,7 @@ func (sess *session) readLine(limit int) (line []byte, tooLong bool, err error) 
 			return frag, false, nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			if !tooLong {
-				sess.lineBuf = append(sess.lineBuf, frag...)
+				s.lineBuf = append(s.lineBuf, frag...)
 			}
 		default:
 			return nil, false, err
@@ -269,44 +270,32 @@ func (sess *session) readLine(limit int) (line []byte, tooLong bool, err error) 
 // holds no complete line: it flushes pending replies and sets the read
 // deadline. The deadline is set before the shutdown check, so an interrupt
 // that comes between them is not lost.
-func (sess *session) beforeRead() error {
-	if n := sess.br.Buffered(); n > 0 {
-		if b, _ := sess.br.Peek(n); bytes.IndexByte(b, '\n') >= 0 {
+func (s *session) beforeRead() error {
+	if n := s.br.Buffered(); n > 0 {
+		if b, _ := s.br.Peek(n); bytes.IndexByte(b, '\n') >= 0 {
 			return nil
 		}
 	}
-	if err := sess.flush(); err != nil {
+	if err := s.flush(); err != nil {
 		return writeError{err}
 	}
-	sess.raw.SetReadDeadline(time.Now().Add(sess.srv.timeout()))
-	if sess.srv.closing.Load() && sess.state != stateUpdate {
+	s.raw.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+	if s.srv.closing.Load() && s.state != stateUpdate {
 		return os.ErrDeadlineExceeded
 	}
 	return nil
 }
 
-func (sess *session) flush() error {
-	if sess.bw.Buffered() == 0 {
+func (s *session) flush() error {
+	if s.bw.Buffered() == 0 {
 		return nil
 	}
-	return sess.bw.Flush()
+	return s.bw.Flush()
 }
 
-func (sess *session) writeLine(s string) {
-	sess.bw.WriteString(s)
-	sess.bw.WriteString("\r\n")
-}
-
-// deadlineWriter sets the write deadline before each write, so a client
-// that stops reading is dropped after the write timeout.
-type deadlineWriter struct {
-	c       net.Conn
-	timeout time.Duration
-}
-
-func (w *deadlineWriter) Write(p []byte) (int, error) {
-	w.c.SetWriteDeadline(time.Now().Add(w.timeout))
-	return w.c.Write(p)
+func (s *session) writeLine(line string) {
+	s.bw.WriteString(line)
+	s.bw.WriteString("\r\n")
 }
 
 // reply is a single-line POP3 response: +OK or -ERR, with an optional RFC
@@ -341,54 +330,54 @@ var multiline = reply{ok: true, written: true}
 // is going away, or STLS switched it to TLS).
 var noReply = reply{written: true}
 
-func (sess *session) writeReply(r reply) {
+func (s *session) writeReply(r reply) {
 	if r.written {
 		return
 	}
 	if r.ok {
-		sess.bw.WriteString("+OK")
+		s.bw.WriteString("+OK")
 	} else {
-		sess.bw.WriteString("-ERR")
+		s.bw.WriteString("-ERR")
 	}
 	if r.code != "" {
-		sess.bw.WriteString(" [")
-		sess.bw.WriteString(r.code)
-		sess.bw.WriteString("]")
+		s.bw.WriteString(" [")
+		s.bw.WriteString(r.code)
+		s.bw.WriteString("]")
 	}
 	if r.text != "" {
-		sess.bw.WriteString(" ")
-		sess.bw.WriteString(r.text)
+		s.bw.WriteString(" ")
+		s.bw.WriteString(r.text)
 	}
-	sess.bw.WriteString("\r\n")
+	s.bw.WriteString("\r\n")
 }
 
 // command handles one command line. It returns errClose (or a write error)
 // to end the session after flushing.
-func (sess *session) command(line []byte, tooLong bool) error {
+func (s *session) command(line []byte, tooLong bool) error {
 	var r reply
 	var closeAfter bool
 	if tooLong {
 		r = badReply("line too long")
 	} else {
 		verb, args := splitCommand(line)
-		if sess.log.Enabled(sess.ctx, levelTrace) {
-			sess.log.Log(sess.ctx, levelTrace, "pop3 command", "verb", verb, "args", redact(verb, args))
+		if s.log.Enabled(s.ctx, levelTrace) {
+			s.log.Log(s.ctx, levelTrace, "pop3 command", "verb", verb, "args", redact(verb, args))
 		}
-		if verb != "AUTH" && len(line)+2 > sess.srv.maxLine() {
+		if verb != "AUTH" && len(line)+2 > s.srv.maxLineLength() {
 			r = badReply("line too long")
 		} else {
-			r, closeAfter = sess.dispatch(verb, args)
+			r, closeAfter = s.dispatch(verb, args)
 		}
 	}
 	if r.bad {
-		sess.badCommands++
-		if sess.badCommands >= maxBadCommands {
-			sess.log.Info("pop3 too many bad commands", "count", sess.badCommands)
+		s.badCommands++
+		if s.badCommands >= maxBadCommands {
+			s.log.Info("pop3 too many bad commands", "count", s.badCommands)
 			r = badReply("too many bad commands, closing connection")
 			closeAfter = true
 		}
 	}
-	sess.writeReply(r)
+	s.writeReply(r)
 	if closeAfter {
 		return errClose
 	}
@@ -445,55 +434,55 @@ func redact(verb, args string) string {
 
 // dispatch runs a command in the current state. closeAfter ends the session
 // once the reply is written.
-func (sess *session) dispatch(verb, args string) (r reply, closeAfter bool) {
+func (s *session) dispatch(verb, args string) (r reply, closeAfter bool) {
 	// Commands valid in each state, RFC 1939 §4-§6, RFC 2449 §5 (CAPA),
 	// RFC 2595 §4 (STLS), RFC 5034 §4 (AUTH).
-	switch sess.state {
+	switch s.state {
 	case stateAuthorization:
 		switch verb {
 		case "USER":
-			return sess.cmdUser(args), false
+			return s.cmdUser(args), false
 		case "PASS":
-			return sess.cmdPass(args)
+			return s.cmdPass(args)
 		case "APOP":
-			return sess.cmdAPOP(args)
+			return s.cmdAPOP(args)
 		case "AUTH":
-			return sess.cmdAuth(args)
+			return s.cmdAuth(args)
 		case "STLS":
-			return sess.cmdSTLS(args)
+			return s.cmdSTLS(args)
 		case "CAPA":
-			return sess.cmdCapa(args), false
+			return s.cmdCapa(args), false
 		case "QUIT":
 			// RFC 1939 §4: QUIT in AUTHORIZATION does not enter UPDATE.
 			if !noArgs(args) {
 				return badReply("QUIT takes no arguments"), false
 			}
-			return okReply("%s POP3 server signing off", sess.srv.hostname), true
+			return okReply("%s POP3 server signing off", s.srv.hostname), true
 		case "STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "NOOP", "RSET":
 			return badReply("command not valid before login"), false
 		}
 	case stateTransaction:
 		switch verb {
 		case "STAT":
-			return sess.cmdStat(args), false
+			return s.cmdStat(args), false
 		case "LIST":
-			return sess.cmdList(args), false
+			return s.cmdList(args), false
 		case "UIDL":
-			return sess.cmdUIDL(args), false
+			return s.cmdUIDL(args), false
 		case "RETR":
-			return sess.cmdRetr(args)
+			return s.cmdRetr(args)
 		case "TOP":
-			return sess.cmdTop(args)
+			return s.cmdTop(args)
 		case "DELE":
-			return sess.cmdDele(args), false
+			return s.cmdDele(args), false
 		case "NOOP":
-			return sess.cmdNoop(args), false
+			return s.cmdNoop(args), false
 		case "RSET":
-			return sess.cmdRset(args), false
+			return s.cmdRset(args), false
 		case "QUIT":
-			return sess.cmdQuit(args)
+			return s.cmdQuit(args)
 		case "CAPA":
-			return sess.cmdCapa(args), false
+			return s.cmdCapa(args), false
 		case "USER", "PASS", "APOP", "AUTH", "STLS":
 			return badReply("already logged in"), false
 		}

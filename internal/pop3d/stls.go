@@ -9,30 +9,30 @@ import (
 // client must send CAPA and authenticate again). Input the client pipelined
 // behind STLS is discarded unread: it arrived in the clear and could have
 // been injected by a man in the middle.
-func (sess *session) cmdSTLS(args string) (reply, bool) {
+func (s *session) cmdSTLS(args string) (reply, bool) {
 	if !noArgs(args) {
 		return badReply("STLS takes no arguments"), false
 	}
-	if !sess.stlsAvailable() {
-		if sess.isTLS {
+	if !s.stlsAvailable() {
+		if s.isTLS {
 			return badReply("TLS already active"), false
 		}
 		return badReply("STLS not available"), false
 	}
-	sess.writeLine("+OK begin TLS negotiation")
-	if err := sess.flush(); err != nil {
+	s.writeLine("+OK begin TLS negotiation")
+	if err := s.flush(); err != nil {
 		return noReply, true
 	}
-	if n := sess.br.Buffered(); n > 0 {
-		sess.log.Warn("pop3 discarding input pipelined after STLS", "octets", n)
-		sess.br.Discard(n)
+	if n := s.br.Buffered(); n > 0 {
+		s.log.Warn("pop3 discarding input pipelined after STLS", "octets", n)
+		s.br.Discard(n)
 	}
-	tc := tls.Server(sess.raw, sess.srv.TLSConfig)
-	sess.conn = tc
-	if !sess.handshake(tc) {
+	tc := tls.Server(s.raw, s.srv.TLSConfig)
+	s.conn = tc
+	if !s.handshake(tc) {
 		return noReply, true
 	}
-	sess.setBuffers()
-	sess.user = ""
+	s.setBuffers()
+	s.user = ""
 	return noReply, false
 }

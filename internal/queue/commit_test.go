@@ -14,6 +14,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/remote"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
 
 // TestGroupCommitConcurrentAdds: many concurrent Adds, bodies in rows and
@@ -108,7 +109,7 @@ func TestGroupCommitFailure(t *testing.T) {
 			errs <- err
 		}()
 		if i == 0 {
-			waitFor(t, "first commit", func() bool { return calls.Load() == 1 })
+			wait.For(t, 10*time.Second, "first commit", func() bool { return calls.Load() == 1 })
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the others reach the committer
@@ -154,7 +155,7 @@ func TestGroupCommitOneWriteFails(t *testing.T) {
 	// up and share the next one.
 	first := make(chan error, 1)
 	go func() { first <- f.q.write(ctx, func(context.Context, *sql.Tx) error { return nil }) }()
-	waitFor(t, "first commit", func() bool { return calls.Load() == 1 })
+	wait.For(t, 10*time.Second, "first commit", func() bool { return calls.Load() == 1 })
 	errs := make(chan error, 3)
 	for i, fail := range []bool{false, true, false} {
 		go func() {
@@ -287,7 +288,7 @@ func TestInFlightUntilRecorded(t *testing.T) {
 	if err := f.q.startDue(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the results' commit", func() bool { return blocked.Load() == 1 })
+	wait.For(t, 10*time.Second, "the results' commit", func() bool { return blocked.Load() == 1 })
 	for range 3 {
 		if err := f.q.startDue(ctx); err != nil {
 			t.Fatal(err)
@@ -332,7 +333,7 @@ func TestWakeAfterBusyAdd(t *testing.T) {
 	if err := f.q.startDue(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "first attempt", func() bool { return started.Load() == 1 })
+	wait.For(t, 10*time.Second, "first attempt", func() bool { return started.Load() == 1 })
 	drain()
 	f.add(Envelope{From: alice, Recipients: rcpts("carol@remote.test")})
 	if drain() {

@@ -51,6 +51,7 @@ import (
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/eventlog"
 	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/safeio"
 	"github.com/jodmai/jodmai/internal/sqlite"
@@ -132,6 +133,9 @@ type Envelope struct {
 	// Account is the authenticated account that sent it, for the
 	// operator; "" when relayed (alias forwarding).
 	Account string
+	// MsgID is the Message-ID for the event log; "" reads it from the
+	// body.
+	MsgID string
 }
 
 // Queue is the outbound queue.
@@ -440,7 +444,15 @@ func (q *Queue) Add(ctx context.Context, body *blob.Temp, env Envelope) (string,
 	if q.opts.Observer != nil {
 		q.opts.Observer.Queued()
 	}
-	q.log.Info("queued", "id", id, "from", env.From, "rcpts", len(env.Recipients), "size", body.Size-offset,
+	msgid := env.MsgID
+	if msgid == "" {
+		msgid = eventlog.MessageID(io.NewSectionReader(src, offset, body.Size-offset), body.Size-offset)
+	}
+	rcpts := make([]string, len(env.Recipients))
+	for i, r := range env.Recipients {
+		rcpts[i] = r.Addr
+	}
+	q.log.Info("queued", "event", eventlog.Queued, "qid", id, "msgid", msgid, "from", env.From, "rcpts", rcpts, "size", body.Size-offset,
 		"account", env.Account, "dkim", dkim != nil)
 	// After the commit: a worker that finishes after this check wakes
 	// the scheduler itself, and its pass sees the new rows.

@@ -23,6 +23,7 @@ import (
 	"github.com/jodmai/jodmai/internal/deliver"
 	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
 
@@ -775,14 +776,14 @@ func TestRunConcurrency(t *testing.T) {
 		f.add(Envelope{From: alice, Recipients: rcpts(fmt.Sprintf("u%d@a.test", i))})
 		f.add(Envelope{From: alice, Recipients: rcpts(fmt.Sprintf("u%d@b.test", i))})
 	}
-	waitFor(t, "three attempts in progress", func() bool {
+	wait.For(t, 10*time.Second, "three attempts in progress", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return cur == 3
 	})
 	time.Sleep(50 * time.Millisecond) // room for a cap violation to show
 	close(gate)
-	waitFor(t, "queue empty", func() bool { return len(f.list()) == 0 })
+	wait.For(t, 10*time.Second, "queue empty", func() bool { return len(f.list()) == 0 })
 	mu.Lock()
 	defer mu.Unlock()
 	if maxCur != 3 || maxDom["a.test"] > 2 || maxDom["b.test"] > 2 {
@@ -790,17 +791,6 @@ func TestRunConcurrency(t *testing.T) {
 	}
 	if n := len(f.rem.sent()); n != 8 {
 		t.Errorf("%d attempts, want 8", n)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timeout waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -971,7 +961,7 @@ func TestCappedDomainDoesNotStarveOthers(t *testing.T) {
 	if err := f.q.startDue(ctx); err != nil { // must reach b.test
 		t.Fatal(err)
 	}
-	waitFor(t, "b.test attempted", func() bool {
+	wait.For(t, 10*time.Second, "b.test attempted", func() bool {
 		for _, c := range f.rem.sent() {
 			if c.domain == "b.test" {
 				return true

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/eventlog"
 	"github.com/jodmai/jodmai/internal/remote"
 )
 
@@ -59,6 +60,7 @@ type msgRow struct {
 	body                            []byte // the body when in the row, else nil
 	offset, size                    int64
 	created                         time.Time
+	msgid                           string // for the event log, read at the attempt
 }
 
 // Run schedules deliveries until ctx ends, then waits for the attempts in
@@ -319,6 +321,7 @@ func (q *Queue) attempt(ctx context.Context, j *job) (finish func() error, _ err
 		return func() error { return q.recordAndNotify(ctx, m, j, fail, false) }, nil
 	}
 	defer closeBody()
+	m.msgid = eventlog.MessageID(io.NewSectionReader(f, m.offset, m.size-m.offset), m.size-m.offset)
 	rm := &remote.Message{
 		From: m.sender, Domain: j.key.domain, Header: m.dkim,
 		Body: io.NewSectionReader(f, m.offset, m.size-m.offset), Size: m.size - m.offset,
@@ -457,7 +460,14 @@ func (q *Queue) record(ctx context.Context, m msgRow, j *job, results []remote.R
 		return false, false, err
 	}
 	for _, l := range lines {
-		args := []any{"id", m.id, "rcpt", l.r.addr, "domain", j.key.domain, "host", l.res.Host,
+		kind := eventlog.Deferred
+		switch l.outcome {
+		case "delivered":
+			kind = eventlog.Sent
+		case "bounced":
+			kind = eventlog.Bounced
+		}
+		args := []any{"event", kind, "qid", m.id, "msgid", m.msgid, "from", m.sender, "rcpt", l.r.addr, "domain", j.key.domain, "host", l.res.Host,
 			"code", l.res.Code, "enhanced", l.res.Enhanced, "attempt", l.r.attempts + 1, "delay", age.Round(time.Second).String(),
 			"result", l.outcome}
 		if l.outcome == "deferred" {

@@ -10,6 +10,8 @@ import (
 	"github.com/mjl-/adns"
 	"github.com/mjl-/mox/dns"
 	"github.com/mjl-/mox/smtpclient"
+
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
 
 func (s *raw) connCount() int {
@@ -67,7 +69,7 @@ func TestReuseConnection(t *testing.T) {
 		t.Errorf("server got %d messages, want 2", n)
 	}
 	c.CloseIdle()
-	waitCond(t, "QUIT after CloseIdle", func() bool { return count(srv.commands(), "QUIT") == 1 })
+	wait.For(t, 10*time.Second, "QUIT after CloseIdle", func() bool { return count(srv.commands(), "QUIT") == 1 })
 }
 
 // TestReuseBrokenParked: a parked connection the server has closed is
@@ -113,7 +115,7 @@ func TestReuseIdleTimeout(t *testing.T) {
 		c := rawClient(t, srv.port())
 		c.IdleTimeout = 50 * time.Millisecond
 		deliverOK(t, c, msgTo("bob@b.test"))
-		waitCond(t, "QUIT after the idle timeout", func() bool { return count(srv.commands(), "QUIT") == 1 })
+		wait.For(t, 10*time.Second, "QUIT after the idle timeout", func() bool { return count(srv.commands(), "QUIT") == 1 })
 		deliverOK(t, c, msgTo("carol@b.test"))
 		if n := srv.connCount(); n != 2 {
 			t.Errorf("%d connections, want 2", n)
@@ -233,17 +235,6 @@ func TestPoolBounds(t *testing.T) {
 	}
 	if p.total != 1 {
 		t.Errorf("total %d, want 1", p.total)
-	}
-}
-
-func waitCond(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timeout waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -20,8 +20,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,7 +32,9 @@ import (
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/dnscheck"
 	"github.com/jodmai/jodmai/internal/dnsrecords"
+	"github.com/jodmai/jodmai/internal/eventlog"
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/listen"
 	"github.com/jodmai/jodmai/internal/metrics"
@@ -50,9 +54,12 @@ import (
 
 // Server is a whole running jodmai.
 type Server struct {
-	cfg  *config.Config
-	log  *slog.Logger
-	lock *os.File
+	// cfg is the configuration in effect: the one New got, with what
+	// Reload applied since.
+	cfg   atomic.Pointer[config.Config]
+	log   *slog.Logger
+	lock  *os.File
+	level *slog.LevelVar // Options.LogLevel; nil: log_level needs a restart
 
 	// Users is the directory.
 	Users *userdb.DB
@@ -66,10 +73,15 @@ type Server struct {
 	Queue *queue.Queue
 	// Metrics holds the Prometheus metrics served on [listen] metrics.
 	Metrics *metrics.Metrics
+	// Events is the mail event log (DATA/log/events.jsonl): every log
+	// line with an "event" attribute, searchable.
+	Events *eventlog.Log
 	// Console is the web console on the https listener.
 	Console *console.Console
 
 	limiter *listen.Limiter
+	// resolver replaces the one built from [dns] (Options.Resolver).
+	resolver dns.Resolver
 	// proxyFrom are the load balancers that send PROXY headers.
 	proxyFrom []netip.Prefix
 	deliver   *deliver.Deliverer
@@ -112,7 +124,7 @@ type Options struct {
 	// AuthPolicy replaces auth.DefaultPolicy when set.
 	AuthPolicy *auth.Policy
 	// Resolver replaces the DNS resolver built from [dns] for the checks
-	// of inbound mail (msgauth).
+	// of inbound mail (msgauth) and DNSChecker.
 	Resolver dns.Resolver
 	// Remote replaces the outbound SMTP client (tests give a fake).
 	Remote remote.Deliverer
@@ -121,6 +133,9 @@ type Options struct {
 	// ACMEClient replaces the HTTP client that talks to the ACME CA
 	// (tests: one trusting their CA).
 	ACMEClient *http.Client
+	// LogLevel is the level of the logger New gets; Reload sets it from
+	// log_level. Nil: a change of log_level needs a restart.
+	LogLevel *slog.LevelVar
 }
 
 // acmeNamePrefixes are the names under each local domain that ACME may get
@@ -132,11 +147,12 @@ var acmeNamePrefixes = []string{"mta-sts.", "autoconfig.", "autodiscover."}
 // the hostname and acmeNamePrefixes under local domains, looked up now so
 // a domain added later needs no restart.
 func (s *Server) acmeAllowed(ctx context.Context, host string) bool {
-	if host == s.cfg.Hostname {
+	cfg := s.cfg.Load()
+	if host == cfg.Hostname {
 		return true
 	}
-	if len(s.cfg.TLS.ACMEHosts) > 0 {
-		return slices.Contains(s.cfg.TLS.ACMEHosts, host)
+	if len(cfg.TLS.ACMEHosts) > 0 {
+		return slices.Contains(cfg.TLS.ACMEHosts, host)
 	}
 	for _, p := range acmeNamePrefixes {
 		if d, ok := strings.CutPrefix(host, p); ok {
@@ -168,13 +184,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, lock: lock, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
+	s := &Server{lock: lock, level: opts.LogLevel, resolver: opts.Resolver, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
+	s.cfg.Store(cfg)
 	ok := false
 	defer func() {
 		if !ok {
 			s.closeResources()
 		}
 	}()
+	if s.Events, err = eventlog.Open(eventlog.Dir(cfg.Data), eventlog.Options{MaxSize: int64(cfg.Events.MaxSize), Keep: cfg.Events.Keep}); err != nil {
+		return nil, err
+	}
+	// Every component logs through the event log's handler: its lines
+	// with an "event" attribute are the mail events.
+	log = slog.New(eventlog.NewHandler(log.Handler(), s.Events))
+	s.log = log
 	if s.Users, err = userdb.Open(ctx, cfg.Data); err != nil {
 		return nil, err
 	}
@@ -290,6 +314,11 @@ func lockDataDir(dir string) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("data dir %s is in use by another jodmai server: %w", dir, err)
 	}
+	// The pid, for jodmai reload; the lock, not the content, says a
+	// server runs.
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
 	return f, nil
 }
 
@@ -308,22 +337,23 @@ func (s *Server) Bootstrap(ctx context.Context) (address, password string, err e
 	if len(domains) > 0 || len(accounts) > 0 {
 		return "", "", nil
 	}
-	if err := s.Users.AddDomain(ctx, s.cfg.Hostname); err != nil {
+	host := s.cfg.Load().Hostname
+	if err := s.Users.AddDomain(ctx, host); err != nil {
 		return "", "", fmt.Errorf("first start: %w", err)
 	}
 	password = userdb.GeneratePassword()
-	acc, err := s.Users.AddAccount(ctx, "postmaster@"+s.cfg.Hostname, password)
+	acc, err := s.Users.AddAccount(ctx, "postmaster@"+host, password)
 	if err != nil {
 		return "", "", fmt.Errorf("first start: %w", err)
 	}
-	s.log.Info("first start: created domain and postmaster account", "domain", s.cfg.Hostname, "account", acc.Address)
+	s.log.Info("first start: created domain and postmaster account", "domain", host, "account", acc.Address)
 	return acc.Address, password, nil
 }
 
 // Start opens every configured listener and serves on it. On error, the
 // listeners already opened are closed.
 func (s *Server) Start() error {
-	cfg := s.cfg
+	cfg := s.cfg.Load()
 	lim := cfg.Limits
 	tlsConf := s.Metrics.CountHandshakes(s.TLS.TLSConfig())
 	type spec struct {
@@ -502,7 +532,7 @@ func (s *Server) watchState() {
 // port 0 replaced by the address it got, so what clients are told (the
 // autoconfig files) names the ports in use.
 func (s *Server) boundConfig() *config.Config {
-	c := *s.cfg
+	c := *s.cfg.Load()
 	l := &c.Listen
 	fields := map[string]*string{
 		"smtp": &l.SMTP, "submission": &l.Submission, "submissions": &l.Submissions,
@@ -546,8 +576,17 @@ func (s *Server) PrefetchCertificates() {
 	}
 }
 
-// ReloadTLS re-reads the certificate files (SIGHUP).
-func (s *Server) ReloadTLS() error { return s.TLS.Reload() }
+// DNSChecker returns a checker of the live DNS records of local domains
+// (the web admin's DNS page), with the configuration in effect and the
+// server's resolver.
+func (s *Server) DNSChecker() *dnscheck.Checker {
+	cfg := s.cfg.Load()
+	r := s.resolver
+	if r == nil {
+		r = resolver.New(cfg.DNS.Resolver, s.log.With("component", "dnscheck"))
+	}
+	return &dnscheck.Checker{Config: cfg, Resolver: r}
+}
 
 // Shutdown stops accepting, lets in-flight transactions finish (protocol
 // servers refuse new commands with their "closing" reply), and closes the
@@ -603,6 +642,9 @@ func (s *Server) closeResources() {
 	}
 	if s.Users != nil {
 		s.Users.Close()
+	}
+	if s.Events != nil {
+		s.Events.Close()
 	}
 	if s.lock != nil {
 		s.lock.Close()

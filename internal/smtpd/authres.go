@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/eventlog"
 	"github.com/jodmai/jodmai/internal/msgauth"
 	"github.com/jodmai/jodmai/internal/store"
 )
@@ -95,7 +96,7 @@ func (s *session) authenticate(m *msgAuth, body *blob.Temp, trace string, tx tra
 	switch vd.Action {
 	case msgauth.Reject:
 		// RFC 7489 §6.7, §10.3: refuse after DATA, nothing stored.
-		log.Info("message refused: DMARC policy", "from", tx.from, "from_domain", vd.FromDomain,
+		log.Info("message refused: DMARC policy", "event", eventlog.Rejected, "from", tx.from, "rcpts", tx.rcpts, "code", 550, "from_domain", vd.FromDomain,
 			"ip", ipString(s.remote), "reason", vd.Reason)
 		return body, nil, reply(550, 5, 7, 1, "Message rejected: "+vd.Reason)
 	case msgauth.Quarantine:

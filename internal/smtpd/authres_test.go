@@ -18,6 +18,7 @@ import (
 	"github.com/jodmai/jodmai/internal/msgauth"
 	"github.com/jodmai/jodmai/internal/smtpd"
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/wire"
 )
 
 // authZone is the DNS of the sending domains: a.test (p=reject, SPF for
@@ -60,7 +61,7 @@ func dialFrom(t *testing.T, addr, src string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return greet(t, nc)
+	return &client{wire.NewSMTP(wire.New(t, nc)), t}
 }
 
 func authHarness(t *testing.T, env *testenv.Env, mode smtpd.Mode, r dns.Resolver) *harness {
@@ -112,7 +113,7 @@ func TestMsgAuthMX(t *testing.T) {
 
 	t.Run("pass", func(t *testing.T) {
 		c := dialFrom(t, h.addr, "127.0.0.2")
-		c.cmd("EHLO mx.a.test", 250, "")
+		c.Expect("EHLO mx.a.test", 250, "")
 		c.send("bounce@a.test", []string{bob}, incoming, 250)
 		msgs := inbox(t, env, bob)
 		if len(msgs) != 1 {
@@ -140,16 +141,16 @@ func TestMsgAuthMX(t *testing.T) {
 
 	t.Run("reject", func(t *testing.T) {
 		c := dialFrom(t, h.addr, "127.0.0.2")
-		c.cmd("EHLO mx.evil.test", 250, "")
-		c.cmd("MAIL FROM:<x@evil.test>", 250, "")
-		c.cmd("RCPT TO:<"+alice+">", 250, "")
-		c.cmd("DATA", 354, "")
-		c.write("From: ceo@a.test\r\nSubject: wire money\r\n\r\nnow\r\n.\r\n")
-		msg := c.expect(550, "5.7.1")
+		c.Expect("EHLO mx.evil.test", 250, "")
+		c.Expect("MAIL FROM:<x@evil.test>", 250, "")
+		c.Expect("RCPT TO:<"+alice+">", 250, "")
+		c.Expect("DATA", 354, "")
+		c.Send("From: ceo@a.test\r\nSubject: wire money\r\n\r\nnow\r\n.\r\n")
+		msg := c.WantReply(550, "5.7.1")
 		if !strings.Contains(msg, "a.test") {
 			t.Errorf("reply %q does not name the domain", msg)
 		}
-		c.cmd("NOOP", 250, "") // the session goes on
+		c.Expect("NOOP", 250, "") // the session goes on
 		if n := len(inbox(t, env, alice)); n != 0 {
 			t.Errorf("alice has %d messages after a reject", n)
 		}
@@ -160,7 +161,7 @@ func TestMsgAuthMX(t *testing.T) {
 
 	t.Run("quarantine", func(t *testing.T) {
 		c := dialFrom(t, h.addr, "127.0.0.2")
-		c.cmd("EHLO mx.evil.test", 250, "")
+		c.Expect("EHLO mx.evil.test", 250, "")
 		c.send("x@evil.test", []string{carol}, "From: news@q.test\r\nSubject: offer\r\n\r\nbuy\r\n", 250)
 		if n := len(inbox(t, env, carol)); n != 0 {
 			t.Errorf("carol's INBOX has %d messages, want 0", n)
@@ -188,13 +189,13 @@ func TestMsgAuthMX(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := dialFrom(t, h.addr, "127.0.0.2")
-		c.cmd("EHLO mx.evil.test", 250, "")
+		c.Expect("EHLO mx.evil.test", 250, "")
 		// BDAT goes through the same spool.
 		body := "From: news@q.test\r\nSubject: offer\r\n\r\nbuy\r\n"
-		c.cmd("MAIL FROM:<x@evil.test>", 250, "")
-		c.cmd("RCPT TO:<"+alice+">", 250, "")
-		c.write(fmt.Sprintf("BDAT %d LAST\r\n%s", len(body), body))
-		c.expect(250, "")
+		c.Expect("MAIL FROM:<x@evil.test>", 250, "")
+		c.Expect("RCPT TO:<"+alice+">", 250, "")
+		c.Send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(body), body))
+		c.WantReply(250, "")
 		mb, err := a.Mailbox(context.Background(), "Junk")
 		if err != nil || mb.SpecialUse != `\Junk` {
 			t.Fatalf("Junk not recreated: %+v %v", mb, err)
@@ -206,7 +207,7 @@ func TestMsgAuthMX(t *testing.T) {
 
 	t.Run("trusted", func(t *testing.T) {
 		c := dialFrom(t, h.addr, "127.0.0.1")
-		c.cmd("EHLO mx.evil.test", 250, "")
+		c.Expect("EHLO mx.evil.test", 250, "")
 		c.send("x@evil.test", []string{alice}, "From: ceo@a.test\r\nSubject: s\r\n\r\nx\r\n", 250)
 		msgs := inbox(t, env, alice)
 		if len(msgs) != 1 {

@@ -33,13 +33,13 @@ func BenchmarkDeliver(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		c.conn.SetDeadline(timeNowPlus())
-		c.write("MAIL FROM:<sender@remote.example>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
-		c.expect(250, "")
-		c.expect(250, "")
-		c.expect(354, "")
-		c.write(body + ".\r\n")
-		c.expect(250, "queued as")
+		c.NetConn().SetDeadline(timeNowPlus())
+		c.Send("MAIL FROM:<sender@remote.example>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+		c.WantReply(250, "")
+		c.WantReply(250, "")
+		c.WantReply(354, "")
+		c.Send(body + ".\r\n")
+		c.WantReply(250, "queued as")
 	}
 	b.StopTimer()
 	if n := len(env.Inbox(b, alice)); n != b.N {

@@ -51,8 +51,8 @@ var (
 	startTLS = step{"STARTTLS", 220}
 )
 
-// wire is a step's line as sent.
-func wire(line string) string {
+// onWire is a step's line as sent.
+func onWire(line string) string {
 	if strings.Contains(line, "\r\n") {
 		return line
 	}
@@ -78,16 +78,16 @@ func runReplyCases(t *testing.T, cases []replyCase) {
 				t.Helper()
 				for _, s := range steps {
 					if s.line == "STARTTLS" && s.code == 220 {
-						c.startTLS(env.ClientTLS())
+						c.StartTLS(env.ClientTLS())
 						continue
 					}
-					c.write(wire(s.line))
-					c.expect(s.code, "")
+					c.Send(onWire(s.line))
+					c.WantReply(s.code, "")
 				}
 			}
 			run(tc.setup)
-			c.write(wire(tc.cmd))
-			code, msg := c.reply()
+			c.Send(onWire(tc.cmd))
+			code, msg := c.Reply()
 			if code != tc.code || !strings.HasPrefix(msg, tc.enhanced) {
 				t.Fatalf("%q: got %d %q, want %d %s", tc.cmd, code, msg, tc.code, tc.enhanced)
 			}
@@ -274,11 +274,11 @@ func TestAuthTemporaryFailure(t *testing.T) {
 	c := dial(t, h.addr)
 	c.ehlo()
 	c.authPlain(alice, alicePass, 454, "4.7.0")
-	c.cmd("AUTH LOGIN", 334, "")
-	c.cmd(b64(alice), 334, "")
-	c.cmd(b64(alicePass), 454, "4.7.0")
+	c.Expect("AUTH LOGIN", 334, "")
+	c.Expect(b64(alice), 334, "")
+	c.Expect(b64(alicePass), 454, "4.7.0")
 	// Not temporary, whatever the database: the client's own errors.
-	c.cmd("AUTH PLAIN !!!", 501, "5.5.2")
-	c.cmd("AUTH PLAIN "+b64("garbage"), 535, "5.7.8")
-	c.cmd("NOOP", 250, "")
+	c.Expect("AUTH PLAIN !!!", 501, "5.5.2")
+	c.Expect("AUTH PLAIN "+b64("garbage"), 535, "5.7.8")
+	c.Expect("NOOP", 250, "")
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/jodmai/jodmai/internal/netio"
 )
 
 // conn is one SMTP connection, and the protocol engine: greeting, command
@@ -44,6 +46,7 @@ type conn struct {
 	nc      net.Conn
 	r       *bufio.Reader
 	w       *bufio.Writer
+	dw      netio.DeadlineWriter // what w writes to: nc, each write with a deadline
 	cid     string
 	log     *slog.Logger
 	started time.Time
@@ -149,7 +152,8 @@ func newConn(nc net.Conn, srv *Server) *conn {
 	}
 	c.log = srv.log.With("cid", c.cid, "remote", nc.RemoteAddr().String())
 	c.r = srv.getReader(netReader{c})
-	c.w = srv.getWriter(netWriter{c})
+	c.dw = netio.DeadlineWriter{Conn: nc, Timeout: srv.writeTimeout()}
+	c.w = srv.getWriter(&c.dw)
 	return c
 }
 
@@ -169,15 +173,6 @@ func (n netReader) Read(p []byte) (int, error) {
 		c.raw.SetReadDeadline(time.Now().Add(c.srv.timeout()))
 	}
 	return c.nc.Read(p)
-}
-
-// netWriter is what the write buffer writes to, each write with a
-// deadline.
-type netWriter struct{ c *conn }
-
-func (n netWriter) Write(p []byte) (int, error) {
-	n.c.raw.SetWriteDeadline(time.Now().Add(n.c.srv.writeTimeout()))
-	return n.c.nc.Write(p)
 }
 
 // serve runs the connection to its end.
@@ -200,7 +195,7 @@ func (c *conn) serve() {
 		st := tc.ConnectionState()
 		c.tls = &st
 	}
-	c.reply(220, noCode, c.srv.hostname()+" ESMTP ready")
+	c.reply(220, noCode, c.srv.hostname+" ESMTP ready")
 	for {
 		line, err := c.readCommand()
 		if err == errLongLine {
@@ -309,12 +304,12 @@ func (c *conn) readFailed(err error) {
 	switch {
 	case err == errKicked:
 		// RFC 5321 §3.8: a server that must shut down answers 421.
-		c.reply(421, smtp.EnhancedCode{4, 3, 2}, c.srv.hostname()+" Service shutting down, try again later")
+		c.reply(421, smtp.EnhancedCode{4, 3, 2}, c.srv.hostname+" Service shutting down, try again later")
 	case err == errLineFlood:
 		// RFC 5321 §7.8: a server may defend itself.
 		c.reply(500, smtp.EnhancedCode{5, 5, 2}, "Line too long, closing connection")
 	case isTimeout(err):
-		c.reply(421, smtp.EnhancedCode{4, 4, 2}, c.srv.hostname()+" Idle timeout, closing connection")
+		c.reply(421, smtp.EnhancedCode{4, 4, 2}, c.srv.hostname+" Idle timeout, closing connection")
 	default:
 		// The client hung up, or the connection failed: nobody to tell.
 		c.log.Debug("connection ended", "err", err)
@@ -349,7 +344,7 @@ func (c *conn) handle(line []byte) bool {
 	case vNOOP:
 		c.reply(250, smtp.EnhancedCode{2, 0, 0}, "Ok")
 	case vQUIT:
-		c.reply(221, smtp.EnhancedCode{2, 0, 0}, c.srv.hostname()+" closing connection")
+		c.reply(221, smtp.EnhancedCode{2, 0, 0}, c.srv.hostname+" closing connection")
 		return false
 	case vVRFY:
 		if len(arg) == 0 {
@@ -410,7 +405,7 @@ func (c *conn) hello(ehlo bool, arg []byte) {
 	} else {
 		c.sess.setHelo(helo)
 	}
-	host := c.srv.hostname()
+	host := c.srv.hostname
 	if !ehlo {
 		c.reply(250, smtp.EnhancedCode{2, 0, 0}, host+" Hello "+helo)
 		return
@@ -736,6 +731,7 @@ func (c *conn) startTLS(arg []byte) bool {
 	}
 	st := tc.ConnectionState()
 	c.nc, c.tls = tc, &st
+	c.dw.Conn = tc
 	// RFC 3207 §4.2: the client starts over with EHLO.
 	if c.sess != nil {
 		c.sess.Logout()

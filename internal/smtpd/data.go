@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/eventlog"
 	"github.com/jodmai/jodmai/internal/message"
 	"github.com/jodmai/jodmai/internal/queue"
 	"github.com/jodmai/jodmai/internal/remote"
@@ -55,6 +56,7 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	s.mu.Lock()
 	tx := s.tx
 	tx.rcpts = append([]string(nil), tx.rcpts...)
+	tx.local = append([]string(nil), tx.local...)
 	tx.targets = append([]store.Target(nil), tx.targets...)
 	tx.remote = append([]remote.Recipient(nil), tx.remote...)
 	tx.notify = append([]remote.Recipient(nil), tx.notify...)
@@ -70,7 +72,7 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	}
 
 	id := blob.NewID()
-	log = log.With("id", id)
+	log = log.With("qid", id)
 	ma := s.startMsgAuth(tx) // authres.go
 	defer ma.close()
 	// Small bodies stay in memory (see spool); the spool goes back to
@@ -83,7 +85,7 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	bw := sp.bw
 	bw.Reset(w)
 	info := traceInfo{
-		id: id, from: tx.from, helo: tx.helo, remote: s.remote, hostname: s.srv.hostname(),
+		id: id, from: tx.from, helo: tx.helo, remote: s.remote, hostname: s.srv.hostname,
 		rcpts: tx.rcpts, tls: s.tls, authed: acc != nil, utf8: tx.utf8, date: time.Now(),
 	}
 	info.rdns = s.clientName()
@@ -109,13 +111,13 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 		switch {
 		case errors.Is(rerr, errTooBig):
 			// The engine reads the rest of the message, then sends this.
-			log.Info("message refused: too big", "limit", s.srv.maxMessageSize())
+			log.Info("message refused: too big", "event", eventlog.Rejected, "from", tx.from, "rcpts", tx.rcpts, "code", 552, "reason", "message too big", "limit", s.srv.maxMessageSize())
 			return errTooBig
 		case errors.Is(rerr, errDrainLimit):
 			return errDrainLimit
 		case errors.Is(rerr, errLongLine):
 			// The engine reads the rest of the message, then sends this.
-			log.Info("message refused: line too long", "limit", s.srv.maxLineLength())
+			log.Info("message refused: line too long", "event", eventlog.Rejected, "from", tx.from, "rcpts", tx.rcpts, "code", 500, "reason", "line too long", "limit", s.srv.maxLineLength())
 			return errLineLong
 		case errors.Is(rerr, errDataReset):
 			// RSET, EHLO or the connection closed inside BDAT; the
@@ -151,6 +153,7 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	if body, tx.targets, err = s.authenticate(ma, body, trace, tx, log); err != nil {
 		return err
 	}
+	msgid := bodyMessageID(body)
 	if len(tx.targets) > 0 {
 		if err := s.srv.Deliverer.Deliver(s.ctx, body, tx.targets); err != nil {
 			log.Error("message not delivered: store", "err", err, "size", body.Size)
@@ -160,7 +163,7 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	if len(tx.remote) > 0 {
 		// After the local copies: the queue has the rest before the 250.
 		env := queue.Envelope{
-			ID: id, From: tx.from, Recipients: tx.remote, EnvID: tx.envid, Ret: tx.ret,
+			ID: id, MsgID: msgid, From: tx.from, Recipients: tx.remote, EnvID: tx.envid, Ret: tx.ret,
 			SMTPUTF8: tx.utf8, Has8bit: tx.body8bit, RequireTLS: tx.requireTLS,
 		}
 		if acc != nil && s.srv.Mode == ModeSubmission {
@@ -186,8 +189,11 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	s.conn.countMessage()
 	// The operator's line: the account, when authenticated, comes with
 	// the session's logger.
-	log.Info("message received", "from", tx.from, "rcpts", len(tx.rcpts), "mailboxes", len(tx.targets), "queued", len(tx.remote),
+	log.Info("message received", "event", eventlog.Received, "msgid", msgid, "from", tx.from, "rcpts", tx.rcpts, "mailboxes", len(tx.targets), "queued", len(tx.remote),
 		"size", size, "stored_size", body.Size, "tls", s.tlsVersion(), "chunking", isBDAT)
+	if len(tx.targets) > 0 {
+		log.Info("message delivered", "event", eventlog.Delivered, "msgid", msgid, "from", tx.from, "rcpts", tx.local, "mailboxes", len(tx.targets))
+	}
 	if o := s.srv.Observer; o != nil {
 		o.MessageAccepted(len(tx.targets), len(tx.remote) > 0, time.Since(bodyDone))
 	}
@@ -218,3 +224,16 @@ func copyBody(w io.Writer, r io.Reader, werr error, buf []byte) (n int64, rerr, 
 
 // drain reads r to its end.
 func drain(r io.Reader) { io.Copy(io.Discard, r) }
+
+// bodyMessageID returns the Message-ID of body for the event log.
+func bodyMessageID(body *blob.Temp) string {
+	if body.InMemory() {
+		return eventlog.MessageIDOf(body.Data)
+	}
+	r, err := body.NewReader()
+	if err != nil {
+		return ""
+	}
+	defer r.Close()
+	return eventlog.MessageID(r, body.Size)
+}

@@ -40,12 +40,12 @@ func TestBareLFNormalised(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("smtp"))
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
 	// A bare LF never ends the data: only CRLF.CRLF does.
-	c.write("Subject: lf\n\nline one\nline two\r\n.\nstill data\r\n.\r\n")
-	c.expect(250, "")
+	c.Send("Subject: lf\n\nline one\nline two\r\n.\nstill data\r\n.\r\n")
+	c.WantReply(250, "")
 	_, rest := oneMessage(t, env, alice)
 	want := "Subject: lf\r\n\r\nline one\r\nline two\r\n\r\nstill data\r\n"
 	if rest != want {
@@ -59,13 +59,13 @@ func TestBDAT(t *testing.T) {
 	c.ehlo()
 	part1 := "Subject: chunks\r\n\r\n.no stuffing in BDAT\r\n"
 	part2 := "binary-ish \x00\x01 and a lone LF\nend\r\n"
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.write(fmt.Sprintf("BDAT %d\r\n%s", len(part1), part1))
-	c.expect(250, "")
-	c.write(fmt.Sprintf("BDAT %d\r\n%s", len(part2), part2))
-	c.expect(250, "")
-	c.cmd("BDAT 0 LAST", 250, "queued as")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Send(fmt.Sprintf("BDAT %d\r\n%s", len(part1), part1))
+	c.WantReply(250, "")
+	c.Send(fmt.Sprintf("BDAT %d\r\n%s", len(part2), part2))
+	c.WantReply(250, "")
+	c.Expect("BDAT 0 LAST", 250, "queued as")
 	_, rest := oneMessage(t, env, alice)
 	want := part1 + strings.Replace(part2, "\nend", "\r\nend", 1)
 	if rest != want {
@@ -74,26 +74,26 @@ func TestBDAT(t *testing.T) {
 
 	// One chunk with LAST, pipelined with the envelope.
 	body := "Subject: one\r\n\r\nbody\r\n"
-	c.write(fmt.Sprintf("MAIL FROM:<x@remote.example>\r\nRCPT TO:<bob@example.org>\r\nBDAT %d LAST\r\n%s", len(body), body))
-	c.expect(250, "")
-	c.expect(250, "")
-	c.expect(250, "queued as")
+	c.Send(fmt.Sprintf("MAIL FROM:<x@remote.example>\r\nRCPT TO:<bob@example.org>\r\nBDAT %d LAST\r\n%s", len(body), body))
+	c.WantReply(250, "")
+	c.WantReply(250, "")
+	c.WantReply(250, "queued as")
 	if _, rest := oneMessage(t, env, bob); rest != body {
 		t.Errorf("bob: %q", rest)
 	}
 
 	// BDAT 0 LAST alone: an empty message (just the trace fields).
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<carol@example.org>", 250, "")
-	c.cmd("BDAT 0 LAST", 250, "queued as")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<carol@example.org>", 250, "")
+	c.Expect("BDAT 0 LAST", 250, "queued as")
 	if _, rest := oneMessage(t, env, carol); rest != "" {
 		t.Errorf("carol: %q", rest)
 	}
 
 	// BDAT without a transaction: the chunk is read and discarded.
-	c.write("BDAT 9 LAST\r\nMAIL FROM")
-	c.expect(503, "5.5.1")
-	c.cmd("NOOP", 250, "")
+	c.Send("BDAT 9 LAST\r\nMAIL FROM")
+	c.WantReply(503, "5.5.1")
+	c.Expect("NOOP", 250, "")
 }
 
 // TestBDATRSET: RSET in the middle of a chunked message abandons it.
@@ -101,12 +101,12 @@ func TestBDATRSET(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("smtp"))
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.write("BDAT 5\r\nhello")
-	c.expect(250, "")
-	c.cmd("RSET", 250, "")
-	c.cmd("BDAT 0 LAST", 503, "5.5.1")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Send("BDAT 5\r\nhello")
+	c.WantReply(250, "")
+	c.Expect("RSET", 250, "")
+	c.Expect("BDAT 0 LAST", 503, "5.5.1")
 	c.send("x@remote.example", []string{alice}, simpleMsg, 250)
 	if _, rest := oneMessage(t, env, alice); rest != simpleMsg {
 		t.Errorf("stored %q", rest)
@@ -123,13 +123,13 @@ func TestBDATTruncated(t *testing.T) {
 			c := dial(t, h.addr)
 			c.ehlo()
 			if name == "starttls" {
-				c.startTLS(env.ClientTLS())
+				c.StartTLS(env.ClientTLS())
 				c.ehlo()
 			}
-			c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-			c.cmd("RCPT TO:<alice@example.org>", 250, "")
-			c.write("BDAT 1000 LAST\r\nSubject: cut\r\n\r\nonly part of it")
-			c.conn.Close()
+			c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+			c.Expect("RCPT TO:<alice@example.org>", 250, "")
+			c.Send("BDAT 1000 LAST\r\nSubject: cut\r\n\r\nonly part of it")
+			c.NetConn().Close()
 		})
 	}
 	// Shutdown waits for both sessions to end.
@@ -147,44 +147,44 @@ func TestPipelining(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("smtp"))
 	c.ehlo()
-	c.write("MAIL FROM:<x@remote.example>\r\nRCPT TO:<alice@example.org>\r\nRCPT TO:<nobody@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n")
-	c.expect(250, "")
-	c.expect(250, "")
-	c.expect(550, "5.1.1")
-	c.expect(250, "")
-	c.expect(354, "")
-	c.write(simpleMsg + ".\r\nNOOP\r\n")
-	c.expect(250, "queued as")
-	c.expect(250, "")
+	c.Send("MAIL FROM:<x@remote.example>\r\nRCPT TO:<alice@example.org>\r\nRCPT TO:<nobody@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n")
+	c.WantReply(250, "")
+	c.WantReply(250, "")
+	c.WantReply(550, "5.1.1")
+	c.WantReply(250, "")
+	c.WantReply(354, "")
+	c.Send(simpleMsg + ".\r\nNOOP\r\n")
+	c.WantReply(250, "queued as")
+	c.WantReply(250, "")
 	if len(inbox(t, env, alice)) != 1 || len(inbox(t, env, bob)) != 1 {
 		t.Error("not delivered to both")
 	}
 
 	// Every RCPT fails: DATA is refused, and the client sends no body.
 	// RFC 2920 §3.1 and RFC 5321 §3.3: 554 (as Postfix).
-	c.write("MAIL FROM:<x@remote.example>\r\nRCPT TO:<nobody@example.org>\r\nRCPT TO:<x@elsewhere.example>\r\nDATA\r\n")
-	c.expect(250, "")
-	c.expect(550, "")
-	c.expect(554, "")
-	c.expect(554, "5.5.1 No valid recipients")
-	c.cmd("RSET", 250, "")
-	c.cmd("NOOP", 250, "")
+	c.Send("MAIL FROM:<x@remote.example>\r\nRCPT TO:<nobody@example.org>\r\nRCPT TO:<x@elsewhere.example>\r\nDATA\r\n")
+	c.WantReply(250, "")
+	c.WantReply(550, "")
+	c.WantReply(554, "")
+	c.WantReply(554, "5.5.1 No valid recipients")
+	c.Expect("RSET", 250, "")
+	c.Expect("NOOP", 250, "")
 }
 
 func TestRSET(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("smtp"))
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("RSET", 250, "")
-	c.cmd("DATA", 503, "5.5.1") // no transaction any more
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("RSET", 250, "")
+	c.Expect("DATA", 503, "5.5.1") // no transaction any more
 	// RSET keeps the EHLO state: MAIL works without a new EHLO.
-	c.cmd("MAIL FROM:<y@remote.example>", 250, "")
-	c.cmd("RCPT TO:<bob@example.org>", 250, "")
+	c.Expect("MAIL FROM:<y@remote.example>", 250, "")
+	c.Expect("RCPT TO:<bob@example.org>", 250, "")
 	// A new EHLO resets the transaction too.
 	c.ehlo()
-	c.cmd("DATA", 503, "5.5.1")
+	c.Expect("DATA", 503, "5.5.1")
 	c.send("z@remote.example", []string{carol}, simpleMsg, 250)
 	if len(inbox(t, env, alice))+len(inbox(t, env, bob)) != 0 || len(inbox(t, env, carol)) != 1 {
 		t.Error("RSET did not discard the transaction")
@@ -200,16 +200,16 @@ func TestSizeLimit(t *testing.T) {
 		t.Errorf("SIZE %q", caps["SIZE"])
 	}
 	// RFC 1870 §6.1: refused at MAIL, before any data.
-	c.cmd("MAIL FROM:<x@remote.example> SIZE=1001", 552, "5.3.4")
-	c.cmd("MAIL FROM:<x@remote.example> SIZE=999", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
+	c.Expect("MAIL FROM:<x@remote.example> SIZE=1001", 552, "5.3.4")
+	c.Expect("MAIL FROM:<x@remote.example> SIZE=999", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
 	// Over the limit: the whole message is read, then 552; the session
 	// goes on in step (the body's "NOOP" lines are not commands).
 	big := "Subject: big\r\n\r\n" + strings.Repeat("NOOP\r\n", 2*limit/6)
-	c.write(big + ".\r\n")
-	c.expect(552, "5.3.4")
-	c.cmd("NOOP", 250, "")
+	c.Send(big + ".\r\n")
+	c.WantReply(552, "5.3.4")
+	c.Expect("NOOP", 250, "")
 	// Just under the limit passes. (A DATA body of exactly the limit is
 	// refused by go-smtp's reader: one byte stricter than RFC 1870.)
 	ok := "Subject: ok\r\n\r\n" + strings.Repeat("y", limit-1-len("Subject: ok\r\n\r\n")-2) + "\r\n"
@@ -222,11 +222,11 @@ func TestSizeLimit(t *testing.T) {
 	}
 
 	// BDAT over the limit: refused at the chunk, which is discarded.
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<bob@example.org>", 250, "")
-	c.write(fmt.Sprintf("BDAT %d LAST\r\n%s", limit+1, strings.Repeat("z", limit+1)))
-	c.expect(552, "5.3.4")
-	c.cmd("NOOP", 250, "")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<bob@example.org>", 250, "")
+	c.Send(fmt.Sprintf("BDAT %d LAST\r\n%s", limit+1, strings.Repeat("z", limit+1)))
+	c.WantReply(552, "5.3.4")
+	c.Expect("NOOP", 250, "")
 	if n := len(inbox(t, env, bob)); n != 0 {
 		t.Errorf("oversized message delivered")
 	}
@@ -239,19 +239,19 @@ func TestSizeDrainBounded(t *testing.T) {
 	h := newHarness(t, env, smtpd.ModeMX, func(s *smtpd.Server) { s.MaxMessageSize = 1000 })
 	c := dial(t, h.addr)
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
 	go func() {
 		line := strings.Repeat("a", 998) + "\r\n"
 		for i := 0; i < 10000; i++ {
-			if _, err := c.conn.Write([]byte(line)); err != nil {
+			if _, err := c.NetConn().Write([]byte(line)); err != nil {
 				return
 			}
 		}
 	}()
-	c.expect(552, "5.3.4")
-	c.expectClosed()
+	c.WantReply(552, "5.3.4")
+	c.EOF()
 }
 
 func TestLineTooLong(t *testing.T) {
@@ -259,18 +259,18 @@ func TestLineTooLong(t *testing.T) {
 	h := newHarness(t, env, smtpd.ModeMX, func(s *smtpd.Server) { s.MaxLineLength = 1000 })
 	c := dial(t, h.addr)
 	c.ehlo()
-	c.write("NOOP " + strings.Repeat("x", 2000) + "\r\n")
-	c.expect(500, "5.5.2") // the line is skipped, as Postfix does
-	c.cmd("NOOP", 250, "")
+	c.Send("NOOP " + strings.Repeat("x", 2000) + "\r\n")
+	c.WantReply(500, "5.5.2") // the line is skipped, as Postfix does
+	c.Expect("NOOP", 250, "")
 
 	// In DATA: refused, never truncated.
 	c = dial(t, h.addr)
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write("Subject: long\r\n\r\n" + strings.Repeat("x", 5000) + "\r\n.\r\n")
-	c.expect(500, "5.5.2")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send("Subject: long\r\n\r\n" + strings.Repeat("x", 5000) + "\r\n.\r\n")
+	c.WantReply(500, "5.5.2")
 	if n := len(inbox(t, env, alice)); n != 0 {
 		t.Errorf("message with an overlong line delivered")
 	}
@@ -281,22 +281,22 @@ func TestLineTooLong(t *testing.T) {
 func TestMalformedCommands(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("smtp"))
-	c.cmd("MAIL FROM:<x@remote.example>", 503, "5.5.1") // before EHLO
-	c.cmd("EHLO bad\x00name", 501, "")
+	c.Expect("MAIL FROM:<x@remote.example>", 503, "5.5.1") // before EHLO
+	c.Expect("EHLO bad\x00name", 501, "")
 	c.ehlo()
 	c.cmd5xx("\x00\x01\x02")
 	c.cmd5xx("\xff\xfe\xfd garbage")
-	c.write("NOOP\n") // bare LF ends a command line
-	c.expect(250, "")
-	c.cmd("noop", 250, "")
-	c.cmd("MAIL FROM:<x@remote.example> BOGUS=1", 555, "5.5.4")
-	c.cmd("MAIL FROM:x", 501, "")
-	c.cmd("MAIL FROM:<x@remote.example> SIZE=-5", 501, "")
-	c.cmd("RCPT TO:<alice@example.org>", 503, "5.5.1")
-	c.cmd("DATA extra", 503, "5.5.1") // the sequence is checked first
-	c.cmd("BDAT", 501, "")
-	c.cmd("BDAT x", 501, "")
-	c.cmd("EXPN list", 502, "")
+	c.Send("NOOP\n") // bare LF ends a command line
+	c.WantReply(250, "")
+	c.Expect("noop", 250, "")
+	c.Expect("MAIL FROM:<x@remote.example> BOGUS=1", 555, "5.5.4")
+	c.Expect("MAIL FROM:x", 501, "")
+	c.Expect("MAIL FROM:<x@remote.example> SIZE=-5", 501, "")
+	c.Expect("RCPT TO:<alice@example.org>", 503, "5.5.1")
+	c.Expect("DATA extra", 503, "5.5.1") // the sequence is checked first
+	c.Expect("BDAT", 501, "")
+	c.Expect("BDAT x", 501, "")
+	c.Expect("EXPN list", 502, "")
 	c.send("x@remote.example", []string{alice}, simpleMsg, 250)
 }
 
@@ -309,8 +309,8 @@ func TestGarbageClosesEventually(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		c.cmd5xx(fmt.Sprintf("\x00GARBAGE %d", i))
 	}
-	c.expect(421, "4.7.0")
-	c.expectClosed()
+	c.WantReply(421, "4.7.0")
+	c.EOF()
 }
 
 // TestStoreFailure: when the body cannot be stored or delivered the reply

@@ -1,10 +1,8 @@
 package smtpd_test
 
 import (
-	"crypto/tls"
 	"encoding/base64"
 	"fmt"
-	"net/textproto"
 	"strings"
 	"testing"
 
@@ -20,23 +18,12 @@ func TestStartTLSDiscardsPipelined(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("submission"))
 	c.ehlo()
-	c.write("STARTTLS\r\nAUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+alice+"\x00"+alicePass)) + "\r\n")
-	c.expect(220, "2.0.0")
-	c.upgrade(env.ClientTLS())
-	c.cmd("NOOP", 250, "") // the AUTH got no reply: the next one is NOOP's
+	c.Send("STARTTLS\r\nAUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+alice+"\x00"+alicePass)) + "\r\n")
+	c.WantReply(220, "2.0.0")
+	c.UpgradeTLS(env.ClientTLS())
+	c.Expect("NOOP", 250, "") // the AUTH got no reply: the next one is NOOP's
 	c.ehlo()
-	c.cmd("MAIL FROM:<alice@example.org>", 530, "") // and did not log in
-}
-
-// upgrade runs the TLS handshake after a 220 to STARTTLS.
-func (c *client) upgrade(cfg *tls.Config) {
-	c.t.Helper()
-	tc := tls.Client(c.conn, cfg)
-	if err := tc.Handshake(); err != nil {
-		c.t.Fatalf("TLS handshake: %v", err)
-	}
-	c.conn = tc
-	c.tp = textproto.NewConn(tc)
+	c.Expect("MAIL FROM:<alice@example.org>", 530, "") // and did not log in
 }
 
 // TestRequireTLSImplicit: REQUIRETLS is offered on the implicit-TLS
@@ -63,12 +50,12 @@ func TestPipelinedGroup(t *testing.T) {
 		b.WriteString("NOOP\r\nVRFY x\r\n")
 	}
 	b.WriteString("HELP\r\n")
-	c.write(b.String())
+	c.Send(b.String())
 	for i := 0; i < 50; i++ {
-		c.expect(250, "2.0.0")
-		c.expect(252, "2.0.0")
+		c.WantReply(250, "2.0.0")
+		c.WantReply(252, "2.0.0")
 	}
-	c.expect(214, "")
+	c.WantReply(214, "")
 }
 
 // TestBDATPipelinedChunks: several chunks and the envelope in one write.
@@ -86,14 +73,14 @@ func TestBDATPipelinedChunks(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "BDAT %d%s\r\n%s", len(p), last, p)
 	}
-	c.write(b.String() + "NOOP\r\n")
-	c.expect(250, "")
-	c.expect(250, "")
+	c.Send(b.String() + "NOOP\r\n")
+	c.WantReply(250, "")
+	c.WantReply(250, "")
 	for range parts[:len(parts)-1] {
-		c.expect(250, "Chunk accepted")
+		c.WantReply(250, "Chunk accepted")
 	}
-	c.expect(250, "queued as")
-	c.expect(250, "")
+	c.WantReply(250, "queued as")
+	c.WantReply(250, "")
 	if _, rest := oneMessage(t, env, alice); rest != strings.Join(parts, "") {
 		t.Errorf("stored %q", rest)
 	}
@@ -106,11 +93,11 @@ func TestDataLineTooLongContinues(t *testing.T) {
 	h := newHarness(t, env, smtpd.ModeMX, func(s *smtpd.Server) { s.MaxLineLength = 1000 })
 	c := dial(t, h.addr)
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write("Subject: long\r\n\r\n" + strings.Repeat("x", 20000) + "\r\nNOOP\r\n.\r\n")
-	c.expect(500, "5.5.2")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send("Subject: long\r\n\r\n" + strings.Repeat("x", 20000) + "\r\nNOOP\r\n.\r\n")
+	c.WantReply(500, "5.5.2")
 	c.send("x@remote.example", []string{alice}, simpleMsg, 250)
 	if n := len(inbox(t, env, alice)); n != 1 {
 		t.Errorf("alice has %d messages, want 1", n)
@@ -129,21 +116,21 @@ func TestSizeLimitExact(t *testing.T) {
 	msg := head + strings.Repeat("y", limit-len(head)-2) + "\r\n"
 	c.send("x@remote.example", []string{alice}, msg, 250)
 	c.send("x@remote.example", []string{alice}, msg+"z\r\n", 552)
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.write(fmt.Sprintf("BDAT %d LAST\r\n%s", limit, strings.Repeat("b", limit)))
-	c.expect(250, "queued as")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Send(fmt.Sprintf("BDAT %d LAST\r\n%s", limit, strings.Repeat("b", limit)))
+	c.WantReply(250, "queued as")
 	// A chunk over the size limit ends the transaction: the next chunk
 	// is refused too (RFC 3030 §2).
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.write("BDAT 600\r\n" + strings.Repeat("c", 600))
-	c.expect(250, "")
-	c.write("BDAT 600\r\n" + strings.Repeat("c", 600))
-	c.expect(552, "5.3.4")
-	c.write("BDAT 10 LAST\r\n" + strings.Repeat("c", 10))
-	c.expect(503, "5.5.1")
-	c.cmd("NOOP", 250, "")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Send("BDAT 600\r\n" + strings.Repeat("c", 600))
+	c.WantReply(250, "")
+	c.Send("BDAT 600\r\n" + strings.Repeat("c", 600))
+	c.WantReply(552, "5.3.4")
+	c.Send("BDAT 10 LAST\r\n" + strings.Repeat("c", 10))
+	c.WantReply(503, "5.5.1")
+	c.Expect("NOOP", 250, "")
 	if n := len(inbox(t, env, alice)); n != 2 {
 		t.Errorf("alice has %d messages, want 2", n)
 	}
@@ -158,13 +145,13 @@ func TestCommandLineTooLong(t *testing.T) {
 	h := newHarness(t, env, smtpd.ModeMX, func(s *smtpd.Server) { s.MaxLineLength = 1 << 20 })
 	c := dial(t, h.addr)
 	c.ehlo()
-	c.cmd("NOOP "+strings.Repeat("x", 60000), 250, "") // long, but allowed
-	c.write("NOOP " + strings.Repeat("x", 70000) + "\r\n")
-	c.expect(500, "5.5.2")
-	c.cmd("NOOP", 250, "")
-	go c.conn.Write([]byte("NOOP " + strings.Repeat("x", 2<<20) + "\r\n"))
-	c.expect(500, "closing")
-	c.expectClosed()
+	c.Expect("NOOP "+strings.Repeat("x", 60000), 250, "") // long, but allowed
+	c.Send("NOOP " + strings.Repeat("x", 70000) + "\r\n")
+	c.WantReply(500, "5.5.2")
+	c.Expect("NOOP", 250, "")
+	go c.NetConn().Write([]byte("NOOP " + strings.Repeat("x", 2<<20) + "\r\n"))
+	c.WantReply(500, "closing")
+	c.EOF()
 }
 
 // TestAuthExchange: the 334 exchange of PLAIN without an initial
@@ -172,16 +159,16 @@ func TestCommandLineTooLong(t *testing.T) {
 func TestAuthExchange(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("submission"))
-	c.cmd("AUTH PLAIN", 503, "5.5.1") // before EHLO
+	c.Expect("AUTH PLAIN", 503, "5.5.1") // before EHLO
 	c.ehlo()
-	c.cmd("AUTH", 501, "")
-	c.cmd("AUTH PLAIN", 334, "")
-	c.cmd("*", 501, "")
-	c.cmd("AUTH PLAIN", 334, "")
-	c.cmd("not base64!", 501, "5.5.2")
-	c.cmd("AUTH PLAIN", 334, "")
-	c.cmd(base64.StdEncoding.EncodeToString([]byte("\x00"+alice+"\x00"+alicePass)), 235, "2.7.0")
-	c.cmd("AUTH PLAIN", 503, "")
+	c.Expect("AUTH", 501, "")
+	c.Expect("AUTH PLAIN", 334, "")
+	c.Expect("*", 501, "")
+	c.Expect("AUTH PLAIN", 334, "")
+	c.Expect("not base64!", 501, "5.5.2")
+	c.Expect("AUTH PLAIN", 334, "")
+	c.Expect(base64.StdEncoding.EncodeToString([]byte("\x00"+alice+"\x00"+alicePass)), 235, "2.7.0")
+	c.Expect("AUTH PLAIN", 503, "")
 	c.send(alice, []string{bob}, simpleMsg, 250)
 }
 
@@ -189,19 +176,19 @@ func TestAuthExchange(t *testing.T) {
 func TestSequence(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("smtp"))
-	c.cmd("RCPT TO:<alice@example.org>", 503, "5.5.1")
-	c.cmd("DATA", 503, "5.5.1")
-	c.cmd("EHLO", 501, "")
+	c.Expect("RCPT TO:<alice@example.org>", 503, "5.5.1")
+	c.Expect("DATA", 503, "5.5.1")
+	c.Expect("EHLO", 501, "")
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("DATA", 554, "") // MAIL but no recipient
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.write("BDAT 4\r\nabcd")
-	c.expect(250, "")
-	c.cmd("MAIL FROM:<x@remote.example>", 503, "5.5.1")
-	c.cmd("RCPT TO:<bob@example.org>", 503, "5.5.1")
-	c.cmd("DATA", 503, "5.5.1")
-	c.cmd("STARTTLS x", 501, "")
-	c.cmd("QUIT", 221, "")
-	c.expectClosed()
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("DATA", 554, "") // MAIL but no recipient
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Send("BDAT 4\r\nabcd")
+	c.WantReply(250, "")
+	c.Expect("MAIL FROM:<x@remote.example>", 503, "5.5.1")
+	c.Expect("RCPT TO:<bob@example.org>", 503, "5.5.1")
+	c.Expect("DATA", 503, "5.5.1")
+	c.Expect("STARTTLS x", 501, "")
+	c.Expect("QUIT", 221, "")
+	c.EOF()
 }

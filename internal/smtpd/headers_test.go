@@ -52,10 +52,10 @@ func TestSubmissionAddsMissingFields(t *testing.T) {
 	c := dial(t, env.Addr("submission"))
 	c.ehlo()
 	c.authPlain(alice, alicePass, 235, "")
-	c.cmd("MAIL FROM:<alice@example.org>", 250, "")
-	c.cmd("RCPT TO:<carol@example.org>", 250, "")
-	c.write(fmt.Sprintf("BDAT %d LAST\r\n%s", len("Subject: header only"), "Subject: header only"))
-	text := c.expect(250, "queued as")
+	c.Expect("MAIL FROM:<alice@example.org>", 250, "")
+	c.Expect("RCPT TO:<carol@example.org>", 250, "")
+	c.Send(fmt.Sprintf("BDAT %d LAST\r\n%s", len("Subject: header only"), "Subject: header only"))
+	text := c.WantReply(250, "queued as")
 	id = text[strings.LastIndex(text, " ")+1:]
 	_, rest = oneMessage(t, env, carol)
 	if want := `^Subject: header only\r\n` + addedFields(id) + `\r\n$`; !regexp.MustCompile(want).MatchString(rest) {

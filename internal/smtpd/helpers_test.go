@@ -5,10 +5,8 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
-	"net/textproto"
 	"os"
 	"strings"
 	"testing"
@@ -17,6 +15,7 @@ import (
 	"github.com/jodmai/jodmai/internal/deliver"
 	"github.com/jodmai/jodmai/internal/smtpd"
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/wire"
 )
 
 const (
@@ -99,142 +98,53 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// client speaks raw SMTP.
+// client speaks raw SMTP: wire.SMTP and the transactions of these tests.
 type client struct {
-	t    testing.TB
-	conn net.Conn
-	tp   *textproto.Conn
+	*wire.SMTP
+	t testing.TB
 }
 
 func dial(t testing.TB, addr string) *client {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return greet(t, nc)
+	return &client{wire.DialSMTP(t, addr), t}
 }
 
 func dialTLS(t testing.TB, addr string, cfg *tls.Config) *client {
 	t.Helper()
-	nc, err := tls.Dial("tcp", addr, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return greet(t, nc)
-}
-
-func greet(t testing.TB, nc net.Conn) *client {
-	t.Helper()
-	c := &client{t: t, conn: nc, tp: textproto.NewConn(nc)}
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	t.Cleanup(func() { nc.Close() })
-	c.expect(220, "")
-	return c
-}
-
-// reply reads one (possibly multi-line) reply.
-func (c *client) reply() (int, string) {
-	c.t.Helper()
-	code, msg, err := c.tp.ReadResponse(0)
-	if err != nil && code == 0 {
-		c.t.Fatalf("read reply: %v", err)
-	}
-	return code, msg
-}
-
-// expect reads a reply and checks its code and that its text contains
-// want.
-func (c *client) expect(code int, want string) string {
-	c.t.Helper()
-	got, msg := c.reply()
-	if got != code || !strings.Contains(msg, want) {
-		c.t.Fatalf("got reply %d %q, want %d with %q", got, msg, code, want)
-	}
-	return msg
-}
-
-// cmd sends a command line and checks the reply.
-func (c *client) cmd(line string, code int, want string) string {
-	c.t.Helper()
-	c.write(line + "\r\n")
-	return c.expect(code, want)
-}
-
-// cmd5xx sends a command line and checks for a permanent error.
-func (c *client) cmd5xx(line string) {
-	c.t.Helper()
-	c.write(line + "\r\n")
-	if code, msg := c.reply(); code/100 != 5 {
-		c.t.Fatalf("%q: got %d %q, want 5xx", line, code, msg)
-	}
-}
-
-func (c *client) write(s string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.conn, s); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
+	return &client{wire.NewSMTP(wire.DialTLS(t, addr, cfg)), t}
 }
 
 // ehlo returns the EHLO keywords, upper-cased, with their parameters.
 func (c *client) ehlo() map[string]string {
 	c.t.Helper()
-	msg := c.cmd("EHLO client.example.net", 250, "")
-	caps := map[string]string{}
-	for _, line := range strings.Split(msg, "\n")[1:] {
-		k, v, _ := strings.Cut(line, " ")
-		caps[strings.ToUpper(k)] = v
-	}
-	return caps
+	return c.EHLO("client.example.net")
 }
 
-func (c *client) startTLS(cfg *tls.Config) {
+// cmd5xx sends a command line and checks for a permanent error.
+func (c *client) cmd5xx(line string) {
 	c.t.Helper()
-	c.cmd("STARTTLS", 220, "")
-	tc := tls.Client(c.conn, cfg)
-	if err := tc.Handshake(); err != nil {
-		c.t.Fatalf("TLS handshake: %v", err)
+	if code, msg := c.Cmd(line); code/100 != 5 {
+		c.Fatalf("%q: got %d %q, want 5xx", line, code, msg)
 	}
-	c.conn = tc
-	c.tp = textproto.NewConn(tc)
 }
 
 func (c *client) authPlain(user, pass string, code int, want string) {
 	c.t.Helper()
 	ir := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
-	c.cmd("AUTH PLAIN "+ir, code, want)
-}
-
-// expectClosed checks that the server closed the connection.
-func (c *client) expectClosed() {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := c.tp.ReadLine()
-	if err == nil {
-		c.t.Fatalf("connection still open, read %q", line)
-	}
-	if isTimeout(err) {
-		c.t.Fatalf("connection still open (timeout)")
-	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	c.Expect("AUTH PLAIN "+ir, code, want)
 }
 
 // send runs a whole transaction with DATA and returns the final reply
 // text, checking code.
 func (c *client) send(from string, rcpts []string, msg string, code int) string {
 	c.t.Helper()
-	c.cmd("MAIL FROM:<"+from+">", 250, "")
+	c.Expect("MAIL FROM:<"+from+">", 250, "")
 	for _, r := range rcpts {
-		c.cmd("RCPT TO:<"+r+">", 250, "")
+		c.Expect("RCPT TO:<"+r+">", 250, "")
 	}
-	c.cmd("DATA", 354, "")
-	c.write(dotStuff(msg) + ".\r\n")
-	return c.expect(code, "")
+	c.Expect("DATA", 354, "")
+	c.Send(dotStuff(msg) + ".\r\n")
+	return c.WantReply(code, "")
 }
 
 // dotStuff prepares msg (CRLF line ends, ending in CRLF) for DATA.

@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/jodmai/jodmai/internal/auth"
+	"github.com/jodmai/jodmai/internal/eventlog"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
 
@@ -51,7 +52,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 			return reply(451, 4, 3, 0, "Temporary failure checking the sender address, try again later")
 		}
 		if !ok {
-			s.logger().Info("sender address refused", "from", from)
+			s.logger().Info("sender address refused", "event", eventlog.Rejected, "from", from, "code", 553, "reason", "sender address not owned by the authenticated user")
 			return reply(553, 5, 7, 1, fmt.Sprintf("Sender address <%s> not owned by the authenticated user", from))
 		}
 	}

@@ -39,8 +39,8 @@ func TestEHLOCapabilities(t *testing.T) {
 			if tc.auth && mechs != "PLAIN LOGIN" {
 				t.Errorf("AUTH %q, want PLAIN LOGIN", mechs)
 			}
-			c.cmd("VRFY bob@example.org", 252, "2.0.0")
-			c.cmd("QUIT", 221, "")
+			c.Expect("VRFY bob@example.org", 252, "2.0.0")
+			c.Expect("QUIT", 221, "")
 		})
 	}
 }
@@ -150,18 +150,18 @@ func TestMXRefusals(t *testing.T) {
 	}
 	c := dial(t, env.Addr("smtp"))
 	c.ehlo()
-	c.cmd("MAIL FROM:<sender@remote.example>", 250, "")
-	c.cmd("RCPT TO:<nobody@example.org>", 550, "5.1.1")
-	c.cmd("RCPT TO:<chain0@example.org>", 550, "5.4.6")
+	c.Expect("MAIL FROM:<sender@remote.example>", 250, "")
+	c.Expect("RCPT TO:<nobody@example.org>", 550, "5.1.1")
+	c.Expect("RCPT TO:<chain0@example.org>", 550, "5.4.6")
 	// Loopback is not trusted for relay.
-	c.cmd("RCPT TO:<victim@elsewhere.example>", 554, "5.7.1 Relay access denied")
-	c.cmd("RCPT TO:<not an address>", 501, "")
-	c.cmd("RCPT TO:<a@bad_domain!>", 501, "5.1.3")
-	c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXBhc3N3b3JkLTE=", 503, "5.5.1")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write(simpleMsg + ".\r\n")
-	c.expect(250, "2.0.0")
+	c.Expect("RCPT TO:<victim@elsewhere.example>", 554, "5.7.1 Relay access denied")
+	c.Expect("RCPT TO:<not an address>", 501, "")
+	c.Expect("RCPT TO:<a@bad_domain!>", 501, "5.1.3")
+	c.Expect("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXBhc3N3b3JkLTE=", 503, "5.5.1")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send(simpleMsg + ".\r\n")
+	c.WantReply(250, "2.0.0")
 	if n := len(inbox(t, env, bob)); n != 0 {
 		t.Errorf("bob got %d messages through a refused alias", n)
 	}
@@ -185,14 +185,14 @@ func TestMXSenderSyntax(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("smtp"))
 	c.ehlo()
-	c.cmd("MAIL FROM:<a\rb@remote.example>", 501, "5.1.7")
-	c.cmd("MAIL FROM:<\xff\xfe@remote.example>", 501, "5.1.7")
-	c.cmd(`MAIL FROM:<"john smith"@remote.example>`, 250, "")
-	c.cmd("MAIL FROM:<x@remote.example>", 503, "5.5.1")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write(simpleMsg + ".\r\n")
-	c.expect(250, "")
+	c.Expect("MAIL FROM:<a\rb@remote.example>", 501, "5.1.7")
+	c.Expect("MAIL FROM:<\xff\xfe@remote.example>", 501, "5.1.7")
+	c.Expect(`MAIL FROM:<"john smith"@remote.example>`, 250, "")
+	c.Expect("MAIL FROM:<x@remote.example>", 503, "5.5.1")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send(simpleMsg + ".\r\n")
+	c.WantReply(250, "")
 	rp, _, _ := trace(t, inbox(t, env, alice)[0])
 	if rp != `<"john smith"@remote.example>` {
 		t.Errorf("Return-Path %s", rp)
@@ -219,12 +219,12 @@ func TestTooManyBadRecipients(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("smtp"))
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
 	for i := 1; i < 20; i++ {
-		c.cmd("RCPT TO:<guess"+strconv.Itoa(i)+"@example.org>", 550, "5.1.1")
+		c.Expect("RCPT TO:<guess"+strconv.Itoa(i)+"@example.org>", 550, "5.1.1")
 	}
-	c.cmd("RCPT TO:<guess20@example.org>", 421, "4.7.0")
-	c.expectClosed()
+	c.Expect("RCPT TO:<guess20@example.org>", 421, "4.7.0")
+	c.EOF()
 }
 
 func TestTooManyRecipients(t *testing.T) {
@@ -235,13 +235,13 @@ func TestTooManyRecipients(t *testing.T) {
 	if caps["LIMITS"] != "RCPTMAX=2" {
 		t.Logf("LIMITS %q", caps["LIMITS"])
 	}
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("RCPT TO:<bob@example.org>", 250, "")
-	c.cmd("RCPT TO:<carol@example.org>", 452, "4.5.3")
-	c.cmd("DATA", 354, "")
-	c.write(simpleMsg + ".\r\n")
-	c.expect(250, "")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("RCPT TO:<bob@example.org>", 250, "")
+	c.Expect("RCPT TO:<carol@example.org>", 452, "4.5.3")
+	c.Expect("DATA", 354, "")
+	c.Send(simpleMsg + ".\r\n")
+	c.WantReply(250, "")
 	if len(inbox(t, env, alice)) != 1 || len(inbox(t, env, bob)) != 1 || len(inbox(t, env, carol)) != 0 {
 		t.Errorf("copies went to the wrong accounts")
 	}
@@ -252,7 +252,7 @@ func TestTooManyRecipients(t *testing.T) {
 func TestReceivedSyntax(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("smtp"))
-	c.cmd("EHLO evil(comment);x\\y", 250, "")
+	c.Expect("EHLO evil(comment);x\\y", 250, "")
 	c.send(`"odd \"local\""@remote.example`, []string{alice}, simpleMsg, 250)
 	msgs := inbox(t, env, alice)
 	rp, received, rest := trace(t, msgs[0])
@@ -297,12 +297,12 @@ func TestMXOverQuota(t *testing.T) {
 	if err := env.Users.SetQuota(ctx, bob, 10); err != nil {
 		t.Fatal(err)
 	}
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<bob@example.org>", 452, "4.2.2")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write(simpleMsg + ".\r\n")
-	c.expect(250, "2.0.0")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<bob@example.org>", 452, "4.2.2")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send(simpleMsg + ".\r\n")
+	c.WantReply(250, "2.0.0")
 	if n := len(inbox(t, env, bob)); n != 1 {
 		t.Errorf("bob has %d messages, want the 1 from before the quota", n)
 	}

@@ -3,6 +3,7 @@ package smtpd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/smtpd"
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
 
 // delivered is one attempt the fake remote saw.
@@ -43,19 +45,14 @@ func (f *fakeRemote) Deliver(ctx context.Context, m *remote.Message) []remote.Re
 // wait returns the attempts once there are n.
 func (f *fakeRemote) wait(t *testing.T, n int) []delivered {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var got []delivered
+	wait.For(t, 10*time.Second, fmt.Sprintf("%d delivery attempts at the fake remote", n), func() bool {
 		f.mu.Lock()
-		got := append([]delivered(nil), f.seen...)
+		got = append([]delivered(nil), f.seen...)
 		f.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fake remote got %d attempts, want %d", len(got), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(got) >= n
+	})
+	return got
 }
 
 func newQueueEnv(t *testing.T) (*testenv.Env, *fakeRemote) {
@@ -76,14 +73,14 @@ func TestSubmissionQueuesRemote(t *testing.T) {
 		t.Fatalf("EHLO lacks DSN: %v", caps)
 	}
 	c.authPlain(alice, alicePass, 235, "")
-	c.cmd("MAIL FROM:<alice@example.org> RET=HDRS ENVID=env+2B42", 250, "")
-	c.cmd("RCPT TO:<bob@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob+2Bx@remote.test", 250, "")
-	c.cmd("RCPT TO:<Bob@Remote.Test>", 250, "") // the same address: one copy
-	c.cmd("RCPT TO:<dan@other.test> NOTIFY=NEVER", 250, "")
-	c.cmd("RCPT TO:<carol@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write(submitMsg + ".\r\n")
-	text := c.expect(250, "2.0.0")
+	c.Expect("MAIL FROM:<alice@example.org> RET=HDRS ENVID=env+2B42", 250, "")
+	c.Expect("RCPT TO:<bob@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob+2Bx@remote.test", 250, "")
+	c.Expect("RCPT TO:<Bob@Remote.Test>", 250, "") // the same address: one copy
+	c.Expect("RCPT TO:<dan@other.test> NOTIFY=NEVER", 250, "")
+	c.Expect("RCPT TO:<carol@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send(submitMsg + ".\r\n")
+	text := c.WantReply(250, "2.0.0")
 	id := text[strings.LastIndex(text, " ")+1:]
 
 	got := rem.wait(t, 2)
@@ -119,10 +116,7 @@ func TestSubmissionQueuesRemote(t *testing.T) {
 		t.Errorf("the local recipient got %d copies", n)
 	}
 	// NOTIFY=SUCCESS on bob: a "relayed" DSN reaches alice.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(inbox(t, env, alice)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "alice's success DSN", func() bool { return len(inbox(t, env, alice)) > 0 })
 	if msgs := inbox(t, env, alice); len(msgs) != 1 || !strings.Contains(string(msgs[0]), "Action: relayed") || !strings.Contains(string(msgs[0]), "Final-Recipient: rfc822; bob@remote.test") {
 		t.Errorf("alice's success DSN: %d messages", len(msgs))
 	}
@@ -132,14 +126,14 @@ func TestMXRelayStillRefused(t *testing.T) {
 	env, rem := newQueueEnv(t)
 	c := dial(t, env.Addr("smtp"))
 	c.ehlo()
-	c.cmd("MAIL FROM:<sender@remote.example> RET=FULL", 250, "")
-	c.cmd("RCPT TO:<victim@elsewhere.example>", 554, "5.7.1")
-	c.cmd("RCPT TO:<victim@elsewhere.example> NOTIFY=NEVER", 554, "5.7.1")
+	c.Expect("MAIL FROM:<sender@remote.example> RET=FULL", 250, "")
+	c.Expect("RCPT TO:<victim@elsewhere.example>", 554, "5.7.1")
+	c.Expect("RCPT TO:<victim@elsewhere.example> NOTIFY=NEVER", 554, "5.7.1")
 	c.cmd5xx("DATA")
 	// Even after AUTH is attempted: MX has none.
-	c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXBhc3N3b3JkLTE=", 503, "5.5.1")
-	c.cmd("RSET", 250, "")
-	c.cmd("QUIT", 221, "")
+	c.Expect("AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAGFsaWNlLXBhc3N3b3JkLTE=", 503, "5.5.1")
+	c.Expect("RSET", 250, "")
+	c.Expect("QUIT", 221, "")
 	time.Sleep(50 * time.Millisecond)
 	if ms, err := env.Queue.List(context.Background()); err != nil || len(ms) != 0 {
 		t.Errorf("queue after relay attempts: %+v, %v", ms, err)
@@ -178,32 +172,32 @@ func TestDSNParameterErrors(t *testing.T) {
 	c := dial(t, env.Addr("submission"))
 	c.ehlo()
 	c.authPlain(alice, alicePass, 235, "")
-	c.cmd("MAIL FROM:<alice@example.org> RET=BOGUS", 501, "")
-	c.cmd("MAIL FROM:<alice@example.org> ENVID=bad+zz", 501, "")
+	c.Expect("MAIL FROM:<alice@example.org> RET=BOGUS", 501, "")
+	c.Expect("MAIL FROM:<alice@example.org> ENVID=bad+zz", 501, "")
 	// REQUIRETLS on a plaintext (loopback) session: not offered there
 	// (RFC 8689 §4.1), so not implemented (RFC 5321 §4.1.1.11).
-	c.cmd("MAIL FROM:<alice@example.org> REQUIRETLS", 555, "5.5.4")
-	c.cmd("MAIL FROM:<alice@example.org>", 250, "")
-	c.cmd("RCPT TO:<bob@remote.test> NOTIFY=NEVER,SUCCESS", 501, "")
-	c.cmd("RCPT TO:<bob@remote.test> NOTIFY=SOMETIMES", 501, "")
-	c.cmd("RCPT TO:<bob@remote.test> ORCPT=nosemicolon", 501, "")
-	c.cmd("RCPT TO:<bob@remote.test> NOTIFY=delay", 250, "")
+	c.Expect("MAIL FROM:<alice@example.org> REQUIRETLS", 555, "5.5.4")
+	c.Expect("MAIL FROM:<alice@example.org>", 250, "")
+	c.Expect("RCPT TO:<bob@remote.test> NOTIFY=NEVER,SUCCESS", 501, "")
+	c.Expect("RCPT TO:<bob@remote.test> NOTIFY=SOMETIMES", 501, "")
+	c.Expect("RCPT TO:<bob@remote.test> ORCPT=nosemicolon", 501, "")
+	c.Expect("RCPT TO:<bob@remote.test> NOTIFY=delay", 250, "")
 }
 
 func TestRequireTLSQueued(t *testing.T) {
 	env, rem := newQueueEnv(t)
 	c := dial(t, env.Addr("submission"))
 	c.ehlo()
-	c.startTLS(env.ClientTLS())
+	c.StartTLS(env.ClientTLS())
 	if _, ok := c.ehlo()["REQUIRETLS"]; !ok {
 		t.Fatalf("REQUIRETLS not offered over TLS")
 	}
 	c.authPlain(alice, alicePass, 235, "")
-	c.cmd("MAIL FROM:<alice@example.org> REQUIRETLS BODY=8BITMIME", 250, "")
-	c.cmd("RCPT TO:<bob@remote.test>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write(simpleMsg + ".\r\n")
-	c.expect(250, "")
+	c.Expect("MAIL FROM:<alice@example.org> REQUIRETLS BODY=8BITMIME", 250, "")
+	c.Expect("RCPT TO:<bob@remote.test>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send(simpleMsg + ".\r\n")
+	c.WantReply(250, "")
 	m := rem.wait(t, 1)[0].msg
 	if !m.RequireTLS || !m.Has8bit {
 		t.Errorf("RequireTLS %v Has8bit %v, want both", m.RequireTLS, m.Has8bit)
@@ -230,12 +224,12 @@ func TestDeliveredDSN(t *testing.T) {
 	c := dial(t, env.Addr("submission"))
 	c.ehlo()
 	c.authPlain(alice, alicePass, 235, "")
-	c.cmd("MAIL FROM:<alice@example.org> RET=HDRS ENVID=track-1", 250, "")
-	c.cmd("RCPT TO:<bob@example.org> NOTIFY=SUCCESS ORCPT=rfc822;bob@example.org", 250, "")
-	c.cmd("RCPT TO:<carol@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write("From: <alice@example.org>\r\nSubject: track me\r\n\r\nbody line\r\n.\r\n")
-	c.expect(250, "")
+	c.Expect("MAIL FROM:<alice@example.org> RET=HDRS ENVID=track-1", 250, "")
+	c.Expect("RCPT TO:<bob@example.org> NOTIFY=SUCCESS ORCPT=rfc822;bob@example.org", 250, "")
+	c.Expect("RCPT TO:<carol@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send("From: <alice@example.org>\r\nSubject: track me\r\n\r\nbody line\r\n.\r\n")
+	c.WantReply(250, "")
 	in := env.Inbox(t, alice)
 	if len(in) != 1 {
 		t.Fatalf("alice has %d messages, want the DSN", len(in))
@@ -254,11 +248,11 @@ func TestDeliveredDSN(t *testing.T) {
 	// A remote sender on MX: the DSN goes to the queue with a null sender.
 	mx := dial(t, env.Addr("smtp"))
 	mx.ehlo()
-	mx.cmd("MAIL FROM:<zed@remote.test>", 250, "")
-	mx.cmd("RCPT TO:<carol@example.org> NOTIFY=SUCCESS,FAILURE", 250, "")
-	mx.cmd("DATA", 354, "")
-	mx.write("Subject: from afar\r\n\r\nhi\r\n.\r\n")
-	mx.expect(250, "")
+	mx.Expect("MAIL FROM:<zed@remote.test>", 250, "")
+	mx.Expect("RCPT TO:<carol@example.org> NOTIFY=SUCCESS,FAILURE", 250, "")
+	mx.Expect("DATA", 354, "")
+	mx.Send("Subject: from afar\r\n\r\nhi\r\n.\r\n")
+	mx.WantReply(250, "")
 	got := rem.wait(t, 1)[0]
 	if got.msg.From != "" || len(got.msg.Recipients) != 1 || got.msg.Recipients[0].Addr != "zed@remote.test" ||
 		!strings.Contains(string(got.body), "Action: delivered") {
@@ -266,11 +260,11 @@ func TestDeliveredDSN(t *testing.T) {
 	}
 
 	// Null sender: never a DSN about a DSN.
-	mx.cmd("MAIL FROM:<>", 250, "")
-	mx.cmd("RCPT TO:<carol@example.org> NOTIFY=SUCCESS", 250, "")
-	mx.cmd("DATA", 354, "")
-	mx.write("Subject: a bounce\r\n\r\nhi\r\n.\r\n")
-	mx.expect(250, "")
+	mx.Expect("MAIL FROM:<>", 250, "")
+	mx.Expect("RCPT TO:<carol@example.org> NOTIFY=SUCCESS", 250, "")
+	mx.Expect("DATA", 354, "")
+	mx.Send("Subject: a bounce\r\n\r\nhi\r\n.\r\n")
+	mx.WantReply(250, "")
 	time.Sleep(300 * time.Millisecond)
 	if n := len(rem.wait(t, 1)); n != 1 {
 		t.Errorf("%d queued DSNs, want still 1", n)

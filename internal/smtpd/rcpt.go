@@ -7,6 +7,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/eventlog"
 	"github.com/jodmai/jodmai/internal/queue"
 	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/userdb"
@@ -30,6 +31,13 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return nil
 	}
 	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		s.mu.Lock()
+		from := s.tx.from
+		s.mu.Unlock()
+		s.logger().Info("recipient refused", "event", eventlog.Rejected, "from", from, "rcpt", to,
+			"code", se.Code, "reason", se.Message)
+	}
 	if errors.As(err, &se) && se.Code/100 == 5 && s.authAccount() == nil {
 		s.mu.Lock()
 		s.badRcpts++
@@ -100,6 +108,9 @@ func (s *session) addRecipient(to string, opts *smtp.RcptOptions) error {
 		return reply(503, 5, 5, 1, "Send MAIL first")
 	}
 	s.tx.rcpts = append(s.tx.rcpts, to)
+	if len(res.Local) > 0 {
+		s.tx.local = append(s.tx.local, to)
+	}
 	if len(res.Local) > 0 && wantsSuccess(opts) {
 		s.tx.notify = append(s.tx.notify, rcptParams(to, to, opts))
 	}

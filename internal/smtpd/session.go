@@ -55,6 +55,9 @@ type transaction struct {
 	helo  string // the client's EHLO/HELO name when MAIL was given
 	utf8  bool   // MAIL ... SMTPUTF8
 	rcpts []string
+	// local are the RCPT addresses with local mailboxes, for the event
+	// log.
+	local []string
 	// targets are the local mailboxes, one per account, over all
 	// recipients (an account reached twice gets one copy).
 	targets []store.Target

@@ -31,10 +31,10 @@ func TestShutdownIdle(t *testing.T) {
 	inTx := dial(t, h.addr)
 	inTx.ehlo()
 	inTx.authPlain(alice, alicePass, 235, "")
-	inTx.cmd("MAIL FROM:<alice@example.org>", 250, "")
+	inTx.Expect("MAIL FROM:<alice@example.org>", 250, "")
 	starttls := dial(t, h.addr)
 	starttls.ehlo()
-	starttls.startTLS(env.ClientTLS())
+	starttls.StartTLS(env.ClientTLS())
 	starttls.ehlo()
 	implicit := dialTLS(t, hTLS.addr, env.ClientTLS())
 	implicit.ehlo()
@@ -42,20 +42,20 @@ func TestShutdownIdle(t *testing.T) {
 	// (the handshake may still be running); it is told after its EHLO.
 	tlsNoEHLO := dial(t, h.addr)
 	tlsNoEHLO.ehlo()
-	tlsNoEHLO.startTLS(env.ClientTLS())
+	tlsNoEHLO.StartTLS(env.ClientTLS())
 
 	done := shutdown(t, h, 10*time.Second)
 	doneTLS := shutdown(t, hTLS, 10*time.Second)
 	for name, c := range map[string]*client{"fresh": fresh, "in transaction": inTx, "starttls": starttls, "implicit tls": implicit} {
-		code, msg := c.reply()
+		code, msg := c.Reply()
 		if code != 421 || !strings.HasPrefix(msg, "4.3.2 ") {
 			t.Errorf("%s: got %d %q, want 421 4.3.2", name, code, msg)
 		}
-		c.expectClosed()
+		c.EOF()
 	}
 	tlsNoEHLO.ehlo()
-	tlsNoEHLO.expect(421, "4.3.2")
-	tlsNoEHLO.expectClosed()
+	tlsNoEHLO.WantReply(421, "4.3.2")
+	tlsNoEHLO.EOF()
 	for _, d := range []chan error{done, doneTLS} {
 		if err := <-d; err != nil {
 			t.Errorf("Shutdown: %v", err)
@@ -78,35 +78,41 @@ func TestShutdownFinishesData(t *testing.T) {
 	h := newHarness(t, env, smtpd.ModeMX, nil)
 	c := dial(t, h.addr)
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write("Subject: in flight\r\n\r\nfirst half\r\n")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send("Subject: in flight\r\n\r\nfirst half\r\n")
 
 	chunked := dial(t, h.addr)
 	chunked.ehlo()
-	chunked.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	chunked.cmd("RCPT TO:<bob@example.org>", 250, "")
-	chunked.write("BDAT 20\r\nSubject: chunked\r\n\r\n")
-	chunked.expect(250, "")
+	chunked.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	chunked.Expect("RCPT TO:<bob@example.org>", 250, "")
+	chunked.Send("BDAT 20\r\nSubject: chunked\r\n\r\n")
+	chunked.WantReply(250, "")
+	// The 354 and the 250 came after the sessions went into their
+	// messages (the replies leave when the session waits for input), so
+	// both are now reading bodies. An idle session shows when Shutdown
+	// has done its rounds: it is told 421 then.
+	idle := dial(t, h.addr)
+	idle.ehlo()
 
-	time.Sleep(50 * time.Millisecond) // both sessions are now reading bodies
 	done := shutdown(t, h, 10*time.Second)
-	time.Sleep(200 * time.Millisecond)
+	idle.WantReply(421, "4.3.2")
+	idle.EOF()
 	select {
 	case err := <-done:
 		t.Fatalf("Shutdown returned (%v) while a message was in flight", err)
 	default:
 	}
-	c.write("second half\r\n.\r\n")
-	c.expect(250, "queued as")
-	c.expect(421, "4.3.2")
-	c.expectClosed()
+	c.Send("second half\r\n.\r\n")
+	c.WantReply(250, "queued as")
+	c.WantReply(421, "4.3.2")
+	c.EOF()
 
-	chunked.write("BDAT 6 LAST\r\nbody\r\n")
-	chunked.expect(250, "queued as")
-	chunked.expect(421, "4.3.2")
-	chunked.expectClosed()
+	chunked.Send("BDAT 6 LAST\r\nbody\r\n")
+	chunked.WantReply(250, "queued as")
+	chunked.WantReply(421, "4.3.2")
+	chunked.EOF()
 
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
@@ -126,56 +132,62 @@ func TestShutdownDeadline(t *testing.T) {
 	h := newHarness(t, env, smtpd.ModeMX, nil)
 	c := dial(t, h.addr)
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write("Subject: never ends\r\n")
-	time.Sleep(50 * time.Millisecond)
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send("Subject: never ends\r\n") // the 354 said the session reads the body
 	err := <-shutdown(t, h, 300*time.Millisecond)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want deadline exceeded", err)
 	}
-	c.expectClosed()
+	c.EOF()
 	if n := len(inbox(t, env, alice)); n != 0 {
 		t.Errorf("partial message delivered")
 	}
 }
 
+// TestIdleTimeout: the idle limit applies between commands, each command
+// starting it over, and to each read of a body.
 func TestIdleTimeout(t *testing.T) {
+	const timeout = 1500 * time.Millisecond
 	env := newEnv(t)
-	h := newHarness(t, env, smtpd.ModeMX, func(s *smtpd.Server) { s.Timeout = time.Second })
+	h := newHarness(t, env, smtpd.ModeMX, func(s *smtpd.Server) { s.Timeout = timeout })
 	c := dial(t, h.addr)
 	c.ehlo()
-	time.Sleep(300 * time.Millisecond)
-	c.cmd("NOOP", 250, "") // activity resets the timer
-	c.expect(421, "4.4.2")
-	c.expectClosed()
+	// Two pauses of two thirds of the limit: together more than the limit,
+	// so the second NOOP is answered only if the first reset the timer.
+	for range 2 {
+		time.Sleep(timeout * 2 / 3)
+		c.Expect("NOOP", 250, "") // activity resets the timer
+	}
+	c.WantReply(421, "4.4.2")
+	c.EOF()
 
 	// A slow body is fine as long as each piece comes within the timeout
 	// (RFC 5321 §4.5.3.2: the limit is per data block, not for the whole
 	// message).
 	c = dial(t, h.addr)
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write("Subject: slow\r\n\r\n")
-	for i := 0; i < 8; i++ { // 1.6s in all, more than the timeout
-		time.Sleep(200 * time.Millisecond)
-		c.write("a line\r\n")
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send("Subject: slow\r\n\r\n")
+	for range 8 { // 2 s in all, more than the timeout
+		time.Sleep(timeout / 6)
+		c.Send("a line\r\n")
 	}
-	c.write(".\r\n")
-	c.expect(250, "")
+	c.Send(".\r\n")
+	c.WantReply(250, "")
 
 	// A body that stalls is given up with 421 and the connection closed.
 	c = dial(t, h.addr)
 	c.ehlo()
-	c.cmd("MAIL FROM:<x@remote.example>", 250, "")
-	c.cmd("RCPT TO:<alice@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write("Subject: stalls\r\n\r\n")
-	c.expect(421, "4.4.2")
-	c.expectClosed()
+	c.Expect("MAIL FROM:<x@remote.example>", 250, "")
+	c.Expect("RCPT TO:<alice@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send("Subject: stalls\r\n\r\n")
+	c.WantReply(421, "4.4.2")
+	c.EOF()
 	if n := len(inbox(t, env, alice)); n != 1 {
 		t.Errorf("alice has %d messages, want 1", n)
 	}

@@ -128,16 +128,18 @@ type Server struct {
 	TLSConfig *tls.Config
 	// ImplicitTLS: the listener yields *tls.Conn (submissions, port 465).
 	ImplicitTLS bool
-	// MaxMessageSize is announced as SIZE; 0: DefaultMaxMessageSize.
+	// MaxMessageSize is announced as SIZE. 0 means DefaultMaxMessageSize.
 	MaxMessageSize int64
-	// MaxRecipients per transaction; 0: DefaultMaxRecipients.
+	// MaxRecipients per transaction. 0 means DefaultMaxRecipients.
 	MaxRecipients int
-	// MaxLineLength, CRLF included; 0: DefaultMaxLineLength.
+	// MaxLineLength bounds a line, CRLF included. 0 means
+	// DefaultMaxLineLength.
 	MaxLineLength int
 	// Timeout is the idle limit waiting for a command and for each read of
-	// a message body (RFC 5321 §4.5.3.2); 0: DefaultTimeout.
+	// a message body (RFC 5321 §4.5.3.2). 0 means DefaultTimeout.
 	Timeout time.Duration
-	// WriteTimeout bounds each reply; 0: DefaultWriteTimeout.
+	// WriteTimeout bounds each write to the client. 0 means
+	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// Log receives the server's logs; each connection adds cid and
 	// remote. The caller adds the protocol name. Nil discards.
@@ -157,6 +159,7 @@ type Server struct {
 	initOnce sync.Once
 	initErr  error
 	log      *slog.Logger
+	hostname string
 	// ctx is the context of the server's work (logins, lookups,
 	// deliveries); cancelled when Shutdown gives up waiting.
 	ctx    context.Context
@@ -179,6 +182,14 @@ func (s *Server) init() error {
 		if s.log == nil {
 			s.log = slog.New(slog.DiscardHandler)
 		}
+		s.hostname = s.Hostname
+		if s.hostname == "" {
+			h, err := os.Hostname()
+			if err != nil || h == "" {
+				h = "localhost"
+			}
+			s.hostname = h
+		}
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = map[net.Listener]struct{}{}
 		s.conns = map[*conn]struct{}{}
@@ -192,16 +203,6 @@ func (s *Server) init() error {
 		}
 	})
 	return s.initErr
-}
-
-func (s *Server) hostname() string {
-	if s.Hostname != "" {
-		return s.Hostname
-	}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		return h
-	}
-	return "localhost"
 }
 
 func (s *Server) maxMessageSize() int64 {

@@ -26,8 +26,8 @@ const (
 )
 
 // getSpool takes a spool from the server's pool.
-func (srv *Server) getSpool() *spool {
-	if sp, ok := srv.spools.Get().(*spool); ok {
+func (s *Server) getSpool() *spool {
+	if sp, ok := s.spools.Get().(*spool); ok {
 		return sp
 	}
 	return &spool{
@@ -40,10 +40,10 @@ func (srv *Server) getSpool() *spool {
 // putSpool returns sp once nothing uses its memory any more: after the
 // body was delivered and removed. body is the finished memory body (grown
 // from sp.body), or nil.
-func (srv *Server) putSpool(sp *spool, body []byte) {
+func (s *Server) putSpool(sp *spool, body []byte) {
 	if cap(body) > 0 && cap(body) <= store.InlineMax+spoolInitial {
 		sp.body = body[:0]
 	}
 	sp.bw.Reset(nil)
-	srv.spools.Put(sp)
+	s.spools.Put(sp)
 }

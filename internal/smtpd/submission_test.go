@@ -18,10 +18,10 @@ func TestSubmissionRequiresAuth(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("submission"))
 	c.ehlo()
-	c.cmd("MAIL FROM:<alice@example.org>", 530, "5.7.0")
-	c.cmd("RCPT TO:<bob@example.org>", 503, "5.5.1") // no MAIL yet
+	c.Expect("MAIL FROM:<alice@example.org>", 530, "5.7.0")
+	c.Expect("RCPT TO:<bob@example.org>", 503, "5.5.1") // no MAIL yet
 	c.authPlain(alice, alicePass, 235, "")
-	c.cmd("AUTH PLAIN", 503, "5.5.1") // already authenticated
+	c.Expect("AUTH PLAIN", 503, "5.5.1") // already authenticated
 	c.send(alice, []string{bob}, submitMsg, 250)
 	received, rest := oneMessage(t, env, bob)
 	if rest != submitMsg {
@@ -40,18 +40,18 @@ func TestSubmissionAuthLogin(t *testing.T) {
 	c := dial(t, env.Addr("submission"))
 	c.ehlo()
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-	c.cmd("AUTH LOGIN", 334, b64("Username:"))
-	c.cmd(b64(bob), 334, b64("Password:"))
-	c.cmd(b64(bobPass), 235, "2.7.0")
+	c.Expect("AUTH LOGIN", 334, b64("Username:"))
+	c.Expect(b64(bob), 334, b64("Password:"))
+	c.Expect(b64(bobPass), 235, "2.7.0")
 	c.send(bob, []string{alice}, simpleMsg, 250)
 
 	// Initial response form, and cancelling.
 	c2 := dial(t, env.Addr("submission"))
 	c2.ehlo()
-	c2.cmd("AUTH LOGIN "+b64(bob), 334, b64("Password:"))
-	c2.cmd("*", 501, "")
-	c2.cmd("AUTH LOGIN "+b64(bob), 334, b64("Password:"))
-	c2.cmd(b64("wrong-password"), 535, "5.7.8")
+	c2.Expect("AUTH LOGIN "+b64(bob), 334, b64("Password:"))
+	c2.Expect("*", 501, "")
+	c2.Expect("AUTH LOGIN "+b64(bob), 334, b64("Password:"))
+	c2.Expect(b64("wrong-password"), 535, "5.7.8")
 }
 
 // TestSubmissionNetSMTP: the standard library's client with PLAIN over
@@ -100,11 +100,11 @@ func TestSubmissionBadCredentials(t *testing.T) {
 	c.authPlain("nobody@example.org", "wrong-password", 535, "5.7.8")
 	// An authorization identity that is not the user.
 	ir := base64.StdEncoding.EncodeToString([]byte(bob + "\x00" + alice + "\x00" + alicePass))
-	c.cmd("AUTH PLAIN "+ir, 535, "5.7.8")
-	c.cmd("AUTH PLAIN !!!", 501, "5.5.2") // RFC 4954 §4
-	c.cmd("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("garbage")), 535, "5.7.8")
-	c.cmd("AUTH CRAM-MD5", 504, "5.5.4")
-	c.cmd("MAIL FROM:<alice@example.org>", 530, "")
+	c.Expect("AUTH PLAIN "+ir, 535, "5.7.8")
+	c.Expect("AUTH PLAIN !!!", 501, "5.5.2") // RFC 4954 §4
+	c.Expect("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("garbage")), 535, "5.7.8")
+	c.Expect("AUTH CRAM-MD5", 504, "5.5.4")
+	c.Expect("MAIL FROM:<alice@example.org>", 530, "")
 	c.authPlain(alice, alicePass, 235, "")
 }
 
@@ -155,9 +155,9 @@ func TestSubmissionSenderOwnership(t *testing.T) {
 		if code == 553 {
 			want = "5.7.1"
 		}
-		c.cmd("MAIL FROM:<"+tc.from+">", code, want)
+		c.Expect("MAIL FROM:<"+tc.from+">", code, want)
 		if code == 250 {
-			c.cmd("RSET", 250, "")
+			c.Expect("RSET", 250, "")
 		}
 	}
 }
@@ -172,16 +172,16 @@ func TestSubmissionRemoteRecipient(t *testing.T) {
 		t.Errorf("DSN offered without a queue")
 	}
 	c.authPlain(alice, alicePass, 235, "")
-	c.cmd("MAIL FROM:<alice@example.org>", 250, "")
-	msg := c.cmd("RCPT TO:<friend@remote.example>", 451, "4.4.0")
+	c.Expect("MAIL FROM:<alice@example.org>", 250, "")
+	msg := c.Expect("RCPT TO:<friend@remote.example>", 451, "4.4.0")
 	if !strings.Contains(msg, "not available") {
 		t.Errorf("451 text does not explain: %q", msg)
 	}
-	c.cmd("RCPT TO:<nobody@example.org>", 550, "5.1.1")
-	c.cmd("RCPT TO:<bob@example.org>", 250, "")
-	c.cmd("DATA", 354, "")
-	c.write(simpleMsg + ".\r\n")
-	c.expect(250, "")
+	c.Expect("RCPT TO:<nobody@example.org>", 550, "5.1.1")
+	c.Expect("RCPT TO:<bob@example.org>", 250, "")
+	c.Expect("DATA", 354, "")
+	c.Send(simpleMsg + ".\r\n")
+	c.WantReply(250, "")
 	if len(inbox(t, env, bob)) != 1 {
 		t.Error("bob did not get the message")
 	}
@@ -197,7 +197,7 @@ func TestSubmissionImplicitTLS(t *testing.T) {
 	if caps["AUTH"] != "PLAIN LOGIN" {
 		t.Errorf("AUTH %q", caps["AUTH"])
 	}
-	c.cmd("STARTTLS", 554, "5.5.1")
+	c.Expect("STARTTLS", 554, "5.5.1")
 	c.authPlain(bob, bobPass, 235, "")
 	c.send(bob, []string{alice}, simpleMsg, 250)
 	received, _ := oneMessage(t, env, alice)
@@ -210,15 +210,15 @@ func TestStartTLS(t *testing.T) {
 	env := newEnv(t)
 	c := dial(t, env.Addr("submission"))
 	c.ehlo()
-	c.cmd("MAIL FROM:<alice@example.org>", 530, "")
-	c.startTLS(env.ClientTLS())
+	c.Expect("MAIL FROM:<alice@example.org>", 530, "")
+	c.StartTLS(env.ClientTLS())
 	// RFC 3207 §4.2: the client must EHLO again; state is discarded.
-	c.cmd("MAIL FROM:<alice@example.org>", 503, "5.5.1")
+	c.Expect("MAIL FROM:<alice@example.org>", 503, "5.5.1")
 	caps := c.ehlo()
 	if _, ok := caps["STARTTLS"]; ok {
 		t.Errorf("STARTTLS offered again: %v", caps)
 	}
-	c.cmd("STARTTLS", 554, "5.5.1")
+	c.Expect("STARTTLS", 554, "5.5.1")
 	c.authPlain(alice, alicePass, 235, "")
 	c.send(alice, []string{bob}, simpleMsg, 250)
 	received, _ := oneMessage(t, env, bob)
@@ -233,9 +233,9 @@ func TestStartTLSDropsAuth(t *testing.T) {
 	c := dial(t, env.Addr("submission"))
 	c.ehlo()
 	c.authPlain(alice, alicePass, 235, "")
-	c.startTLS(env.ClientTLS())
+	c.StartTLS(env.ClientTLS())
 	c.ehlo()
-	c.cmd("MAIL FROM:<alice@example.org>", 530, "")
+	c.Expect("MAIL FROM:<alice@example.org>", 530, "")
 }
 
 // TestPlaintextAuthNeedsTLS: a client that is not on loopback is not
@@ -260,8 +260,8 @@ func TestPlaintextAuthNeedsTLS(t *testing.T) {
 		t.Errorf("AUTH offered to a non-loopback client without TLS: %v", caps)
 	}
 	c.authPlain(alice, alicePass, 504, "5.5.4")
-	c.cmd("MAIL FROM:<alice@example.org>", 530, "STARTTLS")
-	c.startTLS(env.ClientTLS())
+	c.Expect("MAIL FROM:<alice@example.org>", 530, "STARTTLS")
+	c.StartTLS(env.ClientTLS())
 	caps = c.ehlo()
 	if caps["AUTH"] != "PLAIN LOGIN" {
 		t.Errorf("AUTH not offered over TLS: %v", caps)

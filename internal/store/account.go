@@ -222,28 +222,6 @@ func scanMessage(sc interface{ Scan(...any) error }) (Message, error) {
 	return m, nil
 }
 
-// Messages lists a mailbox's messages in UID order.
-func (a *Account) Messages(ctx context.Context, mailboxID int64) ([]Message, error) {
-	r, err := a.reader(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := r.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? ORDER BY uid`, mailboxID)
-	if err != nil {
-		return nil, fmt.Errorf("list messages: %w", err)
-	}
-	defer rows.Close()
-	var out []Message
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list messages: %w", err)
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
 // Meta returns a message's parsed structure as stored (JSON of
 // message.Part, envelope included).
 func (a *Account) Meta(ctx context.Context, messageID int64) ([]byte, error) {
@@ -917,6 +895,7 @@ func (a *Account) insertMessages(tx *sql.Tx, batch []*commitReq) error {
 					return fmt.Errorf("insert message: %w", err)
 				}
 				id, _ := res.LastInsertId()
+				a.noteKeywords(mb.id, nm.keywords)
 				loc := zones[tz]
 				if loc == nil {
 					loc = time.FixedZone("", tz)

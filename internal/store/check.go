@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/sqlite"
 )
 
 // ProblemKind names one kind of inconsistency Check finds.
@@ -60,8 +60,8 @@ const (
 	// transaction (a crash while the index was being created), which a
 	// read-only check cannot read past; the next writer rolls it back.
 	ProblemHotJournal ProblemKind = "hot-journal"
-	// ProblemDatabase: a database outside the store (global.db) failed its
-	// checks; reported by callers of CheckDatabase.
+	// ProblemDatabase: a database outside the store (the user directory)
+	// failed its checks; reported by callers (package datacheck).
 	ProblemDatabase ProblemKind = "database"
 )
 
@@ -310,74 +310,7 @@ func listBodies(msgDir string) (map[string]bodyFile, error) {
 
 // openReadOnly opens an SQLite database for reading only, with one
 // connection.
-func openReadOnly(path string) (*sql.DB, error) {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Set("mode", "ro")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(1)
-	return db, nil
-}
-
-// sqliteChecks runs integrity_check and foreign_key_check and returns what
-// they report (nil when both pass).
-func sqliteChecks(ctx context.Context, db *sql.DB) (integrity, foreignKeys []string, err error) {
-	rows, err := db.QueryContext(ctx, `PRAGMA integrity_check(100)`)
-	if err != nil {
-		return nil, nil, fmt.Errorf("integrity_check: %w", err)
-	}
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("integrity_check: %w", err)
-		}
-		if line != "ok" {
-			integrity = append(integrity, line)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("integrity_check: %w", err)
-	}
-	rows, err = db.QueryContext(ctx, `PRAGMA foreign_key_check`)
-	if err != nil {
-		return integrity, nil, fmt.Errorf("foreign_key_check: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var table, parent string
-		var rowid sql.NullInt64
-		var fkid int64
-		if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
-			return integrity, nil, fmt.Errorf("foreign_key_check: %w", err)
-		}
-		foreignKeys = append(foreignKeys, fmt.Sprintf("%s row %d refers to a missing %s row", table, rowid.Int64, parent))
-	}
-	return integrity, foreignKeys, rows.Err()
-}
-
-// CheckDatabase runs SQLite's integrity_check and foreign_key_check on the
-// database file at path, read-only (safe beside a running server), and
-// returns one line per problem.
-func CheckDatabase(ctx context.Context, path string) ([]string, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("check %s: %w", path, err)
-	}
-	db, err := openReadOnly(path)
-	if err != nil {
-		return nil, fmt.Errorf("check %s: %w", path, err)
-	}
-	defer db.Close()
-	integrity, fks, err := sqliteChecks(ctx, db)
-	if err != nil {
-		return []string{err.Error()}, nil
-	}
-	return append(integrity, fks...), nil
-}
+func openReadOnly(path string) (*sql.DB, error) { return sqlite.OpenFile(path, true) }
 
 // hotJournal reports whether the database at path has a rollback journal
 // with content next to it: a transaction interrupted by a crash.
@@ -574,120 +507,202 @@ func rowsOfBlob(ctx context.Context, db *sql.DB, id string) ([]msgRow, error) {
 	return out, rows.Err()
 }
 
-// checkAccount checks one account and, with opts.Repair, repairs it.
+// accountCheck is the check of one account: what each phase found, for
+// the phases after it and for the repair.
+type accountCheck struct {
+	s    *Store
+	id   int64
+	opts CheckOptions
+	rep  *Report
+
+	msgDir, indexPath string
+	db                *sql.DB             // the index, read-only; nil once closed
+	sc                *accountScan        // the index's contents
+	files             map[string]bodyFile // the body files, listed after sc
+	damaged           bool                // the index failed a check: repair nothing
+
+	// Problems (indexes into rep.Problems) a repair fixes.
+	fixCounters  []int
+	lost         []lostMsg
+	orphans      []int    // body files of no message...
+	orphanBlobs  []string // ...and their ids
+	orphanInline []int    // inline bodies of no message...
+	inlineIDs    []string // ...and their ids
+}
+
+// lostMsg is a message whose body is gone.
+type lostMsg struct {
+	row msgRow
+	p   int // index into rep.Problems
+}
+
+func (c *accountCheck) prob(kind ProblemKind, format string, a ...any) int {
+	return c.rep.add(Problem{Kind: kind, Account: c.id, Detail: fmt.Sprintf(format, a...)})
+}
+
+func (c *accountCheck) notRepaired(i int, why string) {
+	if c.opts.Repair {
+		c.rep.Problems[i].NotRepaired = why
+	}
+}
+
+func (c *accountCheck) closeIndex() {
+	if c.db != nil {
+		c.db.Close()
+		c.db = nil
+	}
+}
+
+// checkAccount checks one account and, with opts.Repair, repairs it, phase
+// by phase; a phase that finds the index unusable reports it and ends the
+// account's check.
 func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, rep *Report) error {
 	dir := s.accountDir(id)
-	msgDir := filepath.Join(dir, "msg")
-	indexPath := filepath.Join(dir, "index.db")
-	prob := func(kind ProblemKind, format string, a ...any) int {
-		return rep.add(Problem{Kind: kind, Account: id, Detail: fmt.Sprintf(format, a...)})
+	c := &accountCheck{s: s, id: id, opts: opts, rep: rep, msgDir: filepath.Join(dir, "msg"), indexPath: filepath.Join(dir, "index.db")}
+	defer c.closeIndex()
+	if ok, err := c.openIndex(ctx); !ok || err != nil {
+		return err
 	}
-	notRepaired := func(i int, why string) {
-		if opts.Repair {
-			rep.Problems[i].NotRepaired = why
-		}
+	if !c.checkSQLite(ctx) {
+		return nil
 	}
+	if ok, err := c.readIndexAndBodies(ctx); !ok || err != nil {
+		return err
+	}
+	c.checkCounters()
+	if err := c.checkRowBodies(ctx); err != nil {
+		return err
+	}
+	if err := c.findOrphans(ctx); err != nil {
+		return err
+	}
+	c.closeIndex()
+	if !opts.Repair {
+		return nil
+	}
+	return c.repair(ctx)
+}
 
-	if _, err := os.Stat(indexPath); errors.Is(err, fs.ErrNotExist) {
+// openIndex opens the index read-only, rolling back a creation a crash
+// interrupted (when repairing), and checks its schema version. ok is false
+// when the account's check ends here (what was wrong is reported).
+func (c *accountCheck) openIndex(ctx context.Context) (ok bool, err error) {
+	if _, err := os.Stat(c.indexPath); errors.Is(err, fs.ErrNotExist) {
 		// A crash while the account's first message was arriving leaves
 		// the directory before the index; the index exists before any
 		// body is linked, so bodies without one mean the index was lost.
-		files, err := listBodies(msgDir)
+		files, err := listBodies(c.msgDir)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if len(files) > 0 {
 			var n int64
 			for _, f := range files {
 				n += f.size
 			}
-			p := prob(ProblemIndexMissing, "%d body files (%d bytes) but no index.db; restore the index from a backup", len(files), n)
-			notRepaired(p, "the mail is kept; nothing can say which mailbox, UID or flags each body had")
+			p := c.prob(ProblemIndexMissing, "%d body files (%d bytes) but no index.db; restore the index from a backup", len(files), n)
+			c.notRepaired(p, "the mail is kept; nothing can say which mailbox, UID or flags each body had")
 		}
-		return nil
+		return false, nil
 	}
 
-	db, err := openReadOnly(indexPath)
+	c.db, err = openReadOnly(c.indexPath)
 	if err != nil {
-		p := prob(ProblemIndexUnreadable, "open index: %v", err)
-		notRepaired(p, "index damaged")
-		return nil
+		c.db = nil
+		p := c.prob(ProblemIndexUnreadable, "open index: %v", err)
+		c.notRepaired(p, "index damaged")
+		return false, nil
 	}
-	defer func() { db.Close() }()
 	var version int
-	err = db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version)
-	if err != nil && hotJournal(indexPath) {
+	err = c.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version)
+	if err != nil && hotJournal(c.indexPath) {
 		// A crash in the middle of the index's creation (its switch to
 		// WAL is a rollback-journal transaction) leaves a hot journal,
 		// and only a writer may roll it back.
 		switch {
-		case opts.Live:
-			rep.SkippedBusy++ // being created right now, or the server will roll it back
-			return nil
-		case !opts.Repair:
-			prob(ProblemHotJournal, "the index has an interrupted transaction (hot journal) that a read-only check cannot read past; the server rolls it back when it starts, as does check --repair")
-			return nil
+		case c.opts.Live:
+			c.rep.SkippedBusy++ // being created right now, or the server will roll it back
+			return false, nil
+		case !c.opts.Repair:
+			c.prob(ProblemHotJournal, "the index has an interrupted transaction (hot journal) that a read-only check cannot read past; the server rolls it back when it starts, as does check --repair")
+			return false, nil
 		}
-		db.Close()
-		a, oerr := s.Account(ctx, id)
+		c.closeIndex()
+		a, oerr := c.s.Account(ctx, c.id)
 		if oerr != nil {
-			p := prob(ProblemIndexUnreadable, "roll back the interrupted transaction: %v", oerr)
-			notRepaired(p, "index damaged")
-			return nil
+			p := c.prob(ProblemIndexUnreadable, "roll back the interrupted transaction: %v", oerr)
+			c.notRepaired(p, "index damaged")
+			return false, nil
 		}
 		a.Release()
-		p := prob(ProblemHotJournal, "the index had an interrupted transaction (hot journal)")
-		rep.Problems[p].Repaired = true
-		if db, err = openReadOnly(indexPath); err == nil {
-			err = db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version)
+		p := c.prob(ProblemHotJournal, "the index had an interrupted transaction (hot journal)")
+		c.rep.Problems[p].Repaired = true
+		if c.db, err = openReadOnly(c.indexPath); err == nil {
+			err = c.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version)
+		} else {
+			c.db = nil
 		}
 	}
 	if err != nil {
-		p := prob(ProblemIndexUnreadable, "read schema version: %v", err)
-		notRepaired(p, "index damaged")
-		return nil
+		p := c.prob(ProblemIndexUnreadable, "read schema version: %v", err)
+		c.notRepaired(p, "index damaged")
+		return false, nil
 	}
 	if version != len(migrations) {
-		files, err := listBodies(msgDir)
+		files, err := listBodies(c.msgDir)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if version == 0 && len(files) == 0 {
-			return nil // created, never committed: a crash at the first delivery
+			return false, nil // created, never committed: a crash at the first delivery
 		}
-		p := prob(ProblemIndexVersion, "schema version %d, this program checks version %d", version, len(migrations))
-		notRepaired(p, "run the matching jodmai version (a start migrates older indexes)")
-		return nil
+		p := c.prob(ProblemIndexVersion, "schema version %d, this program checks version %d", version, len(migrations))
+		c.notRepaired(p, "run the matching jodmai version (a start migrates older indexes)")
+		return false, nil
 	}
-	integrity, fks, err := sqliteChecks(ctx, db)
+	return true, nil
+}
+
+// checkSQLite runs SQLite's own checks. An index that fails them is
+// reported and read on, but repaired in nothing (damaged); ok is false
+// when the checks could not run.
+func (c *accountCheck) checkSQLite(ctx context.Context) (ok bool) {
+	integrity, fks, err := sqlite.Checks(ctx, c.db)
 	if err != nil {
-		p := prob(ProblemIndexUnreadable, "%v", err)
-		notRepaired(p, "index damaged")
-		return nil
+		p := c.prob(ProblemIndexUnreadable, "%v", err)
+		c.notRepaired(p, "index damaged")
+		return false
 	}
-	damaged := len(integrity) > 0
+	c.damaged = len(integrity) > 0
 	for _, line := range integrity {
-		p := prob(ProblemIntegrity, "%s", line)
-		notRepaired(p, "restore the index from a backup")
+		p := c.prob(ProblemIntegrity, "%s", line)
+		c.notRepaired(p, "restore the index from a backup")
 	}
 	for _, line := range fks {
-		p := prob(ProblemForeignKey, "%s", line)
-		notRepaired(p, "needs a person's decision")
+		p := c.prob(ProblemForeignKey, "%s", line)
+		c.notRepaired(p, "needs a person's decision")
 	}
+	return true
+}
 
-	sc, err := scanIndex(ctx, db)
+// readIndexAndBodies reads the index (one transaction) and then lists the
+// body files, and counts them into the report.
+func (c *accountCheck) readIndexAndBodies(ctx context.Context) (ok bool, err error) {
+	sc, err := scanIndex(ctx, c.db)
 	if err != nil {
-		p := prob(ProblemIndexUnreadable, "read index: %v", err)
-		notRepaired(p, "index damaged")
-		return nil
+		p := c.prob(ProblemIndexUnreadable, "read index: %v", err)
+		c.notRepaired(p, "index damaged")
+		return false, nil
 	}
 	// The files are listed after the index was read: a live delivery
 	// links its body before its row commits, and an expunge removes the
 	// file after its row, so every row read above had its file when read.
-	files, err := listBodies(msgDir)
+	files, err := listBodies(c.msgDir)
 	if err != nil {
-		return err
+		return false, err
 	}
+	c.sc, c.files = sc, files
+	rep := c.rep
 	rep.Mailboxes += len(sc.mailboxes)
 	for _, m := range sc.mailboxes {
 		rep.Messages += int(m.messages)
@@ -701,30 +716,38 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 	for _, n := range sc.inline {
 		rep.BodyBytes += n
 	}
+	return true, nil
+}
 
-	// Counters first: repairing them makes the expunges below take
-	// MODSEQs above every one used.
-	var fixCounters []int
+// checkCounters finds UIDNEXT, HIGHESTMODSEQ and account counters at or
+// below values already used. It runs first: repairing them makes the
+// expunges of lost messages take MODSEQs above every one used.
+func (c *accountCheck) checkCounters() {
+	sc := c.sc
 	for _, m := range sc.mailboxes {
 		if m.uidnext <= m.maxUID {
-			p := prob(ProblemUIDNext, "UIDNEXT %d is not above UID %d already used", m.uidnext, m.maxUID)
-			rep.Problems[p].Mailbox = m.name
-			fixCounters = append(fixCounters, p)
+			p := c.prob(ProblemUIDNext, "UIDNEXT %d is not above UID %d already used", m.uidnext, m.maxUID)
+			c.rep.Problems[p].Mailbox = m.name
+			c.fixCounters = append(c.fixCounters, p)
 		}
 		if m.highestModSeq < m.maxModSeq {
-			p := prob(ProblemHighestModSeq, "HIGHESTMODSEQ %d is below MODSEQ %d already used", m.highestModSeq, m.maxModSeq)
-			rep.Problems[p].Mailbox = m.name
-			fixCounters = append(fixCounters, p)
+			p := c.prob(ProblemHighestModSeq, "HIGHESTMODSEQ %d is below MODSEQ %d already used", m.highestModSeq, m.maxModSeq)
+			c.rep.Problems[p].Mailbox = m.name
+			c.fixCounters = append(c.fixCounters, p)
 		}
 	}
 	if sc.modseqCounter < sc.maxModSeq {
-		fixCounters = append(fixCounters, prob(ProblemCounter, "MODSEQ counter %d is below MODSEQ %d already used", sc.modseqCounter, sc.maxModSeq))
+		c.fixCounters = append(c.fixCounters, c.prob(ProblemCounter, "MODSEQ counter %d is below MODSEQ %d already used", sc.modseqCounter, sc.maxModSeq))
 	}
 	if sc.uidvalCounter < sc.maxUIDValidity {
-		fixCounters = append(fixCounters, prob(ProblemCounter, "UIDVALIDITY counter %d is below UIDVALIDITY %d already used", sc.uidvalCounter, sc.maxUIDValidity))
+		c.fixCounters = append(c.fixCounters, c.prob(ProblemCounter, "UIDVALIDITY counter %d is below UIDVALIDITY %d already used", sc.uidvalCounter, sc.maxUIDValidity))
 	}
+}
 
-	// Bodies of rows.
+// checkRowBodies checks the body of every row: present (asked again
+// before it is called lost) and of the row's size.
+func (c *accountCheck) checkRowBodies(ctx context.Context) error {
+	sc, files, db := c.sc, c.files, c.db
 	var missing []string
 	var rowBlobs []string
 	for b := range sc.blobs {
@@ -746,33 +769,28 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 		if refs.minSize != f.size || refs.maxSize != f.size {
 			rows, err := rowsOfBlob(ctx, db, b)
 			if err != nil {
-				notRepaired(prob(ProblemIndexUnreadable, "read index: %v", err), "index damaged")
-				damaged = true
+				c.notRepaired(c.prob(ProblemIndexUnreadable, "read index: %v", err), "index damaged")
+				c.damaged = true
 				continue
 			}
 			for _, r := range rows {
 				if r.size == f.size {
 					continue
 				}
-				p := prob(ProblemSizeMismatch, "body %s is %d bytes, the index says %d (%s)", b, f.size, r.size, r.describe())
-				rep.Problems[p].Mailbox, rep.Problems[p].UID = r.mailbox, r.uid
-				notRepaired(p, "the body was changed or truncated; restore it from a backup")
+				p := c.prob(ProblemSizeMismatch, "body %s is %d bytes, the index says %d (%s)", b, f.size, r.size, r.describe())
+				c.rep.Problems[p].Mailbox, c.rep.Problems[p].UID = r.mailbox, r.uid
+				c.notRepaired(p, "the body was changed or truncated; restore it from a backup")
 			}
 		}
 	}
-	type lostMsg struct {
-		row msgRow
-		p   int // index into rep.Problems
-	}
-	var lost []lostMsg
 	for _, b := range missing {
 		// Ask again: a live expunge may have removed row and file since
 		// the index was read. Rows still there now, with the file gone
 		// before, are lost for real (a referenced body is never removed).
 		rows, err := rowsOfBlob(ctx, db, b)
 		if err != nil {
-			notRepaired(prob(ProblemIndexUnreadable, "read index: %v", err), "index damaged")
-			damaged = true
+			c.notRepaired(c.prob(ProblemIndexUnreadable, "read index: %v", err), "index damaged")
+			c.damaged = true
 			continue
 		}
 		if len(rows) == 0 {
@@ -783,24 +801,30 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 			// without its inline body in the same read is lost for real.
 			var n int
 			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM inline_bodies WHERE id=?`, inlineKey(b)).Scan(&n); err != nil {
-				notRepaired(prob(ProblemIndexUnreadable, "read index: %v", err), "index damaged")
-				damaged = true
+				c.notRepaired(c.prob(ProblemIndexUnreadable, "read index: %v", err), "index damaged")
+				c.damaged = true
 				continue
 			}
 			if n > 0 {
 				continue
 			}
-		} else if _, err := os.Stat(filepath.Join(msgDir, b[:2], b)); err == nil {
+		} else if _, err := os.Stat(filepath.Join(c.msgDir, b[:2], b)); err == nil {
 			continue
 		}
 		for _, r := range rows {
-			p := prob(ProblemMissingBody, "body %s of the message is missing (%s)", b, r.describe())
-			rep.Problems[p].Mailbox, rep.Problems[p].UID = r.mailbox, r.uid
-			lost = append(lost, lostMsg{r, p})
+			p := c.prob(ProblemMissingBody, "body %s of the message is missing (%s)", b, r.describe())
+			c.rep.Problems[p].Mailbox, c.rep.Problems[p].UID = r.mailbox, r.uid
+			c.lost = append(c.lost, lostMsg{r, p})
 		}
 	}
+	return nil
+}
 
-	// Files of no row.
+// findOrphans finds the bodies, files and inline, that no row references.
+// A live check leaves out files a delivery in flight may be about to
+// reference.
+func (c *accountCheck) findOrphans(ctx context.Context) error {
+	sc, files := c.sc, c.files
 	var orphanIDs []string
 	for b := range files {
 		if _, ok := sc.blobs[b]; !ok {
@@ -808,11 +832,11 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 		}
 	}
 	slices.Sort(orphanIDs)
-	if opts.Live && len(orphanIDs) > 0 {
+	if c.opts.Live && len(orphanIDs) > 0 {
 		kept := orphanIDs[:0]
 		for _, b := range orphanIDs {
 			if time.Since(files[b].mtime) < InFlightGrace {
-				rep.SkippedRecent++
+				c.rep.SkippedRecent++
 				continue
 			}
 			kept = append(kept, b)
@@ -828,68 +852,67 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 	}
 	// Inline bodies of no row: read in the same transaction as the rows,
 	// so never a delivery in flight.
-	var inlineIDs []string
 	for b := range sc.inline {
 		if _, ok := sc.blobs[b]; !ok {
-			inlineIDs = append(inlineIDs, b)
+			c.inlineIDs = append(c.inlineIDs, b)
 		}
 	}
-	slices.Sort(inlineIDs)
-	var orphanInline []int
-	for _, b := range inlineIDs {
-		orphanInline = append(orphanInline, prob(ProblemOrphanBody, "inline body %s (%d bytes) belongs to no message", b, sc.inline[b]))
+	slices.Sort(c.inlineIDs)
+	for _, b := range c.inlineIDs {
+		c.orphanInline = append(c.orphanInline, c.prob(ProblemOrphanBody, "inline body %s (%d bytes) belongs to no message", b, sc.inline[b]))
 	}
-	var orphans []int
-	var orphanBlobs []string
 	for _, b := range orphanIDs {
-		if opts.Live {
+		if c.opts.Live {
 			var n int
-			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE blob=?`, b).Scan(&n); err != nil || n > 0 {
+			if err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE blob=?`, b).Scan(&n); err != nil || n > 0 {
 				continue
 			}
-			if _, err := os.Stat(filepath.Join(msgDir, b[:2], b)); err != nil {
+			if _, err := os.Stat(filepath.Join(c.msgDir, b[:2], b)); err != nil {
 				continue
 			}
 		}
-		orphans = append(orphans, prob(ProblemOrphanBody, "body file %s (%d bytes) belongs to no message", b, files[b].size))
-		orphanBlobs = append(orphanBlobs, b)
+		c.orphans = append(c.orphans, c.prob(ProblemOrphanBody, "body file %s (%d bytes) belongs to no message", b, files[b].size))
+		c.orphanBlobs = append(c.orphanBlobs, b)
 	}
-	db.Close()
+	return nil
+}
 
-	if !opts.Repair {
-		return nil
-	}
-	if damaged {
-		for _, p := range fixCounters {
+// repair fixes what the phases found, through the account's writer:
+// counters raised, lost messages expunged (loudly), orphans removed. A
+// damaged index is repaired in nothing.
+func (c *accountCheck) repair(ctx context.Context) error {
+	rep, id := c.rep, c.id
+	if c.damaged {
+		for _, p := range c.fixCounters {
 			rep.Problems[p].NotRepaired = "index damaged"
 		}
-		for _, l := range lost {
+		for _, l := range c.lost {
 			rep.Problems[l.p].NotRepaired = "index damaged"
 		}
-		for _, p := range append(orphans, orphanInline...) {
+		for _, p := range append(c.orphans, c.orphanInline...) {
 			rep.Problems[p].NotRepaired = "index damaged: cannot be sure no message needs it"
 		}
 		return nil
 	}
-	if len(fixCounters) == 0 && len(lost) == 0 && len(orphans) == 0 && len(orphanInline) == 0 {
+	if len(c.fixCounters) == 0 && len(c.lost) == 0 && len(c.orphans) == 0 && len(c.orphanInline) == 0 {
 		return nil
 	}
-	a, err := s.Account(ctx, id)
+	a, err := c.s.Account(ctx, id)
 	if err != nil {
 		return fmt.Errorf("check: open account %d for repair: %w", id, err)
 	}
 	defer a.Release()
-	if len(fixCounters) > 0 {
+	if len(c.fixCounters) > 0 {
 		if err := a.raiseCounters(ctx); err != nil {
 			return fmt.Errorf("check: repair account %d: %w", id, err)
 		}
-		for _, p := range fixCounters {
+		for _, p := range c.fixCounters {
 			rep.Problems[p].Repaired = true
 		}
 	}
-	if len(lost) > 0 {
+	if len(c.lost) > 0 {
 		byMailbox := map[int64][]uint32{}
-		for _, l := range lost {
+		for _, l := range c.lost {
 			byMailbox[l.row.mailboxID] = append(byMailbox[l.row.mailboxID], l.row.uid)
 		}
 		for mb, uids := range byMailbox {
@@ -897,19 +920,19 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 				return fmt.Errorf("check: repair account %d: %w", id, err)
 			}
 		}
-		for _, l := range lost {
+		for _, l := range c.lost {
 			p := &rep.Problems[l.p]
 			p.Repaired, p.Lost = true, true
-			s.log.Error("message lost: its body file is gone; index row deleted", "account", id, "mailbox", l.row.mailbox, "uid", l.row.uid)
+			c.s.log.Error("message lost: its body file is gone; index row deleted", "account", id, "mailbox", l.row.mailbox, "uid", l.row.uid)
 		}
 	}
-	for i, b := range orphanBlobs {
+	for i, b := range c.orphanBlobs {
 		if err := a.bodies.Remove(b); err != nil {
 			return fmt.Errorf("check: repair account %d: %w", id, err)
 		}
-		rep.Problems[orphans[i]].Repaired = true
+		rep.Problems[c.orphans[i]].Repaired = true
 	}
-	for i, b := range inlineIDs {
+	for i, b := range c.inlineIDs {
 		err := a.db.Tx(ctx, func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `DELETE FROM inline_bodies WHERE id=? AND NOT EXISTS (SELECT 1 FROM messages WHERE blob=?)`, inlineKey(b), b)
 			return err
@@ -917,7 +940,7 @@ func (s *Store) checkAccount(ctx context.Context, id int64, opts CheckOptions, r
 		if err != nil {
 			return fmt.Errorf("check: repair account %d: %w", id, err)
 		}
-		rep.Problems[orphanInline[i]].Repaired = true
+		rep.Problems[c.orphanInline[i]].Repaired = true
 	}
 	return nil
 }

@@ -2,9 +2,7 @@ package store
 
 import (
 	"database/sql"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -284,7 +282,7 @@ func TestCheck(t *testing.T) {
 					t.Errorf("Archive HIGHESTMODSEQ %d after repair, want %d", mb.HighestModSeq, arch[0].ModSeq)
 				}
 				// The next change gets a MODSEQ above every one used.
-				res, err := a.StoreFlags(ctx, mailbox(t, a, "INBOX").ID, []uint32{1}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen})
+				res, err := a.SetFlags(ctx, mailbox(t, a, "INBOX").ID, []uint32{1}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -619,36 +617,4 @@ func TestCheckConcurrentWithWriters(t *testing.T) {
 		t.Errorf("after writes: %v", rep.Problems)
 	}
 	t.Logf("%d live checks; %d messages, %d bodies at the end", checks, rep.Messages, rep.Bodies)
-}
-
-func TestCheckDatabase(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "x.db")
-	db, err := sql.Open("sqlite", "file:"+p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`PRAGMA journal_mode=WAL`, `CREATE TABLE a(id INTEGER PRIMARY KEY)`, `CREATE TABLE b(a_id INTEGER REFERENCES a(id))`, `INSERT INTO b VALUES(5)`} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lines, err := CheckDatabase(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(lines) != 1 || !strings.Contains(lines[0], "b row 1") {
-		t.Errorf("CheckDatabase = %q", lines)
-	}
-	db.Exec(`DELETE FROM b`)
-	db.Close()
-	if lines, err := CheckDatabase(ctx, p); err != nil || len(lines) != 0 {
-		t.Errorf("clean database: %q, %v", lines, err)
-	}
-	if _, err := CheckDatabase(ctx, filepath.Join(dir, "none.db")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("missing database: %v", err)
-	}
-	if exists(filepath.Join(dir, "none.db")) {
-		t.Error("CheckDatabase created a database")
-	}
 }

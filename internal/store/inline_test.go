@@ -127,7 +127,7 @@ func TestInlineBodies(t *testing.T) {
 	if _, err := a.Expunge(ctx, mailbox(t, a, "INBOX").ID, []uint32{in[0].UID}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.StoreFlags(ctx, mailbox(t, a, "Archive").ID, []uint32{arch[0].UID}, FlagUpdate{Op: FlagsAdd, Flags: FlagDeleted}); err != nil {
+	if _, err := a.SetFlags(ctx, mailbox(t, a, "Archive").ID, []uint32{arch[0].UID}, FlagUpdate{Op: FlagsAdd, Flags: FlagDeleted}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := a.ExpungeDeleted(ctx, mailbox(t, a, "Archive").ID, ^uint32(0), nil); err != nil {

@@ -443,7 +443,7 @@ func TestViewShared(t *testing.T) {
 		t.Fatalf("after a delivery: %v (the old view %v)", v3, v2)
 	}
 	mb := mailbox(t, a, "INBOX")
-	if _, err := a.StoreFlags(ctx, mb.ID, []uint32{1, 2, 3, 4}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen}); err != nil {
+	if _, err := a.SetFlags(ctx, mb.ID, []uint32{1, 2, 3, 4}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen}); err != nil {
 		t.Fatal(err)
 	}
 	_, v4, unseen, err := a.View(ctx, "INBOX")

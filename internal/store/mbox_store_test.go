@@ -62,7 +62,7 @@ func TestExpungeDeleted(t *testing.T) {
 		deliver(t, s, testBody(i), Target{AccountID: 1})
 	}
 	mb := mailbox(t, a, "INBOX")
-	if _, err := a.StoreFlags(ctx, mb.ID, []uint32{2, 3, 4, 6}, FlagUpdate{Op: FlagsAdd, Flags: FlagDeleted}); err != nil {
+	if _, err := a.SetFlags(ctx, mb.ID, []uint32{2, 3, 4, 6}, FlagUpdate{Op: FlagsAdd, Flags: FlagDeleted}); err != nil {
 		t.Fatal(err)
 	}
 	before := mailbox(t, a, "INBOX").HighestModSeq
@@ -98,7 +98,7 @@ func TestExpungeDeleted(t *testing.T) {
 		t.Errorf("second expunge: %v %d %v", removed, h2, err)
 	}
 	// A message whose \Deleted flag was removed is kept.
-	if _, err := a.StoreFlags(ctx, mb.ID, []uint32{3}, FlagUpdate{Op: FlagsRemove, Flags: FlagDeleted}); err != nil {
+	if _, err := a.SetFlags(ctx, mb.ID, []uint32{3}, FlagUpdate{Op: FlagsRemove, Flags: FlagDeleted}); err != nil {
 		t.Fatal(err)
 	}
 	if removed, _, err = a.ExpungeDeleted(ctx, mb.ID, 100, nil); err != nil || !slices.Equal(removed, []uint32{6}) {

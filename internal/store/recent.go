@@ -31,6 +31,9 @@ type recentState struct {
 	mu sync.Mutex
 	// first maps a mailbox to the lowest UID not yet claimed.
 	first map[recentKey]uint32
+	// keywords are the keywords set per mailbox in this process
+	// (keywords.go); it shares this state's life.
+	keywords keywordLog
 }
 
 // recentKey names a mailbox across renames and deletion: a recreated name

@@ -14,11 +14,11 @@ func TestRowsInUIDRange(t *testing.T) {
 		deliver(t, s, testBody(i), Target{AccountID: 1})
 	}
 	inbox := mailbox(t, a, "INBOX")
-	if _, err := a.StoreFlags(ctx, inbox.ID, []uint32{2}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen, Keywords: []string{"$b", "$a"}}); err != nil {
+	if _, err := a.SetFlags(ctx, inbox.ID, []uint32{2}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen, Keywords: []string{"$b", "$a"}}); err != nil {
 		t.Fatal(err)
 	}
 	all := messages(t, a, "INBOX")
-	got, err := a.MessagesInUIDRange(ctx, inbox.ID, 2, 4)
+	got, err := a.MessagesInUIDRange(ctx, inbox.ID, 2, 4, RowAll, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestRowsInUIDRange(t *testing.T) {
 		}
 	}
 	// Only some fields.
-	got, err = a.RowsInUIDRange(ctx, inbox.ID, 1, 10, RowFlags, 5)
+	got, err = a.MessagesInUIDRange(ctx, inbox.ID, 1, 10, RowFlags, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestRowsInUIDRange(t *testing.T) {
 		got[1].Blob != "" || got[1].Size != 0 || !got[1].InternalDate.IsZero() || got[1].ID != all[1].ID {
 		t.Errorf("flags only: %+v", got[1])
 	}
-	got, err = a.RowsInUIDRange(ctx, inbox.ID, 3, 3, RowDates|RowSize|RowBlob|RowObjectIDs, 0)
+	got, err = a.MessagesInUIDRange(ctx, inbox.ID, 3, 3, RowDates|RowSize|RowBlob|RowObjectIDs, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestRowsInUIDRange(t *testing.T) {
 	if off != wantOff {
 		t.Errorf("zone %d, want %d", off, wantOff)
 	}
-	if got, _ := a.RowsInUIDRange(ctx, inbox.ID, 6, 9, RowAll, 100); len(got) != 0 {
+	if got, _ := a.MessagesInUIDRange(ctx, inbox.ID, 6, 9, RowAll, 100); len(got) != 0 {
 		t.Errorf("empty range: %+v", got)
 	}
 }
@@ -94,7 +94,7 @@ func TestStoreFlagsUnchangedSinceZero(t *testing.T) {
 	deliver(t, s, testBody(1), Target{AccountID: 1})
 	inbox := mailbox(t, a, "INBOX")
 	// RFC 7162 §3.1.3: UNCHANGEDSINCE 0 fails for every message.
-	res, err := a.StoreFlags(ctx, inbox.ID, []uint32{1}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen, Conditional: true})
+	res, err := a.SetFlags(ctx, inbox.ID, []uint32{1}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen, Conditional: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestStoreFlagsUnchangedSinceZero(t *testing.T) {
 		t.Errorf("UNCHANGEDSINCE 0: %+v", res)
 	}
 	// Without Conditional, 0 means no condition.
-	res, err = a.StoreFlags(ctx, inbox.ID, []uint32{1}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen})
+	res, err = a.SetFlags(ctx, inbox.ID, []uint32{1}, FlagUpdate{Op: FlagsAdd, Flags: FlagSeen})
 	if err != nil || len(res.Changed) != 1 {
 		t.Errorf("unconditional: %+v %v", res, err)
 	}
@@ -124,7 +124,7 @@ func BenchmarkRowsInUIDRange(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			start := time.Now()
 			for range b.N {
-				rows, err := a.RowsInUIDRange(ctx, inbox.ID, 1, 10000, bc.fields, 10000)
+				rows, err := a.MessagesInUIDRange(ctx, inbox.ID, 1, 10000, bc.fields, 10000)
 				if err != nil || len(rows) != 10000 {
 					b.Fatal(len(rows), err)
 				}

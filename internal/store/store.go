@@ -1,6 +1,12 @@
 // Package store is the mail store: accounts' mailboxes, messages, UIDs,
 // flags, MODSEQs and change notifications. It is the only package that
-// touches mail on disk.
+// touches mail on disk: no other package knows its file names, its layout
+// or its tables. Besides serving (Store, Account), its API covers the
+// data directory's maintenance: consistent online copies for backups and
+// their restore and verification (backup.go: AccountIDs, BackupAccounts,
+// RestoreAccount, VerifyAccount, HoldJournal, JournalFiles) and the
+// consistency check and repair (Check, check.go). A second backend would
+// provide the same.
 //
 // Layout under the data directory:
 //

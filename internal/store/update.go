@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// FlagOp says how StoreFlags combines the given flags with a message's.
+// FlagOp says how SetFlags combines the given flags with a message's.
 type FlagOp int
 
 // The STORE operations of IMAP (RFC 9051 §6.4.6).
@@ -34,8 +34,8 @@ type FlagUpdate struct {
 	Conditional    bool
 }
 
-// StoreResult is what StoreFlags did.
-type StoreResult struct {
+// FlagResult is what SetFlags did.
+type FlagResult struct {
 	// Changed are the messages whose flags changed, with their new state.
 	Changed []Message
 	// Unchanged are messages that matched but already had the flags.
@@ -44,15 +44,15 @@ type StoreResult struct {
 	Modified []uint32
 }
 
-// StoreFlags changes the flags of messages (by UID) in a mailbox, in one
+// SetFlags changes the flags of messages (by UID) in a mailbox, in one
 // transaction with one new MODSEQ for all changed messages.
-func (a *Account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, u FlagUpdate) (StoreResult, error) {
-	var res StoreResult
+func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids []uint32, u FlagUpdate) (FlagResult, error) {
+	var res FlagResult
 	if len(uids) == 0 {
 		return res, nil
 	}
 	err := a.db.Tx(ctx, func(tx *sql.Tx) error {
-		res = StoreResult{}
+		res = FlagResult{}
 		msgs, err := messagesByUID(ctx, tx, mailboxID, uids)
 		if err != nil {
 			return err
@@ -87,13 +87,37 @@ func (a *Account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32
 		return nil
 	})
 	if err != nil {
-		return StoreResult{}, fmt.Errorf("store flags: %w", err)
+		return FlagResult{}, fmt.Errorf("store flags: %w", err)
 	}
 	if len(res.Changed) > 0 {
+		if u.Op != FlagsRemove {
+			a.noteKeywords(mailboxID, u.Keywords)
+		}
 		a.s.notify(a.ID)
 	}
 	return res, nil
 }
+
+// Snapshot is MailboxMessages.
+//
+// Deprecated: use MailboxMessages; kept while the pop3d tests are being
+// reworked, so that work in flight still merges cleanly.
+func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message, error) {
+	return a.MailboxMessages(ctx, name)
+}
+
+// StoreFlags is SetFlags.
+//
+// Deprecated: use SetFlags; kept while internal/imapd is being split, so
+// that work in flight still builds.
+func (a *Account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, u FlagUpdate) (FlagResult, error) {
+	return a.SetFlags(ctx, mailboxID, uids, u)
+}
+
+// StoreResult is FlagResult.
+//
+// Deprecated: use FlagResult.
+type StoreResult = FlagResult
 
 func applyFlags(f Flags, kw []string, u FlagUpdate) (Flags, []string) {
 	switch u.Op {
@@ -129,54 +153,6 @@ func normKeywords(kw []string) []string {
 	return out
 }
 
-// messagesByUID reads the rows of the given UIDs (those that exist), in
-// UID order.
-func messagesByUID(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, mailboxID int64, uids []uint32) ([]Message, error) {
-	sorted := slices.Clone(uids)
-	slices.Sort(sorted)
-	sorted = slices.Compact(sorted)
-	var out []Message
-	// Chunks keep the statement under SQLite's variable limit.
-	for len(sorted) > 0 {
-		n := min(len(sorted), 500)
-		chunk := sorted[:n]
-		sorted = sorted[n:]
-		args := make([]any, 0, n+1)
-		args = append(args, mailboxID)
-		for _, u := range chunk {
-			args = append(args, u)
-		}
-		rows, err := q.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? AND uid IN (?`+strings.Repeat(",?", n-1)+`) ORDER BY uid`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("read messages: %w", err)
-		}
-		for rows.Next() {
-			m, err := scanMessage(rows)
-			if err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out = append(out, m)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// MessagesByUID returns the existing messages among uids, in UID order.
-func (a *Account) MessagesByUID(ctx context.Context, mailboxID int64, uids []uint32) ([]Message, error) {
-	r, err := a.reader(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return messagesByUID(ctx, r, mailboxID, uids)
-}
-
 // CopyResult maps source UIDs to the new UIDs (RFC 4315 COPYUID).
 type CopyResult struct {
 	UIDValidity uint32
@@ -190,6 +166,8 @@ type CopyResult struct {
 // the bodies then belong to the copies, so no file is removed.
 func (a *Account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, dest string, move bool) (CopyResult, error) {
 	var res CopyResult
+	var dstMailbox int64
+	var copiedKeywords []string
 	err := a.db.Tx(ctx, func(tx *sql.Tx) error {
 		res = CopyResult{}
 		var dstID int64
@@ -213,6 +191,11 @@ func (a *Account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, d
 			return fmt.Errorf("allocate uids: %w", err)
 		}
 		a.noteAdded(dstID, res.UIDValidity, first)
+		dstMailbox = dstID
+		copiedKeywords = copiedKeywords[:0]
+		for _, m := range msgs {
+			copiedKeywords = append(copiedKeywords, m.Keywords...)
+		}
 		now := time.Now().Unix()
 		for i, m := range msgs {
 			uid := first + uint32(i)
@@ -244,6 +227,7 @@ func (a *Account) Copy(ctx context.Context, srcMailboxID int64, uids []uint32, d
 		return CopyResult{}, fmt.Errorf("copy: %w", err)
 	}
 	if len(res.Source) > 0 {
+		a.noteKeywords(dstMailbox, copiedKeywords)
 		a.s.notify(a.ID)
 	}
 	return res, nil
@@ -315,17 +299,17 @@ func (a *Account) Changes(ctx context.Context, mailboxID int64, since int64) ([]
 	return msgs, gone, rows.Err()
 }
 
-// Snapshot returns a mailbox's row and its messages read in one
+// MailboxMessages returns a mailbox's row and its messages read in one
 // transaction, so the messages match the mailbox's UIDNEXT and
-// HIGHESTMODSEQ exactly (SELECT, POP3 login).
-func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message, error) {
+// HIGHESTMODSEQ exactly (POP3 login).
+func (a *Account) MailboxMessages(ctx context.Context, name string) (Mailbox, []Message, error) {
 	r, err := a.reader(ctx)
 	if err != nil {
 		return Mailbox{}, nil, err
 	}
 	tx, err := r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return Mailbox{}, nil, fmt.Errorf("snapshot: %w", err)
+		return Mailbox{}, nil, fmt.Errorf("mailbox messages: %w", err)
 	}
 	defer tx.Rollback()
 	mb, err := scanMailbox(tx.QueryRowContext(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE name=?`, canonicalName(name)))
@@ -333,11 +317,11 @@ func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message
 		return Mailbox{}, nil, ErrNoMailbox
 	}
 	if err != nil {
-		return Mailbox{}, nil, fmt.Errorf("snapshot: %w", err)
+		return Mailbox{}, nil, fmt.Errorf("mailbox messages: %w", err)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? ORDER BY uid`, mb.ID)
 	if err != nil {
-		return Mailbox{}, nil, fmt.Errorf("snapshot: %w", err)
+		return Mailbox{}, nil, fmt.Errorf("mailbox messages: %w", err)
 	}
 	defer rows.Close()
 	var msgs []Message
@@ -352,7 +336,7 @@ func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message
 }
 
 // View is what an IMAP SELECT keeps of a mailbox: its UIDs in order, and
-// the first unseen message. It is read in one transaction, like Snapshot,
+// the first unseen message. It is read in one transaction, like MailboxMessages,
 // but costs four bytes per message instead of a Message.
 //
 // The UID slice is shared: sessions that select a mailbox in the same
@@ -503,9 +487,9 @@ func (c *viewCache) put(mb Mailbox, uids []uint32, firstUnseen uint32) {
 	c.entries = append(c.entries, viewEntry{id: mb.ID, uidvalidity: mb.UIDValidity, uidnext: mb.UIDNext, modseq: mb.HighestModSeq, uids: uids, firstUnseen: firstUnseen})
 }
 
-// Keywords returns the distinct keywords used in a mailbox, for FLAGS and
-// PERMANENTFLAGS.
-func (a *Account) Keywords(ctx context.Context, mailboxID int64) ([]string, error) {
+// keywordsInUse returns the distinct keywords the messages of a mailbox
+// have (Keywords adds those set in this process).
+func (a *Account) keywordsInUse(ctx context.Context, mailboxID int64) ([]string, error) {
 	r, err := a.reader(ctx)
 	if err != nil {
 		return nil, err

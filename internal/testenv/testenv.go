@@ -1,7 +1,9 @@
 // Package testenv starts a whole jodmai in-process for tests: every listener
 // on 127.0.0.1 with an ephemeral port, a temporary data directory, a
 // self-signed certificate, the domain example.org, and fast login
-// throttling. Tests then speak the real protocols to it over real sockets.
+// throttling. Tests then speak the real protocols to it over real sockets,
+// with the raw client of testenv/wire, and wait for what happens in the
+// background with testenv/wait.
 package testenv
 
 import (

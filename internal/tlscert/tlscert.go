@@ -144,6 +144,29 @@ func (m *Manager) Reload() error {
 	return nil
 }
 
+// ErrNotFiles is SetFiles's error for a Manager whose certificate is not
+// from configured files (self-signed or ACME): switching needs a restart.
+var ErrNotFiles = errors.New("tls certificate: not from configured files")
+
+// SetFiles switches to another configured certificate and key (on
+// reload) and loads them. On error the current files and certificate stay.
+func (m *Manager) SetFiles(certFile, keyFile string) error {
+	if m.selfSigned || certFile == "" || keyFile == "" {
+		return ErrNotFiles
+	}
+	m.reloadMu.Lock()
+	oldCert, oldKey := m.certFile, m.keyFile
+	m.certFile, m.keyFile = certFile, keyFile
+	m.reloadMu.Unlock()
+	if err := m.Reload(); err != nil {
+		m.reloadMu.Lock()
+		m.certFile, m.keyFile = oldCert, oldKey
+		m.reloadMu.Unlock()
+		return err
+	}
+	return nil
+}
+
 // Certificate returns the certificate in use; its Leaf is set.
 func (m *Manager) Certificate() *tls.Certificate {
 	m.mu.RLock()

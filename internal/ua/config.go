@@ -6,7 +6,8 @@
 // fsynced, recorded as pending in the fetch ledger, renamed into new/ with a
 // directory fsync, and marked done in the ledger, all before the server is
 // told to delete it. An interrupted fetch therefore loses nothing, and the
-// ledger lets the next run skip what is already stored.
+// ledger lets the next run skip what is already stored. The Maildir itself
+// is package mailfile's (mailfile.Maildir); the ledger (ledger.go) is ours.
 //
 // The accounts file is ~/.config/jodmai/accounts.toml, or the file named by
 // --accounts or $JODMAI_ACCOUNTS. (--config is the server's config file in

@@ -13,6 +13,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/jodmai/jodmai/internal/mailfile"
 )
 
 // FetchOptions tune a fetch.
@@ -57,7 +59,7 @@ func (acc *Account) FetchPOP3(ctx context.Context, password string, opts FetchOp
 	if s == nil {
 		return res, errors.New("account has no pop3 server")
 	}
-	md, err := OpenMaildir(acc.Maildir)
+	md, err := mailfile.OpenMaildir(acc.Maildir)
 	if err != nil {
 		return res, err
 	}
@@ -134,7 +136,7 @@ func (acc *Account) FetchPOP3(ctx context.Context, password string, opts FetchOp
 			if m.UIDL != "" {
 				n, err = led.Store(m.UIDL, r)
 			} else {
-				var t *Tmp
+				var t *mailfile.MaildirTmp
 				if t, err = md.WriteTmp(r); err == nil {
 					if err = t.Commit(); err == nil {
 						n = t.Size
@@ -179,7 +181,7 @@ func hasWord(list, w string) bool {
 
 // mailboxMaildir is where a mailbox's messages live locally: INBOX in the
 // root Maildir, others in Maildir++ folders ("Foo/Bar" in .Foo.Bar).
-func mailboxMaildir(root *Maildir, mbox string) (*Maildir, error) {
+func mailboxMaildir(root *mailfile.Maildir, mbox string) (*mailfile.Maildir, error) {
 	if strings.EqualFold(mbox, "INBOX") {
 		return root, nil
 	}
@@ -188,8 +190,8 @@ func mailboxMaildir(root *Maildir, mbox string) (*Maildir, error) {
 
 // imapSession opens the local Maildir under its lock and logs in over
 // IMAP; ctx ending closes the connection. done releases both.
-func (acc *Account) imapSession(ctx context.Context, password string) (root *Maildir, c *imapclient.Client, done func(), err error) {
-	root, err = OpenMaildir(acc.Maildir)
+func (acc *Account) imapSession(ctx context.Context, password string) (root *mailfile.Maildir, c *imapclient.Client, done func(), err error) {
+	root, err = mailfile.OpenMaildir(acc.Maildir)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -284,7 +286,7 @@ func (acc *Account) FetchIMAP(ctx context.Context, password string, opts FetchOp
 	return res, nil
 }
 
-func (acc *Account) fetchMailbox(c *imapclient.Client, md *Maildir, mbox string, opts FetchOptions, res *FetchResult) error {
+func (acc *Account) fetchMailbox(c *imapclient.Client, md *mailfile.Maildir, mbox string, opts FetchOptions, res *FetchResult) error {
 	sel, err := c.Select(mbox, &imap.SelectOptions{ReadOnly: !opts.Expunge}).Wait()
 	if err != nil {
 		return fmt.Errorf("imap select %s: %w", mbox, err)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/jodmai/jodmai/internal/mailfile"
 )
 
 // ErrLocked is returned when another fetch or sync holds the Maildir.
@@ -13,7 +15,7 @@ var ErrLocked = errors.New("another jodmai fetch or sync is using this maildir")
 
 // lockMaildir takes an exclusive, non-blocking lock on the Maildir so two
 // fetches cannot interleave their ledgers. The lock goes with the process.
-func lockMaildir(md *Maildir) (unlock func(), err error) {
+func lockMaildir(md *mailfile.Maildir) (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(md.Path, "jodmai.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock maildir: %w", err)

@@ -10,25 +10,27 @@ import (
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // decode non-UTF-8 text parts
 	"github.com/emersion/go-message/mail"
+
+	"github.com/jodmai/jodmai/internal/mailfile"
 )
 
 // Summary is one line of a Maildir listing.
 type Summary struct {
-	Entry
+	mailfile.MaildirEntry
 	Date    time.Time
 	From    string
 	Subject string
 }
 
 // Summaries lists the Maildir's messages with their headers, oldest first.
-func (m *Maildir) Summaries() ([]Summary, error) {
+func Summaries(m *mailfile.Maildir) ([]Summary, error) {
 	ents, err := m.List()
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Summary, 0, len(ents))
 	for _, e := range ents {
-		s := Summary{Entry: e}
+		s := Summary{MaildirEntry: e}
 		if f, err := os.Open(e.Path); err == nil {
 			if r, err := mail.CreateReader(f); err == nil || message.IsUnknownCharset(err) {
 				s.Date, _ = r.Header.Date()

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/jodmai/jodmai/internal/mailfile"
 	"github.com/jodmai/jodmai/internal/safeio"
 )
 
@@ -149,7 +150,7 @@ func (acc *Account) IMAPMailboxes(ctx context.Context, password string) ([]strin
 }
 
 // syncMailbox synchronises the flags of one mailbox with its Maildir.
-func syncMailbox(c *imapclient.Client, md *Maildir, mbox string, res *SyncResult) error {
+func syncMailbox(c *imapclient.Client, md *mailfile.Maildir, mbox string, res *SyncResult) error {
 	sel, err := c.Select(mbox, nil).Wait()
 	if err != nil {
 		return fmt.Errorf("imap select %s: %w", mbox, err)
@@ -164,7 +165,7 @@ func syncMailbox(c *imapclient.Client, md *Maildir, mbox string, res *SyncResult
 	if err != nil {
 		return err
 	}
-	local := map[string]Entry{}
+	local := map[string]mailfile.MaildirEntry{}
 	for _, e := range ents {
 		local[e.Name] = e
 	}
@@ -203,7 +204,7 @@ func syncMailbox(c *imapclient.Client, md *Maildir, mbox string, res *SyncResult
 			}
 			e := local[led.Name(key)]
 			srv := imapToLetters(m.Flags)
-			loc := onlySynced(e.Flags)
+			loc := onlySynced(e.Letters)
 			b, known := base[key]
 			if !known {
 				// First sync of this message: both sides' flags count.
@@ -217,7 +218,7 @@ func syncMailbox(c *imapclient.Client, md *Maildir, mbox string, res *SyncResult
 				res.Up++
 			}
 			if want != loc {
-				if err := md.setFlags(e, want); err != nil {
+				if err := setFlags(md, e, want); err != nil {
 					return err
 				}
 				res.Down++
@@ -255,20 +256,15 @@ func storeDiff(c *imapclient.Client, uid imap.UID, have, want string) error {
 
 // setFlags renames a message into cur/ with the synced letters replaced by
 // want, keeping other (custom) letters.
-func (m *Maildir) setFlags(e Entry, want string) error {
+func setFlags(m *mailfile.Maildir, e mailfile.MaildirEntry, want string) error {
 	var keep []byte
-	for i := 0; i < len(e.Flags); i++ {
-		if onlySynced(e.Flags[i:i+1]) == "" {
-			keep = append(keep, e.Flags[i])
+	for i := 0; i < len(e.Letters); i++ {
+		if onlySynced(e.Letters[i:i+1]) == "" {
+			keep = append(keep, e.Letters[i])
 		}
 	}
-	flags := []byte(want + string(keep))
-	sort.Slice(flags, func(i, j int) bool { return flags[i] < flags[j] })
-	np := filepath.Join(m.Path, "cur", e.Name+":2,"+string(flags))
-	if err := os.Rename(e.Path, np); err != nil {
-		return fmt.Errorf("maildir: %w", err)
-	}
-	return nil
+	_, err := m.SetLetters(e, want+string(keep))
+	return err
 }
 
 func readSyncState(path string) (map[string]string, error) {

@@ -10,6 +10,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/jodmai/jodmai/internal/testenv"
+
+	"github.com/jodmai/jodmai/internal/mailfile"
 )
 
 // TestSyncIMAPMailboxes: sync beyond INBOX. Each mailbox is fetched into
@@ -60,9 +62,9 @@ func TestSyncIMAPMailboxes(t *testing.T) {
 	if err != nil || res.Fetched != 3 || res.Up != 0 || res.Down != 0 {
 		t.Fatalf("first sync: %v %v", res, err)
 	}
-	root, _ := OpenMaildir(acc.Maildir)
+	root, _ := mailfile.OpenMaildir(acc.Maildir)
 	archive, _ := root.Folder("Archive.2024")
-	list := func(md *Maildir) []Entry {
+	list := func(md *mailfile.Maildir) []mailfile.MaildirEntry {
 		ents, err := md.List()
 		if err != nil {
 			t.Fatal(err)
@@ -102,7 +104,7 @@ func TestSyncIMAPMailboxes(t *testing.T) {
 	got := map[string]string{}
 	for _, e := range list(archive) {
 		b, _ := os.ReadFile(e.Path)
-		got[string(b)] = e.Flags
+		got[string(b)] = e.Letters
 	}
 	if got["Subject: old\r\n\r\no\r\n"] != "S" || got["Subject: older\r\n\r\np\r\n"] != "F" {
 		t.Errorf("local flags after sync: %q", got)

@@ -15,7 +15,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/jodmai/jodmai/internal/mailfile"
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
 
 func testAccount(t *testing.T, env *testenv.Env, user string) *Account {
@@ -45,7 +47,7 @@ imap = { server = %[6]q, tls = "implicit" }
 
 func localBodies(t *testing.T, dir string) []string {
 	t.Helper()
-	md, err := OpenMaildir(dir)
+	md, err := mailfile.OpenMaildir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,12 +94,7 @@ func sendN(t *testing.T, acc *Account, to string, n int) {
 
 func waitInbox(t *testing.T, env *testenv.Env, user string, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if len(env.Inbox(t, user)) >= n {
-			return
-		}
-	}
-	t.Fatalf("inbox of %s has %d messages, want %d", user, len(env.Inbox(t, user)), n)
+	wait.For(t, 10*time.Second, fmt.Sprintf("%d messages in the inbox of %s", n, user), func() bool { return len(env.Inbox(t, user)) >= n })
 }
 
 func equalSets(t *testing.T, got, want []string) {
@@ -338,9 +335,9 @@ func TestSyncIMAPFlags(t *testing.T) {
 	if err != nil || res.Fetched != 2 || res.Up != 0 || res.Down != 0 {
 		t.Fatalf("first sync: %v %v", res, err)
 	}
-	md, _ := OpenMaildir(acc.Maildir)
-	byBody := func() map[string]Entry {
-		out := map[string]Entry{}
+	md, _ := mailfile.OpenMaildir(acc.Maildir)
+	byBody := func() map[string]mailfile.MaildirEntry {
+		out := map[string]mailfile.MaildirEntry{}
 		ents, _ := md.List()
 		for _, e := range ents {
 			b, _ := os.ReadFile(e.Path)
@@ -367,8 +364,8 @@ func TestSyncIMAPFlags(t *testing.T) {
 	if err != nil || res.Up != 1 || res.Down != 1 {
 		t.Fatalf("second sync: %v %v", res, err)
 	}
-	if e := byBody()["Subject: two\r\n\r\n2\r\n"]; e.Flags != "F" {
-		t.Fatalf("local flags of two: %q", e.Flags)
+	if e := byBody()["Subject: two\r\n\r\n2\r\n"]; e.Letters != "F" {
+		t.Fatalf("local flags of two: %q", e.Letters)
 	}
 	flags, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Flags: true}).Collect()
 	if err != nil || len(flags) != 1 || imapToLetters(flags[0].Flags) != "S" {
@@ -385,7 +382,7 @@ func TestSyncIMAPFlags(t *testing.T) {
 	if res, err := acc.FetchIMAP(ctx, "password1", FetchOptions{}); err != nil || res.Fetched != 1 {
 		t.Fatalf("fetch three: %v %v", res, err)
 	}
-	if e := byBody()["Subject: three\r\n\r\n3\r\n"]; e.Flags != "S" || !strings.Contains(e.Path, "/cur/") {
+	if e := byBody()["Subject: three\r\n\r\n3\r\n"]; e.Letters != "S" || !strings.Contains(e.Path, "/cur/") {
 		t.Fatalf("three stored as %+v", e)
 	}
 	c.Logout().Wait()

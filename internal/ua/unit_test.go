@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/mail"
+
+	"github.com/jodmai/jodmai/internal/mailfile"
 )
 
 func TestParseAccountsStrict(t *testing.T) {
@@ -180,7 +182,7 @@ func TestComposeParsesBack(t *testing.T) {
 
 func TestLedgerCrashPoints(t *testing.T) {
 	dir := t.TempDir()
-	md, err := OpenMaildir(dir)
+	md, err := mailfile.OpenMaildir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +265,7 @@ func TestDotReader(t *testing.T) {
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
 
 func TestLockMaildir(t *testing.T) {
-	md, err := OpenMaildir(t.TempDir())
+	md, err := mailfile.OpenMaildir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func (d *DB) AddAppPassword(ctx context.Context, accountID int64, name string) (
 	}
 	password := generateAppPassword()
 	lookup, _ := appLookup(password)
-	hash, err := HashPassword(password)
+	hash, err := d.hashPassword(password)
 	if err != nil {
 		return "", AppPassword{}, err
 	}

@@ -245,7 +245,7 @@ func TestStoreCrashChild(t *testing.T) {
 			if op.Remove {
 				u.Op = store.FlagsRemove
 			}
-			if _, err := a.StoreFlags(ctx, byName[src].ID, op.UIDs, u); err != nil {
+			if _, err := a.SetFlags(ctx, byName[src].ID, op.UIDs, u); err != nil {
 				fail("flags: %v", err)
 			}
 		case "create":
@@ -435,7 +435,7 @@ func readStore(ctx context.Context, dir string, others []int64) (storeModel, map
 		if err != nil {
 			return storeModel{}, nil, nil, fmt.Errorf("account %d: %w", id, err)
 		}
-		_, msgs, err := o.Snapshot(ctx, "INBOX")
+		_, msgs, err := o.MailboxMessages(ctx, "INBOX")
 		if err != nil {
 			return storeModel{}, nil, nil, fmt.Errorf("account %d: %w", id, err)
 		}

@@ -70,6 +70,9 @@ pop3 = ""
 pop3s = ""
 imap = "127.0.0.1:$port"
 imaps = ""
+http = ""
+https = ""
+metrics = ""
 [limits]
 max_connections_per_ip = 1000
 EOF

@@ -5,7 +5,6 @@
 package proxy_test
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/testenv"
 	"github.com/jodmai/jodmai/internal/testenv/proc"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
+	"github.com/jodmai/jodmai/internal/testenv/wire"
 )
 
 // HAProxy connects to jodmai from balancerIP; clients reach HAProxy from
@@ -60,16 +61,13 @@ func startHAProxy(t *testing.T, backends map[string]string) map[string]string {
 		}
 	})
 	for _, front := range fronts {
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		wait.For(t, 10*time.Second, "haproxy listening on "+front, func() bool {
 			c, err := net.Dial("tcp", front)
 			if err == nil {
 				c.Close()
-				break
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("haproxy not listening on %s: %v\n%s", front, err, out.String())
-			}
-		}
+			return err == nil
+		})
 	}
 	return fronts
 }
@@ -86,23 +84,6 @@ func dialFrom(t *testing.T, from, addr string) net.Conn {
 	return c
 }
 
-// chat sends lines and returns the next reply line(s) of an SMTP server
-// (multi-line replies joined).
-func smtpReply(t *testing.T, r *bufio.Reader) string {
-	t.Helper()
-	var all []string
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("read: %v (so far %q)", err, all)
-		}
-		all = append(all, strings.TrimRight(line, "\r\n"))
-		if len(line) < 4 || line[3] != '-' {
-			return strings.Join(all, "\n")
-		}
-	}
-}
-
 func TestHAProxyInFront(t *testing.T) {
 	env := testenv.StartWith(t, testenv.Options{Configure: func(c *config.Config) {
 		c.Listen.ProxyFrom = []string{balancerIP + "/32"}
@@ -114,22 +95,15 @@ func TestHAProxyInFront(t *testing.T) {
 
 	// SMTP through HAProxy (PROXY v1) from 127.0.0.5: the Received field
 	// names 127.0.0.5, not the balancer.
-	c := dialFrom(t, "127.0.0.5", fronts["smtp"])
-	r := bufio.NewReader(c)
-	if g := smtpReply(t, r); !strings.HasPrefix(g, "220 ") {
-		t.Fatalf("greeting %q", g)
-	}
+	c := wire.NewSMTP(wire.New(t, dialFrom(t, "127.0.0.5", fronts["smtp"])))
 	for _, cmd := range []string{"EHLO client.example", "MAIL FROM:<alice@client.example>", "RCPT TO:<bob@" + testenv.Domain + ">", "DATA"} {
-		fmt.Fprintf(c, "%s\r\n", cmd)
-		if g := smtpReply(t, r); g[0] != '2' && g[0] != '3' {
-			t.Fatalf("%s: %q", cmd, g)
+		if code, text := c.Cmd(cmd); code/100 != 2 && code/100 != 3 {
+			t.Fatalf("%s: %d %q", cmd, code, text)
 		}
 	}
-	fmt.Fprintf(c, "Subject: through haproxy\r\n\r\nhello\r\n.\r\n")
-	if g := smtpReply(t, r); !strings.HasPrefix(g, "250 ") {
-		t.Fatalf("end of data: %q", g)
-	}
-	fmt.Fprintf(c, "QUIT\r\n")
+	c.Send("Subject: through haproxy\r\n\r\nhello\r\n.\r\n")
+	c.WantReply(250, "")
+	c.SendLine("QUIT")
 	msgs := env.Inbox(t, "bob@"+testenv.Domain)
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages", len(msgs))
@@ -143,12 +117,7 @@ func TestHAProxyInFront(t *testing.T) {
 	// client, not the balancer: a second connection of 127.0.0.6 is
 	// refused, one of 127.0.0.7 is served.
 	greet := func(from string) string {
-		c := dialFrom(t, from, fronts["imap"])
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil {
-			t.Fatalf("imap from %s: %v", from, err)
-		}
-		return line
+		return wire.New(t, dialFrom(t, from, fronts["imap"])).Line()
 	}
 	if g := greet("127.0.0.6"); !strings.HasPrefix(g, "* OK") {
 		t.Fatalf("first from 127.0.0.6: %q", g)

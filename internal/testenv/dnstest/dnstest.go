@@ -11,6 +11,7 @@ package dnstest
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -267,6 +268,52 @@ func (s *Server) SetTLSA(name string, recs ...TLSA) {
 		bodies = append(bodies, &dnsmessage.UnknownResource{Type: TypeTLSA, Data: data})
 	}
 	s.set(name, TypeTLSA, bodies...)
+}
+
+// SRV is one SRV record (RFC 2782); Target "." says the service is not
+// offered.
+type SRV struct {
+	Priority, Weight, Port uint16
+	Target                 string
+}
+
+// SetSRV sets name's SRV records (name like "_imaps._tcp.example.").
+func (s *Server) SetSRV(name string, recs ...SRV) {
+	var bodies []dnsmessage.ResourceBody
+	for _, r := range recs {
+		t := dnsmessage.MustNewName(".")
+		if r.Target != "." {
+			t = s.mustName(r.Target)
+		}
+		bodies = append(bodies, &dnsmessage.SRVResource{Priority: r.Priority, Weight: r.Weight, Port: r.Port, Target: t})
+	}
+	s.set(name, dnsmessage.TypeSRV, bodies...)
+}
+
+// SetPTR sets the reverse DNS of ip (its in-addr.arpa or ip6.arpa name)
+// to hosts.
+func (s *Server) SetPTR(ip string, hosts ...string) {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		s.t.Fatalf("dnstest: bad IP address %q", ip)
+	}
+	var name string
+	if a.Is4() {
+		b := a.As4()
+		name = fmt.Sprintf("%d.%d.%d.%d.in-addr.arpa", b[3], b[2], b[1], b[0])
+	} else {
+		b := a.As16()
+		var parts []string
+		for i := 15; i >= 0; i-- {
+			parts = append(parts, fmt.Sprintf("%x.%x", b[i]&0xf, b[i]>>4))
+		}
+		name = strings.Join(parts, ".") + ".ip6.arpa"
+	}
+	var bodies []dnsmessage.ResourceBody
+	for _, h := range hosts {
+		bodies = append(bodies, &dnsmessage.PTRResource{PTR: s.mustName(h)})
+	}
+	s.set(name, dnsmessage.TypePTR, bodies...)
 }
 
 // SetCNAME makes name an alias of target (it replaces name's other

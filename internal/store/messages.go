@@ -1,28 +1,36 @@
 package store
 
-// Bulk reads for IMAP FETCH, SEARCH, SORT and THREAD: one query for many
-// messages instead of one per message.
+// Reading messages. Every listing of a mailbox's messages is one of:
+//
+//   - Messages: all of them, UID order.
+//   - MessagesAfter: a page of them above a UID (a walk over a mailbox of
+//     any size).
+//   - MessagesInUIDRange: those in a UID range, only the fields asked for
+//     (IMAP FETCH, SEARCH, SORT and THREAD over thousands of rows).
+//   - MessagesByUID: those of a set of UIDs that still exist.
+//   - MailboxMessages: the mailbox itself and all its messages, read in one
+//     transaction (POP3's maildrop).
+//   - View: the mailbox and its UIDs only, shared (IMAP SELECT).
+//   - Changes: those changed and the UIDs expunged since a MODSEQ (IMAP
+//     sync, CONDSTORE, QRESYNC).
+//
+// Meta and MetaBatch read the stored structures of messages by id.
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
-
-// MessagesInUIDRange returns the messages of a mailbox with lo <= UID <=
-// hi, in UID order, in one query. It is the cheap way to read the rows of
-// a dense set (FETCH 1:*, SEARCH over the whole mailbox).
-func (a *Account) MessagesInUIDRange(ctx context.Context, mailboxID int64, lo, hi uint32) ([]Message, error) {
-	return a.RowsInUIDRange(ctx, mailboxID, lo, hi, RowAll, 0)
-}
 
 // RowFields selects the columns a bulk read fills. ID, MailboxID and UID
 // are always filled; reading fewer columns makes a read of thousands of
 // rows several times faster.
 type RowFields uint8
 
-// The column groups of RowsInUIDRange.
+// The column groups of MessagesInUIDRange.
 const (
 	RowFlags     RowFields = 1 << iota // Flags, Keywords, ModSeq
 	RowDates                           // InternalDate, SaveDate
@@ -33,10 +41,12 @@ const (
 	RowAll = RowFlags | RowDates | RowSize | RowBlob | RowObjectIDs
 )
 
-// RowsInUIDRange is MessagesInUIDRange filling only the given fields.
-// sizeHint, when known, is the expected number of rows: the result is
-// allocated once.
-func (a *Account) RowsInUIDRange(ctx context.Context, mailboxID int64, lo, hi uint32, fields RowFields, sizeHint int) ([]Message, error) {
+// MessagesInUIDRange returns the messages of a mailbox with lo <= UID <=
+// hi, in UID order, in one query, filling only the given fields (RowAll:
+// every field). It is the cheap way to read the rows of a dense set (FETCH
+// 1:*, SEARCH over the whole mailbox). sizeHint, when known, is the
+// expected number of rows: the result is allocated once.
+func (a *Account) MessagesInUIDRange(ctx context.Context, mailboxID int64, lo, hi uint32, fields RowFields, sizeHint int) ([]Message, error) {
 	if fields == RowAll {
 		return a.queryRows(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? AND uid BETWEEN ? AND ? ORDER BY uid`, scanMessage, sizeHint, mailboxID, lo, hi)
 	}
@@ -159,4 +169,88 @@ func (a *Account) MetaBatch(ctx context.Context, ids []int64) (map[int64][]byte,
 		}
 	}
 	return out, nil
+}
+
+// Messages lists a mailbox's messages in UID order.
+func (a *Account) Messages(ctx context.Context, mailboxID int64) ([]Message, error) {
+	r, err := a.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? ORDER BY uid`, mailboxID)
+	if err != nil {
+		return nil, fmt.Errorf("list messages: %w", err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list messages: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// MessagesAfter returns up to limit messages of a mailbox with UIDs above
+// afterUID, in UID order: a page of a walk over a mailbox of any size
+// (export) that never holds all its rows at once.
+func (a *Account) MessagesAfter(ctx context.Context, mailboxID int64, afterUID uint32, limit int) ([]Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	msgs, err := a.queryRows(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? AND uid>? ORDER BY uid LIMIT ?`, scanMessage, limit, mailboxID, afterUID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list messages after uid %d: %w", afterUID, err)
+	}
+	return msgs, nil
+}
+
+// messagesByUID reads the rows of the given UIDs (those that exist), in
+// UID order.
+func messagesByUID(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, mailboxID int64, uids []uint32) ([]Message, error) {
+	sorted := slices.Clone(uids)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	var out []Message
+	// Chunks keep the statement under SQLite's variable limit.
+	for len(sorted) > 0 {
+		n := min(len(sorted), 500)
+		chunk := sorted[:n]
+		sorted = sorted[n:]
+		args := make([]any, 0, n+1)
+		args = append(args, mailboxID)
+		for _, u := range chunk {
+			args = append(args, u)
+		}
+		rows, err := q.QueryContext(ctx, `SELECT `+messageCols+` FROM messages WHERE mailbox_id=? AND uid IN (?`+strings.Repeat(",?", n-1)+`) ORDER BY uid`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read messages: %w", err)
+		}
+		for rows.Next() {
+			m, err := scanMessage(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// MessagesByUID returns the existing messages among uids, in UID order.
+func (a *Account) MessagesByUID(ctx context.Context, mailboxID int64, uids []uint32) ([]Message, error) {
+	r, err := a.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return messagesByUID(ctx, r, mailboxID, uids)
 }
