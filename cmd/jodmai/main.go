@@ -70,6 +70,7 @@ func commands() []command {
 		{"user del", "ADDRESS", "delete an account and all its mail", runUserDel, false},
 		{"user quota", "ADDRESS SIZE", "set an account's storage quota (e.g. 2GiB; 0 or none: unlimited)", runUserQuota, false},
 		{"user list", "", "list accounts", runUserList, false},
+		{"user admin", "[--off] ADDRESS", "make an account an admin of the web console (--off: no longer)", runUserAdmin, false},
 		{"user import", "[--format csv|json|dovecot] [--create-domains] [--domain D] FILE|-", "create and update accounts in bulk from CSV, JSON or a Dovecot passwd-file, with existing password hashes; idempotent, reports per line", runUserImport, false},
 		{"alias add", "ALIAS TARGET...", "add an alias (ALIAS may be @domain for a catch-all)", runAliasAdd, false},
 		{"alias del", "ALIAS", "delete an alias", runAliasDel, false},

@@ -1,6 +1,8 @@
 // Package auth checks logins for every protocol: credentials against the
 // userdb, the plaintext-authentication policy, the SASL mechanisms the
-// servers offer, and login throttling shared by SMTP, POP3 and IMAP.
+// servers offer, and login throttling shared by SMTP, POP3, IMAP and the
+// web console. The mail protocols accept an account's app passwords too;
+// the web console only its own password.
 //
 // A failed login costs the same whether or not the user exists (userdb
 // verifies against a dummy hash), gives the same error, and is delayed by
@@ -219,7 +221,7 @@ func PlaintextAllowed(tls bool, remote net.Addr) bool {
 }
 
 // LoginObserver is told of every login decision (metrics): proto "smtp",
-// "pop3" or "imap"; mech the mechanism ("PLAIN", "LOGIN", "USER", "APOP",
+// "pop3", "imap" or "web"; mech the mechanism ("PLAIN", "LOGIN", "USER", "APOP",
 // or "password" when the caller did not say); result "ok", "failed" or
 // "throttled". It must not block.
 type LoginObserver interface {
@@ -252,8 +254,22 @@ func (a *Authenticator) Login(ctx context.Context, remote net.Addr, proto, user,
 	return a.LoginMech(ctx, remote, proto, "password", user, password)
 }
 
-// LoginMech is Login for a named mechanism, which metrics count by.
+// LoginMech is Login for a named mechanism, which metrics count by. The
+// password may be the account's own or one of its app passwords
+// (userdb.AddAppPassword).
 func (a *Authenticator) LoginMech(ctx context.Context, remote net.Addr, proto, mech, user, password string) (acc userdb.Account, err error) {
+	return a.login(ctx, remote, proto, mech, user, password, true)
+}
+
+// LoginWeb checks a web console login: like Login, with proto "web" and
+// the same throttling, but only the account's own password, not an app
+// password (an app password stolen from a device must not open the
+// console, where it could make more).
+func (a *Authenticator) LoginWeb(ctx context.Context, remote net.Addr, user, password string) (userdb.Account, error) {
+	return a.login(ctx, remote, "web", "password", user, password, false)
+}
+
+func (a *Authenticator) login(ctx context.Context, remote net.Addr, proto, mech, user, password string, apps bool) (acc userdb.Account, err error) {
 	defer func() { a.observe(proto, mech, err) }()
 	ip := IPKey(remote)
 	if a.lockedOut(ip) {
@@ -267,6 +283,16 @@ func (a *Authenticator) LoginMech(ctx context.Context, remote net.Addr, proto, m
 	if err == nil && a.cache.hit(hash, password) {
 		a.succeed(ip)
 		return acc, nil
+	}
+	if err == nil && apps {
+		ok, aerr := a.appPassword(ctx, acc, password)
+		if aerr != nil {
+			return userdb.Account{}, aerr
+		}
+		if ok {
+			a.succeed(ip)
+			return acc, nil
+		}
 	}
 	if err != nil {
 		// Unknown user: the same work as a wrong password.
@@ -286,6 +312,32 @@ func (a *Authenticator) LoginMech(ctx context.Context, remote net.Addr, proto, m
 	a.cache.add(hash, password)
 	a.succeed(ip)
 	return acc, nil
+}
+
+// appPassword reports whether password is one of acc's app passwords. The
+// candidates are read from the directory on every login, so a revoked app
+// password fails at once: the cache only remembers (hash, password) pairs,
+// and a revoked one's hash is no longer among the candidates. Only a
+// password in the app-password form costs a check here.
+func (a *Authenticator) appPassword(ctx context.Context, acc userdb.Account, password string) (bool, error) {
+	hashes, err := a.users.AppPasswordHashes(ctx, acc.ID, password)
+	if err != nil {
+		return false, fmt.Errorf("authenticate: %w", err)
+	}
+	for _, h := range hashes {
+		if a.cache.hit(h, password) {
+			return true, nil
+		}
+		ok, err := a.verify(ctx, h, password)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			a.cache.add(h, password)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // rehash replaces a hash in a foreign scheme (an imported account's) or

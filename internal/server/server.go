@@ -49,6 +49,7 @@ import (
 	"github.com/jodmai/jodmai/internal/tlscert"
 	"github.com/jodmai/jodmai/internal/userdb"
 	"github.com/jodmai/jodmai/internal/web"
+	"github.com/jodmai/jodmai/internal/web/console"
 )
 
 // Server is a whole running jodmai.
@@ -75,6 +76,8 @@ type Server struct {
 	// Events is the mail event log (DATA/log/events.jsonl): every log
 	// line with an "event" attribute, searchable.
 	Events *eventlog.Log
+	// Console is the web console on the https listener.
+	Console *console.Console
 
 	limiter *listen.Limiter
 	// resolver replaces the one built from [dns] (Options.Resolver).
@@ -222,6 +225,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	s.Auth = auth.New(s.Users, policy, log.With("component", "auth"))
 	s.Auth.SetObserver(s.Metrics)
+	s.Console = &console.Console{Auth: s.Auth, Users: s.Users, Store: s.Store, Hostname: cfg.Hostname, Log: log.With("proto", "web")}
 	if s.TLS, err = tlscert.Load(cfg.Data, cfg.TLS.Cert, cfg.TLS.Key, cfg.Hostname, log.With("component", "tls")); err != nil {
 		return nil, err
 	}
@@ -483,6 +487,10 @@ func (s *Server) webServer(https bool) func(bool) service {
 			Hostname: cfg.Hostname, Policy: dnsrecords.MTASTSPolicy(cfg), Services: dnsrecords.Services(cfg),
 			HTTPSPort: dnsrecords.PublicPort(cfg, "https", 443), LocalDomain: s.localDomain,
 			Log: s.log.With("proto", "http"),
+		}
+		if https {
+			s.Console.Services = site.Services
+			site.Console = s.Console.Handler()
 		}
 		h := site.HTTPS()
 		if !https {

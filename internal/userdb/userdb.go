@@ -59,8 +59,8 @@ type Account struct {
 	HasAPOP bool
 	// Created is when the account was made.
 	Created time.Time
-	// Admin marks an administrator (set by user import; the web admin
-	// will honour it).
+	// Admin marks an administrator: the web console's admin pages are
+	// open to it (SetAdmin, "jodmai user admin", user import).
 	Admin bool
 }
 
@@ -96,6 +96,21 @@ var migrations = []string{
 	// here).
 	`ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE accounts ADD COLUMN password_source TEXT NOT NULL DEFAULT '';`,
+	// 3: app passwords (apppass.go), and indexes for the web console's
+	// per-domain counts (list.go). lookup is the app password's first
+	// group, in the clear, so a login verifies one hash, not all of an
+	// account's; the rest of the password is only in hash (argon2id).
+	`CREATE TABLE app_passwords (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+		name TEXT NOT NULL,
+		lookup TEXT NOT NULL,
+		hash TEXT NOT NULL,
+		created INTEGER NOT NULL
+	);
+	CREATE INDEX app_passwords_account ON app_passwords(account_id, lookup);
+	CREATE INDEX accounts_domain ON accounts(domain);
+	CREATE INDEX aliases_domain ON aliases(domain);`,
 }
 
 // DB is the directory database.

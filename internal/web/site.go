@@ -32,6 +32,9 @@ type Site struct {
 	// Log receives one line per request answered with an error. Nil
 	// discards.
 	Log *slog.Logger
+	// Console, if set, answers every other https request: the web
+	// console (package console). Plain http never reaches it.
+	Console http.Handler
 }
 
 // Paths served.
@@ -55,6 +58,8 @@ func (s *Site) HTTPS() http.Handler {
 			s.serveAutoconfig(w, r)
 		case strings.EqualFold(path, autodiscoverPath):
 			s.serveAutodiscover(w, r)
+		case s.Console != nil:
+			s.Console.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}

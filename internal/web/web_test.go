@@ -297,7 +297,7 @@ func TestHTTPRedirects(t *testing.T) {
 		t.Errorf("h2: %s %d", resp.Proto, resp.StatusCode)
 	}
 	// Unknown paths over https: 404, with the security headers.
-	r = do(t, c, "GET", "https://"+env.Addr("https")+"/admin", testenv.Hostname, "")
+	r = do(t, c, "GET", "https://"+env.Addr("https")+"/no/such/path", testenv.Hostname, "")
 	if r.code != 404 || r.header.Get("Strict-Transport-Security") == "" || r.header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("https unknown path: %d %v", r.code, r.header)
 	}
