@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/jodmai/jodmai/internal/auth"
+	"github.com/jodmai/jodmai/internal/imapwire"
 )
 
 // This file: commands of any state and of the not-authenticated state
@@ -259,11 +260,11 @@ func cmdAuthenticate(s *session, tag, name string, uid bool) error {
 			return err
 		}
 		resp, err = s.dec.ReadSASLResponse()
-		if errors.Is(err, ErrAuthCanceled) {
+		if errors.Is(err, imapwire.ErrAuthCanceled) {
 			return bad("", "authentication canceled")
 		}
 		if err != nil {
-			if IsProtocolError(err) {
+			if imapwire.IsProtocolError(err) {
 				return bad("", "malformed authentication response")
 			}
 			return err

@@ -1,6 +1,9 @@
 package imapd
 
-import "strconv"
+import (
+	"github.com/jodmai/jodmai/internal/imapwire"
+	"strconv"
+)
 
 // This file: EXPUNGE (RFC 9051 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1,
 // RFC 9051 §6.4.9).
@@ -11,7 +14,7 @@ import "strconv"
 // one delivered meanwhile and not yet announced stays, so no EXPUNGE names
 // a message the client never saw.
 func cmdExpunge(s *session, tag, name string, uid bool) error {
-	var set SeqSet
+	var set imapwire.SeqSet
 	if uid {
 		if err := s.dec.SP(); err != nil {
 			return err

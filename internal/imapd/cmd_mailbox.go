@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -39,7 +40,7 @@ func mboxCheckNewName(name string) error {
 // delimiter"); clients send it on other commands too.
 func mboxTrimDelimiter(name string) string {
 	if len(name) > 1 {
-		return strings.TrimSuffix(name, string(Delimiter))
+		return strings.TrimSuffix(name, string(imapwire.Delimiter))
 	}
 	return name
 }
@@ -90,7 +91,7 @@ func cmdCreate(s *session, tag, name string, uid bool) error {
 
 // cmdDelete is DELETE (RFC 9051 §6.3.5).
 func cmdDelete(s *session, tag, name string, uid bool) error {
-	mbName, err := s.dec.spMailbox()
+	mbName, err := s.dec.SPMailbox()
 	if err != nil {
 		return err
 	}
@@ -139,11 +140,11 @@ func cmdDelete(s *session, tag, name string, uid bool) error {
 // the mailbox and its children; renaming INBOX moves its messages into a new
 // mailbox and leaves INBOX empty (the store does both).
 func cmdRename(s *session, tag, name string, uid bool) error {
-	from, err := s.dec.spMailbox()
+	from, err := s.dec.SPMailbox()
 	if err != nil {
 		return err
 	}
-	to, err := s.dec.spMailbox()
+	to, err := s.dec.SPMailbox()
 	if err != nil {
 		return err
 	}
@@ -176,7 +177,7 @@ func cmdRename(s *session, tag, name string, uid bool) error {
 // server MAY validate the mailbox argument"); unsubscribing from one is OK,
 // since it is not subscribed.
 func cmdSubscribe(s *session, tag, name string, uid bool) error {
-	mbName, err := s.dec.spMailbox()
+	mbName, err := s.dec.SPMailbox()
 	if err != nil {
 		return err
 	}
@@ -228,7 +229,7 @@ func cmdStatus(s *session, tag, name string, uid bool) error {
 
 // mboxWriteStatus writes "* STATUS mailbox (item value ...)" with the items
 // in the order asked.
-func (s *session) mboxWriteStatus(st store.MailboxStatus, items []StatusItem) {
+func (s *session) mboxWriteStatus(st store.MailboxStatus, items []imapwire.StatusItem) {
 	e := s.enc
 	e.Atom("* STATUS ").Mailbox(st.Name).Atom(" (")
 	for i, it := range items {
@@ -237,32 +238,32 @@ func (s *session) mboxWriteStatus(st store.MailboxStatus, items []StatusItem) {
 		}
 		e.Atom(it.String()).SP()
 		switch it {
-		case StatusMessages:
+		case imapwire.StatusMessages:
 			e.Number64(st.Messages)
-		case StatusUIDNext:
+		case imapwire.StatusUIDNext:
 			e.Number(st.UIDNext)
-		case StatusUIDValidity:
+		case imapwire.StatusUIDValidity:
 			e.Number(st.UIDValidity)
-		case StatusUnseen:
+		case imapwire.StatusUnseen:
 			e.Number64(st.Unseen)
-		case StatusDeleted:
+		case imapwire.StatusDeleted:
 			e.Number64(st.Deleted)
-		case StatusSize:
+		case imapwire.StatusSize:
 			e.Number64(st.Size)
-		case StatusRecent:
+		case imapwire.StatusRecent:
 			// RFC 3501 §6.3.10: messages no session has claimed.
 			n, err := s.acct.RecentCount(s.ctx(), st.Mailbox)
 			if err != nil {
 				s.log.Warn("status recent", "account", s.user.Address, "err", err)
 			}
 			e.Number64(n)
-		case StatusHighestModSeq:
+		case imapwire.StatusHighestModSeq:
 			e.Number64(st.HighestModSeq)
-		case StatusAppendLimit:
+		case imapwire.StatusAppendLimit:
 			e.Number64(s.srv.AppendLimit)
-		case StatusMailboxID:
+		case imapwire.StatusMailboxID:
 			e.Byte('(').Atom(mailboxID(st.Mailbox)).Byte(')')
-		case StatusDeletedStorage:
+		case imapwire.StatusDeletedStorage:
 			e.Number64(st.DeletedSize)
 		}
 	}
@@ -273,12 +274,12 @@ func (s *session) mboxWriteStatus(st store.MailboxStatus, items []StatusItem) {
 // HIGHESTMODSEQ enable CONDSTORE (RFC 7162 §3.1: a CONDSTORE enabling
 // command). When that happens with a mailbox selected, the client learns
 // the mailbox's HIGHESTMODSEQ, as SELECT (CONDSTORE) would have told it.
-func (s *session) mboxCondstoreByStatus(items []StatusItem) {
+func (s *session) mboxCondstoreByStatus(items []imapwire.StatusItem) {
 	if s.condstore {
 		return
 	}
 	for _, it := range items {
-		if it == StatusHighestModSeq {
+		if it == imapwire.StatusHighestModSeq {
 			s.condstore = true
 			if s.sel != nil {
 				s.enc.Atom("* OK [HIGHESTMODSEQ ").Number64(s.sel.modseq).Atom("] highest").CRLF()

@@ -8,6 +8,7 @@ package imapd
 import (
 	"strings"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
 	"github.com/jodmai/jodmai/internal/store"
 )
@@ -31,7 +32,7 @@ func searchBadCharset() error {
 
 // searchMatch prepares and runs a search program, enabling CONDSTORE if it
 // uses MODSEQ. The messages found have at least the row fields more.
-func (s *session) searchMatch(k *SearchKey, more store.RowFields) ([]store.Message, *searchProgram, error) {
+func (s *session) searchMatch(k *imapwire.SearchKey, more store.RowFields) ([]store.Message, *searchProgram, error) {
 	p := s.searchPrepare(k)
 	if p.usesModSeq {
 		// RFC 7162 §3.1: SEARCH with MODSEQ enables CONDSTORE.
@@ -46,7 +47,7 @@ func cmdSearch(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return err
 	}
-	save := c.Return&ReturnSave != 0
+	save := c.Return&imapwire.ReturnSave != 0
 	if !searchCharsetOK(c.Charset) {
 		if save {
 			// RFC 5182 §2.1: a failed SEARCH ... RETURN (SAVE) empties $.
@@ -68,7 +69,7 @@ func cmdSearch(s *session, tag, name string, uid bool) error {
 // searchRespond writes the result of a SEARCH: "* SEARCH" for IMAP4rev1
 // without RETURN, ESEARCH otherwise (RFC 4731; RFC 9051 §7.3.4: IMAP4rev2
 // always answers ESEARCH), and saves it for "$" when asked (RFC 5182).
-func (s *session) searchRespond(tag string, uid bool, c *SearchCommand, found []store.Message, modseq bool) {
+func (s *session) searchRespond(tag string, uid bool, c *imapwire.SearchCommand, found []store.Message, modseq bool) {
 	nums := make([]uint32, len(found))
 	for i, m := range found {
 		if uid {
@@ -79,22 +80,22 @@ func (s *session) searchRespond(tag string, uid bool, c *SearchCommand, found []
 	}
 	ret := c.Return
 	if !c.ESearch {
-		ret = ReturnAll
+		ret = imapwire.ReturnAll
 	}
 	// The messages MIN and MAX name, for SAVE and MODSEQ when they are all
 	// that is returned (RFC 5182 §2.1, RFC 7162 §3.1.5).
-	onlyMinMax := ret&(ReturnMin|ReturnMax) != 0 && ret&(ReturnAll|ReturnCount) == 0
+	onlyMinMax := ret&(imapwire.ReturnMin|imapwire.ReturnMax) != 0 && ret&(imapwire.ReturnAll|imapwire.ReturnCount) == 0
 	subset := found
 	if onlyMinMax && len(found) > 0 {
 		subset = nil
-		if ret&ReturnMin != 0 {
+		if ret&imapwire.ReturnMin != 0 {
 			subset = append(subset, found[0])
 		}
-		if ret&ReturnMax != 0 && (len(subset) == 0 || found[len(found)-1].UID != subset[0].UID) {
+		if ret&imapwire.ReturnMax != 0 && (len(subset) == 0 || found[len(found)-1].UID != subset[0].UID) {
 			subset = append(subset, found[len(found)-1])
 		}
 	}
-	if ret&ReturnSave != 0 {
+	if ret&imapwire.ReturnSave != 0 {
 		s.searchRes = make([]uint32, len(subset))
 		for i, m := range subset {
 			s.searchRes[i] = m.UID
@@ -118,7 +119,7 @@ func (s *session) searchRespond(tag string, uid bool, c *SearchCommand, found []
 		e.CRLF()
 		return
 	}
-	if ret&^ReturnSave == 0 {
+	if ret&^imapwire.ReturnSave == 0 {
 		// RFC 5182 §2.1: RETURN (SAVE) alone returns no ESEARCH.
 		return
 	}
@@ -128,18 +129,18 @@ func (s *session) searchRespond(tag string, uid bool, c *SearchCommand, found []
 	}
 	if len(nums) > 0 {
 		// RFC 4731 §3.1: MIN, MAX and ALL only for a non-empty result.
-		if ret&ReturnMin != 0 {
+		if ret&imapwire.ReturnMin != 0 {
 			e.Atom(" MIN ").Number(nums[0])
 		}
-		if ret&ReturnMax != 0 {
+		if ret&imapwire.ReturnMax != 0 {
 			e.Atom(" MAX ").Number(nums[len(nums)-1])
 		}
 	}
-	if ret&ReturnCount != 0 {
+	if ret&imapwire.ReturnCount != 0 {
 		e.Atom(" COUNT ").Number(uint32(len(nums)))
 	}
 	if len(nums) > 0 {
-		if ret&ReturnAll != 0 {
+		if ret&imapwire.ReturnAll != 0 {
 			e.Atom(" ALL ").NumSet(nums)
 		}
 		if modseq {
@@ -160,9 +161,9 @@ func cmdSort(s *session, tag, name string, uid bool) error {
 	var more store.RowFields
 	for _, cr := range c.Criteria {
 		switch cr.Key {
-		case SortArrival, SortDate:
+		case imapwire.SortArrival, imapwire.SortDate:
 			more |= store.RowDates // DATE falls back to the internal date
-		case SortSize:
+		case imapwire.SortSize:
 			more |= store.RowSize
 		}
 	}

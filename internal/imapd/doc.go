@@ -4,8 +4,8 @@
 // Files: server.go (listener lifecycle), session.go (one connection: the
 // command loop, dispatch, tagged replies), selected.go (the selected
 // mailbox's message-sequence view and how other sessions' changes reach
-// it), cmd_*.go (one file per command family) and wire_*.go (the syntax:
-// decoder and encoder).
+// it) and cmd_*.go (one file per command family). The syntax, decoder and
+// encoder, is package imapwire.
 //
 // Invariants:
 //   - A session reads commands and writes responses from one goroutine; only

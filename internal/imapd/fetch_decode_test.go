@@ -9,6 +9,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
 )
 
@@ -121,15 +122,15 @@ func TestFetchFindPart(t *testing.T) {
 func TestFetchPartial(t *testing.T) {
 	tests := []struct {
 		off, n  int64
-		p       *Partial
+		p       *imapwire.Partial
 		wantOff int64
 		wantN   int64
 	}{
 		{off: 100, n: 50, p: nil, wantOff: 100, wantN: 50},
-		{off: 100, n: 50, p: &Partial{0, 10}, wantOff: 100, wantN: 10},
-		{off: 100, n: 50, p: &Partial{45, 10}, wantOff: 145, wantN: 5},
-		{off: 100, n: 50, p: &Partial{50, 10}, wantOff: 150, wantN: 0},
-		{off: 100, n: 50, p: &Partial{500, 10}, wantOff: 150, wantN: 0},
+		{off: 100, n: 50, p: &imapwire.Partial{Offset: 0, Count: 10}, wantOff: 100, wantN: 10},
+		{off: 100, n: 50, p: &imapwire.Partial{Offset: 45, Count: 10}, wantOff: 145, wantN: 5},
+		{off: 100, n: 50, p: &imapwire.Partial{Offset: 50, Count: 10}, wantOff: 150, wantN: 0},
+		{off: 100, n: 50, p: &imapwire.Partial{Offset: 500, Count: 10}, wantOff: 150, wantN: 0},
 	}
 	for _, tc := range tests {
 		got := fetchApplyPartial(fetchSpan{off: tc.off, n: tc.n}, tc.p)
@@ -137,11 +138,11 @@ func TestFetchPartial(t *testing.T) {
 			t.Errorf("%d+%d %v: got %d+%d, want %d+%d", tc.off, tc.n, tc.p, got.off, got.n, tc.wantOff, tc.wantN)
 		}
 	}
-	mem := fetchApplyPartial(fetchSpan{data: []byte("Subject: x\r\n\r\n"), inMem: true}, &Partial{9, 100})
+	mem := fetchApplyPartial(fetchSpan{data: []byte("Subject: x\r\n\r\n"), inMem: true}, &imapwire.Partial{Offset: 9, Count: 100})
 	if string(mem.data) != "x\r\n\r\n" {
 		t.Errorf("in memory: %q", mem.data)
 	}
-	if got := fetchApplyPartial(fetchSpan{missing: true}, &Partial{1, 1}); !got.missing {
+	if got := fetchApplyPartial(fetchSpan{missing: true}, &imapwire.Partial{Offset: 1, Count: 1}); !got.missing {
 		t.Error("missing section lost")
 	}
 	// Offsets beyond the file are clamped.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -54,7 +55,7 @@ func mboxListOrder(a, b string) int {
 // "a/b/c").
 func mboxParents(name string, fn func(parent string)) {
 	for i := 0; i < len(name); i++ {
-		if name[i] == Delimiter {
+		if name[i] == imapwire.Delimiter {
 			fn(name[:i])
 		}
 	}
@@ -76,13 +77,13 @@ func cmdList(s *session, tag, name string, uid bool) error {
 }
 
 // mboxList answers a LIST other than the delimiter query.
-func (s *session) mboxList(c *ListCommand) error {
+func (s *session) mboxList(c *imapwire.ListCommand) error {
 	var patterns []string
 	for _, p := range c.Patterns {
 		// RFC 9051 §6.3.9: in the extended syntax, empty patterns are
 		// ignored.
 		if p != "" {
-			patterns = append(patterns, ListPattern(c.Reference, p))
+			patterns = append(patterns, imapwire.ListPattern(c.Reference, p))
 		}
 	}
 	if len(patterns) == 0 {
@@ -90,7 +91,7 @@ func (s *session) mboxList(c *ListCommand) error {
 	}
 	matches := func(name string) bool {
 		for _, p := range patterns {
-			if ListMatch(p, name) {
+			if imapwire.ListMatch(p, name) {
 				return true
 			}
 		}
@@ -104,11 +105,11 @@ func (s *session) mboxList(c *ListCommand) error {
 	// RFC 9051 §6.3.9: selection options are cumulative; SUBSCRIBED
 	// implies the SUBSCRIBED return option (§6.3.9.1), and RFC 6154 §3 has
 	// SPECIAL-USE do the same for its attributes (which are always sent).
-	selSub := c.Select&ListSelectSubscribed != 0
-	selUse := c.Select&ListSelectSpecialUse != 0
+	selSub := c.Select&imapwire.ListSelectSubscribed != 0
+	selUse := c.Select&imapwire.ListSelectSpecialUse != 0
 	selective := selSub || selUse
-	recursive := c.Select&ListSelectRecursiveMatch != 0
-	retSub := selSub || c.Return&ListReturnSubscribed != 0
+	recursive := c.Select&imapwire.ListSelectRecursiveMatch != 0
+	retSub := selSub || c.Return&imapwire.ListReturnSubscribed != 0
 	meets := func(e *mboxListEntry) bool {
 		if !selSub && e.mb == nil {
 			return false
@@ -215,7 +216,7 @@ func (s *session) mboxList(c *ListCommand) error {
 	slices.SortFunc(lines, func(a, b line) int { return mboxListOrder(a.e.name, b.e.name) })
 
 	var statuses map[int64]store.MailboxStatus
-	if c.Return&ListReturnStatus != 0 {
+	if c.Return&imapwire.ListReturnStatus != 0 {
 		var ids []int64
 		for _, l := range lines {
 			if l.status {
@@ -252,7 +253,7 @@ func (s *session) mboxList(c *ListCommand) error {
 			s.mboxWriteStatus(st, c.Status)
 		}
 	}
-	if c.Return&ListReturnStatus != 0 {
+	if c.Return&imapwire.ListReturnStatus != 0 {
 		s.mboxCondstoreByStatus(c.Status)
 	}
 	return nil
@@ -269,7 +270,7 @@ func mboxEntryID(e *mboxListEntry) int64 {
 // patterns (then listing the bare level adds nothing; RFC 9051 §6.3.9.8
 // example 10).
 func mboxListAnyBelowMatches(parent string, entries map[string]*mboxListEntry, matches func(string) bool) bool {
-	prefix := parent + string(Delimiter)
+	prefix := parent + string(imapwire.Delimiter)
 	for name, e := range entries {
 		if e.mb != nil && strings.HasPrefix(name, prefix) && matches(name) {
 			return true
@@ -302,11 +303,7 @@ func cmdLsub(s *session, tag, name string, uid bool) error {
 	if err := s.dec.SP(); err != nil {
 		return err
 	}
-	raw, err := s.dec.ReadAString()
-	if err != nil {
-		return err
-	}
-	ref, err := s.dec.mailboxName(raw, false)
+	ref, err := s.dec.ReadReference()
 	if err != nil {
 		return err
 	}
@@ -324,7 +321,7 @@ func cmdLsub(s *session, tag, name string, uid bool) error {
 		s.enc.Atom(`* LSUB (\Noselect) "/" ""`).CRLF()
 		return nil
 	}
-	pattern := ListPattern(ref, pat)
+	pattern := imapwire.ListPattern(ref, pat)
 	mbs, err := s.acct.Mailboxes(s.ctx())
 	if err != nil {
 		return s.serverBug(err)
@@ -343,14 +340,14 @@ func cmdLsub(s *session, tag, name string, uid bool) error {
 	}
 	out := map[string]bool{} // name -> \Noselect
 	for name := range subscribed {
-		if ListMatch(pattern, name) {
+		if imapwire.ListMatch(pattern, name) {
 			// A subscribed name whose mailbox is gone cannot be
 			// selected.
 			out[name] = !exists[name]
 			continue
 		}
 		mboxParents(name, func(parent string) {
-			if !subscribed[parent] && ListMatch(pattern, parent) {
+			if !subscribed[parent] && imapwire.ListMatch(pattern, parent) {
 				out[parent] = true
 			}
 		})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/auth"
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
@@ -88,7 +89,7 @@ func (srv *Server) init() {
 		srv.AppendLimit = DefaultAppendLimit
 	}
 	if srv.MaxLineLength <= 0 {
-		srv.MaxLineLength = DefaultMaxLineLength
+		srv.MaxLineLength = imapwire.DefaultMaxLineLength
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
@@ -84,8 +85,8 @@ type session struct {
 
 	br  *bufio.Reader
 	bw  *bufio.Writer
-	dec *Decoder
-	enc *Encoder
+	dec *imapwire.Decoder
+	enc *imapwire.Encoder
 	// rawR and rawW are what br and bw sit on: the connection (through the
 	// write-deadline wrapper), later TLS and/or COMPRESS streams.
 	rawR io.Reader
@@ -134,8 +135,8 @@ func newSession(srv *Server, c net.Conn) *session {
 	s.rawW = &deadlineWriter{c: c, timeout: srv.WriteTimeout}
 	s.br = bufio.NewReaderSize(s.rawR, sessionBufSize)
 	s.bw = bufio.NewWriterSize(s.rawW, sessionBufSize)
-	s.dec = NewDecoder(s.br, s.continuation, DecoderOptions{MaxLineLength: srv.MaxLineLength, LiteralPlus: true})
-	s.enc = NewEncoder(s.bw)
+	s.dec = imapwire.NewDecoder(s.br, s.continuation, imapwire.DecoderOptions{MaxLineLength: srv.MaxLineLength, LiteralPlus: true})
+	s.enc = imapwire.NewEncoder(s.bw)
 	return s
 }
 
@@ -289,7 +290,7 @@ func (s *session) readCommand() bool {
 	tag, err := s.dec.ReadTag()
 	s.waiting.Store(false)
 	if err != nil {
-		if IsProtocolError(err) {
+		if imapwire.IsProtocolError(err) {
 			return s.untaggedBad(err)
 		}
 		s.endOnReadError(err)
@@ -375,9 +376,9 @@ func (s *session) afterError(tag, name string, err error) bool {
 			return false
 		}
 		s.tagged(tag, st)
-	case IsProtocolError(err):
+	case imapwire.IsProtocolError(err):
 		s.badCommands++
-		var tb *LiteralTooBigError
+		var tb *imapwire.LiteralTooBigError
 		code := ""
 		if errors.As(err, &tb) {
 			code = "TOOBIG"
@@ -493,6 +494,6 @@ func (s *session) capabilities() string {
 }
 
 func isMailboxNameError(err error) bool {
-	var ne *MailboxNameError
+	var ne *imapwire.MailboxNameError
 	return errors.As(err, &ne)
 }
