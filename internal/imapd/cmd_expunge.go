@@ -1,8 +1,9 @@
 package imapd
 
 import (
-	"github.com/jodmai/jodmai/internal/imapwire"
 	"strconv"
+
+	"github.com/jodmai/jodmai/internal/imapwire"
 )
 
 // This file: EXPUNGE (RFC 9051 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1,

@@ -1,8 +1,9 @@
 package imapd
 
 import (
-	"github.com/jodmai/jodmai/internal/imapwire"
 	"sort"
+
+	"github.com/jodmai/jodmai/internal/imapwire"
 )
 
 // This file: the QRESYNC parameter of SELECT and EXAMINE (RFC 7162

@@ -3,10 +3,11 @@ package imapd
 import (
 	"bufio"
 	"bytes"
-	"github.com/jodmai/jodmai/internal/imapwire"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/jodmai/jodmai/internal/imapwire"
 )
 
 func qresyncTestSet(t *testing.T, s string) imapwire.SeqSet {

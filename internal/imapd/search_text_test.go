@@ -1,10 +1,11 @@
 package imapd
 
 import (
-	"github.com/jodmai/jodmai/internal/imapwire"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jodmai/jodmai/internal/imapwire"
 )
 
 func TestSearchFold(t *testing.T) {
