@@ -26,6 +26,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/message/mimetext"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -452,7 +453,7 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 		case imapwire.FetchBinary, imapwire.FetchBinarySize:
 			err = s.fetchPrepareBinary(it, m, root, f, v)
 		case imapwire.FetchPreview:
-			v.preview, err = fetchPreview(root, f, m.Size)
+			v.preview, err = mimetext.Preview(root, f, m.Size)
 		}
 		if err != nil {
 			if errors.Is(err, errFetchUnknownCTE) {
@@ -518,7 +519,7 @@ func (s *session) fetchPrepareBinary(it imapwire.FetchItem, m store.Message, roo
 			v.span = fetchSpan{missing: true}
 			return nil
 		}
-		if !fetchKnownCTE(p.Encoding) {
+		if !mimetext.KnownCTE(p.Encoding) {
 			return errFetchUnknownCTE
 		}
 		v.enc = p.Encoding
@@ -526,14 +527,14 @@ func (s *session) fetchPrepareBinary(it imapwire.FetchItem, m store.Message, roo
 		v.span = fetchSpan{off: off, n: n}
 	}
 	// One pass to learn the decoded size and whether it holds NUL.
-	src := &fetchErrReader{r: io.NewSectionReader(f, v.span.off, v.span.n)}
-	dec, _ := fetchCTEReader(v.enc, src)
+	src := &mimetext.ErrReader{R: io.NewSectionReader(f, v.span.off, v.span.n)}
+	dec, _ := mimetext.CTEReader(v.enc, src)
 	var w fetchNULCounter
-	if _, err := io.Copy(&w, dec); err != nil && src.err == nil {
+	if _, err := io.Copy(&w, dec); err != nil && src.Err == nil {
 		return err
 	}
-	if src.err != nil {
-		return src.err
+	if src.Err != nil {
+		return src.Err
 	}
 	v.size, v.nul = w.n, w.nul
 	return nil
@@ -627,8 +628,8 @@ func (s *session) fetchWriteBinary(it imapwire.FetchItem, f store.Body, v *fetch
 		start = min(p.Offset, v.size)
 		n = min(p.Count, v.size-start)
 	}
-	src := &fetchErrReader{r: io.NewSectionReader(f, v.span.off, v.span.n)}
-	dec, _ := fetchCTEReader(v.enc, src)
+	src := &mimetext.ErrReader{R: io.NewSectionReader(f, v.span.off, v.span.n)}
+	dec, _ := mimetext.CTEReader(v.enc, src)
 	if start > 0 {
 		if _, err := io.CopyN(io.Discard, dec, start); err != nil {
 			return s.fetchDataErr(src, err)
@@ -648,9 +649,9 @@ func (s *session) fetchWriteBinary(it imapwire.FetchItem, f store.Body, v *fetch
 
 // fetchDataErr reports a failure in the middle of a response: the
 // response cannot be completed, so the error ends the session.
-func (s *session) fetchDataErr(src *fetchErrReader, err error) error {
-	if src.err != nil {
-		err = src.err
+func (s *session) fetchDataErr(src *mimetext.ErrReader, err error) error {
+	if src.Err != nil {
+		err = src.Err
 	}
 	s.log.Error("imap fetch: message data failed mid-response", "account", s.user.Address, "err", err)
 	return err

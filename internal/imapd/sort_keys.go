@@ -11,6 +11,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/message/mimetext"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -83,7 +84,7 @@ func sortDisplay(l []message.Address) string {
 	if a == nil {
 		return ""
 	}
-	name := strings.TrimSpace(searchDecodeHeader(a.Name))
+	name := strings.TrimSpace(mimetext.DecodeHeader(a.Name))
 	if name == "" {
 		name = a.Mailbox + "@" + a.Host
 	}

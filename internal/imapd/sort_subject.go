@@ -3,7 +3,11 @@ package imapd
 // Base subject extraction, RFC 5256 §2.1, shared by SORT SUBJECT and both
 // THREAD algorithms.
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/jodmai/jodmai/internal/message/mimetext"
+)
 
 // sortBaseSubject returns the base subject of a raw Subject header value
 // and whether extraction removed a reply or forward marker ("Re:",
@@ -12,7 +16,7 @@ import "strings"
 func sortBaseSubject(raw string) (base string, reply bool) {
 	// (1) Decode RFC 2047 words, turn tabs and line breaks into spaces and
 	// collapse runs of spaces.
-	s := searchDecodeHeader(raw)
+	s := mimetext.DecodeHeader(raw)
 	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' || r == '\n' }), " ")
 	for {
 		// (2) Remove trailers: "(fwd)" and white space, repeatedly.
