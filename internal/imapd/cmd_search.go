@@ -10,6 +10,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/message/thread"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -216,17 +217,17 @@ func cmdThread(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return s.serverBug(err)
 	}
-	var roots []*threadNode
+	var roots []*thread.Node
 	if c.Algorithm == "REFERENCES" {
-		roots = threadReferences(msgs)
+		roots = thread.References(msgs)
 	} else {
-		roots = threadOrderedSubject(msgs)
+		roots = thread.OrderedSubject(msgs)
 	}
 	e := s.enc
 	e.Atom("* THREAD")
 	if len(roots) > 0 {
 		e.SP()
-		e.Atom(string(threadAppend(nil, roots)))
+		e.Atom(string(thread.Append(nil, roots)))
 	}
 	e.CRLF()
 	return e.Err()
@@ -235,8 +236,8 @@ func cmdThread(s *session, tag, name string, uid bool) error {
 // threadInput gathers what threading needs of each message: subject and
 // date from the stored envelope, and for REFERENCES the Message-ID,
 // References and In-Reply-To fields from the header.
-func (s *session) threadInput(found []store.Message, uid, refs bool) ([]*threadMsg, error) {
-	out := make([]*threadMsg, 0, len(found))
+func (s *session) threadInput(found []store.Message, uid, refs bool) ([]*thread.Msg, error) {
+	out := make([]*thread.Msg, 0, len(found))
 	var envs map[int64]*message.Envelope
 	if !refs {
 		var err error
@@ -245,9 +246,9 @@ func (s *session) threadInput(found []store.Message, uid, refs bool) ([]*threadM
 		}
 	}
 	for _, m := range found {
-		tm := &threadMsg{seq: s.sel.seqOf(m.UID), num: s.sel.seqOf(m.UID)}
+		tm := &thread.Msg{Seq: s.sel.seqOf(m.UID), Num: s.sel.seqOf(m.UID)}
 		if uid {
-			tm.num = m.UID
+			tm.Num = m.UID
 		}
 		var subject, date string
 		if refs {
@@ -277,31 +278,31 @@ func (s *session) threadInput(found []store.Message, uid, refs bool) ([]*threadM
 				case "date":
 					date = fl.value
 				case "message-id":
-					if ids := threadParseIDs(fl.value); len(ids) > 0 {
-						tm.msgID = ids[0]
+					if ids := thread.ParseIDs(fl.value); len(ids) > 0 {
+						tm.MsgID = ids[0]
 					}
 				case "references":
-					tm.refs = threadParseIDs(fl.value)
+					tm.Refs = thread.ParseIDs(fl.value)
 				case "in-reply-to":
 					irt = fl.value
 				}
 			}
 			// RFC 5256 §3: without usable References, the first message id
 			// of In-Reply-To is the only reference.
-			if len(tm.refs) == 0 {
-				if ids := threadParseIDs(irt); len(ids) > 0 {
-					tm.refs = ids[:1]
+			if len(tm.Refs) == 0 {
+				if ids := thread.ParseIDs(irt); len(ids) > 0 {
+					tm.Refs = ids[:1]
 				}
 			}
 		} else if env := envs[m.ID]; env != nil {
 			subject, date = env.Subject, env.Date
 		}
 		var base string
-		base, tm.reply = sortBaseSubject(subject)
-		tm.base = sortUpperASCII(base)
-		tm.sent = m.InternalDate
+		base, tm.Reply = thread.BaseSubject(subject)
+		tm.Base = sortUpperASCII(base)
+		tm.Sent = m.InternalDate
 		if t, ok := searchParseDate(date); ok {
-			tm.sent = t
+			tm.Sent = t
 		}
 		out = append(out, tm)
 	}

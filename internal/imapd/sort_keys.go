@@ -12,6 +12,7 @@ import (
 	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
 	"github.com/jodmai/jodmai/internal/message/mimetext"
+	"github.com/jodmai/jodmai/internal/message/thread"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -125,7 +126,7 @@ func (s *session) sortMessages(msgs []store.Message, criteria []imapwire.SortCri
 				case imapwire.SortDate:
 					it.sent = sortSentDate(env, it.m.InternalDate)
 				case imapwire.SortSubject:
-					base, _ := sortBaseSubject(env.Subject)
+					base, _ := thread.BaseSubject(env.Subject)
 					it.subject = sortUpperASCII(base)
 				case imapwire.SortFrom:
 					it.from = sortMailbox(env.From)

@@ -1,4 +1,4 @@
-package imapd
+package thread
 
 import (
 	"strings"
@@ -14,8 +14,8 @@ func FuzzSortBaseSubject(f *testing.F) {
 		if strings.Contains(s, "=?") {
 			return // decoding may reveal new encoded words
 		}
-		base, _ := sortBaseSubject(s)
-		again, reply := sortBaseSubject(base)
+		base, _ := BaseSubject(s)
+		again, reply := BaseSubject(base)
 		if again != base || reply {
 			t.Errorf("%q -> %q -> %q (%v)", s, base, again, reply)
 		}
@@ -26,7 +26,7 @@ func FuzzSortBaseSubject(f *testing.F) {
 func FuzzThreadParseIDs(f *testing.F) {
 	f.Add("<a@b> <c@d>")
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, id := range threadParseIDs(s) {
+		for _, id := range ParseIDs(s) {
 			if id == "" || strings.ContainsAny(id, "<> \t\r\n") {
 				t.Errorf("%q: bad id %q", s, id)
 			}
