@@ -18,6 +18,8 @@ import (
 // (RFC 9051 §6.1, §6.2): CAPABILITY, NOOP, LOGOUT, ID, ENABLE, STARTTLS,
 // LOGIN, AUTHENTICATE.
 
+// cmdCapability is RFC 9051 §6.1.1 CAPABILITY: the list is built from
+// the command table (commands.go).
 func cmdCapability(s *session, tag, name string, uid bool) error {
 	if err := s.dec.ExpectCRLF(); err != nil {
 		return err

@@ -63,6 +63,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	cmdOnce  sync.Once
 	cmds     map[string]command
+	caps     []capability // capabilityList(cmds)
 }
 
 func (srv *Server) init() {
@@ -97,7 +98,10 @@ func (srv *Server) init() {
 // returns.
 func (srv *Server) Serve(l net.Listener) error {
 	srv.init()
-	srv.cmdOnce.Do(func() { srv.cmds = commandTable() })
+	srv.cmdOnce.Do(func() {
+		srv.cmds = commandTable()
+		srv.caps = capabilityList(srv.cmds)
+	})
 	srv.mu.Lock()
 	if srv.closing {
 		srv.mu.Unlock()

@@ -11,8 +11,6 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +50,8 @@ type command struct {
 	// seqResponse: a non-UID form may not be followed by EXPUNGE
 	// responses (RFC 9051 §7.5.1: FETCH, STORE, SEARCH).
 	seqResponse bool
+	// caps: the capabilities the command brings (commands.go).
+	caps []capability
 }
 
 // status is a tagged (or BYE) reply other than a plain OK.
@@ -467,31 +467,6 @@ func (s *session) serverBug(err error) error {
 
 // ctx is the context for store calls of this session.
 func (s *session) ctx() context.Context { return context.Background() }
-
-// capabilities lists what the server offers in the current state.
-func (s *session) capabilities() string {
-	var b strings.Builder
-	b.WriteString("IMAP4rev1 IMAP4rev2")
-	if s.state == stateNotAuth {
-		if s.srv.TLSConfig != nil && !s.isTLS {
-			b.WriteString(" STARTTLS")
-		}
-		if s.plaintextAllowed() {
-			b.WriteString(" AUTH=PLAIN AUTH=LOGIN")
-		} else {
-			b.WriteString(" LOGINDISABLED")
-		}
-	}
-	b.WriteString(" SASL-IR LITERAL+ ID ENABLE IDLE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE" +
-		" LIST-EXTENDED LIST-STATUS STATUS=SIZE UIDPLUS MOVE ESEARCH SEARCHRES CONDSTORE QRESYNC SORT" +
-		" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE MULTIAPPEND BINARY OBJECTID" +
-		" PREVIEW SAVEDATE UTF8=ACCEPT APPENDLIMIT=")
-	b.WriteString(strconv.FormatInt(s.srv.AppendLimit, 10))
-	if !s.compressed {
-		b.WriteString(" COMPRESS=DEFLATE")
-	}
-	return b.String()
-}
 
 func isMailboxNameError(err error) bool {
 	var ne *imapwire.MailboxNameError
