@@ -62,12 +62,12 @@ func cmdExpunge(s *session, tag, name string, uid bool) error {
 	// Changes of other sessions up to it are announced by the sync that
 	// runs before the tagged reply.
 	if s.condstore {
-		return okCode("HIGHESTMODSEQ "+strconv.FormatInt(highest, 10), "%s completed", mboxCmdName(uid, name))
+		return okCode("HIGHESTMODSEQ "+strconv.FormatInt(highest, 10), "%s completed", mailboxCmdName(uid, name))
 	}
 	return nil
 }
 
-func mboxCmdName(uid bool, name string) string {
+func mailboxCmdName(uid bool, name string) string {
 	if uid {
 		return "UID " + name
 	}

@@ -11,21 +11,21 @@ import (
 // This file: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, NAMESPACE and
 // STATUS (RFC 9051 §6.3.4-§6.3.8, §6.3.10, §6.3.11) with CREATE-SPECIAL-USE
 // (RFC 6154), STATUS=SIZE (RFC 8438), OBJECTID (RFC 8474) and DELETED-STORAGE
-// (RFC 9208). LIST and LSUB are in mbox_list.go.
+// (RFC 9208). LIST and LSUB are in cmd_list.go.
 //
 // Mailboxes live in one personal namespace with "/" as the delimiter and no
 // prefix. The store keeps every level of a hierarchy as a real mailbox
 // (CREATE and RENAME create missing parents, DELETE refuses a parent), and a
 // subscription is a property of an existing mailbox.
 
-// mboxCreatableUses are the special-use attributes a mailbox can carry.
+// mailboxCreatableUses are the special-use attributes a mailbox can carry.
 // \All and \Flagged are virtual mailboxes jodmai does not have.
-var mboxCreatableUses = []string{`\Archive`, `\Drafts`, `\Junk`, `\Sent`, `\Trash`}
+var mailboxCreatableUses = []string{`\Archive`, `\Drafts`, `\Junk`, `\Sent`, `\Trash`}
 
-// mboxCheckNewName refuses names the store would take but that cannot be
+// mailboxCheckNewName refuses names the store would take but that cannot be
 // used well over IMAP: "%" and "*" are LIST wildcards, so a client could
 // never list such a name on its own (RFC 3501 §5.1: SHOULD NOT be used).
-func mboxCheckNewName(name string) error {
+func mailboxCheckNewName(name string) error {
 	if strings.ContainsAny(name, "%*") {
 		return no("CANNOT", "mailbox names may not contain %% or *")
 	}
@@ -35,10 +35,10 @@ func mboxCheckNewName(name string) error {
 	return nil
 }
 
-// mboxTrimDelimiter drops one trailing hierarchy delimiter: RFC 9051
+// mailboxTrimDelimiter drops one trailing hierarchy delimiter: RFC 9051
 // §6.3.4 ("the name created is without the trailing hierarchy
 // delimiter"); clients send it on other commands too.
-func mboxTrimDelimiter(name string) string {
+func mailboxTrimDelimiter(name string) string {
 	if len(name) > 1 {
 		return strings.TrimSuffix(name, string(imapwire.Delimiter))
 	}
@@ -52,13 +52,13 @@ func cmdCreate(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return err
 	}
-	mb := mboxTrimDelimiter(c.Mailbox)
+	mb := mailboxTrimDelimiter(c.Mailbox)
 	// RFC 9051 §6.3.4: it is an error to create INBOX, which always
 	// exists (the decoder spells it in upper case whatever the client did).
 	if mb == "INBOX" {
 		return no("ALREADYEXISTS", "INBOX always exists")
 	}
-	if err := mboxCheckNewName(mb); err != nil {
+	if err := mailboxCheckNewName(mb); err != nil {
 		return err
 	}
 	use := ""
@@ -67,7 +67,7 @@ func cmdCreate(s *session, tag, name string, uid bool) error {
 	case 1:
 		use = c.SpecialUse[0]
 		found := false
-		for _, u := range mboxCreatableUses {
+		for _, u := range mailboxCreatableUses {
 			found = found || u == use
 		}
 		// RFC 6154 §3: refuse the whole CREATE, with USEATTR.
@@ -98,7 +98,7 @@ func cmdDelete(s *session, tag, name string, uid bool) error {
 	if err := s.dec.ExpectCRLF(); err != nil {
 		return err
 	}
-	mbName = mboxTrimDelimiter(mbName)
+	mbName = mailboxTrimDelimiter(mbName)
 	if mbName == "INBOX" {
 		return no("CANNOT", "INBOX cannot be deleted")
 	}
@@ -151,11 +151,11 @@ func cmdRename(s *session, tag, name string, uid bool) error {
 	if err := s.dec.ExpectCRLF(); err != nil {
 		return err
 	}
-	from, to = mboxTrimDelimiter(from), mboxTrimDelimiter(to)
+	from, to = mailboxTrimDelimiter(from), mailboxTrimDelimiter(to)
 	if to == "INBOX" {
 		return no("ALREADYEXISTS", "INBOX always exists")
 	}
-	if err := mboxCheckNewName(to); err != nil {
+	if err := mailboxCheckNewName(to); err != nil {
 		return err
 	}
 	err = s.acct.RenameMailbox(s.ctx(), from, to)
@@ -185,7 +185,7 @@ func cmdSubscribe(s *session, tag, name string, uid bool) error {
 		return err
 	}
 	on := name == "SUBSCRIBE"
-	err = s.acct.SetSubscribed(s.ctx(), mboxTrimDelimiter(mbName), on)
+	err = s.acct.SetSubscribed(s.ctx(), mailboxTrimDelimiter(mbName), on)
 	switch {
 	case errors.Is(err, store.ErrNoMailbox):
 		if on {
@@ -222,14 +222,14 @@ func cmdStatus(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return s.serverBug(err)
 	}
-	s.mboxWriteStatus(st, c.Items)
-	s.mboxCondstoreByStatus(c.Items)
+	s.writeMailboxStatus(st, c.Items)
+	s.condstoreByStatus(c.Items)
 	return nil
 }
 
-// mboxWriteStatus writes "* STATUS mailbox (item value ...)" with the items
+// writeMailboxStatus writes "* STATUS mailbox (item value ...)" with the items
 // in the order asked.
-func (s *session) mboxWriteStatus(st store.MailboxStatus, items []imapwire.StatusItem) {
+func (s *session) writeMailboxStatus(st store.MailboxStatus, items []imapwire.StatusItem) {
 	e := s.enc
 	e.Atom("* STATUS ").Mailbox(st.Name).Atom(" (")
 	for i, it := range items {
@@ -270,11 +270,11 @@ func (s *session) mboxWriteStatus(st store.MailboxStatus, items []imapwire.Statu
 	e.Byte(')').CRLF()
 }
 
-// mboxCondstoreByStatus makes a STATUS (or LIST-STATUS) asking for
+// condstoreByStatus makes a STATUS (or LIST-STATUS) asking for
 // HIGHESTMODSEQ enable CONDSTORE (RFC 7162 §3.1: a CONDSTORE enabling
 // command). When that happens with a mailbox selected, the client learns
 // the mailbox's HIGHESTMODSEQ, as SELECT (CONDSTORE) would have told it.
-func (s *session) mboxCondstoreByStatus(items []imapwire.StatusItem) {
+func (s *session) condstoreByStatus(items []imapwire.StatusItem) {
 	if s.condstore {
 		return
 	}

@@ -3,7 +3,8 @@ package imapd
 // SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH (RFC 4731),
 // SEARCHRES (RFC 5182) and CONDSTORE's MODSEQ (RFC 7162 §3.1.5); SORT
 // (RFC 5256 §3, RFC 5957) and THREAD (RFC 5256 §3). Evaluation is in
-// search_eval.go, sort keys in sort_keys.go, threading in thread_refs.go.
+// search_eval.go, sort keys in sort_keys.go, base subjects and threading
+// in package thread.
 
 import (
 	"strings"

@@ -1,9 +1,9 @@
 package imapd
 
 // Text matching for SEARCH (RFC 9051 §6.4.4): header fields decoded from
-// RFC 2047, body text decoded from its transfer encoding and charset, and a
-// case-insensitive substring scan that streams, so a large body never sits
-// in memory.
+// RFC 2047, body text decoded from its transfer encoding and charset (both
+// by package mimetext), and a case-insensitive substring scan that
+// streams, so a large body never sits in memory.
 
 import (
 	"bytes"
