@@ -237,6 +237,8 @@ func (d *Decoder) ParseStatus() (*StatusCommand, error) {
 	return &c, nil
 }
 
+// SPMailbox reads "SP mailbox": the mailbox argument of a command (see
+// ReadMailbox).
 func (d *Decoder) SPMailbox() (string, error) {
 	if err := d.SP(); err != nil {
 		return "", err

@@ -47,8 +47,8 @@ func byteReader(r io.Reader) *bufio.Reader {
 // caller whose decoders stop quietly at any error can still tell a read
 // failure of the message file from the end of the data.
 type ErrReader struct {
-	R   io.Reader
-	Err error
+	R   io.Reader // the data
+	Err error     // the first error of R other than io.EOF
 }
 
 func (e *ErrReader) Read(p []byte) (int, error) {
