@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/jodmai/jodmai/internal/blob"
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
 	"github.com/jodmai/jodmai/internal/store"
 )
@@ -71,7 +72,7 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 			max = min(max, room-total)
 		}
 		m, err := s.dec.ReadAppendMessage(max)
-		var tb *LiteralTooBigError
+		var tb *imapwire.LiteralTooBigError
 		if errors.As(err, &tb) && !tb.Minus {
 			if tb.Size > s.srv.AppendLimit {
 				return no("TOOBIG", "message larger than the APPENDLIMIT of %d bytes", s.srv.AppendLimit)
@@ -134,7 +135,7 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 	}
 	// RFC 4315 §3: APPENDUID uidvalidity uid-set (RFC 3502 §6.3.11 for
 	// several messages).
-	return okCode("APPENDUID "+strconv.FormatUint(uint64(res.UIDValidity), 10)+" "+FormatNumSet(uids), "APPEND completed")
+	return okCode("APPENDUID "+strconv.FormatUint(uint64(res.UIDValidity), 10)+" "+imapwire.FormatNumSet(uids), "APPEND completed")
 }
 
 // appendMemory bounds the bytes of the bodies one APPEND command holds in
@@ -145,7 +146,7 @@ const appendMemory = 1 << 20
 // memory while small, if memory is set). A failure to write the body is a
 // NO [SERVERBUG] (the session discards the rest of the literal); a failure
 // to read it ends the session.
-func (s *session) appendReceive(data *LiteralReader, memory bool) (*blob.Temp, error) {
+func (s *session) appendReceive(data *imapwire.LiteralReader, memory bool) (*blob.Temp, error) {
 	newBody := s.srv.Store.NewBodyFile
 	if memory {
 		newBody = s.srv.Store.NewBody

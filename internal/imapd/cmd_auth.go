@@ -11,12 +11,15 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/jodmai/jodmai/internal/auth"
+	"github.com/jodmai/jodmai/internal/imapwire"
 )
 
 // This file: commands of any state and of the not-authenticated state
 // (RFC 9051 §6.1, §6.2): CAPABILITY, NOOP, LOGOUT, ID, ENABLE, STARTTLS,
 // LOGIN, AUTHENTICATE.
 
+// cmdCapability is RFC 9051 §6.1.1 CAPABILITY: the list is built from
+// the command table (commands.go).
 func cmdCapability(s *session, tag, name string, uid bool) error {
 	if err := s.dec.ExpectCRLF(); err != nil {
 		return err
@@ -259,11 +262,11 @@ func cmdAuthenticate(s *session, tag, name string, uid bool) error {
 			return err
 		}
 		resp, err = s.dec.ReadSASLResponse()
-		if errors.Is(err, ErrAuthCanceled) {
+		if errors.Is(err, imapwire.ErrAuthCanceled) {
 			return bad("", "authentication canceled")
 		}
 		if err != nil {
-			if IsProtocolError(err) {
+			if imapwire.IsProtocolError(err) {
 				return bad("", "malformed authentication response")
 			}
 			return err

@@ -2,6 +2,8 @@ package imapd
 
 import (
 	"bufio"
+
+	"github.com/jodmai/jodmai/internal/inflate"
 )
 
 // compressBufSize is the size of the two read buffers of a compressed
@@ -34,13 +36,13 @@ func cmdCompress(s *session, tag, name string, uid bool) error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	// The decompressor (compress_inflate.go: not compress/flate's, which
+	// The decompressor (package inflate: not compress/flate's, which
 	// would sit on a command ended by a partial flush) reads the
 	// connection through a small buffer of its own, and the decoder reads
 	// it through another: the decompressor's window already buffers what
 	// it decoded, and both replace the session's 4 KB reader (empty, as
 	// checked above), keeping an idle compressed session small.
-	zr := newInflater(bufio.NewReaderSize(s.rawR, compressBufSize))
+	zr := inflate.NewReader(bufio.NewReaderSize(s.rawR, compressBufSize))
 	s.zw = &compressWriter{w: s.rawW}
 	s.rawR, s.rawW = zr, s.zw
 	s.br = bufio.NewReaderSize(zr, compressBufSize)

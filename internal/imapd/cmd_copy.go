@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -21,7 +22,7 @@ func cmdMove(s *session, tag, name string, uid bool) error { return s.copyMessag
 // copyCheckSeqNumbers refuses message sequence numbers beyond the mailbox
 // (RFC 9051 §9: a seq-number must be a valid message number). "*" and "$"
 // never are.
-func (s *session) copyCheckSeqNumbers(set SeqSet) error {
+func (s *session) copyCheckSeqNumbers(set imapwire.SeqSet) error {
 	n := uint32(len(s.sel.uids))
 	for _, r := range set.Ranges {
 		if r.Start > n || r.Stop > n {
@@ -108,7 +109,7 @@ func (s *session) copyMessages(name string, uid, move bool) error {
 	if len(res.Source) > 0 {
 		// RFC 4315 §3: source and destination sets pair up in order; the
 		// store returns both ascending.
-		code = "COPYUID " + strconv.FormatUint(uint64(res.UIDValidity), 10) + " " + FormatNumSet(res.Source) + " " + FormatNumSet(res.Dest)
+		code = "COPYUID " + strconv.FormatUint(uint64(res.UIDValidity), 10) + " " + imapwire.FormatNumSet(res.Source) + " " + imapwire.FormatNumSet(res.Dest)
 	}
 	if !move {
 		if code == "" {

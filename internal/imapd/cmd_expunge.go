@@ -1,6 +1,10 @@
 package imapd
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/jodmai/jodmai/internal/imapwire"
+)
 
 // This file: EXPUNGE (RFC 9051 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1,
 // RFC 9051 §6.4.9).
@@ -11,7 +15,7 @@ import "strconv"
 // one delivered meanwhile and not yet announced stays, so no EXPUNGE names
 // a message the client never saw.
 func cmdExpunge(s *session, tag, name string, uid bool) error {
-	var set SeqSet
+	var set imapwire.SeqSet
 	if uid {
 		if err := s.dec.SP(); err != nil {
 			return err
@@ -58,12 +62,12 @@ func cmdExpunge(s *session, tag, name string, uid bool) error {
 	// Changes of other sessions up to it are announced by the sync that
 	// runs before the tagged reply.
 	if s.condstore {
-		return okCode("HIGHESTMODSEQ "+strconv.FormatInt(highest, 10), "%s completed", mboxCmdName(uid, name))
+		return okCode("HIGHESTMODSEQ "+strconv.FormatInt(highest, 10), "%s completed", mailboxCmdName(uid, name))
 	}
 	return nil
 }
 
-func mboxCmdName(uid bool, name string) string {
+func mailboxCmdName(uid bool, name string) string {
 	if uid {
 		return "UID " + name
 	}

@@ -24,14 +24,16 @@ import (
 	"io"
 	"slices"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/message/mimetext"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
 // fetchPlan is a FETCH command prepared for execution.
 type fetchPlan struct {
-	items []FetchItem // deduplicated, in request order
-	uid   bool        // UID FETCH: UID in every response
+	items []imapwire.FetchItem // deduplicated, in request order
+	uid   bool                 // UID FETCH: UID in every response
 	// seen: a requested item sets \Seen (and the mailbox is read-write).
 	seen bool
 	// modseq: MODSEQ in every response (requested, or CONDSTORE enabled).
@@ -48,13 +50,13 @@ type fetchPlan struct {
 	fields store.RowFields
 }
 
-func newFetchPlan(items []FetchItem, uid, readOnly, condstore bool) *fetchPlan {
+func newFetchPlan(items []imapwire.FetchItem, uid, readOnly, condstore bool) *fetchPlan {
 	p := &fetchPlan{uid: uid}
 	seen := map[string]bool{}
 	structure := false // an item needs more of the structure than the envelope
 	for _, it := range items {
 		key := it.String()
-		if it.Att == FetchPreview {
+		if it.Att == imapwire.FetchPreview {
 			key = "PREVIEW" // PREVIEW and PREVIEW (LAZY) are one item
 		}
 		if it.SetsSeen() && !readOnly {
@@ -66,30 +68,30 @@ func newFetchPlan(items []FetchItem, uid, readOnly, condstore bool) *fetchPlan {
 		seen[key] = true
 		p.items = append(p.items, it)
 		switch it.Att {
-		case FetchUID:
+		case imapwire.FetchUID:
 			p.hasUID = true
-		case FetchFlags:
+		case imapwire.FetchFlags:
 			p.hasFlags = true
-		case FetchModSeq:
+		case imapwire.FetchModSeq:
 			p.hasModSeq = true
 		}
 		if fetchNeedsMeta(it) {
 			p.meta = true
-			if it.Att != FetchEnvelope {
+			if it.Att != imapwire.FetchEnvelope {
 				structure = true
 			}
 		}
 		switch it.Att {
-		case FetchRFC822, FetchRFC822Header, FetchRFC822Text, FetchBodySection, FetchBinary, FetchBinarySize, FetchPreview:
+		case imapwire.FetchRFC822, imapwire.FetchRFC822Header, imapwire.FetchRFC822Text, imapwire.FetchBodySection, imapwire.FetchBinary, imapwire.FetchBinarySize, imapwire.FetchPreview:
 			p.file = true
 			p.fields |= store.RowBlob | store.RowSize
-		case FetchFlags, FetchModSeq:
+		case imapwire.FetchFlags, imapwire.FetchModSeq:
 			p.fields |= store.RowFlags
-		case FetchInternalDate, FetchSaveDate:
+		case imapwire.FetchInternalDate, imapwire.FetchSaveDate:
 			p.fields |= store.RowDates
-		case FetchRFC822Size:
+		case imapwire.FetchRFC822Size:
 			p.fields |= store.RowSize
-		case FetchEmailID, FetchThreadID:
+		case imapwire.FetchEmailID, imapwire.FetchThreadID:
 			p.fields |= store.RowObjectIDs
 		}
 	}
@@ -107,14 +109,14 @@ func newFetchPlan(items []FetchItem, uid, readOnly, condstore bool) *fetchPlan {
 // BODY[HEADER.FIELDS ...] of the message itself (and RFC822.HEADER and
 // RFC822.TEXT) are found by reading the header, which costs less than
 // decoding the structure.
-func fetchNeedsMeta(it FetchItem) bool {
+func fetchNeedsMeta(it imapwire.FetchItem) bool {
 	switch it.Att {
-	case FetchEnvelope, FetchBodyStructure, FetchBody, FetchPreview:
+	case imapwire.FetchEnvelope, imapwire.FetchBodyStructure, imapwire.FetchBody, imapwire.FetchPreview:
 		return true
-	case FetchBodySection:
+	case imapwire.FetchBodySection:
 		// The top-level sections are found by reading the header.
 		return len(it.Section.Part) > 0
-	case FetchBinary, FetchBinarySize:
+	case imapwire.FetchBinary, imapwire.FetchBinarySize:
 		return len(it.Section.Part) > 0
 	}
 	return false
@@ -144,7 +146,7 @@ func cmdFetch(s *session, tag, name string, uid bool) error {
 	}
 	// RFC 7162 §3.1: FETCH with CHANGEDSINCE or the MODSEQ item enables
 	// CONDSTORE.
-	if c.HasChangedSince || c.Has(FetchModSeq) {
+	if c.HasChangedSince || c.Has(imapwire.FetchModSeq) {
 		s.fetchEnableCondStore()
 	}
 	plan := newFetchPlan(c.Items, uid, s.sel.readOnly, s.condstore)
@@ -189,7 +191,7 @@ type fetchState struct {
 }
 
 // fetchSlice runs a FETCH for a slice of its UIDs (ascending).
-func (s *session) fetchSlice(plan *fetchPlan, c *FetchCommand, uids []uint32, fields store.RowFields, st *fetchState) error {
+func (s *session) fetchSlice(plan *fetchPlan, c *imapwire.FetchCommand, uids []uint32, fields store.RowFields, st *fetchState) error {
 	rows, err := s.fetchRows(uids, fields)
 	if err != nil {
 		return s.serverBug(err)
@@ -260,7 +262,7 @@ var errFetchUnknownCTE = errors.New("unknown content-transfer-encoding")
 // covers in the view, so "1:*" in an empty mailbox and "5:*" in one of
 // three messages are accepted, as clients send them blindly (Dovecot does
 // the same).
-func (s *session) fetchCheckSeqSet(set SeqSet) error {
+func (s *session) fetchCheckSeqSet(set imapwire.SeqSet) error {
 	n := uint32(len(s.sel.uids))
 	for _, r := range set.Ranges {
 		if r.Start == 0 || r.Stop == 0 {
@@ -291,7 +293,7 @@ func (s *session) fetchEnableCondStore() {
 // requested set expunged after CHANGEDSINCE (RFC 7162 §3.2.6), before any
 // FETCH response. UIDs still in the view are left to the VANISHED that
 // announces them after the command.
-func (s *session) fetchVanished(c *FetchCommand) error {
+func (s *session) fetchVanished(c *imapwire.FetchCommand) error {
 	_, gone, err := s.acct.Changes(s.ctx(), s.sel.mb.ID, c.ChangedSince)
 	if err != nil {
 		return err
@@ -439,19 +441,19 @@ func (s *session) fetchPrepare(plan *fetchPlan, m store.Message, root *message.P
 		v := &vals[i]
 		var err error
 		switch it.Att {
-		case FetchRFC822:
+		case imapwire.FetchRFC822:
 			v.span = fetchSpan{n: m.Size}
-		case FetchRFC822Header:
-			v.span, err = fetchResolveSection(sroot, m.Size, Section{Spec: SectionHeader}, sr)
-		case FetchRFC822Text:
-			v.span, err = fetchResolveSection(sroot, m.Size, Section{Spec: SectionText}, sr)
-		case FetchBodySection:
+		case imapwire.FetchRFC822Header:
+			v.span, err = fetchResolveSection(sroot, m.Size, imapwire.Section{Spec: imapwire.SectionHeader}, sr)
+		case imapwire.FetchRFC822Text:
+			v.span, err = fetchResolveSection(sroot, m.Size, imapwire.Section{Spec: imapwire.SectionText}, sr)
+		case imapwire.FetchBodySection:
 			v.span, err = fetchResolveSection(sroot, m.Size, it.Section, sr)
 			v.span = fetchApplyPartial(v.span, it.Partial)
-		case FetchBinary, FetchBinarySize:
+		case imapwire.FetchBinary, imapwire.FetchBinarySize:
 			err = s.fetchPrepareBinary(it, m, root, f, v)
-		case FetchPreview:
-			v.preview, err = fetchPreview(root, f, m.Size)
+		case imapwire.FetchPreview:
+			v.preview, err = mimetext.Preview(root, f, m.Size)
 		}
 		if err != nil {
 			if errors.Is(err, errFetchUnknownCTE) {
@@ -508,7 +510,7 @@ func (fs *fetchFileSections) topHeaderLen() (int64, error) {
 // fetchPrepareBinary resolves a BINARY[part] or BINARY.SIZE[part] item
 // (RFC 3516 §4.2): the part's body decoded from its transfer encoding;
 // BINARY[] is the whole message, undecoded.
-func (s *session) fetchPrepareBinary(it FetchItem, m store.Message, root *message.Part, f store.Body, v *fetchValue) error {
+func (s *session) fetchPrepareBinary(it imapwire.FetchItem, m store.Message, root *message.Part, f store.Body, v *fetchValue) error {
 	if len(it.Section.Part) == 0 {
 		v.span = fetchSpan{n: m.Size}
 	} else {
@@ -517,7 +519,7 @@ func (s *session) fetchPrepareBinary(it FetchItem, m store.Message, root *messag
 			v.span = fetchSpan{missing: true}
 			return nil
 		}
-		if !fetchKnownCTE(p.Encoding) {
+		if !mimetext.KnownCTE(p.Encoding) {
 			return errFetchUnknownCTE
 		}
 		v.enc = p.Encoding
@@ -525,14 +527,14 @@ func (s *session) fetchPrepareBinary(it FetchItem, m store.Message, root *messag
 		v.span = fetchSpan{off: off, n: n}
 	}
 	// One pass to learn the decoded size and whether it holds NUL.
-	src := &fetchErrReader{r: io.NewSectionReader(f, v.span.off, v.span.n)}
-	dec, _ := fetchCTEReader(v.enc, src)
+	src := &mimetext.ErrReader{R: io.NewSectionReader(f, v.span.off, v.span.n)}
+	dec, _ := mimetext.CTEReader(v.enc, src)
 	var w fetchNULCounter
-	if _, err := io.Copy(&w, dec); err != nil && src.err == nil {
+	if _, err := io.Copy(&w, dec); err != nil && src.Err == nil {
 		return err
 	}
-	if src.err != nil {
-		return src.err
+	if src.Err != nil {
+		return src.Err
 	}
 	v.size, v.nul = w.n, w.nul
 	return nil
@@ -553,50 +555,50 @@ func (w *fetchNULCounter) Write(p []byte) (int, error) {
 }
 
 // fetchWriteItem writes one data item of a FETCH response.
-func (s *session) fetchWriteItem(it FetchItem, m store.Message, root *message.Part, f store.Body, v *fetchValue) error {
+func (s *session) fetchWriteItem(it imapwire.FetchItem, m store.Message, root *message.Part, f store.Body, v *fetchValue) error {
 	e := s.enc
 	switch it.Att {
-	case FetchFlags:
+	case imapwire.FetchFlags:
 		e.Atom("FLAGS ").Flags(m.Flags, m.Keywords, s.recentFlag(m.UID)...)
-	case FetchUID:
+	case imapwire.FetchUID:
 		e.Atom("UID ").Number(m.UID)
-	case FetchInternalDate:
+	case imapwire.FetchInternalDate:
 		e.Atom("INTERNALDATE ").DateTime(m.InternalDate)
-	case FetchRFC822Size:
+	case imapwire.FetchRFC822Size:
 		e.Atom("RFC822.SIZE ").Number64(m.Size)
-	case FetchEnvelope:
+	case imapwire.FetchEnvelope:
 		e.Atom("ENVELOPE ").Envelope(root.Envelope)
-	case FetchBodyStructure:
+	case imapwire.FetchBodyStructure:
 		e.Atom("BODYSTRUCTURE ").BodyStructure(root)
-	case FetchBody:
+	case imapwire.FetchBody:
 		e.Atom("BODY ").Body(root)
-	case FetchModSeq:
+	case imapwire.FetchModSeq:
 		e.Atom("MODSEQ (").Number64(m.ModSeq).Byte(')')
-	case FetchEmailID:
+	case imapwire.FetchEmailID:
 		e.Atom("EMAILID (").Atom(m.EmailID).Byte(')')
-	case FetchThreadID:
+	case imapwire.FetchThreadID:
 		if m.ThreadID == "" {
 			e.Atom("THREADID NIL")
 		} else {
 			e.Atom("THREADID (").Atom(m.ThreadID).Byte(')')
 		}
-	case FetchSaveDate:
+	case imapwire.FetchSaveDate:
 		e.Atom("SAVEDATE ")
 		if m.SaveDate.IsZero() {
 			e.NIL()
 		} else {
 			e.DateTime(m.SaveDate)
 		}
-	case FetchPreview:
+	case imapwire.FetchPreview:
 		e.Atom("PREVIEW ").String(v.preview)
-	case FetchBinarySize:
+	case imapwire.FetchBinarySize:
 		e.Atom(it.String()).SP()
 		if v.span.missing {
 			e.NIL()
 		} else {
 			e.Number64(v.size)
 		}
-	case FetchBinary:
+	case imapwire.FetchBinary:
 		e.Atom(it.String()).SP()
 		if v.span.missing {
 			e.NIL()
@@ -620,14 +622,14 @@ func (s *session) fetchWriteItem(it FetchItem, m store.Message, root *message.Pa
 
 // fetchWriteBinary streams the decoded data of a BINARY item, narrowed to
 // its partial range, as a literal8 when it holds NUL (RFC 3516 §4.2).
-func (s *session) fetchWriteBinary(it FetchItem, f store.Body, v *fetchValue) error {
+func (s *session) fetchWriteBinary(it imapwire.FetchItem, f store.Body, v *fetchValue) error {
 	start, n := int64(0), v.size
 	if p := it.Partial; p != nil {
 		start = min(p.Offset, v.size)
 		n = min(p.Count, v.size-start)
 	}
-	src := &fetchErrReader{r: io.NewSectionReader(f, v.span.off, v.span.n)}
-	dec, _ := fetchCTEReader(v.enc, src)
+	src := &mimetext.ErrReader{R: io.NewSectionReader(f, v.span.off, v.span.n)}
+	dec, _ := mimetext.CTEReader(v.enc, src)
 	if start > 0 {
 		if _, err := io.CopyN(io.Discard, dec, start); err != nil {
 			return s.fetchDataErr(src, err)
@@ -647,9 +649,9 @@ func (s *session) fetchWriteBinary(it FetchItem, f store.Body, v *fetchValue) er
 
 // fetchDataErr reports a failure in the middle of a response: the
 // response cannot be completed, so the error ends the session.
-func (s *session) fetchDataErr(src *fetchErrReader, err error) error {
-	if src.err != nil {
-		err = src.err
+func (s *session) fetchDataErr(src *mimetext.ErrReader, err error) error {
+	if src.Err != nil {
+		err = src.Err
 	}
 	s.log.Error("imap fetch: message data failed mid-response", "account", s.user.Address, "err", err)
 	return err

@@ -4,27 +4,28 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
 // This file: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, NAMESPACE and
 // STATUS (RFC 9051 §6.3.4-§6.3.8, §6.3.10, §6.3.11) with CREATE-SPECIAL-USE
 // (RFC 6154), STATUS=SIZE (RFC 8438), OBJECTID (RFC 8474) and DELETED-STORAGE
-// (RFC 9208). LIST and LSUB are in mbox_list.go.
+// (RFC 9208). LIST and LSUB are in cmd_list.go.
 //
 // Mailboxes live in one personal namespace with "/" as the delimiter and no
 // prefix. The store keeps every level of a hierarchy as a real mailbox
 // (CREATE and RENAME create missing parents, DELETE refuses a parent), and a
 // subscription is a property of an existing mailbox.
 
-// mboxCreatableUses are the special-use attributes a mailbox can carry.
+// mailboxCreatableUses are the special-use attributes a mailbox can carry.
 // \All and \Flagged are virtual mailboxes jodmai does not have.
-var mboxCreatableUses = []string{`\Archive`, `\Drafts`, `\Junk`, `\Sent`, `\Trash`}
+var mailboxCreatableUses = []string{`\Archive`, `\Drafts`, `\Junk`, `\Sent`, `\Trash`}
 
-// mboxCheckNewName refuses names the store would take but that cannot be
+// mailboxCheckNewName refuses names the store would take but that cannot be
 // used well over IMAP: "%" and "*" are LIST wildcards, so a client could
 // never list such a name on its own (RFC 3501 §5.1: SHOULD NOT be used).
-func mboxCheckNewName(name string) error {
+func mailboxCheckNewName(name string) error {
 	if strings.ContainsAny(name, "%*") {
 		return no("CANNOT", "mailbox names may not contain %% or *")
 	}
@@ -34,12 +35,12 @@ func mboxCheckNewName(name string) error {
 	return nil
 }
 
-// mboxTrimDelimiter drops one trailing hierarchy delimiter: RFC 9051
+// mailboxTrimDelimiter drops one trailing hierarchy delimiter: RFC 9051
 // §6.3.4 ("the name created is without the trailing hierarchy
 // delimiter"); clients send it on other commands too.
-func mboxTrimDelimiter(name string) string {
+func mailboxTrimDelimiter(name string) string {
 	if len(name) > 1 {
-		return strings.TrimSuffix(name, string(Delimiter))
+		return strings.TrimSuffix(name, string(imapwire.Delimiter))
 	}
 	return name
 }
@@ -51,13 +52,13 @@ func cmdCreate(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return err
 	}
-	mb := mboxTrimDelimiter(c.Mailbox)
+	mb := mailboxTrimDelimiter(c.Mailbox)
 	// RFC 9051 §6.3.4: it is an error to create INBOX, which always
 	// exists (the decoder spells it in upper case whatever the client did).
 	if mb == "INBOX" {
 		return no("ALREADYEXISTS", "INBOX always exists")
 	}
-	if err := mboxCheckNewName(mb); err != nil {
+	if err := mailboxCheckNewName(mb); err != nil {
 		return err
 	}
 	use := ""
@@ -66,7 +67,7 @@ func cmdCreate(s *session, tag, name string, uid bool) error {
 	case 1:
 		use = c.SpecialUse[0]
 		found := false
-		for _, u := range mboxCreatableUses {
+		for _, u := range mailboxCreatableUses {
 			found = found || u == use
 		}
 		// RFC 6154 §3: refuse the whole CREATE, with USEATTR.
@@ -90,14 +91,14 @@ func cmdCreate(s *session, tag, name string, uid bool) error {
 
 // cmdDelete is DELETE (RFC 9051 §6.3.5).
 func cmdDelete(s *session, tag, name string, uid bool) error {
-	mbName, err := s.dec.spMailbox()
+	mbName, err := s.dec.SPMailbox()
 	if err != nil {
 		return err
 	}
 	if err := s.dec.ExpectCRLF(); err != nil {
 		return err
 	}
-	mbName = mboxTrimDelimiter(mbName)
+	mbName = mailboxTrimDelimiter(mbName)
 	if mbName == "INBOX" {
 		return no("CANNOT", "INBOX cannot be deleted")
 	}
@@ -139,22 +140,22 @@ func cmdDelete(s *session, tag, name string, uid bool) error {
 // the mailbox and its children; renaming INBOX moves its messages into a new
 // mailbox and leaves INBOX empty (the store does both).
 func cmdRename(s *session, tag, name string, uid bool) error {
-	from, err := s.dec.spMailbox()
+	from, err := s.dec.SPMailbox()
 	if err != nil {
 		return err
 	}
-	to, err := s.dec.spMailbox()
+	to, err := s.dec.SPMailbox()
 	if err != nil {
 		return err
 	}
 	if err := s.dec.ExpectCRLF(); err != nil {
 		return err
 	}
-	from, to = mboxTrimDelimiter(from), mboxTrimDelimiter(to)
+	from, to = mailboxTrimDelimiter(from), mailboxTrimDelimiter(to)
 	if to == "INBOX" {
 		return no("ALREADYEXISTS", "INBOX always exists")
 	}
-	if err := mboxCheckNewName(to); err != nil {
+	if err := mailboxCheckNewName(to); err != nil {
 		return err
 	}
 	err = s.acct.RenameMailbox(s.ctx(), from, to)
@@ -176,7 +177,7 @@ func cmdRename(s *session, tag, name string, uid bool) error {
 // server MAY validate the mailbox argument"); unsubscribing from one is OK,
 // since it is not subscribed.
 func cmdSubscribe(s *session, tag, name string, uid bool) error {
-	mbName, err := s.dec.spMailbox()
+	mbName, err := s.dec.SPMailbox()
 	if err != nil {
 		return err
 	}
@@ -184,7 +185,7 @@ func cmdSubscribe(s *session, tag, name string, uid bool) error {
 		return err
 	}
 	on := name == "SUBSCRIBE"
-	err = s.acct.SetSubscribed(s.ctx(), mboxTrimDelimiter(mbName), on)
+	err = s.acct.SetSubscribed(s.ctx(), mailboxTrimDelimiter(mbName), on)
 	switch {
 	case errors.Is(err, store.ErrNoMailbox):
 		if on {
@@ -221,14 +222,14 @@ func cmdStatus(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return s.serverBug(err)
 	}
-	s.mboxWriteStatus(st, c.Items)
-	s.mboxCondstoreByStatus(c.Items)
+	s.writeMailboxStatus(st, c.Items)
+	s.condstoreByStatus(c.Items)
 	return nil
 }
 
-// mboxWriteStatus writes "* STATUS mailbox (item value ...)" with the items
+// writeMailboxStatus writes "* STATUS mailbox (item value ...)" with the items
 // in the order asked.
-func (s *session) mboxWriteStatus(st store.MailboxStatus, items []StatusItem) {
+func (s *session) writeMailboxStatus(st store.MailboxStatus, items []imapwire.StatusItem) {
 	e := s.enc
 	e.Atom("* STATUS ").Mailbox(st.Name).Atom(" (")
 	for i, it := range items {
@@ -237,48 +238,48 @@ func (s *session) mboxWriteStatus(st store.MailboxStatus, items []StatusItem) {
 		}
 		e.Atom(it.String()).SP()
 		switch it {
-		case StatusMessages:
+		case imapwire.StatusMessages:
 			e.Number64(st.Messages)
-		case StatusUIDNext:
+		case imapwire.StatusUIDNext:
 			e.Number(st.UIDNext)
-		case StatusUIDValidity:
+		case imapwire.StatusUIDValidity:
 			e.Number(st.UIDValidity)
-		case StatusUnseen:
+		case imapwire.StatusUnseen:
 			e.Number64(st.Unseen)
-		case StatusDeleted:
+		case imapwire.StatusDeleted:
 			e.Number64(st.Deleted)
-		case StatusSize:
+		case imapwire.StatusSize:
 			e.Number64(st.Size)
-		case StatusRecent:
+		case imapwire.StatusRecent:
 			// RFC 3501 §6.3.10: messages no session has claimed.
 			n, err := s.acct.RecentCount(s.ctx(), st.Mailbox)
 			if err != nil {
 				s.log.Warn("status recent", "account", s.user.Address, "err", err)
 			}
 			e.Number64(n)
-		case StatusHighestModSeq:
+		case imapwire.StatusHighestModSeq:
 			e.Number64(st.HighestModSeq)
-		case StatusAppendLimit:
+		case imapwire.StatusAppendLimit:
 			e.Number64(s.srv.AppendLimit)
-		case StatusMailboxID:
+		case imapwire.StatusMailboxID:
 			e.Byte('(').Atom(mailboxID(st.Mailbox)).Byte(')')
-		case StatusDeletedStorage:
+		case imapwire.StatusDeletedStorage:
 			e.Number64(st.DeletedSize)
 		}
 	}
 	e.Byte(')').CRLF()
 }
 
-// mboxCondstoreByStatus makes a STATUS (or LIST-STATUS) asking for
+// condstoreByStatus makes a STATUS (or LIST-STATUS) asking for
 // HIGHESTMODSEQ enable CONDSTORE (RFC 7162 §3.1: a CONDSTORE enabling
 // command). When that happens with a mailbox selected, the client learns
 // the mailbox's HIGHESTMODSEQ, as SELECT (CONDSTORE) would have told it.
-func (s *session) mboxCondstoreByStatus(items []StatusItem) {
+func (s *session) condstoreByStatus(items []imapwire.StatusItem) {
 	if s.condstore {
 		return
 	}
 	for _, it := range items {
-		if it == StatusHighestModSeq {
+		if it == imapwire.StatusHighestModSeq {
 			s.condstore = true
 			if s.sel != nil {
 				s.enc.Atom("* OK [HIGHESTMODSEQ ").Number64(s.sel.modseq).Atom("] highest").CRLF()

@@ -2,6 +2,8 @@ package imapd
 
 import (
 	"sort"
+
+	"github.com/jodmai/jodmai/internal/imapwire"
 )
 
 // This file: the QRESYNC parameter of SELECT and EXAMINE (RFC 7162
@@ -9,7 +11,7 @@ import (
 
 // qresyncCheck validates the QRESYNC parameter before SELECT acts, so that
 // a malformed one is refused with the old mailbox still selected.
-func qresyncCheck(q *QResync) error {
+func qresyncCheck(q *imapwire.QResync) error {
 	// RFC 7162 §3.2.5.2: the two sets of seq-match-data are pairwise, so
 	// they must hold as many numbers each.
 	if len(q.KnownSeqs.Ranges) > 0 && qresyncCount(q.KnownSeqs) != qresyncCount(q.KnownSeqUIDs) {
@@ -29,7 +31,7 @@ func qresyncCheck(q *QResync) error {
 // left to the sync after the command, which reports them against that
 // view (a message expunged since the snapshot still has its sequence
 // number here and must not be called vanished yet).
-func (s *session) qresyncSelect(q *QResync) error {
+func (s *session) qresyncSelect(q *imapwire.QResync) error {
 	sel := s.sel
 	if q.UIDValidity != sel.mb.UIDValidity {
 		return nil
@@ -67,7 +69,7 @@ func (s *session) qresyncSelect(q *QResync) error {
 // qresyncSeqMatchFloor returns the highest UID up to which the client's
 // seq-match-data agrees with the view: pairs are compared in order and the
 // first mismatch ends the walk (RFC 7162 §3.2.5.2). 0 if none matches.
-func (s *session) qresyncSeqMatchFloor(q *QResync) uint32 {
+func (s *session) qresyncSeqMatchFloor(q *imapwire.QResync) uint32 {
 	if len(q.KnownSeqs.Ranges) == 0 {
 		return 0
 	}
@@ -88,7 +90,7 @@ func (s *session) qresyncSeqMatchFloor(q *QResync) uint32 {
 
 // qresyncCount returns how many numbers a static set holds (ranges as
 // written, not merged).
-func qresyncCount(set SeqSet) uint64 {
+func qresyncCount(set imapwire.SeqSet) uint64 {
 	var n uint64
 	for _, r := range set.Ranges {
 		a, b := min(r.Start, r.Stop), max(r.Start, r.Stop)
@@ -99,13 +101,13 @@ func qresyncCount(set SeqSet) uint64 {
 
 // qresyncIter walks the numbers of a static set in the order written.
 type qresyncIter struct {
-	ranges []SeqRange
+	ranges []imapwire.SeqRange
 	i      int
 	cur    uint32
 	fresh  bool
 }
 
-func newQresyncIter(set SeqSet) *qresyncIter {
+func newQresyncIter(set imapwire.SeqSet) *qresyncIter {
 	return &qresyncIter{ranges: set.Ranges, fresh: true}
 }
 
@@ -131,10 +133,10 @@ func (it *qresyncIter) next() (uint32, bool) {
 }
 
 // qresyncUIDRanges is a sorted, merged set of UID ranges; nil means every UID.
-type qresyncUIDRanges []SeqRange
+type qresyncUIDRanges []imapwire.SeqRange
 
 // qresyncRanges returns the known-uids set as qresyncUIDRanges (nil if not given).
-func qresyncRanges(set SeqSet) qresyncUIDRanges {
+func qresyncRanges(set imapwire.SeqSet) qresyncUIDRanges {
 	if len(set.Ranges) == 0 {
 		return nil
 	}
@@ -170,7 +172,7 @@ func (s *session) qresyncWriteVanished(earlier bool, uids []uint32) {
 			if i > 0 {
 				buf = append(buf, ',')
 			}
-			buf = AppendNumSet(buf, uids[i:j+1])
+			buf = imapwire.AppendNumSet(buf, uids[i:j+1])
 			i = j + 1
 		}
 		s.enc.Atom("* VANISHED ")

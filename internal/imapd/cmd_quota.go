@@ -92,7 +92,7 @@ func cmdGetQuota(s *session, tag, name string, uid bool) error {
 // cmdGetQuotaRoot is GETQUOTAROOT (RFC 9208 §4.1.2): the roots of a
 // mailbox, then a QUOTA response for each.
 func cmdGetQuotaRoot(s *session, tag, name string, uid bool) error {
-	mb, err := s.dec.spMailbox()
+	mb, err := s.dec.SPMailbox()
 	if err != nil {
 		return err
 	}

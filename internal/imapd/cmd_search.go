@@ -3,12 +3,15 @@ package imapd
 // SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH (RFC 4731),
 // SEARCHRES (RFC 5182) and CONDSTORE's MODSEQ (RFC 7162 §3.1.5); SORT
 // (RFC 5256 §3, RFC 5957) and THREAD (RFC 5256 §3). Evaluation is in
-// search_eval.go, sort keys in sort_keys.go, threading in thread_refs.go.
+// search_eval.go, sort keys in sort_keys.go, base subjects and threading
+// in package thread.
 
 import (
 	"strings"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/message/thread"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -31,7 +34,7 @@ func searchBadCharset() error {
 
 // searchMatch prepares and runs a search program, enabling CONDSTORE if it
 // uses MODSEQ. The messages found have at least the row fields more.
-func (s *session) searchMatch(k *SearchKey, more store.RowFields) ([]store.Message, *searchProgram, error) {
+func (s *session) searchMatch(k *imapwire.SearchKey, more store.RowFields) ([]store.Message, *searchProgram, error) {
 	p := s.searchPrepare(k)
 	if p.usesModSeq {
 		// RFC 7162 §3.1: SEARCH with MODSEQ enables CONDSTORE.
@@ -46,7 +49,7 @@ func cmdSearch(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return err
 	}
-	save := c.Return&ReturnSave != 0
+	save := c.Return&imapwire.ReturnSave != 0
 	if !searchCharsetOK(c.Charset) {
 		if save {
 			// RFC 5182 §2.1: a failed SEARCH ... RETURN (SAVE) empties $.
@@ -68,7 +71,7 @@ func cmdSearch(s *session, tag, name string, uid bool) error {
 // searchRespond writes the result of a SEARCH: "* SEARCH" for IMAP4rev1
 // without RETURN, ESEARCH otherwise (RFC 4731; RFC 9051 §7.3.4: IMAP4rev2
 // always answers ESEARCH), and saves it for "$" when asked (RFC 5182).
-func (s *session) searchRespond(tag string, uid bool, c *SearchCommand, found []store.Message, modseq bool) {
+func (s *session) searchRespond(tag string, uid bool, c *imapwire.SearchCommand, found []store.Message, modseq bool) {
 	nums := make([]uint32, len(found))
 	for i, m := range found {
 		if uid {
@@ -79,22 +82,22 @@ func (s *session) searchRespond(tag string, uid bool, c *SearchCommand, found []
 	}
 	ret := c.Return
 	if !c.ESearch {
-		ret = ReturnAll
+		ret = imapwire.ReturnAll
 	}
 	// The messages MIN and MAX name, for SAVE and MODSEQ when they are all
 	// that is returned (RFC 5182 §2.1, RFC 7162 §3.1.5).
-	onlyMinMax := ret&(ReturnMin|ReturnMax) != 0 && ret&(ReturnAll|ReturnCount) == 0
+	onlyMinMax := ret&(imapwire.ReturnMin|imapwire.ReturnMax) != 0 && ret&(imapwire.ReturnAll|imapwire.ReturnCount) == 0
 	subset := found
 	if onlyMinMax && len(found) > 0 {
 		subset = nil
-		if ret&ReturnMin != 0 {
+		if ret&imapwire.ReturnMin != 0 {
 			subset = append(subset, found[0])
 		}
-		if ret&ReturnMax != 0 && (len(subset) == 0 || found[len(found)-1].UID != subset[0].UID) {
+		if ret&imapwire.ReturnMax != 0 && (len(subset) == 0 || found[len(found)-1].UID != subset[0].UID) {
 			subset = append(subset, found[len(found)-1])
 		}
 	}
-	if ret&ReturnSave != 0 {
+	if ret&imapwire.ReturnSave != 0 {
 		s.searchRes = make([]uint32, len(subset))
 		for i, m := range subset {
 			s.searchRes[i] = m.UID
@@ -118,7 +121,7 @@ func (s *session) searchRespond(tag string, uid bool, c *SearchCommand, found []
 		e.CRLF()
 		return
 	}
-	if ret&^ReturnSave == 0 {
+	if ret&^imapwire.ReturnSave == 0 {
 		// RFC 5182 §2.1: RETURN (SAVE) alone returns no ESEARCH.
 		return
 	}
@@ -128,18 +131,18 @@ func (s *session) searchRespond(tag string, uid bool, c *SearchCommand, found []
 	}
 	if len(nums) > 0 {
 		// RFC 4731 §3.1: MIN, MAX and ALL only for a non-empty result.
-		if ret&ReturnMin != 0 {
+		if ret&imapwire.ReturnMin != 0 {
 			e.Atom(" MIN ").Number(nums[0])
 		}
-		if ret&ReturnMax != 0 {
+		if ret&imapwire.ReturnMax != 0 {
 			e.Atom(" MAX ").Number(nums[len(nums)-1])
 		}
 	}
-	if ret&ReturnCount != 0 {
+	if ret&imapwire.ReturnCount != 0 {
 		e.Atom(" COUNT ").Number(uint32(len(nums)))
 	}
 	if len(nums) > 0 {
-		if ret&ReturnAll != 0 {
+		if ret&imapwire.ReturnAll != 0 {
 			e.Atom(" ALL ").NumSet(nums)
 		}
 		if modseq {
@@ -160,9 +163,9 @@ func cmdSort(s *session, tag, name string, uid bool) error {
 	var more store.RowFields
 	for _, cr := range c.Criteria {
 		switch cr.Key {
-		case SortArrival, SortDate:
+		case imapwire.SortArrival, imapwire.SortDate:
 			more |= store.RowDates // DATE falls back to the internal date
-		case SortSize:
+		case imapwire.SortSize:
 			more |= store.RowSize
 		}
 	}
@@ -215,17 +218,17 @@ func cmdThread(s *session, tag, name string, uid bool) error {
 	if err != nil {
 		return s.serverBug(err)
 	}
-	var roots []*threadNode
+	var roots []*thread.Node
 	if c.Algorithm == "REFERENCES" {
-		roots = threadReferences(msgs)
+		roots = thread.References(msgs)
 	} else {
-		roots = threadOrderedSubject(msgs)
+		roots = thread.OrderedSubject(msgs)
 	}
 	e := s.enc
 	e.Atom("* THREAD")
 	if len(roots) > 0 {
 		e.SP()
-		e.Atom(string(threadAppend(nil, roots)))
+		e.Atom(string(thread.Append(nil, roots)))
 	}
 	e.CRLF()
 	return e.Err()
@@ -234,8 +237,8 @@ func cmdThread(s *session, tag, name string, uid bool) error {
 // threadInput gathers what threading needs of each message: subject and
 // date from the stored envelope, and for REFERENCES the Message-ID,
 // References and In-Reply-To fields from the header.
-func (s *session) threadInput(found []store.Message, uid, refs bool) ([]*threadMsg, error) {
-	out := make([]*threadMsg, 0, len(found))
+func (s *session) threadInput(found []store.Message, uid, refs bool) ([]*thread.Msg, error) {
+	out := make([]*thread.Msg, 0, len(found))
 	var envs map[int64]*message.Envelope
 	if !refs {
 		var err error
@@ -244,9 +247,9 @@ func (s *session) threadInput(found []store.Message, uid, refs bool) ([]*threadM
 		}
 	}
 	for _, m := range found {
-		tm := &threadMsg{seq: s.sel.seqOf(m.UID), num: s.sel.seqOf(m.UID)}
+		tm := &thread.Msg{Seq: s.sel.seqOf(m.UID), Num: s.sel.seqOf(m.UID)}
 		if uid {
-			tm.num = m.UID
+			tm.Num = m.UID
 		}
 		var subject, date string
 		if refs {
@@ -276,31 +279,31 @@ func (s *session) threadInput(found []store.Message, uid, refs bool) ([]*threadM
 				case "date":
 					date = fl.value
 				case "message-id":
-					if ids := threadParseIDs(fl.value); len(ids) > 0 {
-						tm.msgID = ids[0]
+					if ids := thread.ParseIDs(fl.value); len(ids) > 0 {
+						tm.MsgID = ids[0]
 					}
 				case "references":
-					tm.refs = threadParseIDs(fl.value)
+					tm.Refs = thread.ParseIDs(fl.value)
 				case "in-reply-to":
 					irt = fl.value
 				}
 			}
 			// RFC 5256 §3: without usable References, the first message id
 			// of In-Reply-To is the only reference.
-			if len(tm.refs) == 0 {
-				if ids := threadParseIDs(irt); len(ids) > 0 {
-					tm.refs = ids[:1]
+			if len(tm.Refs) == 0 {
+				if ids := thread.ParseIDs(irt); len(ids) > 0 {
+					tm.Refs = ids[:1]
 				}
 			}
 		} else if env := envs[m.ID]; env != nil {
 			subject, date = env.Subject, env.Date
 		}
 		var base string
-		base, tm.reply = sortBaseSubject(subject)
-		tm.base = sortUpperASCII(base)
-		tm.sent = m.InternalDate
+		base, tm.Reply = thread.BaseSubject(subject)
+		tm.Base = sortUpperASCII(base)
+		tm.Sent = m.InternalDate
 		if t, ok := searchParseDate(date); ok {
-			tm.sent = t
+			tm.Sent = t
 		}
 		out = append(out, tm)
 	}

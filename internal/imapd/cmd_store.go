@@ -6,6 +6,7 @@ package imapd
 import (
 	"slices"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -95,7 +96,7 @@ func cmdStore(s *session, tag, name string, uid bool) error {
 			}
 		}
 		slices.Sort(set)
-		return okCode("MODIFIED "+FormatNumSet(set), "conditional STORE failed")
+		return okCode("MODIFIED "+imapwire.FormatNumSet(set), "conditional STORE failed")
 	}
 	if gone > 0 && !uid {
 		// The others were changed, so the command succeeded as far as it

@@ -10,7 +10,7 @@ import (
 // 1951) in both directions, no zlib header.
 //
 // The server-to-client direction uses compress/flate's writer; the other
-// direction has its own decoder (compress_inflate.go).
+// direction has its own decoder (package inflate).
 //
 // Memory. A compress/flate writer costs about 1.2 MB at BestSpeed (its
 // hash tables are arrays inside the compressor struct, whatever the level);

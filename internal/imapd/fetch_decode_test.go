@@ -1,87 +1,12 @@
 package imapd
 
 import (
-	"bytes"
-	"encoding/base64"
-	"io"
-	"mime/quotedprintable"
 	"strings"
 	"testing"
-	"testing/iotest"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
 )
-
-func TestFetchCTEReader(t *testing.T) {
-	tests := []struct {
-		enc, in, want string
-	}{
-		{"7BIT", "plain\r\ntext", "plain\r\ntext"},
-		{"", "x", "x"},
-		{"BASE64", "aGVsbG8gd29ybGQ=", "hello world"},
-		{"base64", "aGVs\r\nbG8g\r\nd29y\r\nbGQ=\r\n", "hello world"},
-		// Junk outside the alphabet is skipped; "=" ends the data; a final
-		// partial group yields what it holds.
-		{"BASE64", "aGV*sbG8#", "hello"},
-		{"BASE64", "aGVsbG8=aGVsbG8=", "hello"},
-		{"BASE64", "aGVsbA", "hell"},
-		{"BASE64", "aGVsbG", "hell"},
-		{"BASE64", "", ""},
-		{"QUOTED-PRINTABLE", "caf=C3=A9 =\r\nsuite", "café suite"},
-		{"QUOTED-PRINTABLE", "soft=  \r\nbreak=\nhere", "softbreakhere"},
-		// Trailing white space before a line end goes (RFC 2045 rule 3).
-		{"QUOTED-PRINTABLE", "a  \r\nb\t\nc ", "a\r\nb\nc"},
-		// A stray "=" and lowercase hex.
-		{"QUOTED-PRINTABLE", "1+1=2 =e9=ZZ", "1+1=2 \xe9=ZZ"},
-		{"QUOTED-PRINTABLE", "end=", "end"},
-		{"QUOTED-PRINTABLE", "ctl\x01ok", "ctl\x01ok"},
-	}
-	for _, tc := range tests {
-		for _, oneByte := range []bool{false, true} {
-			var src io.Reader = strings.NewReader(tc.in)
-			if oneByte {
-				src = iotest.OneByteReader(src)
-			}
-			r, ok := fetchCTEReader(tc.enc, src)
-			if !ok {
-				t.Fatalf("%s: unknown", tc.enc)
-			}
-			// Read in small pieces too, so buffering is exercised.
-			var got bytes.Buffer
-			buf := make([]byte, 3)
-			for {
-				n, err := r.Read(buf)
-				got.Write(buf[:n])
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			if got.String() != tc.want {
-				t.Errorf("%s %q (one byte %v): got %q, want %q", tc.enc, tc.in, oneByte, got.String(), tc.want)
-			}
-		}
-	}
-	if _, ok := fetchCTEReader("X-UUENCODE", strings.NewReader("")); ok || fetchKnownCTE("X-UUENCODE") {
-		t.Error("x-uuencode accepted")
-	}
-}
-
-func TestFetchQPLongLine(t *testing.T) {
-	// Lines far longer than any buffer, and long runs of white space.
-	in := strings.Repeat("ab=3D", 20000) + strings.Repeat(" ", 1000) + "x\r\n"
-	r, _ := fetchCTEReader("QUOTED-PRINTABLE", strings.NewReader(in))
-	got, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := strings.Repeat("ab=", 20000) + strings.Repeat(" ", 1000) + "x\r\n"
-	if string(got) != want {
-		t.Errorf("got %d bytes, want %d", len(got), len(want))
-	}
-}
 
 func TestFetchFindPart(t *testing.T) {
 	leaf := func(typ, sub string) *message.Part { return &message.Part{MediaType: typ, MediaSubtype: sub} }
@@ -121,15 +46,15 @@ func TestFetchFindPart(t *testing.T) {
 func TestFetchPartial(t *testing.T) {
 	tests := []struct {
 		off, n  int64
-		p       *Partial
+		p       *imapwire.Partial
 		wantOff int64
 		wantN   int64
 	}{
 		{off: 100, n: 50, p: nil, wantOff: 100, wantN: 50},
-		{off: 100, n: 50, p: &Partial{0, 10}, wantOff: 100, wantN: 10},
-		{off: 100, n: 50, p: &Partial{45, 10}, wantOff: 145, wantN: 5},
-		{off: 100, n: 50, p: &Partial{50, 10}, wantOff: 150, wantN: 0},
-		{off: 100, n: 50, p: &Partial{500, 10}, wantOff: 150, wantN: 0},
+		{off: 100, n: 50, p: &imapwire.Partial{Offset: 0, Count: 10}, wantOff: 100, wantN: 10},
+		{off: 100, n: 50, p: &imapwire.Partial{Offset: 45, Count: 10}, wantOff: 145, wantN: 5},
+		{off: 100, n: 50, p: &imapwire.Partial{Offset: 50, Count: 10}, wantOff: 150, wantN: 0},
+		{off: 100, n: 50, p: &imapwire.Partial{Offset: 500, Count: 10}, wantOff: 150, wantN: 0},
 	}
 	for _, tc := range tests {
 		got := fetchApplyPartial(fetchSpan{off: tc.off, n: tc.n}, tc.p)
@@ -137,11 +62,11 @@ func TestFetchPartial(t *testing.T) {
 			t.Errorf("%d+%d %v: got %d+%d, want %d+%d", tc.off, tc.n, tc.p, got.off, got.n, tc.wantOff, tc.wantN)
 		}
 	}
-	mem := fetchApplyPartial(fetchSpan{data: []byte("Subject: x\r\n\r\n"), inMem: true}, &Partial{9, 100})
+	mem := fetchApplyPartial(fetchSpan{data: []byte("Subject: x\r\n\r\n"), inMem: true}, &imapwire.Partial{Offset: 9, Count: 100})
 	if string(mem.data) != "x\r\n\r\n" {
 		t.Errorf("in memory: %q", mem.data)
 	}
-	if got := fetchApplyPartial(fetchSpan{missing: true}, &Partial{1, 1}); !got.missing {
+	if got := fetchApplyPartial(fetchSpan{missing: true}, &imapwire.Partial{Offset: 1, Count: 1}); !got.missing {
 		t.Error("missing section lost")
 	}
 	// Offsets beyond the file are clamped.
@@ -169,45 +94,6 @@ func TestFetchScanHeader(t *testing.T) {
 	h, _ = fetchScanHeader(strings.NewReader(msg), 10)
 	if string(h) != msg[:10] {
 		t.Errorf("limit: %q", h)
-	}
-}
-
-func TestFetchHTMLText(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"<p>a</p><p>b</p>", " a  b "},
-		{"a<b>b</b>c", "abc"},
-		{`<a href="x>y">link</a>`, "link"},
-		{"<SCRIPT>if (a<b) x()</SCRIPT>after", "after"},
-		{"<style type=text/css>p{}</style>x", "x"},
-		{"x<!-- <p>hidden</p> -->y", "xy"},
-		{"&lt;tag&gt; &amp;amp; &#233;&#xe9; &bogus; &", "<tag> &amp; éé &bogus; &"},
-	}
-	for _, tc := range tests {
-		got, err := io.ReadAll(newFetchHTMLText(iotest.OneByteReader(strings.NewReader(tc.in))))
-		if err != nil || string(got) != tc.want {
-			t.Errorf("%q: got %q, want %q (%v)", tc.in, got, tc.want, err)
-		}
-	}
-}
-
-func TestFetchPreviewLimits(t *testing.T) {
-	body := strings.Repeat("word ", 300)
-	msg := "Subject: x\r\n\r\n" + body
-	root := &message.Part{MediaType: "text", MediaSubtype: "plain", Encoding: "7BIT", BodyStart: 14, End: int64(len(msg))}
-	got, err := fetchPreview(root, strings.NewReader(msg), int64(len(msg)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len([]rune(got)); n != fetchPreviewChars || strings.HasSuffix(got, "  ") {
-		t.Errorf("preview of %d chars: %q", n, got)
-	}
-	// Attachments and embedded messages give no preview.
-	att := &message.Part{MediaType: "multipart", MediaSubtype: "mixed", Parts: []*message.Part{
-		{MediaType: "text", MediaSubtype: "plain", Disposition: "attachment"},
-		{MediaType: "message", MediaSubtype: "rfc822", Message: root},
-	}}
-	if p := fetchPreviewPart(att); p != nil {
-		t.Errorf("picked %v", p)
 	}
 }
 
@@ -271,31 +157,4 @@ func FuzzFetchTopHeaderLen(f *testing.F) {
 		}
 		fetchCheckHeaderEnd(t, msg, root.BodyStart)
 	})
-}
-
-func BenchmarkFetchCTE(b *testing.B) {
-	data := make([]byte, 1<<20)
-	for i := range data {
-		data[i] = byte(i * 13)
-	}
-	var b64 strings.Builder
-	enc := base64.StdEncoding.EncodeToString(data)
-	for i := 0; i < len(enc); i += 76 {
-		b64.WriteString(enc[i:min(i+76, len(enc))] + "\r\n")
-	}
-	var qp bytes.Buffer
-	w := quotedprintable.NewWriter(&qp)
-	w.Write([]byte(strings.Repeat("Grüße aus der schönen Stadt, noch einmal und noch einmal.\r\n", 18000)))
-	w.Close()
-	for _, bc := range []struct{ enc, in string }{{"BASE64", b64.String()}, {"QUOTED-PRINTABLE", qp.String()}} {
-		b.Run(bc.enc, func(b *testing.B) {
-			b.SetBytes(int64(len(bc.in)))
-			for range b.N {
-				r, _ := fetchCTEReader(bc.enc, strings.NewReader(bc.in))
-				if _, err := io.Copy(io.Discard, r); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
 }

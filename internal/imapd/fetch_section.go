@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"io"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
 )
 
@@ -104,8 +105,8 @@ type fetchSectionReader interface {
 // fetchResolveSection finds the bytes of sec in a message of size bytes
 // with structure root, which may be nil for the whole message and the
 // top-level HEADER, HEADER.FIELDS (.NOT) and TEXT.
-func fetchResolveSection(root *message.Part, size int64, sec Section, r fetchSectionReader) (fetchSpan, error) {
-	if len(sec.Part) == 0 && sec.Spec == SectionAll {
+func fetchResolveSection(root *message.Part, size int64, sec imapwire.Section, r fetchSectionReader) (fetchSpan, error) {
+	if len(sec.Part) == 0 && sec.Spec == imapwire.SectionAll {
 		return fetchSpan{off: 0, n: size}, nil
 	}
 	if root == nil && len(sec.Part) == 0 {
@@ -121,9 +122,9 @@ func fetchResolveSection(root *message.Part, size int64, sec Section, r fetchSec
 	}
 	var off, n int64
 	switch sec.Spec {
-	case SectionAll:
+	case imapwire.SectionAll:
 		off, n = p.BodyStart, p.End-p.BodyStart
-	case SectionMIME:
+	case imapwire.SectionMIME:
 		off, n = p.HeaderStart, p.BodyStart-p.HeaderStart
 	default:
 		// HEADER, HEADER.FIELDS (.NOT) and TEXT address a message: the
@@ -136,9 +137,9 @@ func fetchResolveSection(root *message.Part, size int64, sec Section, r fetchSec
 			msg = p.Message
 		}
 		switch sec.Spec {
-		case SectionText:
+		case imapwire.SectionText:
 			off, n = msg.BodyStart, msg.End-msg.BodyStart
-		case SectionHeader:
+		case imapwire.SectionHeader:
 			off, n = msg.HeaderStart, msg.BodyStart-msg.HeaderStart
 		default:
 			off, n = fetchClamp(msg.HeaderStart, msg.BodyStart-msg.HeaderStart, size)
@@ -150,7 +151,7 @@ func fetchResolveSection(root *message.Part, size int64, sec Section, r fetchSec
 				// Only whole lines of a header cut short.
 				h = h[:bytes.LastIndexByte(h, '\n')+1]
 			}
-			data := message.FilterHeader(h, sec.Fields, sec.Spec == SectionHeaderFieldsNot)
+			data := message.FilterHeader(h, sec.Fields, sec.Spec == imapwire.SectionHeaderFieldsNot)
 			// RFC 9051 §6.4.5: the subset is followed by the blank line
 			// that ends a header.
 			data = append(data, '\r', '\n')
@@ -163,7 +164,7 @@ func fetchResolveSection(root *message.Part, size int64, sec Section, r fetchSec
 
 // fetchApplyPartial narrows sp to <origin.octets> (RFC 9051 §6.4.5): an
 // origin beyond the end gives an empty string.
-func fetchApplyPartial(sp fetchSpan, p *Partial) fetchSpan {
+func fetchApplyPartial(sp fetchSpan, p *imapwire.Partial) fetchSpan {
 	if p == nil || sp.missing {
 		return sp
 	}

@@ -3,6 +3,7 @@ package imapd
 import (
 	"strings"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -33,7 +34,7 @@ func (s *session) announceKeywords(kws []string) {
 	}
 	added := false
 	for _, k := range kws {
-		if !isAtom(k, &atomChars) {
+		if !imapwire.IsAtom(k) {
 			continue // never written (Encoder.Flags)
 		}
 		lk := strings.ToLower(k)

@@ -6,14 +6,16 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/jodmai/jodmai/internal/imapwire"
 )
 
-func qresyncTestSet(t *testing.T, s string) SeqSet {
+func qresyncTestSet(t *testing.T, s string) imapwire.SeqSet {
 	t.Helper()
 	if s == "" {
-		return SeqSet{}
+		return imapwire.SeqSet{}
 	}
-	d := NewDecoder(bufio.NewReader(strings.NewReader(s+"\r\n")), nil, DecoderOptions{})
+	d := imapwire.NewDecoder(bufio.NewReader(strings.NewReader(s+"\r\n")), nil, imapwire.DecoderOptions{})
 	set, err := d.ReadSeqSet()
 	if err != nil {
 		t.Fatalf("%q: %v", s, err)
@@ -62,7 +64,7 @@ func TestQresyncUIDRanges(t *testing.T) {
 			t.Errorf("contains(%d) = %v", uid, !want)
 		}
 	}
-	if !qresyncRanges(SeqSet{}).contains(12345) {
+	if !qresyncRanges(imapwire.SeqSet{}).contains(12345) {
 		t.Error("an absent known-uids set must contain everything")
 	}
 }
@@ -86,15 +88,15 @@ func TestQresyncSeqMatchFloor(t *testing.T) {
 		{"1:4294967295", "2,5,8,9,12,25,26", 25},
 	}
 	for _, tc := range tests {
-		q := &QResync{KnownSeqs: qresyncTestSet(t, tc.seqs), KnownSeqUIDs: qresyncTestSet(t, tc.uids)}
+		q := &imapwire.QResync{KnownSeqs: qresyncTestSet(t, tc.seqs), KnownSeqUIDs: qresyncTestSet(t, tc.uids)}
 		if got := s.qresyncSeqMatchFloor(q); got != tc.want {
 			t.Errorf("(%s %s): floor %d, want %d", tc.seqs, tc.uids, got, tc.want)
 		}
 	}
-	if err := qresyncCheck(&QResync{KnownSeqs: qresyncTestSet(t, "1:3"), KnownSeqUIDs: qresyncTestSet(t, "4,9")}); err == nil {
+	if err := qresyncCheck(&imapwire.QResync{KnownSeqs: qresyncTestSet(t, "1:3"), KnownSeqUIDs: qresyncTestSet(t, "4,9")}); err == nil {
 		t.Error("sets of different sizes accepted")
 	}
-	if err := qresyncCheck(&QResync{KnownSeqs: qresyncTestSet(t, "1:3"), KnownSeqUIDs: qresyncTestSet(t, "4,9,10")}); err != nil {
+	if err := qresyncCheck(&imapwire.QResync{KnownSeqs: qresyncTestSet(t, "1:3"), KnownSeqUIDs: qresyncTestSet(t, "4,9,10")}); err != nil {
 		t.Error(err)
 	}
 }
@@ -102,7 +104,7 @@ func TestQresyncSeqMatchFloor(t *testing.T) {
 func TestQresyncWriteVanished(t *testing.T) {
 	var buf bytes.Buffer
 	bw := bufio.NewWriter(&buf)
-	s := &session{enc: NewEncoder(bw)}
+	s := &session{enc: imapwire.NewEncoder(bw)}
 	s.qresyncWriteVanished(true, []uint32{1, 2, 3, 5, 9, 10})
 	s.qresyncWriteVanished(false, nil)
 	s.qresyncWriteVanished(false, []uint32{7})

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
 	"github.com/jodmai/jodmai/internal/store"
 )
@@ -38,13 +39,13 @@ func searchBool(b bool) searchTri {
 
 // searchProgram is a search key prepared for a run.
 type searchProgram struct {
-	key *SearchKey
+	key *imapwire.SearchKey
 	// needles are the folded BODY and TEXT strings; needle maps each such
 	// key to its index.
 	needles [][]byte
-	needle  map[*SearchKey]int
+	needle  map[*imapwire.SearchKey]int
 	// headerValue holds the folded value of each HEADER key.
-	headerValue map[*SearchKey][]byte
+	headerValue map[*imapwire.SearchKey][]byte
 	needHeader  bool // a key needs the header
 	needBody    bool // a key needs the body
 	usesModSeq  bool // MODSEQ key: the answer reports the highest MODSEQ
@@ -59,11 +60,11 @@ type searchProgram struct {
 }
 
 // searchPrepare walks a search key once, collecting what evaluation needs.
-func (s *session) searchPrepare(k *SearchKey) *searchProgram {
+func (s *session) searchPrepare(k *imapwire.SearchKey) *searchProgram {
 	p := &searchProgram{
 		key:         k,
-		needle:      map[*SearchKey]int{},
-		headerValue: map[*SearchKey][]byte{},
+		needle:      map[*imapwire.SearchKey]int{},
+		headerValue: map[*imapwire.SearchKey][]byte{},
 		now:         time.Now(),
 		nview:       uint32(len(s.sel.uids)),
 		lastUID:     s.sel.lastUID(),
@@ -72,38 +73,38 @@ func (s *session) searchPrepare(k *SearchKey) *searchProgram {
 		p.recent = s.sel.recent
 	}
 	byText := map[string]int{}
-	var walk func(k *SearchKey)
-	walk = func(k *SearchKey) {
+	var walk func(k *imapwire.SearchKey)
+	walk = func(k *imapwire.SearchKey) {
 		switch k.Op {
-		case SearchAnd, SearchOr, SearchNot:
+		case imapwire.SearchAnd, imapwire.SearchOr, imapwire.SearchNot:
 			for _, c := range k.Children {
 				walk(c)
 			}
-		case SearchSeq, SearchUID:
+		case imapwire.SearchSeq, imapwire.SearchUID:
 			if k.Seq.Saved && p.saved == nil {
 				p.saved = make(map[uint32]bool, len(s.searchRes))
 				for _, u := range s.searchRes {
 					p.saved[u] = true
 				}
 			}
-		case SearchFlag, SearchKeyword, SearchModSeq:
+		case imapwire.SearchFlag, imapwire.SearchKeyword, imapwire.SearchModSeq:
 			p.fields |= store.RowFlags
-		case SearchBefore, SearchOn, SearchSince, SearchSavedBefore, SearchSavedOn, SearchSavedSince, SearchOlder, SearchYounger:
+		case imapwire.SearchBefore, imapwire.SearchOn, imapwire.SearchSince, imapwire.SearchSavedBefore, imapwire.SearchSavedOn, imapwire.SearchSavedSince, imapwire.SearchOlder, imapwire.SearchYounger:
 			p.fields |= store.RowDates
-		case SearchLarger, SearchSmaller:
+		case imapwire.SearchLarger, imapwire.SearchSmaller:
 			p.fields |= store.RowSize
-		case SearchEmailID, SearchThreadID:
+		case imapwire.SearchEmailID, imapwire.SearchThreadID:
 			p.fields |= store.RowObjectIDs
 		}
 		switch k.Op {
-		case SearchHeader:
+		case imapwire.SearchHeader:
 			p.needHeader = true
 			p.headerValue[k] = searchFoldString(strings.ToValidUTF8(k.Value, "\uFFFD"))
-		case SearchSentBefore, SearchSentOn, SearchSentSince:
+		case imapwire.SearchSentBefore, imapwire.SearchSentOn, imapwire.SearchSentSince:
 			p.needHeader = true
-		case SearchBody, SearchText:
+		case imapwire.SearchBody, imapwire.SearchText:
 			p.needBody = true
-			if k.Op == SearchText {
+			if k.Op == imapwire.SearchText {
 				p.needHeader = true
 			}
 			f := string(searchFoldString(strings.ToValidUTF8(k.Value, "\uFFFD")))
@@ -114,7 +115,7 @@ func (s *session) searchPrepare(k *SearchKey) *searchProgram {
 				p.needles = append(p.needles, []byte(f))
 			}
 			p.needle[k] = i
-		case SearchModSeq:
+		case imapwire.SearchModSeq:
 			p.usesModSeq = true
 		}
 	}
@@ -142,12 +143,12 @@ type searchMsg struct {
 }
 
 // eval evaluates k for msg with what is known so far.
-func (p *searchProgram) eval(k *SearchKey, msg *searchMsg) searchTri {
+func (p *searchProgram) eval(k *imapwire.SearchKey, msg *searchMsg) searchTri {
 	m := &msg.m
 	switch k.Op {
-	case SearchAll, SearchSaveDateSupported:
+	case imapwire.SearchAll, imapwire.SearchSaveDateSupported:
 		return searchYes
-	case SearchAnd:
+	case imapwire.SearchAnd:
 		res := searchYes
 		for _, c := range k.Children {
 			switch p.eval(c, msg) {
@@ -158,7 +159,7 @@ func (p *searchProgram) eval(k *SearchKey, msg *searchMsg) searchTri {
 			}
 		}
 		return res
-	case SearchOr:
+	case imapwire.SearchOr:
 		res := searchNo
 		for _, c := range k.Children {
 			switch p.eval(c, msg) {
@@ -169,7 +170,7 @@ func (p *searchProgram) eval(k *SearchKey, msg *searchMsg) searchTri {
 			}
 		}
 		return res
-	case SearchNot:
+	case imapwire.SearchNot:
 		switch p.eval(k.Children[0], msg) {
 		case searchYes:
 			return searchNo
@@ -177,56 +178,56 @@ func (p *searchProgram) eval(k *SearchKey, msg *searchMsg) searchTri {
 			return searchYes
 		}
 		return searchMaybe
-	case SearchSeq:
+	case imapwire.SearchSeq:
 		if k.Seq.Saved {
 			return searchBool(p.saved[m.UID])
 		}
 		return searchBool(k.Seq.Contains(msg.seq, p.nview))
-	case SearchUID:
+	case imapwire.SearchUID:
 		if k.Seq.Saved {
 			return searchBool(p.saved[m.UID])
 		}
 		return searchBool(k.Seq.Contains(m.UID, p.lastUID))
-	case SearchFlag:
+	case imapwire.SearchFlag:
 		return searchBool(m.Flags&k.Flag != 0)
-	case SearchKeyword:
+	case imapwire.SearchKeyword:
 		return searchBool(slices.ContainsFunc(m.Keywords, func(kw string) bool { return strings.EqualFold(kw, k.Value) }))
-	case SearchRecent:
+	case imapwire.SearchRecent:
 		return searchBool(recentHas(p.recent, m.UID))
-	case SearchBefore, SearchOn, SearchSince:
+	case imapwire.SearchBefore, imapwire.SearchOn, imapwire.SearchSince:
 		// RFC 9051 §6.4.4: the internal date, disregarding time and
 		// timezone: its calendar day where it was received.
 		return searchBool(searchDateMatch(k.Op, m.InternalDate, k.Date))
-	case SearchSavedBefore, SearchSavedOn, SearchSavedSince:
+	case imapwire.SearchSavedBefore, imapwire.SearchSavedOn, imapwire.SearchSavedSince:
 		if m.SaveDate.IsZero() {
 			return searchNo // RFC 8514 §4.2: no save date matches nothing
 		}
 		return searchBool(searchDateMatch(k.Op, m.SaveDate, k.Date))
-	case SearchSentBefore, SearchSentOn, SearchSentSince:
+	case imapwire.SearchSentBefore, imapwire.SearchSentOn, imapwire.SearchSentSince:
 		if !msg.hdrRead {
 			return searchMaybe
 		}
 		// The Date header in its own timezone (RFC 9051 §6.4.4).
 		return searchBool(searchDateMatch(k.Op, msg.sent, k.Date))
-	case SearchLarger:
+	case imapwire.SearchLarger:
 		return searchBool(m.Size > k.Number)
-	case SearchSmaller:
+	case imapwire.SearchSmaller:
 		return searchBool(m.Size < k.Number)
-	case SearchOlder:
+	case imapwire.SearchOlder:
 		// RFC 5032: internal date at least n seconds ago.
 		return searchBool(p.now.Sub(m.InternalDate) >= time.Duration(k.Number)*time.Second)
-	case SearchYounger:
+	case imapwire.SearchYounger:
 		return searchBool(p.now.Sub(m.InternalDate) < time.Duration(k.Number)*time.Second)
-	case SearchModSeq:
+	case imapwire.SearchModSeq:
 		// RFC 7162 §3.1.5: MODSEQ equal to or greater than the value.
 		// jodmai keeps one mod-sequence per message, so the optional
 		// entry name and type change nothing.
 		return searchBool(m.ModSeq >= k.Number)
-	case SearchEmailID:
+	case imapwire.SearchEmailID:
 		return searchBool(m.EmailID == k.Value)
-	case SearchThreadID:
+	case imapwire.SearchThreadID:
 		return searchBool(m.ThreadID != "" && m.ThreadID == k.Value)
-	case SearchHeader:
+	case imapwire.SearchHeader:
 		if !msg.hdrRead {
 			return searchMaybe
 		}
@@ -257,12 +258,12 @@ func (p *searchProgram) eval(k *SearchKey, msg *searchMsg) searchTri {
 			}
 		}
 		return searchNo
-	case SearchBody:
+	case imapwire.SearchBody:
 		if msg.bodyFound == nil {
 			return searchMaybe
 		}
 		return searchBool(msg.bodyFound[p.needle[k]])
-	case SearchText:
+	case imapwire.SearchText:
 		i := p.needle[k]
 		if msg.hdrRead && msg.hdrFound[i] {
 			return searchYes
@@ -280,13 +281,13 @@ func (p *searchProgram) eval(k *SearchKey, msg *searchMsg) searchTri {
 
 // searchDateMatch compares the calendar day of t (in t's own location)
 // with day (midnight UTC of the key's date).
-func searchDateMatch(op SearchOp, t, day time.Time) bool {
+func searchDateMatch(op imapwire.SearchOp, t, day time.Time) bool {
 	y, mo, d := t.Date()
 	td := time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)
 	switch op {
-	case SearchBefore, SearchSentBefore, SearchSavedBefore:
+	case imapwire.SearchBefore, imapwire.SearchSentBefore, imapwire.SearchSavedBefore:
 		return td.Before(day)
-	case SearchOn, SearchSentOn, SearchSavedOn:
+	case imapwire.SearchOn, imapwire.SearchSentOn, imapwire.SearchSavedOn:
 		return td.Equal(day)
 	default: // SINCE: on or after
 		return !td.Before(day)

@@ -1,22 +1,20 @@
 package imapd
 
 // Text matching for SEARCH (RFC 9051 §6.4.4): header fields decoded from
-// RFC 2047, body text decoded from its transfer encoding and charset, and a
-// case-insensitive substring scan that streams, so a large body never sits
-// in memory.
+// RFC 2047, body text decoded from its transfer encoding and charset (both
+// by package mimetext), and a case-insensitive substring scan that
+// streams, so a large body never sits in memory.
 
 import (
 	"bytes"
 	"errors"
 	"io"
-	"mime"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/emersion/go-message/charset"
-
 	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/message/mimetext"
 )
 
 // searchFoldRune maps r to the smallest rune of its simple case-folding
@@ -58,27 +56,6 @@ func searchFold(dst, src []byte) []byte {
 
 // searchFoldString is searchFold for a string.
 func searchFoldString(s string) []byte { return searchFold(nil, []byte(s)) }
-
-// searchDecodeHeader decodes RFC 2047 encoded words in a raw header value
-// with every charset go-message knows, and returns valid UTF-8.
-func searchDecodeHeader(v string) string {
-	if !strings.Contains(v, "=?") {
-		return strings.ToValidUTF8(v, "\uFFFD")
-	}
-	d := mime.WordDecoder{CharsetReader: func(cs string, r io.Reader) (io.Reader, error) {
-		switch strings.ToLower(cs) {
-		case "utf-8", "us-ascii":
-			return r, nil
-		}
-		return charset.Reader(cs, r)
-	}}
-	out, err := d.DecodeHeader(v)
-	if err != nil {
-		// Fall back to what the message package decodes.
-		out = message.DecodeHeader(v)
-	}
-	return strings.ToValidUTF8(out, "\uFFFD")
-}
 
 // searchField is one header field: its name and its value unfolded and
 // decoded.
@@ -135,7 +112,7 @@ func searchParseHeader(h []byte) []searchField {
 	var val []byte
 	flush := func() {
 		if name != "" {
-			out = append(out, searchField{name: name, value: searchDecodeHeader(strings.TrimSpace(string(val)))})
+			out = append(out, searchField{name: name, value: mimetext.DecodeHeader(strings.TrimSpace(string(val)))})
 		}
 		name, val = "", val[:0]
 	}
@@ -297,16 +274,16 @@ func searchScanBody(root *message.Part, ra io.ReaderAt, size int64, sc *searchSc
 			return walk(m)
 		case p.MediaType == "text":
 			off, n := fetchClamp(p.BodyStart, p.End-p.BodyStart, size)
-			src := &fetchErrReader{r: io.NewSectionReader(ra, off, n)}
+			src := &mimetext.ErrReader{R: io.NewSectionReader(ra, off, n)}
 			sc.reset()
 			// Malformed content only ends the text early; only a failure to
 			// read the file is an error.
 			if sc.buf == nil {
 				sc.buf = make([]byte, 8192)
 			}
-			io.CopyBuffer(searchStopWriter{sc}, fetchTextReader(p, src), sc.buf)
+			io.CopyBuffer(searchStopWriter{sc}, mimetext.TextReader(p, src), sc.buf)
 			sc.flush()
-			return src.err
+			return src.Err
 		}
 		return nil
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jodmai/jodmai/internal/imapwire"
 )
 
 func TestSearchFold(t *testing.T) {
@@ -89,11 +91,11 @@ func TestSearchDates(t *testing.T) {
 	day := time.Date(2025, 2, 3, 0, 0, 0, 0, time.UTC)
 	// 23:30 on 2-Feb in New York is 3-Feb in UTC: it is the 2nd that counts.
 	ny := time.Date(2025, 2, 2, 23, 30, 0, 0, time.FixedZone("", -5*3600))
-	if searchDateMatch(SearchOn, ny, day) || !searchDateMatch(SearchBefore, ny, day) || searchDateMatch(SearchSince, ny, day) {
+	if searchDateMatch(imapwire.SearchOn, ny, day) || !searchDateMatch(imapwire.SearchBefore, ny, day) || searchDateMatch(imapwire.SearchSince, ny, day) {
 		t.Error("date compared in UTC")
 	}
 	on := time.Date(2025, 2, 3, 0, 0, 0, 0, time.FixedZone("", 3600))
-	if !searchDateMatch(SearchOn, on, day) || !searchDateMatch(SearchSince, on, day) || searchDateMatch(SearchBefore, on, day) {
+	if !searchDateMatch(imapwire.SearchOn, on, day) || !searchDateMatch(imapwire.SearchSince, on, day) || searchDateMatch(imapwire.SearchBefore, on, day) {
 		t.Error("same day")
 	}
 	for _, v := range []string{
@@ -116,14 +118,14 @@ func TestSearchDates(t *testing.T) {
 
 // searchEvalCase evaluates a key against a message with given data known.
 func TestSearchEvalThreeValued(t *testing.T) {
-	p := &searchProgram{needle: map[*SearchKey]int{}, headerValue: map[*SearchKey][]byte{}}
-	body := &SearchKey{Op: SearchBody, Value: "x"}
+	p := &searchProgram{needle: map[*imapwire.SearchKey]int{}, headerValue: map[*imapwire.SearchKey][]byte{}}
+	body := &imapwire.SearchKey{Op: imapwire.SearchBody, Value: "x"}
 	p.needle[body] = 0
 	p.needles = [][]byte{searchFoldString("x")}
-	seen := &SearchKey{Op: SearchFlag, Flag: 1}
+	seen := &imapwire.SearchKey{Op: imapwire.SearchFlag, Flag: 1}
 	msg := &searchMsg{}
-	and := &SearchKey{Op: SearchAnd, Children: []*SearchKey{seen, body}}
-	or := &SearchKey{Op: SearchOr, Children: []*SearchKey{not(seen), body}}
+	and := &imapwire.SearchKey{Op: imapwire.SearchAnd, Children: []*imapwire.SearchKey{seen, body}}
+	or := &imapwire.SearchKey{Op: imapwire.SearchOr, Children: []*imapwire.SearchKey{not(seen), body}}
 	// Unseen: AND is decided without the body, OR is not... until NOT.
 	if p.eval(and, msg) != searchNo {
 		t.Error("AND with a false row key should be false")
@@ -143,7 +145,7 @@ func TestSearchEvalThreeValued(t *testing.T) {
 		t.Error("decided keys")
 	}
 	// TEXT: the header alone can say yes, only both can say no.
-	text := &SearchKey{Op: SearchText, Value: "x"}
+	text := &imapwire.SearchKey{Op: imapwire.SearchText, Value: "x"}
 	p.needle[text] = 0
 	m2 := &searchMsg{hdrRead: true, hdrFound: []bool{true}}
 	if p.eval(text, m2) != searchYes {
@@ -160,4 +162,9 @@ func TestSearchEvalThreeValued(t *testing.T) {
 	if strings.Contains("", "x") {
 		t.Fatal()
 	}
+}
+
+// not negates k, as the SEARCH parser does.
+func not(k *imapwire.SearchKey) *imapwire.SearchKey {
+	return &imapwire.SearchKey{Op: imapwire.SearchNot, Children: []*imapwire.SearchKey{k}}
 }

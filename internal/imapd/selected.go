@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -63,7 +64,7 @@ func (sel *selected) lastUID() uint32 {
 }
 
 // seqSetUIDs resolves a sequence set (message numbers) to UIDs.
-func (sel *selected) seqSetUIDs(set SeqSet) []uint32 {
+func (sel *selected) seqSetUIDs(set imapwire.SeqSet) []uint32 {
 	n := uint32(len(sel.uids))
 	if n == 0 {
 		return nil
@@ -84,7 +85,7 @@ func (sel *selected) seqSetUIDs(set SeqSet) []uint32 {
 // uidSetUIDs resolves a UID set to the UIDs in the view. "*" is the
 // highest UID in the view (RFC 9051 §6.4.8: a range with * includes the
 // highest UID even if the other end is above it).
-func (sel *selected) uidSetUIDs(set SeqSet) []uint32 {
+func (sel *selected) uidSetUIDs(set imapwire.SeqSet) []uint32 {
 	last := sel.lastUID()
 	if last == 0 {
 		return nil
@@ -103,7 +104,7 @@ func (sel *selected) uidSetUIDs(set SeqSet) []uint32 {
 
 // resolveSet resolves a message set given as UIDs (uid) or sequence
 // numbers, honouring "$" (the saved search result).
-func (s *session) resolveSet(set SeqSet, uid bool) []uint32 {
+func (s *session) resolveSet(set imapwire.SeqSet, uid bool) []uint32 {
 	if set.Saved {
 		var out []uint32
 		for _, u := range s.searchRes {

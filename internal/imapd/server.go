@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/auth"
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
@@ -62,6 +63,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	cmdOnce  sync.Once
 	cmds     map[string]command
+	caps     []capability // capabilityList(cmds)
 }
 
 func (srv *Server) init() {
@@ -88,7 +90,7 @@ func (srv *Server) init() {
 		srv.AppendLimit = DefaultAppendLimit
 	}
 	if srv.MaxLineLength <= 0 {
-		srv.MaxLineLength = DefaultMaxLineLength
+		srv.MaxLineLength = imapwire.DefaultMaxLineLength
 	}
 }
 
@@ -96,7 +98,10 @@ func (srv *Server) init() {
 // returns.
 func (srv *Server) Serve(l net.Listener) error {
 	srv.init()
-	srv.cmdOnce.Do(func() { srv.cmds = commandTable() })
+	srv.cmdOnce.Do(func() {
+		srv.cmds = commandTable()
+		srv.caps = capabilityList(srv.cmds)
+	})
 	srv.mu.Lock()
 	if srv.closing {
 		srv.mu.Unlock()

@@ -11,11 +11,10 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
@@ -51,6 +50,8 @@ type command struct {
 	// seqResponse: a non-UID form may not be followed by EXPUNGE
 	// responses (RFC 9051 §7.5.1: FETCH, STORE, SEARCH).
 	seqResponse bool
+	// caps: the capabilities the command brings (commands.go).
+	caps []capability
 }
 
 // status is a tagged (or BYE) reply other than a plain OK.
@@ -84,8 +85,8 @@ type session struct {
 
 	br  *bufio.Reader
 	bw  *bufio.Writer
-	dec *Decoder
-	enc *Encoder
+	dec *imapwire.Decoder
+	enc *imapwire.Encoder
 	// rawR and rawW are what br and bw sit on: the connection (through the
 	// write-deadline wrapper), later TLS and/or COMPRESS streams.
 	rawR io.Reader
@@ -134,8 +135,8 @@ func newSession(srv *Server, c net.Conn) *session {
 	s.rawW = &deadlineWriter{c: c, timeout: srv.WriteTimeout}
 	s.br = bufio.NewReaderSize(s.rawR, sessionBufSize)
 	s.bw = bufio.NewWriterSize(s.rawW, sessionBufSize)
-	s.dec = NewDecoder(s.br, s.continuation, DecoderOptions{MaxLineLength: srv.MaxLineLength, LiteralPlus: true})
-	s.enc = NewEncoder(s.bw)
+	s.dec = imapwire.NewDecoder(s.br, s.continuation, imapwire.DecoderOptions{MaxLineLength: srv.MaxLineLength, LiteralPlus: true})
+	s.enc = imapwire.NewEncoder(s.bw)
 	return s
 }
 
@@ -289,7 +290,7 @@ func (s *session) readCommand() bool {
 	tag, err := s.dec.ReadTag()
 	s.waiting.Store(false)
 	if err != nil {
-		if IsProtocolError(err) {
+		if imapwire.IsProtocolError(err) {
 			return s.untaggedBad(err)
 		}
 		s.endOnReadError(err)
@@ -375,9 +376,9 @@ func (s *session) afterError(tag, name string, err error) bool {
 			return false
 		}
 		s.tagged(tag, st)
-	case IsProtocolError(err):
+	case imapwire.IsProtocolError(err):
 		s.badCommands++
-		var tb *LiteralTooBigError
+		var tb *imapwire.LiteralTooBigError
 		code := ""
 		if errors.As(err, &tb) {
 			code = "TOOBIG"
@@ -467,32 +468,7 @@ func (s *session) serverBug(err error) error {
 // ctx is the context for store calls of this session.
 func (s *session) ctx() context.Context { return context.Background() }
 
-// capabilities lists what the server offers in the current state.
-func (s *session) capabilities() string {
-	var b strings.Builder
-	b.WriteString("IMAP4rev1 IMAP4rev2")
-	if s.state == stateNotAuth {
-		if s.srv.TLSConfig != nil && !s.isTLS {
-			b.WriteString(" STARTTLS")
-		}
-		if s.plaintextAllowed() {
-			b.WriteString(" AUTH=PLAIN AUTH=LOGIN")
-		} else {
-			b.WriteString(" LOGINDISABLED")
-		}
-	}
-	b.WriteString(" SASL-IR LITERAL+ ID ENABLE IDLE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE" +
-		" LIST-EXTENDED LIST-STATUS STATUS=SIZE UIDPLUS MOVE ESEARCH SEARCHRES CONDSTORE QRESYNC SORT" +
-		" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE MULTIAPPEND BINARY OBJECTID" +
-		" PREVIEW SAVEDATE UTF8=ACCEPT APPENDLIMIT=")
-	b.WriteString(strconv.FormatInt(s.srv.AppendLimit, 10))
-	if !s.compressed {
-		b.WriteString(" COMPRESS=DEFLATE")
-	}
-	return b.String()
-}
-
 func isMailboxNameError(err error) bool {
-	var ne *MailboxNameError
+	var ne *imapwire.MailboxNameError
 	return errors.As(err, &ne)
 }

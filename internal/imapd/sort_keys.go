@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/message"
+	"github.com/jodmai/jodmai/internal/message/mimetext"
+	"github.com/jodmai/jodmai/internal/message/thread"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -26,9 +29,9 @@ type sortItem struct {
 }
 
 // sortNeedsEnvelope reports whether a criterion reads the envelope.
-func sortNeedsEnvelope(cs []SortCriterion) bool {
+func sortNeedsEnvelope(cs []imapwire.SortCriterion) bool {
 	for _, c := range cs {
-		if c.Key != SortArrival && c.Key != SortSize {
+		if c.Key != imapwire.SortArrival && c.Key != imapwire.SortSize {
 			return true
 		}
 	}
@@ -82,7 +85,7 @@ func sortDisplay(l []message.Address) string {
 	if a == nil {
 		return ""
 	}
-	name := strings.TrimSpace(searchDecodeHeader(a.Name))
+	name := strings.TrimSpace(mimetext.DecodeHeader(a.Name))
 	if name == "" {
 		name = a.Mailbox + "@" + a.Host
 	}
@@ -102,7 +105,7 @@ func sortSentDate(env *message.Envelope, internal time.Time) time.Time {
 
 // sortMessages orders msgs (UID order) by the criteria; ties, as RFC 5256
 // §3 requires, go by sequence number.
-func (s *session) sortMessages(msgs []store.Message, criteria []SortCriterion) ([]sortItem, error) {
+func (s *session) sortMessages(msgs []store.Message, criteria []imapwire.SortCriterion) ([]sortItem, error) {
 	items := make([]sortItem, len(msgs))
 	for i, m := range msgs {
 		items[i] = sortItem{m: m, seq: s.sel.seqOf(m.UID)}
@@ -120,20 +123,20 @@ func (s *session) sortMessages(msgs []store.Message, criteria []SortCriterion) (
 			}
 			for _, c := range criteria {
 				switch c.Key {
-				case SortDate:
+				case imapwire.SortDate:
 					it.sent = sortSentDate(env, it.m.InternalDate)
-				case SortSubject:
-					base, _ := sortBaseSubject(env.Subject)
+				case imapwire.SortSubject:
+					base, _ := thread.BaseSubject(env.Subject)
 					it.subject = sortUpperASCII(base)
-				case SortFrom:
+				case imapwire.SortFrom:
 					it.from = sortMailbox(env.From)
-				case SortTo:
+				case imapwire.SortTo:
 					it.to = sortMailbox(env.To)
-				case SortCc:
+				case imapwire.SortCc:
 					it.cc = sortMailbox(env.Cc)
-				case SortDisplayFrom:
+				case imapwire.SortDisplayFrom:
 					it.dfrom = sortDisplay(env.From)
-				case SortDisplayTo:
+				case imapwire.SortDisplayTo:
 					it.dto = sortDisplay(env.To)
 				}
 			}
@@ -143,23 +146,23 @@ func (s *session) sortMessages(msgs []store.Message, criteria []SortCriterion) (
 		for _, c := range criteria {
 			var r int
 			switch c.Key {
-			case SortArrival:
+			case imapwire.SortArrival:
 				r = a.m.InternalDate.Compare(b.m.InternalDate)
-			case SortDate:
+			case imapwire.SortDate:
 				r = a.sent.Compare(b.sent)
-			case SortSize:
+			case imapwire.SortSize:
 				r = cmp.Compare(a.m.Size, b.m.Size)
-			case SortSubject:
+			case imapwire.SortSubject:
 				r = strings.Compare(a.subject, b.subject)
-			case SortFrom:
+			case imapwire.SortFrom:
 				r = strings.Compare(a.from, b.from)
-			case SortTo:
+			case imapwire.SortTo:
 				r = strings.Compare(a.to, b.to)
-			case SortCc:
+			case imapwire.SortCc:
 				r = strings.Compare(a.cc, b.cc)
-			case SortDisplayFrom:
+			case imapwire.SortDisplayFrom:
 				r = strings.Compare(a.dfrom, b.dfrom)
-			case SortDisplayTo:
+			case imapwire.SortDisplayTo:
 				r = strings.Compare(a.dto, b.dto)
 			}
 			if c.Reverse {

@@ -17,6 +17,11 @@
 //     them; DecodeHeader decodes for display and search.
 //
 // This package does no I/O of its own beyond the reader and writer it is given.
+//
+// Beside it: package message/mimetext turns MIME parts and header words into
+// plain UTF-8 text (transfer encodings, charsets, HTML, previews), and
+// package message/thread groups messages by RFC 5256 base subject and
+// references.
 package message
 
 // Limits applied by Parse so that hostile messages cost bounded memory and

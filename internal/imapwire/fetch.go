@@ -1,4 +1,4 @@
-package imapd
+package imapwire
 
 // FETCH arguments: RFC 9051 §6.4.5 and §9 (fetch-att, section, partial),
 // RFC 3501 §6.4.5 (RFC822.*), RFC 3516 (BINARY), RFC 7162 (MODSEQ,

@@ -1,18 +1,22 @@
-package imapd
+package thread
 
 // Base subject extraction, RFC 5256 §2.1, shared by SORT SUBJECT and both
 // THREAD algorithms.
 
-import "strings"
+import (
+	"strings"
 
-// sortBaseSubject returns the base subject of a raw Subject header value
+	"github.com/jodmai/jodmai/internal/message/mimetext"
+)
+
+// BaseSubject returns the base subject of a raw Subject header value
 // and whether extraction removed a reply or forward marker ("Re:",
 // "Fwd:", a "(fwd)" trailer or a "[fwd: ...]" wrapper), which the
 // REFERENCES algorithm needs (RFC 5256 §2.1 notes).
-func sortBaseSubject(raw string) (base string, reply bool) {
+func BaseSubject(raw string) (base string, reply bool) {
 	// (1) Decode RFC 2047 words, turn tabs and line breaks into spaces and
 	// collapse runs of spaces.
-	s := searchDecodeHeader(raw)
+	s := mimetext.DecodeHeader(raw)
 	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' || r == '\n' }), " ")
 	for {
 		// (2) Remove trailers: "(fwd)" and white space, repeatedly.
@@ -30,12 +34,12 @@ func sortBaseSubject(raw string) (base string, reply bool) {
 		// (3)-(5) Remove leaders and blobs until none is left.
 		for {
 			changed := false
-			if t, refwd := sortTrimLeader(s); t != s {
+			if t, refwd := trimLeader(s); t != s {
 				s, changed = t, true
 				reply = reply || refwd
 			}
 			// (4) A leading blob goes if something remains after it.
-			if rest, ok := sortTrimBlob(s); ok && rest != "" {
+			if rest, ok := trimBlob(s); ok && rest != "" {
 				s, changed = rest, true
 			}
 			if !changed {
@@ -52,20 +56,20 @@ func sortBaseSubject(raw string) (base string, reply bool) {
 	}
 }
 
-// sortTrimLeader removes one subj-leader from the start of s:
+// trimLeader removes one subj-leader from the start of s:
 //
 //	subj-leader = (*subj-blob subj-refwd) / WSP
 //	subj-refwd  = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"
 //
 // and reports whether it was a subj-refwd.
-func sortTrimLeader(s string) (string, bool) {
+func trimLeader(s string) (string, bool) {
 	if s != "" && (s[0] == ' ' || s[0] == '\t') {
 		return strings.TrimLeft(s, " \t"), false
 	}
 	// Blobs may come before the "re:".
 	t := s
 	for {
-		rest, ok := sortTrimBlob(t)
+		rest, ok := trimBlob(t)
 		if !ok {
 			break
 		}
@@ -81,7 +85,7 @@ func sortTrimLeader(s string) (string, bool) {
 		return s, false
 	}
 	t = strings.TrimLeft(t[n:], " \t")
-	if rest, ok := sortTrimBlob(t); ok {
+	if rest, ok := trimBlob(t); ok {
 		t = rest
 	}
 	if t == "" || t[0] != ':' {
@@ -90,9 +94,9 @@ func sortTrimLeader(s string) (string, bool) {
 	return t[1:], true
 }
 
-// sortTrimBlob removes one subj-blob = "[" *BLOBCHAR "]" *WSP from the
+// trimBlob removes one subj-blob = "[" *BLOBCHAR "]" *WSP from the
 // start of s; BLOBCHAR is anything but "[" and "]".
-func sortTrimBlob(s string) (string, bool) {
+func trimBlob(s string) (string, bool) {
 	if s == "" || s[0] != '[' {
 		return s, false
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 )
 
@@ -21,8 +22,8 @@ import (
 // per command: LIST must be fast (RFC 9051 §6.3.9), and one indexed query
 // over the mailboxes table is.
 
-// mboxListEntry is one name a LIST may report.
-type mboxListEntry struct {
+// mailboxListEntry is one name a LIST may report.
+type mailboxListEntry struct {
 	name string
 	mb   *store.Mailbox // nil: a level of hierarchy with no mailbox
 	// subscribed: the name is subscribed (it may have no mailbox: a
@@ -35,8 +36,8 @@ type mboxListEntry struct {
 	meetsBelow, meetsBelowUnlisted bool
 }
 
-// mboxListOrder sorts INBOX first, then by name.
-func mboxListOrder(a, b string) int {
+// mailboxListOrder sorts INBOX first, then by name.
+func mailboxListOrder(a, b string) int {
 	if a == "INBOX" || b == "INBOX" {
 		switch {
 		case a == b:
@@ -50,11 +51,11 @@ func mboxListOrder(a, b string) int {
 	return cmp.Compare(a, b)
 }
 
-// mboxParents calls fn for each proper ancestor of name ("a" and "a/b" for
+// mailboxParents calls fn for each proper ancestor of name ("a" and "a/b" for
 // "a/b/c").
-func mboxParents(name string, fn func(parent string)) {
+func mailboxParents(name string, fn func(parent string)) {
 	for i := 0; i < len(name); i++ {
-		if name[i] == Delimiter {
+		if name[i] == imapwire.Delimiter {
 			fn(name[:i])
 		}
 	}
@@ -72,17 +73,17 @@ func cmdList(s *session, tag, name string, uid bool) error {
 		s.enc.Atom(`* LIST (\Noselect) "/" ""`).CRLF()
 		return nil
 	}
-	return s.mboxList(c)
+	return s.listMailboxes(c)
 }
 
-// mboxList answers a LIST other than the delimiter query.
-func (s *session) mboxList(c *ListCommand) error {
+// listMailboxes answers a LIST other than the delimiter query.
+func (s *session) listMailboxes(c *imapwire.ListCommand) error {
 	var patterns []string
 	for _, p := range c.Patterns {
 		// RFC 9051 §6.3.9: in the extended syntax, empty patterns are
 		// ignored.
 		if p != "" {
-			patterns = append(patterns, ListPattern(c.Reference, p))
+			patterns = append(patterns, imapwire.ListPattern(c.Reference, p))
 		}
 	}
 	if len(patterns) == 0 {
@@ -90,7 +91,7 @@ func (s *session) mboxList(c *ListCommand) error {
 	}
 	matches := func(name string) bool {
 		for _, p := range patterns {
-			if ListMatch(p, name) {
+			if imapwire.ListMatch(p, name) {
 				return true
 			}
 		}
@@ -104,23 +105,23 @@ func (s *session) mboxList(c *ListCommand) error {
 	// RFC 9051 §6.3.9: selection options are cumulative; SUBSCRIBED
 	// implies the SUBSCRIBED return option (§6.3.9.1), and RFC 6154 §3 has
 	// SPECIAL-USE do the same for its attributes (which are always sent).
-	selSub := c.Select&ListSelectSubscribed != 0
-	selUse := c.Select&ListSelectSpecialUse != 0
+	selSub := c.Select&imapwire.ListSelectSubscribed != 0
+	selUse := c.Select&imapwire.ListSelectSpecialUse != 0
 	selective := selSub || selUse
-	recursive := c.Select&ListSelectRecursiveMatch != 0
-	retSub := selSub || c.Return&ListReturnSubscribed != 0
-	meets := func(e *mboxListEntry) bool {
+	recursive := c.Select&imapwire.ListSelectRecursiveMatch != 0
+	retSub := selSub || c.Return&imapwire.ListReturnSubscribed != 0
+	meets := func(e *mailboxListEntry) bool {
 		if !selSub && e.mb == nil {
 			return false
 		}
 		return (!selSub || e.subscribed) && (!selUse || (e.mb != nil && e.mb.SpecialUse != ""))
 	}
 
-	entries := make(map[string]*mboxListEntry, len(mbs))
-	entry := func(name string) *mboxListEntry {
+	entries := make(map[string]*mailboxListEntry, len(mbs))
+	entry := func(name string) *mailboxListEntry {
 		e := entries[name]
 		if e == nil {
-			e = &mboxListEntry{name: name}
+			e = &mailboxListEntry{name: name}
 			entries[name] = e
 		}
 		return e
@@ -146,7 +147,7 @@ func (s *session) mboxList(c *ListCommand) error {
 			continue
 		}
 		meet, listed := meets(e), matches(e.name)
-		mboxParents(e.name, func(parent string) {
+		mailboxParents(e.name, func(parent string) {
 			p := entry(parent)
 			if e.mb != nil {
 				p.children = true
@@ -159,7 +160,7 @@ func (s *session) mboxList(c *ListCommand) error {
 	}
 
 	type line struct {
-		e         *mboxListEntry
+		e         *mailboxListEntry
 		attrs     []string
 		childInfo bool
 		status    bool // meets the criteria and exists: LIST-STATUS applies
@@ -185,7 +186,7 @@ func (s *session) mboxList(c *ListCommand) error {
 			case selective && recursive && e.meetsBelowUnlisted:
 				l.childInfo = true
 				l.attrs = []string{`\NonExistent`}
-			case !selective && !mboxListAnyBelowMatches(e.name, entries, matches):
+			case !selective && !mailboxListAnyBelowMatches(e.name, entries, matches):
 				l.attrs = []string{`\NonExistent`, `\HasChildren`}
 				if !c.Extended && !s.rev2 {
 					l.attrs = []string{`\Noselect`, `\HasChildren`}
@@ -199,23 +200,23 @@ func (s *session) mboxList(c *ListCommand) error {
 			// the criteria (examples 7 A1 and 8: also for a listed
 			// parent).
 			l.childInfo = recursive && e.meetsBelow
-			l.attrs = s.mboxAttrs(e, retSub)
+			l.attrs = s.mailboxAttrs(e, retSub)
 		case recursive && e.meetsBelowUnlisted:
 			// RFC 9051 §6.3.9.3 rule 2 and §6.3.9.6: a parent that does
 			// not meet the criteria is returned for its descendants, but
 			// only when one of them is not listed itself (servers SHOULD
 			// suppress redundant CHILDINFO).
 			l.childInfo = true
-			l.attrs = s.mboxAttrs(e, retSub)
+			l.attrs = s.mailboxAttrs(e, retSub)
 		default:
 			continue
 		}
 		lines = append(lines, l)
 	}
-	slices.SortFunc(lines, func(a, b line) int { return mboxListOrder(a.e.name, b.e.name) })
+	slices.SortFunc(lines, func(a, b line) int { return mailboxListOrder(a.e.name, b.e.name) })
 
 	var statuses map[int64]store.MailboxStatus
-	if c.Return&ListReturnStatus != 0 {
+	if c.Return&imapwire.ListReturnStatus != 0 {
 		var ids []int64
 		for _, l := range lines {
 			if l.status {
@@ -248,28 +249,28 @@ func (s *session) mboxList(c *ListCommand) error {
 		// RFC 5819 §2: the STATUS follows the mailbox's LIST response;
 		// none for a mailbox that does not meet the criteria (RFC 9051
 		// §6.3.9.8 example 11) or vanished meanwhile.
-		if st, ok := statuses[mboxEntryID(l.e)]; ok && l.status {
-			s.mboxWriteStatus(st, c.Status)
+		if st, ok := statuses[mailboxEntryID(l.e)]; ok && l.status {
+			s.writeMailboxStatus(st, c.Status)
 		}
 	}
-	if c.Return&ListReturnStatus != 0 {
-		s.mboxCondstoreByStatus(c.Status)
+	if c.Return&imapwire.ListReturnStatus != 0 {
+		s.condstoreByStatus(c.Status)
 	}
 	return nil
 }
 
-func mboxEntryID(e *mboxListEntry) int64 {
+func mailboxEntryID(e *mailboxListEntry) int64 {
 	if e.mb == nil {
 		return 0
 	}
 	return e.mb.ID
 }
 
-// mboxListAnyBelowMatches reports whether a name below parent matches the
+// mailboxListAnyBelowMatches reports whether a name below parent matches the
 // patterns (then listing the bare level adds nothing; RFC 9051 §6.3.9.8
 // example 10).
-func mboxListAnyBelowMatches(parent string, entries map[string]*mboxListEntry, matches func(string) bool) bool {
-	prefix := parent + string(Delimiter)
+func mailboxListAnyBelowMatches(parent string, entries map[string]*mailboxListEntry, matches func(string) bool) bool {
+	prefix := parent + string(imapwire.Delimiter)
 	for name, e := range entries {
 		if e.mb != nil && strings.HasPrefix(name, prefix) && matches(name) {
 			return true
@@ -278,8 +279,8 @@ func mboxListAnyBelowMatches(parent string, entries map[string]*mboxListEntry, m
 	return false
 }
 
-// mboxAttrs are the attributes of an existing mailbox's LIST response.
-func (s *session) mboxAttrs(e *mboxListEntry, subscribed bool) []string {
+// mailboxAttrs are the attributes of an existing mailbox's LIST response.
+func (s *session) mailboxAttrs(e *mailboxListEntry, subscribed bool) []string {
 	attrs := make([]string, 0, 3)
 	if e.children {
 		attrs = append(attrs, `\HasChildren`)
@@ -302,11 +303,7 @@ func cmdLsub(s *session, tag, name string, uid bool) error {
 	if err := s.dec.SP(); err != nil {
 		return err
 	}
-	raw, err := s.dec.ReadAString()
-	if err != nil {
-		return err
-	}
-	ref, err := s.dec.mailboxName(raw, false)
+	ref, err := s.dec.ReadReference()
 	if err != nil {
 		return err
 	}
@@ -324,7 +321,7 @@ func cmdLsub(s *session, tag, name string, uid bool) error {
 		s.enc.Atom(`* LSUB (\Noselect) "/" ""`).CRLF()
 		return nil
 	}
-	pattern := ListPattern(ref, pat)
+	pattern := imapwire.ListPattern(ref, pat)
 	mbs, err := s.acct.Mailboxes(s.ctx())
 	if err != nil {
 		return s.serverBug(err)
@@ -343,14 +340,14 @@ func cmdLsub(s *session, tag, name string, uid bool) error {
 	}
 	out := map[string]bool{} // name -> \Noselect
 	for name := range subscribed {
-		if ListMatch(pattern, name) {
+		if imapwire.ListMatch(pattern, name) {
 			// A subscribed name whose mailbox is gone cannot be
 			// selected.
 			out[name] = !exists[name]
 			continue
 		}
-		mboxParents(name, func(parent string) {
-			if !subscribed[parent] && ListMatch(pattern, parent) {
+		mailboxParents(name, func(parent string) {
+			if !subscribed[parent] && imapwire.ListMatch(pattern, parent) {
 				out[parent] = true
 			}
 		})
@@ -359,7 +356,7 @@ func cmdLsub(s *session, tag, name string, uid bool) error {
 	for n := range out {
 		names = append(names, n)
 	}
-	slices.SortFunc(names, mboxListOrder)
+	slices.SortFunc(names, mailboxListOrder)
 	for _, n := range names {
 		if out[n] {
 			s.enc.Atom(`* LSUB (\Noselect) "/" `)

@@ -1,7 +1,7 @@
-package imapd
+package mimetext
 
 // Turning a text part into plain UTF-8 text, for PREVIEW (RFC 8970) and
-// the BODY/TEXT searches: transfer decoding (fetch_decode.go), charset
+// the BODY/TEXT searches: transfer decoding (cte.go), charset
 // conversion, and HTML tag removal, all streaming.
 
 import (
@@ -17,10 +17,10 @@ import (
 	"github.com/jodmai/jodmai/internal/message"
 )
 
-// fetchCharsetReader converts r from the MIME charset cs to UTF-8. UTF-8,
+// CharsetReader converts r from the MIME charset cs to UTF-8. UTF-8,
 // US-ASCII and unknown charsets pass through unchanged (invalid UTF-8 is
 // the consumer's to replace).
-func fetchCharsetReader(cs string, r io.Reader) io.Reader {
+func CharsetReader(cs string, r io.Reader) io.Reader {
 	switch strings.ToLower(strings.TrimSpace(cs)) {
 	case "", "utf-8", "utf8", "us-ascii", "ascii", "unknown-8bit", "x-unknown":
 		return r
@@ -31,24 +31,24 @@ func fetchCharsetReader(cs string, r io.Reader) io.Reader {
 	return r
 }
 
-// fetchTextReader returns the text of a text/* part as UTF-8: r holds the
+// TextReader returns the text of a text/* part as UTF-8: r holds the
 // part's body as stored; HTML loses its markup.
-func fetchTextReader(p *message.Part, r io.Reader) io.Reader {
-	dec, ok := fetchCTEReader(p.Encoding, r)
+func TextReader(p *message.Part, r io.Reader) io.Reader {
+	dec, ok := CTEReader(p.Encoding, r)
 	if !ok {
 		dec = r
 	}
-	text := fetchCharsetReader(p.Param("charset"), dec)
+	text := CharsetReader(p.Param("charset"), dec)
 	if p.MediaSubtype == "html" {
-		return newFetchHTMLText(text)
+		return newHTMLText(text)
 	}
 	return text
 }
 
-// fetchHTMLText strips HTML markup from a stream: tags go (block-level ones
+// htmlText strips HTML markup from a stream: tags go (block-level ones
 // become a space), comments, <script> and <style> content go, character
 // references are decoded.
-type fetchHTMLText struct {
+type htmlText struct {
 	r   *bufio.Reader
 	out []byte
 	eof bool
@@ -56,22 +56,22 @@ type fetchHTMLText struct {
 	skipUntil string
 }
 
-func newFetchHTMLText(r io.Reader) *fetchHTMLText {
-	return &fetchHTMLText{r: bufio.NewReaderSize(r, 4096)}
+func newHTMLText(r io.Reader) *htmlText {
+	return &htmlText{r: bufio.NewReaderSize(r, 4096)}
 }
 
-// fetchHTMLBlockTags become a space, so words in separate blocks do not run
+// htmlBlockTags become a space, so words in separate blocks do not run
 // together.
-var fetchHTMLBlockTags = map[string]bool{
+var htmlBlockTags = map[string]bool{
 	"br": true, "p": true, "div": true, "tr": true, "td": true, "th": true, "li": true, "ul": true, "ol": true,
 	"table": true, "h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true, "hr": true,
 	"blockquote": true, "pre": true, "title": true, "section": true, "article": true, "header": true, "footer": true,
 }
 
-// fetchHTMLMaxToken bounds a tag name or character reference looked at.
-const fetchHTMLMaxToken = 32
+// htmlMaxToken bounds a tag name or character reference looked at.
+const htmlMaxToken = 32
 
-func (h *fetchHTMLText) Read(p []byte) (int, error) {
+func (h *htmlText) Read(p []byte) (int, error) {
 	for len(h.out) == 0 {
 		if h.eof {
 			return 0, io.EOF
@@ -83,7 +83,7 @@ func (h *fetchHTMLText) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (h *fetchHTMLText) step() {
+func (h *htmlText) step() {
 	h.out = h.out[:0]
 	c, err := h.r.ReadByte()
 	if err != nil {
@@ -109,12 +109,12 @@ func (h *fetchHTMLText) step() {
 		switch {
 		case name == "script" || name == "style":
 			h.skipUntil = "</" + name
-		case fetchHTMLBlockTags[strings.TrimPrefix(name, "/")]:
+		case htmlBlockTags[strings.TrimPrefix(name, "/")]:
 			h.out = append(h.out, ' ')
 		}
 	case '&':
 		ref := []byte{'&'}
-		for len(ref) < fetchHTMLMaxToken {
+		for len(ref) < htmlMaxToken {
 			b, err := h.r.Peek(1)
 			if err != nil {
 				break
@@ -138,15 +138,15 @@ func (h *fetchHTMLText) step() {
 }
 
 // peekFold reports whether the next bytes are s, ignoring ASCII case.
-func (h *fetchHTMLText) peekFold(s string) bool {
+func (h *htmlText) peekFold(s string) bool {
 	b, _ := h.r.Peek(len(s))
 	return len(b) == len(s) && strings.EqualFold(string(b), s)
 }
 
 // tagName reads the (lower-cased) name after "<", "/" included.
-func (h *fetchHTMLText) tagName() string {
+func (h *htmlText) tagName() string {
 	var b []byte
-	for len(b) < fetchHTMLMaxToken {
+	for len(b) < htmlMaxToken {
 		p, err := h.r.Peek(1)
 		if err != nil {
 			break
@@ -165,7 +165,7 @@ func (h *fetchHTMLText) tagName() string {
 }
 
 // skipTag skips to the ">" that ends a tag, over quoted attribute values.
-func (h *fetchHTMLText) skipTag() {
+func (h *htmlText) skipTag() {
 	var quote byte
 	for {
 		c, err := h.r.ReadByte()
@@ -185,7 +185,7 @@ func (h *fetchHTMLText) skipTag() {
 	}
 }
 
-func (h *fetchHTMLText) skipComment() {
+func (h *htmlText) skipComment() {
 	dashes := 0
 	for {
 		c, err := h.r.ReadByte()
@@ -205,17 +205,17 @@ func (h *fetchHTMLText) skipComment() {
 
 // Preview (RFC 8970).
 const (
-	// fetchPreviewChars is the preview length in characters; RFC 8970
+	// previewChars is the preview length in characters; RFC 8970
 	// §3.1 caps it at 256.
-	fetchPreviewChars = 200
-	// fetchPreviewRead bounds how much of the part is read for it.
-	fetchPreviewRead = 64 << 10
+	previewChars = 200
+	// previewRead bounds how much of the part is read for it.
+	previewRead = 64 << 10
 )
 
-// fetchPreviewPart picks the part a preview is made of: the first
+// previewPart picks the part a preview is made of: the first
 // text/plain part that is not an attachment, else the first such text/html
 // part. Embedded messages are attachments and not looked into.
-func fetchPreviewPart(root *message.Part) *message.Part {
+func previewPart(root *message.Part) *message.Part {
 	var plain, htmlPart *message.Part
 	var walk func(p *message.Part)
 	walk = func(p *message.Part) {
@@ -247,21 +247,21 @@ func fetchPreviewPart(root *message.Part) *message.Part {
 	return htmlPart
 }
 
-// fetchPreview makes the PREVIEW text of a message: the start of its main
-// text, decoded, white space collapsed, at most fetchPreviewChars
+// Preview makes the PREVIEW text of a message: the start of its main
+// text, decoded, white space collapsed, at most previewChars
 // characters. A message without text gives "".
-func fetchPreview(root *message.Part, ra io.ReaderAt, size int64) (string, error) {
-	p := fetchPreviewPart(root)
+func Preview(root *message.Part, ra io.ReaderAt, size int64) (string, error) {
+	p := previewPart(root)
 	if p == nil {
 		return "", nil
 	}
-	off, n := fetchClamp(p.BodyStart, p.End-p.BodyStart, size)
-	src := &fetchErrReader{r: io.NewSectionReader(ra, off, min(n, fetchPreviewRead))}
-	text := bufio.NewReaderSize(fetchTextReader(p, src), 4096)
+	off, n := clamp(p.BodyStart, p.End-p.BodyStart, size)
+	src := &ErrReader{R: io.NewSectionReader(ra, off, min(n, previewRead))}
+	text := bufio.NewReaderSize(TextReader(p, src), 4096)
 	var b strings.Builder
 	chars := 0
 	space := false
-	for chars < fetchPreviewChars {
+	for chars < previewChars {
 		r, size, err := text.ReadRune()
 		if err != nil {
 			break
@@ -277,12 +277,21 @@ func fetchPreview(root *message.Part, ra io.ReaderAt, size int64) (string, error
 			b.WriteByte(' ')
 			chars++
 			space = false
-			if chars == fetchPreviewChars {
+			if chars == previewChars {
 				break
 			}
 		}
 		b.WriteRune(r)
 		chars++
 	}
-	return b.String(), src.err
+	return b.String(), src.Err
+}
+
+// clamp bounds [off, off+n) to a message of size bytes, so that a stored
+// structure that disagrees with its file can never make a read reach past
+// the file (imapd's fetchClamp).
+func clamp(off, n, size int64) (int64, int64) {
+	off = max(0, min(off, size))
+	n = max(0, min(n, size-off))
+	return off, n
 }

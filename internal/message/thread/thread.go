@@ -1,7 +1,6 @@
-package imapd
+package thread
 
-// THREAD (RFC 5256 §3): the ORDEREDSUBJECT and REFERENCES algorithms, on
-// plain data so they can be tested without a mailbox.
+// THREAD (RFC 5256 §3): the ORDEREDSUBJECT and REFERENCES algorithms.
 
 import (
 	"cmp"
@@ -11,28 +10,29 @@ import (
 	"time"
 )
 
-// threadMsg is one message as the threading algorithms see it.
-type threadMsg struct {
-	num   uint32 // what the response names: sequence number or UID
-	seq   uint32 // sequence number, the final tie-break
-	sent  time.Time
-	base  string // base subject, i;ascii-casemap form
-	reply bool   // the subject had a reply/forward marker
-	msgID string // "" when missing or invalid
-	refs  []string
+// Msg is one message as the threading algorithms see it.
+type Msg struct {
+	Num   uint32 // what the response names: sequence number or UID
+	Seq   uint32 // sequence number, the final tie-break
+	Sent  time.Time
+	Base  string // base subject, i;ascii-casemap form
+	Reply bool   // the subject had a reply/forward marker
+	MsgID string // "" when missing or invalid
+	Refs  []string
 }
 
-// threadNode is a container of the thread tree; msg is nil for a dummy.
-type threadNode struct {
-	msg      *threadMsg
-	parent   *threadNode
-	children []*threadNode
+// Node is a container of the thread tree (a message, or a dummy that
+// stands for one that is referenced but absent); Append writes a tree.
+type Node struct {
+	msg      *Msg
+	parent   *Node
+	children []*Node
 }
 
-// threadParseIDs returns the message ids ("<...>", brackets removed) in a
+// ParseIDs returns the message ids ("<...>", brackets removed) in a
 // References, In-Reply-To or Message-ID value; folding white space inside
 // an id is removed, empty ids are skipped.
-func threadParseIDs(v string) []string {
+func ParseIDs(v string) []string {
 	var out []string
 	for {
 		i := strings.IndexByte(v, '<')
@@ -55,9 +55,9 @@ func threadParseIDs(v string) []string {
 	}
 }
 
-// threadDate is the sort date of a container: its message's, or for a
+// firstMsg is the message that dates a container: its own, or for a
 // dummy its first child's.
-func threadFirstMsg(n *threadNode) *threadMsg {
+func firstMsg(n *Node) *Msg {
 	for n != nil {
 		if n.msg != nil {
 			return n.msg
@@ -70,56 +70,56 @@ func threadFirstMsg(n *threadNode) *threadMsg {
 	return nil
 }
 
-func threadCompare(a, b *threadNode) int {
-	ma, mb := threadFirstMsg(a), threadFirstMsg(b)
+func compare(a, b *Node) int {
+	ma, mb := firstMsg(a), firstMsg(b)
 	if ma == nil || mb == nil {
 		return 0
 	}
-	if r := ma.sent.Compare(mb.sent); r != 0 {
+	if r := ma.Sent.Compare(mb.Sent); r != 0 {
 		return r
 	}
-	return cmp.Compare(ma.seq, mb.seq)
+	return cmp.Compare(ma.Seq, mb.Seq)
 }
 
-// threadSortTree sorts every set of siblings by sent date, deepest first
+// sortTree sorts every set of siblings by sent date, deepest first
 // (RFC 5256 §3 REFERENCES step 6), so a dummy sorts by its first child.
-func threadSortTree(nodes []*threadNode) {
+func sortTree(nodes []*Node) {
 	for _, n := range nodes {
-		threadSortTree(n.children)
+		sortTree(n.children)
 	}
-	slices.SortStableFunc(nodes, threadCompare)
+	slices.SortStableFunc(nodes, compare)
 }
 
-// threadOrderedSubject is ORDEREDSUBJECT: messages grouped by base
+// OrderedSubject is ORDEREDSUBJECT: messages grouped by base
 // subject; in each thread the first message (by sent date) is the parent
 // of all the others; threads ordered by their first message's date.
-func threadOrderedSubject(msgs []*threadMsg) []*threadNode {
+func OrderedSubject(msgs []*Msg) []*Node {
 	sorted := slices.Clone(msgs)
-	slices.SortStableFunc(sorted, func(a, b *threadMsg) int {
-		if r := strings.Compare(a.base, b.base); r != 0 {
+	slices.SortStableFunc(sorted, func(a, b *Msg) int {
+		if r := strings.Compare(a.Base, b.Base); r != 0 {
 			return r
 		}
-		if r := a.sent.Compare(b.sent); r != 0 {
+		if r := a.Sent.Compare(b.Sent); r != 0 {
 			return r
 		}
-		return cmp.Compare(a.seq, b.seq)
+		return cmp.Compare(a.Seq, b.Seq)
 	})
-	var roots []*threadNode
-	var cur *threadNode
+	var roots []*Node
+	var cur *Node
 	for _, m := range sorted {
-		if cur != nil && cur.msg.base == m.base {
-			cur.children = append(cur.children, &threadNode{msg: m, parent: cur})
+		if cur != nil && cur.msg.Base == m.Base {
+			cur.children = append(cur.children, &Node{msg: m, parent: cur})
 			continue
 		}
-		cur = &threadNode{msg: m}
+		cur = &Node{msg: m}
 		roots = append(roots, cur)
 	}
-	slices.SortStableFunc(roots, threadCompare)
+	slices.SortStableFunc(roots, compare)
 	return roots
 }
 
-// threadIsAncestor reports whether a is n or one of n's ancestors.
-func threadIsAncestor(a, n *threadNode) bool {
+// isAncestor reports whether a is n or one of n's ancestors.
+func isAncestor(a, n *Node) bool {
 	for ; n != nil; n = n.parent {
 		if n == a {
 			return true
@@ -128,32 +128,32 @@ func threadIsAncestor(a, n *threadNode) bool {
 	return false
 }
 
-func threadUnlink(n *threadNode) {
+func unlink(n *Node) {
 	if p := n.parent; p != nil {
-		p.children = slices.DeleteFunc(p.children, func(c *threadNode) bool { return c == n })
+		p.children = slices.DeleteFunc(p.children, func(c *Node) bool { return c == n })
 		n.parent = nil
 	}
 }
 
-// threadLink makes p the parent of c unless that would make a loop.
-func threadLink(p, c *threadNode) {
-	if threadIsAncestor(c, p) {
+// link makes p the parent of c unless that would make a loop.
+func link(p, c *Node) {
+	if isAncestor(c, p) {
 		return
 	}
-	threadUnlink(c)
+	unlink(c)
 	c.parent = p
 	p.children = append(p.children, c)
 }
 
-// threadReferences is the REFERENCES algorithm of RFC 5256 §3. msgs are in
+// References is the REFERENCES algorithm of RFC 5256 §3. msgs are in
 // sequence order.
-func threadReferences(msgs []*threadMsg) []*threadNode {
-	ids := map[string]*threadNode{}
-	var all []*threadNode // every container, in creation order
-	get := func(id string) *threadNode {
+func References(msgs []*Msg) []*Node {
+	ids := map[string]*Node{}
+	var all []*Node // every container, in creation order
+	get := func(id string) *Node {
 		n := ids[id]
 		if n == nil {
-			n = &threadNode{}
+			n = &Node{}
 			ids[id] = n
 			all = append(all, n)
 		}
@@ -161,46 +161,46 @@ func threadReferences(msgs []*threadMsg) []*threadNode {
 	}
 	// (1) Link messages along their references.
 	for _, m := range msgs {
-		var node *threadNode
+		var node *Node
 		// A missing or duplicate Message-ID gets a unique one: the node is
 		// simply not in the id table.
-		if m.msgID != "" {
-			if n := ids[m.msgID]; n == nil || n.msg == nil {
-				node = get(m.msgID)
+		if m.MsgID != "" {
+			if n := ids[m.MsgID]; n == nil || n.msg == nil {
+				node = get(m.MsgID)
 			}
 		}
 		if node == nil {
-			node = &threadNode{}
+			node = &Node{}
 			all = append(all, node)
 		}
 		node.msg = m
 		// (1A) Each reference is the parent of the next, unless the
 		// child already has a parent or a loop would result.
-		var prev *threadNode
-		for _, ref := range m.refs {
+		var prev *Node
+		for _, ref := range m.Refs {
 			r := get(ref)
-			if prev != nil && r.parent == nil && r != prev && !threadIsAncestor(r, prev) {
-				threadLink(prev, r)
+			if prev != nil && r.parent == nil && r != prev && !isAncestor(r, prev) {
+				link(prev, r)
 			}
 			prev = r
 		}
 		// (1B) The last reference is the message's parent (no parent
 		// without references), replacing a parent from a truncated
 		// References line, unless that would make a loop.
-		threadUnlink(node)
-		if prev != nil && prev != node && !threadIsAncestor(node, prev) {
-			threadLink(prev, node)
+		unlink(node)
+		if prev != nil && prev != node && !isAncestor(node, prev) {
+			link(prev, node)
 		}
 	}
 	// (2) The root set: containers without a parent.
-	var roots []*threadNode
+	var roots []*Node
 	for _, n := range all {
 		if n.parent == nil {
 			roots = append(roots, n)
 		}
 	}
 	// (3) Prune dummies.
-	roots = threadPrune(roots, true)
+	roots = prune(roots, true)
 	for _, r := range roots {
 		r.parent = nil
 	}
@@ -208,24 +208,24 @@ func threadReferences(msgs []*threadMsg) []*threadNode {
 	// its children are sorted).
 	for _, r := range roots {
 		if r.msg == nil {
-			slices.SortStableFunc(r.children, threadCompare)
+			slices.SortStableFunc(r.children, compare)
 		}
 	}
-	slices.SortStableFunc(roots, threadCompare)
+	slices.SortStableFunc(roots, compare)
 	// (5) Gather threads with the same base subject.
-	roots = threadGatherSubjects(roots)
+	roots = gatherSubjects(roots)
 	// (6) Sort every set of siblings.
-	threadSortTree(roots)
+	sortTree(roots)
 	return roots
 }
 
-// threadPrune removes dummies from a list of siblings (RFC 5256 §3 step 3):
+// prune removes dummies from a list of siblings (RFC 5256 §3 step 3):
 // a dummy without children goes; one with children is replaced by them,
 // except at the root when it has more than one.
-func threadPrune(nodes []*threadNode, root bool) []*threadNode {
-	var out []*threadNode
+func prune(nodes []*Node, root bool) []*Node {
+	var out []*Node
 	for _, n := range nodes {
-		n.children = threadPrune(n.children, false)
+		n.children = prune(n.children, false)
 		if n.msg == nil {
 			if len(n.children) == 0 {
 				continue
@@ -243,9 +243,9 @@ func threadPrune(nodes []*threadNode, root bool) []*threadNode {
 	return out
 }
 
-// threadSubject is the subject of a thread: its root message's base
+// subject is the subject of a thread: its root message's base
 // subject, or its first child's for a dummy.
-func threadSubject(n *threadNode) (string, *threadMsg) {
+func subject(n *Node) (string, *Msg) {
 	m := n.msg
 	if m == nil && len(n.children) > 0 {
 		m = n.children[0].msg
@@ -253,16 +253,16 @@ func threadSubject(n *threadNode) (string, *threadMsg) {
 	if m == nil {
 		return "", nil
 	}
-	return m.base, m
+	return m.Base, m
 }
 
-// threadGatherSubjects is RFC 5256 §3 step 5.
-func threadGatherSubjects(roots []*threadNode) []*threadNode {
+// gatherSubjects is RFC 5256 §3 step 5.
+func gatherSubjects(roots []*Node) []*Node {
 	// (5B) One container per subject: prefer a dummy, then a message
 	// that is not a reply.
-	table := map[string]*threadNode{}
+	table := map[string]*Node{}
 	for _, r := range roots {
-		subj, _ := threadSubject(r)
+		subj, _ := subject(r)
 		if subj == "" {
 			continue
 		}
@@ -270,12 +270,12 @@ func threadGatherSubjects(roots []*threadNode) []*threadNode {
 		switch {
 		case t == nil:
 			table[subj] = r
-		case t.msg != nil && (r.msg == nil || (t.msg.reply && !r.msg.reply)):
+		case t.msg != nil && (r.msg == nil || (t.msg.Reply && !r.msg.Reply)):
 			table[subj] = r
 		}
 	}
 	// (5C) Merge threads into the one in the table.
-	index := make(map[*threadNode]int, len(roots))
+	index := make(map[*Node]int, len(roots))
 	for i, r := range roots {
 		index[r] = i
 	}
@@ -283,7 +283,7 @@ func threadGatherSubjects(roots []*threadNode) []*threadNode {
 		if r == nil {
 			continue
 		}
-		subj, _ := threadSubject(r)
+		subj, _ := subject(r)
 		if subj == "" {
 			continue
 		}
@@ -300,11 +300,11 @@ func threadGatherSubjects(roots []*threadNode) []*threadNode {
 		case t.msg == nil:
 			r.parent = t
 			t.children = append(t.children, r)
-		case r.msg != nil && r.msg.reply && !t.msg.reply:
+		case r.msg != nil && r.msg.Reply && !t.msg.Reply:
 			r.parent = t
 			t.children = append(t.children, r)
 		default:
-			d := &threadNode{children: []*threadNode{t, r}}
+			d := &Node{children: []*Node{t, r}}
 			t.parent, r.parent = d, d
 			j := index[t]
 			roots[j] = d
@@ -313,27 +313,27 @@ func threadGatherSubjects(roots []*threadNode) []*threadNode {
 		}
 		roots[i] = nil
 	}
-	return slices.DeleteFunc(roots, func(n *threadNode) bool { return n == nil })
+	return slices.DeleteFunc(roots, func(n *Node) bool { return n == nil })
 }
 
-// threadAppend appends the thread-list form of roots (RFC 5256 §4):
+// Append appends the thread-list form of roots (RFC 5256 §4):
 // "(1 2 (3)(4 5))".
-func threadAppend(b []byte, roots []*threadNode) []byte {
+func Append(b []byte, roots []*Node) []byte {
 	for _, r := range roots {
 		b = append(b, '(')
-		b = threadAppendNode(b, r)
+		b = appendNode(b, r)
 		b = append(b, ')')
 	}
 	return b
 }
 
-// threadAppendNode writes a container and its descendants inside an open
+// appendNode writes a container and its descendants inside an open
 // parenthesis: a single child continues the list, several children each
 // get their own parenthesized list.
-func threadAppendNode(b []byte, n *threadNode) []byte {
+func appendNode(b []byte, n *Node) []byte {
 	for {
 		if n.msg != nil {
-			b = strconv.AppendUint(b, uint64(n.msg.num), 10)
+			b = strconv.AppendUint(b, uint64(n.msg.Num), 10)
 		}
 		switch len(n.children) {
 		case 0:
@@ -350,7 +350,7 @@ func threadAppendNode(b []byte, n *threadNode) []byte {
 		}
 		for _, c := range n.children {
 			b = append(b, '(')
-			b = threadAppendNode(b, c)
+			b = appendNode(b, c)
 			b = append(b, ')')
 		}
 		return b

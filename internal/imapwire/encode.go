@@ -1,4 +1,4 @@
-package imapd
+package imapwire
 
 // The wire layer's response encoder: the data formats of RFC 9051 §9 and
 // RFC 3501 §9 (atoms, numbers, strings, literals, flag lists, dates,
@@ -272,6 +272,10 @@ func appendString(b []byte, s string, utf8OK bool) []byte {
 	}
 	return append(b, '"')
 }
+
+// IsAtom reports whether s is an atom (RFC 9051 §9: 1*ATOM-CHAR), as a
+// flag keyword must be; Flags writes no other keyword.
+func IsAtom(s string) bool { return isAtom(s, &atomChars) }
 
 // Flags writes a flag list: the system flags in f, then the keywords (those
 // that are valid atoms; the store only holds such), then extra verbatim

@@ -1,4 +1,4 @@
-package imapd
+package imapwire
 
 // SEARCH, SORT and THREAD arguments: RFC 9051 §6.4.4 and RFC 3501 §6.4.4
 // (search keys), RFC 4731 and RFC 5182 (RETURN options, "$"), RFC 7162

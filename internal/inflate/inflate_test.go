@@ -1,4 +1,4 @@
-package imapd
+package inflate
 
 import (
 	"bufio"
@@ -28,7 +28,7 @@ var inflateZlibMessages = []string{
 func TestInflateZlibFlushes(t *testing.T) {
 	for _, v := range inflateZlibVectors {
 		pr, pw := io.Pipe()
-		z := newInflater(bufio.NewReader(pr))
+		z := NewReader(bufio.NewReader(pr))
 		for i, chunk := range v.chunks {
 			data, err := hex.DecodeString(chunk)
 			if err != nil {
@@ -71,7 +71,7 @@ func TestInflateRoundTrip(t *testing.T) {
 				rest = rest[n:]
 			}
 			w.Close()
-			z := newInflater(bufio.NewReaderSize(&inflateShortReader{r: &wire, rng: rng}, 16))
+			z := NewReader(bufio.NewReaderSize(&inflateShortReader{r: &wire, rng: rng}, 16))
 			var got bytes.Buffer
 			buf := make([]byte, 70000)
 			for {
@@ -135,7 +135,7 @@ func TestInflateCorrupt(t *testing.T) {
 	}
 	for name, in := range tests {
 		data, _ := hex.DecodeString(in)
-		z := newInflater(bufio.NewReader(bytes.NewReader(data)))
+		z := NewReader(bufio.NewReader(bytes.NewReader(data)))
 		_, err := io.ReadAll(z)
 		if err == nil {
 			t.Errorf("%s: no error", name)
@@ -164,7 +164,7 @@ func FuzzInflate(f *testing.F) {
 	f.Add(wire.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want, werr := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(data)), 1<<20))
-		got, gerr := io.ReadAll(io.LimitReader(newInflater(bufio.NewReader(bytes.NewReader(data))), 1<<20))
+		got, gerr := io.ReadAll(io.LimitReader(NewReader(bufio.NewReader(bytes.NewReader(data))), 1<<20))
 		if werr == nil && len(want) < 1<<20 {
 			if gerr != nil || !bytes.Equal(got, want) {
 				t.Fatalf("compress/flate decodes %d bytes; this decoder %d bytes, %v", len(want), len(got), gerr)
@@ -276,6 +276,10 @@ var inflateZlibVectors = []struct {
 	}},
 }
 
+// sessionBufSize is the size of the buffers an imapd session reads a
+// compressed connection through (imapd's compressBufSize).
+const sessionBufSize = 1024
+
 // BenchmarkInflate decodes mail-like text (an APPEND upload) through the
 // session's 1 KB buffers; compare BenchmarkInflateStdlib.
 func BenchmarkInflate(b *testing.B) { benchmarkInflate(b, false) }
@@ -291,12 +295,12 @@ func benchmarkInflate(b *testing.B, stdlib bool) {
 	b.SetBytes(int64(len(input)))
 	buf := make([]byte, 32<<10)
 	for b.Loop() {
-		src := bufio.NewReaderSize(bytes.NewReader(wire.Bytes()), compressBufSize)
-		var r io.Reader = newInflater(src)
+		src := bufio.NewReaderSize(bytes.NewReader(wire.Bytes()), sessionBufSize)
+		var r io.Reader = NewReader(src)
 		if stdlib {
 			r = flate.NewReader(src)
 		}
-		r = bufio.NewReaderSize(r, compressBufSize)
+		r = bufio.NewReaderSize(r, sessionBufSize)
 		for {
 			if _, err := r.Read(buf); err != nil {
 				break

@@ -1,4 +1,4 @@
-package imapd
+package imapwire
 
 // Arguments of STORE, LIST, STATUS, SELECT/EXAMINE, APPEND, ENABLE, ID,
 // AUTHENTICATE, COMPRESS and CREATE: RFC 9051 §6 and §9, RFC 7162
@@ -222,7 +222,7 @@ type StatusCommand struct {
 func (d *Decoder) ParseStatus() (*StatusCommand, error) {
 	var c StatusCommand
 	var err error
-	if c.Mailbox, err = d.spMailbox(); err != nil {
+	if c.Mailbox, err = d.SPMailbox(); err != nil {
 		return nil, err
 	}
 	if err := d.SP(); err != nil {
@@ -237,7 +237,9 @@ func (d *Decoder) ParseStatus() (*StatusCommand, error) {
 	return &c, nil
 }
 
-func (d *Decoder) spMailbox() (string, error) {
+// SPMailbox reads "SP mailbox": the mailbox argument of a command (see
+// ReadMailbox).
+func (d *Decoder) SPMailbox() (string, error) {
 	if err := d.SP(); err != nil {
 		return "", err
 	}
@@ -327,11 +329,7 @@ func (d *Decoder) ParseList() (*ListCommand, error) {
 			return nil, err
 		}
 	}
-	raw, err := d.ReadAString()
-	if err != nil {
-		return nil, err
-	}
-	if c.Reference, err = d.mailboxName(raw, false); err != nil {
+	if c.Reference, err = d.ReadReference(); err != nil {
 		return nil, err
 	}
 	if err := d.SP(); err != nil {
@@ -489,7 +487,7 @@ type QResync struct {
 func (d *Decoder) ParseSelect() (*SelectCommand, error) {
 	var c SelectCommand
 	var err error
-	if c.Mailbox, err = d.spMailbox(); err != nil {
+	if c.Mailbox, err = d.SPMailbox(); err != nil {
 		return nil, err
 	}
 	sp, err := d.AcceptSP()
@@ -613,7 +611,7 @@ type AppendMessage struct {
 // ParseAppendMailbox reads "SP mailbox" after APPEND. The session then
 // checks the mailbox (NO [TRYCREATE] before any continuation, RFC 9051
 // §6.3.12) and calls ReadAppendMessage.
-func (d *Decoder) ParseAppendMailbox() (string, error) { return d.spMailbox() }
+func (d *Decoder) ParseAppendMailbox() (string, error) { return d.SPMailbox() }
 
 // ReadAppendMessage reads one append-message up to its data:
 //
@@ -886,7 +884,7 @@ var specialUses = []string{`\All`, `\Archive`, `\Drafts`, `\Flagged`, `\Junk`, `
 func (d *Decoder) ParseCreate() (*CreateCommand, error) {
 	var c CreateCommand
 	var err error
-	if c.Mailbox, err = d.spMailbox(); err != nil {
+	if c.Mailbox, err = d.SPMailbox(); err != nil {
 		return nil, err
 	}
 	sp, err := d.AcceptSP()

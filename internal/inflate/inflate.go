@@ -1,14 +1,7 @@
-package imapd
-
-import (
-	"bufio"
-	"errors"
-	"io"
-)
-
-// The client-to-server half of COMPRESS=DEFLATE: a raw DEFLATE (RFC 1951)
-// decoder that hands out what it has decoded before it would wait for
-// more input.
+// Package inflate owns a raw DEFLATE (RFC 1951) decoder that hands out
+// what it has decoded before it would wait for more input: the
+// client-to-server half of IMAP COMPRESS=DEFLATE (RFC 4978), which imapd
+// wires into a session (cmd_compress.go, compress_deflate.go).
 //
 // compress/flate's reader does not do that: it returns decoded data only
 // at a stored block (what a zlib Z_SYNC_FLUSH ends with), when its window
@@ -24,9 +17,20 @@ import (
 // returns the output it has before reading from the connection. It keeps
 // the 32 KB window DEFLATE requires and small decoding tables: about 35 KB
 // per compressed session (the window and a 3.4 KB struct).
+//
+// Invariants: no input makes it panic or loop (FuzzInflate, which also
+// checks its output against compress/flate's); it never reads from its
+// source while it has decoded bytes to hand out.
+package inflate
 
-// errInflateCorrupt reports input that is not valid DEFLATE.
-var errInflateCorrupt = errors.New("imap: corrupt DEFLATE data from the client")
+import (
+	"bufio"
+	"errors"
+	"io"
+)
+
+// ErrCorrupt reports input that is not valid DEFLATE.
+var ErrCorrupt = errors.New("imap: corrupt DEFLATE data from the client")
 
 const (
 	inflateWindowSize = 1 << 15
@@ -58,7 +62,7 @@ func (h *inflateHuffman) build(lengths []uint8) error {
 	for n := 1; n <= inflateMaxBits; n++ {
 		left = left<<1 - int(h.count[n])
 		if left < 0 {
-			return errInflateCorrupt
+			return ErrCorrupt
 		}
 	}
 	var offs [inflateMaxBits + 2]uint16
@@ -107,9 +111,9 @@ const (
 	inflDone             // after the final block
 )
 
-// inflater decodes a raw DEFLATE stream read from src. It is an io.Reader
+// Reader decodes a raw DEFLATE stream read from src. It is an io.Reader
 // for the session's bufio.Reader.
-type inflater struct {
+type Reader struct {
 	src   *bufio.Reader
 	bits  uint64 // input bits not yet used, LSB first
 	nbits uint
@@ -130,12 +134,15 @@ type inflater struct {
 	rpos uint64 // bytes handed out
 }
 
-func newInflater(src *bufio.Reader) *inflater {
-	return &inflater{src: src, win: make([]byte, inflateWindowSize)}
+// NewReader returns a Reader of the raw DEFLATE stream in src. It reads
+// src only as far as src has buffered, except when it has nothing decoded
+// to hand out.
+func NewReader(src *bufio.Reader) *Reader {
+	return &Reader{src: src, win: make([]byte, inflateWindowSize)}
 }
 
 // fill adds buffered input bytes to the bit buffer without blocking.
-func (z *inflater) fill() {
+func (z *Reader) fill() {
 	for z.nbits <= 56 && z.src.Buffered() > 0 {
 		c, _ := z.src.ReadByte()
 		z.bits |= uint64(c) << z.nbits
@@ -145,7 +152,7 @@ func (z *inflater) fill() {
 
 // need makes n (<= 57) bits available, reading from the connection only if
 // block is set; it reports whether they are.
-func (z *inflater) need(n uint, block bool) bool {
+func (z *Reader) need(n uint, block bool) bool {
 	z.fill()
 	for z.nbits < n {
 		if !block {
@@ -165,7 +172,7 @@ func (z *inflater) need(n uint, block bool) bool {
 	return true
 }
 
-func (z *inflater) take(n uint) int {
+func (z *Reader) take(n uint) int {
 	v := int(z.bits & (1<<n - 1))
 	z.bits >>= n
 	z.nbits -= n
@@ -174,7 +181,7 @@ func (z *inflater) take(n uint) int {
 
 // decode reads one symbol of h from the available bits. ok is false when
 // more input is needed; err reports an invalid code.
-func (z *inflater) decode(h *inflateHuffman) (sym int, ok bool, err error) {
+func (z *Reader) decode(h *inflateHuffman) (sym int, ok bool, err error) {
 	if e := h.fast[z.bits&(1<<inflateFastBits-1)]; e != 0 {
 		n := uint(e & 15)
 		if n > z.nbits {
@@ -204,11 +211,11 @@ func (z *inflater) decode(h *inflateHuffman) (sym int, ok bool, err error) {
 		first = (first + count) << 1
 		code <<= 1
 	}
-	return 0, false, errInflateCorrupt
+	return 0, false, ErrCorrupt
 }
 
 // symbol decodes one symbol, reading from the connection if block is set.
-func (z *inflater) symbol(h *inflateHuffman, block bool) (int, bool) {
+func (z *Reader) symbol(h *inflateHuffman, block bool) (int, bool) {
 	for {
 		z.fill()
 		sym, ok, err := z.decode(h)
@@ -228,7 +235,7 @@ func (z *inflater) symbol(h *inflateHuffman, block bool) (int, bool) {
 // Read hands out decoded data. It decodes as much as the buffered input
 // and its window allow, and reads from the connection only when it has
 // nothing to hand out.
-func (z *inflater) Read(p []byte) (int, error) {
+func (z *Reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
@@ -244,7 +251,7 @@ func (z *inflater) Read(p []byte) (int, error) {
 }
 
 // copyOut copies decoded bytes not yet handed out into p.
-func (z *inflater) copyOut(p []byte) int {
+func (z *Reader) copyOut(p []byte) int {
 	avail := z.wpos - z.rpos
 	start := int(z.rpos & inflateWindowMask)
 	n := min(len(p), int(avail), inflateWindowSize-start)
@@ -257,7 +264,7 @@ func (z *inflater) copyOut(p []byte) int {
 // a step needs input that is not buffered. With block set and nothing
 // decoded yet, it waits for input instead; it then returns after the
 // first progress.
-func (z *inflater) step(block bool) {
+func (z *Reader) step(block bool) {
 	for z.err == nil {
 		// Never overwrite what the reader has not taken yet.
 		if z.wpos-z.rpos == inflateWindowSize {
@@ -310,7 +317,7 @@ func (z *inflater) step(block bool) {
 				z.sym = sym - 257
 				z.state = inflLenExtra
 			default:
-				z.err = errInflateCorrupt
+				z.err = ErrCorrupt
 			}
 		case inflLenExtra:
 			eb := inflateLenExtra[z.sym]
@@ -325,7 +332,7 @@ func (z *inflater) step(block bool) {
 				return
 			}
 			if sym >= 30 {
-				z.err = errInflateCorrupt
+				z.err = ErrCorrupt
 				return
 			}
 			z.sym = sym
@@ -337,7 +344,7 @@ func (z *inflater) step(block bool) {
 			}
 			z.dist = int(inflateDistBase[z.sym]) + z.take(eb)
 			if uint64(z.dist) > z.wpos {
-				z.err = errInflateCorrupt // refers to before the stream began
+				z.err = ErrCorrupt // refers to before the stream began
 				return
 			}
 			z.state = inflCopy
@@ -353,12 +360,12 @@ func (z *inflater) step(block bool) {
 	}
 }
 
-func (z *inflater) put(c byte) {
+func (z *Reader) put(c byte) {
 	z.win[z.wpos&inflateWindowMask] = c
 	z.wpos++
 }
 
-func (z *inflater) endBlock() {
+func (z *Reader) endBlock() {
 	if z.final {
 		z.state = inflDone
 	} else {
@@ -369,7 +376,7 @@ func (z *inflater) endBlock() {
 // header reads a block header (and a dynamic block's code tables),
 // waiting for input as needed: it runs only when there is no output to
 // hand out.
-func (z *inflater) header() {
+func (z *Reader) header() {
 	if !z.need(3, true) {
 		return
 	}
@@ -382,7 +389,7 @@ func (z *inflater) header() {
 		}
 		n, nn := z.take(16), z.take(16)
 		if n != ^nn&0xffff {
-			z.err = errInflateCorrupt
+			z.err = ErrCorrupt
 			return
 		}
 		z.n = n
@@ -395,7 +402,7 @@ func (z *inflater) header() {
 			z.state = inflSymbol
 		}
 	default:
-		z.err = errInflateCorrupt
+		z.err = ErrCorrupt
 	}
 }
 
@@ -403,7 +410,7 @@ func (z *inflater) header() {
 var inflateCLOrder = [19]uint8{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
 
 // dynamic reads the code tables of a dynamic Huffman block.
-func (z *inflater) dynamic() bool {
+func (z *Reader) dynamic() bool {
 	if !z.need(14, true) {
 		return false
 	}
@@ -411,7 +418,7 @@ func (z *inflater) dynamic() bool {
 	ndist := z.take(5) + 1
 	ncode := z.take(4) + 4
 	if nlen > 286 || ndist > 30 {
-		z.err = errInflateCorrupt
+		z.err = ErrCorrupt
 		return false
 	}
 	var lengths [320]uint8
@@ -431,7 +438,7 @@ func (z *inflater) dynamic() bool {
 		sym, ok := z.symbol(&cl, true)
 		if !ok {
 			if z.err == nil {
-				z.err = errInflateCorrupt
+				z.err = ErrCorrupt
 			}
 			return false
 		}
@@ -445,7 +452,7 @@ func (z *inflater) dynamic() bool {
 		switch sym {
 		case 16:
 			if i == 0 {
-				z.err = errInflateCorrupt
+				z.err = ErrCorrupt
 				return false
 			}
 			if !z.need(2, true) {
@@ -464,7 +471,7 @@ func (z *inflater) dynamic() bool {
 			rep = 11 + z.take(7)
 		}
 		if i+rep > nlen+ndist {
-			z.err = errInflateCorrupt
+			z.err = ErrCorrupt
 			return false
 		}
 		for range rep {
@@ -473,7 +480,7 @@ func (z *inflater) dynamic() bool {
 		}
 	}
 	if lengths[256] == 0 { // no end-of-block code
-		z.err = errInflateCorrupt
+		z.err = ErrCorrupt
 		return false
 	}
 	if err := z.litCode.build(lengths[:nlen]); err != nil {

@@ -1,4 +1,4 @@
-package imapd
+package mimetext
 
 // Content-Transfer-Encoding decoding (RFC 2045 §6) as streams, for BINARY
 // (RFC 3516), PREVIEW (RFC 8970) and the text searches. The decoders are
@@ -12,23 +12,23 @@ import (
 	"strings"
 )
 
-// fetchCTEReader returns a reader of r decoded from the transfer encoding
+// CTEReader returns a reader of r decoded from the transfer encoding
 // enc (upper case, as message.Part keeps it), or ok=false for an encoding
 // jodmai does not know (RFC 3516 §4.3: [UNKNOWN-CTE]).
-func fetchCTEReader(enc string, r io.Reader) (io.Reader, bool) {
+func CTEReader(enc string, r io.Reader) (io.Reader, bool) {
 	switch strings.ToUpper(enc) {
 	case "", "7BIT", "8BIT", "BINARY":
 		return r, true
 	case "BASE64":
-		return &fetchBase64Reader{r: fetchByteReader(r)}, true
+		return &base64Reader{r: byteReader(r)}, true
 	case "QUOTED-PRINTABLE":
-		return &fetchQPReader{r: fetchByteReader(r)}, true
+		return &qpReader{r: byteReader(r)}, true
 	}
 	return nil, false
 }
 
-// fetchKnownCTE reports whether fetchCTEReader can decode enc.
-func fetchKnownCTE(enc string) bool {
+// KnownCTE reports whether CTEReader can decode enc.
+func KnownCTE(enc string) bool {
 	switch strings.ToUpper(enc) {
 	case "", "7BIT", "8BIT", "BINARY", "BASE64", "QUOTED-PRINTABLE":
 		return true
@@ -36,31 +36,31 @@ func fetchKnownCTE(enc string) bool {
 	return false
 }
 
-func fetchByteReader(r io.Reader) *bufio.Reader {
+func byteReader(r io.Reader) *bufio.Reader {
 	if br, ok := r.(*bufio.Reader); ok {
 		return br
 	}
 	return bufio.NewReaderSize(r, 4096)
 }
 
-// fetchErrReader remembers the first error of r other than EOF, so that a
+// ErrReader remembers the first error of r other than EOF, so that a
 // caller whose decoders stop quietly at any error can still tell a read
 // failure of the message file from the end of the data.
-type fetchErrReader struct {
-	r   io.Reader
-	err error
+type ErrReader struct {
+	R   io.Reader // the data
+	Err error     // the first error of R other than io.EOF
 }
 
-func (e *fetchErrReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF && e.err == nil {
-		e.err = err
+func (e *ErrReader) Read(p []byte) (int, error) {
+	n, err := e.R.Read(p)
+	if err != nil && err != io.EOF && e.Err == nil {
+		e.Err = err
 	}
 	return n, err
 }
 
-// fetchBase64Values maps a base64 alphabet byte to its value, 0xff for others.
-var fetchBase64Values = func() (t [256]byte) {
+// base64Values maps a base64 alphabet byte to its value, 0xff for others.
+var base64Values = func() (t [256]byte) {
 	for i := range t {
 		t[i] = 0xff
 	}
@@ -71,10 +71,10 @@ var fetchBase64Values = func() (t [256]byte) {
 	return t
 }()
 
-// fetchBase64Reader decodes base64 (RFC 2045 §6.8): characters outside
+// base64Reader decodes base64 (RFC 2045 §6.8): characters outside
 // the alphabet are ignored, "=" ends the data, and a final incomplete
 // group yields the bytes it holds.
-type fetchBase64Reader struct {
+type base64Reader struct {
 	r    *bufio.Reader
 	out  [3]byte
 	nout int // bytes of out not yet returned, from the end
@@ -83,7 +83,7 @@ type fetchBase64Reader struct {
 	done bool
 }
 
-func (b *fetchBase64Reader) Read(p []byte) (int, error) {
+func (b *base64Reader) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		if b.nout > 0 {
@@ -103,7 +103,7 @@ func (b *fetchBase64Reader) Read(p []byte) (int, error) {
 			for i < len(buf) && len(p)-n >= 3 && buf[i] != '=' {
 				if b.nacc == 0 && i+4 <= len(buf) {
 					// A whole group of four valid characters.
-					v0, v1, v2, v3 := fetchBase64Values[buf[i]], fetchBase64Values[buf[i+1]], fetchBase64Values[buf[i+2]], fetchBase64Values[buf[i+3]]
+					v0, v1, v2, v3 := base64Values[buf[i]], base64Values[buf[i+1]], base64Values[buf[i+2]], base64Values[buf[i+3]]
 					if (v0|v1|v2|v3)&0xc0 == 0 {
 						x := uint32(v0)<<18 | uint32(v1)<<12 | uint32(v2)<<6 | uint32(v3)
 						p[n], p[n+1], p[n+2] = byte(x>>16), byte(x>>8), byte(x)
@@ -112,7 +112,7 @@ func (b *fetchBase64Reader) Read(p []byte) (int, error) {
 						continue
 					}
 				}
-				v := fetchBase64Values[buf[i]]
+				v := base64Values[buf[i]]
 				i++
 				if v == 0xff {
 					continue
@@ -139,7 +139,7 @@ func (b *fetchBase64Reader) Read(p []byte) (int, error) {
 			b.flush()
 			continue
 		}
-		v := fetchBase64Values[c]
+		v := base64Values[c]
 		if v == 0xff {
 			continue
 		}
@@ -159,7 +159,7 @@ func (b *fetchBase64Reader) Read(p []byte) (int, error) {
 
 // flush ends the data: a partial group of 2 or 3 characters gives 1 or 2
 // bytes.
-func (b *fetchBase64Reader) flush() {
+func (b *base64Reader) flush() {
 	b.done = true
 	switch b.nacc {
 	case 2:
@@ -173,21 +173,21 @@ func (b *fetchBase64Reader) flush() {
 	b.nacc = 0
 }
 
-// fetchQPReader decodes quoted-printable (RFC 2045 §6.7): "=XX" is a byte,
+// qpReader decodes quoted-printable (RFC 2045 §6.7): "=XX" is a byte,
 // "=" before a line end is a soft line break, white space before a line end
 // is dropped (rule 3), and anything else, a stray "=" included, passes
 // through.
-type fetchQPReader struct {
+type qpReader struct {
 	r    *bufio.Reader
 	ws   []byte // white space held back until we know whether a line end follows
 	out  []byte // decoded bytes not yet returned
 	done bool
 }
 
-// fetchQPMaxWS bounds the held-back white space; a longer run is passed on.
-const fetchQPMaxWS = 256
+// qpMaxWS bounds the held-back white space; a longer run is passed on.
+const qpMaxWS = 256
 
-func fetchUnhexQP(c byte) (byte, bool) {
+func unhexQP(c byte) (byte, bool) {
 	switch {
 	case '0' <= c && c <= '9':
 		return c - '0', true
@@ -199,8 +199,8 @@ func fetchUnhexQP(c byte) (byte, bool) {
 	return 0, false
 }
 
-// fetchQPPlain are the bytes that decode to themselves in every context.
-var fetchQPPlain = func() (t [256]bool) {
+// qpPlain are the bytes that decode to themselves in every context.
+var qpPlain = func() (t [256]bool) {
 	for i := range t {
 		t[i] = true
 	}
@@ -210,7 +210,7 @@ var fetchQPPlain = func() (t [256]bool) {
 	return t
 }()
 
-func (q *fetchQPReader) Read(p []byte) (int, error) {
+func (q *qpReader) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		if len(q.out) > 0 {
@@ -229,7 +229,7 @@ func (q *fetchQPReader) Read(p []byte) (int, error) {
 			k := 0
 			for k < len(buf) && n < len(p) {
 				c := buf[k]
-				if fetchQPPlain[c] {
+				if qpPlain[c] {
 					p[n] = c
 					n++
 					k++
@@ -238,8 +238,8 @@ func (q *fetchQPReader) Read(p []byte) (int, error) {
 				if c != '=' || k+2 >= len(buf) {
 					break
 				}
-				hi, ok1 := fetchUnhexQP(buf[k+1])
-				lo, ok2 := fetchUnhexQP(buf[k+2])
+				hi, ok1 := unhexQP(buf[k+1])
+				lo, ok2 := unhexQP(buf[k+2])
 				if !ok1 || !ok2 {
 					break
 				}
@@ -261,7 +261,7 @@ func (q *fetchQPReader) Read(p []byte) (int, error) {
 }
 
 // step decodes one input unit into q.out.
-func (q *fetchQPReader) step() {
+func (q *qpReader) step() {
 	q.out = q.out[:0]
 	c, err := q.r.ReadByte()
 	if err != nil {
@@ -272,7 +272,7 @@ func (q *fetchQPReader) step() {
 	}
 	switch c {
 	case ' ', '\t':
-		if len(q.ws) >= fetchQPMaxWS {
+		if len(q.ws) >= qpMaxWS {
 			q.out = append(q.out, q.ws...)
 			q.ws = q.ws[:0]
 		}
@@ -298,8 +298,8 @@ func (q *fetchQPReader) step() {
 	}
 	next, _ := q.r.Peek(2)
 	if len(next) == 2 {
-		if hi, ok := fetchUnhexQP(next[0]); ok {
-			if lo, ok := fetchUnhexQP(next[1]); ok {
+		if hi, ok := unhexQP(next[0]); ok {
+			if lo, ok := unhexQP(next[1]); ok {
 				q.r.Discard(2)
 				q.out = append(q.out, hi<<4|lo)
 				return
@@ -317,7 +317,7 @@ func (q *fetchQPReader) step() {
 				return
 			}
 		}
-		if len(b) <= i || i >= fetchQPMaxWS {
+		if len(b) <= i || i >= qpMaxWS {
 			break
 		}
 		switch b[i] {

@@ -1,4 +1,4 @@
-package imapd
+package imapwire
 
 // The wire layer's command decoder: the primitives of RFC 9051 §9 and RFC
 // 3501 §9 (atoms, strings, literals, numbers, sets, dates, flags, mailbox
@@ -6,8 +6,8 @@ package imapd
 //
 // A command is parsed incrementally, by the handler calling primitives in
 // grammar order, so that an APPEND literal can stream to disk instead of
-// memory. The Parse* functions in wire_fetch.go, wire_search.go and
-// wire_misc.go are built from these primitives.
+// memory. The Parse* functions in fetch.go, search.go and misc.go are built
+// from these primitives.
 //
 // Memory is bounded per command: no line longer than MaxLineLength, no
 // string longer than MaxStringLength, and at most MaxCommandSize bytes of
@@ -1205,6 +1205,17 @@ func (d *Decoder) ReadMailbox() (string, error) {
 		return "", err
 	}
 	return d.mailboxName(raw, true)
+}
+
+// ReadReference reads the reference name of LIST and LSUB (an astring),
+// decoded like ReadMailbox but without INBOX canonicalisation (see
+// ListPattern).
+func (d *Decoder) ReadReference() (string, error) {
+	raw, err := d.ReadAString()
+	if err != nil {
+		return "", err
+	}
+	return d.mailboxName(raw, false)
 }
 
 func (d *Decoder) mailboxName(raw string, canonInbox bool) (string, error) {

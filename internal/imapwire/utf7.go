@@ -1,4 +1,4 @@
-package imapd
+package imapwire
 
 // Modified UTF-7 (RFC 3501 §5.1.3), the mailbox-name encoding of IMAP4rev1
 // clients that have not enabled UTF8=ACCEPT or IMAP4rev2.
