@@ -104,7 +104,10 @@ func TestACMEPebble(t *testing.T) {
 		}
 		return get(h)
 	}
-	httpsSrv := &http.Server{Handler: notFound, ReadHeaderTimeout: 5 * time.Second}
+	// net/http bounds the TLS handshake by ReadHeaderTimeout, and the
+	// first handshake waits for the issuance: on a loaded machine that
+	// took over 5 s (the handshake ended in EOF).
+	httpsSrv := &http.Server{Handler: notFound, ReadHeaderTimeout: time.Minute}
 	go httpsSrv.Serve(tls.NewListener(tlsInner, conf))
 	t.Cleanup(func() { httpsSrv.Close() })
 
