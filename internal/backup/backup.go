@@ -158,7 +158,7 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 			}
 			segDirs[d] = true
 		}
-		err := copyFile(filepath.Join(dataDir, rel), filepath.Join(dest, rel))
+		err := safeio.CopyFile(filepath.Join(dataDir, rel), filepath.Join(dest, rel))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // replayed and removed by a starting server or command: in the snapshots
 		}
@@ -189,7 +189,7 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 		cfgFile = filepath.Join(dataDir, "jodmai.toml")
 	}
 	if _, err := os.Stat(cfgFile); err == nil {
-		if err := copyFile(cfgFile, filepath.Join(dest, "jodmai.toml")); err != nil {
+		if err := safeio.CopyFile(cfgFile, filepath.Join(dest, "jodmai.toml")); err != nil {
 			return nil, err
 		}
 		if err := m.addFile(dest, "jodmai.toml"); err != nil {
@@ -207,28 +207,6 @@ func Backup(ctx context.Context, dataDir, dest string, opts Options) (*Manifest,
 	opts.progress("backup complete: %s: %d accounts, %d messages, %d bodies, %d bytes in %s",
 		dest, len(m.Accounts), m.Messages, m.Bodies, m.Bytes, time.Since(start).Round(time.Millisecond))
 	return m, nil
-}
-
-// copyFile copies src to dst (which must not exist) and fsyncs it.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return fmt.Errorf("fsync %s: %w", dst, err)
-	}
-	return out.Close()
 }
 
 // copyTree copies the regular files of a directory tree; a missing src is
@@ -249,7 +227,7 @@ func copyTree(src, dst string) error {
 			dirs = append(dirs, target)
 			return os.MkdirAll(target, 0o700)
 		case d.Type().IsRegular():
-			return copyFile(p, target)
+			return safeio.CopyFile(p, target)
 		}
 		return nil
 	})

@@ -92,7 +92,7 @@ func Restore(ctx context.Context, backupDir, dataDir string, opts RestoreOptions
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return nil, err
 		}
-		if err := copyFile(filepath.Join(backupDir, filepath.FromSlash(rel)), dst); err != nil {
+		if err := safeio.CopyFile(filepath.Join(backupDir, filepath.FromSlash(rel)), dst); err != nil {
 			return nil, fmt.Errorf("restore %s: %w", rel, err)
 		}
 		for d := filepath.Dir(dst); len(d) >= len(dataDir); d = filepath.Dir(d) {

@@ -13,6 +13,7 @@ package safeio
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -138,4 +139,28 @@ func write(path string, data []byte, perm fs.FileMode, exclusive bool) (err erro
 	}
 	renamed = true
 	return SyncDir(dir)
+}
+
+// CopyFile copies src to dst, which must not exist, and fsyncs dst's data.
+// The caller fsyncs dst's directory (SyncDir) once its files are in place,
+// so a copy of many files pays one directory fsync.
+func CopyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return fmt.Errorf("fsync %s: %w", dst, err)
+	}
+	return out.Close()
 }

@@ -71,3 +71,24 @@ func TestMkdirAll(t *testing.T) {
 		t.Fatal("SyncDir of a missing directory succeeded")
 	}
 }
+
+func TestCopyFile(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	if err := os.WriteFile(src, []byte("body"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CopyFile(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(dst); err != nil || string(b) != "body" {
+		t.Fatalf("copy holds %q, %v", b, err)
+	}
+	// dst must not exist: a copy never replaces a file.
+	if err := CopyFile(src, dst); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("second copy: %v, want fs.ErrExist", err)
+	}
+	if err := CopyFile(filepath.Join(dir, "missing"), filepath.Join(dir, "x")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing source: %v", err)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -233,31 +232,9 @@ func linkOrCopy(src, dst string) error {
 	}
 	var le *os.LinkError
 	if errors.As(err, &le) && (errors.Is(le.Err, syscall.EXDEV) || errors.Is(le.Err, syscall.EPERM) || errors.Is(le.Err, syscall.EMLINK)) {
-		return copyFile(src, dst)
+		return safeio.CopyFile(src, dst)
 	}
 	return fmt.Errorf("link body: %w", err)
-}
-
-// copyFile copies src to dst (which must not exist) and fsyncs it.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return fmt.Errorf("fsync %s: %w", dst, err)
-	}
-	return out.Close()
 }
 
 // RestoreAccount links or copies every body file of account id from the
