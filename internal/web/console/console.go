@@ -199,6 +199,7 @@ func (c *Console) init() {
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{
 	"size":      humanSize,
+	"details":   eventDetails,
 	"sizeInput": func(n int64) string { return config.Size(n).String() },
 	"date":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"datesec":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },

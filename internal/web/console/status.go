@@ -2,8 +2,10 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,4 +99,32 @@ func (c *Console) logPage(w http.ResponseWriter, r *request) {
 	}
 	d.Events = events
 	c.render(w, r, http.StatusOK, "log.html", "Delivery log", d)
+}
+
+// eventDetails is an event's attributes other than those in their own
+// columns, as key=value: the result, code and host first, then the rest
+// by name, as jodmai log prints them.
+func eventDetails(e eventlog.Event) string {
+	shown := []string{"time", "event", "msg", "level", "qid", "msgid", "from", "rcpt", "rcpts"}
+	first := []string{"result", "code", "enhanced", "reason", "host", "text"}
+	var rest []string
+	for k := range e.Fields {
+		if !slices.Contains(shown, k) && !slices.Contains(first, k) {
+			rest = append(rest, k)
+		}
+	}
+	slices.Sort(rest)
+	var parts []string
+	for _, k := range append(first, rest...) {
+		v, ok := e.Fields[k]
+		if !ok || v == "" {
+			continue
+		}
+		s := fmt.Sprint(v)
+		if f, ok := v.(float64); ok && f == float64(int64(f)) {
+			s = strconv.FormatInt(int64(f), 10)
+		}
+		parts = append(parts, k+"="+s)
+	}
+	return strings.Join(parts, " ")
 }
