@@ -230,7 +230,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	s.Auth = auth.New(s.Users, policy, log.With("component", "auth"))
 	s.Auth.SetObserver(s.Metrics)
-	s.Console = &console.Console{Auth: s.Auth, Users: s.Users, Store: s.Store, Hostname: cfg.Hostname, Events: s.Events, DNSChecker: s.DNSChecker, Log: log.With("proto", "web")}
+	s.Console = &console.Console{Auth: s.Auth, Users: s.Users, Store: s.Store, Hostname: cfg.Hostname, Events: s.Events, DNSChecker: s.DNSChecker, DataDir: cfg.Data, Log: log.With("proto", "web")}
 	if s.TLS, err = tlscert.Load(cfg.Data, cfg.TLS.Cert, cfg.TLS.Key, cfg.Hostname, log.With("component", "tls")); err != nil {
 		return nil, err
 	}
@@ -270,7 +270,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err := s.Queue.Sweep(ctx); err != nil {
 		return nil, err
 	}
-	s.Console.Queue = s.Queue
+	s.Console.Queue, s.Console.TLS = s.Queue, s.TLS
 	s.watchState()
 	ok = true
 	return s, nil

@@ -2,7 +2,7 @@
 // only: self-service pages for every account (password, APOP secret, app
 // passwords, quota usage) and admin pages for accounts with the admin flag
 // (domains, accounts, aliases, the outbound queue, the DNS check and the
-// delivery log).
+// delivery log, the TLS certificates and DKIM keys).
 //
 // Pages are server-rendered html/template with the templates and the one
 // style sheet embedded in the binary; there is no JavaScript. Security
@@ -51,6 +51,7 @@ import (
 	"github.com/jodmai/jodmai/internal/eventlog"
 	"github.com/jodmai/jodmai/internal/queue"
 	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/tlscert"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
 
@@ -91,6 +92,12 @@ type Console struct {
 	// Events is the mail event log, for the delivery log page. Nil: no
 	// delivery log.
 	Events *eventlog.Log
+	// TLS holds the certificates, for the certificates and keys page.
+	// Nil: none shown.
+	TLS *tlscert.Manager
+	// DataDir is the data directory, where the DKIM keys live. "": no
+	// DKIM keys shown or made.
+	DataDir string
 	// Log receives one line per change made and per refused request.
 	// Nil discards.
 	Log *slog.Logger
@@ -166,6 +173,9 @@ func (c *Console) routes() []struct {
 		{"POST /admin/queue/delete", admin, c.queueOp("delete", "deleted", (*queue.Queue).Delete)},
 		{"GET /admin/dns", admin, c.dnsPage},
 		{"GET /admin/log", admin, c.logPage},
+		{"GET /admin/keys", admin, c.keysPage},
+		{"POST /admin/keys/dkim", admin, c.dkimKeygen},
+		{"POST /admin/keys/dkim/retire", admin, c.dkimRetire},
 	}
 }
 

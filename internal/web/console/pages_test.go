@@ -274,3 +274,63 @@ func TestDNSCheckPage(t *testing.T) {
 		t.Errorf("unknown domain: %d", code)
 	}
 }
+
+var selectorRE = regexp.MustCompile(`<code>(j\d+[er]\d*)</code>`)
+
+// TestKeysPage: the certificate in use with its names and source; DKIM
+// keys generated, rotated (old and new sign side by side) and retired
+// from the page, as jodmai dkim keygen and retire do.
+func TestKeysPage(t *testing.T) {
+	env := start(t)
+	b := newBrowser(t, env)
+	b.login(adminAddr, adminPass)
+	if code := b.get("/admin/keys"); code != 200 {
+		t.Fatalf("keys page: %d %s", code, b.body)
+	}
+	b.has("TLS certificates", testenv.Hostname, "self-signed", "days left", "DKIM: example.org", "No DKIM key: mail from example.org is sent unsigned.", "Generate keys")
+
+	b.form("/admin/keys/dkim", "domain", "example.org")
+	b.has("New DKIM keys for example.org", "Rotate: generate new keys")
+	first := selectorRE.FindAllStringSubmatch(b.body, -1)
+	keys, err := remote.LoadKeys(env.DataDir, "example.org")
+	if err != nil || len(keys) != 2 || len(first) != 2 {
+		t.Fatalf("after generate: keys %+v, page selectors %q, %v", keys, first, err)
+	}
+	shown := map[string]bool{}
+	for _, m := range recordRE.FindAllStringSubmatch(b.body, -1) {
+		shown[html.UnescapeString(m[1])] = true
+	}
+	for _, k := range keys {
+		if !shown[k.ZoneRecord()] {
+			t.Errorf("record of %s not shown as is: %v", k.Selector, shown)
+		}
+	}
+
+	// Rotate: four keys, all signing until the old ones are retired.
+	b.form("/admin/keys/dkim", "domain", "example.org")
+	if keys, _ := remote.LoadKeys(env.DataDir, "example.org"); len(keys) != 4 {
+		t.Fatalf("after rotate: %d keys", len(keys))
+	}
+	for _, m := range first {
+		b.form("/admin/keys/dkim/retire", "domain", "example.org", "selector", m[1])
+		b.has("DKIM selector " + m[1] + " of example.org retired")
+	}
+	keys, _ = remote.LoadKeys(env.DataDir, "example.org")
+	if len(keys) != 2 || keys[0].Selector == first[0][1] || keys[1].Selector == first[1][1] {
+		t.Fatalf("after retiring the old keys: %+v", keys)
+	}
+	if strings.Contains(b.body, "<code>"+first[0][1]+"</code>") {
+		t.Error("retired selector still listed")
+	}
+	b.form("/admin/keys/dkim/retire", "domain", "example.org", "selector", first[0][1])
+	b.has("No DKIM key " + first[0][1])
+	// The last key stays: generate first.
+	b.form("/admin/keys/dkim/retire", "domain", "example.org", "selector", keys[0].Selector)
+	b.form("/admin/keys/dkim/retire", "domain", "example.org", "selector", keys[1].Selector)
+	b.has("is the last key of example.org")
+	if keys, _ := remote.LoadKeys(env.DataDir, "example.org"); len(keys) != 1 {
+		t.Errorf("%d keys left, want 1", len(keys))
+	}
+	b.form("/admin/keys/dkim", "domain", "elsewhere.test")
+	b.has("No local domain elsewhere.test.")
+}
