@@ -202,7 +202,8 @@ func TestQueuePaging(t *testing.T) {
 // dnsEnv starts a server whose DNS checks ask a test DNS server that
 // has every record but DMARC, and whose MTA-STS policy fetch reaches its
 // own https listener.
-func dnsEnv(t *testing.T) (*testenv.Env, *dnstest.Server) {
+// rem, if set, is the fake remote the queue delivers to.
+func dnsEnv(t *testing.T, rem remote.Deliverer) (*testenv.Env, *dnstest.Server) {
 	s := dnstest.Start(t)
 	var httpsAddr string
 	var tlsConf *tls.Config
@@ -211,7 +212,7 @@ func dnsEnv(t *testing.T) (*testenv.Env, *dnstest.Server) {
 			return (&tls.Dialer{Config: tlsConf}).DialContext(ctx, network, httpsAddr)
 		},
 	}}
-	env := startWith(t, testenv.Options{Resolver: resolver.New(s.Addr(), nil), DNSCheckHTTPClient: hc})
+	env := startWith(t, testenv.Options{Resolver: resolver.New(s.Addr(), nil), DNSCheckHTTPClient: hc, Remote: rem})
 	httpsAddr, tlsConf = env.Addr("https"), env.ClientTLS()
 	keys, err := remote.Keygen(env.DataDir, testenv.Domain)
 	if err != nil {
@@ -249,7 +250,7 @@ var recordRE = regexp.MustCompile(`<pre class="record">([^<]*)</pre>`)
 // TestDNSCheckPage: the page shows the one missing record with the exact
 // line to publish, then all good once it is published.
 func TestDNSCheckPage(t *testing.T) {
-	env, s := dnsEnv(t)
+	env, s := dnsEnv(t, nil)
 	b := newBrowser(t, env)
 	b.login(adminAddr, adminPass)
 	if code := b.get("/admin/dns"); code != 200 {
