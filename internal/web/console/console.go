@@ -213,6 +213,8 @@ var funcs = template.FuncMap{
 	"sizeInput": func(n int64) string { return config.Size(n).String() },
 	"date":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"datesec":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"day":       func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+	"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
 	"messages": func(n int64) string {
 		if n == 1 {
 			return "1 message"

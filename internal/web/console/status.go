@@ -105,7 +105,7 @@ func (c *Console) logPage(w http.ResponseWriter, r *request) {
 // columns, as key=value: the result, code and host first, then the rest
 // by name, as jodmai log prints them.
 func eventDetails(e eventlog.Event) string {
-	shown := []string{"time", "event", "msg", "level", "qid", "msgid", "from", "rcpt", "rcpts"}
+	shown := []string{"time", "event", "msg", "level", "component", "qid", "msgid", "from", "rcpt", "rcpts"}
 	first := []string{"result", "code", "enhanced", "reason", "host", "text"}
 	var rest []string
 	for k := range e.Fields {
