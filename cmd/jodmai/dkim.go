@@ -37,6 +37,20 @@ func runDKIMKeygen(ctx context.Context, env *cmdEnv, args []string) error {
 	return nil
 }
 
+// runDKIMRetire stops a DKIM key from signing: its file moves to the
+// domain's retired/ directory.
+func runDKIMRetire(ctx context.Context, env *cmdEnv, args []string) error {
+	rest, cfg, err := env.parseConfig(args, 2, 2)
+	if err != nil {
+		return err
+	}
+	if err := remote.RetireKey(cfg.Data, rest[0], rest[1]); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "DKIM selector %s of %s retired: a running server stops signing with it within a minute.\nKeep its DNS record published a few days more, for mail already signed with it.\n", rest[1], strings.ToLower(rest[0]))
+	return nil
+}
+
 // runDNSRecords prints every DNS record a domain served by this server
 // needs, in zone-file syntax.
 func runDNSRecords(ctx context.Context, env *cmdEnv, args []string) error {

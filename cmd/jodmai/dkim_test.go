@@ -94,3 +94,25 @@ func TestDKIMKeygenAndDNSRecords(t *testing.T) {
 	jodmai(t, dir, "", "dns-records", "--config", conf).fails(t, 2, "missing")
 	jodmai(t, dir, "", "dkim", "keygen", "--config", conf, "bad..domain").fails(t, 1, "bad domain")
 }
+
+// TestDKIMRetire: a second keygen rotates (four selectors published),
+// retire drops an old one from the records to publish.
+func TestDKIMRetire(t *testing.T) {
+	dir := t.TempDir()
+	jodmai(t, dir, "", "domain", "add", "example.org").ok(t)
+	jodmai(t, dir, "", "dkim", "keygen", "example.org").ok(t)
+	old := regexp.MustCompile(`(j\d+e)\._domainkey`).FindStringSubmatch(jodmai(t, dir, "", "dns-records", "example.org").ok(t).stdout)
+	if old == nil {
+		t.Fatal("no ed25519 selector")
+	}
+	jodmai(t, dir, "", "dkim", "keygen", "example.org").ok(t)
+	if n := strings.Count(jodmai(t, dir, "", "dns-records", "example.org").ok(t).stdout, "._domainkey.example.org. "); n != 4 {
+		t.Fatalf("%d DKIM records after a second keygen, want 4", n)
+	}
+	jodmai(t, dir, "", "dkim", "retire", "example.org", old[1]).ok(t)
+	out := jodmai(t, dir, "", "dns-records", "example.org").ok(t).stdout
+	if strings.Contains(out, old[1]+"._domainkey") || strings.Count(out, "._domainkey.example.org. ") != 3 {
+		t.Errorf("after retiring %s:\n%s", old[1], out)
+	}
+	jodmai(t, dir, "", "dkim", "retire", "example.org", old[1]).fails(t, 1, "no such key")
+}

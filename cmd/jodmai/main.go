@@ -76,6 +76,7 @@ func commands() []command {
 		{"alias del", "ALIAS", "delete an alias", runAliasDel, false},
 		{"alias list", "", "list aliases", runAliasList, false},
 		{"dkim keygen", "DOMAIN", "make DKIM keys (ed25519 and rsa) for a domain and print the DNS TXT records to publish", runDKIMKeygen, false},
+		{"dkim retire", "DOMAIN SELECTOR", "stop signing with a DKIM key (rotation: keygen first, retire the old selectors once the new records are published; keep the old record in DNS a few days more)", runDKIMRetire, false},
 		{"dns-records", "DOMAIN", "print every DNS record a domain needs (MX, SPF, DKIM, DMARC, MTA-STS, TLSRPT, SRV, autoconfig)", runDNSRecords, false},
 		{"dns-check", "[--resolver HOST:PORT] [DOMAIN]", "look up the live DNS records of a domain (default: every local domain) and say, record by record, what is right, missing or wrong, with the record to publish", runDNSCheck, false},
 		{"queue list", "", "list the outbound queue: each recipient's state, next attempt and last result (the server may run)", runQueueList, false},

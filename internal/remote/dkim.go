@@ -18,6 +18,7 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,7 +35,10 @@ import (
 // lower-case A-label form, alg "ed25519" or "rsa", the key PKCS#8 in a
 // "PRIVATE KEY" PEM block, files 0600 in 0700 directories, written
 // atomically. The selector is the file name up to the first dot. Every key
-// of a domain signs its outbound mail.
+// of a domain signs its outbound mail. Rotation is Keygen (new selectors
+// sign beside the old ones) then RetireKey for each old selector, which
+// moves its file to DATA/dkim/<domain>/retired/: it signs no more, and its
+// selector is never given to a new key.
 
 const (
 	// maxSignHeader bounds the header Sign reads (and mox's signer then
@@ -151,6 +155,16 @@ func Keygen(dataDir, domain string) ([]Key, error) {
 	for _, k := range existing {
 		taken[k.Selector] = true
 	}
+	// A retired selector may still be in DNS caches with its old key.
+	retired, err := os.ReadDir(filepath.Join(dir, retiredDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("dkim: read retired keys: %w", err)
+	}
+	for _, e := range retired {
+		if sel, _, ok := strings.Cut(e.Name(), "."); ok {
+			taken[sel] = true
+		}
+	}
 	prefix := "j" + time.Now().UTC().Format("200601")
 	var keys []Key
 	for _, alg := range []string{"ed25519", "rsa"} {
@@ -192,6 +206,42 @@ func Keygen(dataDir, domain string) ([]Key, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// retiredDir is where RetireKey moves a key, inside its domain's directory.
+const retiredDir = "retired"
+
+// ErrNoKey is returned by RetireKey for a selector the domain has no key
+// for.
+var ErrNoKey = errors.New("dkim: no such key")
+
+// RetireKey stops the key of selector from signing domain's mail: its
+// file moves, durably (both directories fsynced), to the domain's retired/
+// directory, kept rather than deleted. Running Signers stop using it when
+// they next read the directory (within keyRecheck). Its DNS record should
+// stay published a few days more, for messages signed with it still on
+// their way.
+func RetireKey(dataDir, domain, selector string) error {
+	keys, err := LoadKeys(dataDir, domain)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(keys, func(k Key) bool { return k.Selector == selector })
+	if i < 0 {
+		return fmt.Errorf("%w: %s for %s", ErrNoKey, selector, domain)
+	}
+	dir := filepath.Dir(keys[i].Path)
+	to := filepath.Join(dir, retiredDir)
+	if err := safeio.MkdirAll(to, 0o700); err != nil {
+		return fmt.Errorf("dkim: make retired directory: %w", err)
+	}
+	if err := os.Rename(keys[i].Path, filepath.Join(to, filepath.Base(keys[i].Path))); err != nil {
+		return fmt.Errorf("dkim: retire %s: %w", selector, err)
+	}
+	if err := safeio.SyncDir(to); err != nil {
+		return err
+	}
+	return safeio.SyncDir(dir)
 }
 
 func makeKey(d dns.Domain, sel, alg, path string, signer crypto.Signer) (Key, error) {

@@ -252,3 +252,59 @@ func TestKeyDirRefusesBadNames(t *testing.T) {
 		}
 	}
 }
+
+// TestRotateRetire: a second Keygen adds selectors beside the first ones,
+// both sign; a retired key signs no more, is kept under retired/, and its
+// selector is not given again.
+func TestRotateRetire(t *testing.T) {
+	dir := t.TempDir()
+	old, err := Keygen(dir, "a.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Keygen(dir, "a.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh[0].Selector == old[0].Selector || fresh[1].Selector == old[1].Selector {
+		t.Fatalf("rotation reused selectors: %s %s", fresh[0].Selector, old[0].Selector)
+	}
+	if keys, _ := LoadKeys(dir, "a.test"); len(keys) != 4 {
+		t.Fatalf("%d keys after rotation, want 4", len(keys))
+	}
+	for _, k := range old {
+		if err := RetireKey(dir, "a.test", k.Selector); err != nil {
+			t.Fatalf("retire %s: %v", k.Selector, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "dkim", "a.test", "retired", filepath.Base(k.Path))); err != nil {
+			t.Errorf("retired key not kept: %v", err)
+		}
+	}
+	if err := RetireKey(dir, "a.test", old[0].Selector); !errors.Is(err, ErrNoKey) {
+		t.Errorf("retire twice: %v, want ErrNoKey", err)
+	}
+	keys, err := LoadKeys(dir, "a.test")
+	if err != nil || len(keys) != 2 || keys[0].Selector != fresh[0].Selector || keys[1].Selector != fresh[1].Selector {
+		t.Fatalf("keys after retiring: %+v %v", keys, err)
+	}
+	s := &Signer{Dir: dir}
+	sig, err := s.Sign(strings.NewReader(dkimMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(sig, []byte("DKIM-Signature:")); n != 2 || bytes.Contains(sig, []byte("s="+old[0].Selector+";")) {
+		t.Errorf("signatures after retiring: %s", sig)
+	}
+	// The retired selectors are not made again.
+	again, err := Keygen(dir, "a.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range again {
+		for _, o := range old {
+			if k.Selector == o.Selector {
+				t.Errorf("retired selector %s given again", o.Selector)
+			}
+		}
+	}
+}

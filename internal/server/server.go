@@ -82,6 +82,8 @@ type Server struct {
 	limiter *listen.Limiter
 	// resolver replaces the one built from [dns] (Options.Resolver).
 	resolver dns.Resolver
+	// dnsHTTP is Options.DNSCheckHTTPClient.
+	dnsHTTP *http.Client
 	// proxyFrom are the load balancers that send PROXY headers.
 	proxyFrom []netip.Prefix
 	deliver   *deliver.Deliverer
@@ -130,6 +132,9 @@ type Options struct {
 	Remote remote.Deliverer
 	// QueueNow replaces the queue's clock (tests).
 	QueueNow func() time.Time
+	// DNSCheckHTTPClient replaces the client DNSChecker fetches the
+	// MTA-STS policy with (tests: one that reaches the test listener).
+	DNSCheckHTTPClient *http.Client
 	// ACMEClient replaces the HTTP client that talks to the ACME CA
 	// (tests: one trusting their CA).
 	ACMEClient *http.Client
@@ -184,7 +189,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{lock: lock, level: opts.LogLevel, resolver: opts.Resolver, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
+	s := &Server{lock: lock, level: opts.LogLevel, resolver: opts.Resolver, dnsHTTP: opts.DNSCheckHTTPClient, addrs: map[string]net.Addr{}, Metrics: metrics.New()}
 	s.cfg.Store(cfg)
 	ok := false
 	defer func() {
@@ -225,7 +230,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	s.Auth = auth.New(s.Users, policy, log.With("component", "auth"))
 	s.Auth.SetObserver(s.Metrics)
-	s.Console = &console.Console{Auth: s.Auth, Users: s.Users, Store: s.Store, Hostname: cfg.Hostname, Log: log.With("proto", "web")}
+	s.Console = &console.Console{Auth: s.Auth, Users: s.Users, Store: s.Store, Hostname: cfg.Hostname, Events: s.Events, DNSChecker: s.DNSChecker, DataDir: cfg.Data, Log: log.With("proto", "web")}
 	if s.TLS, err = tlscert.Load(cfg.Data, cfg.TLS.Cert, cfg.TLS.Key, cfg.Hostname, log.With("component", "tls")); err != nil {
 		return nil, err
 	}
@@ -265,6 +270,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err := s.Queue.Sweep(ctx); err != nil {
 		return nil, err
 	}
+	s.Console.Queue, s.Console.TLS = s.Queue, s.TLS
 	s.watchState()
 	ok = true
 	return s, nil
@@ -585,7 +591,7 @@ func (s *Server) DNSChecker() *dnscheck.Checker {
 	if r == nil {
 		r = resolver.New(cfg.DNS.Resolver, s.log.With("component", "dnscheck"))
 	}
-	return &dnscheck.Checker{Config: cfg, Resolver: r}
+	return &dnscheck.Checker{Config: cfg, Resolver: r, HTTPClient: s.dnsHTTP}
 }
 
 // Shutdown stops accepting, lets in-flight transactions finish (protocol

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mjl-/mox/dns"
+
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/queue"
@@ -74,6 +76,11 @@ type Options struct {
 	QueueNow func() time.Time
 	// ACMEClient talks to the test's ACME CA (acmetest.CA.Client).
 	ACMEClient *http.Client
+	// Resolver replaces the server's resolver for its DNS checks
+	// (resolver.New on a dnstest server).
+	Resolver dns.Resolver
+	// DNSCheckHTTPClient is server.Options.DNSCheckHTTPClient.
+	DNSCheckHTTPClient *http.Client
 }
 
 // FastAuthPolicy throttles failed logins by milliseconds, so tests with bad
@@ -117,7 +124,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 		policy = *opts.AuthPolicy
 	}
 	ctx := context.Background()
-	srv, err := server.New(ctx, cfg, log, server.Options{AuthPolicy: &policy, Remote: opts.Remote, QueueNow: opts.QueueNow, ACMEClient: opts.ACMEClient})
+	srv, err := server.New(ctx, cfg, log, server.Options{AuthPolicy: &policy, Remote: opts.Remote, QueueNow: opts.QueueNow, ACMEClient: opts.ACMEClient, Resolver: opts.Resolver, DNSCheckHTTPClient: opts.DNSCheckHTTPClient})
 	if err != nil {
 		t.Fatalf("testenv: new server: %v", err)
 	}

@@ -216,6 +216,15 @@ type CertInfo struct {
 	Name     string // the name it was served for; "" for the default certificate
 	Source   string // "acme", "file" or "self-signed"
 	NotAfter time.Time
+	// Subject and Issuer are the certificate's and its issuer's names;
+	// Names the host names it is valid for.
+	Subject, Issuer string
+	Names           []string
+}
+
+// certInfo describes leaf served for name from src.
+func certInfo(name, src string, leaf *x509.Certificate) CertInfo {
+	return CertInfo{Name: name, Source: src, NotAfter: leaf.NotAfter, Subject: leaf.Subject.String(), Issuer: leaf.Issuer.String(), Names: leaf.DNSNames}
 }
 
 // Certificates lists the certificates in use: the loaded (self-signed or
@@ -225,11 +234,11 @@ func (m *Manager) Certificates() []CertInfo {
 	if m.selfSigned {
 		src = "self-signed"
 	}
-	out := []CertInfo{{Source: src, NotAfter: m.Certificate().Leaf.NotAfter}}
+	out := []CertInfo{certInfo("", src, m.Certificate().Leaf)}
 	if st := m.acmeState(); st != nil {
 		st.mu.Lock()
 		for name, leaf := range st.served {
-			out = append(out, CertInfo{Name: name, Source: "acme", NotAfter: leaf.NotAfter})
+			out = append(out, certInfo(name, "acme", leaf))
 		}
 		st.mu.Unlock()
 		slices.SortFunc(out[1:], func(a, b CertInfo) int { return strings.Compare(a.Name, b.Name) })

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,6 +198,8 @@ func TestACMEPebble(t *testing.T) {
 	infos := m.Certificates()
 	if len(infos) != 3 || infos[0].Source != "self-signed" || infos[1].Name != host || infos[1].Source != "acme" {
 		t.Errorf("Certificates() = %+v", infos)
+	} else if !slices.Contains(infos[1].Names, host) || infos[1].Issuer == "" || infos[1].Issuer == infos[1].Subject || infos[0].Issuer != infos[0].Subject {
+		t.Errorf("names, subject, issuer: %+v", infos)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
 
 // chromium finds Debian's chromium (or $JODMAI_CHROMIUM).
@@ -105,6 +107,25 @@ func (p *page) wait(sel, want string) {
 			loc, _ := chromedp.Run(p.ctx, chromedp.Location())
 			p.shot("failed")
 			p.t.Fatalf("browser: %s shows %q, want %q; at %s, page:\n%s", sel, got, want, loc, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitURL waits until the page's address contains want (a GET form has
+// been submitted and the new page loaded).
+func (p *page) waitURL(want string) {
+	p.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		loc, err := chromedp.Run(p.ctx, chromedp.Location())
+		if err == nil && strings.Contains(loc, want) {
+			if ready, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.readyState`)); ready == "complete" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("browser: at %s, want an address with %q", loc, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -238,4 +259,70 @@ func TestBrowser(t *testing.T) {
 	// And the admin pages are closed to carol.
 	p.run("admin page as carol", chromedp.Navigate(p.base+"/admin/accounts"))
 	p.wait("h1", "Forbidden")
+}
+
+// TestBrowserAdminPages drives the newer admin pages in chromium: the DNS
+// check shows the one missing record, then all good once it is published;
+// a deferred message is held, released and deleted from its queue page;
+// the delivery log and the certificates and keys page render.
+func TestBrowserAdminPages(t *testing.T) {
+	ctx := newChrome(t)
+	env, dns := dnsEnv(t, &busyRemote{})
+	p := &page{t: t, ctx: ctx, base: "https://" + env.Addr("https")}
+	id := enqueue(t, env, "bob@remote.test")
+	p.login(adminAddr, adminPass)
+
+	p.run("open DNS check", click(`a[href="/admin/dns"]`))
+	p.wait("h1", "DNS check")
+	p.wait("section.dns h2", "1 to fix")
+	if got := p.text("tr.st-missing pre.record"); got != `_dmarc.example.org. 3600 IN TXT "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.org"` {
+		t.Errorf("record to publish: %q", got)
+	}
+	p.shot("7-dns-missing")
+	dns.SetTXT("_dmarc.example.org", "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.org")
+	p.run("check again", chromedp.Reload())
+	p.wait("section.dns h2", "all good")
+	p.shot("8-dns-all-good")
+
+	p.run("open queue", click(`a[href="/admin/queue"]`))
+	p.wait("h1", "Queue")
+	p.wait("table.queue", "bob@remote.test")
+	wait.For(t, 10*time.Second, "the first attempt", func() bool {
+		m, err := env.Queue.Show(context.Background(), id)
+		return err == nil && m.Recipients[0].Attempts > 0
+	})
+	p.run("reload queue", chromedp.Reload())
+	p.wait("table.queue", "451 4.3.0 busy")
+	p.shot("9-queue")
+	p.run("open message", click(`table.queue a[href^="/admin/queue/message"]`))
+	p.wait("h1", "Queued message "+id)
+	p.run("hold", click(`#hold`))
+	p.wait("p.flash", "held.")
+	p.wait("#msg-state", "held")
+	if m, _ := env.Queue.Show(context.Background(), id); !m.Held {
+		t.Error("not held after the Hold button")
+	}
+	p.shot("10-queue-held")
+	p.run("release", click(`#release`))
+	p.wait("p.flash", "released.")
+	p.wait("#msg-state", "active")
+	p.run("delete", click(`#delete`))
+	p.wait("p.flash", "deleted.")
+	p.wait("table.queue", "The queue is empty.")
+	if _, err := env.Queue.Show(context.Background(), id); err == nil {
+		t.Error("still queued after the Delete button")
+	}
+	p.shot("11-queue-deleted")
+
+	p.run("open delivery log", click(`a[href="/admin/log"]`))
+	p.wait("h1", "Delivery log")
+	p.run("search the message", fill(`input[name=qid]`, id), click(`form[action="/admin/log"] button`))
+	p.waitURL("qid=" + id)
+	p.wait("table.log", "deferred")
+	p.shot("12-delivery-log")
+
+	p.run("open keys", click(`a[href="/admin/keys"]`))
+	p.wait("h1", "Certificates and keys")
+	p.wait("tr.cert", "self-signed")
+	p.shot("13-certificates-and-keys")
 }

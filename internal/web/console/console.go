@@ -1,7 +1,8 @@
 // Package console is jodmai's web console, served on the https listener
 // only: self-service pages for every account (password, APOP secret, app
 // passwords, quota usage) and admin pages for accounts with the admin flag
-// (domains, accounts, aliases).
+// (domains, accounts, aliases, the outbound queue, the DNS check and the
+// delivery log, the TLS certificates and DKIM keys).
 //
 // Pages are server-rendered html/template with the templates and the one
 // style sheet embedded in the binary; there is no JavaScript. Security
@@ -45,8 +46,12 @@ import (
 
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/config"
+	"github.com/jodmai/jodmai/internal/dnscheck"
 	"github.com/jodmai/jodmai/internal/dnsrecords"
+	"github.com/jodmai/jodmai/internal/eventlog"
+	"github.com/jodmai/jodmai/internal/queue"
 	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/tlscert"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
 
@@ -78,6 +83,21 @@ type Console struct {
 	// Services are the client services with their public ports
 	// (dnsrecords.Services), for the Apple configuration profile.
 	Services []dnsrecords.Service
+	// Queue is the outbound queue, for the queue pages. Nil: they say
+	// there is none.
+	Queue *queue.Queue
+	// DNSChecker returns a checker of the DNS records (with the current
+	// configuration), for the DNS check page. Nil: no DNS check.
+	DNSChecker func() *dnscheck.Checker
+	// Events is the mail event log, for the delivery log page. Nil: no
+	// delivery log.
+	Events *eventlog.Log
+	// TLS holds the certificates, for the certificates and keys page.
+	// Nil: none shown.
+	TLS *tlscert.Manager
+	// DataDir is the data directory, where the DKIM keys live. "": no
+	// DKIM keys shown or made.
+	DataDir string
 	// Log receives one line per change made and per refused request.
 	// Nil discards.
 	Log *slog.Logger
@@ -145,6 +165,17 @@ func (c *Console) routes() []struct {
 		{"GET /admin/aliases", admin, c.aliasesPage},
 		{"POST /admin/aliases", admin, c.addAlias},
 		{"POST /admin/aliases/delete", admin, c.delAlias},
+		{"GET /admin/queue", admin, c.queuePage},
+		{"GET /admin/queue/message", admin, c.queueMessagePage},
+		{"POST /admin/queue/retry", admin, c.queueOp("retry", "made due now", (*queue.Queue).Retry)},
+		{"POST /admin/queue/hold", admin, c.queueOp("hold", "held", (*queue.Queue).Hold)},
+		{"POST /admin/queue/release", admin, c.queueOp("release", "released", (*queue.Queue).Release)},
+		{"POST /admin/queue/delete", admin, c.queueOp("delete", "deleted", (*queue.Queue).Delete)},
+		{"GET /admin/dns", admin, c.dnsPage},
+		{"GET /admin/log", admin, c.logPage},
+		{"GET /admin/keys", admin, c.keysPage},
+		{"POST /admin/keys/dkim", admin, c.dkimKeygen},
+		{"POST /admin/keys/dkim/retire", admin, c.dkimRetire},
 	}
 }
 
@@ -178,8 +209,12 @@ func (c *Console) init() {
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{
 	"size":      humanSize,
+	"details":   eventDetails,
 	"sizeInput": func(n int64) string { return config.Size(n).String() },
 	"date":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"datesec":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"day":       func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+	"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
 	"messages": func(n int64) string {
 		if n == 1 {
 			return "1 message"
