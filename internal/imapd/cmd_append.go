@@ -122,7 +122,9 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 	for i, m := range msgs {
 		specs[i] = m.spec
 	}
-	res, err := s.acct.AppendMessages(s.ctx(), mbName, specs)
+	wctx, cancel := s.writeCtx()
+	defer cancel()
+	res, err := s.acct.AppendMessages(wctx, mbName, specs)
 	if errors.Is(err, store.ErrNoMailbox) {
 		return no("TRYCREATE", "no such mailbox")
 	}

@@ -64,6 +64,12 @@ type Server struct {
 	cmdOnce  sync.Once
 	cmds     map[string]command
 	caps     []capability // capabilityList(cmds)
+
+	// baseCtx is the context of every session's store and auth calls;
+	// Shutdown cancels it, so a session blocked in one (a throttle
+	// wait, a busy store) ends instead of holding Shutdown up.
+	baseCtx context.Context
+	cancel  context.CancelFunc
 }
 
 func (srv *Server) init() {
@@ -73,6 +79,7 @@ func (srv *Server) init() {
 		srv.done = make(chan struct{})
 		srv.ls = map[net.Listener]struct{}{}
 		srv.sessions = map[*session]struct{}{}
+		srv.baseCtx, srv.cancel = context.WithCancel(context.Background())
 	}
 	if srv.Log == nil {
 		srv.Log = slog.New(slog.DiscardHandler)
@@ -172,6 +179,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		s.wake()
 	}
 	srv.mu.Unlock()
+	srv.cancel()
 	finished := make(chan struct{})
 	go func() {
 		srv.wg.Wait()

@@ -465,8 +465,19 @@ func (s *session) serverBug(err error) error {
 	return no("SERVERBUG", "internal server error; try again later")
 }
 
-// ctx is the context for store calls of this session.
-func (s *session) ctx() context.Context { return context.Background() }
+// ctx is the context for store and auth calls of this session; Shutdown
+// cancels it.
+func (s *session) ctx() context.Context { return s.srv.baseCtx }
+
+// writeTimeout bounds a store write that runs to its end once begun.
+const writeTimeout = time.Minute
+
+// writeCtx is the context of a store write the client must hear the
+// outcome of (APPEND, COPY/MOVE, STORE, EXPUNGE): Shutdown does not cut
+// it short once begun; writeTimeout bounds it instead.
+func (s *session) writeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(s.ctx()), writeTimeout)
+}
 
 func isMailboxNameError(err error) bool {
 	var ne *imapwire.MailboxNameError

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/imapd"
 )
 
@@ -114,4 +115,32 @@ func TestSessionAutologout(t *testing.T) {
 		t.Errorf("IDLE: %q", l)
 	}
 	c.eof()
+}
+
+// TestSessionShutdownBlocked: a session blocked in an auth or store call
+// (here a LOGIN waiting out an hour-long throttle delay) ends on Shutdown
+// instead of holding it up: Shutdown cancels the sessions' context.
+func TestSessionShutdownBlocked(t *testing.T) {
+	policy := auth.Policy{BaseDelay: time.Hour, MaxDelay: time.Hour, Window: time.Hour, IPLockoutAfter: 1 << 30, Lockout: time.Hour}
+	h := newSessHarness(t, sessOptions{policy: &policy})
+	h.addUser(sessAlice, sessPass)
+	c := h.dial()
+	c.send("t1 LOGIN " + sessAlice + " wrong\r\n")
+	done := make(chan error, 1)
+	go func() { done <- h.shutdown(time.Minute) }()
+	if l := c.line(); !strings.HasPrefix(l, "t1 NO ") {
+		t.Errorf("LOGIN: %q, want NO", l)
+	}
+	if l := c.line(); l != "* BYE server shutting down" {
+		t.Errorf("got %q, want BYE", l)
+	}
+	c.eof()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown: %v (the blocked session did not end by itself)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Shutdown still waiting for a session blocked in LOGIN")
+	}
 }
