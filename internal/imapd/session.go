@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/imapwire"
+	"github.com/jodmai/jodmai/internal/netio"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
@@ -132,24 +133,12 @@ func newSession(srv *Server, c net.Conn) *session {
 	_, s.isTLS = c.(*tls.Conn)
 	s.log = srv.Log.With("cid", s.cid, "proto", "imap", "remote", c.RemoteAddr().String())
 	s.rawR = c
-	s.rawW = &deadlineWriter{c: c, timeout: srv.WriteTimeout}
+	s.rawW = &netio.DeadlineWriter{Conn: c, Timeout: srv.WriteTimeout}
 	s.br = bufio.NewReaderSize(s.rawR, sessionBufSize)
 	s.bw = bufio.NewWriterSize(s.rawW, sessionBufSize)
 	s.dec = imapwire.NewDecoder(s.br, s.continuation, imapwire.DecoderOptions{MaxLineLength: srv.MaxLineLength, LiteralPlus: true})
 	s.enc = imapwire.NewEncoder(s.bw)
 	return s
-}
-
-// deadlineWriter refreshes the write deadline on every write, so a client
-// that stops reading cannot hold a session longer than the timeout.
-type deadlineWriter struct {
-	c       net.Conn
-	timeout time.Duration
-}
-
-func (w *deadlineWriter) Write(p []byte) (int, error) {
-	w.c.SetWriteDeadline(time.Now().Add(w.timeout))
-	return w.c.Write(p)
 }
 
 // continuation answers a synchronizing literal.
