@@ -131,12 +131,12 @@ const maxBadCommands = 50
 func newSession(srv *Server, c net.Conn) *session {
 	s := &session{srv: srv, conn: c, netConn: c, cid: newCID(), state: stateNotAuth}
 	_, s.isTLS = c.(*tls.Conn)
-	s.log = srv.Log.With("cid", s.cid, "proto", "imap", "remote", c.RemoteAddr().String())
+	s.log = srv.log.With("cid", s.cid, "proto", "imap", "remote", c.RemoteAddr().String())
 	s.rawR = c
-	s.rawW = &netio.DeadlineWriter{Conn: c, Timeout: srv.WriteTimeout}
+	s.rawW = &netio.DeadlineWriter{Conn: c, Timeout: srv.writeTimeout()}
 	s.br = bufio.NewReaderSize(s.rawR, sessionBufSize)
 	s.bw = bufio.NewWriterSize(s.rawW, sessionBufSize)
-	s.dec = imapwire.NewDecoder(s.br, s.continuation, imapwire.DecoderOptions{MaxLineLength: srv.MaxLineLength, LiteralPlus: true})
+	s.dec = imapwire.NewDecoder(s.br, s.continuation, imapwire.DecoderOptions{MaxLineLength: srv.maxLineLength(), LiteralPlus: true})
 	s.enc = imapwire.NewEncoder(s.bw)
 	return s
 }
@@ -201,9 +201,9 @@ func sessionCloseWrite(c net.Conn) bool {
 
 func (s *session) timeout() time.Duration {
 	if s.state == stateNotAuth {
-		return s.srv.PreauthTimeout
+		return s.srv.preauthTimeout()
 	}
-	return s.srv.Timeout
+	return s.srv.timeout()
 }
 
 func (s *session) serve() {
@@ -226,7 +226,7 @@ func (s *session) serve() {
 		s.closeConn()
 	}()
 	if tc, ok := s.conn.(*tls.Conn); ok {
-		tc.SetDeadline(time.Now().Add(s.srv.PreauthTimeout))
+		tc.SetDeadline(time.Now().Add(s.srv.preauthTimeout()))
 		if err := tc.Handshake(); err != nil {
 			s.log.Debug("tls handshake failed", "err", err)
 			return

@@ -144,3 +144,13 @@ func TestSessionShutdownBlocked(t *testing.T) {
 		t.Fatal("Shutdown still waiting for a session blocked in LOGIN")
 	}
 }
+
+// TestServerConfigUntouched: serving leaves the exported configuration as
+// it was set; zero values mean the defaults without being rewritten.
+func TestServerConfigUntouched(t *testing.T) {
+	h := newSessHarness(t, sessOptions{})
+	h.dial()
+	if s := h.srv; s.Timeout != 0 || s.PreauthTimeout != 0 || s.WriteTimeout != 0 || s.AppendLimit != 0 || s.MaxLineLength != 0 || s.Log == nil {
+		t.Errorf("Serve rewrote the configuration: %+v", s)
+	}
+}
