@@ -87,9 +87,11 @@ func TestSessionShutdownRace(t *testing.T) {
 }
 
 // TestSessionAutologout: the preauth and authenticated timers, IDLE
-// included, end sessions with BYE (RFC 9051 §5.4).
+// included, end sessions with BYE (RFC 9051 §5.4), and each command
+// starts the authenticated timer afresh.
 func TestSessionAutologout(t *testing.T) {
-	h := newSessHarness(t, sessOptions{preauth: 200 * time.Millisecond, timeout: 300 * time.Millisecond})
+	const timeout = 1500 * time.Millisecond
+	h := newSessHarness(t, sessOptions{preauth: 200 * time.Millisecond, timeout: timeout})
 	h.addUser(sessAlice, sessPass)
 	c := h.dial()
 	if l := c.line(); !strings.HasPrefix(l, "* BYE autologout") {
@@ -99,6 +101,12 @@ func TestSessionAutologout(t *testing.T) {
 
 	c = h.dial()
 	c.login(sessAlice, sessPass)
+	// Twice 2/3 of the timeout: more than the timeout in all, so the
+	// session survives only if the NOOPs reset the timer.
+	for range 2 {
+		time.Sleep(timeout * 2 / 3)
+		c.ok("NOOP")
+	}
 	if l := c.line(); !strings.HasPrefix(l, "* BYE autologout") {
 		t.Errorf("authenticated: %q", l)
 	}
