@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"compress/flate"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -19,14 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jodmai/jodmai/internal/testenv/testserve"
-
-	"golang.org/x/crypto/argon2"
-
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/testenv/testcert"
+	"github.com/jodmai/jodmai/internal/testenv/testserve"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
 
@@ -74,6 +69,9 @@ func newSessHarness(t testing.TB, o sessOptions) *sessHarness {
 	dir := t.TempDir()
 	users, err := userdb.Open(ctx, dir)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := users.CheapHashes(); err != nil {
 		t.Fatal(err)
 	}
 	st, err := store.Open(ctx, dir, nil)
@@ -127,24 +125,16 @@ func (h *sessHarness) clientTLS() *tls.Config {
 	return &tls.Config{RootCAs: h.certs, ServerName: sessHost, MinVersion: tls.VersionTLS12}
 }
 
-// addUser creates an account. Its password hash is then replaced by a
-// cheap argon2id one (8 KiB, one pass): the tests log in hundreds of
-// times, the fuzzer per input, and the production cost (19 MiB, two
-// passes) under the race detector or coverage instrumentation would
-// dominate their time. The testenv-based tests keep the real cost.
+// addUser creates an account. The harness's userdb hashes passwords
+// cheaply (userdb.DB.CheapHashes): the tests log in hundreds of times, the
+// fuzzer per input, and the production cost (19 MiB, two passes) under the
+// race detector or coverage instrumentation would dominate their time. The
+// testenv-based tests keep the real cost.
 func (h *sessHarness) addUser(address, password string) userdb.Account {
 	h.t.Helper()
 	ctx := context.Background()
 	acc, err := h.users.AddAccount(ctx, address, password)
 	if err != nil {
-		h.t.Fatal(err)
-	}
-	salt := make([]byte, 16)
-	rand.Read(salt)
-	key := argon2.IDKey([]byte(password), salt, 1, 8, 1, 32)
-	b64 := base64.RawStdEncoding
-	hash := fmt.Sprintf("$argon2id$v=%d$m=8,t=1,p=1$%s$%s", argon2.Version, b64.EncodeToString(salt), b64.EncodeToString(key))
-	if err := h.users.SetPasswordHash(ctx, acc.Address, hash); err != nil {
 		h.t.Fatal(err)
 	}
 	if _, err := h.users.Authenticate(ctx, address, password); err != nil {
