@@ -21,24 +21,24 @@ func TestSessionShutdown(t *testing.T) {
 	pre := h.dial() // not logged in
 	waiting := h.dial()
 	waiting.login(sessAlice, sessPass)
-	waiting.ok("SELECT INBOX")
+	waiting.OK("SELECT INBOX")
 	idle := h.dial()
 	idle.login(sessAlice, sessPass)
-	idle.ok("SELECT INBOX")
-	idle.send("t9 IDLE\r\n")
-	if l := idle.line(); !strings.HasPrefix(l, "+ ") {
+	idle.OK("SELECT INBOX")
+	idle.Send("t9 IDLE\r\n")
+	if l := idle.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: %q", l)
 	}
 	tlsConn := h.dial()
-	tlsConn.startTLS(h.clientTLS())
+	tlsConn.StartTLS(h.clientTLS())
 
 	done := make(chan error, 1)
 	go func() { done <- h.shutdown(time.Minute) }()
 	for _, c := range []*sessConn{pre, waiting, idle, tlsConn} {
-		if l := c.line(); l != "* BYE server shutting down" {
+		if l := c.Response(); l != "* BYE server shutting down" {
 			t.Errorf("got %q, want BYE", l)
 		}
-		c.eof()
+		c.EOF()
 	}
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v (sessions did not end by themselves)", err)
@@ -66,20 +66,20 @@ func TestSessionShutdownRace(t *testing.T) {
 	for range 10 {
 		h := newSessHarness(t, sessOptions{})
 		c := h.dial()
-		c.send("t1 NOOP\r\n")
+		c.Send("t1 NOOP\r\n")
 		done := make(chan error, 1)
 		go func() { done <- h.shutdown(time.Minute) }()
 		// The NOOP is normally answered (it arrived within the grace
 		// period); either way the BYE must arrive intact, not be lost to
 		// a reset.
-		l := c.line()
+		l := c.Response()
 		if strings.HasPrefix(l, "t1 OK") {
-			l = c.line()
+			l = c.Response()
 		}
 		if l != "* BYE server shutting down" {
 			t.Fatalf("got %q", l)
 		}
-		c.eof()
+		c.EOF()
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
@@ -94,10 +94,10 @@ func TestSessionAutologout(t *testing.T) {
 	h := newSessHarness(t, sessOptions{preauth: 200 * time.Millisecond, timeout: timeout})
 	h.addUser(sessAlice, sessPass)
 	c := h.dial()
-	if l := c.line(); !strings.HasPrefix(l, "* BYE autologout") {
+	if l := c.Response(); !strings.HasPrefix(l, "* BYE autologout") {
 		t.Errorf("preauth: %q", l)
 	}
-	c.eof()
+	c.EOF()
 
 	c = h.dial()
 	c.login(sessAlice, sessPass)
@@ -105,24 +105,24 @@ func TestSessionAutologout(t *testing.T) {
 	// session survives only if the NOOPs reset the timer.
 	for range 2 {
 		time.Sleep(timeout * 2 / 3)
-		c.ok("NOOP")
+		c.OK("NOOP")
 	}
-	if l := c.line(); !strings.HasPrefix(l, "* BYE autologout") {
+	if l := c.Response(); !strings.HasPrefix(l, "* BYE autologout") {
 		t.Errorf("authenticated: %q", l)
 	}
-	c.eof()
+	c.EOF()
 
 	c = h.dial()
 	c.login(sessAlice, sessPass)
-	c.ok("SELECT INBOX")
-	c.send("t1 IDLE\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.OK("SELECT INBOX")
+	c.Send("t1 IDLE\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: %q", l)
 	}
-	if l := c.line(); !strings.HasPrefix(l, "* BYE autologout") {
+	if l := c.Response(); !strings.HasPrefix(l, "* BYE autologout") {
 		t.Errorf("IDLE: %q", l)
 	}
-	c.eof()
+	c.EOF()
 }
 
 // TestSessionShutdownBlocked: a session blocked in an auth or store call
@@ -133,16 +133,16 @@ func TestSessionShutdownBlocked(t *testing.T) {
 	h := newSessHarness(t, sessOptions{policy: &policy})
 	h.addUser(sessAlice, sessPass)
 	c := h.dial()
-	c.send("t1 LOGIN " + sessAlice + " wrong\r\n")
+	c.Send("t1 LOGIN " + sessAlice + " wrong\r\n")
 	done := make(chan error, 1)
 	go func() { done <- h.shutdown(time.Minute) }()
-	if l := c.line(); !strings.HasPrefix(l, "t1 NO ") {
+	if l := c.Response(); !strings.HasPrefix(l, "t1 NO ") {
 		t.Errorf("LOGIN: %q, want NO", l)
 	}
-	if l := c.line(); l != "* BYE server shutting down" {
+	if l := c.Response(); l != "* BYE server shutting down" {
 		t.Errorf("got %q, want BYE", l)
 	}
-	c.eof()
+	c.EOF()
 	select {
 	case err := <-done:
 		if err != nil {
