@@ -14,7 +14,7 @@ package transfer
 import (
 	"strings"
 
-	"github.com/jodmai/jodmai/internal/imapd"
+	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/mailfile"
 	"github.com/jodmai/jodmai/internal/store"
 )
@@ -83,7 +83,7 @@ const dotUTF7 = "&AC4-"
 // does not decode is taken as it is.
 func folderLevelName(l string) string {
 	l = strings.ReplaceAll(l, dotUTF7, ".")
-	if d, err := imapd.DecodeMailboxUTF7(l); err == nil {
+	if d, err := imapwire.DecodeMailboxUTF7(l); err == nil {
 		return d
 	}
 	return l
@@ -92,5 +92,5 @@ func folderLevelName(l string) string {
 // folderLevel encodes a mailbox name level as a Maildir++ folder name
 // level, the inverse of folderLevelName.
 func folderLevel(name string) string {
-	return strings.ReplaceAll(imapd.EncodeMailboxUTF7(name), ".", dotUTF7)
+	return strings.ReplaceAll(imapwire.EncodeMailboxUTF7(name), ".", dotUTF7)
 }
