@@ -450,6 +450,11 @@ func (s *session) refusePipelined(tag, name string) error {
 // serverBug logs an internal failure and returns the NO the client sees,
 // without the details.
 func (s *session) serverBug(err error) error {
+	if errors.Is(err, context.Canceled) && s.srv.shuttingDown() {
+		// Shutdown canceled a read; the BYE follows.
+		s.log.Info("imap command cut short by shutdown", "err", err)
+		return no("UNAVAILABLE", "server shutting down")
+	}
 	s.log.Error("imap command failed", "account", s.user.Address, "err", err)
 	return no("SERVERBUG", "internal server error; try again later")
 }
