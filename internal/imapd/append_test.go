@@ -23,13 +23,13 @@ func TestAppendSyncLiteral(t *testing.T) {
 	c := mboxLogin(t, env, addr)
 	uv := appendUIDValidity(t, c, "INBOX")
 	body := mboxMsg(1)
-	tag := c.tag()
-	c.write(fmt.Sprintf("%s APPEND INBOX (\\Flagged $Work) \"14-Jul-2020 10:11:12 +0200\" {%d}\r\n", tag, len(body)))
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	tag := c.Tag()
+	c.Send(fmt.Sprintf("%s APPEND INBOX (\\Flagged $Work) \"14-Jul-2020 10:11:12 +0200\" {%d}\r\n", tag, len(body)))
+	if l := c.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("want continuation, got %q", l)
 	}
-	c.write(body + "\r\n")
-	_, tagged := c.until(tag)
+	c.Send(body + "\r\n")
+	_, tagged := c.Until(tag)
 	if tagged != "OK [APPENDUID "+uv+" 1] APPEND completed" {
 		t.Fatalf("APPEND: %q", tagged)
 	}
@@ -59,7 +59,7 @@ func TestAppendNonSyncAndLineEnds(t *testing.T) {
 	uv := appendUIDValidity(t, c, "Drafts")
 	// Bare LF line ends become CRLF; the stored size is the CRLF size.
 	raw := "Subject: lf\n\nline one\nline two\r\nend\n"
-	_, tagged := c.cmd(fmt.Sprintf("APPEND Drafts {%d+}\r\n%s", len(raw), raw))
+	_, tagged := c.Cmd(fmt.Sprintf("APPEND Drafts {%d+}\r\n%s", len(raw), raw))
 	if tagged != "OK [APPENDUID "+uv+" 1] APPEND completed" {
 		t.Fatalf("APPEND: %q", tagged)
 	}
@@ -80,9 +80,9 @@ func TestAppendNonSyncAndLineEnds(t *testing.T) {
 		`APPEND Drafts {1+}` + "\r\nx extra",
 	}
 	for _, b := range bads {
-		c.expect(b, "BAD")
+		c.Expect(b, "BAD")
 	}
-	c.ok("NOOP")
+	c.OK("NOOP")
 	if n := len(env.Mailbox(t, addr, "Drafts")); n != 1 {
 		t.Errorf("%d messages after refused APPENDs", n)
 	}
@@ -93,7 +93,7 @@ func TestAppendRefusedBeforeContinuation(t *testing.T) {
 		o.Configure = func(cfg *config.Config) { cfg.Limits.MaxMessageSize = 1000 }
 	})
 	c := mboxLogin(t, env, addr)
-	if caps := c.ok("CAPABILITY"); !strings.Contains(caps[0], " APPENDLIMIT=1000") {
+	if caps := c.OK("CAPABILITY"); !strings.Contains(caps[0], " APPENDLIMIT=1000") {
 		t.Errorf("capabilities %q", caps)
 	}
 	// Each refusal comes instead of the continuation; the client sends
@@ -105,19 +105,19 @@ func TestAppendRefusedBeforeContinuation(t *testing.T) {
 		{"APPEND INBOX {1001}", "NO [TOOBIG]"},
 		{"APPEND INBOX (\\Seen) ~{5000}", "NO [TOOBIG]"},
 	} {
-		tag := c.tag()
-		c.write(tag + " " + tc.line + "\r\n")
-		l := c.line()
+		tag := c.Tag()
+		c.Send(tag + " " + tc.line + "\r\n")
+		l := c.Response()
 		if !strings.HasPrefix(l, tag+" "+tc.want) {
 			t.Errorf("%s: got %q, want %s", tc.line, l, tc.want)
 		}
-		c.ok("NOOP")
+		c.OK("NOOP")
 	}
 	// A non-synchronizing literal's data is sent anyway and skipped.
 	big := strings.Repeat("x", 1001)
-	c.expect("APPEND INBOX {1001+}\r\n"+big, "NO [TOOBIG]")
-	c.expect("APPEND nosuch {3+}\r\nabc", "NO [TRYCREATE]")
-	c.ok("NOOP")
+	c.Expect("APPEND INBOX {1001+}\r\n"+big, "NO [TOOBIG]")
+	c.Expect("APPEND nosuch {3+}\r\nabc", "NO [TRYCREATE]")
+	c.OK("NOOP")
 	// Exactly the limit is fine.
 	c.appendMsg("INBOX", "", "Subject: x\r\n\r\n"+strings.Repeat("y", 1000-len("Subject: x\r\n\r\n")))
 	if n := len(env.Inbox(t, addr)); n != 1 {
@@ -132,7 +132,7 @@ func TestAppendMulti(t *testing.T) {
 	c := mboxLogin(t, env, addr)
 	uv := appendUIDValidity(t, c, "Sent")
 	m1, m2, m3 := mboxMsg(1), mboxMsg(2), mboxMsg(3)
-	_, tagged := c.cmd(fmt.Sprintf("APPEND Sent {%d+}\r\n%s (\\Seen) {%d+}\r\n%s \"01-Jan-2024 00:00:00 +0000\" {%d+}\r\n%s",
+	_, tagged := c.Cmd(fmt.Sprintf("APPEND Sent {%d+}\r\n%s (\\Seen) {%d+}\r\n%s \"01-Jan-2024 00:00:00 +0000\" {%d+}\r\n%s",
 		len(m1), m1, len(m2), m2, len(m3), m3))
 	if tagged != "OK [APPENDUID "+uv+" 1:3] APPEND completed" {
 		t.Fatalf("MULTIAPPEND: %q", tagged)
@@ -149,26 +149,26 @@ func TestAppendMulti(t *testing.T) {
 		{"syntax", fmt.Sprintf("APPEND Sent {%d+}\r\n%s (\\Nope) {1+}\r\nx", len(m1), m1), "BAD"},
 	}
 	for _, tc := range rollbacks {
-		if u, tagged := c.cmd(tc.cmd); !strings.HasPrefix(tagged, tc.want) {
+		if u, tagged := c.Cmd(tc.cmd); !strings.HasPrefix(tagged, tc.want) {
 			t.Errorf("%s: %q %q, want %s", tc.name, u, tagged, tc.want)
 		}
-		c.ok("NOOP")
+		c.OK("NOOP")
 		if n := len(env.Mailbox(t, addr, "Sent")); n != 3 {
 			t.Fatalf("%s: %d messages, want 3", tc.name, n)
 		}
 	}
 	// A synchronizing literal refused midway: the client got the first
 	// continuation, then NO instead of the second.
-	tag := c.tag()
-	c.write(fmt.Sprintf("%s APPEND Sent {%d}\r\n", tag, len(m1)))
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	tag := c.Tag()
+	c.Send(fmt.Sprintf("%s APPEND Sent {%d}\r\n", tag, len(m1)))
+	if l := c.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("want continuation, got %q", l)
 	}
-	c.write(m1 + " {1001}\r\n")
-	if l := c.line(); !strings.HasPrefix(l, tag+" NO [TOOBIG]") {
+	c.Send(m1 + " {1001}\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, tag+" NO [TOOBIG]") {
 		t.Fatalf("second literal: %q", l)
 	}
-	c.ok("NOOP")
+	c.OK("NOOP")
 	if n := len(env.Mailbox(t, addr, "Sent")); n != 3 {
 		t.Fatalf("%d messages, want 3", n)
 	}
@@ -184,9 +184,9 @@ func TestAppendQuota(t *testing.T) {
 	if err := env.Users.SetQuota(ctx, addr, int64(len(m1))+100); err != nil {
 		t.Fatal(err)
 	}
-	tag := c.tag()
-	c.write(tag + " APPEND INBOX {101}\r\n")
-	if l := c.line(); !strings.HasPrefix(l, tag+" NO [OVERQUOTA]") {
+	tag := c.Tag()
+	c.Send(tag + " APPEND INBOX {101}\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, tag+" NO [OVERQUOTA]") {
 		t.Fatalf("over quota: %q", l)
 	}
 	// Within the quota by the literal's size, over it once bare LFs
@@ -195,10 +195,10 @@ func TestAppendQuota(t *testing.T) {
 	if len(lf) > 100 || len(strings.ReplaceAll(lf, "\n", "\r\n")) <= 100 {
 		t.Fatalf("bad test message size %d", len(lf))
 	}
-	c.expect(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(lf), lf), "NO [OVERQUOTA]")
+	c.Expect(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(lf), lf), "NO [OVERQUOTA]")
 	// MULTIAPPEND counts all messages together.
 	half := "Subject: h\r\n\r\n" + strings.Repeat("b", 50-len("Subject: h\r\n\r\n"))
-	c.expect(fmt.Sprintf("APPEND INBOX {50+}\r\n%s {50+}\r\n%s {50+}\r\n%s", half, half, half), "NO [OVERQUOTA]")
+	c.Expect(fmt.Sprintf("APPEND INBOX {50+}\r\n%s {50+}\r\n%s {50+}\r\n%s", half, half, half), "NO [OVERQUOTA]")
 	if n := len(env.Inbox(t, addr)); n != 1 {
 		t.Fatalf("%d messages after refusals", n)
 	}
@@ -218,7 +218,7 @@ func TestAppendBinary(t *testing.T) {
 	c := mboxLogin(t, env, addr)
 	hdr := "From: user@domain.org\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
 	bin := hdr + "\x00-\xe4\n\r\n\n"
-	_, tagged := c.cmd(fmt.Sprintf("APPEND INBOX ~{%d+}\r\n%s", len(bin), bin))
+	_, tagged := c.Cmd(fmt.Sprintf("APPEND INBOX ~{%d+}\r\n%s", len(bin), bin))
 	if !strings.HasPrefix(tagged, "OK [APPENDUID ") {
 		t.Fatalf("literal8: %q", tagged)
 	}
@@ -226,11 +226,11 @@ func TestAppendBinary(t *testing.T) {
 		t.Errorf("stored %q", got)
 	}
 	plain := hdr + "a\x00b\r\n"
-	c.expect(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(plain), plain), "OK [APPENDUID ")
+	c.Expect(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(plain), plain), "OK [APPENDUID ")
 	if msgs := env.Inbox(t, addr); len(msgs) != 2 || string(msgs[1].Body) != plain {
 		t.Fatalf("stored %+v", msgs)
 	}
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	tests := []struct{ cmd, want string }{
 		{"FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])", "* 1 FETCH (BINARY.SIZE[1] 7 BINARY[1] ~{7}\r\n\x00-\xe4\n\r\n\n)"},
 		{"FETCH 1 BODY.PEEK[1]", "* 1 FETCH (BODY[1] {7}\r\n\x80-\xe4\n\r\n\n)"},
@@ -238,7 +238,7 @@ func TestAppendBinary(t *testing.T) {
 		{"FETCH 2 RFC822.SIZE", fmt.Sprintf("* 2 FETCH (RFC822.SIZE %d)", len(plain))},
 	}
 	for _, tc := range tests {
-		u := c.ok(tc.cmd)
+		u := c.OK(tc.cmd)
 		if len(u) != 1 || u[0] != tc.want {
 			t.Errorf("%s: %q, want %q", tc.cmd, u, tc.want)
 		}
@@ -251,10 +251,10 @@ func TestAppendUTF8(t *testing.T) {
 	c := mboxLogin(t, env, addr)
 	msg := "Subject: Grüße\r\nFrom: jörg@example.org\r\n\r\nHallo\r\n"
 	line := fmt.Sprintf("APPEND INBOX UTF8 (~{%d+}\r\n%s)", len(msg), msg)
-	c.expect(line, "BAD")
-	c.ok("ENABLE UTF8=ACCEPT")
-	c.expect(line, "OK [APPENDUID ")
-	c.expect(fmt.Sprintf("APPEND INBOX UTF8 ({%d+}\r\n%s)", len(msg), msg), "BAD")
+	c.Expect(line, "BAD")
+	c.OK("ENABLE UTF8=ACCEPT")
+	c.Expect(line, "OK [APPENDUID ")
+	c.Expect(fmt.Sprintf("APPEND INBOX UTF8 ({%d+}\r\n%s)", len(msg), msg), "BAD")
 	if msgs := env.Inbox(t, addr); len(msgs) != 1 || string(msgs[0].Body) != msg {
 		t.Errorf("stored %+v", msgs)
 	}
@@ -266,14 +266,14 @@ func TestAppendToSelected(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
 	other := mboxLogin(t, env, addr)
-	c.ok("SELECT INBOX")
-	other.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
+	other.OK("SELECT INBOX")
 	body := mboxMsg(1)
-	u, tagged := c.cmd(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(body), body))
+	u, tagged := c.Cmd(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(body), body))
 	if !strings.HasPrefix(tagged, "OK [APPENDUID ") || !mboxHas(u, "* 1 EXISTS") {
 		t.Errorf("APPEND to selected: %q %q", u, tagged)
 	}
-	if u := other.ok("NOOP"); !mboxHas(u, "* 1 EXISTS") {
+	if u := other.OK("NOOP"); !mboxHas(u, "* 1 EXISTS") {
 		t.Errorf("other session: %q", u)
 	}
 }
@@ -295,7 +295,7 @@ func TestAppendMultiMemory(t *testing.T) {
 		}
 		fmt.Fprintf(&cmd, " {%d+}\r\n%s", len(m), m)
 	}
-	if _, tagged := c.cmd(cmd.String()); !strings.HasPrefix(tagged, "OK [APPENDUID") {
+	if _, tagged := c.Cmd(cmd.String()); !strings.HasPrefix(tagged, "OK [APPENDUID") {
 		t.Fatalf("MULTIAPPEND: %q", tagged)
 	}
 	msgs := env.Mailbox(t, addr, "Sent")

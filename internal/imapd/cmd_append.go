@@ -67,15 +67,15 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 		// Refuse an oversized literal before its continuation: over
 		// APPENDLIMIT (RFC 7889 §4: NO [TOOBIG]) or over what the quota
 		// leaves (RFC 9208 §4.3: NO [OVERQUOTA]).
-		max := s.srv.AppendLimit
+		max := s.srv.appendLimit()
 		if room >= 0 {
 			max = min(max, room-total)
 		}
 		m, err := s.dec.ReadAppendMessage(max)
 		var tb *imapwire.LiteralTooBigError
 		if errors.As(err, &tb) && !tb.Minus {
-			if tb.Size > s.srv.AppendLimit {
-				return no("TOOBIG", "message larger than the APPENDLIMIT of %d bytes", s.srv.AppendLimit)
+			if tb.Size > s.srv.appendLimit() {
+				return no("TOOBIG", "message larger than the APPENDLIMIT of %d bytes", s.srv.appendLimit())
 			}
 			return no("OVERQUOTA", "storage quota exceeded")
 		}
@@ -122,7 +122,9 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 	for i, m := range msgs {
 		specs[i] = m.spec
 	}
-	res, err := s.acct.AppendMessages(s.ctx(), mbName, specs)
+	wctx, cancel := s.writeCtx()
+	defer cancel()
+	res, err := s.acct.AppendMessages(wctx, mbName, specs)
 	if errors.Is(err, store.ErrNoMailbox) {
 		return no("TRYCREATE", "no such mailbox")
 	}

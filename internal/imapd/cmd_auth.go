@@ -12,6 +12,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/imapwire"
+	"github.com/jodmai/jodmai/internal/netio"
 )
 
 // This file: commands of any state and of the not-authenticated state
@@ -128,7 +129,7 @@ func cmdStartTLS(s *session, tag, name string, uid bool) error {
 		return err
 	}
 	tc := tls.Server(s.conn, s.srv.TLSConfig)
-	tc.SetDeadline(time.Now().Add(s.srv.PreauthTimeout))
+	tc.SetDeadline(time.Now().Add(s.srv.preauthTimeout()))
 	if err := tc.Handshake(); err != nil {
 		s.log.Info("starttls handshake failed", "err", err)
 		return fmt.Errorf("tls handshake: %w", err)
@@ -136,7 +137,7 @@ func cmdStartTLS(s *session, tag, name string, uid bool) error {
 	tc.SetDeadline(time.Time{})
 	s.isTLS = true
 	s.rawR = tc
-	s.rawW = &deadlineWriter{c: tc, timeout: s.srv.WriteTimeout}
+	s.rawW = &netio.DeadlineWriter{Conn: tc, Timeout: s.srv.writeTimeout()}
 	s.conn = tc
 	// Both buffers are empty (checked above, and just flushed): reuse them.
 	s.br.Reset(tc)

@@ -98,7 +98,9 @@ func (s *session) copyMessages(name string, uid, move bool) error {
 			}
 		}
 	}
-	res, err := s.acct.Copy(s.ctx(), s.sel.mb.ID, uids, dest, move)
+	wctx, cancel := s.writeCtx()
+	defer cancel()
+	res, err := s.acct.Copy(wctx, s.sel.mb.ID, uids, dest, move)
 	if errors.Is(err, store.ErrNoMailbox) {
 		return no("TRYCREATE", "no such mailbox")
 	}

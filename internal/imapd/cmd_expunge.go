@@ -52,7 +52,9 @@ func cmdExpunge(s *session, tag, name string, uid bool) error {
 			return set.Contains(u, last)
 		}
 	}
-	removed, highest, err := s.acct.ExpungeDeleted(s.ctx(), sel.mb.ID, sel.lastUID(), keep)
+	wctx, cancel := s.writeCtx()
+	defer cancel()
+	removed, highest, err := s.acct.ExpungeDeleted(wctx, sel.mb.ID, sel.lastUID(), keep)
 	if err != nil {
 		return s.serverBug(err)
 	}

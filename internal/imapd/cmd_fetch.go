@@ -329,7 +329,9 @@ func (s *session) fetchSetSeen(rows []store.Message) (map[uint32]bool, error) {
 	if len(unseen) == 0 {
 		return nil, nil
 	}
-	res, err := s.acct.SetFlags(s.ctx(), s.sel.mb.ID, unseen, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagSeen})
+	wctx, cancel := s.writeCtx()
+	defer cancel()
+	res, err := s.acct.SetFlags(wctx, s.sel.mb.ID, unseen, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagSeen})
 	if err != nil {
 		return nil, err
 	}

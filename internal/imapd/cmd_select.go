@@ -130,7 +130,9 @@ func cmdClose(s *session, tag, name string, uid bool) error {
 			del = append(del, m.UID)
 		}
 	}
-	if _, err := s.acct.Expunge(s.ctx(), sel.mb.ID, del); err != nil {
+	wctx, cancel := s.writeCtx()
+	defer cancel()
+	if _, err := s.acct.Expunge(wctx, sel.mb.ID, del); err != nil {
 		return s.serverBug(err)
 	}
 	return nil

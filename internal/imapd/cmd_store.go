@@ -37,7 +37,9 @@ func cmdStore(s *session, tag, name string, uid bool) error {
 		}
 		live = slices.DeleteFunc(slices.Clone(uids), func(u uint32) bool { return pending[u] })
 	}
-	res, err := s.acct.SetFlags(s.ctx(), s.sel.mb.ID, live, store.FlagUpdate{
+	wctx, cancel := s.writeCtx()
+	defer cancel()
+	res, err := s.acct.SetFlags(wctx, s.sel.mb.ID, live, store.FlagUpdate{
 		Op: c.Op, Flags: c.Flags, Keywords: c.Keywords,
 		UnchangedSince: c.UnchangedSince, Conditional: c.HasUnchangedSince,
 	})

@@ -19,29 +19,29 @@ func TestCompressSession(t *testing.T) {
 	}
 	claim := h.dial() // takes \Recent (RFC 3501 §2.3.2) from c
 	claim.login(sessAlice, sessPass)
-	claim.ok("SELECT INBOX")
+	claim.OK("SELECT INBOX")
 	c := h.dial()
 	c.login(sessAlice, sessPass)
-	c.compress()
+	c.Compress()
 
-	u := c.ok("CAPABILITY")
+	u := c.OK("CAPABILITY")
 	if capa := sessFind(u, "* CAPABILITY "); capa == "" || strings.Contains(capa, "COMPRESS=DEFLATE") {
 		t.Errorf("CAPABILITY under compression: %q", u)
 	}
-	c.fail("COMPRESS DEFLATE", "NO [COMPRESSIONACTIVE]")
-	u = c.ok("SELECT INBOX")
+	c.Expect("COMPRESS DEFLATE", "NO [COMPRESSIONACTIVE]")
+	u = c.OK("SELECT INBOX")
 	if sessFind(u, "* 3 EXISTS") == "" {
 		t.Errorf("SELECT: %q", u)
 	}
 
 	// A synchronizing literal: the continuation must get through the
 	// compressor before the server waits for the data.
-	c.send(`t100 ID ("name" {6}` + "\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.Send(`t100 ID ("name" {6}` + "\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("want continuation, got %q", l)
 	}
-	c.send(`client)` + "\r\n")
-	if _, r := c.until("t100"); !strings.HasPrefix(r, "OK") {
+	c.Send(`client)` + "\r\n")
+	if _, r := c.Until("t100"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("ID with literal: %q", r)
 	}
 
@@ -52,47 +52,47 @@ func TestCompressSession(t *testing.T) {
 	if _, err := a.SetFlags(context.Background(), mb.ID, uids, store.FlagUpdate{Op: store.FlagsAdd, Flags: store.FlagFlagged}); err != nil {
 		t.Fatal(err)
 	}
-	u = c.ok("NOOP")
+	u = c.OK("NOOP")
 	if len(u) != 3 || !sessHas(u, `FLAGS (\Flagged)`) {
 		t.Errorf("NOOP after flag changes: %q", u)
 	}
-	c.send("t200 IDLE\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.Send("t200 IDLE\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: %q", l)
 	}
 	h.deliver(sessAlice, sessMessage("during idle"))
-	if l := c.line(); l != "* 4 EXISTS" {
+	if l := c.Response(); l != "* 4 EXISTS" {
 		t.Fatalf("during IDLE: got %q, want * 4 EXISTS", l)
 	}
-	c.send("DONE\r\n")
-	if _, r := c.until("t200"); !strings.HasPrefix(r, "OK") {
+	c.Send("DONE\r\n")
+	if _, r := c.Until("t200"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("IDLE: %q", r)
 	}
-	u = c.ok("LOGOUT")
+	u = c.OK("LOGOUT")
 	if sessFind(u, "* BYE") == "" {
 		t.Errorf("LOGOUT: %q", u)
 	}
-	c.eof()
+	c.EOF()
 }
 
 func TestCompressRefused(t *testing.T) {
 	h := newSessHarness(t, sessOptions{})
 	h.addUser(sessAlice, sessPass)
 	c := h.dial()
-	c.fail("COMPRESS DEFLATE", "BAD") // RFC 4978 §3: authenticated state
+	c.Expect("COMPRESS DEFLATE", "BAD") // RFC 4978 §3: authenticated state
 	c.login(sessAlice, sessPass)
-	c.fail("COMPRESS", "BAD")
-	c.fail("COMPRESS LZ4", "BAD")
-	c.fail("COMPRESS DEFLATE extra", "BAD")
-	c.ok("NOOP")
+	c.Expect("COMPRESS", "BAD")
+	c.Expect("COMPRESS LZ4", "BAD")
+	c.Expect("COMPRESS DEFLATE extra", "BAD")
+	c.OK("NOOP")
 
 	// Bytes after COMPRESS, sent before the reply, cannot be read either
 	// way: BAD, BYE, close.
-	c.send("t1 COMPRESS DEFLATE\r\nt2 NOOP\r\n")
-	if _, r := c.until("t1"); !strings.HasPrefix(r, "BAD") {
+	c.Send("t1 COMPRESS DEFLATE\r\nt2 NOOP\r\n")
+	if _, r := c.Until("t1"); !strings.HasPrefix(r, "BAD") {
 		t.Fatalf("pipelined COMPRESS: %q", r)
 	}
-	c.eof("* BYE ")
+	c.EOF("* BYE ")
 }
 
 // TestCompressTLS: COMPRESS over implicit TLS, lower-case command.
@@ -102,9 +102,9 @@ func TestCompressTLS(t *testing.T) {
 	h.deliver(sessAlice, sessMessage("tls"))
 	c := h.dialTLS()
 	c.login(sessAlice, sessPass)
-	c.ok("compress deflate")
-	c.deflate()
-	u := c.ok("EXAMINE INBOX")
+	c.OK("compress deflate")
+	c.Deflate()
+	u := c.OK("EXAMINE INBOX")
 	if sessFind(u, "* 1 EXISTS") == "" {
 		t.Errorf("EXAMINE: %q", u)
 	}

@@ -20,8 +20,8 @@ func TestCopyCOPYUID(t *testing.T) {
 	}
 	uv := appendUIDValidity(t, c, "Archive")
 	watcher := mboxLogin(t, env, addr)
-	watcher.ok("SELECT Archive")
-	c.ok("SELECT INBOX")
+	watcher.OK("SELECT Archive")
+	c.OK("SELECT INBOX")
 
 	tests := []struct{ cmd, want string }{
 		{"COPY 2:4 Archive", "OK [COPYUID " + uv + " 2:4 1:3] COPY completed"},
@@ -37,7 +37,7 @@ func TestCopyCOPYUID(t *testing.T) {
 		{"COPY 5 INBOX", "OK [COPYUID " + appendUIDValidity(t, c, "INBOX") + " 5 6] COPY completed"},
 	}
 	for _, tc := range tests {
-		u, tagged := c.cmd(tc.cmd)
+		u, tagged := c.Cmd(tc.cmd)
 		exact := strings.HasPrefix(tc.want, "OK")
 		if (exact && tagged != tc.want) || (!exact && !strings.HasPrefix(tagged, tc.want)) {
 			t.Errorf("%s: %q (untagged %q), want %q", tc.cmd, tagged, u, tc.want)
@@ -58,7 +58,7 @@ func TestCopyCOPYUID(t *testing.T) {
 	if m := arch[3]; m.Flags != store.FlagFlagged || len(m.Keywords) != 1 || m.Keywords[0] != "$Label" {
 		t.Errorf("copied flags %v %q", m.Flags, m.Keywords)
 	}
-	if u := watcher.ok("NOOP"); !mboxHas(u, "* 5 EXISTS") {
+	if u := watcher.OK("NOOP"); !mboxHas(u, "* 5 EXISTS") {
 		t.Errorf("session on the target: %q", u)
 	}
 	// The source is unchanged.
@@ -66,8 +66,8 @@ func TestCopyCOPYUID(t *testing.T) {
 		t.Errorf("INBOX has %d messages", n)
 	}
 	// COPY works from a read-only mailbox.
-	c.ok("EXAMINE INBOX")
-	c.expect("COPY 1 Archive", "OK [COPYUID "+uv+" 1 6]")
+	c.OK("EXAMINE INBOX")
+	c.Expect("COPY 1 Archive", "OK [COPYUID "+uv+" 1 6]")
 }
 
 func TestCopyQuota(t *testing.T) {
@@ -79,14 +79,14 @@ func TestCopyQuota(t *testing.T) {
 	if err := env.Users.SetQuota(context.Background(), addr, int64(3*len(m1))); err != nil {
 		t.Fatal(err)
 	}
-	c.ok("SELECT INBOX")
-	c.expect("COPY 1:2 Trash", "NO [OVERQUOTA]")
+	c.OK("SELECT INBOX")
+	c.Expect("COPY 1:2 Trash", "NO [OVERQUOTA]")
 	if n := len(env.Mailbox(t, addr, "Trash")); n != 0 {
 		t.Errorf("%d messages copied over quota", n)
 	}
-	c.expect("COPY 1 Trash", "OK [COPYUID ")
+	c.Expect("COPY 1 Trash", "OK [COPYUID ")
 	// MOVE does not add to the usage.
-	c.expect("MOVE 1:2 Junk", "OK")
+	c.Expect("MOVE 1:2 Junk", "OK")
 }
 
 func TestMoveCOPYUIDAndExpunges(t *testing.T) {
@@ -97,29 +97,29 @@ func TestMoveCOPYUIDAndExpunges(t *testing.T) {
 	}
 	uv := appendUIDValidity(t, c, "Trash")
 	source := mboxLogin(t, env, addr)
-	source.ok("SELECT INBOX")
+	source.OK("SELECT INBOX")
 	target := mboxLogin(t, env, addr)
-	target.ok("SELECT Trash")
+	target.OK("SELECT Trash")
 	qr := mboxLogin(t, env, addr)
-	qr.ok("ENABLE QRESYNC")
-	qr.ok("SELECT INBOX")
-	c.ok("SELECT INBOX")
+	qr.OK("ENABLE QRESYNC")
+	qr.OK("SELECT INBOX")
+	c.OK("SELECT INBOX")
 
 	// RFC 6851 §4.3: COPYUID in an untagged OK, then the expunges.
-	u, tagged := c.cmd("UID MOVE 2:3 Trash")
+	u, tagged := c.Cmd("UID MOVE 2:3 Trash")
 	mboxSame(t, "UID MOVE", u, []string{"* OK [COPYUID " + uv + " 2:3 1:2] moved", "* 3 EXPUNGE", "* 2 EXPUNGE"})
 	if tagged != "OK MOVE completed" {
 		t.Errorf("UID MOVE: %q", tagged)
 	}
 	// The non-UID form sends EXPUNGE too. Messages now: UIDs 1,4,5,6.
-	u, _ = c.cmd("MOVE 2,4 Trash")
+	u, _ = c.Cmd("MOVE 2,4 Trash")
 	mboxSame(t, "MOVE", u, []string{"* OK [COPYUID " + uv + " 4,6 3:4] moved", "* 4 EXPUNGE", "* 2 EXPUNGE"})
 
 	// Other sessions: EXPUNGE on the source (highest first, each number
 	// valid when sent), VANISHED with QRESYNC, EXISTS on the target.
-	mboxSame(t, "source session", source.ok("NOOP"), []string{"* 6 EXPUNGE", "* 4 EXPUNGE", "* 3 EXPUNGE", "* 2 EXPUNGE", "* 2 RECENT"})
-	mboxSame(t, "QRESYNC session", qr.ok("NOOP"), []string{"* VANISHED 2:4,6"})
-	if u := target.ok("NOOP"); !mboxHas(u, "* 4 EXISTS") {
+	mboxSame(t, "source session", source.OK("NOOP"), []string{"* 6 EXPUNGE", "* 4 EXPUNGE", "* 3 EXPUNGE", "* 2 EXPUNGE", "* 2 RECENT"})
+	mboxSame(t, "QRESYNC session", qr.OK("NOOP"), []string{"* VANISHED 2:4,6"})
+	if u := target.OK("NOOP"); !mboxHas(u, "* 4 EXISTS") {
 		t.Errorf("target session: %q", u)
 	}
 	if got := mboxUIDs(t, env, addr, "INBOX"); !mboxUIDsEqual(got, []uint32{1, 5}) {
@@ -133,14 +133,14 @@ func TestMoveCOPYUIDAndExpunges(t *testing.T) {
 	}
 
 	// QRESYNC session's own MOVE reports VANISHED.
-	u, _ = qr.cmd("UID MOVE 5 Trash")
+	u, _ = qr.Cmd("UID MOVE 5 Trash")
 	mboxSame(t, "QRESYNC MOVE", u, []string{"* OK [COPYUID " + uv + " 5 5] moved", "* VANISHED 5"})
 
-	c.expect("MOVE 1 nosuch", "NO [TRYCREATE]")
-	c.expect("MOVE 3 Trash", "BAD")
-	c.ok("EXAMINE INBOX")
-	c.expect("MOVE 1 Trash", "NO [READ-ONLY]")
-	c.expect("UID MOVE 1 Trash", "NO [READ-ONLY]")
+	c.Expect("MOVE 1 nosuch", "NO [TRYCREATE]")
+	c.Expect("MOVE 3 Trash", "BAD")
+	c.OK("EXAMINE INBOX")
+	c.Expect("MOVE 1 Trash", "NO [READ-ONLY]")
+	c.Expect("UID MOVE 1 Trash", "NO [READ-ONLY]")
 	if got := mboxUIDs(t, env, addr, "INBOX"); !mboxUIDsEqual(got, []uint32{1}) {
 		t.Errorf("INBOX UIDs %v after refused MOVEs", got)
 	}
@@ -154,25 +154,25 @@ func TestCopyExpungeIssued(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		c.appendMsg("INBOX", "", mboxMsg(i))
 	}
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	other := mboxLogin(t, env, addr)
-	other.ok("SELECT INBOX")
-	other.ok("UID MOVE 2 Trash")
+	other.OK("SELECT INBOX")
+	other.OK("UID MOVE 2 Trash")
 	// A non-UID FETCH takes the change in without announcing the
 	// expunge (RFC 9051 §7.5.1).
-	if u, _ := c.cmd("FETCH 1 (UID)"); len(mboxGrep(u, "* 2 EXPUNGE")) != 0 {
+	if u, _ := c.Cmd("FETCH 1 (UID)"); len(mboxGrep(u, "* 2 EXPUNGE")) != 0 {
 		t.Fatalf("EXPUNGE after FETCH: %q", u)
 	}
 	// The NO comes with the EXPUNGE the client was missing (COPY allows
 	// it, RFC 9051 §7.5.1).
-	u := c.expect("COPY 1:3 Archive", "NO [EXPUNGEISSUED]")
+	u := c.Expect("COPY 1:3 Archive", "NO [EXPUNGEISSUED]")
 	mboxSame(t, "COPY untagged", u, []string{"* 2 EXPUNGE", "* 2 RECENT"})
 	if n := len(env.Mailbox(t, addr, "Archive")); n != 0 {
 		t.Errorf("%d messages copied", n)
 	}
-	other.ok("UID MOVE 3 Trash")
-	c.cmd("FETCH 1 (UID)")
-	c.expect("UID MOVE 3 Archive", "NO [EXPUNGEISSUED]")
+	other.OK("UID MOVE 3 Trash")
+	c.Cmd("FETCH 1 (UID)")
+	c.Expect("UID MOVE 3 Archive", "NO [EXPUNGEISSUED]")
 	// Once announced, the rest copies.
-	c.expect("COPY 1 Archive", "OK [COPYUID ")
+	c.Expect("COPY 1 Archive", "OK [COPYUID ")
 }

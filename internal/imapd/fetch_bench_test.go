@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/testenv"
@@ -49,14 +50,15 @@ func fetchBenchEnv(b *testing.B, n int, raw string) (*testenv.Env, *fetchConn) {
 // run sends a command and reads its responses without keeping them,
 // returning the number of untagged lines and bytes read.
 func (fc *fetchConn) run(b *testing.B, cmd string) (lines, nbytes int) {
-	fc.n++
-	tag := "t" + strconv.Itoa(fc.n)
-	if _, err := io.WriteString(fc.c, tag+" "+cmd+"\r\n"); err != nil {
+	tag := fc.Tag()
+	fc.NetConn().SetDeadline(time.Now().Add(time.Minute))
+	if _, err := io.WriteString(fc.NetConn(), tag+" "+cmd+"\r\n"); err != nil {
 		b.Fatal(err)
 	}
+	br := fc.Reader()
 	prefix := []byte(tag + " ")
 	for {
-		l, err := fc.br.ReadSlice('\n')
+		l, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
 			nbytes += len(l)
 			continue
@@ -77,7 +79,7 @@ func (fc *fetchConn) run(b *testing.B, cmd string) (lines, nbytes int) {
 		}
 		if m := fetchLiteralRE.FindSubmatch(l); m != nil {
 			n, _ := strconv.Atoi(string(m[1]))
-			if _, err := fc.br.Discard(n); err != nil {
+			if _, err := br.Discard(n); err != nil {
 				b.Fatal(err)
 			}
 			nbytes += n

@@ -4,11 +4,8 @@ package imapd_test
 // and the messages they deliver.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,89 +14,43 @@ import (
 
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/wire"
 )
 
-// fetchConn is one raw IMAP connection.
+// fetchConn is one raw IMAP connection: testenv/wire's client, with cmd
+// and ok taking format strings.
 type fetchConn struct {
-	t  testing.TB
-	c  net.Conn
-	br *bufio.Reader
-	n  int
+	*wire.IMAP
+	t testing.TB
 }
 
 // fetchDial connects to the test server's imap listener and logs in.
 func fetchDial(t testing.TB, env *testenv.Env, user, pass string) *fetchConn {
 	t.Helper()
-	c, err := net.Dial("tcp", env.Addr("imap"))
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	fc := &fetchConn{t: t, c: c, br: bufio.NewReader(c)}
-	c.SetDeadline(time.Now().Add(time.Minute))
-	if line := fc.line(); !strings.HasPrefix(line, "* OK") {
-		t.Fatalf("greeting: %q", line)
-	}
+	c := wire.Dial(t, env.Addr("imap"))
+	c.Timeout = time.Minute // big FETCHes under -race
+	fc := &fetchConn{wire.NewIMAP(c), t}
 	fc.ok(`LOGIN %s %s`, fetchQuote(user), fetchQuote(pass))
 	return fc
 }
 
 func fetchQuote(s string) string { return strconv.Quote(s) }
 
-// line reads one response line, literals included in place (as
-// "{n}\r\n" + data), without the final CRLF.
-func (fc *fetchConn) line() string {
-	fc.t.Helper()
-	var b strings.Builder
-	for {
-		l, err := fc.br.ReadString('\n')
-		if err != nil {
-			fc.t.Fatalf("read: %v (so far %q)", err, b.String()+l)
-		}
-		b.WriteString(l)
-		m := fetchLiteralRE.FindStringSubmatch(l)
-		if m == nil {
-			s := b.String()
-			return strings.TrimSuffix(s, "\r\n")
-		}
-		n, _ := strconv.Atoi(m[1])
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(fc.br, buf); err != nil {
-			fc.t.Fatalf("read literal: %v", err)
-		}
-		b.Write(buf)
-	}
-}
-
+// fetchLiteralRE matches the literal a response line announces at its
+// end (fetch_bench_test.go reads without the client).
 var fetchLiteralRE = regexp.MustCompile(`~?\{(\d+)\+?\}\r\n$`)
 
 // cmd sends a command with a fresh tag and returns the untagged lines and
 // the tagged status ("OK ...", "NO ...", "BAD ...").
 func (fc *fetchConn) cmd(format string, a ...any) (untagged []string, status string) {
 	fc.t.Helper()
-	fc.n++
-	tag := fmt.Sprintf("t%d", fc.n)
-	fc.c.SetDeadline(time.Now().Add(time.Minute))
-	if _, err := fmt.Fprintf(fc.c, "%s %s\r\n", tag, fmt.Sprintf(format, a...)); err != nil {
-		fc.t.Fatalf("write: %v", err)
-	}
-	for {
-		l := fc.line()
-		if strings.HasPrefix(l, tag+" ") {
-			return untagged, l[len(tag)+1:]
-		}
-		untagged = append(untagged, l)
-	}
+	return fc.Cmd(fmt.Sprintf(format, a...))
 }
 
 // ok runs a command that must succeed and returns its untagged lines.
 func (fc *fetchConn) ok(format string, a ...any) []string {
 	fc.t.Helper()
-	u, st := fc.cmd(format, a...)
-	if !strings.HasPrefix(st, "OK") {
-		fc.t.Fatalf("%s: %s (untagged %q)", fmt.Sprintf(format, a...), st, u)
-	}
-	return u
+	return fc.OK(fmt.Sprintf(format, a...))
 }
 
 // expect runs a command and checks its untagged lines and the start of its

@@ -31,7 +31,7 @@ func TestFetchEnvelopeWithHeaderFields(t *testing.T) {
 	for w := range 4 {
 		c := h.dial()
 		c.login(sessAlice, sessPass)
-		c.ok("EXAMINE INBOX")
+		c.OK("EXAMINE INBOX")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -40,7 +40,7 @@ func TestFetchEnvelopeWithHeaderFields(t *testing.T) {
 					if (i+j+w)%2 == 0 {
 						continue
 					}
-					u := c.ok(fmt.Sprintf(f, i))
+					u := c.OK(fmt.Sprintf(f, i))
 					line := strings.Join(u, "\n")
 					want := map[int]string{0: fmt.Sprintf("Subject: message %d", i-1), 1: "From: Bob", 2: "Subject: message", 3: "Subject: message", 4: fmt.Sprintf("body %d", i-1), 5: "Subject: message"}[j]
 					if len(u) != 1 || !strings.Contains(line, want) {

@@ -338,6 +338,6 @@ func TestFetchManyMessages(t *testing.T) {
 			t.Fatalf("response %d: %q", i, l)
 		}
 	}
-	fc.expect("SEARCH RETURN (COUNT ALL) SEEN", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 501 ALL 3900:4400`, fc.nextTag()))
+	fc.expect("SEARCH RETURN (COUNT ALL) SEEN", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 501 ALL 3900:4400`, fc.NextTag()))
 	fc.expect("NOOP", "OK")
 }

@@ -1,7 +1,6 @@
 package imapd_test
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/store"
+	"github.com/jodmai/jodmai/internal/testenv/wire"
 )
 
 // FuzzSession drives real sessions: one server over an on-disk store for
@@ -67,12 +67,12 @@ func FuzzSession(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		r := bufio.NewReader(c)
-		sc := &sessConn{t: t, c: c, r: r}
-		sc.greeting = sc.line()
+		wc := wire.New(t, c)
+		wc.Timeout = 30 * time.Second
+		r := wc.Reader()
+		sc := wire.NewIMAP(wc)
 		c.Write([]byte("L LOGIN " + sessAlice + " " + sessPass + "\r\n"))
-		if _, reply := sc.until("L"); !strings.HasPrefix(reply, "OK") {
+		if _, reply := sc.Until("L"); !strings.HasPrefix(reply, "OK") {
 			t.Fatalf("login: %q", reply)
 		}
 		go func() {
@@ -80,7 +80,7 @@ func FuzzSession(f *testing.F) {
 			c.(*net.TCPConn).CloseWrite()
 		}()
 		for {
-			l, err := sc.readLine()
+			l, err := sc.ReadResponse()
 			if err != nil {
 				if err == io.EOF && l == "" {
 					break

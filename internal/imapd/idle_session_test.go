@@ -22,35 +22,35 @@ func TestIdleUpdates(t *testing.T) {
 	a := h.account(sessAlice)
 	c := h.dial()
 	c.login(sessAlice, sessPass)
-	c.ok("ENABLE CONDSTORE")
-	c.ok("SELECT INBOX")
-	c.send("t1 IDLE\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.OK("ENABLE CONDSTORE")
+	c.OK("SELECT INBOX")
+	c.Send("t1 IDLE\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: %q", l)
 	}
 	// Each change reaches the idling client without it sending anything.
 	h.deliver(sessAlice, sessMessage("third"))
-	if l := c.line(); l != "* 3 EXISTS" {
+	if l := c.Response(); l != "* 3 EXISTS" {
 		t.Errorf("after delivery: %q", l)
 	}
-	if l := c.line(); l != "* 3 RECENT" {
+	if l := c.Response(); l != "* 3 RECENT" {
 		t.Errorf("after delivery: %q", l)
 	}
 	sessSetFlags(t, a, "INBOX", store.FlagsAdd, store.FlagAnswered, 2)
-	if l := c.line(); !strings.HasPrefix(l, `* 2 FETCH (UID 2 FLAGS (\Answered \Recent) MODSEQ (`) {
+	if l := c.Response(); !strings.HasPrefix(l, `* 2 FETCH (UID 2 FLAGS (\Answered \Recent) MODSEQ (`) {
 		t.Errorf("after flag change: %q", l)
 	}
 	sessExpunge(t, a, "INBOX", 1)
-	if l := c.line(); l != "* 1 EXPUNGE" {
+	if l := c.Response(); l != "* 1 EXPUNGE" {
 		t.Errorf("after expunge: %q", l)
 	}
-	c.send("done\r\n") // any case (RFC 2177 §3)
-	if _, r := c.until("t1"); !strings.HasPrefix(r, "OK") {
+	c.Send("done\r\n") // any case (RFC 2177 §3)
+	if _, r := c.Until("t1"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("IDLE: %q", r)
 	}
 	// The view followed: message 1 is now the old 2.
 	sessSetFlags(t, a, "INBOX", store.FlagsAdd, store.FlagFlagged, 2)
-	if u := c.ok("NOOP"); len(u) != 1 || !strings.HasPrefix(u[0], `* 1 FETCH (UID 2 FLAGS (\Answered \Flagged \Recent)`) {
+	if u := c.OK("NOOP"); len(u) != 1 || !strings.HasPrefix(u[0], `* 1 FETCH (UID 2 FLAGS (\Answered \Flagged \Recent)`) {
 		t.Errorf("NOOP after IDLE: %q", u)
 	}
 }
@@ -64,20 +64,20 @@ func TestIdlePendingExpunge(t *testing.T) {
 	h.deliver(sessAlice, sessMessage("second"))
 	c := h.dial()
 	c.login(sessAlice, sessPass)
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	sessExpunge(t, h.account(sessAlice), "INBOX", 2)
-	if u, _ := c.cmd("FETCH 1 (FLAGS)"); sessHas(u, "EXPUNGE") {
+	if u, _ := c.Cmd("FETCH 1 (FLAGS)"); sessHas(u, "EXPUNGE") {
 		t.Fatalf("FETCH announced the expunge: %q", u)
 	}
-	c.send("t1 IDLE\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.Send("t1 IDLE\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: %q", l)
 	}
-	if l := c.line(); l != "* 2 EXPUNGE" {
+	if l := c.Response(); l != "* 2 EXPUNGE" {
 		t.Errorf("pending expunge: %q", l)
 	}
-	c.send("DONE\r\n")
-	c.until("t1")
+	c.Send("DONE\r\n")
+	c.Until("t1")
 }
 
 func TestIdleEnd(t *testing.T) {
@@ -87,27 +87,27 @@ func TestIdleEnd(t *testing.T) {
 	c.login(sessAlice, sessPass)
 
 	// In the authenticated state too.
-	c.send("t1 IDLE\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.Send("t1 IDLE\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: %q", l)
 	}
-	c.send("DONE\r\n")
-	if _, r := c.until("t1"); !strings.HasPrefix(r, "OK") {
+	c.Send("DONE\r\n")
+	if _, r := c.Until("t1"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("IDLE: %q", r)
 	}
 	// Anything but DONE ends IDLE with BAD; the session goes on.
-	c.ok("SELECT INBOX")
-	c.send("t2 IDLE\r\n")
-	c.line()
-	c.send("t3 NOOP\r\n")
-	if _, r := c.until("t2"); !strings.HasPrefix(r, "BAD") {
+	c.OK("SELECT INBOX")
+	c.Send("t2 IDLE\r\n")
+	c.Response()
+	c.Send("t3 NOOP\r\n")
+	if _, r := c.Until("t2"); !strings.HasPrefix(r, "BAD") {
 		t.Fatalf("IDLE ended by a command: %q", r)
 	}
-	c.ok("NOOP")
-	c.fail("IDLE now", "BAD")
+	c.OK("NOOP")
+	c.Expect("IDLE now", "BAD")
 	// Not before login.
 	c2 := h.dial()
-	c2.fail("IDLE", "BAD")
+	c2.Expect("IDLE", "BAD")
 }
 
 // TestIdleSMTPDelivery: a message sent over SMTP to the jodmai server
@@ -119,9 +119,9 @@ func TestIdleSMTPDelivery(t *testing.T) {
 	env.AddUser(t, addr, sessPass)
 	c := sessDial(t, env.Addr("imap"))
 	c.login(addr, sessPass)
-	c.ok("SELECT INBOX")
-	c.send("t1 IDLE\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.OK("SELECT INBOX")
+	c.Send("t1 IDLE\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: %q", l)
 	}
 	start := time.Now()
@@ -148,12 +148,12 @@ func TestIdleSMTPDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc.Quit()
-	if l := c.line(); l != "* 1 EXISTS" {
+	if l := c.Response(); l != "* 1 EXISTS" {
 		t.Fatalf("during IDLE: %q", l)
 	}
 	t.Logf("EXISTS %v after the SMTP transaction began", time.Since(start))
-	c.send("DONE\r\n")
-	c.until("t1")
+	c.Send("DONE\r\n")
+	c.Until("t1")
 }
 
 // TestIdleOtherSessionCommands: another session's STORE and EXPUNGE reach
@@ -167,34 +167,34 @@ func TestIdleOtherSessionCommands(t *testing.T) {
 	}
 	other := h.dial()
 	other.login(sessAlice, sessPass)
-	other.ok("SELECT INBOX")
-	other.ok("STORE 1 +FLAGS.SILENT (\\Seen)")
-	other.ok("EXPUNGE")
+	other.OK("SELECT INBOX")
+	other.OK("STORE 1 +FLAGS.SILENT (\\Seen)")
+	other.OK("EXPUNGE")
 	busy := h.dial()
 	busy.login(sessAlice, sessPass)
-	busy.ok("SELECT INBOX")
+	busy.OK("SELECT INBOX")
 	idle := h.dial()
 	idle.login(sessAlice, sessPass)
-	idle.ok("SELECT INBOX")
-	idle.send("t1 IDLE\r\n")
-	idle.line()
+	idle.OK("SELECT INBOX")
+	idle.Send("t1 IDLE\r\n")
+	idle.Response()
 
-	other.ok("STORE 2 +FLAGS (\\Deleted)")
-	if l := idle.line(); !strings.HasPrefix(l, `* 2 FETCH (UID 2 FLAGS (\Deleted`) {
+	other.OK("STORE 2 +FLAGS (\\Deleted)")
+	if l := idle.Response(); !strings.HasPrefix(l, `* 2 FETCH (UID 2 FLAGS (\Deleted`) {
 		t.Errorf("idle after STORE: %q", l)
 	}
-	other.ok("EXPUNGE")
-	if l := idle.line(); l != "* 2 EXPUNGE" {
+	other.OK("EXPUNGE")
+	if l := idle.Response(); l != "* 2 EXPUNGE" {
 		t.Errorf("idle after EXPUNGE: %q", l)
 	}
-	idle.send("DONE\r\n")
-	idle.until("t1")
+	idle.Send("DONE\r\n")
+	idle.Until("t1")
 
-	u, _ := busy.cmd("FETCH 1:3 (FLAGS)")
+	u, _ := busy.Cmd("FETCH 1:3 (FLAGS)")
 	if sessHas(u, "EXPUNGE") || len(u) < 2 { // the pending message may be left out (RFC 2180 §4.1)
 		t.Errorf("FETCH during a pending expunge: %q", u)
 	}
-	if u := busy.ok("NOOP"); !slices.Contains(u, "* 2 EXPUNGE") {
+	if u := busy.OK("NOOP"); !slices.Contains(u, "* 2 EXPUNGE") {
 		t.Errorf("NOOP: %q", u)
 	}
 }

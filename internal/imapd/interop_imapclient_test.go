@@ -1,6 +1,7 @@
 package imapd_test
 
 import (
+	"bufio"
 	"compress/flate"
 	"context"
 	"crypto/tls"
@@ -203,8 +204,16 @@ func TestInteropImapclientCompress(t *testing.T) {
 	}
 	sc := sessNewConn(t, raw)
 	sc.login(interopUser, sessPass)
-	sc.compress()
-	zc := &interopDeflateConn{Conn: raw, r: io.MultiReader(strings.NewReader("* PREAUTH [CAPABILITY IMAP4rev1 IDLE] compressed\r\n"), sc.r), zw: sc.zw}
+	sc.OK("COMPRESS DEFLATE")
+	if n := sc.Buffered(); n != 0 {
+		t.Fatalf("%d bytes after the COMPRESS reply", n)
+	}
+	zw, err := flate.NewWriter(raw, flate.DefaultCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr := bufio.NewReader(flate.NewReader(raw))
+	zc := &interopDeflateConn{Conn: raw, r: io.MultiReader(strings.NewReader("* PREAUTH [CAPABILITY IMAP4rev1 IDLE] compressed\r\n"), zr), zw: zw}
 	exists := make(chan uint32, 10)
 	c := imapclient.New(zc, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 		Mailbox: func(d *imapclient.UnilateralDataMailbox) {

@@ -43,29 +43,29 @@ func TestKeywordsAnnounced(t *testing.T) {
 		}
 	}
 	a := login()
-	a.ok("SELECT INBOX")
+	a.OK("SELECT INBOX")
 	b := login()
-	b.ok("SELECT INBOX")
+	b.OK("SELECT INBOX")
 
-	u := a.ok("STORE 1 +FLAGS ($kw1)")
+	u := a.OK("STORE 1 +FLAGS ($kw1)")
 	announcedFirst("own STORE", u, "$kw1")
-	u = b.ok("NOOP")
+	u = b.OK("NOOP")
 	announcedFirst("other's STORE", u, "$kw1")
 	// Announced once: a second use needs no new FLAGS.
-	if u := a.ok("STORE 2 +FLAGS ($kw1)"); sessFind(u, "* FLAGS") != "" {
+	if u := a.OK("STORE 2 +FLAGS ($kw1)"); sessFind(u, "* FLAGS") != "" {
 		t.Errorf("keyword announced twice: %q", u)
 	}
 	// COPY into a mailbox another session has selected.
-	a.ok("CREATE Dest")
+	a.OK("CREATE Dest")
 	c := login()
-	c.ok("SELECT Dest")
-	a.ok("STORE 1 +FLAGS ($kw2)")
-	a.ok("COPY 1 Dest")
+	c.OK("SELECT Dest")
+	a.OK("STORE 1 +FLAGS ($kw2)")
+	a.OK("COPY 1 Dest")
 	// Announced at once, with the EXISTS, before any FETCH.
-	u = append(c.ok("NOOP"), c.ok("FETCH 1 FLAGS")...)
+	u = append(c.OK("NOOP"), c.OK("FETCH 1 FLAGS")...)
 	announcedFirst("COPY", u, "$kw1", "$kw2")
 	// A new SELECT lists them at once.
-	if u := login().ok("EXAMINE INBOX"); !strings.Contains(sessFind(u, "* FLAGS "), "$kw2") {
+	if u := login().OK("EXAMINE INBOX"); !strings.Contains(sessFind(u, "* FLAGS "), "$kw2") {
 		t.Errorf("EXAMINE: %q", u)
 	}
 }
@@ -85,9 +85,9 @@ func TestKeywordsSameForEverySession(t *testing.T) {
 		return c
 	}
 	a := login()
-	a.ok("SELECT INBOX")
+	a.OK("SELECT INBOX")
 	b := login()
-	b.ok("SELECT INBOX")
+	b.OK("SELECT INBOX")
 
 	for _, step := range []struct {
 		kw   string
@@ -100,22 +100,22 @@ func TestKeywordsSameForEverySession(t *testing.T) {
 		if step.kw == "$Label2" {
 			msg = "2"
 		}
-		if u := a.ok("STORE " + msg + " +FLAGS (" + step.kw + ")"); !strings.Contains(sessFind(u, "* FLAGS "), step.kw) {
+		if u := a.OK("STORE " + msg + " +FLAGS (" + step.kw + ")"); !strings.Contains(sessFind(u, "* FLAGS "), step.kw) {
 			t.Fatalf("%s: own STORE did not announce it: %q", step.kw, u)
 		}
 		for _, cmd := range step.undo {
-			a.ok(cmd)
+			a.OK(cmd)
 		}
-		if u := b.ok("NOOP"); !strings.Contains(sessFind(u, "* FLAGS "), step.kw) {
+		if u := b.OK("NOOP"); !strings.Contains(sessFind(u, "* FLAGS "), step.kw) {
 			t.Errorf("%s: the other session was not told of it: %q", step.kw, u)
 		}
 		// Told once.
-		if u := b.ok("NOOP"); sessFind(u, "* FLAGS ") != "" {
+		if u := b.OK("NOOP"); sessFind(u, "* FLAGS ") != "" {
 			t.Errorf("%s: announced twice: %q", step.kw, u)
 		}
 	}
 	// A session selecting afterwards lists them too.
-	if u := login().ok("EXAMINE INBOX"); !strings.Contains(sessFind(u, "* FLAGS "), "$Label1") || !strings.Contains(sessFind(u, "* FLAGS "), "$Label2") {
+	if u := login().OK("EXAMINE INBOX"); !strings.Contains(sessFind(u, "* FLAGS "), "$Label1") || !strings.Contains(sessFind(u, "* FLAGS "), "$Label2") {
 		t.Errorf("EXAMINE: %q", u)
 	}
 }

@@ -25,8 +25,8 @@ func TestLongCommandLine(t *testing.T) {
 	if b.Len() < 30000 {
 		t.Fatalf("line of %d bytes", b.Len())
 	}
-	c.ok(b.String())
-	c.ok("NOOP")
-	c.expect(`ID ("name" "`+strings.Repeat("x", 70<<10)+`")`, "BAD")
-	c.ok("NOOP")
+	c.OK(b.String())
+	c.OK("NOOP")
+	c.Expect(`ID ("name" "`+strings.Repeat("x", 70<<10)+`")`, "BAD")
+	c.OK("NOOP")
 }

@@ -1,20 +1,15 @@
 package imapd_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/testenv"
+	"github.com/jodmai/jodmai/internal/testenv/wire"
 )
 
 // A raw IMAP client for the mailbox, APPEND, COPY/MOVE, EXPUNGE and QUOTA
@@ -24,10 +19,8 @@ import (
 const mboxPass = "correct horse battery"
 
 type mboxConn struct {
-	t   testing.TB
-	c   net.Conn
-	r   *bufio.Reader
-	seq int
+	*wire.IMAP
+	t testing.TB
 }
 
 // mboxUser starts a server with a user and returns it with the address.
@@ -46,112 +39,17 @@ func mboxUser(t testing.TB, opts ...func(*testenv.Options)) (*testenv.Env, strin
 // mboxDial connects and reads the greeting.
 func mboxDial(t testing.TB, env *testenv.Env) *mboxConn {
 	t.Helper()
-	c, err := net.Dial("tcp", env.Addr("imap"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	mc := &mboxConn{t: t, c: c, r: bufio.NewReader(c)}
-	if g := mc.line(); !strings.HasPrefix(g, "* OK ") {
-		t.Fatalf("greeting %q", g)
-	}
-	return mc
+	c := wire.DialIMAP(t, env.Addr("imap"))
+	c.TagPrefix = "T"
+	return &mboxConn{c, t}
 }
 
 // mboxLogin connects and logs in as addr.
 func mboxLogin(t testing.TB, env *testenv.Env, addr string) *mboxConn {
 	t.Helper()
 	c := mboxDial(t, env)
-	c.ok("LOGIN " + addr + ` "` + mboxPass + `"`)
+	c.OK("LOGIN " + addr + ` "` + mboxPass + `"`)
 	return c
-}
-
-// line reads one response line (CRLF stripped), inlining literals.
-func (c *mboxConn) line() string {
-	c.t.Helper()
-	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var b strings.Builder
-	for {
-		l, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("read: %v (after %q)", err, b.String()+l)
-		}
-		if !strings.HasSuffix(l, "\r\n") {
-			c.t.Fatalf("line without CRLF: %q", l)
-		}
-		l = strings.TrimSuffix(l, "\r\n")
-		b.WriteString(l)
-		m := mboxLiteralRE.FindStringSubmatch(l)
-		if m == nil {
-			return b.String()
-		}
-		n, _ := strconv.Atoi(m[1])
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(c.r, buf); err != nil {
-			c.t.Fatalf("read literal: %v", err)
-		}
-		b.WriteString("\r\n")
-		b.Write(buf)
-	}
-}
-
-var mboxLiteralRE = regexp.MustCompile(`~?\{(\d+)\}$`)
-
-// write sends raw bytes.
-func (c *mboxConn) write(s string) {
-	c.t.Helper()
-	c.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.c.Write([]byte(s)); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// tag returns a new tag.
-func (c *mboxConn) tag() string {
-	c.seq++
-	return fmt.Sprintf("T%d", c.seq)
-}
-
-// cmd sends "tag line" and returns the untagged responses and the tagged
-// reply without its tag.
-func (c *mboxConn) cmd(line string) (untagged []string, tagged string) {
-	c.t.Helper()
-	tag := c.tag()
-	c.write(tag + " " + line + "\r\n")
-	return c.until(tag)
-}
-
-// until reads responses up to the one tagged tag.
-func (c *mboxConn) until(tag string) (untagged []string, tagged string) {
-	c.t.Helper()
-	for {
-		l := c.line()
-		if rest, ok := strings.CutPrefix(l, tag+" "); ok {
-			return untagged, rest
-		}
-		untagged = append(untagged, l)
-	}
-}
-
-// ok runs a command that must succeed and returns its untagged responses.
-func (c *mboxConn) ok(line string) []string {
-	c.t.Helper()
-	u, tagged := c.cmd(line)
-	if !strings.HasPrefix(tagged, "OK") {
-		c.t.Fatalf("%s: %s (untagged %q)", line, tagged, u)
-	}
-	return u
-}
-
-// expect runs a command and checks that the tagged reply starts with want
-// ("NO [TRYCREATE]", "BAD", "OK [APPENDUID").
-func (c *mboxConn) expect(line, want string) []string {
-	c.t.Helper()
-	u, tagged := c.cmd(line)
-	if !strings.HasPrefix(tagged, want) {
-		c.t.Fatalf("%s: got %q, want %q... (untagged %q)", line, tagged, want, u)
-	}
-	return u
 }
 
 // mboxSame fails unless got equals want (order matters).
@@ -200,7 +98,7 @@ func (c *mboxConn) appendMsg(mailbox, flags, body string) string {
 	if flags != "" {
 		flags += " "
 	}
-	_, tagged := c.cmd(fmt.Sprintf("APPEND %s %s{%d+}\r\n%s", mailbox, flags, len(body), body))
+	_, tagged := c.Cmd(fmt.Sprintf("APPEND %s %s{%d+}\r\n%s", mailbox, flags, len(body), body))
 	if !strings.HasPrefix(tagged, "OK [APPENDUID ") {
 		c.t.Fatalf("APPEND to %s: %s", mailbox, tagged)
 	}

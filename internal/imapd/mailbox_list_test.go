@@ -9,13 +9,13 @@ func mboxSetup(t *testing.T, c *mboxConn, mailboxes, subscribed []string) {
 	t.Helper()
 	mboxClean(t, c)
 	for _, m := range mailboxes {
-		c.ok("CREATE " + m)
+		c.OK("CREATE " + m)
 	}
-	for _, l := range c.ok(`LIST "" *`) {
-		c.ok("UNSUBSCRIBE " + l[mboxNameAfterDelim(l):])
+	for _, l := range c.OK(`LIST "" *`) {
+		c.OK("UNSUBSCRIBE " + l[mboxNameAfterDelim(l):])
 	}
 	for _, m := range subscribed {
-		c.ok("SUBSCRIBE " + m)
+		c.OK("SUBSCRIBE " + m)
 	}
 }
 
@@ -106,7 +106,7 @@ func TestMboxListExtendedExamples(t *testing.T) {
 		{"nothing", `LIST "" nomatch`, nil},
 	}
 	for _, tc := range tests {
-		mboxSame(t, "example "+tc.name, c.ok(tc.cmd), tc.want)
+		mboxSame(t, "example "+tc.name, c.OK(tc.cmd), tc.want)
 	}
 
 	bads := []string{
@@ -120,7 +120,7 @@ func TestMboxListExtendedExamples(t *testing.T) {
 		`LIST "" * RETURN (STATUS ())`,
 	}
 	for _, b := range bads {
-		c.expect(b, "BAD")
+		c.Expect(b, "BAD")
 	}
 }
 
@@ -129,9 +129,9 @@ func TestMboxListMultiplePatterns(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
 	for _, m := range []string{"Sent/March2004", "Sent/December2003", "Sent/August2004"} {
-		c.ok("CREATE " + m)
+		c.OK("CREATE " + m)
 	}
-	mboxSame(t, "BBB", c.ok(`LIST "" ("INBOX" "Drafts" "Sent/%")`), []string{
+	mboxSame(t, "BBB", c.OK(`LIST "" ("INBOX" "Drafts" "Sent/%")`), []string{
 		`* LIST (\HasNoChildren) "/" INBOX`,
 		`* LIST (\HasNoChildren \Drafts) "/" Drafts`,
 		`* LIST (\HasNoChildren) "/" Sent/August2004`,
@@ -146,30 +146,30 @@ func TestMboxListChildInfo(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
 	mboxSetup(t, c, []string{"Foo/Bar", "Foo/Baz", "Moo"}, []string{"Foo/Baz"})
-	mboxSame(t, "CA3", c.ok(`LIST "" "%" RETURN (CHILDREN)`), []string{
+	mboxSame(t, "CA3", c.OK(`LIST "" "%" RETURN (CHILDREN)`), []string{
 		`* LIST (\HasNoChildren) "/" INBOX`,
 		`* LIST (\HasChildren) "/" Foo`,
 		`* LIST (\HasNoChildren) "/" Moo`,
 	})
 	// A) Only Foo/Baz is subscribed.
-	mboxSame(t, "C02", c.ok(`LIST (SUBSCRIBED) "" "*"`), []string{`* LIST (\HasNoChildren \Subscribed) "/" Foo/Baz`})
-	mboxSame(t, "A %", c.ok(`LIST (SUBSCRIBED) "" "%"`), nil)
-	mboxSame(t, "A C04", c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`), []string{
+	mboxSame(t, "C02", c.OK(`LIST (SUBSCRIBED) "" "*"`), []string{`* LIST (\HasNoChildren \Subscribed) "/" Foo/Baz`})
+	mboxSame(t, "A %", c.OK(`LIST (SUBSCRIBED) "" "%"`), nil)
+	mboxSame(t, "A C04", c.OK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`), []string{
 		`* LIST (\HasChildren) "/" Foo ("CHILDINFO" ("SUBSCRIBED"))`,
 	})
 	// A1) Foo subscribed too.
-	c.ok("SUBSCRIBE Foo")
-	mboxSame(t, "A1 C04", c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`), []string{
+	c.OK("SUBSCRIBE Foo")
+	mboxSame(t, "A1 C04", c.OK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`), []string{
 		`* LIST (\HasChildren \Subscribed) "/" Foo ("CHILDINFO" ("SUBSCRIBED"))`,
 	})
 	// B) Nothing subscribed.
-	c.ok("UNSUBSCRIBE Foo")
-	c.ok("UNSUBSCRIBE Foo/Baz")
-	mboxSame(t, "B C04", c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`), nil)
+	c.OK("UNSUBSCRIBE Foo")
+	c.OK("UNSUBSCRIBE Foo/Baz")
+	mboxSame(t, "B C04", c.OK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`), nil)
 	// C) Foo and Moo.
-	c.ok("SUBSCRIBE Foo")
-	c.ok("SUBSCRIBE Moo")
-	mboxSame(t, "C C04", c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%" RETURN (CHILDREN)`), []string{
+	c.OK("SUBSCRIBE Foo")
+	c.OK("SUBSCRIBE Moo")
+	mboxSame(t, "C C04", c.OK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%" RETURN (CHILDREN)`), []string{
 		`* LIST (\HasChildren \Subscribed) "/" Foo`,
 		`* LIST (\HasNoChildren \Subscribed) "/" Moo`,
 	})
@@ -183,7 +183,7 @@ func TestMboxListRecursiveMatchPattern(t *testing.T) {
 	c := mboxLogin(t, env, addr)
 	subs := []string{"foo2/bar1", "foo2/bar2", "baz2/bar2", "baz2/bar22", "baz2/bar222", "eps2", "eps2/mamba", "qux2/bar2"}
 	mboxSetup(t, c, subs, subs)
-	mboxSame(t, "D02", c.ok(`LIST (SUBSCRIBED) "" "*"`), []string{
+	mboxSame(t, "D02", c.OK(`LIST (SUBSCRIBED) "" "*"`), []string{
 		`* LIST (\HasNoChildren \Subscribed) "/" baz2/bar2`,
 		`* LIST (\HasNoChildren \Subscribed) "/" baz2/bar22`,
 		`* LIST (\HasNoChildren \Subscribed) "/" baz2/bar222`,
@@ -193,7 +193,7 @@ func TestMboxListRecursiveMatchPattern(t *testing.T) {
 		`* LIST (\HasNoChildren \Subscribed) "/" foo2/bar2`,
 		`* LIST (\HasNoChildren \Subscribed) "/" qux2/bar2`,
 	})
-	mboxSame(t, "D03", c.ok(`LIST (RECURSIVEMATCH SUBSCRIBED) "" "*2"`), []string{
+	mboxSame(t, "D03", c.OK(`LIST (RECURSIVEMATCH SUBSCRIBED) "" "*2"`), []string{
 		`* LIST (\HasNoChildren \Subscribed) "/" baz2/bar2`,
 		`* LIST (\HasNoChildren \Subscribed) "/" baz2/bar22`,
 		`* LIST (\HasNoChildren \Subscribed) "/" baz2/bar222`,
@@ -212,7 +212,7 @@ func TestMboxListStatus(t *testing.T) {
 	c.appendMsg("INBOX", `(\Seen)`, mboxMsg(1))
 	c.appendMsg("INBOX", "", mboxMsg(2))
 	c.appendMsg("foo", "", mboxMsg(3))
-	mboxSame(t, "A01", c.ok(`LIST "" % RETURN (STATUS (MESSAGES UNSEEN))`), []string{
+	mboxSame(t, "A01", c.OK(`LIST "" % RETURN (STATUS (MESSAGES UNSEEN))`), []string{
 		`* LIST (\HasNoChildren) "/" INBOX`,
 		`* STATUS INBOX (MESSAGES 2 UNSEEN 1)`,
 		`* LIST (\HasChildren) "/" foo`,
@@ -220,14 +220,14 @@ func TestMboxListStatus(t *testing.T) {
 	})
 	// foo is listed for its subscribed child, but gets no STATUS: it does
 	// not meet the selection criteria itself.
-	mboxSame(t, "A02", c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" % RETURN (STATUS (MESSAGES))`), []string{
+	mboxSame(t, "A02", c.OK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" % RETURN (STATUS (MESSAGES))`), []string{
 		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
 		`* STATUS INBOX (MESSAGES 2)`,
 		`* LIST (\HasChildren) "/" foo ("CHILDINFO" ("SUBSCRIBED"))`,
 	})
 	// With the selected mailbox too, several items, and CHILDREN.
-	c.ok("SELECT foo")
-	mboxSame(t, "selected", c.ok(`LIST "" foo* RETURN (CHILDREN STATUS (UIDNEXT MESSAGES SIZE))`), []string{
+	c.OK("SELECT foo")
+	mboxSame(t, "selected", c.OK(`LIST "" foo* RETURN (CHILDREN STATUS (UIDNEXT MESSAGES SIZE))`), []string{
 		`* LIST (\HasChildren) "/" foo`,
 		`* STATUS foo (UIDNEXT 2 MESSAGES 1 SIZE ` + mboxItoa(len(mboxMsg(3))) + `)`,
 		`* LIST (\HasNoChildren) "/" foo/sub`,
@@ -239,8 +239,8 @@ func TestMboxListStatus(t *testing.T) {
 func TestMboxListSpecialUse(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
-	c.ok("CREATE Other")
-	c.ok(`CREATE Old/Stuff (USE (\Archive))`)
+	c.OK("CREATE Other")
+	c.OK(`CREATE Old/Stuff (USE (\Archive))`)
 	all := []string{
 		`* LIST (\HasNoChildren \Archive) "/" Archive`,
 		`* LIST (\HasNoChildren \Drafts) "/" Drafts`,
@@ -249,12 +249,12 @@ func TestMboxListSpecialUse(t *testing.T) {
 		`* LIST (\HasNoChildren \Sent) "/" Sent`,
 		`* LIST (\HasNoChildren \Trash) "/" Trash`,
 	}
-	mboxSame(t, "selection", c.ok(`LIST (SPECIAL-USE) "" *`), all)
-	mboxSame(t, "return", c.ok(`LIST "" (Sent Other) RETURN (SPECIAL-USE)`), []string{
+	mboxSame(t, "selection", c.OK(`LIST (SPECIAL-USE) "" *`), all)
+	mboxSame(t, "return", c.OK(`LIST "" (Sent Other) RETURN (SPECIAL-USE)`), []string{
 		`* LIST (\HasNoChildren) "/" Other`,
 		`* LIST (\HasNoChildren \Sent) "/" Sent`,
 	})
-	mboxSame(t, "recursive", c.ok(`LIST (SPECIAL-USE RECURSIVEMATCH) "" %`), []string{
+	mboxSame(t, "recursive", c.OK(`LIST (SPECIAL-USE RECURSIVEMATCH) "" %`), []string{
 		`* LIST (\HasNoChildren \Archive) "/" Archive`,
 		`* LIST (\HasNoChildren \Drafts) "/" Drafts`,
 		`* LIST (\HasNoChildren \Junk) "/" Junk`,
@@ -263,6 +263,6 @@ func TestMboxListSpecialUse(t *testing.T) {
 		`* LIST (\HasNoChildren \Trash) "/" Trash`,
 	})
 	// Selection options combine: subscribed and special-use.
-	c.ok("UNSUBSCRIBE Junk")
-	mboxSame(t, "combined", c.ok(`LIST (SPECIAL-USE SUBSCRIBED) "" J*`), nil)
+	c.OK("UNSUBSCRIBE Junk")
+	mboxSame(t, "combined", c.OK(`LIST (SPECIAL-USE SUBSCRIBED) "" J*`), nil)
 }

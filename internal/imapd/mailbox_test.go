@@ -16,15 +16,15 @@ import (
 func mboxClean(t testing.TB, c *mboxConn) {
 	t.Helper()
 	for _, m := range []string{"Sent", "Drafts", "Trash", "Junk", "Archive"} {
-		c.ok("DELETE " + m)
-		c.ok("UNSUBSCRIBE " + m)
+		c.OK("DELETE " + m)
+		c.OK("UNSUBSCRIBE " + m)
 	}
 }
 
 func TestMboxCreate(t *testing.T) {
 	env, addr := mboxUser(t)
 	pre := mboxDial(t, env)
-	pre.expect("CREATE x", "BAD")
+	pre.Expect("CREATE x", "BAD")
 	c := mboxLogin(t, env, addr)
 	mboxClean(t, c)
 
@@ -55,10 +55,10 @@ func TestMboxCreate(t *testing.T) {
 		{"CREATE", "BAD"},
 	}
 	for _, tc := range tests {
-		c.expect(tc.cmd, tc.want)
+		c.Expect(tc.cmd, tc.want)
 	}
 	// Refused CREATEs created nothing. INBOX first, then by name.
-	mboxSame(t, "LIST after CREATEs", c.ok(`LIST "" *`), []string{
+	mboxSame(t, "LIST after CREATEs", c.OK(`LIST "" *`), []string{
 		`* LIST (\HasChildren) "/" INBOX`,
 		`* LIST (\HasNoChildren \Trash) "/" Bin`,
 		`* LIST (\HasNoChildren) "/" INBOX/child`,
@@ -75,7 +75,7 @@ func TestMboxCreate(t *testing.T) {
 func TestMboxDelete(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
-	c.ok("CREATE p/q")
+	c.OK("CREATE p/q")
 	c.appendMsg("p/q", "", mboxMsg(1))
 	tests := []struct{ cmd, want string }{
 		{"DELETE nosuch", "NO [NONEXISTENT]"},
@@ -89,45 +89,45 @@ func TestMboxDelete(t *testing.T) {
 		{"DELETE", "BAD"},
 	}
 	for _, tc := range tests {
-		c.expect(tc.cmd, tc.want)
+		c.Expect(tc.cmd, tc.want)
 	}
-	if got := c.ok(`LIST "" p*`); len(got) != 0 {
+	if got := c.OK(`LIST "" p*`); len(got) != 0 {
 		t.Errorf("deleted mailboxes still listed: %q", got)
 	}
 
 	// A recreated name gets a new UIDVALIDITY (RFC 9051 §6.3.5: UIDs of
 	// the old incarnation are never reused under the same one).
-	c.ok("CREATE gone")
+	c.OK("CREATE gone")
 	old := mboxStatusItems(t, c, "gone", "UIDVALIDITY")
-	c.ok("DELETE gone")
-	c.ok("CREATE gone")
+	c.OK("DELETE gone")
+	c.OK("CREATE gone")
 	if now := mboxStatusItems(t, c, "gone", "UIDVALIDITY"); now == old {
 		t.Errorf("recreated mailbox kept UIDVALIDITY %s", old)
 	}
 
 	// Deleting the selected mailbox ends the session after the OK.
-	c.ok("SELECT gone")
-	u, tagged := c.cmd("DELETE gone")
+	c.OK("SELECT gone")
+	u, tagged := c.Cmd("DELETE gone")
 	if tagged != "OK DELETE completed" || len(u) != 0 {
 		t.Fatalf("DELETE selected: %q %q", u, tagged)
 	}
-	if l := c.line(); !strings.HasPrefix(l, "* BYE ") {
+	if l := c.Response(); !strings.HasPrefix(l, "* BYE ") {
 		t.Errorf("after deleting the selected mailbox: %q", l)
 	}
 	// Another session's selected mailbox may be deleted.
 	c2 := mboxLogin(t, env, addr)
 	c3 := mboxLogin(t, env, addr)
-	c2.ok("CREATE other")
-	c3.ok("SELECT other")
-	c2.ok("DELETE other")
-	c3.ok("NOOP")
+	c2.OK("CREATE other")
+	c3.OK("SELECT other")
+	c2.OK("DELETE other")
+	c3.OK("NOOP")
 }
 
 // mboxStatusItems returns the value list of a STATUS response for one
 // mailbox, e.g. "UIDVALIDITY 123".
 func mboxStatusItems(t testing.TB, c *mboxConn, mailbox, items string) string {
 	t.Helper()
-	u := c.ok("STATUS " + mailbox + " (" + items + ")")
+	u := c.OK("STATUS " + mailbox + " (" + items + ")")
 	for _, l := range u {
 		if m := mboxStatusRE.FindStringSubmatch(l); m != nil {
 			return m[1]
@@ -142,7 +142,7 @@ var mboxStatusRE = regexp.MustCompile(`^\* STATUS \S+ \((.*)\)$`)
 func TestMboxRename(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
-	c.ok("CREATE a/b/c")
+	c.OK("CREATE a/b/c")
 	for i := range 3 {
 		c.appendMsg("a/b", "", mboxMsg(i))
 	}
@@ -153,7 +153,7 @@ func TestMboxRename(t *testing.T) {
 
 	// A session with a/b selected keeps working across the rename.
 	c2 := mboxLogin(t, env, addr)
-	c2.ok("SELECT a/b")
+	c2.OK("SELECT a/b")
 
 	tests := []struct{ cmd, want string }{
 		{"RENAME nosuch x", "NO [NONEXISTENT]"},
@@ -166,9 +166,9 @@ func TestMboxRename(t *testing.T) {
 		{"RENAME a/b new/place/b", "OK"},
 	}
 	for _, tc := range tests {
-		c.expect(tc.cmd, tc.want)
+		c.Expect(tc.cmd, tc.want)
 	}
-	mboxSame(t, "LIST after RENAME", c.ok(`LIST "" (a new*)`), []string{
+	mboxSame(t, "LIST after RENAME", c.OK(`LIST "" (a new*)`), []string{
 		`* LIST (\HasNoChildren) "/" a`,
 		`* LIST (\HasChildren) "/" new`,
 		`* LIST (\HasChildren) "/" new/place`,
@@ -186,34 +186,34 @@ func TestMboxRename(t *testing.T) {
 	if got := mboxUIDs(t, env, addr, "new/place/b"); !mboxUIDsEqual(got, uidsB) {
 		t.Errorf("UIDs %v, were %v", got, uidsB)
 	}
-	c2.ok("NOOP")
+	c2.OK("NOOP")
 	c.appendMsg("new/place/b", "", mboxMsg(4))
-	if u := c2.ok("NOOP"); !mboxHas(u, "* 4 EXISTS") {
+	if u := c2.OK("NOOP"); !mboxHas(u, "* 4 EXISTS") {
 		t.Errorf("selected renamed mailbox: NOOP gave %q", u)
 	}
 
 	// RENAME INBOX moves its messages into a new mailbox and leaves INBOX
 	// empty (RFC 9051 §6.3.6); its children stay.
-	c.ok("CREATE INBOX/kid")
+	c.OK("CREATE INBOX/kid")
 	c.appendMsg("INBOX", "", mboxMsg(1))
 	c.appendMsg("INBOX", "", mboxMsg(2))
 	inboxUIDs := mboxUIDs(t, env, addr, "INBOX")
 	c3 := mboxLogin(t, env, addr)
-	c3.ok("SELECT INBOX")
-	c.ok("RENAME inbox INBOX/old")
+	c3.OK("SELECT INBOX")
+	c.OK("RENAME inbox INBOX/old")
 	if got := mboxStatusItems(t, c, "INBOX", "MESSAGES"); got != "MESSAGES 0" {
 		t.Errorf("INBOX after RENAME: %s", got)
 	}
 	if got := mboxUIDs(t, env, addr, "INBOX/old"); !mboxUIDsEqual(got, inboxUIDs) {
 		t.Errorf("INBOX/old UIDs %v, want %v", got, inboxUIDs)
 	}
-	mboxSame(t, "INBOX hierarchy", c.ok(`LIST "" INBOX*`), []string{
+	mboxSame(t, "INBOX hierarchy", c.OK(`LIST "" INBOX*`), []string{
 		`* LIST (\HasChildren) "/" INBOX`,
 		`* LIST (\HasNoChildren) "/" INBOX/kid`,
 		`* LIST (\HasNoChildren) "/" INBOX/old`,
 	})
 	// The session with INBOX selected learns the messages left.
-	mboxSame(t, "INBOX session", c3.ok("NOOP"), []string{"* 2 EXPUNGE", "* 1 EXPUNGE", "* 0 RECENT"})
+	mboxSame(t, "INBOX session", c3.OK("NOOP"), []string{"* 2 EXPUNGE", "* 1 EXPUNGE", "* 0 RECENT"})
 	// New mail to INBOX gets UIDs above the old ones.
 	c.appendMsg("INBOX", "", mboxMsg(3))
 	if got := mboxUIDs(t, env, addr, "INBOX"); len(got) != 1 || got[0] <= inboxUIDs[len(inboxUIDs)-1] {
@@ -246,71 +246,71 @@ func TestMboxSubscribe(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
 	mboxClean(t, c)
-	c.ok("CREATE f/g/h")
-	c.ok("CREATE k")
+	c.OK("CREATE f/g/h")
+	c.OK("CREATE k")
 	for _, m := range []string{"INBOX", "f", "f/g", "f/g/h", "k"} {
-		c.ok("UNSUBSCRIBE " + m)
+		c.OK("UNSUBSCRIBE " + m)
 	}
-	c.expect("SUBSCRIBE nosuch", "NO [NONEXISTENT]")
+	c.Expect("SUBSCRIBE nosuch", "NO [NONEXISTENT]")
 	// RFC 9051 §6.3.8: OK when not subscribed.
-	c.ok("UNSUBSCRIBE nosuch")
-	c.ok("UNSUBSCRIBE k")
-	c.ok("SUBSCRIBE f/g/h")
-	c.ok("SUBSCRIBE f/g/h")
-	c.ok("SUBSCRIBE inbox")
-	c.expect("SUBSCRIBE", "BAD")
+	c.OK("UNSUBSCRIBE nosuch")
+	c.OK("UNSUBSCRIBE k")
+	c.OK("SUBSCRIBE f/g/h")
+	c.OK("SUBSCRIBE f/g/h")
+	c.OK("SUBSCRIBE inbox")
+	c.Expect("SUBSCRIBE", "BAD")
 
-	mboxSame(t, "LSUB *", c.ok(`LSUB "" *`), []string{
+	mboxSame(t, "LSUB *", c.OK(`LSUB "" *`), []string{
 		`* LSUB () "/" INBOX`,
 		`* LSUB () "/" f/g/h`,
 	})
 	// RFC 3501 §6.3.9: a "%" match with subscribed children only is
 	// \Noselect.
-	mboxSame(t, "LSUB %", c.ok(`LSUB "" %`), []string{
+	mboxSame(t, "LSUB %", c.OK(`LSUB "" %`), []string{
 		`* LSUB () "/" INBOX`,
 		`* LSUB (\Noselect) "/" f`,
 	})
-	mboxSame(t, "LSUB f/%", c.ok(`LSUB f/ %`), []string{`* LSUB (\Noselect) "/" f/g`})
-	mboxSame(t, `LSUB ""`, c.ok(`LSUB "" ""`), []string{`* LSUB (\Noselect) "/" ""`})
-	mboxSame(t, "LIST (SUBSCRIBED)", c.ok(`LIST (SUBSCRIBED) "" *`), []string{
+	mboxSame(t, "LSUB f/%", c.OK(`LSUB f/ %`), []string{`* LSUB (\Noselect) "/" f/g`})
+	mboxSame(t, `LSUB ""`, c.OK(`LSUB "" ""`), []string{`* LSUB (\Noselect) "/" ""`})
+	mboxSame(t, "LIST (SUBSCRIBED)", c.OK(`LIST (SUBSCRIBED) "" *`), []string{
 		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
 		`* LIST (\HasNoChildren \Subscribed) "/" f/g/h`,
 	})
 	// RENAME keeps the subscription with the mailbox.
-	c.ok("RENAME f/g/h f/g/i")
-	mboxSame(t, "LSUB after RENAME", c.ok(`LSUB "" f*`), []string{`* LSUB () "/" f/g/i`})
+	c.OK("RENAME f/g/h f/g/i")
+	mboxSame(t, "LSUB after RENAME", c.OK(`LSUB "" f*`), []string{`* LSUB () "/" f/g/i`})
 
 	// RFC 9051 §6.3.7: DELETE leaves the name subscribed; LIST
 	// (SUBSCRIBED) reports it \NonExistent (§6.3.9.8 example 5), plain
 	// LIST does not list it, LSUB marks it \Noselect.
-	c.ok("DELETE f/g/i")
-	mboxSame(t, "LIST (SUBSCRIBED) after DELETE", c.ok(`LIST (SUBSCRIBED) "" *`), []string{
+	c.OK("DELETE f/g/i")
+	mboxSame(t, "LIST (SUBSCRIBED) after DELETE", c.OK(`LIST (SUBSCRIBED) "" *`), []string{
 		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
 		`* LIST (\NonExistent \Subscribed) "/" f/g/i`,
 	})
-	mboxSame(t, "LIST RETURN (SUBSCRIBED) after DELETE", c.ok(`LIST "" f* RETURN (SUBSCRIBED)`), []string{
+	mboxSame(t, "LIST RETURN (SUBSCRIBED) after DELETE", c.OK(`LIST "" f* RETURN (SUBSCRIBED)`), []string{
 		`* LIST (\HasChildren) "/" f`,
 		`* LIST (\HasNoChildren) "/" f/g`,
 	})
-	mboxSame(t, "LIST (SUBSCRIBED RECURSIVEMATCH) after DELETE", c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" %`), []string{
+	mboxSame(t, "LIST (SUBSCRIBED RECURSIVEMATCH) after DELETE", c.OK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" %`), []string{
 		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
 		`* LIST (\HasChildren) "/" f ("CHILDINFO" ("SUBSCRIBED"))`,
 	})
-	mboxSame(t, "LSUB after DELETE", c.ok(`LSUB "" f/g/*`), []string{`* LSUB (\Noselect) "/" f/g/i`})
-	c.expect("SELECT f/g/i", "NO [NONEXISTENT]")
+	mboxSame(t, "LSUB after DELETE", c.OK(`LSUB "" f/g/*`), []string{`* LSUB (\Noselect) "/" f/g/i`})
+	c.Expect("SELECT f/g/i", "NO [NONEXISTENT]")
 	// Created again, it is subscribed as before; unsubscribed, gone.
-	c.ok("CREATE f/g/i")
-	mboxSame(t, "LSUB after re-CREATE", c.ok(`LSUB "" f/g/*`), []string{`* LSUB () "/" f/g/i`})
-	c.ok("DELETE f/g/i")
-	c.ok("UNSUBSCRIBE f/g/i")
-	mboxSame(t, "LIST (SUBSCRIBED) after UNSUBSCRIBE", c.ok(`LIST (SUBSCRIBED) "" f*`), nil)
+	c.OK("CREATE f/g/i")
+	mboxSame(t, "LSUB after re-CREATE", c.OK(`LSUB "" f/g/*`), []string{`* LSUB () "/" f/g/i`})
+	c.OK("DELETE f/g/i")
+	c.OK("UNSUBSCRIBE f/g/i")
+	mboxSame(t, "LIST (SUBSCRIBED) after UNSUBSCRIBE", c.OK(`LIST (SUBSCRIBED) "" f*`), nil)
 }
 
 func TestMboxNamespace(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
-	mboxSame(t, "NAMESPACE", c.ok("NAMESPACE"), []string{`* NAMESPACE (("" "/")) NIL NIL`})
-	c.expect("NAMESPACE x", "BAD")
+	mboxSame(t, "NAMESPACE", c.OK("NAMESPACE"), []string{`* NAMESPACE (("" "/")) NIL NIL`})
+	c.Expect("NAMESPACE x", "BAD")
 }
 
 func TestMboxStatus(t *testing.T) {
@@ -318,21 +318,21 @@ func TestMboxStatus(t *testing.T) {
 		o.Configure = func(cfg *config.Config) { cfg.Limits.MaxMessageSize = 12345 }
 	})
 	c := mboxLogin(t, env, addr)
-	c.ok("CREATE box")
+	c.OK("CREATE box")
 	m1, m2, m3 := mboxMsg(1), mboxMsg(2), mboxMsg(3)
 	c.appendMsg("box", `(\Seen)`, m1)
 	c.appendMsg("box", `(\Deleted \Seen)`, m2)
 	c.appendMsg("box", "", m3)
 	uv := strings.TrimPrefix(mboxStatusItems(t, c, "box", "UIDVALIDITY"), "UIDVALIDITY ")
 
-	u := c.ok("STATUS box (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE RECENT APPENDLIMIT DELETED-STORAGE)")
+	u := c.OK("STATUS box (MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE RECENT APPENDLIMIT DELETED-STORAGE)")
 	want := "* STATUS box (MESSAGES 3 UIDNEXT 4 UIDVALIDITY " + uv + " UNSEEN 1 DELETED 1 SIZE " +
 		mboxItoa(len(m1)+len(m2)+len(m3)) + " RECENT 3 APPENDLIMIT 12345 DELETED-STORAGE " + mboxItoa(len(m2)) + ")"
 	mboxSame(t, "STATUS", u, []string{want})
 
 	// MAILBOXID is what SELECT says (RFC 8474).
 	id := mboxStatusItems(t, c, "box", "MAILBOXID")
-	sel := c.ok("SELECT box")
+	sel := c.OK("SELECT box")
 	if !mboxHas(sel, "* OK ["+id+"] mailbox id") {
 		t.Errorf("STATUS %s, SELECT said %q", id, sel)
 	}
@@ -342,19 +342,19 @@ func TestMboxStatus(t *testing.T) {
 	// STATUS on the selected mailbox is allowed; HIGHESTMODSEQ enables
 	// CONDSTORE, and with a mailbox selected the client hears its
 	// HIGHESTMODSEQ (RFC 7162 §3.1).
-	u = c.ok("STATUS box (HIGHESTMODSEQ)")
+	u = c.OK("STATUS box (HIGHESTMODSEQ)")
 	if len(u) != 2 || !strings.HasPrefix(u[0], "* STATUS box (HIGHESTMODSEQ ") || !strings.HasPrefix(u[1], "* OK [HIGHESTMODSEQ ") {
 		t.Errorf("STATUS HIGHESTMODSEQ: %q", u)
 	}
-	if u := c.ok("STATUS box (HIGHESTMODSEQ)"); len(u) != 1 {
+	if u := c.OK("STATUS box (HIGHESTMODSEQ)"); len(u) != 1 {
 		t.Errorf("second STATUS HIGHESTMODSEQ: %q", u)
 	}
 
-	c.expect("STATUS nosuch (MESSAGES)", "NO [NONEXISTENT]")
-	c.expect("STATUS box (BOGUS)", "BAD")
-	c.expect("STATUS box ()", "BAD")
-	c.expect("STATUS box", "BAD")
-	mboxSame(t, "STATUS INBOX", c.ok("STATUS inbox (MESSAGES)"), []string{"* STATUS INBOX (MESSAGES 0)"})
+	c.Expect("STATUS nosuch (MESSAGES)", "NO [NONEXISTENT]")
+	c.Expect("STATUS box (BOGUS)", "BAD")
+	c.Expect("STATUS box ()", "BAD")
+	c.Expect("STATUS box", "BAD")
+	mboxSame(t, "STATUS INBOX", c.OK("STATUS inbox (MESSAGES)"), []string{"* STATUS INBOX (MESSAGES 0)"})
 }
 
 func mboxItoa(n int) string { return strconv.Itoa(n) }
@@ -365,35 +365,35 @@ func mboxItoa(n int) string { return strconv.Itoa(n) }
 func TestMboxNonASCIINames(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
-	c.ok(`CREATE "Entw&APw-rfe"`)
-	c.ok(`CREATE "&ZeVnLIqe-/Sub"`)
+	c.OK(`CREATE "Entw&APw-rfe"`)
+	c.OK(`CREATE "&ZeVnLIqe-/Sub"`)
 	// A name that is no modified UTF-7 is refused with NO, not BAD
 	// (imaptest's atoms test), and LIST with it answers OK.
-	c.expect(`CREATE "&Jjo"`, "NO [CANNOT]")
-	c.expect(`SELECT !#$&'+,-.0123456789:;<=>?@^_`+"`"+`|[}`, "NO [CANNOT]")
-	mboxSame(t, "LIST invalid UTF-7", c.ok(`LIST "" !#$&'+,-.0123456789:;<=>?@^_`+"`"+`|[}%*`), nil)
-	c.ok("NOOP")
-	mboxSame(t, "rev1 LIST", c.ok(`LIST "" "Entw*"`), []string{`* LIST (\HasNoChildren) "/" Entw&APw-rfe`})
-	mboxSame(t, "rev1 LIST hierarchy", c.ok(`LIST "" "&ZeVnLIqe-/%"`), []string{`* LIST (\HasNoChildren) "/" &ZeVnLIqe-/Sub`})
-	c.ok(`STATUS "Entw&APw-rfe" (MESSAGES)`)
+	c.Expect(`CREATE "&Jjo"`, "NO [CANNOT]")
+	c.Expect(`SELECT !#$&'+,-.0123456789:;<=>?@^_`+"`"+`|[}`, "NO [CANNOT]")
+	mboxSame(t, "LIST invalid UTF-7", c.OK(`LIST "" !#$&'+,-.0123456789:;<=>?@^_`+"`"+`|[}%*`), nil)
+	c.OK("NOOP")
+	mboxSame(t, "rev1 LIST", c.OK(`LIST "" "Entw*"`), []string{`* LIST (\HasNoChildren) "/" Entw&APw-rfe`})
+	mboxSame(t, "rev1 LIST hierarchy", c.OK(`LIST "" "&ZeVnLIqe-/%"`), []string{`* LIST (\HasNoChildren) "/" &ZeVnLIqe-/Sub`})
+	c.OK(`STATUS "Entw&APw-rfe" (MESSAGES)`)
 	c.appendMsg(`"Entw&APw-rfe"`, "", mboxMsg(1))
 
 	u8 := mboxLogin(t, env, addr)
-	u8.ok("ENABLE UTF8=ACCEPT")
-	mboxSame(t, "UTF-8 LIST", u8.ok(`LIST "" "Entw*"`), []string{`* LIST (\HasNoChildren) "/" "Entwürfe"`})
-	mboxSame(t, "UTF-8 STATUS", u8.ok(`STATUS "Entwürfe" (MESSAGES)`), []string{`* STATUS "Entwürfe" (MESSAGES 1)`})
-	u8.ok(`CREATE "Préféré"`)
-	u8.expect(`RENAME "Préféré" "Préféré/Ünter"`, "NO [CANNOT]")
-	u8.ok(`CREATE "Préféré/Ünter"`)
+	u8.OK("ENABLE UTF8=ACCEPT")
+	mboxSame(t, "UTF-8 LIST", u8.OK(`LIST "" "Entw*"`), []string{`* LIST (\HasNoChildren) "/" "Entwürfe"`})
+	mboxSame(t, "UTF-8 STATUS", u8.OK(`STATUS "Entwürfe" (MESSAGES)`), []string{`* STATUS "Entwürfe" (MESSAGES 1)`})
+	u8.OK(`CREATE "Préféré"`)
+	u8.Expect(`RENAME "Préféré" "Préféré/Ünter"`, "NO [CANNOT]")
+	u8.OK(`CREATE "Préféré/Ünter"`)
 	// In UTF-8 mode "&" is just a character.
-	u8.ok(`CREATE "R&D"`)
-	mboxSame(t, "rev1 sees UTF-7", c.ok(`LIST "" "Pr*"`), []string{
+	u8.OK(`CREATE "R&D"`)
+	mboxSame(t, "rev1 sees UTF-7", c.OK(`LIST "" "Pr*"`), []string{
 		`* LIST (\HasChildren) "/" Pr&AOk-f&AOk-r&AOk-`,
 		`* LIST (\HasNoChildren) "/" Pr&AOk-f&AOk-r&AOk-/&ANw-nter`,
 	})
-	mboxSame(t, "rev1 sees &-", c.ok(`LIST "" "R*"`), []string{`* LIST (\HasNoChildren) "/" R&-D`})
+	mboxSame(t, "rev1 sees &-", c.OK(`LIST "" "R*"`), []string{`* LIST (\HasNoChildren) "/" R&-D`})
 
 	rev2 := mboxLogin(t, env, addr)
-	rev2.ok("ENABLE IMAP4rev2")
-	mboxSame(t, "rev2 LIST", rev2.ok(`LIST "" "Pr*/%"`), []string{`* LIST (\HasNoChildren) "/" "Préféré/Ünter"`})
+	rev2.OK("ENABLE IMAP4rev2")
+	mboxSame(t, "rev2 LIST", rev2.OK(`LIST "" "Pr*/%"`), []string{`* LIST (\HasNoChildren) "/" "Préféré/Ünter"`})
 }

@@ -53,13 +53,13 @@ func TestQresyncSelect(t *testing.T) {
 	}
 	c := h.dial()
 	c.login(sessAlice, sessPass)
-	c.ok("ENABLE QRESYNC")
-	u := c.ok("SELECT INBOX")
+	c.OK("ENABLE QRESYNC")
+	u := c.OK("SELECT INBOX")
 	uv, ms := sessCode(u, "UIDVALIDITY"), sessCode(u, "HIGHESTMODSEQ")
 	if uv <= 0 || ms <= 0 {
 		t.Fatalf("SELECT: %q", u)
 	}
-	c.ok("UNSELECT")
+	c.OK("UNSELECT")
 
 	// Changes made elsewhere: UIDs 2 and 4 expunged, 3 marked seen, 6
 	// arrives.
@@ -77,7 +77,7 @@ func TestQresyncSelect(t *testing.T) {
 	// EXAMINE below answer alike.
 	claim := h.dial()
 	claim.login(sessAlice, sessPass)
-	claim.ok("SELECT INBOX")
+	claim.OK("SELECT INBOX")
 
 	tests := []struct {
 		name  string
@@ -109,7 +109,7 @@ func TestQresyncSelect(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c.t = t
 			for _, cmd := range []string{"SELECT", "EXAMINE"} {
-				u := c.ok(cmd + " INBOX (QRESYNC " + tc.param + ")")
+				u := c.OK(cmd + " INBOX (QRESYNC " + tc.param + ")")
 				if sessFind(u, "* 4 EXISTS") == "" {
 					t.Errorf("%s: %q", cmd, u)
 				}
@@ -122,18 +122,18 @@ func TestQresyncSelect(t *testing.T) {
 	c.t = t
 
 	// A malformed parameter is refused before the old mailbox is closed.
-	c.ok("SELECT INBOX")
-	u = c.fail(fmt.Sprintf("SELECT Sent (QRESYNC (%d %d 1:5 (1:3 1,3)))", uv, ms), "BAD")
+	c.OK("SELECT INBOX")
+	u = c.Expect(fmt.Sprintf("SELECT Sent (QRESYNC (%d %d 1:5 (1:3 1,3)))", uv, ms), "BAD")
 	if sessFind(u, "* OK [CLOSED]") != "" {
 		t.Errorf("CLOSED sent for a refused SELECT: %q", u)
 	}
-	c.ok("UNSELECT") // still selected
+	c.OK("UNSELECT") // still selected
 
 	// RFC 7162 §3.2.5: the parameter needs ENABLE QRESYNC.
 	c2 := h.dial()
 	c2.login(sessAlice, sessPass)
-	c2.fail(fmt.Sprintf("SELECT INBOX (QRESYNC (%d %d))", uv, ms), "BAD")
-	c2.ok("SELECT INBOX (CONDSTORE)")
+	c2.Expect(fmt.Sprintf("SELECT INBOX (QRESYNC (%d %d))", uv, ms), "BAD")
+	c2.OK("SELECT INBOX (CONDSTORE)")
 }
 
 // TestQresyncVanishedAndClosed: with QRESYNC enabled, expunges made
@@ -148,37 +148,37 @@ func TestQresyncVanishedAndClosed(t *testing.T) {
 	}
 	q := h.dial()
 	q.login(sessAlice, sessPass)
-	q.ok("ENABLE QRESYNC")
-	q.ok("SELECT INBOX")
+	q.OK("ENABLE QRESYNC")
+	q.OK("SELECT INBOX")
 	plain := h.dial()
 	plain.login(sessAlice, sessPass)
-	plain.ok("SELECT INBOX")
+	plain.OK("SELECT INBOX")
 
 	a := h.account(sessAlice)
 	mb, _ := sessMailbox(t, a, "INBOX")
 	if _, err := a.Expunge(context.Background(), mb.ID, []uint32{2, 3}); err != nil {
 		t.Fatal(err)
 	}
-	if u := q.ok("NOOP"); !slices.Equal(u, []string{"* VANISHED 2:3", "* 2 RECENT"}) {
+	if u := q.OK("NOOP"); !slices.Equal(u, []string{"* VANISHED 2:3", "* 2 RECENT"}) {
 		t.Errorf("QRESYNC session: %q", u)
 	}
-	if u := plain.ok("NOOP"); !slices.Equal(u, []string{"* 3 EXPUNGE", "* 2 EXPUNGE"}) {
+	if u := plain.OK("NOOP"); !slices.Equal(u, []string{"* 3 EXPUNGE", "* 2 EXPUNGE"}) {
 		t.Errorf("plain session: %q", u)
 	}
 
-	u := q.ok("SELECT Sent")
+	u := q.OK("SELECT Sent")
 	if len(u) == 0 || u[0] != "* OK [CLOSED] previous mailbox closed" {
 		t.Errorf("reselect with QRESYNC: %q", u)
 	}
-	u = plain.ok("SELECT Sent")
+	u = plain.OK("SELECT Sent")
 	if sessFind(u, "* OK [CLOSED]") != "" {
 		t.Errorf("IMAP4rev1 client without QRESYNC got CLOSED: %q", u)
 	}
 	rev2 := h.dial()
 	rev2.login(sessAlice, sessPass)
-	rev2.ok("ENABLE IMAP4rev2")
-	rev2.ok("EXAMINE INBOX")
-	if u := rev2.ok("SELECT Sent"); len(u) == 0 || !strings.HasPrefix(u[0], "* OK [CLOSED]") {
+	rev2.OK("ENABLE IMAP4rev2")
+	rev2.OK("EXAMINE INBOX")
+	if u := rev2.OK("SELECT Sent"); len(u) == 0 || !strings.HasPrefix(u[0], "* OK [CLOSED]") {
 		t.Errorf("reselect with IMAP4rev2: %q", u)
 	}
 }

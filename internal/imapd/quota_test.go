@@ -8,11 +8,11 @@ import (
 func TestQuotaCommands(t *testing.T) {
 	env, addr := mboxUser(t)
 	c := mboxLogin(t, env, addr)
-	c.expect("SETQUOTA \"\" (STORAGE 100)", "NO [NOPERM]")
-	c.expect("SETQUOTA \"\" ({7+}\r\nSTORAGE 100)", "NO [NOPERM]")
+	c.Expect("SETQUOTA \"\" (STORAGE 100)", "NO [NOPERM]")
+	c.Expect("SETQUOTA \"\" ({7+}\r\nSTORAGE 100)", "NO [NOPERM]")
 	// No limit: no quota root (RFC 9208 quota-list needs a resource).
-	mboxSame(t, "unlimited GETQUOTAROOT", c.ok("GETQUOTAROOT INBOX"), []string{"* QUOTAROOT INBOX"})
-	c.expect(`GETQUOTA ""`, "NO [NONEXISTENT]")
+	mboxSame(t, "unlimited GETQUOTAROOT", c.OK("GETQUOTAROOT INBOX"), []string{"* QUOTAROOT INBOX"})
+	c.Expect(`GETQUOTA ""`, "NO [NONEXISTENT]")
 
 	m := mboxMsg(1)
 	for range 3 {
@@ -22,20 +22,20 @@ func TestQuotaCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	used := mboxItoa((3*len(m) + 1023) / 1024)
-	mboxSame(t, "GETQUOTAROOT", c.ok("GETQUOTAROOT Archive"), []string{
+	mboxSame(t, "GETQUOTAROOT", c.OK("GETQUOTAROOT Archive"), []string{
 		`* QUOTAROOT Archive ""`,
 		`* QUOTA "" (STORAGE ` + used + ` 10240)`,
 	})
-	mboxSame(t, "GETQUOTA", c.ok(`GETQUOTA ""`), []string{`* QUOTA "" (STORAGE ` + used + ` 10240)`})
-	c.expect(`GETQUOTA "other"`, "NO [NONEXISTENT]")
-	c.expect("GETQUOTAROOT nosuch", "NO [NONEXISTENT]")
-	c.expect("GETQUOTAROOT", "BAD")
-	c.expect("GETQUOTA", "BAD")
+	mboxSame(t, "GETQUOTA", c.OK(`GETQUOTA ""`), []string{`* QUOTA "" (STORAGE ` + used + ` 10240)`})
+	c.Expect(`GETQUOTA "other"`, "NO [NONEXISTENT]")
+	c.Expect("GETQUOTAROOT nosuch", "NO [NONEXISTENT]")
+	c.Expect("GETQUOTAROOT", "BAD")
+	c.Expect("GETQUOTA", "BAD")
 	// RFC 9208 §4.2.2: what EXPUNGE would free.
-	mboxSame(t, "DELETED-STORAGE", c.ok("STATUS Archive (DELETED-STORAGE)"), []string{
+	mboxSame(t, "DELETED-STORAGE", c.OK("STATUS Archive (DELETED-STORAGE)"), []string{
 		"* STATUS Archive (DELETED-STORAGE " + mboxItoa(3*len(m)) + ")",
 	})
-	c.ok("SELECT Archive")
-	c.ok("EXPUNGE")
-	mboxSame(t, "after EXPUNGE", c.ok(`GETQUOTA ""`), []string{`* QUOTA "" (STORAGE 0 10240)`})
+	c.OK("SELECT Archive")
+	c.OK("EXPUNGE")
+	mboxSame(t, "after EXPUNGE", c.OK(`GETQUOTA ""`), []string{`* QUOTA "" (STORAGE 0 10240)`})
 }

@@ -23,7 +23,7 @@ func TestRecent(t *testing.T) {
 	}
 	want := func(c *sessConn, cmd string, lines ...string) []string {
 		t.Helper()
-		u := c.ok(cmd)
+		u := c.OK(cmd)
 		for _, l := range lines {
 			if !slices.Contains(u, l) {
 				t.Errorf("%s: no %q in %q", cmd, l, u)
@@ -33,7 +33,7 @@ func TestRecent(t *testing.T) {
 	}
 	none := func(c *sessConn, cmd, sub string) {
 		t.Helper()
-		if u := c.ok(cmd); sessHas(u, sub) {
+		if u := c.OK(cmd); sessHas(u, sub) {
 			t.Errorf("%s: %q in %q", cmd, sub, u)
 		}
 	}
@@ -42,7 +42,7 @@ func TestRecent(t *testing.T) {
 	// EXAMINE shows them recent but leaves them for a read-write session.
 	want(a, "EXAMINE INBOX", "* 2 RECENT")
 	want(a, "FETCH 1:2 FLAGS", `* 1 FETCH (FLAGS (\Recent))`, `* 2 FETCH (FLAGS (\Recent))`)
-	a.ok("CLOSE")
+	a.OK("CLOSE")
 	want(a, "STATUS INBOX (MESSAGES RECENT)", "* STATUS INBOX (MESSAGES 2 RECENT 2)")
 	want(a, "SELECT INBOX", "* 2 RECENT")
 	want(a, "SEARCH RECENT", "* SEARCH 1 2")
@@ -66,10 +66,10 @@ func TestRecent(t *testing.T) {
 
 	// COPY makes the copies recent in the destination; an IMAP4rev2
 	// session neither sees nor claims them.
-	a.ok("CREATE Dest")
-	a.ok("COPY 1:2 Dest")
+	a.OK("CREATE Dest")
+	a.OK("COPY 1:2 Dest")
 	r2 := login()
-	r2.ok("ENABLE IMAP4rev2")
+	r2.OK("ENABLE IMAP4rev2")
 	none(r2, "SELECT Dest", "RECENT")
 	none(r2, "FETCH 1:2 FLAGS", `\Recent`)
 	none(r2, "SEARCH RECENT", " ALL ")
@@ -79,19 +79,19 @@ func TestRecent(t *testing.T) {
 	// APPEND (and MOVE) into the selected mailbox: the appending session
 	// is told first.
 	want(d, "APPEND Dest {4+}\r\nhi\r\n", "* 3 EXISTS", "* 3 RECENT")
-	a.ok("MOVE 3 Dest")
+	a.OK("MOVE 3 Dest")
 	want(d, "NOOP", "* 4 EXISTS", "* 4 RECENT")
 	want(d, "SEARCH RECENT", "* SEARCH 1 2 3 4")
 	// RECENT follows the count down when recent messages are expunged
 	// (imaptest's checkpoints add up the sessions' RECENT counts).
-	d.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	d.OK(`STORE 1 +FLAGS.SILENT (\Deleted)`)
 	want(d, "EXPUNGE", "* 1 EXPUNGE", "* 3 RECENT")
 	// The claim survives UNSELECT only for the claiming session's view:
 	// another session selecting later sees none.
 	e := login()
 	want(e, "EXAMINE Dest", "* 0 RECENT")
 	want(e, "STATUS INBOX (RECENT)", "* STATUS INBOX (RECENT 0)")
-	if strings.Contains(strings.Join(e.ok("FETCH 1:* FLAGS"), "\n"), `\Recent`) {
+	if strings.Contains(strings.Join(e.OK("FETCH 1:* FLAGS"), "\n"), `\Recent`) {
 		t.Error(`\Recent shown to a second session`)
 	}
 }

@@ -23,8 +23,8 @@ func TestSearchFromAddress(t *testing.T) {
 	}
 	c := h.dial()
 	c.login(sessAlice, sessPass)
-	c.ok("SELECT INBOX")
-	if u := c.ok("SEARCH FROM user-from@domain.org"); !slices.Equal(u, []string{"* SEARCH 1 2 3 4 6"}) {
+	c.OK("SELECT INBOX")
+	if u := c.OK("SEARCH FROM user-from@domain.org"); !slices.Equal(u, []string{"* SEARCH 1 2 3 4 6"}) {
 		t.Errorf("SEARCH FROM: %q", u)
 	}
 }
@@ -40,12 +40,12 @@ func TestSortCcGroup(t *testing.T) {
 	}
 	c := h.dial()
 	c.login(sessAlice, sessPass)
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	for cmd, want := range map[string]string{
 		"SORT (CC) US-ASCII ALL":         "* SORT 3 1 2",
 		"SORT (REVERSE CC) US-ASCII ALL": "* SORT 1 2 3",
 	} {
-		if u := c.ok(cmd); !slices.Equal(u, []string{want}) {
+		if u := c.OK(cmd); !slices.Equal(u, []string{want}) {
 			t.Errorf("%s: %q, want %q", cmd, u, want)
 		}
 	}

@@ -33,9 +33,6 @@ func searchAppend(t testing.TB, env *testenv.Env, raw string, date time.Time, fl
 	}
 }
 
-// nextTag is the tag the next command will get.
-func (fc *fetchConn) nextTag() string { return fmt.Sprintf("t%d", fc.n+1) }
-
 // searchSetup is fetchSetup plus two messages with old internal dates and
 // some flags:
 //
@@ -204,16 +201,16 @@ func TestSearchObjectIDAndModSeq(t *testing.T) {
 	fc.expect(fmt.Sprintf(`SEARCH MODSEQ "/flags/\\draft" all %d`, ms[3]), "OK", fmt.Sprintf("* SEARCH 3 (MODSEQ %d)", ms[3]))
 	fc.expect(fmt.Sprintf("SEARCH MODSEQ %d", ms[3]+100), "OK", "* SEARCH")
 	fc.expect(fmt.Sprintf("SEARCH RETURN (MIN) MODSEQ %d", ms[2]), "OK",
-		fmt.Sprintf(`* ESEARCH (TAG "%s") MIN 2 MODSEQ %d`, fc.nextTag(), ms[2]))
+		fmt.Sprintf(`* ESEARCH (TAG "%s") MIN 2 MODSEQ %d`, fc.NextTag(), ms[2]))
 }
 
 func TestSearchESearch(t *testing.T) {
 	_, fc := searchSetup(t)
-	fc.expect("SEARCH RETURN (MIN MAX COUNT ALL) UNDELETED", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") MIN 1 MAX 5 COUNT 4 ALL 1,3:5`, fc.nextTag()))
-	fc.expect("UID SEARCH RETURN () SEEN", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") UID ALL 1,5`, fc.nextTag()))
-	fc.expect("SEARCH RETURN (COUNT) SEEN", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 2`, fc.nextTag()))
-	fc.expect("SEARCH RETURN (MIN MAX ALL COUNT) KEYWORD none", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 0`, fc.nextTag()))
-	fc.expect("SEARCH RETURN (MAX) KEYWORD none", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s")`, fc.nextTag()))
+	fc.expect("SEARCH RETURN (MIN MAX COUNT ALL) UNDELETED", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") MIN 1 MAX 5 COUNT 4 ALL 1,3:5`, fc.NextTag()))
+	fc.expect("UID SEARCH RETURN () SEEN", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") UID ALL 1,5`, fc.NextTag()))
+	fc.expect("SEARCH RETURN (COUNT) SEEN", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 2`, fc.NextTag()))
+	fc.expect("SEARCH RETURN (MIN MAX ALL COUNT) KEYWORD none", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 0`, fc.NextTag()))
+	fc.expect("SEARCH RETURN (MAX) KEYWORD none", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s")`, fc.NextTag()))
 	fc.expect("SEARCH RETURN (BOGUS) ALL", "BAD")
 }
 
@@ -227,9 +224,9 @@ func TestSearchRes(t *testing.T) {
 	fc.expect(`STORE $ +FLAGS.SILENT (\Flagged)`, "OK")
 	fc.expect("SEARCH FLAGGED", "OK", "* SEARCH 1 2 3 4")
 	// With MIN/MAX only, only those are saved.
-	fc.expect("SEARCH RETURN (SAVE MIN MAX) FLAGGED", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") MIN 1 MAX 4`, fc.nextTag()))
+	fc.expect("SEARCH RETURN (SAVE MIN MAX) FLAGGED", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") MIN 1 MAX 4`, fc.NextTag()))
 	fc.expect("UID FETCH $ UID", "OK", "* 1 FETCH (UID 1)", "* 4 FETCH (UID 4)")
-	fc.expect("SEARCH RETURN (SAVE COUNT MIN) FLAGGED", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") MIN 1 COUNT 4`, fc.nextTag()))
+	fc.expect("SEARCH RETURN (SAVE COUNT MIN) FLAGGED", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") MIN 1 COUNT 4`, fc.NextTag()))
 	fc.expect("SEARCH $", "OK", "* SEARCH 1 2 3 4")
 	// Saved as UIDs: expunges elsewhere do not shift it.
 	fetchExpunge(t, env, 1)
@@ -251,11 +248,11 @@ func TestSearchIMAP4rev2(t *testing.T) {
 	fc.ok("SELECT INBOX")
 	fc.ok(`STORE 2 +FLAGS.SILENT (\Seen)`)
 	// RFC 9051 §6.4.4: IMAP4rev2 always answers with ESEARCH.
-	fc.expect("SEARCH SEEN", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") ALL 2`, fc.nextTag()))
-	fc.expect("UID SEARCH UNSEEN", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") UID ALL 1,3`, fc.nextTag()))
-	fc.expect("SEARCH DRAFT", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s")`, fc.nextTag()))
+	fc.expect("SEARCH SEEN", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") ALL 2`, fc.NextTag()))
+	fc.expect("UID SEARCH UNSEEN", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") UID ALL 1,3`, fc.NextTag()))
+	fc.expect("SEARCH DRAFT", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s")`, fc.NextTag()))
 	// UTF-8 may be quoted in IMAP4rev2.
-	fc.expect(`SEARCH BODY "café"`, "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") ALL 2:3`, fc.nextTag()))
+	fc.expect(`SEARCH BODY "café"`, "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") ALL 2:3`, fc.NextTag()))
 }
 
 func TestSearchManyUndecided(t *testing.T) {
@@ -269,10 +266,10 @@ func TestSearchManyUndecided(t *testing.T) {
 	deliverN(a, 100)
 	fc := fetchDial(t, env, fetchUser, "secret-password")
 	fc.ok("SELECT INBOX")
-	fc.expect("SEARCH RETURN (COUNT ALL) TEXT needle", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 300 ALL 1:200,501:600`, fc.nextTag()))
-	fc.expect("SEARCH RETURN (COUNT ALL) OR FROM bob BODY needle", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 600 ALL 1:600`, fc.nextTag()))
-	fc.expect("SEARCH RETURN (COUNT ALL) NOT BODY needle SUBJECT two", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 300 ALL 201:500`, fc.nextTag()))
-	fc.expect("SEARCH RETURN (COUNT) HEADER subject one NOT TEXT needle", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 0`, fc.nextTag()))
+	fc.expect("SEARCH RETURN (COUNT ALL) TEXT needle", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 300 ALL 1:200,501:600`, fc.NextTag()))
+	fc.expect("SEARCH RETURN (COUNT ALL) OR FROM bob BODY needle", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 600 ALL 1:600`, fc.NextTag()))
+	fc.expect("SEARCH RETURN (COUNT ALL) NOT BODY needle SUBJECT two", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 300 ALL 201:500`, fc.NextTag()))
+	fc.expect("SEARCH RETURN (COUNT) HEADER subject one NOT TEXT needle", "OK", fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 0`, fc.NextTag()))
 }
 
 // searchDeliverN files n copies of raw into fetchUser's INBOX in one

@@ -29,7 +29,8 @@ const (
 )
 
 // Server is an IMAP server. Exported fields are its configuration; set them
-// before Serve.
+// before Serve and do not change them afterwards. The server leaves them
+// as set: zero values mean the defaults.
 type Server struct {
 	// Hostname names the server in the greeting.
 	Hostname string
@@ -64,65 +65,94 @@ type Server struct {
 	cmdOnce  sync.Once
 	cmds     map[string]command
 	caps     []capability // capabilityList(cmds)
+
+	// baseCtx is the context of every session's store and auth calls;
+	// Shutdown cancels it, so a session blocked in one (a throttle
+	// wait, a busy store) ends instead of holding Shutdown up.
+	baseCtx context.Context
+	cancel  context.CancelFunc
+	log     *slog.Logger // Log or a discarding one
 }
 
-func (srv *Server) init() {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if srv.done == nil {
-		srv.done = make(chan struct{})
-		srv.ls = map[net.Listener]struct{}{}
-		srv.sessions = map[*session]struct{}{}
+func (s *Server) init() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+		s.ls = map[net.Listener]struct{}{}
+		s.sessions = map[*session]struct{}{}
+		s.baseCtx, s.cancel = context.WithCancel(context.Background())
+		s.log = s.Log
+		if s.log == nil {
+			s.log = slog.New(slog.DiscardHandler)
+		}
 	}
-	if srv.Log == nil {
-		srv.Log = slog.New(slog.DiscardHandler)
+}
+
+func (s *Server) timeout() time.Duration {
+	if s.Timeout > 0 {
+		return s.Timeout
 	}
-	if srv.Timeout <= 0 {
-		srv.Timeout = DefaultTimeout
+	return DefaultTimeout
+}
+
+func (s *Server) preauthTimeout() time.Duration {
+	if s.PreauthTimeout > 0 {
+		return s.PreauthTimeout
 	}
-	if srv.PreauthTimeout <= 0 {
-		srv.PreauthTimeout = DefaultPreauthTimeout
+	return DefaultPreauthTimeout
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.WriteTimeout > 0 {
+		return s.WriteTimeout
 	}
-	if srv.WriteTimeout <= 0 {
-		srv.WriteTimeout = DefaultWriteTimeout
+	return DefaultWriteTimeout
+}
+
+func (s *Server) appendLimit() int64 {
+	if s.AppendLimit > 0 {
+		return s.AppendLimit
 	}
-	if srv.AppendLimit <= 0 {
-		srv.AppendLimit = DefaultAppendLimit
+	return DefaultAppendLimit
+}
+
+func (s *Server) maxLineLength() int {
+	if s.MaxLineLength > 0 {
+		return s.MaxLineLength
 	}
-	if srv.MaxLineLength <= 0 {
-		srv.MaxLineLength = imapwire.DefaultMaxLineLength
-	}
+	return imapwire.DefaultMaxLineLength
 }
 
 // Serve accepts connections on l until Shutdown; it closes l when it
 // returns.
-func (srv *Server) Serve(l net.Listener) error {
-	srv.init()
-	srv.cmdOnce.Do(func() {
-		srv.cmds = commandTable()
-		srv.caps = capabilityList(srv.cmds)
+func (s *Server) Serve(l net.Listener) error {
+	s.init()
+	s.cmdOnce.Do(func() {
+		s.cmds = commandTable()
+		s.caps = capabilityList(s.cmds)
 	})
-	srv.mu.Lock()
-	if srv.closing {
-		srv.mu.Unlock()
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
 		l.Close()
 		return ErrServerClosed
 	}
-	srv.ls[l] = struct{}{}
-	srv.mu.Unlock()
+	s.ls[l] = struct{}{}
+	s.mu.Unlock()
 	defer func() {
-		srv.mu.Lock()
-		delete(srv.ls, l)
-		srv.mu.Unlock()
+		s.mu.Lock()
+		delete(s.ls, l)
+		s.mu.Unlock()
 		l.Close()
 	}()
 	var delay time.Duration
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			srv.mu.Lock()
-			closing := srv.closing
-			srv.mu.Unlock()
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
 			if closing {
 				return ErrServerClosed
 			}
@@ -135,22 +165,22 @@ func (srv *Server) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
-		s := newSession(srv, c)
-		srv.mu.Lock()
-		if srv.closing {
-			srv.mu.Unlock()
+		sess := newSession(s, c)
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
 			c.Close()
 			return ErrServerClosed
 		}
-		srv.sessions[s] = struct{}{}
-		srv.wg.Add(1)
-		srv.mu.Unlock()
+		s.sessions[sess] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
 		go func() {
-			defer srv.wg.Done()
-			s.serve()
-			srv.mu.Lock()
-			delete(srv.sessions, s)
-			srv.mu.Unlock()
+			defer s.wg.Done()
+			sess.serve()
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
 		}()
 	}
 }
@@ -158,42 +188,43 @@ func (srv *Server) Serve(l net.Listener) error {
 // Shutdown stops accepting, tells every session "* BYE" at its next command
 // boundary (at once when idle or in IDLE), and waits for them to end or for
 // ctx, after which it closes the remaining connections.
-func (srv *Server) Shutdown(ctx context.Context) error {
-	srv.init()
-	srv.mu.Lock()
-	if !srv.closing {
-		srv.closing = true
-		close(srv.done)
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.done)
 	}
-	for l := range srv.ls {
+	for l := range s.ls {
 		l.Close()
 	}
-	for s := range srv.sessions {
-		s.wake()
+	for sess := range s.sessions {
+		sess.wake()
 	}
-	srv.mu.Unlock()
+	s.mu.Unlock()
+	s.cancel()
 	finished := make(chan struct{})
 	go func() {
-		srv.wg.Wait()
+		s.wg.Wait()
 		close(finished)
 	}()
 	select {
 	case <-finished:
 		return nil
 	case <-ctx.Done():
-		srv.mu.Lock()
-		for s := range srv.sessions {
-			s.netConn.Close()
+		s.mu.Lock()
+		for sess := range s.sessions {
+			sess.netConn.Close()
 		}
-		srv.mu.Unlock()
+		s.mu.Unlock()
 		<-finished
 		return ctx.Err()
 	}
 }
 
-func (srv *Server) shuttingDown() bool {
+func (s *Server) shuttingDown() bool {
 	select {
-	case <-srv.done:
+	case <-s.done:
 		return true
 	default:
 		return false

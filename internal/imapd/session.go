@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/imapwire"
+	"github.com/jodmai/jodmai/internal/netio"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
@@ -130,26 +131,14 @@ const maxBadCommands = 50
 func newSession(srv *Server, c net.Conn) *session {
 	s := &session{srv: srv, conn: c, netConn: c, cid: newCID(), state: stateNotAuth}
 	_, s.isTLS = c.(*tls.Conn)
-	s.log = srv.Log.With("cid", s.cid, "proto", "imap", "remote", c.RemoteAddr().String())
+	s.log = srv.log.With("cid", s.cid, "proto", "imap", "remote", c.RemoteAddr().String())
 	s.rawR = c
-	s.rawW = &deadlineWriter{c: c, timeout: srv.WriteTimeout}
+	s.rawW = &netio.DeadlineWriter{Conn: c, Timeout: srv.writeTimeout()}
 	s.br = bufio.NewReaderSize(s.rawR, sessionBufSize)
 	s.bw = bufio.NewWriterSize(s.rawW, sessionBufSize)
-	s.dec = imapwire.NewDecoder(s.br, s.continuation, imapwire.DecoderOptions{MaxLineLength: srv.MaxLineLength, LiteralPlus: true})
+	s.dec = imapwire.NewDecoder(s.br, s.continuation, imapwire.DecoderOptions{MaxLineLength: srv.maxLineLength(), LiteralPlus: true})
 	s.enc = imapwire.NewEncoder(s.bw)
 	return s
-}
-
-// deadlineWriter refreshes the write deadline on every write, so a client
-// that stops reading cannot hold a session longer than the timeout.
-type deadlineWriter struct {
-	c       net.Conn
-	timeout time.Duration
-}
-
-func (w *deadlineWriter) Write(p []byte) (int, error) {
-	w.c.SetWriteDeadline(time.Now().Add(w.timeout))
-	return w.c.Write(p)
 }
 
 // continuation answers a synchronizing literal.
@@ -212,9 +201,9 @@ func sessionCloseWrite(c net.Conn) bool {
 
 func (s *session) timeout() time.Duration {
 	if s.state == stateNotAuth {
-		return s.srv.PreauthTimeout
+		return s.srv.preauthTimeout()
 	}
-	return s.srv.Timeout
+	return s.srv.timeout()
 }
 
 func (s *session) serve() {
@@ -237,7 +226,7 @@ func (s *session) serve() {
 		s.closeConn()
 	}()
 	if tc, ok := s.conn.(*tls.Conn); ok {
-		tc.SetDeadline(time.Now().Add(s.srv.PreauthTimeout))
+		tc.SetDeadline(time.Now().Add(s.srv.preauthTimeout()))
 		if err := tc.Handshake(); err != nil {
 			s.log.Debug("tls handshake failed", "err", err)
 			return
@@ -461,12 +450,28 @@ func (s *session) refusePipelined(tag, name string) error {
 // serverBug logs an internal failure and returns the NO the client sees,
 // without the details.
 func (s *session) serverBug(err error) error {
+	if errors.Is(err, context.Canceled) && s.srv.shuttingDown() {
+		// Shutdown canceled a read; the BYE follows.
+		s.log.Info("imap command cut short by shutdown", "err", err)
+		return no("UNAVAILABLE", "server shutting down")
+	}
 	s.log.Error("imap command failed", "account", s.user.Address, "err", err)
 	return no("SERVERBUG", "internal server error; try again later")
 }
 
-// ctx is the context for store calls of this session.
-func (s *session) ctx() context.Context { return context.Background() }
+// ctx is the context for store and auth calls of this session; Shutdown
+// cancels it.
+func (s *session) ctx() context.Context { return s.srv.baseCtx }
+
+// writeTimeout bounds a store write that runs to its end once begun.
+const writeTimeout = time.Minute
+
+// writeCtx is the context of a store write the client must hear the
+// outcome of (APPEND, COPY/MOVE, STORE, EXPUNGE): Shutdown does not cut
+// it short once begun; writeTimeout bounds it instead.
+func (s *session) writeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(s.ctx()), writeTimeout)
+}
 
 func isMailboxNameError(err error) bool {
 	var ne *imapwire.MailboxNameError

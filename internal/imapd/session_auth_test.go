@@ -21,21 +21,21 @@ func TestSessionGreetingAndCapability(t *testing.T) {
 	h := newSessHarness(t, sessOptions{})
 	c := h.dial()
 	for _, want := range []string{"[CAPABILITY IMAP4rev1 IMAP4rev2 ", " STARTTLS ", " AUTH=PLAIN ", " SASL-IR ", " COMPRESS=DEFLATE"} {
-		if !strings.Contains(c.greeting, want) {
-			t.Errorf("greeting %q lacks %q", c.greeting, want)
+		if !strings.Contains(c.Greeting, want) {
+			t.Errorf("greeting %q lacks %q", c.Greeting, want)
 		}
 	}
-	u := c.ok("CAPABILITY")
+	u := c.OK("CAPABILITY")
 	capa := sessFind(u, "* CAPABILITY ")
 	if capa == "" || !strings.Contains(capa, " IDLE ") || !strings.Contains(capa, " QRESYNC ") || strings.Contains(capa, "LOGINDISABLED") {
 		t.Errorf("CAPABILITY: %q", u)
 	}
-	c.ok("NOOP")
-	u = c.ok("LOGOUT")
+	c.OK("NOOP")
+	u = c.OK("LOGOUT")
 	if sessFind(u, "* BYE ") == "" {
 		t.Errorf("LOGOUT without BYE: %q", u)
 	}
-	c.eof()
+	c.EOF()
 }
 
 // TestSessionPlaintextPolicy: from a non-loopback address without TLS,
@@ -48,14 +48,14 @@ func TestSessionPlaintextPolicy(t *testing.T) {
 	h.addUser(sessAlice, sessPass)
 
 	c := h.dial()
-	if !strings.Contains(c.greeting, "LOGINDISABLED") || strings.Contains(c.greeting, "AUTH=PLAIN") {
-		t.Errorf("greeting %q: want LOGINDISABLED and no AUTH=PLAIN", c.greeting)
+	if !strings.Contains(c.Greeting, "LOGINDISABLED") || strings.Contains(c.Greeting, "AUTH=PLAIN") {
+		t.Errorf("greeting %q: want LOGINDISABLED and no AUTH=PLAIN", c.Greeting)
 	}
-	c.fail("LOGIN "+sessAlice+" "+sessPass, "NO [PRIVACYREQUIRED]")
-	c.fail("AUTHENTICATE PLAIN "+b64("\x00"+sessAlice+"\x00"+sessPass), "NO [PRIVACYREQUIRED]")
-	c.fail("AUTHENTICATE PLAIN", "NO [PRIVACYREQUIRED]") // refused before any challenge
-	c.startTLS(h.clientTLS())
-	u := c.ok("CAPABILITY")
+	c.Expect("LOGIN "+sessAlice+" "+sessPass, "NO [PRIVACYREQUIRED]")
+	c.Expect("AUTHENTICATE PLAIN "+b64("\x00"+sessAlice+"\x00"+sessPass), "NO [PRIVACYREQUIRED]")
+	c.Expect("AUTHENTICATE PLAIN", "NO [PRIVACYREQUIRED]") // refused before any challenge
+	c.StartTLS(h.clientTLS())
+	u := c.OK("CAPABILITY")
 	capa := sessFind(u, "* CAPABILITY ")
 	if !strings.Contains(capa, "AUTH=PLAIN") || strings.Contains(capa, "LOGINDISABLED") || strings.Contains(capa, "STARTTLS") {
 		t.Errorf("CAPABILITY after STARTTLS: %q", capa)
@@ -65,10 +65,10 @@ func TestSessionPlaintextPolicy(t *testing.T) {
 	h2 := newSessHarness(t, sessOptions{remote: remote, implicitTLS: true})
 	h2.addUser(sessAlice, sessPass)
 	c2 := h2.dialTLS()
-	if strings.Contains(c2.greeting, "LOGINDISABLED") || strings.Contains(c2.greeting, "STARTTLS") {
-		t.Errorf("imaps greeting %q", c2.greeting)
+	if strings.Contains(c2.Greeting, "LOGINDISABLED") || strings.Contains(c2.Greeting, "STARTTLS") {
+		t.Errorf("imaps greeting %q", c2.Greeting)
 	}
-	c2.ok("AUTHENTICATE PLAIN " + b64("\x00"+sessAlice+"\x00"+sessPass))
+	c2.OK("AUTHENTICATE PLAIN " + b64("\x00"+sessAlice+"\x00"+sessPass))
 }
 
 func TestSessionAuthenticate(t *testing.T) {
@@ -104,19 +104,19 @@ func TestSessionAuthenticate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.dial()
 			c.t = t
-			c.send("t1 " + tc.cmd + "\r\n")
+			c.Send("t1 " + tc.cmd + "\r\n")
 			for i := 0; i < len(tc.steps); i += 2 {
-				if l := c.line(); !strings.HasPrefix(l, tc.steps[i]) {
+				if l := c.Response(); !strings.HasPrefix(l, tc.steps[i]) {
 					t.Fatalf("step %d: got %q, want %q", i/2, l, tc.steps[i])
 				}
-				c.send(tc.steps[i+1] + "\r\n")
+				c.Send(tc.steps[i+1] + "\r\n")
 			}
-			_, reply := c.until("t1")
+			_, reply := c.Until("t1")
 			if !strings.HasPrefix(reply, tc.want) {
 				t.Fatalf("got %q, want %q", reply, tc.want)
 			}
 			// The session goes on in the right state.
-			_, r := c.cmd("SELECT INBOX")
+			_, r := c.Cmd("SELECT INBOX")
 			loggedIn := strings.HasPrefix(tc.want, "OK")
 			if loggedIn != strings.HasPrefix(r, "OK") {
 				t.Fatalf("SELECT after authentication: %q (logged in: %v)", r, loggedIn)
@@ -131,54 +131,54 @@ func TestSessionLoginFailures(t *testing.T) {
 	h := newSessHarness(t, sessOptions{})
 	h.addUser(sessAlice, sessPass)
 	c := h.dial()
-	c.fail("LOGIN "+sessAlice+" wrong1", "NO [AUTHENTICATIONFAILED]")
-	c.fail(`LOGIN "`+sessAlice+`" "wrong 2"`, "NO [AUTHENTICATIONFAILED]")
-	u := c.fail("LOGIN "+sessAlice+" wrong3", "NO")
+	c.Expect("LOGIN "+sessAlice+" wrong1", "NO [AUTHENTICATIONFAILED]")
+	c.Expect(`LOGIN "`+sessAlice+`" "wrong 2"`, "NO [AUTHENTICATIONFAILED]")
+	u := c.Expect("LOGIN "+sessAlice+" wrong3", "NO")
 	if sessFind(u, "* BYE ") == "" {
 		t.Errorf("no BYE after the third failure: %q", u)
 	}
-	c.eof()
+	c.EOF()
 
 	c = h.dial()
-	c.send("t1 LOGIN {" + strconv.Itoa(len(sessAlice)) + "}\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.Send("t1 LOGIN {" + strconv.Itoa(len(sessAlice)) + "}\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("want continuation, got %q", l)
 	}
-	c.send(sessAlice + " {" + strconv.Itoa(len(sessPass)) + "+}\r\n" + sessPass + "\r\n")
-	if _, r := c.until("t1"); !strings.HasPrefix(r, "OK") {
+	c.Send(sessAlice + " {" + strconv.Itoa(len(sessPass)) + "+}\r\n" + sessPass + "\r\n")
+	if _, r := c.Until("t1"); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("LOGIN with literals: %q", r)
 	}
-	c.fail("LOGIN "+sessAlice+" "+sessPass, "BAD") // already logged in
-	c.fail("AUTHENTICATE PLAIN", "BAD")
-	c.fail("STARTTLS", "BAD")
+	c.Expect("LOGIN "+sessAlice+" "+sessPass, "BAD") // already logged in
+	c.Expect("AUTHENTICATE PLAIN", "BAD")
+	c.Expect("STARTTLS", "BAD")
 }
 
 func TestSessionStartTLS(t *testing.T) {
 	h := newSessHarness(t, sessOptions{})
 	h.addUser(sessAlice, sessPass)
 	c := h.dial()
-	c.startTLS(h.clientTLS())
-	c.fail("STARTTLS", "BAD") // already active
+	c.StartTLS(h.clientTLS())
+	c.Expect("STARTTLS", "BAD") // already active
 	c.login(sessAlice, sessPass)
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 
 	// Input pipelined after STARTTLS is refused and the session ends (it
 	// could be a command injected before the handshake).
 	c = h.dial()
-	c.send("t1 STARTTLS\r\nt2 LOGIN " + sessAlice + " " + sessPass + "\r\n")
-	if _, r := c.until("t1"); !strings.HasPrefix(r, "BAD") {
+	c.Send("t1 STARTTLS\r\nt2 LOGIN " + sessAlice + " " + sessPass + "\r\n")
+	if _, r := c.Until("t1"); !strings.HasPrefix(r, "BAD") {
 		t.Fatalf("pipelined STARTTLS: %q", r)
 	}
-	c.eof("* BYE ")
+	c.EOF("* BYE ")
 
 	// Without TLS configured there is no STARTTLS.
 	h2 := newSessHarness(t, sessOptions{noTLS: true})
 	c = h2.dial()
-	if strings.Contains(c.greeting, "STARTTLS") {
-		t.Errorf("greeting offers STARTTLS without TLS: %q", c.greeting)
+	if strings.Contains(c.Greeting, "STARTTLS") {
+		t.Errorf("greeting offers STARTTLS without TLS: %q", c.Greeting)
 	}
-	c.fail("STARTTLS", "BAD")
-	c.ok("NOOP")
+	c.Expect("STARTTLS", "BAD")
+	c.OK("NOOP")
 }
 
 func TestSessionEnableAndID(t *testing.T) {
@@ -186,13 +186,13 @@ func TestSessionEnableAndID(t *testing.T) {
 	h.addUser(sessAlice, sessPass)
 	c := h.dial()
 	// ID works in every state (RFC 2971).
-	u := c.ok(`ID ("name" "test" "version" NIL)`)
+	u := c.OK(`ID ("name" "test" "version" NIL)`)
 	if sessFind(u, `* ID ("name" "jodmai"`) == "" {
 		t.Errorf("ID: %q", u)
 	}
-	c.ok("ID NIL")
-	c.fail("ID", "BAD")
-	c.fail("ENABLE QRESYNC", "BAD") // not authenticated
+	c.OK("ID NIL")
+	c.Expect("ID", "BAD")
+	c.Expect("ENABLE QRESYNC", "BAD") // not authenticated
 	c.login(sessAlice, sessPass)
 	tests := []struct{ cmd, want string }{
 		{"ENABLE CONDSTORE", "* ENABLED CONDSTORE"},
@@ -202,15 +202,15 @@ func TestSessionEnableAndID(t *testing.T) {
 		{"enable imap4rev2", "* ENABLED"},
 	}
 	for _, tc := range tests {
-		u := c.ok(tc.cmd)
+		u := c.OK(tc.cmd)
 		if len(u) != 1 || u[0] != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.cmd, u, tc.want)
 		}
 	}
-	c.fail("ENABLE", "BAD")
-	c.ok("SELECT INBOX")
-	c.fail("ENABLE CONDSTORE", "BAD") // RFC 5161 §3.1: authenticated state only
-	c.ok(`ID ("name" "test")`)
+	c.Expect("ENABLE", "BAD")
+	c.OK("SELECT INBOX")
+	c.Expect("ENABLE CONDSTORE", "BAD") // RFC 5161 §3.1: authenticated state only
+	c.OK(`ID ("name" "test")`)
 }
 
 // TestSessionThrottle: once a client address has failed too often, even
@@ -221,9 +221,9 @@ func TestSessionThrottle(t *testing.T) {
 	h := newSessHarness(t, sessOptions{policy: &policy})
 	h.addUser(sessAlice, sessPass)
 	c := h.dial()
-	c.fail("LOGIN "+sessAlice+" wrong1", "NO [AUTHENTICATIONFAILED]")
-	c.fail("AUTHENTICATE PLAIN "+b64("\x00"+sessAlice+"\x00wrong2"), "NO [AUTHENTICATIONFAILED]")
+	c.Expect("LOGIN "+sessAlice+" wrong1", "NO [AUTHENTICATIONFAILED]")
+	c.Expect("AUTHENTICATE PLAIN "+b64("\x00"+sessAlice+"\x00wrong2"), "NO [AUTHENTICATIONFAILED]")
 	c2 := h.dial()
-	c2.fail("LOGIN "+sessAlice+" "+sessPass, "NO [UNAVAILABLE]")
-	c2.fail("AUTHENTICATE PLAIN "+b64("\x00"+sessAlice+"\x00"+sessPass), "NO [UNAVAILABLE]")
+	c2.Expect("LOGIN "+sessAlice+" "+sessPass, "NO [UNAVAILABLE]")
+	c2.Expect("AUTHENTICATE PLAIN "+b64("\x00"+sessAlice+"\x00"+sessPass), "NO [UNAVAILABLE]")
 }

@@ -49,8 +49,8 @@ func TestSessionMalformedInput(t *testing.T) {
 			if tc.loggedIn {
 				c.login(sessAlice, sessPass)
 			}
-			c.send(tc.send)
-			l := c.line()
+			c.Send(tc.send)
+			l := c.Response()
 			if !strings.HasPrefix(l, tc.want) {
 				t.Fatalf("got %q, want %q", l, tc.want)
 			}
@@ -58,7 +58,7 @@ func TestSessionMalformedInput(t *testing.T) {
 				t.Fatalf("continuation for refused input")
 			}
 			// The session is in sync: the next command gets its own reply.
-			c.ok("NOOP")
+			c.OK("NOOP")
 		})
 	}
 }
@@ -71,22 +71,22 @@ func TestSessionHugeNonSyncLiteral(t *testing.T) {
 	// The client goes on sending its literal: the server, closing, must
 	// still deliver its answer and BYE rather than reset the connection
 	// under them.
-	go io.WriteString(c.c, "a1 LOGIN {999999999+}\r\n"+strings.Repeat("z", 256<<10))
-	if l := c.line(); !strings.HasPrefix(l, "a1 BAD ") {
+	go io.WriteString(c.NetConn(), "a1 LOGIN {999999999+}\r\n"+strings.Repeat("z", 256<<10))
+	if l := c.Response(); !strings.HasPrefix(l, "a1 BAD ") {
 		t.Fatalf("got %q", l)
 	}
-	if l := c.line(); !strings.HasPrefix(l, "* BYE ") {
+	if l := c.Response(); !strings.HasPrefix(l, "* BYE ") {
 		t.Fatalf("got %q", l)
 	}
-	c.eof()
+	c.EOF()
 
 	// Small enough to discard: the session goes on.
 	c = h.dial()
-	c.send("a1 LOGIN {70000+}\r\n" + strings.Repeat("y", 70000) + " x\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "a1 BAD") {
+	c.Send("a1 LOGIN {70000+}\r\n" + strings.Repeat("y", 70000) + " x\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, "a1 BAD") {
 		t.Fatalf("got %q", l)
 	}
-	c.ok("NOOP")
+	c.OK("NOOP")
 }
 
 // TestSessionTooManyErrors: a client that sends nothing but garbage is
@@ -98,15 +98,15 @@ func TestSessionTooManyErrors(t *testing.T) {
 	for range 60 {
 		b.WriteString("a1 FROB\r\n")
 	}
-	c.send(b.String())
+	c.Send(b.String())
 	n := 0
 	for {
-		l, err := c.readLine()
+		l, err := c.ReadResponse()
 		if err != nil {
 			break
 		}
 		if strings.HasPrefix(l, "* BYE ") {
-			c.eof()
+			c.EOF()
 			break
 		}
 		if !strings.HasPrefix(l, "a1 BAD ") {

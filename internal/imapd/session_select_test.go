@@ -41,7 +41,7 @@ func TestSessionSelect(t *testing.T) {
 
 	c := h.dial()
 	c.login(sessAlice, sessPass)
-	u, r := c.cmd("SELECT INBOX")
+	u, r := c.Cmd("SELECT INBOX")
 	want := []string{
 		"* 3 EXISTS",
 		"* 3 RECENT", // the first session to select: all are recent to it
@@ -62,21 +62,21 @@ func TestSessionSelect(t *testing.T) {
 	if r != "OK [READ-WRITE] SELECT completed" {
 		t.Errorf("SELECT reply %q", r)
 	}
-	u, r = c.cmd(`EXAMINE "inbox" (CONDSTORE)`)
+	u, r = c.Cmd(`EXAMINE "inbox" (CONDSTORE)`)
 	if r != "OK [READ-ONLY] EXAMINE completed" || !slices.Contains(u, "* OK [PERMANENTFLAGS ()] read-only mailbox") || sessCode(u, "HIGHESTMODSEQ") != mb.HighestModSeq {
 		t.Errorf("EXAMINE: %q %q (HIGHESTMODSEQ %d)", u, r, mb.HighestModSeq)
 	}
-	c.fail("SELECT Nonexistent", "NO [NONEXISTENT]")
-	c.fail("CLOSE", "BAD") // the failed SELECT left no mailbox selected
-	c.fail("SELECT", "BAD")
-	c.fail("SELECT INBOX (FOO)", "BAD")
-	c.fail("FETCH 1 FLAGS", "BAD") // authenticated state only
+	c.Expect("SELECT Nonexistent", "NO [NONEXISTENT]")
+	c.Expect("CLOSE", "BAD") // the failed SELECT left no mailbox selected
+	c.Expect("SELECT", "BAD")
+	c.Expect("SELECT INBOX (FOO)", "BAD")
+	c.Expect("FETCH 1 FLAGS", "BAD") // authenticated state only
 
 	// IMAP4rev2: no RECENT or UNSEEN, a LIST response instead.
 	c2 := h.dial()
 	c2.login(sessAlice, sessPass)
-	c2.ok("ENABLE IMAP4rev2")
-	u = c2.ok("SELECT Sent")
+	c2.OK("ENABLE IMAP4rev2")
+	u = c2.OK("SELECT Sent")
 	if sessHas(u, "RECENT") || sessHas(u, "UNSEEN") || !slices.Contains(u, `* LIST (\Sent) "/" Sent`) {
 		t.Errorf("IMAP4rev2 SELECT: %q", u)
 	}
@@ -96,23 +96,23 @@ func TestSessionClose(t *testing.T) {
 	c.login(sessAlice, sessPass)
 	count := func() int { _, msgs := sessMailbox(t, a, "INBOX"); return len(msgs) }
 	for _, cmds := range [][2]string{{"EXAMINE INBOX", "CLOSE"}, {"SELECT INBOX", "UNSELECT"}} {
-		c.ok(cmds[0])
-		if u := c.ok(cmds[1]); len(u) != 0 {
+		c.OK(cmds[0])
+		if u := c.OK(cmds[1]); len(u) != 0 {
 			t.Errorf("%s: %q", cmds[1], u)
 		}
 		if n := count(); n != 4 {
 			t.Errorf("%s after %s expunged: %d messages left", cmds[1], cmds[0], n)
 		}
 	}
-	c.ok("SELECT INBOX")
-	if u := c.ok("CLOSE"); len(u) != 0 {
+	c.OK("SELECT INBOX")
+	if u := c.OK("CLOSE"); len(u) != 0 {
 		t.Errorf("CLOSE sent %q", u)
 	}
 	if n := count(); n != 3 {
 		t.Errorf("after CLOSE: %d messages, want 3", n)
 	}
-	c.fail("CLOSE", "BAD")
-	c.fail("UNSELECT", "BAD")
+	c.Expect("CLOSE", "BAD")
+	c.Expect("UNSELECT", "BAD")
 }
 
 // TestSessionConcurrentChanges: what another session (or delivery) does
@@ -127,25 +127,25 @@ func TestSessionConcurrentChanges(t *testing.T) {
 	a := h.account(sessAlice)
 	rev1 := h.dial()
 	rev1.login(sessAlice, sessPass)
-	rev1.ok("SELECT INBOX")
+	rev1.OK("SELECT INBOX")
 	cs := h.dial()
 	cs.login(sessAlice, sessPass)
-	cs.ok("ENABLE CONDSTORE IMAP4rev2")
-	cs.ok("SELECT INBOX")
+	cs.OK("ENABLE CONDSTORE IMAP4rev2")
+	cs.OK("SELECT INBOX")
 
 	h.deliver(sessAlice, sessMessage("message 4"))
-	if u := rev1.ok("NOOP"); !slices.Equal(u, []string{"* 4 EXISTS", "* 4 RECENT"}) {
+	if u := rev1.OK("NOOP"); !slices.Equal(u, []string{"* 4 EXISTS", "* 4 RECENT"}) {
 		t.Errorf("rev1 after delivery: %q", u)
 	}
-	if u := cs.ok("CHECK"); !slices.Equal(u, []string{"* 4 EXISTS"}) {
+	if u := cs.OK("CHECK"); !slices.Equal(u, []string{"* 4 EXISTS"}) {
 		t.Errorf("rev2 after delivery: %q", u)
 	}
 
 	sessSetFlags(t, a, "INBOX", store.FlagsAdd, store.FlagSeen|store.FlagFlagged, 1, 3)
-	if u := rev1.ok("NOOP"); !slices.Equal(u, []string{`* 1 FETCH (UID 1 FLAGS (\Flagged \Seen \Recent))`, `* 3 FETCH (UID 3 FLAGS (\Flagged \Seen \Recent))`}) {
+	if u := rev1.OK("NOOP"); !slices.Equal(u, []string{`* 1 FETCH (UID 1 FLAGS (\Flagged \Seen \Recent))`, `* 3 FETCH (UID 3 FLAGS (\Flagged \Seen \Recent))`}) {
 		t.Errorf("rev1 after flag change: %q", u)
 	}
-	u := cs.ok("NOOP")
+	u := cs.OK("NOOP")
 	if len(u) != 2 || !strings.HasPrefix(u[0], `* 1 FETCH (UID 1 FLAGS (\Flagged \Seen) MODSEQ (`) {
 		t.Errorf("condstore after flag change: %q", u)
 	}
@@ -155,15 +155,15 @@ func TestSessionConcurrentChanges(t *testing.T) {
 	sessExpunge(t, a, "INBOX", 1, 3)
 	h.deliver(sessAlice, sessMessage("message 5"))
 	h.deliver(sessAlice, sessMessage("message 6"))
-	if u := rev1.ok("NOOP"); !slices.Equal(u, []string{"* 3 EXPUNGE", "* 1 EXPUNGE", "* 4 EXISTS", "* 4 RECENT"}) {
+	if u := rev1.OK("NOOP"); !slices.Equal(u, []string{"* 3 EXPUNGE", "* 1 EXPUNGE", "* 4 EXISTS", "* 4 RECENT"}) {
 		t.Errorf("rev1 after expunge and delivery: %q", u)
 	}
-	if u := cs.ok("NOOP"); !slices.Equal(u, []string{"* 3 EXPUNGE", "* 1 EXPUNGE", "* 4 EXISTS"}) {
+	if u := cs.OK("NOOP"); !slices.Equal(u, []string{"* 3 EXPUNGE", "* 1 EXPUNGE", "* 4 EXISTS"}) {
 		t.Errorf("rev2 after expunge and delivery: %q", u)
 	}
 	// A change in another mailbox is not reported.
 	sessDeliverTo(t, h, sessAlice, "Archive")
-	if u := rev1.ok("NOOP"); len(u) != 0 {
+	if u := rev1.OK("NOOP"); len(u) != 0 {
 		t.Errorf("change elsewhere reported: %q", u)
 	}
 }
@@ -208,13 +208,13 @@ func TestSessionExpungeRule(t *testing.T) {
 			c.t = t
 			c.login(sessAlice, sessPass)
 			if qresync {
-				c.ok("ENABLE QRESYNC")
+				c.OK("ENABLE QRESYNC")
 			}
-			c.ok("SELECT INBOX")
+			c.OK("SELECT INBOX")
 			sessExpunge(t, a, "INBOX", 1)
 			h.deliver(sessAlice, sessMessage("message 4"))
 			for i, cmd := range []string{"FETCH 1 (FLAGS)", "STORE 2 +FLAGS (\\Seen)", "SEARCH ALL", "SORT (DATE) UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL", "FETCH 1:* (UID)"} {
-				u, _ := c.cmd(cmd)
+				u, _ := c.Cmd(cmd)
 				if sessHas(u, "EXPUNGE") || sessHas(u, "VANISHED") {
 					t.Errorf("%s announced an expunge: %q", cmd, u)
 				}
@@ -226,11 +226,11 @@ func TestSessionExpungeRule(t *testing.T) {
 			if qresync {
 				want = "* VANISHED 1"
 			}
-			if u := c.ok("NOOP"); !slices.Contains(u, want) {
+			if u := c.OK("NOOP"); !slices.Contains(u, want) {
 				t.Errorf("NOOP: %q, want %q", u, want)
 			}
 			sessExpunge(t, a, "INBOX", 2)
-			if u, _ := c.cmd("UID FETCH 1:* (FLAGS)"); !sessHas(u, strings.Replace(want, "1", map[bool]string{false: "1", true: "2"}[qresync], 1)) {
+			if u, _ := c.Cmd("UID FETCH 1:* (FLAGS)"); !sessHas(u, strings.Replace(want, "1", map[bool]string{false: "1", true: "2"}[qresync], 1)) {
 				t.Errorf("UID FETCH did not announce the expunge: %q", u)
 			}
 		})
@@ -249,11 +249,11 @@ func TestSessionSelectedMailboxDeleted(t *testing.T) {
 	}
 	c := h.dial()
 	c.login(sessAlice, sessPass)
-	c.ok("SELECT Projects")
+	c.OK("SELECT Projects")
 	if err := a.DeleteMailbox(context.Background(), "Projects"); err != nil {
 		t.Fatal(err)
 	}
-	u, _ := c.cmd("NOOP")
+	u, _ := c.Cmd("NOOP")
 	if !slices.ContainsFunc(u, func(l string) bool { return strings.HasPrefix(l, "* BYE ") }) {
 		t.Fatalf("NOOP after the selected mailbox was deleted: untagged %q, want a BYE", u)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/imapd"
 )
 
@@ -20,24 +21,24 @@ func TestSessionShutdown(t *testing.T) {
 	pre := h.dial() // not logged in
 	waiting := h.dial()
 	waiting.login(sessAlice, sessPass)
-	waiting.ok("SELECT INBOX")
+	waiting.OK("SELECT INBOX")
 	idle := h.dial()
 	idle.login(sessAlice, sessPass)
-	idle.ok("SELECT INBOX")
-	idle.send("t9 IDLE\r\n")
-	if l := idle.line(); !strings.HasPrefix(l, "+ ") {
+	idle.OK("SELECT INBOX")
+	idle.Send("t9 IDLE\r\n")
+	if l := idle.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: %q", l)
 	}
 	tlsConn := h.dial()
-	tlsConn.startTLS(h.clientTLS())
+	tlsConn.StartTLS(h.clientTLS())
 
 	done := make(chan error, 1)
 	go func() { done <- h.shutdown(time.Minute) }()
 	for _, c := range []*sessConn{pre, waiting, idle, tlsConn} {
-		if l := c.line(); l != "* BYE server shutting down" {
+		if l := c.Response(); l != "* BYE server shutting down" {
 			t.Errorf("got %q, want BYE", l)
 		}
-		c.eof()
+		c.EOF()
 	}
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v (sessions did not end by themselves)", err)
@@ -65,20 +66,20 @@ func TestSessionShutdownRace(t *testing.T) {
 	for range 10 {
 		h := newSessHarness(t, sessOptions{})
 		c := h.dial()
-		c.send("t1 NOOP\r\n")
+		c.Send("t1 NOOP\r\n")
 		done := make(chan error, 1)
 		go func() { done <- h.shutdown(time.Minute) }()
 		// The NOOP is normally answered (it arrived within the grace
 		// period); either way the BYE must arrive intact, not be lost to
 		// a reset.
-		l := c.line()
+		l := c.Response()
 		if strings.HasPrefix(l, "t1 OK") {
-			l = c.line()
+			l = c.Response()
 		}
 		if l != "* BYE server shutting down" {
 			t.Fatalf("got %q", l)
 		}
-		c.eof()
+		c.EOF()
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
@@ -86,32 +87,78 @@ func TestSessionShutdownRace(t *testing.T) {
 }
 
 // TestSessionAutologout: the preauth and authenticated timers, IDLE
-// included, end sessions with BYE (RFC 9051 §5.4).
+// included, end sessions with BYE (RFC 9051 §5.4), and each command
+// starts the authenticated timer afresh.
 func TestSessionAutologout(t *testing.T) {
-	h := newSessHarness(t, sessOptions{preauth: 200 * time.Millisecond, timeout: 300 * time.Millisecond})
+	const timeout = 1500 * time.Millisecond
+	h := newSessHarness(t, sessOptions{preauth: 200 * time.Millisecond, timeout: timeout})
 	h.addUser(sessAlice, sessPass)
 	c := h.dial()
-	if l := c.line(); !strings.HasPrefix(l, "* BYE autologout") {
+	if l := c.Response(); !strings.HasPrefix(l, "* BYE autologout") {
 		t.Errorf("preauth: %q", l)
 	}
-	c.eof()
+	c.EOF()
 
 	c = h.dial()
 	c.login(sessAlice, sessPass)
-	if l := c.line(); !strings.HasPrefix(l, "* BYE autologout") {
+	// Twice 2/3 of the timeout: more than the timeout in all, so the
+	// session survives only if the NOOPs reset the timer.
+	for range 2 {
+		time.Sleep(timeout * 2 / 3)
+		c.OK("NOOP")
+	}
+	if l := c.Response(); !strings.HasPrefix(l, "* BYE autologout") {
 		t.Errorf("authenticated: %q", l)
 	}
-	c.eof()
+	c.EOF()
 
 	c = h.dial()
 	c.login(sessAlice, sessPass)
-	c.ok("SELECT INBOX")
-	c.send("t1 IDLE\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.OK("SELECT INBOX")
+	c.Send("t1 IDLE\r\n")
+	if l := c.Response(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: %q", l)
 	}
-	if l := c.line(); !strings.HasPrefix(l, "* BYE autologout") {
+	if l := c.Response(); !strings.HasPrefix(l, "* BYE autologout") {
 		t.Errorf("IDLE: %q", l)
 	}
-	c.eof()
+	c.EOF()
+}
+
+// TestSessionShutdownBlocked: a session blocked in an auth or store call
+// (here a LOGIN waiting out an hour-long throttle delay) ends on Shutdown
+// instead of holding it up: Shutdown cancels the sessions' context.
+func TestSessionShutdownBlocked(t *testing.T) {
+	policy := auth.Policy{BaseDelay: time.Hour, MaxDelay: time.Hour, Window: time.Hour, IPLockoutAfter: 1 << 30, Lockout: time.Hour}
+	h := newSessHarness(t, sessOptions{policy: &policy})
+	h.addUser(sessAlice, sessPass)
+	c := h.dial()
+	c.Send("t1 LOGIN " + sessAlice + " wrong\r\n")
+	done := make(chan error, 1)
+	go func() { done <- h.shutdown(time.Minute) }()
+	if l := c.Response(); !strings.HasPrefix(l, "t1 NO ") {
+		t.Errorf("LOGIN: %q, want NO", l)
+	}
+	if l := c.Response(); l != "* BYE server shutting down" {
+		t.Errorf("got %q, want BYE", l)
+	}
+	c.EOF()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown: %v (the blocked session did not end by itself)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Shutdown still waiting for a session blocked in LOGIN")
+	}
+}
+
+// TestServerConfigUntouched: serving leaves the exported configuration as
+// it was set; zero values mean the defaults without being rewritten.
+func TestServerConfigUntouched(t *testing.T) {
+	h := newSessHarness(t, sessOptions{})
+	h.dial()
+	if s := h.srv; s.Timeout != 0 || s.PreauthTimeout != 0 || s.WriteTimeout != 0 || s.AppendLimit != 0 || s.MaxLineLength != 0 || s.Log == nil {
+		t.Errorf("Serve rewrote the configuration: %+v", s)
+	}
 }

@@ -226,7 +226,7 @@ func (s *session) enterTransaction(method string, acc userdb.Account) (reply, bo
 		return errReply("IN-USE", "maildrop already locked"), false
 	}
 	// The mailbox row and its messages come from one read transaction.
-	mb, msgs, err := a.Snapshot(s.ctx, "INBOX")
+	mb, msgs, err := a.MailboxMessages(s.ctx, "INBOX")
 	if err != nil {
 		release()
 		a.Release()

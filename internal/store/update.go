@@ -98,27 +98,6 @@ func (a *Account) SetFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 	return res, nil
 }
 
-// Snapshot is MailboxMessages.
-//
-// Deprecated: use MailboxMessages; kept while the pop3d tests are being
-// reworked, so that work in flight still merges cleanly.
-func (a *Account) Snapshot(ctx context.Context, name string) (Mailbox, []Message, error) {
-	return a.MailboxMessages(ctx, name)
-}
-
-// StoreFlags is SetFlags.
-//
-// Deprecated: use SetFlags; kept while internal/imapd is being split, so
-// that work in flight still builds.
-func (a *Account) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, u FlagUpdate) (FlagResult, error) {
-	return a.SetFlags(ctx, mailboxID, uids, u)
-}
-
-// StoreResult is FlagResult.
-//
-// Deprecated: use FlagResult.
-type StoreResult = FlagResult
-
 func applyFlags(f Flags, kw []string, u FlagUpdate) (Flags, []string) {
 	switch u.Op {
 	case FlagsReplace:
