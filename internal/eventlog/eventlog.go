@@ -14,8 +14,11 @@
 //
 // Durability: the event log is a log, not mail. Lines are buffered and
 // appended by a flusher goroutine moments later, many to one write(2), and
-// never fsynced, so a crash can lose the last events (the mail itself is
-// durable before it is acknowledged, whatever this file says). The file is size-bounded: past MaxSize it is renamed to
+// fsynced at most every SyncInterval (and at rotation and Close), never on
+// a mail path: a crash or power cut loses at most the last seconds of
+// events (the mail itself is durable before it is acknowledged, whatever
+// this file says), and an operator looking into a power cut still finds
+// what came before it. The file is size-bounded: past MaxSize it is renamed to
 // events.jsonl.1 (the older ones shift up) and the oldest beyond Keep is
 // removed. A search running during a rotation may miss or repeat a few
 // events.
@@ -32,6 +35,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/jodmai/jodmai/internal/safeio"
 )
 
 // Event kinds: the values of the "event" attribute.
@@ -53,6 +58,9 @@ const (
 	DefaultMaxSize = 32 << 20
 	DefaultKeep    = 4
 )
+
+// SyncInterval is how often written events are fsynced.
+const SyncInterval = 2 * time.Second
 
 // FileName is the current event log under the directory.
 const FileName = "events.jsonl"
@@ -96,12 +104,14 @@ type Log struct {
 	flushMu sync.Mutex // serializes writing; guards f and size
 	f       *os.File
 	size    int64
-	spare   []byte // the previous pending buffer, reused
+	// unsynced: written since the last fsync.
+	unsynced bool
+	spare    []byte // the previous pending buffer, reused
 }
 
 // Open opens (creating) the event log in dir.
 func Open(dir string, opts Options) (*Log, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := safeio.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("event log: %w", err)
 	}
 	l := &Log{dir: dir, opts: withDefaults(opts), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
@@ -133,6 +143,12 @@ func (l *Log) open() error {
 		return fmt.Errorf("event log: %w", err)
 	}
 	l.f, l.size = f, st.Size()
+	if st.Size() == 0 {
+		// Possibly new: its name must survive a power cut too.
+		if err := safeio.SyncDir(l.dir); err != nil {
+			return fmt.Errorf("event log: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -167,14 +183,37 @@ func (l *Log) Write(line []byte) error {
 
 func (l *Log) flusher() {
 	defer close(l.done)
+	tick := time.NewTicker(SyncInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-l.wake:
 			l.Flush()
+		case <-tick.C:
+			l.sync()
 		case <-l.stop:
 			return
 		}
 	}
+}
+
+// sync fsyncs what was written since the last sync.
+func (l *Log) sync() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	return l.syncLocked()
+}
+
+// syncLocked is sync for a caller holding flushMu.
+func (l *Log) syncLocked() error {
+	if l.f == nil || !l.unsynced {
+		return nil
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("event log: fsync: %w", err)
+	}
+	l.unsynced = false
+	return nil
 }
 
 // Flush writes the pending lines to the file, rotating it when full.
@@ -204,6 +243,7 @@ func (l *Log) Flush() error {
 		if n > 0 {
 			w, err := l.f.Write(b[:n])
 			l.size += int64(w)
+			l.unsynced = l.unsynced || w > 0
 			if err != nil {
 				return fmt.Errorf("event log: %w", err)
 			}
@@ -221,6 +261,7 @@ func (l *Log) Flush() error {
 // rotate shifts events.jsonl.N up by one, dropping the oldest, and starts
 // a new current file. The caller holds flushMu.
 func (l *Log) rotate(keep int) error {
+	l.syncLocked() // best effort: the file is full either way
 	l.f.Close()
 	l.f = nil
 	base := filepath.Join(l.dir, FileName)
@@ -252,6 +293,9 @@ func (l *Log) Close() error {
 	err := l.Flush()
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
+	if serr := l.syncLocked(); err == nil {
+		err = serr
+	}
 	if l.f != nil {
 		if cerr := l.f.Close(); err == nil {
 			err = cerr
