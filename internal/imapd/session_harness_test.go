@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +56,8 @@ type sessOptions struct {
 	preauth     time.Duration
 	maxLine     int
 	log         bool
+	// logs, if set, receives the server's log (text, debug level).
+	logs *logBuffer
 	// policy replaces the harness's fast throttling policy.
 	policy *auth.Policy
 }
@@ -78,7 +81,10 @@ func newSessHarness(t testing.TB, o sessOptions) *sessHarness {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	if o.log || os.Getenv("JODMAI_TEST_LOG") != "" {
+	switch {
+	case o.logs != nil:
+		logger = slog.New(slog.NewTextHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case o.log || os.Getenv("JODMAI_TEST_LOG") != "":
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	policy := auth.Policy{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond, Window: time.Minute, IPLockoutAfter: 1 << 30, Lockout: time.Minute}
@@ -263,4 +269,23 @@ func sessHas(lines []string, sub string) bool {
 		}
 	}
 	return false
+}
+
+// logBuffer collects a server's log for a test to wait on.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// Contains reports whether the log so far contains s.
+func (l *logBuffer) Contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Contains(l.b.String(), s)
 }

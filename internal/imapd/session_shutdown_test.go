@@ -9,6 +9,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/imapd"
+	"github.com/jodmai/jodmai/internal/testenv/wait"
 )
 
 // TestSessionShutdown: Shutdown tells every session BYE at its command
@@ -130,10 +131,14 @@ func TestSessionAutologout(t *testing.T) {
 // instead of holding it up: Shutdown cancels the sessions' context.
 func TestSessionShutdownBlocked(t *testing.T) {
 	policy := auth.Policy{BaseDelay: time.Hour, MaxDelay: time.Hour, Window: time.Hour, IPLockoutAfter: 1 << 30, Lockout: time.Hour}
-	h := newSessHarness(t, sessOptions{policy: &policy})
+	logs := &logBuffer{}
+	h := newSessHarness(t, sessOptions{policy: &policy, logs: logs})
 	h.addUser(sessAlice, sessPass)
 	c := h.dial()
 	c.Send("t1 LOGIN " + sessAlice + " wrong\r\n")
+	// Shut down only once the LOGIN waits out its delay: before that,
+	// the session would end at its next read with a plain BYE.
+	wait.For(t, time.Minute, "the LOGIN to wait out its throttle delay", func() bool { return logs.Contains("login failed") })
 	done := make(chan error, 1)
 	go func() { done <- h.shutdown(time.Minute) }()
 	if l := c.Response(); !strings.HasPrefix(l, "t1 NO ") {
