@@ -186,6 +186,11 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 			log.Error("delivered DSN not sent", "err", err, "rcpts", len(tx.notify))
 		}
 	}
+	if len(tx.targets) > 0 && s.srv.AutoReply != nil {
+		// After the message is safe: a reply is never a reason to
+		// refuse or retry it (RFC 3834 §2, the vacation package doc).
+		s.srv.AutoReply.Reply(s.ctx, body, tx.from, tx.targets, log)
+	}
 	s.conn.countMessage()
 	// The operator's line: the account, when authenticated, comes with
 	// the session's logger.

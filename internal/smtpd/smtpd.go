@@ -51,6 +51,7 @@ import (
 	"github.com/jodmai/jodmai/internal/msgauth"
 	"github.com/jodmai/jodmai/internal/queue"
 	"github.com/jodmai/jodmai/internal/remote"
+	"github.com/jodmai/jodmai/internal/store"
 )
 
 // Mode is the role of a Server.
@@ -105,6 +106,13 @@ type Enqueuer interface {
 	NotifyDelivered(ctx context.Context, body *blob.Temp, env queue.Envelope, rcpts []remote.Recipient) error
 }
 
+// AutoReplier sends the auto-replies a delivered message calls for
+// (vacation). Reply returns after at most one queue Add per reply and
+// never fails the delivery: it logs its errors on log.
+type AutoReplier interface {
+	Reply(ctx context.Context, body *blob.Temp, from string, targets []store.Target, log *slog.Logger)
+}
+
 // Observer counts accepted messages. Its methods must not block.
 type Observer interface {
 	// MessageAccepted: a message got its 250 after being filed in
@@ -155,6 +163,9 @@ type Server struct {
 	// Observer is told of each message answered 250 (metrics); nil:
 	// nobody.
 	Observer Observer
+	// AutoReply answers messages delivered to accounts whose owner is
+	// away; *vacation.Responder implements it. Nil: no auto-replies.
+	AutoReply AutoReplier
 
 	initOnce sync.Once
 	initErr  error

@@ -165,3 +165,23 @@ func (d *DB) VacationReplyDue(ctx context.Context, accountID int64, sender strin
 	}
 	return due, nil
 }
+
+// VacationAccounts returns the ids of the accounts whose auto-reply is
+// enabled (whatever its dates), so that delivery can skip the others
+// without a lookup each.
+func (d *DB) VacationAccounts(ctx context.Context) (map[int64]bool, error) {
+	rows, err := d.db.R.QueryContext(ctx, `SELECT account_id FROM vacations WHERE enabled`)
+	if err != nil {
+		return nil, fmt.Errorf("list vacations: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
