@@ -150,6 +150,8 @@ func (c *Console) routes() []struct {
 		{"POST /account/app-passwords", user, c.addAppPassword},
 		{"POST /account/app-passwords/revoke", user, c.revokeAppPassword},
 		{"GET /account/apple.mobileconfig", user, c.appleProfile},
+		{"GET /account/vacation", user, c.vacationPage},
+		{"POST /account/vacation", user, c.setVacation},
 
 		{"GET /admin/{$}", admin, c.adminRoot},
 		{"GET /admin/domains", admin, c.domainsPage},
@@ -162,6 +164,7 @@ func (c *Console) routes() []struct {
 		{"POST /admin/account/password", admin, c.resetPassword},
 		{"POST /admin/account/admin", admin, c.setAdmin},
 		{"POST /admin/account/delete", admin, c.delAccount},
+		{"POST /admin/account/vacation", admin, c.adminSetVacation},
 		{"GET /admin/aliases", admin, c.aliasesPage},
 		{"POST /admin/aliases", admin, c.addAlias},
 		{"POST /admin/aliases/delete", admin, c.delAlias},
