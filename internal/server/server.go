@@ -35,6 +35,7 @@ import (
 	"github.com/jodmai/jodmai/internal/dnscheck"
 	"github.com/jodmai/jodmai/internal/dnsrecords"
 	"github.com/jodmai/jodmai/internal/eventlog"
+	"github.com/jodmai/jodmai/internal/forward"
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/listen"
 	"github.com/jodmai/jodmai/internal/metrics"
@@ -90,6 +91,8 @@ type Server struct {
 	deliver   *deliver.Deliverer
 	// vacation sends the auto-replies of local deliveries.
 	vacation *vacation.Responder
+	// forward sends the mail of forwarding accounts on.
+	forward *forward.Forwarder
 	// verifier checks mail on the MX listener; nil when [msgauth] is off.
 	verifier *msgauth.Verifier
 	// queueStop ends the queue's scheduler; queueDone closes when it has
@@ -274,6 +277,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return nil, err
 	}
 	s.vacation = &vacation.Responder{Deliverer: s.deliver, Queue: s.Queue, Hostname: cfg.Hostname, Log: log.With("component", "vacation")}
+	s.forward = &forward.Forwarder{Deliverer: s.deliver, Queue: s.Queue}
 	s.Console.Queue, s.Console.TLS = s.Queue, s.TLS
 	s.watchState()
 	ok = true
@@ -386,7 +390,7 @@ func (s *Server) Start() error {
 				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
 				Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
 				Log: s.log.With("proto", name), Verifier: verifier, Queue: s.Queue,
-				Observer: s.Metrics.SMTP(name), AutoReply: s.vacation,
+				Observer: s.Metrics.SMTP(name), AutoReply: s.vacation, Forward: s.forward,
 			}
 		}
 	}

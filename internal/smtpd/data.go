@@ -10,6 +10,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/eventlog"
+	"github.com/jodmai/jodmai/internal/forward"
 	"github.com/jodmai/jodmai/internal/message"
 	"github.com/jodmai/jodmai/internal/queue"
 	"github.com/jodmai/jodmai/internal/remote"
@@ -154,9 +155,27 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 		return err
 	}
 	msgid := bodyMessageID(body)
-	if len(tx.targets) > 0 {
-		if err := s.srv.Deliverer.Deliver(s.ctx, body, tx.targets); err != nil {
+	// Accounts that forward their mail (forward package): those that
+	// keep no copy are not in keep.
+	keep := tx.targets
+	var forwards []forward.Plan
+	if len(tx.targets) > 0 && s.srv.Forward != nil && s.srv.Queue != nil {
+		if keep, forwards, err = s.srv.Forward.Split(s.ctx, body, tx.from, tx.targets, log); err != nil {
+			log.Error("message not delivered: forwarding", "err", err)
+			return storeFailed(err)
+		}
+	}
+	if len(keep) > 0 {
+		if err := s.srv.Deliverer.Deliver(s.ctx, body, keep); err != nil {
 			log.Error("message not delivered: store", "err", err, "size", body.Size)
+			return storeFailed(err)
+		}
+	}
+	for _, p := range forwards {
+		// Before the 250, like the remote recipients: an account that
+		// keeps no copy has its message only in the queue.
+		if err := s.srv.Forward.Send(s.ctx, body, tx.from, p, log); err != nil {
+			log.Error("message not forwarded", "err", err, "account", p.Account, "local_copies", len(keep))
 			return storeFailed(err)
 		}
 	}

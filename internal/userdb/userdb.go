@@ -129,6 +129,13 @@ var migrations = []string{
 		PRIMARY KEY(account_id, sender)
 	);
 	CREATE INDEX vacation_replies_expires ON vacation_replies(account_id, expires);`,
+	// 5: forwarding (forward.go): the addresses an account's mail is
+	// also (or only) sent to, comma-separated.
+	`CREATE TABLE forwards (
+		account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+		targets TEXT NOT NULL,
+		keep_copy INTEGER NOT NULL DEFAULT 1
+	);`,
 }
 
 // DB is the directory database.
