@@ -152,6 +152,8 @@ func (c *Console) routes() []struct {
 		{"GET /account/apple.mobileconfig", user, c.appleProfile},
 		{"GET /account/vacation", user, c.vacationPage},
 		{"POST /account/vacation", user, c.setVacation},
+		{"GET /account/forwarding", user, c.forwardingPage},
+		{"POST /account/forwarding", user, c.setForwarding},
 
 		{"GET /admin/{$}", admin, c.adminRoot},
 		{"GET /admin/domains", admin, c.domainsPage},

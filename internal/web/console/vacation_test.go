@@ -69,3 +69,31 @@ func TestVacationPage(t *testing.T) {
 		t.Fatalf("admin's setting not stored: %+v", v)
 	}
 }
+
+func TestForwardingPage(t *testing.T) {
+	env := start(t)
+	ctx := context.Background()
+	acc, _ := env.Users.Account(ctx, userAddr)
+	b := newBrowser(t, env)
+	b.login(userAddr, userPass)
+	if code := b.get("/account/forwarding"); code != 200 {
+		t.Fatalf("GET /account/forwarding: %d", code)
+	}
+	b.has("Forwarding is off.", `name="csrf"`)
+	if code := b.post("/account/forwarding", url.Values{"to": {"evil@remote.test"}}); code != http.StatusForbidden {
+		t.Fatalf("POST without token: %d, want 403", code)
+	}
+	b.get("/account/forwarding")
+	b.form("/account/forwarding", "to", "a@remote.test\r\nb@remote.test", "keep", "1")
+	b.has("Forwarding saved.", "Forwarding is <strong>on</strong>, with a copy kept here.")
+	if f, _ := env.Users.Forward(ctx, acc.ID); len(f.To) != 2 || !f.KeepCopy {
+		t.Fatalf("stored %+v", f)
+	}
+	b.form("/account/forwarding", "to", userAddr)
+	b.has("Forwarding refused")
+	b.form("/account/forwarding", "to", "")
+	b.has("Forwarding off.", "Forwarding is off.")
+	if f, _ := env.Users.Forward(ctx, acc.ID); len(f.To) != 0 {
+		t.Fatalf("stored %+v after turning it off", f)
+	}
+}
