@@ -192,7 +192,7 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 		if _, err := s.srv.Queue.Add(s.ctx, body, env); err != nil {
 			// A retry by the client duplicates the local copies, if
 			// any; better than losing the remote ones.
-			log.Error("message not queued", "err", err, "size", body.Size, "local_copies", len(tx.targets))
+			log.Error("message not queued", "err", err, "size", body.Size, "local_copies", len(keep))
 			return storeFailed(err)
 		}
 	}
@@ -213,13 +213,13 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 	s.conn.countMessage()
 	// The operator's line: the account, when authenticated, comes with
 	// the session's logger.
-	log.Info("message received", "event", eventlog.Received, "msgid", msgid, "from", tx.from, "rcpts", tx.rcpts, "mailboxes", len(tx.targets), "queued", len(tx.remote),
+	log.Info("message received", "event", eventlog.Received, "msgid", msgid, "from", tx.from, "rcpts", tx.rcpts, "mailboxes", len(keep), "queued", len(tx.remote), "forwarded", len(forwards),
 		"size", size, "stored_size", body.Size, "tls", s.tlsVersion(), "chunking", isBDAT)
-	if len(tx.targets) > 0 {
-		log.Info("message delivered", "event", eventlog.Delivered, "msgid", msgid, "from", tx.from, "rcpts", tx.local, "mailboxes", len(tx.targets))
+	if len(keep) > 0 {
+		log.Info("message delivered", "event", eventlog.Delivered, "msgid", msgid, "from", tx.from, "rcpts", tx.local, "mailboxes", len(keep))
 	}
 	if o := s.srv.Observer; o != nil {
-		o.MessageAccepted(len(tx.targets), len(tx.remote) > 0, time.Since(bodyDone))
+		o.MessageAccepted(len(keep), len(tx.remote) > 0 || len(forwards) > 0, time.Since(bodyDone))
 	}
 	// RFC 5321 §4.2.5: this reply means the message is safe.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
