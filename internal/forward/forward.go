@@ -109,9 +109,17 @@ func (f *Forwarder) Split(ctx context.Context, body *blob.Temp, from string, tar
 		}
 		var to []string
 		for _, a := range fw.To {
-			if !strings.EqualFold(a, from) { // never back to the sender
-				to = append(to, a)
+			if strings.EqualFold(a, from) { // never back to the sender
+				continue
 			}
+			if _, err := f.Deliverer.Resolve(ctx, a); err != nil && !errors.Is(err, deliver.ErrNotLocal) {
+				// A local address that went away (or a failed
+				// lookup): without a usable address the message
+				// stays here.
+				log.Warn("forward: address not usable", "account", acc.Address, "to", a, "err", err)
+				continue
+			}
+			to = append(to, a)
 		}
 		reason := ""
 		switch {
@@ -122,7 +130,7 @@ func (f *Forwarder) Split(ctx context.Context, body *blob.Temp, from string, tar
 		case hasAddress(delivered, acc.Address):
 			reason = "loop: forwarded by this account before"
 		case len(to) == 0:
-			reason = "no address but the sender"
+			reason = "no usable address but the sender"
 		}
 		if reason != "" {
 			log.Warn("forward: not forwarded, kept in the mailbox", "account", acc.Address, "reason", reason)

@@ -100,6 +100,11 @@ func TestForwardOverSMTP(t *testing.T) {
 	}
 	inbox(4)
 
+	// A local forwarding address that does not exist: kept here.
+	setForward(false, "gone@example.org")
+	send(t, mx, "bob@remote.test", "alice@example.org", msg("bob@remote.test", "m6b"))
+	inbox(5)
+
 	// A local forwarding address gets its copy in its mailbox.
 	setForward(false, "carol@example.org")
 	send(t, mx, "bob@remote.test", "alice@example.org", msg("bob@remote.test", "m7"))
@@ -107,7 +112,7 @@ func TestForwardOverSMTP(t *testing.T) {
 	if len(c) != 1 || !strings.Contains(string(c[0].Body), "Delivered-To: alice@example.org\r\n") {
 		t.Fatalf("carol's INBOX: %d messages", len(c))
 	}
-	inbox(4)
+	inbox(5)
 }
 
 func TestSetForwardValidates(t *testing.T) {

@@ -205,7 +205,9 @@ func (r *Responder) send(ctx context.Context, body *blob.Temp, to, account, id s
 	res, err := r.Deliverer.Resolve(ctx, to)
 	switch {
 	case errors.Is(err, deliver.ErrNotLocal):
-		return r.Queue.Add(ctx, body, queue.Envelope{ID: id, Recipients: []remote.Recipient{{Addr: to}}, Sign: true, Account: account})
+		// RFC 6531: a reply to an internationalized address needs
+		// SMTPUTF8 at the next hop.
+		return r.Queue.Add(ctx, body, queue.Envelope{ID: id, Recipients: []remote.Recipient{{Addr: to}}, Sign: true, Account: account, SMTPUTF8: !isASCII(to)})
 	case err != nil:
 		return "", fmt.Errorf("resolve %s: %w", to, err)
 	}
@@ -219,7 +221,7 @@ func (r *Responder) send(ctx context.Context, body *blob.Temp, to, account, id s
 		for _, a := range res.Remote {
 			rcpts = append(rcpts, remote.Recipient{Addr: a})
 		}
-		return r.Queue.Add(ctx, body, queue.Envelope{ID: id, Recipients: rcpts, Sign: true, Account: account})
+		return r.Queue.Add(ctx, body, queue.Envelope{ID: id, Recipients: rcpts, Sign: true, Account: account, SMTPUTF8: !isASCII(to)})
 	}
 	return id, nil
 }
@@ -393,6 +395,15 @@ func Compose(account, to string, v userdb.Vacation, head textproto.MIMEHeader, n
 		b.WriteString("\r\n")
 	}
 	return b.Bytes()
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // unfold joins a folded header value.
