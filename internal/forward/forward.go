@@ -181,13 +181,13 @@ func (f *Forwarder) forwarding(ctx context.Context, targets []store.Target) (map
 
 // Send forwards body (received from reverse path from) as p says, and
 // returns when every copy is durable: queued (queue.Queue.Add) or, for
-// a local address, filed. id names the queued copy.
+// a local address, filed.
 func (f *Forwarder) Send(ctx context.Context, body *blob.Temp, from string, p Plan, log *slog.Logger) error {
-	copy, err := f.withDeliveredTo(body, p.Account)
+	fwd, err := f.withDeliveredTo(body, p.Account)
 	if err != nil {
 		return fmt.Errorf("forward for %s: %w", p.Account, err)
 	}
-	defer copy.Remove()
+	defer fwd.Remove()
 	var rcpts []remote.Recipient
 	for _, a := range p.To {
 		res, err := f.Deliverer.Resolve(ctx, a)
@@ -202,7 +202,7 @@ func (f *Forwarder) Send(ctx context.Context, body *blob.Temp, from string, p Pl
 			continue
 		}
 		if len(res.Local) > 0 {
-			if err := f.Deliverer.Deliver(ctx, copy, res.Local); err != nil {
+			if err := f.Deliverer.Deliver(ctx, fwd, res.Local); err != nil {
 				return fmt.Errorf("forward for %s to %s: %w", p.Account, a, err)
 			}
 		}
@@ -217,7 +217,7 @@ func (f *Forwarder) Send(ctx context.Context, body *blob.Temp, from string, p Pl
 	if from == "" {
 		sender = "" // a bounce stays a bounce (RFC 5321 §4.5.5)
 	}
-	qid, err := f.Queue.Add(ctx, copy, queue.Envelope{From: sender, Recipients: rcpts, Account: p.Account})
+	qid, err := f.Queue.Add(ctx, fwd, queue.Envelope{From: sender, Recipients: rcpts, Account: p.Account})
 	if err != nil {
 		return fmt.Errorf("forward for %s: %w", p.Account, err)
 	}
