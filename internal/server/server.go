@@ -35,6 +35,7 @@ import (
 	"github.com/jodmai/jodmai/internal/dnscheck"
 	"github.com/jodmai/jodmai/internal/dnsrecords"
 	"github.com/jodmai/jodmai/internal/eventlog"
+	"github.com/jodmai/jodmai/internal/forward"
 	"github.com/jodmai/jodmai/internal/imapd"
 	"github.com/jodmai/jodmai/internal/listen"
 	"github.com/jodmai/jodmai/internal/metrics"
@@ -48,6 +49,7 @@ import (
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/tlscert"
 	"github.com/jodmai/jodmai/internal/userdb"
+	"github.com/jodmai/jodmai/internal/vacation"
 	"github.com/jodmai/jodmai/internal/web"
 	"github.com/jodmai/jodmai/internal/web/console"
 )
@@ -87,6 +89,10 @@ type Server struct {
 	// proxyFrom are the load balancers that send PROXY headers.
 	proxyFrom []netip.Prefix
 	deliver   *deliver.Deliverer
+	// vacation sends the auto-replies of local deliveries.
+	vacation *vacation.Responder
+	// forward sends the mail of forwarding accounts on.
+	forward *forward.Forwarder
 	// verifier checks mail on the MX listener; nil when [msgauth] is off.
 	verifier *msgauth.Verifier
 	// queueStop ends the queue's scheduler; queueDone closes when it has
@@ -270,6 +276,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if err := s.Queue.Sweep(ctx); err != nil {
 		return nil, err
 	}
+	s.vacation = &vacation.Responder{Deliverer: s.deliver, Queue: s.Queue, Hostname: cfg.Hostname, Log: log.With("component", "vacation")}
+	s.forward = &forward.Forwarder{Deliverer: s.deliver, Queue: s.Queue}
 	s.Console.Queue, s.Console.TLS = s.Queue, s.TLS
 	s.watchState()
 	ok = true
@@ -382,7 +390,7 @@ func (s *Server) Start() error {
 				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
 				Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
 				Log: s.log.With("proto", name), Verifier: verifier, Queue: s.Queue,
-				Observer: s.Metrics.SMTP(name),
+				Observer: s.Metrics.SMTP(name), AutoReply: s.vacation, Forward: s.forward,
 			}
 		}
 	}

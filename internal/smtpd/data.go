@@ -10,6 +10,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/eventlog"
+	"github.com/jodmai/jodmai/internal/forward"
 	"github.com/jodmai/jodmai/internal/message"
 	"github.com/jodmai/jodmai/internal/queue"
 	"github.com/jodmai/jodmai/internal/remote"
@@ -154,9 +155,27 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 		return err
 	}
 	msgid := bodyMessageID(body)
-	if len(tx.targets) > 0 {
-		if err := s.srv.Deliverer.Deliver(s.ctx, body, tx.targets); err != nil {
+	// Accounts that forward their mail (forward package): those that
+	// keep no copy are not in keep.
+	keep := tx.targets
+	var forwards []forward.Plan
+	if len(tx.targets) > 0 && s.srv.Forward != nil && s.srv.Queue != nil {
+		if keep, forwards, err = s.srv.Forward.Split(s.ctx, body, tx.from, tx.targets, log); err != nil {
+			log.Error("message not delivered: forwarding", "err", err)
+			return storeFailed(err)
+		}
+	}
+	if len(keep) > 0 {
+		if err := s.srv.Deliverer.Deliver(s.ctx, body, keep); err != nil {
 			log.Error("message not delivered: store", "err", err, "size", body.Size)
+			return storeFailed(err)
+		}
+	}
+	for _, p := range forwards {
+		// Before the 250, like the remote recipients: an account that
+		// keeps no copy has its message only in the queue.
+		if err := s.srv.Forward.Send(s.ctx, body, tx.from, p, log); err != nil {
+			log.Error("message not forwarded", "err", err, "account", p.Account, "local_copies", len(keep))
 			return storeFailed(err)
 		}
 	}
@@ -173,7 +192,7 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 		if _, err := s.srv.Queue.Add(s.ctx, body, env); err != nil {
 			// A retry by the client duplicates the local copies, if
 			// any; better than losing the remote ones.
-			log.Error("message not queued", "err", err, "size", body.Size, "local_copies", len(tx.targets))
+			log.Error("message not queued", "err", err, "size", body.Size, "local_copies", len(keep))
 			return storeFailed(err)
 		}
 	}
@@ -186,16 +205,21 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 			log.Error("delivered DSN not sent", "err", err, "rcpts", len(tx.notify))
 		}
 	}
+	if len(tx.targets) > 0 && s.srv.AutoReply != nil {
+		// After the message is safe: a reply is never a reason to
+		// refuse or retry it (RFC 3834 §2, the vacation package doc).
+		s.srv.AutoReply.Reply(s.ctx, body, tx.from, tx.targets, log)
+	}
 	s.conn.countMessage()
 	// The operator's line: the account, when authenticated, comes with
 	// the session's logger.
-	log.Info("message received", "event", eventlog.Received, "msgid", msgid, "from", tx.from, "rcpts", tx.rcpts, "mailboxes", len(tx.targets), "queued", len(tx.remote),
+	log.Info("message received", "event", eventlog.Received, "msgid", msgid, "from", tx.from, "rcpts", tx.rcpts, "mailboxes", len(keep), "queued", len(tx.remote), "forwarded", len(forwards),
 		"size", size, "stored_size", body.Size, "tls", s.tlsVersion(), "chunking", isBDAT)
-	if len(tx.targets) > 0 {
-		log.Info("message delivered", "event", eventlog.Delivered, "msgid", msgid, "from", tx.from, "rcpts", tx.local, "mailboxes", len(tx.targets))
+	if len(keep) > 0 {
+		log.Info("message delivered", "event", eventlog.Delivered, "msgid", msgid, "from", tx.from, "rcpts", tx.local, "mailboxes", len(keep))
 	}
 	if o := s.srv.Observer; o != nil {
-		o.MessageAccepted(len(tx.targets), len(tx.remote) > 0, time.Since(bodyDone))
+		o.MessageAccepted(len(keep), len(tx.remote) > 0 || len(forwards) > 0, time.Since(bodyDone))
 	}
 	// RFC 5321 §4.2.5: this reply means the message is safe.
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}

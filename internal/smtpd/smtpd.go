@@ -22,6 +22,9 @@
 //     off-site) goes to the outbound queue (Server.Queue); the 250 comes
 //     after the local copies are durable and the queue has taken the rest.
 //     Without a Queue such recipients are refused with 451 4.4.0.
+//     Forwarding accounts (Server.Forward) are the same: their forwarded
+//     copies are queued before the 250, and one that keeps no local copy
+//     is acknowledged only once its copy is in the queue.
 //   - Plaintext credentials (AUTH PLAIN, LOGIN) only over TLS or from
 //     loopback (auth.PlaintextAllowed).
 //   - Shutdown tells idle sessions 421 4.3.2; a message being received is
@@ -48,9 +51,11 @@ import (
 	"github.com/jodmai/jodmai/internal/auth"
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/forward"
 	"github.com/jodmai/jodmai/internal/msgauth"
 	"github.com/jodmai/jodmai/internal/queue"
 	"github.com/jodmai/jodmai/internal/remote"
+	"github.com/jodmai/jodmai/internal/store"
 )
 
 // Mode is the role of a Server.
@@ -105,6 +110,13 @@ type Enqueuer interface {
 	NotifyDelivered(ctx context.Context, body *blob.Temp, env queue.Envelope, rcpts []remote.Recipient) error
 }
 
+// AutoReplier sends the auto-replies a delivered message calls for
+// (vacation). Reply returns after at most one queue Add per reply and
+// never fails the delivery: it logs its errors on log.
+type AutoReplier interface {
+	Reply(ctx context.Context, body *blob.Temp, from string, targets []store.Target, log *slog.Logger)
+}
+
 // Observer counts accepted messages. Its methods must not block.
 type Observer interface {
 	// MessageAccepted: a message got its 250 after being filed in
@@ -155,6 +167,12 @@ type Server struct {
 	// Observer is told of each message answered 250 (metrics); nil:
 	// nobody.
 	Observer Observer
+	// AutoReply answers messages delivered to accounts whose owner is
+	// away; *vacation.Responder implements it. Nil: no auto-replies.
+	AutoReply AutoReplier
+	// Forward sends the mail of accounts that forward it on, before the
+	// 250; nil (or no Queue): no forwarding.
+	Forward *forward.Forwarder
 
 	initOnce sync.Once
 	initErr  error

@@ -66,6 +66,14 @@
 //   - A new account: its directories are created with safeio.MkdirAll and
 //     their names fsynced at every open; SQLite fsyncs the directory when
 //     it creates the WAL, and the default mailboxes commit with FULL.
+//   - Outside the store: SMTP's 250 for a message that also (or only)
+//     goes to other servers, an alias's remote targets or a forwarding
+//     account's addresses (internal/forward, "keep a copy" off: the store
+//     never sees it), waits as well for the outbound queue's Add (queue
+//     package doc: its rows committed with synchronous=FULL, a larger body
+//     linked and fsynced first). Vacation auto-replies are queued the same
+//     way, after the 250's copies are durable, and do not hold the 250
+//     back if they fail (internal/vacation).
 //
 // The tests that hold the code to this: test/crash (SIGKILL under load)
 // and its power-loss mode (the data directory on internal/powerfs, which

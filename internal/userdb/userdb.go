@@ -111,6 +111,31 @@ var migrations = []string{
 	CREATE INDEX app_passwords_account ON app_passwords(account_id, lookup);
 	CREATE INDEX accounts_domain ON accounts(domain);
 	CREATE INDEX aliases_domain ON aliases(domain);`,
+	// 4: vacation auto-replies (vacation.go): an account's settings, and
+	// the senders it has answered lately (one reply per sender per
+	// VacationPeriod), bounded per account.
+	`CREATE TABLE vacations (
+		account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+		enabled INTEGER NOT NULL DEFAULT 0,
+		subject TEXT NOT NULL DEFAULT '',
+		body TEXT NOT NULL DEFAULT '',
+		start INTEGER NOT NULL DEFAULT 0,
+		end INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE vacation_replies (
+		account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+		sender TEXT NOT NULL COLLATE NOCASE,
+		expires INTEGER NOT NULL,
+		PRIMARY KEY(account_id, sender)
+	);
+	CREATE INDEX vacation_replies_expires ON vacation_replies(account_id, expires);`,
+	// 5: forwarding (forward.go): the addresses an account's mail is
+	// also (or only) sent to, comma-separated.
+	`CREATE TABLE forwards (
+		account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+		targets TEXT NOT NULL,
+		keep_copy INTEGER NOT NULL DEFAULT 1
+	);`,
 }
 
 // DB is the directory database.

@@ -1,6 +1,7 @@
 package crash
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/testenv/proc"
+	"github.com/jodmai/jodmai/internal/userdb"
 )
 
 var roundsFlag = flag.Int("crash.rounds", 0, "kill-and-restart rounds of TestCrash (default 20, or $JODMAI_CRASH_ROUNDS)")
@@ -128,6 +130,63 @@ max_open_accounts = 2
 account_idle = "1s"
 `
 
+// forwardAndVacation makes address forward its mail to a remote address,
+// keeping its copy (so the ledger still finds every message in its
+// mailbox), and turns its vacation reply on: every delivery to it also
+// writes a forwarded copy into the outbound queue before the 250, under
+// the same kills, and the first one queues an auto-reply.
+func forwardAndVacation(t *testing.T, dataDir, address string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := userdb.Open(ctx, dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	acc, err := db.Account(ctx, address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetForward(ctx, acc.ID, userdb.Forward{To: []string{"fwd@remote.test"}, KeepCopy: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetVacation(ctx, acc.ID, userdb.Vacation{Enabled: true, Body: "Away.\n"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkForwards checks, with the server stopped, that every
+// acknowledged delivery to account acct (forwardAndVacation) has its
+// forwarded copy in the queue (they cannot leave it: the queue's DNS
+// lookups fail), and that the sender got at most one vacation reply. It
+// returns a summary line.
+func checkForwards(t *testing.T, in *proc.Instance, lg *ledger, acct int) string {
+	t.Helper()
+	code, out := in.Run("", "queue", "list")
+	if code != 0 {
+		t.Errorf("jodmai queue list: exit %d\n%s", code, out)
+		return "  forwarding: queue not listed"
+	}
+	forwards := strings.Count(out, "fwd@remote.test")
+	replies := strings.Count(out, "crash@sender.example")
+	lg.mu.Lock()
+	acked := 0
+	for k := range lg.acked {
+		if k.acct == acct {
+			acked++
+		}
+	}
+	lg.mu.Unlock()
+	if forwards < acked {
+		t.Errorf("forwarding: %d deliveries to %s acknowledged, only %d forwarded copies queued", acked, accountAddr(acct), forwards)
+	}
+	if replies > 1 {
+		t.Errorf("vacation: %d replies queued to the one sender, want at most 1", replies)
+	}
+	return fmt.Sprintf("  forwarding: %d deliveries to %s acknowledged, %d forwarded copies queued; vacation replies queued: %d",
+		acked, accountAddr(acct), forwards, replies)
+}
+
 func accountAddr(i int) string { return fmt.Sprintf("user%d@example.org", i) }
 func accountPass(i int) string { return fmt.Sprintf("crash-password-%d", i) }
 
@@ -165,6 +224,7 @@ func TestCrash(t *testing.T) {
 		in.MustRun(accountPass(i)+"\n", "user", "add", "--password-stdin", accountAddr(i))
 		accounts[i] = i
 	}
+	forwardAndVacation(t, in.Data, accountAddr(1))
 
 	lg := newLedger(numAccounts)
 	var ak afterKill
@@ -219,6 +279,7 @@ func TestCrash(t *testing.T) {
 	fin := finalCheck(t, in, lg, accounts)
 	in.Stop()
 	checkFinalStore(t, in, &ak)
+	fwdSummary := checkForwards(t, in, lg, 1)
 
 	summary := fmt.Sprintf("crash test: %d rounds (%d killed during start-up, %d aimed at an end of DATA, %d at a POP3 QUIT) in %v, seed %d\n"+
 		"%s\n"+
@@ -230,6 +291,7 @@ func TestCrash(t *testing.T) {
 		ak.checks, ak.orphans, ak.staleTemp, ak.hotJournal, ak.liveChecks,
 		ak.replayRounds, ak.replayed,
 		spent.start.Round(time.Millisecond), spent.load.Round(time.Millisecond), spent.check.Round(time.Millisecond))
+	summary += "\n" + fwdSummary
 	t.Log(summary)
 	fmt.Println(summary)
 	if len(lg.acked) == 0 || len(lg.deleted) == 0 {

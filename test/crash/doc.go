@@ -5,7 +5,10 @@
 // sessions against it, kills it with SIGKILL at random moments and
 // restarts it, and then checks that no acknowledged message was lost, no
 // message deleted by a completed POP3 QUIT came back, no message is stored
-// twice, and `jodmai check` finds the store consistent.
+// twice, and `jodmai check` finds the store consistent. One account
+// forwards its mail (keeping a copy) and is on vacation: every
+// acknowledged delivery to it must also have its forwarded copy in the
+// outbound queue, and its one sender at most one auto-reply.
 //
 // TestPowerLoss does the same with the data directory on a power-loss
 // file system (internal/powerfs) and cuts the power after every SIGKILL:

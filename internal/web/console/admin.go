@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jodmai/jodmai/internal/config"
 	"github.com/jodmai/jodmai/internal/userdb"
@@ -168,6 +169,8 @@ type adminAccountData struct {
 	AppPasswords int
 	// Self says whether the admin is looking at their own account.
 	Self bool
+	// Vacation is its vacation reply.
+	Vacation vacationData
 }
 
 // target returns the account a form or query names in "address".
@@ -197,6 +200,13 @@ func (c *Console) adminAccountPage(w http.ResponseWriter, r *request) {
 		return
 	}
 	d.AppPasswords = len(aps)
+	v, err := c.Users.Vacation(r.Context(), acc.ID)
+	if err != nil {
+		c.serverError(w, r.Request, "read vacation", err)
+		return
+	}
+	d.Vacation = newVacationData(v, time.Now())
+	d.Vacation.Target = acc.Address
 	c.render(w, r, http.StatusOK, "admin-account.html", acc.Address, d)
 }
 

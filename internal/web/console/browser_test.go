@@ -241,6 +241,34 @@ func TestBrowser(t *testing.T) {
 		t.Fatal("IMAP login with the revoked app password succeeded")
 	}
 
+	// Vacation reply and forwarding, through the nav links.
+	p.run("open vacation", click(`nav a[href="/account/vacation"]`))
+	p.wait("h1", "Vacation reply")
+	p.run("turn the vacation reply on",
+		click(`form[action="/account/vacation"] input[name=enabled]`),
+		fill(`form[action="/account/vacation"] input[name=subject]`, "Away"),
+		fill(`form[action="/account/vacation"] textarea[name=body]`, "Back on Monday."),
+		click(`form[action="/account/vacation"] button`),
+	)
+	p.wait("p.flash", "Vacation reply saved and on.")
+	p.shot("5b-vacation")
+	p.run("open forwarding", click(`nav a[href="/account/forwarding"]`))
+	p.wait("h1", "Forwarding")
+	p.run("forward",
+		fill(`form[action="/account/forwarding"] textarea[name=to]`, "carol@elsewhere.example"),
+		click(`form[action="/account/forwarding"] button`),
+	)
+	p.wait("p.flash", "Forwarding saved.")
+	p.shot("5c-forwarding")
+	carol, _ := env.Users.Account(context.Background(), "carol@example.org")
+	v, _ := env.Users.Vacation(context.Background(), carol.ID)
+	f, _ := env.Users.Forward(context.Background(), carol.ID)
+	if !v.Enabled || v.Subject != "Away" || v.Body != "Back on Monday." || len(f.To) != 1 || !f.KeepCopy {
+		t.Fatalf("stored vacation %+v, forward %+v", v, f)
+	}
+	p.run("back to the account page", click(`nav a[href="/account"]`))
+	p.wait("h1", "Your account")
+
 	// A form whose token was taken out: the server refuses it.
 	p.run("post without CSRF token",
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {

@@ -150,6 +150,10 @@ func (c *Console) routes() []struct {
 		{"POST /account/app-passwords", user, c.addAppPassword},
 		{"POST /account/app-passwords/revoke", user, c.revokeAppPassword},
 		{"GET /account/apple.mobileconfig", user, c.appleProfile},
+		{"GET /account/vacation", user, c.vacationPage},
+		{"POST /account/vacation", user, c.setVacation},
+		{"GET /account/forwarding", user, c.forwardingPage},
+		{"POST /account/forwarding", user, c.setForwarding},
 
 		{"GET /admin/{$}", admin, c.adminRoot},
 		{"GET /admin/domains", admin, c.domainsPage},
@@ -162,6 +166,7 @@ func (c *Console) routes() []struct {
 		{"POST /admin/account/password", admin, c.resetPassword},
 		{"POST /admin/account/admin", admin, c.setAdmin},
 		{"POST /admin/account/delete", admin, c.delAccount},
+		{"POST /admin/account/vacation", admin, c.adminSetVacation},
 		{"GET /admin/aliases", admin, c.aliasesPage},
 		{"POST /admin/aliases", admin, c.addAlias},
 		{"POST /admin/aliases/delete", admin, c.delAlias},
