@@ -211,6 +211,11 @@ type StoreStats struct {
 	PendingDeliveries int64
 }
 
+// DomainUsage is the storage the accounts of one domain use.
+type DomainUsage struct {
+	Bytes, Messages int64
+}
+
 // Cert is one certificate in use.
 type Cert struct {
 	Name, Source string
@@ -221,6 +226,9 @@ type Cert struct {
 type Sources struct {
 	Queue func(ctx context.Context) (QueueStats, error)
 	Store func() StoreStats
+	// Usage returns the storage used per domain; it must not open
+	// accounts (a scrape costs O(domains)).
+	Usage func(ctx context.Context) (map[string]DomainUsage, error)
 	Certs func() []Cert
 }
 

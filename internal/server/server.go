@@ -210,6 +210,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if s.Store, err = store.Open(ctx, cfg.Data, log.With("component", "store")); err != nil {
 		return nil, err
 	}
+	s.Store.SetUsageGroup(func(ctx context.Context, id int64) (string, error) {
+		acc, err := s.Users.AccountByID(ctx, id)
+		if errors.Is(err, userdb.ErrNotFound) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		_, domain, err := userdb.SplitAddress(acc.Address)
+		return domain, err
+	})
 	s.Store.SetOpenLimits(fitOpenAccounts(cfg.Store.MaxOpenAccounts, cfg.Limits.MaxConnections, log), cfg.Store.AccountIdle)
 	if err := s.Store.Sweep(ctx); err != nil {
 		return nil, err
@@ -523,6 +534,16 @@ func (s *Server) watchState() {
 		Store: func() metrics.StoreStats {
 			st := s.Store.Stats()
 			return metrics.StoreStats{OpenAccounts: st.OpenAccounts, PendingDeliveries: st.PendingDeliveries}
+		},
+		Usage: func(ctx context.Context) (map[string]metrics.DomainUsage, error) {
+			groups, err := s.Store.UsageByGroup(ctx)
+			out := make(map[string]metrics.DomainUsage, len(groups))
+			for d, u := range groups {
+				if d != "" { // accounts no longer in the directory
+					out[d] = metrics.DomainUsage{Bytes: u.Bytes, Messages: u.Messages}
+				}
+			}
+			return out, err
 		},
 		Certs: func() []metrics.Cert {
 			var out []metrics.Cert

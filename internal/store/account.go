@@ -104,6 +104,7 @@ func (a *Account) close() error {
 	a.once.Do(func() {
 		close(a.stop)
 		a.wg.Wait()
+		a.noteUsage(context.Background())
 		a.st.close()
 		err = a.db.Close()
 	})

@@ -255,6 +255,20 @@ var migrations = []string{
 	// IMAP sync and QRESYNC) without reading every expunged row of the
 	// mailbox.
 	`CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);`,
+	// 7: the account's usage (bytes, messages) kept by triggers, so that
+	// quotas and the usage table (usage.go) read one row, not every
+	// message. A message's size never changes.
+	`INSERT INTO counters(name, value) SELECT 'bytes', coalesce(sum(size), 0) FROM messages;
+	INSERT INTO counters(name, value) SELECT 'messages', count(*) FROM messages;
+	CREATE TRIGGER usage_added AFTER INSERT ON messages BEGIN
+		UPDATE counters SET value=value+(CASE name WHEN 'bytes' THEN new.size ELSE 1 END) WHERE name IN ('bytes', 'messages');
+	END;
+	CREATE TRIGGER usage_removed AFTER DELETE ON messages BEGIN
+		UPDATE counters SET value=value-(CASE name WHEN 'bytes' THEN old.size ELSE 1 END) WHERE name IN ('bytes', 'messages');
+	END;
+	CREATE TRIGGER usage_resized AFTER UPDATE OF size ON messages BEGIN
+		UPDATE counters SET value=value+new.size-old.size WHERE name='bytes';
+	END;`,
 }
 
 // InlineMax is the largest body the store keeps inline in the account's
@@ -345,6 +359,12 @@ type Store struct {
 	replayed int
 
 	parseBufs sync.Pool // *bufio.Reader for parseMeta
+
+	// usage is every account's last known usage (usage.go); loadUsage
+	// reads it in the background until usageStop, and closes usageDone.
+	usage     usageTable
+	usageStop context.CancelFunc
+	usageDone chan struct{}
 }
 
 // Open opens the store in dataDir, creating its directories.
@@ -373,11 +393,19 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error)
 	if err := syncDir(dataDir); err != nil {
 		return nil, err
 	}
+	s.usage.init(dataDir)
+	usageCtx, stop := context.WithCancel(context.Background())
+	s.usageStop, s.usageDone = stop, make(chan struct{})
 	go s.janitor()
 	if err := s.recoverJournal(ctx); err != nil {
+		close(s.usageDone)
 		s.Close()
 		return nil, err
 	}
+	go func() {
+		defer close(s.usageDone)
+		s.loadUsage(usageCtx)
+	}()
 	return s, nil
 }
 
@@ -422,6 +450,9 @@ func (s *Store) Close() error {
 	if j != nil {
 		j.finish(closed)
 	}
+	s.usageStop()
+	<-s.usageDone
+	s.saveUsage(true)
 	return first
 }
 
@@ -465,6 +496,9 @@ func (s *Store) RemoveAccount(ctx context.Context, id int64) error {
 	if err := os.Rename(dir, trash); err != nil {
 		return fmt.Errorf("remove account %d: %w", id, err)
 	}
+	s.usage.mu.Lock()
+	s.usage.removeLocked(id)
+	s.usage.mu.Unlock()
 	if err := os.RemoveAll(trash); err != nil {
 		return fmt.Errorf("remove account %d: %w", id, err)
 	}

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestUsageTable: the usage table follows deliveries and expunges when
+// accounts close, groups by SetUsageGroup, is right after a clean restart
+// without opening any account, and converges after an unclean one.
+func TestUsageTable(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := func(_ context.Context, id int64) (string, error) { return fmt.Sprintf("d%d", id%2), nil }
+	s.SetUsageGroup(group)
+	deliver := func(s *Store, id int64, n int) {
+		for i := range n {
+			w, _ := s.NewBody()
+			fmt.Fprintf(w, "Subject: %d\r\n\r\n%s\r\n", i, strings.Repeat("x", 100))
+			tmp, err := w.Finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Deliver(ctx, tmp, []Target{{AccountID: id}}); err != nil {
+				t.Fatal(err)
+			}
+			tmp.Remove()
+		}
+	}
+	deliver(s, 1, 3)
+	deliver(s, 2, 2)
+	deliver(s, 3, 1)
+	const size = int64(len("Subject: 0\r\n\r\n") + 100 + 2)
+	check := func(s *Store, want map[string]Usage) {
+		t.Helper()
+		got, err := s.UsageByGroup(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for g, w := range want {
+			if got[g] != w {
+				t.Errorf("group %s: %+v, want %+v", g, got[g], w)
+			}
+		}
+	}
+	s.refreshUsage()
+	check(s, map[string]Usage{"d1": {4 * size, 4}, "d0": {2 * size, 2}})
+
+	// Expunge two of account 1's messages; Usage agrees.
+	a, err := s.Account(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := a.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Expunge(ctx, inbox.ID, []uint32{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if b, n, err := a.Usage(ctx); err != nil || b != size || n != 1 {
+		t.Errorf("Usage = %d, %d, %v; want %d, 1", b, n, err, size)
+	}
+	a.Release()
+	s.refreshUsage()
+	check(s, map[string]Usage{"d1": {2 * size, 2}, "d0": {2 * size, 2}})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A clean restart knows every account's usage without opening one.
+	s, err = Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetUsageGroup(group)
+	<-s.usageDone
+	check(s, map[string]Usage{"d1": {2 * size, 2}, "d0": {2 * size, 2}})
+	if n := s.OpenAccounts(); n != 0 {
+		t.Errorf("%d accounts opened for usage", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// An unclean stop (the file is stale and not marked clean): the
+	// background pass reads every account from its index, opening none.
+	stale := "jodmai-usage 1 running\n1 999 9\n"
+	if err := os.WriteFile(filepath.Join(dir, "usage"), []byte(stale), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetUsageGroup(group)
+	<-s.usageDone
+	check(s, map[string]Usage{"d1": {2 * size, 2}, "d0": {2 * size, 2}})
+	if n := s.OpenAccounts(); n != 0 {
+		t.Errorf("%d accounts opened for usage", n)
+	}
+
+	// A removed account leaves its group.
+	if err := s.RemoveAccount(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	check(s, map[string]Usage{"d1": {size, 1}})
+}
