@@ -387,30 +387,31 @@ func (s *Server) Start() error {
 			if mode == smtpd.ModeMX {
 				verifier = s.verifier
 			}
-			return &smtpd.Server{
+			srv := &smtpd.Server{
 				Hostname: cfg.Hostname, Mode: mode, Deliverer: s.deliver, Auth: s.Auth,
 				TLSConfig: tlsConf, ImplicitTLS: implicit,
-				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
-				Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
 				Log: s.log.With("proto", name), Verifier: verifier, Queue: s.Queue,
 				Observer: s.Metrics.SMTP(name),
 			}
+			srv.SetLimits(smtpLimits(lim))
+			return srv
 		}
 	}
 	pop3Server := func(implicit bool) service {
-		return &pop3d.Server{
+		srv := &pop3d.Server{
 			Hostname: cfg.Hostname, Store: s.Store, Auth: s.Auth, TLSConfig: tlsConf, ImplicitTLS: implicit,
-			Timeout: lim.POP3Timeout, WriteTimeout: lim.WriteTimeout, MaxLineLength: lim.MaxLineLength,
 			Log: s.log,
 		}
+		srv.SetLimits(pop3Limits(lim))
+		return srv
 	}
 	imapServer := func(implicit bool) service {
-		return &imapd.Server{
+		srv := &imapd.Server{
 			Hostname: cfg.Hostname, Store: s.Store, Users: s.Users, Auth: s.Auth, TLSConfig: tlsConf, ImplicitTLS: implicit,
-			Timeout: lim.IMAPTimeout, PreauthTimeout: lim.IMAPPreauthTimeout, WriteTimeout: lim.WriteTimeout,
-			MaxLineLength: max(lim.MaxLineLength, imapMinLineLength), AppendLimit: int64(lim.MaxMessageSize),
 			Log: s.log,
 		}
+		srv.SetLimits(imapLimits(lim))
+		return srv
 	}
 	specs := []spec{
 		{"smtp", cfg.Listen.SMTP, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeMX, "smtp"), nil},
@@ -459,6 +460,44 @@ func (s *Server) Start() error {
 	}
 	s.startQueue()
 	return nil
+}
+
+// smtpLimits, pop3Limits and imapLimits are the protocol servers' limits
+// from the configuration: at Start and at every Reload (SetLimits).
+func smtpLimits(lim config.Limits) smtpd.Limits {
+	return smtpd.Limits{
+		MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
+		Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
+	}
+}
+
+func pop3Limits(lim config.Limits) pop3d.Limits {
+	return pop3d.Limits{Timeout: lim.POP3Timeout, WriteTimeout: lim.WriteTimeout, MaxLineLength: lim.MaxLineLength}
+}
+
+func imapLimits(lim config.Limits) imapd.Limits {
+	return imapd.Limits{
+		Timeout: lim.IMAPTimeout, PreauthTimeout: lim.IMAPPreauthTimeout, WriteTimeout: lim.WriteTimeout,
+		MaxLineLength: max(lim.MaxLineLength, imapMinLineLength), AppendLimit: int64(lim.MaxMessageSize),
+	}
+}
+
+// setProtocolLimits gives every running protocol server the limits of
+// lim, for the sessions that start from now on.
+func (s *Server) setProtocolLimits(lim config.Limits) {
+	s.mu.Lock()
+	svcs := slices.Clone(s.services)
+	s.mu.Unlock()
+	for _, svc := range svcs {
+		switch srv := svc.(type) {
+		case *smtpd.Server:
+			srv.SetLimits(smtpLimits(lim))
+		case *pop3d.Server:
+			srv.SetLimits(pop3Limits(lim))
+		case *imapd.Server:
+			srv.SetLimits(imapLimits(lim))
+		}
+	}
 }
 
 // startQueue runs the outbound queue's scheduler until Shutdown.
