@@ -65,13 +65,20 @@ type usageTable struct {
 	// the scan after an unclean one finished); only then may Close
 	// write the file as clean.
 	complete bool
-	groupFn  func(ctx context.Context, id int64) (string, error)
+	// stale: something changed indexes behind the table's back (a
+	// repair), so the file must not be written clean.
+	stale bool
+	// removed are accounts RemoveAccount took out: the scan must not
+	// bring them back from an index it read just before.
+	removed map[int64]bool
+	groupFn func(ctx context.Context, id int64) (string, error)
 }
 
 func (t *usageTable) init(dataDir string) {
 	t.path = filepath.Join(dataDir, "usage")
 	t.acct = map[int64]*usageEntry{}
 	t.groups = map[string]*Usage{}
+	t.removed = map[int64]bool{}
 	t.loaded = make(chan struct{})
 }
 
@@ -112,6 +119,7 @@ func (t *usageTable) removeLocked(id int64) {
 		g.Messages -= e.Messages
 	}
 	delete(t.acct, id)
+	t.removed[id] = true
 	t.dirty = true
 }
 
@@ -177,7 +185,7 @@ func (s *Store) saveUsage(clean bool) {
 		return
 	}
 	var b bytes.Buffer
-	if clean && t.complete {
+	if clean && t.complete && !t.stale {
 		b.WriteString("jodmai-usage 1 clean\n")
 	} else {
 		b.WriteString("jodmai-usage 1 running\n")
@@ -239,7 +247,7 @@ func (s *Store) loadUsage(ctx context.Context) {
 			continue
 		}
 		t.mu.Lock()
-		if e := t.acct[id]; e == nil || e.gen == gen {
+		if e := t.acct[id]; (e == nil && !t.removed[id]) || (e != nil && e.gen == gen) {
 			t.setLocked(id, u, false)
 		}
 		t.mu.Unlock()
@@ -300,6 +308,14 @@ func (s *Store) readUsageFile() (clean bool, err error) {
 		}
 	}
 	return clean, sc.Err()
+}
+
+// usageStale makes the next start read every account's usage again
+// (check's repairs change indexes without the usage table).
+func (s *Store) usageStale() {
+	s.usage.mu.Lock()
+	s.usage.stale = true
+	s.usage.mu.Unlock()
 }
 
 // SetUsageGroup sets how UsageByGroup groups accounts (the server: by
