@@ -312,7 +312,7 @@ func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 		db.Close()
 		return nil, err
 	}
-	a.noteUsage(ctx)
+	a.noteUsage(ctx, false)
 	a.wg.Add(1)
 	go a.committer()
 	// Orphan body files (a crash between a link and its commit) are

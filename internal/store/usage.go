@@ -135,8 +135,15 @@ func readUsage(ctx context.Context, q interface {
 	return u, nil
 }
 
-// noteUsage records an open account's usage in the table.
-func (a *Account) noteUsage(ctx context.Context) {
+// noteUsage records an open account's usage in the table; final is its
+// close's note, after which no other (older) read may replace it.
+func (a *Account) noteUsage(ctx context.Context, final bool) {
+	a.usageMu.Lock()
+	defer a.usageMu.Unlock()
+	if a.usageFinal {
+		return
+	}
+	a.usageFinal = final
 	u, err := readUsage(ctx, a.db.R)
 	if err != nil {
 		a.s.log.Warn("store: read account usage", "account", a.ID, "err", err)
@@ -160,12 +167,7 @@ func (s *Store) refreshUsage() {
 	ctx, cancel := context.WithTimeout(context.Background(), usageRefresh)
 	defer cancel()
 	for _, a := range open {
-		select {
-		case <-a.stop:
-			continue // closing: close notes it
-		default:
-		}
-		a.noteUsage(ctx)
+		a.noteUsage(ctx, false)
 	}
 	s.saveUsage(false)
 }
