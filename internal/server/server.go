@@ -210,17 +210,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if s.Store, err = store.Open(ctx, cfg.Data, log.With("component", "store")); err != nil {
 		return nil, err
 	}
-	s.Store.SetUsageGroup(func(ctx context.Context, id int64) (string, error) {
-		acc, err := s.Users.AccountByID(ctx, id)
-		if errors.Is(err, userdb.ErrNotFound) {
-			return "", nil
-		}
-		if err != nil {
-			return "", err
-		}
-		_, domain, err := userdb.SplitAddress(acc.Address)
-		return domain, err
-	})
+	s.Store.SetUsageGroup((&accountDomains{users: s.Users}).lookup)
 	s.Store.SetOpenLimits(fitOpenAccounts(cfg.Store.MaxOpenAccounts, cfg.Limits.MaxConnections, log), cfg.Store.AccountIdle)
 	if err := s.Store.Sweep(ctx); err != nil {
 		return nil, err

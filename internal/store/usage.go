@@ -71,7 +71,9 @@ type usageTable struct {
 	// removed are accounts RemoveAccount took out: the scan must not
 	// bring them back from an index it read just before.
 	removed map[int64]bool
-	groupFn func(ctx context.Context, id int64) (string, error)
+	// ungrouped are the accounts UsageByGroup has yet to group.
+	ungrouped map[int64]bool
+	groupFn   func(ctx context.Context, id int64) (string, error)
 }
 
 func (t *usageTable) init(dataDir string) {
@@ -79,6 +81,7 @@ func (t *usageTable) init(dataDir string) {
 	t.acct = map[int64]*usageEntry{}
 	t.groups = map[string]*Usage{}
 	t.removed = map[int64]bool{}
+	t.ungrouped = map[int64]bool{}
 	t.loaded = make(chan struct{})
 }
 
@@ -89,6 +92,7 @@ func (t *usageTable) setLocked(id int64, u Usage, fromOpen bool) {
 	if e == nil {
 		e = &usageEntry{}
 		t.acct[id] = e
+		t.ungrouped[id] = true
 	}
 	if fromOpen {
 		t.gen++
@@ -119,6 +123,7 @@ func (t *usageTable) removeLocked(id int64) {
 		g.Messages -= e.Messages
 	}
 	delete(t.acct, id)
+	delete(t.ungrouped, id)
 	t.removed[id] = true
 	t.dirty = true
 }
@@ -339,10 +344,8 @@ func (s *Store) UsageByGroup(ctx context.Context) (map[string]Usage, error) {
 	fn := t.groupFn
 	var todo []int64
 	if fn != nil {
-		for id, e := range t.acct {
-			if !e.grouped {
-				todo = append(todo, id)
-			}
+		for id := range t.ungrouped {
+			todo = append(todo, id)
 		}
 	}
 	t.mu.Unlock()
@@ -357,6 +360,7 @@ func (s *Store) UsageByGroup(ctx context.Context) (map[string]Usage, error) {
 		}
 		t.mu.Lock()
 		if e := t.acct[id]; e != nil && !e.grouped {
+			delete(t.ungrouped, id)
 			e.group, e.grouped = g, true
 			u := t.groups[g]
 			if u == nil {

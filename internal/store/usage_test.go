@@ -115,3 +115,30 @@ func TestUsageTable(t *testing.T) {
 	}
 	check(s, map[string]Usage{"d1": {size, 1}})
 }
+
+// BenchmarkUsageByGroup: a scrape's read of the usage table with 10,000
+// accounts in 50 domains, after the first (which groups every account).
+func BenchmarkUsageByGroup(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	<-s.usageDone
+	s.SetUsageGroup(func(_ context.Context, id int64) (string, error) { return fmt.Sprintf("d%d.example", id%50), nil })
+	s.usage.mu.Lock()
+	for id := int64(1); id <= 10000; id++ {
+		s.usage.setLocked(id, Usage{Bytes: id * 1000, Messages: id}, true)
+	}
+	s.usage.mu.Unlock()
+	if _, err := s.UsageByGroup(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if g, err := s.UsageByGroup(ctx); err != nil || len(g) != 50 {
+			b.Fatal(len(g), err)
+		}
+	}
+}
