@@ -210,6 +210,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if s.Store, err = store.Open(ctx, cfg.Data, log.With("component", "store")); err != nil {
 		return nil, err
 	}
+	s.Store.TrackUsage()
 	s.Store.SetUsageGroup((&accountDomains{users: s.Users}).lookup)
 	s.Store.SetOpenLimits(fitOpenAccounts(cfg.Store.MaxOpenAccounts, cfg.Limits.MaxConnections, log), cfg.Store.AccountIdle)
 	if err := s.Store.Sweep(ctx); err != nil {

@@ -213,9 +213,6 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*Report, error) {
 	if opts.Repair && opts.Live {
 		return nil, errors.New("store: check: repair needs exclusive use of the data directory")
 	}
-	if opts.Repair {
-		s.usageStale()
-	}
 	rep := &Report{Live: opts.Live}
 	ids, err := s.accountIDs()
 	if err != nil {

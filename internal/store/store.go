@@ -360,8 +360,9 @@ type Store struct {
 
 	parseBufs sync.Pool // *bufio.Reader for parseMeta
 
-	// usage is every account's last known usage (usage.go); loadUsage
-	// reads it in the background until usageStop, and closes usageDone.
+	// usage is every account's last known usage (usage.go); with
+	// TrackUsage, loadUsage reads it in the background until usageStop,
+	// and closes usageDone.
 	usage     usageTable
 	usageStop context.CancelFunc
 	usageDone chan struct{}
@@ -394,18 +395,13 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error)
 		return nil, err
 	}
 	s.usage.init(dataDir)
-	usageCtx, stop := context.WithCancel(context.Background())
-	s.usageStop, s.usageDone = stop, make(chan struct{})
+	s.usageStop, s.usageDone = func() {}, make(chan struct{})
+	close(s.usageDone) // until TrackUsage
 	go s.janitor()
 	if err := s.recoverJournal(ctx); err != nil {
-		close(s.usageDone)
 		s.Close()
 		return nil, err
 	}
-	go func() {
-		defer close(s.usageDone)
-		s.loadUsage(usageCtx)
-	}()
 	return s, nil
 }
 
@@ -450,9 +446,12 @@ func (s *Store) Close() error {
 	if j != nil {
 		j.finish(closed)
 	}
-	s.usageStop()
-	<-s.usageDone
-	s.saveUsage(true)
+	s.mu.Lock()
+	stop, done := s.usageStop, s.usageDone
+	s.mu.Unlock()
+	stop()
+	<-done
+	s.saveUsage()
 	return first
 }
 

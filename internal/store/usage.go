@@ -11,12 +11,16 @@ package store
 //   - an account's entry is set when it opens and when it closes, and
 //     refreshed for open accounts at every janitor round (at most
 //     usageRefresh apart), so a number lags its index by that at most;
-//   - the table is written to <data>/usage (one atomic file) every round
-//     it changed and at Close, which marks it clean. At Open it is read
-//     in the background (start time does not grow with the accounts).
-//     Unless it was clean, a background pass then reads the usage of
-//     every account that is not open from its index, without the open
-//     set (so it evicts nobody): the numbers converge after a crash.
+//   - the server (TrackUsage) keeps the table in <data>/usage (one atomic
+//     file, written every round it changed and at Close), with the time
+//     each number was read. It reads the file at start in the background
+//     (start time does not grow with the accounts), then checks it
+//     against the index files' modification times: an account whose
+//     index changed since (a crash, an admin command, a repair) is read
+//     from its index, read-only and without the open set (it evicts
+//     nobody). The janitor repeats that check every usageCheckEvery
+//     rounds, and drops accounts whose directory is gone, so the numbers
+//     converge whatever changed the indexes.
 
 import (
 	"bufio"
@@ -51,6 +55,7 @@ type usageEntry struct {
 	group   string
 	grouped bool
 	gen     uint64 // bumped at every set from an open account
+	noted   int64  // when the value was read (Unix ns)
 }
 
 type usageTable struct {
@@ -61,13 +66,9 @@ type usageTable struct {
 	dirty  bool
 	gen    uint64
 	loaded chan struct{} // closed once the file was read
-	// complete: every account's usage is known (the file was clean, or
-	// the scan after an unclean one finished); only then may Close
-	// write the file as clean.
-	complete bool
-	// stale: something changed indexes behind the table's back (a
-	// repair), so the file must not be written clean.
-	stale bool
+	// tracking: TrackUsage was called; rounds counts refreshUsage calls.
+	tracking bool
+	rounds   int
 	// removed are accounts RemoveAccount took out: the scan must not
 	// bring them back from an index it read just before.
 	removed map[int64]bool
@@ -97,6 +98,7 @@ func (t *usageTable) setLocked(id int64, u Usage, fromOpen bool) {
 	if fromOpen {
 		t.gen++
 		e.gen = t.gen
+		e.noted = time.Now().UnixNano()
 	}
 	if e.Usage == u && e.grouped {
 		return
@@ -112,7 +114,14 @@ func (t *usageTable) setLocked(id int64, u Usage, fromOpen bool) {
 	e.Usage = u
 }
 
+// removeLocked drops a removed account for good.
 func (t *usageTable) removeLocked(id int64) {
+	t.dropLocked(id)
+	t.removed[id] = true
+}
+
+// dropLocked takes account id out of the table and its group.
+func (t *usageTable) dropLocked(id int64) {
 	e := t.acct[id]
 	if e == nil {
 		return
@@ -124,7 +133,6 @@ func (t *usageTable) removeLocked(id int64) {
 	}
 	delete(t.acct, id)
 	delete(t.ungrouped, id)
-	t.removed[id] = true
 	t.dirty = true
 }
 
@@ -160,9 +168,44 @@ func (a *Account) noteUsage(ctx context.Context, final bool) {
 	t.mu.Unlock()
 }
 
-// refreshUsage notes the usage of every open account and writes the
-// table if it changed (the janitor calls it).
+// usageCheckEvery: every this many janitor rounds, the closed accounts'
+// usage is checked against their index files (checkUsage).
+const usageCheckEvery = 10
+
+// TrackUsage makes the Store keep the usage table in <data>/usage: it
+// reads it now, in the background, and checks it against the accounts'
+// index files; writes it as it changes and at Close. One process per
+// data directory does (the server); a Store without it (an admin
+// command) leaves the file alone, and the server notices what it
+// changed by the index files' times. Call it once, right after Open.
+func (s *Store) TrackUsage() {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.usageStop, s.usageDone = stop, done
+	s.mu.Unlock()
+	s.usage.mu.Lock()
+	s.usage.tracking = true
+	s.usage.mu.Unlock()
+	go func() {
+		defer close(done)
+		s.loadUsage(ctx)
+	}()
+}
+
+// refreshUsage notes the usage of every open account, checks the closed
+// ones every usageCheckEvery rounds, and writes the table if it changed
+// (the janitor calls it).
 func (s *Store) refreshUsage() {
+	t := &s.usage
+	t.mu.Lock()
+	tracking := t.tracking
+	t.rounds++
+	check := t.rounds%usageCheckEvery == 0
+	t.mu.Unlock()
+	if !tracking {
+		return
+	}
 	s.mu.Lock()
 	open := make([]*Account, 0, len(s.accts))
 	for _, a := range s.accts {
@@ -174,31 +217,33 @@ func (s *Store) refreshUsage() {
 	for _, a := range open {
 		a.noteUsage(ctx, false)
 	}
-	s.saveUsage(false)
+	if check {
+		select {
+		case <-t.loaded:
+			s.checkUsage(ctx)
+		default: // loadUsage checks first
+		}
+	}
+	s.saveUsage()
 }
 
-// saveUsage writes the table when it changed (or always, when clean:
-// Close marks it so).
-func (s *Store) saveUsage(clean bool) {
+// saveUsage writes the table when it changed.
+func (s *Store) saveUsage() {
 	t := &s.usage
 	select {
 	case <-t.loaded:
 	default:
-		return // not read yet: writing now would lose what is in the file
+		return // not read (or not tracked): writing now would lose what is in the file
 	}
 	t.mu.Lock()
-	if !t.dirty && !clean {
+	if !t.dirty {
 		t.mu.Unlock()
 		return
 	}
 	var b bytes.Buffer
-	if clean && t.complete && !t.stale {
-		b.WriteString("jodmai-usage 1 clean\n")
-	} else {
-		b.WriteString("jodmai-usage 1 running\n")
-	}
+	b.WriteString("jodmai-usage 2\n")
 	for id, e := range t.acct {
-		fmt.Fprintf(&b, "%d %d %d\n", id, e.Bytes, e.Messages)
+		fmt.Fprintf(&b, "%d %d %d %d\n", id, e.Bytes, e.Messages, e.noted)
 	}
 	t.dirty = false
 	t.mu.Unlock()
@@ -211,59 +256,115 @@ func (s *Store) saveUsage(clean bool) {
 }
 
 // loadUsage reads the usage file into the table (entries set from open
-// accounts meanwhile win) and, unless the file was written by a clean
-// Close, reads every account not open from its index. It runs in the
-// background from Open.
+// accounts meanwhile win), then checks it against the index files. It
+// runs in the background from TrackUsage.
 func (s *Store) loadUsage(ctx context.Context) {
 	t := &s.usage
-	clean, err := s.readUsageFile()
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := s.readUsageFile(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("store: read usage table; reading every account's usage", "err", err)
 	}
-	// Mark the file as running at once, so a crash from here on is
-	// noticed at the next start.
-	t.mu.Lock()
-	t.dirty = true
-	t.complete = clean
-	t.mu.Unlock()
 	close(t.loaded)
-	s.saveUsage(false)
-	if clean {
-		return
+	n := s.checkUsage(ctx)
+	s.saveUsage()
+	if n > 0 {
+		s.log.Info("store: account usage read from the indexes", "accounts", n)
 	}
-	ids, err := AccountIDs(s.dir)
+}
+
+// checkUsage reads the usage of each account that is not open and whose
+// index files changed since its usage was noted (a crash, an admin
+// command beside the server, a repair), or that the table lacks, and
+// drops the accounts whose directory is gone. It costs a directory
+// listing and a stat or two per account, and opens only changed indexes,
+// read-only and without the open set (it evicts nobody). It returns how
+// many indexes it read.
+func (s *Store) checkUsage(ctx context.Context) int {
+	t := &s.usage
+	ents, err := os.ReadDir(filepath.Join(s.dir, "accounts"))
 	if err != nil {
 		s.log.Warn("store: list accounts for usage", "err", err)
-		return
+		return 0
 	}
-	for _, id := range ids {
-		select {
-		case <-ctx.Done():
-			return
-		default:
+	inUse := func(id int64) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.accts[id] != nil || s.busy[id] != nil
+	}
+	present := make(map[int64]bool, len(ents))
+	read := 0
+	for _, ent := range ents {
+		id, err := strconv.ParseInt(ent.Name(), 10, 64)
+		if err != nil || !ent.IsDir() || strconv.FormatInt(id, 10) != ent.Name() {
+			continue
+		}
+		present[id] = true
+		if ctx.Err() != nil {
+			return read
+		}
+		if inUse(id) {
+			continue
+		}
+		changed, ok := indexChanged(filepath.Join(s.dir, "accounts", ent.Name()))
+		if !ok {
+			continue // no index (yet)
 		}
 		t.mu.Lock()
+		e := t.acct[id]
+		need := !t.removed[id] && (e == nil || changed > e.noted)
 		var gen uint64
-		if e := t.acct[id]; e != nil {
+		if e != nil {
 			gen = e.gen
 		}
 		t.mu.Unlock()
+		if !need {
+			continue
+		}
+		noted := time.Now().UnixNano() // before the read: a change during it is seen next time
 		u, err := s.readClosedUsage(ctx, id)
 		if err != nil {
 			s.log.Warn("store: read account usage", "account", id, "err", err)
 			continue
 		}
+		read++
 		t.mu.Lock()
 		if e := t.acct[id]; (e == nil && !t.removed[id]) || (e != nil && e.gen == gen) {
 			t.setLocked(id, u, false)
+			t.acct[id].noted = noted
+			t.dirty = true
 		}
 		t.mu.Unlock()
 	}
 	t.mu.Lock()
-	t.complete = true
+	var gone []int64
+	for id := range t.acct {
+		if !present[id] {
+			gone = append(gone, id)
+		}
+	}
 	t.mu.Unlock()
-	s.saveUsage(false)
-	s.log.Info("store: usage of every account read", "accounts", len(ids))
+	for _, id := range gone {
+		if inUse(id) {
+			continue // created since the listing
+		}
+		t.mu.Lock()
+		t.dropLocked(id)
+		t.mu.Unlock()
+	}
+	return read
+}
+
+// indexChanged returns the latest modification time of an account's
+// index and its WAL, and false when it has no index.
+func indexChanged(dir string) (int64, bool) {
+	fi, err := os.Stat(filepath.Join(dir, "index.db"))
+	if err != nil {
+		return 0, false
+	}
+	t := fi.ModTime().UnixNano()
+	if fi, err := os.Stat(filepath.Join(dir, "index.db-wal")); err == nil {
+		t = max(t, fi.ModTime().UnixNano())
+	}
+	return t, true
 }
 
 // readClosedUsage reads an account's usage from its index without opening
@@ -286,43 +387,35 @@ func (s *Store) readClosedUsage(ctx context.Context, id int64) (Usage, error) {
 	return u, err
 }
 
-func (s *Store) readUsageFile() (clean bool, err error) {
+func (s *Store) readUsageFile() error {
 	data, err := os.ReadFile(s.usage.path)
 	if err != nil {
-		return false, err
+		return err
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "jodmai-usage 1 ") {
-		return false, fmt.Errorf("%s: not a usage table", s.usage.path)
+	if !sc.Scan() || sc.Text() != "jodmai-usage 2" {
+		return fmt.Errorf("%s: not a usage table", s.usage.path)
 	}
-	clean = sc.Text() == "jodmai-usage 1 clean"
 	t := &s.usage
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) != 3 {
-			return false, fmt.Errorf("%s: bad line %q", t.path, sc.Text())
+		if len(f) != 4 {
+			return fmt.Errorf("%s: bad line %q", t.path, sc.Text())
 		}
-		id, err1 := strconv.ParseInt(f[0], 10, 64)
-		b, err2 := strconv.ParseInt(f[1], 10, 64)
-		n, err3 := strconv.ParseInt(f[2], 10, 64)
-		if err := errors.Join(err1, err2, err3); err != nil {
-			return false, fmt.Errorf("%s: %w", t.path, err)
+		var v [4]int64
+		for i := range f {
+			if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
+				return fmt.Errorf("%s: %w", t.path, err)
+			}
 		}
-		if t.acct[id] == nil {
-			t.setLocked(id, Usage{Bytes: b, Messages: n}, false)
+		if t.acct[v[0]] == nil {
+			t.setLocked(v[0], Usage{Bytes: v[1], Messages: v[2]}, false)
+			t.acct[v[0]].noted = v[3]
 		}
 	}
-	return clean, sc.Err()
-}
-
-// usageStale makes the next start read every account's usage again
-// (check's repairs change indexes without the usage table).
-func (s *Store) usageStale() {
-	s.usage.mu.Lock()
-	s.usage.stale = true
-	s.usage.mu.Unlock()
+	return sc.Err()
 }
 
 // SetUsageGroup sets how UsageByGroup groups accounts (the server: by

@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestUsageTable: the usage table follows deliveries and expunges when
-// accounts close, groups by SetUsageGroup, is right after a clean restart
-// without opening any account, and converges after an unclean one.
+// accounts close, groups by SetUsageGroup, is right after a restart
+// without opening any account, and converges after an unclean one or
+// changes made by a Store that does not track usage (an admin command).
 func TestUsageTable(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -19,6 +21,7 @@ func TestUsageTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.TrackUsage()
 	group := func(_ context.Context, id int64) (string, error) { return fmt.Sprintf("d%d", id%2), nil }
 	s.SetUsageGroup(group)
 	deliver := func(s *Store, id int64, n int) {
@@ -76,11 +79,12 @@ func TestUsageTable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A clean restart knows every account's usage without opening one.
+	// A restart knows every account's usage without opening one.
 	s, err = Open(ctx, dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.TrackUsage()
 	s.SetUsageGroup(group)
 	<-s.usageDone
 	check(s, map[string]Usage{"d1": {2 * size, 2}, "d0": {2 * size, 2}})
@@ -91,9 +95,25 @@ func TestUsageTable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// An unclean stop (the file is stale and not marked clean): the
-	// background pass reads every account from its index, opening none.
-	stale := "jodmai-usage 1 running\n1 999 9\n"
+	// An admin command's Store (no TrackUsage) delivers to account 2
+	// and leaves the file alone.
+	s, err = Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "usage"))
+	deliver(s, 2, 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "usage")); string(after) != string(before) {
+		t.Errorf("a Store without TrackUsage wrote the usage table")
+	}
+
+	// A stale file (a crash: account 1 noted long ago, account 3
+	// missing) and the command's change: the check at start reads the
+	// indexes that changed since, opening no account.
+	stale := "jodmai-usage 2\n1 999 9 0\n2 1 1 " + fmt.Sprint(time.Now().Add(-time.Hour).UnixNano()) + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "usage"), []byte(stale), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +122,10 @@ func TestUsageTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	s.TrackUsage()
 	s.SetUsageGroup(group)
 	<-s.usageDone
-	check(s, map[string]Usage{"d1": {2 * size, 2}, "d0": {2 * size, 2}})
+	check(s, map[string]Usage{"d1": {2 * size, 2}, "d0": {3 * size, 3}})
 	if n := s.OpenAccounts(); n != 0 {
 		t.Errorf("%d accounts opened for usage", n)
 	}
@@ -114,6 +135,14 @@ func TestUsageTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(s, map[string]Usage{"d1": {size, 1}})
+
+	// An account whose directory went (removed by another process) is
+	// dropped by the janitor's check.
+	if err := os.RemoveAll(filepath.Join(dir, "accounts", "2")); err != nil {
+		t.Fatal(err)
+	}
+	s.checkUsage(ctx)
+	check(s, map[string]Usage{"d0": {}})
 }
 
 // BenchmarkUsageByGroup: a scrape's read of the usage table with 10,000
@@ -125,7 +154,6 @@ func BenchmarkUsageByGroup(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	<-s.usageDone
 	s.SetUsageGroup(func(_ context.Context, id int64) (string, error) { return fmt.Sprintf("d%d.example", id%50), nil })
 	s.usage.mu.Lock()
 	for id := int64(1); id <= 10000; id++ {
