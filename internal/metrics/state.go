@@ -29,7 +29,7 @@ func newStateCollector() *stateCollector {
 		queueOldest:   prometheus.NewDesc("jodmai_queue_oldest_age_seconds", "Age of the oldest message in the outbound queue; 0 when empty.", nil, nil),
 		journalLag:    prometheus.NewDesc("jodmai_store_pending_deliveries", "Deliveries acknowledged (in the delivery journal) but not yet applied to their mailbox index: the journal's lag.", nil, nil),
 		openAccounts:  prometheus.NewDesc("jodmai_store_open_accounts", "Accounts the store has open.", nil, nil),
-		storeBytes:    prometheus.NewDesc("jodmai_store_bytes", "Storage used by the messages of each domain's accounts (sum of message sizes), by domain. An account's share is noted when it opens and closes and every 30 s while open, so it may lag by up to 30 s.", []string{"domain"}, nil),
+		storeBytes:    prometheus.NewDesc("jodmai_store_bytes", "Storage used by the messages of each domain's accounts (sum of message sizes), by domain. An account's share is noted when it opens and closes and every 30 s while open, so it may lag by up to 30 s (5 minutes for changes made by admin commands beside the server).", []string{"domain"}, nil),
 		storeMessages: prometheus.NewDesc("jodmai_store_messages", "Messages in each domain's accounts, by domain; lags like jodmai_store_bytes.", []string{"domain"}, nil),
 		certExpiry:    prometheus.NewDesc("jodmai_tls_certificate_expiry_timestamp_seconds", "When each certificate in use expires (Unix time), by name it was served for (\"\": the default) and source (acme, file, self-signed).", []string{"name", "source"}, nil),
 		scrapeErrors:  prometheus.NewDesc("jodmai_metrics_source_errors", "1 when a scrape-time source failed this scrape, by source.", []string{"source"}, nil),
