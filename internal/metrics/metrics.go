@@ -68,7 +68,7 @@ func New() *Metrics {
 		}, []string{"proto", "mechanism", "result"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jodmai_messages_total",
-			Help: "Mail events: received (SMTP 250), delivered (filed in a local mailbox, per mailbox), queued (accepted into the outbound queue), sent (accepted by a remote server, per recipient), deferred (a temporary failure, per recipient and attempt), bounced (given up, per recipient).",
+			Help: "Mail events: received (SMTP 250), delivered (filed in a local mailbox, per mailbox; DSNs filed for local senders included), queued (accepted into the outbound queue), sent (accepted by a remote server, per recipient), deferred (a temporary failure, per recipient and attempt), bounced (given up, per recipient).",
 		}, []string{"event"}),
 		accept: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "jodmai_smtp_accept_seconds", Help: "Time from a message's last byte to its 250 (durable storage and queueing), by listener.",
@@ -148,6 +148,12 @@ func (o *SMTPObserver) MessageAccepted(mailboxes int, queued bool, d time.Durati
 	o.m.messages.WithLabelValues("received").Inc()
 	o.m.messages.WithLabelValues("delivered").Add(float64(mailboxes))
 	o.accept.Observe(d.Seconds())
+}
+
+// Filed counts a DSN or bounce the queue filed for a local sender, in
+// mailboxes mailboxes (a queue.Observer): delivered, as SMTP's are.
+func (m *Metrics) Filed(mailboxes int) {
+	m.messages.WithLabelValues("delivered").Add(float64(mailboxes))
 }
 
 // Queued counts a message added to the outbound queue (a queue.Observer).

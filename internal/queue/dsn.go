@@ -201,6 +201,9 @@ func (q *Queue) sendDSN(ctx context.Context, m msgRow, raw []byte) error {
 		// queue id of the message it reports on (whose story it ends).
 		q.log.Info("bounce delivered", "event", eventlog.Delivered, "qid", m.id, "msgid", eventlog.MessageIDOf(raw),
 			"from", "", "rcpts", []string{m.sender}, "mailboxes", len(res.Local), "dsn", true, "about_msgid", m.msgid)
+		if q.opts.Observer != nil {
+			q.opts.Observer.Filed(len(res.Local))
+		}
 	}
 	if len(remoteAddrs) > 0 {
 		env := Envelope{From: "", Sign: true}

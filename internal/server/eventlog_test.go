@@ -188,4 +188,22 @@ func TestBounceDeliveredEvent(t *testing.T) {
 	if n := len(env.Inbox(t, "alice@example.org")); n != 1 {
 		t.Errorf("alice's INBOX has %d messages, want the bounce", n)
 	}
+	families, err := env.Server.Metrics.Registry.Gather()
+	must(err)
+	delivered := -1.0
+	for _, f := range families {
+		if f.GetName() != "jodmai_messages_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "event" && l.GetValue() == "delivered" {
+					delivered = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if delivered != 1 {
+		t.Errorf("jodmai_messages_total{event=delivered} = %v, want 1 (the bounce)", delivered)
+	}
 }
