@@ -60,7 +60,7 @@ func commands() []command {
 	return []command{
 		{"serve", "", "run every configured listener until SIGINT/SIGTERM", runServe, false},
 		{"quickstart", "[--hostname NAME] DOMAIN [ADMIN-ADDRESS]", "set up a new server: write a config file (--config, default ./jodmai.toml; never overwritten), create the domain, an admin account (password printed once) and DKIM keys, turn on ACME, print the DNS records and next steps", runQuickstart, false},
-		{"reload", "", "make the running server re-read its configuration (SIGHUP): certificates, log level, connection caps, ACME hosts, store limits; it logs what needs a restart", runReload, false},
+		{"reload", "", "make the running server re-read its configuration (SIGHUP): certificates, log level, connection caps, protocol limits and timeouts (for new sessions), ACME hosts, store limits; it logs what needs a restart", runReload, false},
 		{"domain add", "DOMAIN", "add a local domain", runDomainAdd, false},
 		{"domain del", "DOMAIN", "delete a local domain (it must have no accounts or aliases)", runDomainDel, false},
 		{"domain list", "", "list the local domains", runDomainList, false},

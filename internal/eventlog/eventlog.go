@@ -42,7 +42,7 @@ import (
 // Event kinds: the values of the "event" attribute.
 const (
 	Received  = "received"  // a message was accepted (the 250 after DATA)
-	Delivered = "delivered" // filed into local mailboxes
+	Delivered = "delivered" // filed into local mailboxes (a received message, or a DSN the queue files for a local sender)
 	Queued    = "queued"    // added to the outbound queue
 	Sent      = "sent"      // a remote server accepted it for a recipient
 	Deferred  = "deferred"  // a delivery attempt failed temporarily

@@ -67,15 +67,15 @@ func cmdAppend(s *session, tag, name string, uid bool) error {
 		// Refuse an oversized literal before its continuation: over
 		// APPENDLIMIT (RFC 7889 §4: NO [TOOBIG]) or over what the quota
 		// leaves (RFC 9208 §4.3: NO [OVERQUOTA]).
-		max := s.srv.appendLimit()
+		max := s.lim.appendLimit()
 		if room >= 0 {
 			max = min(max, room-total)
 		}
 		m, err := s.dec.ReadAppendMessage(max)
 		var tb *imapwire.LiteralTooBigError
 		if errors.As(err, &tb) && !tb.Minus {
-			if tb.Size > s.srv.appendLimit() {
-				return no("TOOBIG", "message larger than the APPENDLIMIT of %d bytes", s.srv.appendLimit())
+			if tb.Size > s.lim.appendLimit() {
+				return no("TOOBIG", "message larger than the APPENDLIMIT of %d bytes", s.lim.appendLimit())
 			}
 			return no("OVERQUOTA", "storage quota exceeded")
 		}

@@ -129,7 +129,7 @@ func cmdStartTLS(s *session, tag, name string, uid bool) error {
 		return err
 	}
 	tc := tls.Server(s.conn, s.srv.TLSConfig)
-	tc.SetDeadline(time.Now().Add(s.srv.preauthTimeout()))
+	tc.SetDeadline(time.Now().Add(s.lim.preauthTimeout()))
 	if err := tc.Handshake(); err != nil {
 		s.log.Info("starttls handshake failed", "err", err)
 		return fmt.Errorf("tls handshake: %w", err)
@@ -137,7 +137,7 @@ func cmdStartTLS(s *session, tag, name string, uid bool) error {
 	tc.SetDeadline(time.Time{})
 	s.isTLS = true
 	s.rawR = tc
-	s.rawW = &netio.DeadlineWriter{Conn: tc, Timeout: s.srv.writeTimeout()}
+	s.rawW = &netio.DeadlineWriter{Conn: tc, Timeout: s.lim.writeTimeout()}
 	s.conn = tc
 	// Both buffers are empty (checked above, and just flushed): reuse them.
 	s.br.Reset(tc)

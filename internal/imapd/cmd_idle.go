@@ -24,7 +24,7 @@ func cmdIdle(s *session, tag, name string, uid bool) error {
 	// The reader goroutine owns the decoder until it reports; this
 	// goroutine only writes.
 	done := make(chan error, 1)
-	s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+	s.conn.SetReadDeadline(time.Now().Add(s.lim.timeout()))
 	go func() { done <- s.dec.ReadIdleDone() }()
 	var sub <-chan struct{}
 	if s.sub != nil {

@@ -260,7 +260,7 @@ func (s *session) writeMailboxStatus(st store.MailboxStatus, items []imapwire.St
 		case imapwire.StatusHighestModSeq:
 			e.Number64(st.HighestModSeq)
 		case imapwire.StatusAppendLimit:
-			e.Number64(s.srv.appendLimit())
+			e.Number64(s.lim.appendLimit())
 		case imapwire.StatusMailboxID:
 			e.Byte('(').Atom(mailboxID(st.Mailbox)).Byte(')')
 		case imapwire.StatusDeletedStorage:

@@ -49,7 +49,7 @@ func commandTable() map[string]command {
 		"APPEND": {fn: cmdAppend, states: stateAuthOrSel,
 			caps: []capability{
 				{name: "MULTIAPPEND"},
-				{name: "APPENDLIMIT=", value: func(s *session) string { return strconv.FormatInt(s.srv.appendLimit(), 10) }},
+				{name: "APPENDLIMIT=", value: func(s *session) string { return strconv.FormatInt(s.lim.appendLimit(), 10) }},
 			}},
 		"IDLE":         {fn: cmdIdle, states: stateAuthOrSel, caps: caps("IDLE")},
 		"GETQUOTA":     {fn: cmdGetQuota, states: stateAuthOrSel, caps: caps("QUOTA", "QUOTA=RES-STORAGE")},

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jodmai/jodmai/internal/auth"
-	"github.com/jodmai/jodmai/internal/imapwire"
 	"github.com/jodmai/jodmai/internal/store"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
@@ -44,6 +43,10 @@ type Server struct {
 	TLSConfig *tls.Config
 	// ImplicitTLS: the listener hands out *tls.Conn (imaps).
 	ImplicitTLS bool
+	// Timeout, PreauthTimeout, WriteTimeout, MaxLineLength and
+	// AppendLimit are the limits at start; SetLimits replaces them for
+	// new sessions.
+	//
 	// Timeout is the autologout timer of authenticated sessions, IDLE
 	// included; PreauthTimeout the one before login.
 	Timeout, PreauthTimeout time.Duration
@@ -56,6 +59,7 @@ type Server struct {
 	// Log receives one line per session event; nil discards.
 	Log *slog.Logger
 
+	limits   limitsVar // SetLimits
 	mu       sync.Mutex
 	ls       map[net.Listener]struct{}
 	sessions map[*session]struct{}
@@ -87,41 +91,6 @@ func (s *Server) init() {
 			s.log = slog.New(slog.DiscardHandler)
 		}
 	}
-}
-
-func (s *Server) timeout() time.Duration {
-	if s.Timeout > 0 {
-		return s.Timeout
-	}
-	return DefaultTimeout
-}
-
-func (s *Server) preauthTimeout() time.Duration {
-	if s.PreauthTimeout > 0 {
-		return s.PreauthTimeout
-	}
-	return DefaultPreauthTimeout
-}
-
-func (s *Server) writeTimeout() time.Duration {
-	if s.WriteTimeout > 0 {
-		return s.WriteTimeout
-	}
-	return DefaultWriteTimeout
-}
-
-func (s *Server) appendLimit() int64 {
-	if s.AppendLimit > 0 {
-		return s.AppendLimit
-	}
-	return DefaultAppendLimit
-}
-
-func (s *Server) maxLineLength() int {
-	if s.MaxLineLength > 0 {
-		return s.MaxLineLength
-	}
-	return imapwire.DefaultMaxLineLength
 }
 
 // Serve accepts connections on l until Shutdown; it closes l when it

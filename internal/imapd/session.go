@@ -79,7 +79,9 @@ func okCode(code, format string, a ...any) *status { return statusf("OK", code, 
 
 // session is one IMAP connection.
 type session struct {
-	srv  *Server
+	srv *Server
+	// lim are the limits the session started with (SetLimits).
+	lim  Limits
 	conn net.Conn
 	log  *slog.Logger
 	cid  string
@@ -129,14 +131,14 @@ const maxAuthFailures = 3
 const maxBadCommands = 50
 
 func newSession(srv *Server, c net.Conn) *session {
-	s := &session{srv: srv, conn: c, netConn: c, cid: newCID(), state: stateNotAuth}
+	s := &session{srv: srv, lim: srv.sessionLimits(), conn: c, netConn: c, cid: newCID(), state: stateNotAuth}
 	_, s.isTLS = c.(*tls.Conn)
 	s.log = srv.log.With("cid", s.cid, "proto", "imap", "remote", c.RemoteAddr().String())
 	s.rawR = c
-	s.rawW = &netio.DeadlineWriter{Conn: c, Timeout: srv.writeTimeout()}
+	s.rawW = &netio.DeadlineWriter{Conn: c, Timeout: s.lim.writeTimeout()}
 	s.br = bufio.NewReaderSize(s.rawR, sessionBufSize)
 	s.bw = bufio.NewWriterSize(s.rawW, sessionBufSize)
-	s.dec = imapwire.NewDecoder(s.br, s.continuation, imapwire.DecoderOptions{MaxLineLength: srv.maxLineLength(), LiteralPlus: true})
+	s.dec = imapwire.NewDecoder(s.br, s.continuation, imapwire.DecoderOptions{MaxLineLength: s.lim.maxLineLength(), LiteralPlus: true})
 	s.enc = imapwire.NewEncoder(s.bw)
 	return s
 }
@@ -201,9 +203,9 @@ func sessionCloseWrite(c net.Conn) bool {
 
 func (s *session) timeout() time.Duration {
 	if s.state == stateNotAuth {
-		return s.srv.preauthTimeout()
+		return s.lim.preauthTimeout()
 	}
-	return s.srv.timeout()
+	return s.lim.timeout()
 }
 
 func (s *session) serve() {
@@ -226,7 +228,7 @@ func (s *session) serve() {
 		s.closeConn()
 	}()
 	if tc, ok := s.conn.(*tls.Conn); ok {
-		tc.SetDeadline(time.Now().Add(s.srv.preauthTimeout()))
+		tc.SetDeadline(time.Now().Add(s.lim.preauthTimeout()))
 		if err := tc.Handshake(); err != nil {
 			s.log.Debug("tls handshake failed", "err", err)
 			return

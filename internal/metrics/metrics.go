@@ -68,7 +68,7 @@ func New() *Metrics {
 		}, []string{"proto", "mechanism", "result"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jodmai_messages_total",
-			Help: "Mail events: received (SMTP 250), delivered (filed in a local mailbox, per mailbox), queued (accepted into the outbound queue), sent (accepted by a remote server, per recipient), deferred (a temporary failure, per recipient and attempt), bounced (given up, per recipient).",
+			Help: "Mail events: received (SMTP 250), delivered (filed in a local mailbox, per mailbox; DSNs filed for local senders included), queued (accepted into the outbound queue), sent (accepted by a remote server, per recipient), deferred (a temporary failure, per recipient and attempt), bounced (given up, per recipient).",
 		}, []string{"event"}),
 		accept: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "jodmai_smtp_accept_seconds", Help: "Time from a message's last byte to its 250 (durable storage and queueing), by listener.",
@@ -150,6 +150,12 @@ func (o *SMTPObserver) MessageAccepted(mailboxes int, queued bool, d time.Durati
 	o.accept.Observe(d.Seconds())
 }
 
+// Filed counts a DSN or bounce the queue filed for a local sender, in
+// mailboxes mailboxes (a queue.Observer): delivered, as SMTP's are.
+func (m *Metrics) Filed(mailboxes int) {
+	m.messages.WithLabelValues("delivered").Add(float64(mailboxes))
+}
+
 // Queued counts a message added to the outbound queue (a queue.Observer).
 func (m *Metrics) Queued() { m.messages.WithLabelValues("queued").Inc() }
 
@@ -211,6 +217,11 @@ type StoreStats struct {
 	PendingDeliveries int64
 }
 
+// DomainUsage is the storage the accounts of one domain use.
+type DomainUsage struct {
+	Bytes, Messages int64
+}
+
 // Cert is one certificate in use.
 type Cert struct {
 	Name, Source string
@@ -221,6 +232,9 @@ type Cert struct {
 type Sources struct {
 	Queue func(ctx context.Context) (QueueStats, error)
 	Store func() StoreStats
+	// Usage returns the storage used per domain; it must not open
+	// accounts (a scrape costs O(domains)).
+	Usage func(ctx context.Context) (map[string]DomainUsage, error)
 	Certs func() []Cert
 }
 

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -182,4 +183,61 @@ func BenchmarkScrape(b *testing.B) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+}
+
+// TestStoreUsageMetrics: jodmai_store_bytes and jodmai_store_messages sum
+// each domain's accounts, and follow an expunge (within the lag the help
+// text states: here, with account_idle 1s, a quarter second).
+func TestStoreUsageMetrics(t *testing.T) {
+	env := testenv.StartWith(t, testenv.Options{Configure: func(c *config.Config) {
+		c.Listen.Metrics = "127.0.0.1:0"
+		c.Store.AccountIdle = time.Second
+	}})
+	ctx := context.Background()
+	if err := env.Users.AddDomain(ctx, "other.example"); err != nil {
+		t.Fatal(err)
+	}
+	env.AddUser(t, "a@"+testenv.Domain, "password-a-1")
+	env.AddUser(t, "b@"+testenv.Domain, "password-b-1")
+	c := env.AddUser(t, "c@other.example", "password-c-1")
+	msg := []byte("Subject: hi\r\n\r\nhello\r\n")
+	size := float64(len(msg))
+	env.Deliver(t, "a@"+testenv.Domain, msg)
+	env.Deliver(t, "b@"+testenv.Domain, msg)
+	env.Deliver(t, "b@"+testenv.Domain, msg)
+	env.Deliver(t, "c@other.example", msg)
+
+	wait := func(domain string, messages float64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			text := scrape(t, env)
+			b := value(t, text, "jodmai_store_bytes", map[string]string{"domain": domain})
+			n := value(t, text, "jodmai_store_messages", map[string]string{"domain": domain})
+			if n == messages && b == messages*size {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("domain %s: %v messages, %v bytes; want %v, %v", domain, n, b, messages, messages*size)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	wait(testenv.Domain, 3)
+	wait("other.example", 1)
+
+	a, err := env.Store.Account(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := a.Mailbox(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Expunge(ctx, inbox.ID, []uint32{1}); err != nil {
+		t.Fatal(err)
+	}
+	a.Release()
+	wait("other.example", 0)
+	wait(testenv.Domain, 3)
 }

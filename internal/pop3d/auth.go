@@ -156,7 +156,7 @@ func (s *session) cmdAuth(args string) (reply, bool) {
 		s.bw.WriteString("+ ")
 		s.bw.WriteString(base64.StdEncoding.EncodeToString(challenge))
 		s.bw.WriteString("\r\n")
-		line, tooLong, rerr := s.readLine(s.srv.maxAuthLine())
+		line, tooLong, rerr := s.readLine(s.lim.maxAuthLine())
 		if rerr != nil {
 			s.readFailed(rerr)
 			return noReply, true

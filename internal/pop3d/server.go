@@ -70,6 +70,9 @@ type Server struct {
 	// ImplicitTLS says the listener hands out *tls.Conn (pop3s, port 995);
 	// STLS is not offered then.
 	ImplicitTLS bool
+	// Timeout, WriteTimeout and MaxLineLength are the limits at start;
+	// SetLimits replaces them for new sessions.
+	//
 	// Timeout is the autologout timer: a session idle this long is closed
 	// without entering UPDATE. 0 means DefaultTimeout.
 	Timeout time.Duration
@@ -83,6 +86,7 @@ type Server struct {
 	// Log receives one line per login, logout and error. Nil discards.
 	Log *slog.Logger
 
+	limits      limitsVar // SetLimits
 	initOnce    sync.Once
 	log         *slog.Logger
 	baseCtx     context.Context // canceled by Shutdown: ends throttle waits
@@ -118,31 +122,6 @@ func (s *Server) init() {
 		s.lns = map[net.Listener]struct{}{}
 		s.conns = map[*session]struct{}{}
 	})
-}
-
-func (s *Server) timeout() time.Duration {
-	if s.Timeout > 0 {
-		return s.Timeout
-	}
-	return DefaultTimeout
-}
-
-func (s *Server) writeTimeout() time.Duration {
-	if s.WriteTimeout > 0 {
-		return s.WriteTimeout
-	}
-	return DefaultWriteTimeout
-}
-
-func (s *Server) maxLineLength() int {
-	if s.MaxLineLength > 0 {
-		return s.MaxLineLength
-	}
-	return DefaultMaxLineLength
-}
-
-func (s *Server) maxAuthLine() int {
-	return max(s.maxLineLength(), maxAuthLineLength)
 }
 
 // Serve accepts connections on l and serves each in its own goroutine,

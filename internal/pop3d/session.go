@@ -50,6 +50,8 @@ var errClose = errors.New("close session")
 // session is one client connection.
 type session struct {
 	srv *Server
+	// lim are the limits the session started with (SetLimits).
+	lim Limits
 	log *slog.Logger
 	ctx context.Context
 	// raw is the accepted connection; deadlines and Shutdown's interrupt
@@ -86,6 +88,7 @@ type session struct {
 func (s *Server) newSession(c net.Conn) *session {
 	sess := &session{
 		srv:    s,
+		lim:    s.sessionLimits(),
 		raw:    c,
 		conn:   c,
 		remote: c.RemoteAddr(),
@@ -144,7 +147,7 @@ func (s *session) serve() {
 			s.flush()
 			return
 		}
-		line, tooLong, err := s.readLine(s.srv.maxAuthLine())
+		line, tooLong, err := s.readLine(s.lim.maxAuthLine())
 		if err != nil {
 			s.readFailed(err)
 			return
@@ -160,14 +163,14 @@ func (s *session) serve() {
 }
 
 func (s *session) setBuffers() {
-	w := &netio.DeadlineWriter{Conn: s.conn, Timeout: s.srv.writeTimeout()}
+	w := &netio.DeadlineWriter{Conn: s.conn, Timeout: s.lim.writeTimeout()}
 	s.br = bufio.NewReaderSize(s.conn, readBufferSize)
 	s.bw = bufio.NewWriterSize(w, writeBufferSize)
 }
 
 // handshake completes a TLS handshake; it logs and reports failure.
 func (s *session) handshake(tc *tls.Conn) bool {
-	ctx, cancel := context.WithTimeout(s.ctx, min(handshakeTimeout, s.srv.timeout()))
+	ctx, cancel := context.WithTimeout(s.ctx, min(handshakeTimeout, s.lim.timeout()))
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		s.log.Info("pop3 TLS handshake failed", "err", err)
@@ -279,7 +282,7 @@ func (s *session) beforeRead() error {
 	if err := s.flush(); err != nil {
 		return writeError{err}
 	}
-	s.raw.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+	s.raw.SetReadDeadline(time.Now().Add(s.lim.timeout()))
 	if s.srv.closing.Load() && s.state != stateUpdate {
 		return os.ErrDeadlineExceeded
 	}
@@ -363,7 +366,7 @@ func (s *session) command(line []byte, tooLong bool) error {
 		if s.log.Enabled(s.ctx, levelTrace) {
 			s.log.Log(s.ctx, levelTrace, "pop3 command", "verb", verb, "args", redact(verb, args))
 		}
-		if verb != "AUTH" && len(line)+2 > s.srv.maxLineLength() {
+		if verb != "AUTH" && len(line)+2 > s.lim.maxLineLength() {
 			r = badReply("line too long")
 		} else {
 			r, closeAfter = s.dispatch(verb, args)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jodmai/jodmai/internal/blob"
 	"github.com/jodmai/jodmai/internal/deliver"
+	"github.com/jodmai/jodmai/internal/eventlog"
 	"github.com/jodmai/jodmai/internal/remote"
 	"github.com/jodmai/jodmai/internal/userdb"
 )
@@ -94,6 +95,10 @@ func (q *Queue) notices(ctx context.Context, id string) error {
 		// Never a DSN about a message with a null sender (RFC 3461 §6.2,
 		// RFC 5321 §4.5.5); record never sets one, this is defence.
 		if m.sender != "" {
+			if body, closeBody, err := q.openBody(m); err == nil {
+				m.msgid = eventlog.MessageID(io.NewSectionReader(body, m.offset, m.size-m.offset), m.size-m.offset)
+				closeBody()
+			}
 			raw, err := q.composeDSN(m, owed)
 			if err != nil {
 				return err
@@ -192,7 +197,13 @@ func (q *Queue) sendDSN(ctx context.Context, m msgRow, raw []byte) error {
 		if err := q.opts.Local.Deliver(ctx, tmp, res.Local); err != nil {
 			return fmt.Errorf("deliver bounce: %w", err)
 		}
-		q.log.Info("bounce delivered", "id", m.id, "to", m.sender, "mailboxes", len(res.Local))
+		// The mail event of the notice: its own Message-ID, under the
+		// queue id of the message it reports on (whose story it ends).
+		q.log.Info("bounce delivered", "event", eventlog.Delivered, "qid", m.id, "msgid", eventlog.MessageIDOf(raw),
+			"from", "", "rcpts", []string{m.sender}, "mailboxes", len(res.Local), "dsn", true, "about_msgid", m.msgid)
+		if q.opts.Observer != nil {
+			q.opts.Observer.Filed(len(res.Local))
+		}
 	}
 	if len(remoteAddrs) > 0 {
 		env := Envelope{From: "", Sign: true}

@@ -111,6 +111,8 @@ type Observer interface {
 	// "deferred", "bounced" or "expired", age after the message was
 	// queued.
 	Attempted(outcome string, age time.Duration)
+	// Filed: a DSN or bounce was filed into a local sender's mailboxes.
+	Filed(mailboxes int)
 }
 
 // Envelope is what Add needs besides the body.

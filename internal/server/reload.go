@@ -16,20 +16,30 @@ type ReloadResult struct {
 	// Applied are the changed keys now in effect ("limits.max_connections").
 	Applied []string
 	// Restart are the changed keys that take effect at the next start
-	// (listen addresses, the data directory, protocol limits...).
+	// (listen addresses, the data directory...).
 	Restart []string
 }
 
 // reloadable are the keys Reload applies to the running server; a change
-// of any other key needs a restart. The protocol servers copy their
-// limits and timeouts when they start, and listeners are bound once.
+// of any other key needs a restart (listeners are bound once, for
+// example). The protocol limits and timeouts apply to sessions that start
+// after the reload; open sessions keep theirs.
 var reloadable = []string{
 	"log_level",
 	"tls.cert", "tls.key", // when both were and stay set (files, not ACME or self-signed)
 	"tls.acme_hosts",
 	"limits.max_connections", "limits.max_connections_per_ip", "limits.exempt_networks",
+	"limits.max_message_size", "limits.max_recipients", "limits.max_line_length",
+	"limits.smtp_timeout", "limits.pop3_timeout", "limits.imap_timeout", "limits.imap_preauth_timeout", "limits.write_timeout",
 	"store.max_open_accounts", "store.account_idle",
 	"events.max_size", "events.keep",
+}
+
+// protocolLimits are the reloadable keys the protocol servers take
+// (setProtocolLimits).
+var protocolLimits = []string{
+	"limits.max_message_size", "limits.max_recipients", "limits.max_line_length",
+	"limits.smtp_timeout", "limits.pop3_timeout", "limits.imap_timeout", "limits.imap_preauth_timeout", "limits.write_timeout",
 }
 
 // Reload applies what it safely can of cfg, a freshly loaded
@@ -95,6 +105,19 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 		s.limiter.Exempt(exempt)
 		running.Limits.ExemptNetworks = cfg.Limits.ExemptNetworks
 	}
+	sessionLimits := false
+	for _, k := range protocolLimits {
+		if apply[k] {
+			sessionLimits = true
+		}
+	}
+	if sessionLimits {
+		running.Limits.MaxMessageSize, running.Limits.MaxRecipients, running.Limits.MaxLineLength = cfg.Limits.MaxMessageSize, cfg.Limits.MaxRecipients, cfg.Limits.MaxLineLength
+		running.Limits.SMTPTimeout, running.Limits.POP3Timeout = cfg.Limits.SMTPTimeout, cfg.Limits.POP3Timeout
+		running.Limits.IMAPTimeout, running.Limits.IMAPPreauthTimeout = cfg.Limits.IMAPTimeout, cfg.Limits.IMAPPreauthTimeout
+		running.Limits.WriteTimeout = cfg.Limits.WriteTimeout
+		s.setProtocolLimits(running.Limits)
+	}
 	if apply["store.max_open_accounts"] || apply["store.account_idle"] || apply["limits.max_connections"] {
 		running.Store = cfg.Store
 		s.Store.SetOpenLimits(fitOpenAccounts(running.Store.MaxOpenAccounts, running.Limits.MaxConnections, s.log), running.Store.AccountIdle)
@@ -110,7 +133,12 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (ReloadResult, 
 		}
 	}
 	slices.Sort(res.Restart)
-	s.log.Info("configuration reloaded", "applied", res.Applied, "needs_restart", res.Restart)
+	if sessionLimits {
+		s.log.Info("configuration reloaded", "applied", res.Applied, "needs_restart", res.Restart,
+			"note", "protocol limits and timeouts apply to new sessions; open sessions keep theirs")
+	} else {
+		s.log.Info("configuration reloaded", "applied", res.Applied, "needs_restart", res.Restart)
+	}
 	if len(res.Restart) > 0 {
 		s.log.Warn("configuration changes need a restart to take effect", "keys", strings.Join(res.Restart, ","))
 	}

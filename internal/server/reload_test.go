@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -90,12 +91,12 @@ func TestReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"log_level", "tls.cert", "tls.key", "tls.acme_hosts", "limits.max_connections_per_ip", "limits.exempt_networks", "events.keep"} {
+	for _, k := range []string{"log_level", "tls.cert", "tls.key", "tls.acme_hosts", "limits.max_connections_per_ip", "limits.exempt_networks", "limits.max_message_size", "events.keep"} {
 		if !slices.Contains(res.Applied, k) {
 			t.Errorf("%s not applied: %+v", k, res)
 		}
 	}
-	if !slices.Equal(res.Restart, []string{"limits.max_message_size", "listen.imap"}) {
+	if !slices.Equal(res.Restart, []string{"listen.imap"}) {
 		t.Errorf("restart: %v", res.Restart)
 	}
 	if level.Level() != slog.LevelDebug {
@@ -126,10 +127,118 @@ func TestReload(t *testing.T) {
 
 	// Nothing changed: nothing applied, the certificate read again.
 	res, err = srv.Reload(ctx, &next)
-	if err != nil || len(res.Applied)+len(res.Restart) != 2 {
-		// The restart-needing keys stay different from the running
+	if err != nil || len(res.Applied) != 0 || len(res.Restart) != 1 {
+		// The restart-needing key stays different from the running
 		// configuration until a restart.
 		t.Fatalf("second reload: %+v %v", res, err)
+	}
+}
+
+// TestReloadProtocolLimits: Reload gives the protocol limits and timeouts
+// to sessions that start after it (SMTP's EHLO SIZE, IMAP's APPENDLIMIT,
+// POP3's autologout timer); a session open before keeps its own.
+func TestReloadProtocolLimits(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Options{Euid: func() int { return 1000 }, Hostname: func() (string, error) { return "mail.example.org", nil }}.Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data = filepath.Join(dir, "data")
+	cfg.Listen = config.Listen{SMTP: "127.0.0.1:0", POP3: "127.0.0.1:0", IMAP: "127.0.0.1:0"}
+	cfg.DNS.Resolver = "127.0.0.1:1"
+	ctx := context.Background()
+	srv, err := server.New(ctx, cfg, nil, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(ctx)
+
+	dial := func(key string) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", srv.Addrs()[key].String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		if _, err := r.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		return c, r
+	}
+	// ehloSize sends EHLO and returns the SIZE line.
+	ehloSize := func(c net.Conn, r *bufio.Reader) string {
+		t.Helper()
+		c.Write([]byte("EHLO client.example\r\n"))
+		size := ""
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(line[4:], "SIZE") {
+				size = strings.TrimSpace(line[4:])
+			}
+			if line[3] == ' ' {
+				return size
+			}
+		}
+	}
+	capability := func() string {
+		t.Helper()
+		c, r := dial("imap")
+		c.Write([]byte("a CAPABILITY\r\n"))
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return line
+	}
+
+	oldC, oldR := dial("smtp")
+	if got := ehloSize(oldC, oldR); got != "SIZE 52428800" {
+		t.Fatalf("before reload: %q", got)
+	}
+	if line := capability(); !strings.Contains(line, "APPENDLIMIT=52428800") {
+		t.Fatalf("before reload: %q", line)
+	}
+
+	next := *cfg
+	next.Limits.MaxMessageSize = 1 << 20
+	next.Limits.POP3Timeout = time.Second
+	res, err := srv.Reload(ctx, &next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Applied, []string{"limits.max_message_size", "limits.pop3_timeout"}) || len(res.Restart) != 0 {
+		t.Errorf("reload: %+v", res)
+	}
+
+	newC, newR := dial("smtp")
+	if got := ehloSize(newC, newR); got != "SIZE 1048576" {
+		t.Errorf("new SMTP session after reload: %q", got)
+	}
+	if got := ehloSize(oldC, oldR); got != "SIZE 52428800" {
+		t.Errorf("SMTP session open before the reload: %q", got)
+	}
+	if line := capability(); !strings.Contains(line, "APPENDLIMIT=1048576") {
+		t.Errorf("new IMAP session after reload: %q", line)
+	}
+	// A new POP3 session is logged out after a second of silence (the
+	// old timer was ten minutes; the dial's deadline is ten seconds).
+	start := time.Now()
+	_, r := dial("pop3")
+	var err2 error
+	for err2 == nil {
+		_, err2 = r.ReadString('\n')
+	}
+	var ne net.Error
+	if errors.As(err2, &ne) && ne.Timeout() {
+		t.Errorf("POP3 session not closed by the new timeout (after %v): %v", time.Since(start), err2)
 	}
 }
 

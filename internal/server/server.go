@@ -216,6 +216,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	if s.Store, err = store.Open(ctx, cfg.Data, log.With("component", "store")); err != nil {
 		return nil, err
 	}
+	s.Store.TrackUsage()
+	s.Store.SetUsageGroup((&accountDomains{users: s.Users}).lookup)
 	s.Store.SetOpenLimits(fitOpenAccounts(cfg.Store.MaxOpenAccounts, cfg.Limits.MaxConnections, log), cfg.Store.AccountIdle)
 	if err := s.Store.Sweep(ctx); err != nil {
 		return nil, err
@@ -384,30 +386,31 @@ func (s *Server) Start() error {
 			if mode == smtpd.ModeMX {
 				verifier = s.verifier
 			}
-			return &smtpd.Server{
+			srv := &smtpd.Server{
 				Hostname: cfg.Hostname, Mode: mode, Deliverer: s.deliver, Auth: s.Auth,
 				TLSConfig: tlsConf, ImplicitTLS: implicit,
-				MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
-				Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
 				Log: s.log.With("proto", name), Verifier: verifier, Queue: s.Queue,
 				Observer: s.Metrics.SMTP(name), AutoReply: s.vacation, Forward: s.forward,
 			}
+			srv.SetLimits(smtpLimits(lim))
+			return srv
 		}
 	}
 	pop3Server := func(implicit bool) service {
-		return &pop3d.Server{
+		srv := &pop3d.Server{
 			Hostname: cfg.Hostname, Store: s.Store, Auth: s.Auth, TLSConfig: tlsConf, ImplicitTLS: implicit,
-			Timeout: lim.POP3Timeout, WriteTimeout: lim.WriteTimeout, MaxLineLength: lim.MaxLineLength,
 			Log: s.log,
 		}
+		srv.SetLimits(pop3Limits(lim))
+		return srv
 	}
 	imapServer := func(implicit bool) service {
-		return &imapd.Server{
+		srv := &imapd.Server{
 			Hostname: cfg.Hostname, Store: s.Store, Users: s.Users, Auth: s.Auth, TLSConfig: tlsConf, ImplicitTLS: implicit,
-			Timeout: lim.IMAPTimeout, PreauthTimeout: lim.IMAPPreauthTimeout, WriteTimeout: lim.WriteTimeout,
-			MaxLineLength: max(lim.MaxLineLength, imapMinLineLength), AppendLimit: int64(lim.MaxMessageSize),
 			Log: s.log,
 		}
+		srv.SetLimits(imapLimits(lim))
+		return srv
 	}
 	specs := []spec{
 		{"smtp", cfg.Listen.SMTP, false, listen.SMTPRefusal(cfg.Hostname), smtpServer(smtpd.ModeMX, "smtp"), nil},
@@ -456,6 +459,44 @@ func (s *Server) Start() error {
 	}
 	s.startQueue()
 	return nil
+}
+
+// smtpLimits, pop3Limits and imapLimits are the protocol servers' limits
+// from the configuration: at Start and at every Reload (SetLimits).
+func smtpLimits(lim config.Limits) smtpd.Limits {
+	return smtpd.Limits{
+		MaxMessageSize: int64(lim.MaxMessageSize), MaxRecipients: lim.MaxRecipients, MaxLineLength: max(lim.MaxLineLength, smtpMinLineLength),
+		Timeout: lim.SMTPTimeout, WriteTimeout: lim.WriteTimeout,
+	}
+}
+
+func pop3Limits(lim config.Limits) pop3d.Limits {
+	return pop3d.Limits{Timeout: lim.POP3Timeout, WriteTimeout: lim.WriteTimeout, MaxLineLength: lim.MaxLineLength}
+}
+
+func imapLimits(lim config.Limits) imapd.Limits {
+	return imapd.Limits{
+		Timeout: lim.IMAPTimeout, PreauthTimeout: lim.IMAPPreauthTimeout, WriteTimeout: lim.WriteTimeout,
+		MaxLineLength: max(lim.MaxLineLength, imapMinLineLength), AppendLimit: int64(lim.MaxMessageSize),
+	}
+}
+
+// setProtocolLimits gives every running protocol server the limits of
+// lim, for the sessions that start from now on.
+func (s *Server) setProtocolLimits(lim config.Limits) {
+	s.mu.Lock()
+	svcs := slices.Clone(s.services)
+	s.mu.Unlock()
+	for _, svc := range svcs {
+		switch srv := svc.(type) {
+		case *smtpd.Server:
+			srv.SetLimits(smtpLimits(lim))
+		case *pop3d.Server:
+			srv.SetLimits(pop3Limits(lim))
+		case *imapd.Server:
+			srv.SetLimits(imapLimits(lim))
+		}
+	}
 }
 
 // startQueue runs the outbound queue's scheduler until Shutdown.
@@ -531,6 +572,16 @@ func (s *Server) watchState() {
 		Store: func() metrics.StoreStats {
 			st := s.Store.Stats()
 			return metrics.StoreStats{OpenAccounts: st.OpenAccounts, PendingDeliveries: st.PendingDeliveries}
+		},
+		Usage: func(ctx context.Context) (map[string]metrics.DomainUsage, error) {
+			groups, err := s.Store.UsageByGroup(ctx)
+			out := make(map[string]metrics.DomainUsage, len(groups))
+			for d, u := range groups {
+				if d != "" { // accounts no longer in the directory
+					out[d] = metrics.DomainUsage{Bytes: u.Bytes, Messages: u.Messages}
+				}
+			}
+			return out, err
 		},
 		Certs: func() []metrics.Cert {
 			var out []metrics.Cert

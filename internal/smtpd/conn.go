@@ -38,6 +38,8 @@ import (
 // group of commands leave in one write (RFC 2920).
 type conn struct {
 	srv *Server
+	// lim are the limits the session started with (SetLimits).
+	lim Limits
 	// raw is the connection as accepted: TCP, or a *tls.Conn with
 	// ImplicitTLS. Deadlines are set here.
 	raw net.Conn
@@ -138,21 +140,23 @@ var (
 )
 
 func newConn(nc net.Conn, srv *Server) *conn {
+	lim := srv.sessionLimits()
 	c := &conn{
 		srv:     srv,
+		lim:     lim,
 		raw:     nc,
 		nc:      nc,
 		cid:     strconv.FormatUint(rand.Uint64(), 36),
 		started: time.Now(),
 		params: paramConfig{
-			maxSize:    srv.maxMessageSize(),
+			maxSize:    lim.maxMessageSize(),
 			dsn:        srv.Queue != nil,
 			requireTLS: srv.Queue != nil,
 		},
 	}
 	c.log = srv.log.With("cid", c.cid, "remote", nc.RemoteAddr().String())
 	c.r = srv.getReader(netReader{c})
-	c.dw = netio.DeadlineWriter{Conn: nc, Timeout: srv.writeTimeout()}
+	c.dw = netio.DeadlineWriter{Conn: nc, Timeout: c.lim.writeTimeout()}
 	c.w = srv.getWriter(&c.dw)
 	return c
 }
@@ -170,7 +174,7 @@ func (n netReader) Read(p []byte) (int, error) {
 		}
 	}
 	if c.body {
-		c.raw.SetReadDeadline(time.Now().Add(c.srv.timeout()))
+		c.raw.SetReadDeadline(time.Now().Add(c.lim.timeout()))
 	}
 	return c.nc.Read(p)
 }
@@ -187,7 +191,7 @@ func (c *conn) serve() {
 	}()
 	c.log.Debug("connection opened")
 	if tc, ok := c.raw.(*tls.Conn); ok {
-		c.raw.SetDeadline(time.Now().Add(c.srv.timeout()))
+		c.raw.SetDeadline(time.Now().Add(c.lim.timeout()))
 		if err := tc.Handshake(); err != nil {
 			c.log.Debug("TLS handshake failed", "err", err)
 			return
@@ -228,10 +232,10 @@ func (c *conn) readCommand() ([]byte, error) {
 		return nil, errKicked
 	}
 	c.idle = kickable
-	c.raw.SetReadDeadline(time.Now().Add(c.srv.timeout()))
+	c.raw.SetReadDeadline(time.Now().Add(c.lim.timeout()))
 	c.mu.Unlock()
 
-	line, err := c.readLine(min(c.srv.maxLineLength(), maxCommandLine))
+	line, err := c.readLine(min(c.lim.maxLineLength(), maxCommandLine))
 
 	c.mu.Lock()
 	c.idle = false
@@ -431,9 +435,9 @@ func (c *conn) hello(ehlo bool, arg []byte) {
 		}
 	}
 	w.WriteString("250-LIMITS RCPTMAX=")
-	w.WriteString(strconv.Itoa(c.srv.maxRecipients()))
+	w.WriteString(strconv.Itoa(c.lim.maxRecipients()))
 	w.WriteString("\r\n250 SIZE ")
-	w.WriteString(strconv.FormatInt(c.srv.maxMessageSize(), 10))
+	w.WriteString(strconv.FormatInt(c.lim.maxMessageSize(), 10))
 	w.WriteString("\r\n")
 }
 
@@ -480,7 +484,7 @@ func (c *conn) rcptCmd(arg []byte) bool {
 	if !ok {
 		return c.say(reply(501, 5, 1, 3, "Bad recipient address syntax"))
 	}
-	if max := c.srv.maxRecipients(); c.rcpts >= max {
+	if max := c.lim.maxRecipients(); c.rcpts >= max {
 		// RFC 5321 §4.5.3.1.10.
 		return c.say(reply(452, 4, 5, 3, "Too many recipients"))
 	}
@@ -532,7 +536,7 @@ func (c *conn) dataCmd(arg []byte) bool {
 	}
 	c.reply(354, noCode, "Start mail input; end with <CRLF>.<CRLF>")
 	c.body = true
-	c.dr.reset(c.r, c.srv.maxMessageSize(), c.srv.maxLineLength(), c.maxDrain())
+	c.dr.reset(c.r, c.lim.maxMessageSize(), c.lim.maxLineLength(), c.maxDrain())
 	err := c.sess.Data(&c.dr, false)
 	derr := c.dr.drain()
 	c.body = false
@@ -560,7 +564,7 @@ func (c *conn) noTransaction() error {
 
 // maxDrain bounds the bytes read for one message: an oversized message is
 // read to its end before the reply, but not forever.
-func (c *conn) maxDrain() int64 { return 2*c.srv.maxMessageSize() + 1<<20 }
+func (c *conn) maxDrain() int64 { return 2*c.lim.maxMessageSize() + 1<<20 }
 
 // parseSize parses a BDAT chunk size.
 func parseSize(b []byte) (int64, bool) {
@@ -611,7 +615,7 @@ func (c *conn) bdatCmd(arg []byte) bool {
 	if c.bdat != nil {
 		total += c.bdat.size
 	}
-	if total > c.srv.maxMessageSize() {
+	if total > c.lim.maxMessageSize() {
 		// RFC 3030 §2: the message is given up; later chunks are
 		// refused (no transaction).
 		c.resetTx()
@@ -724,7 +728,7 @@ func (c *conn) startTLS(arg []byte) bool {
 		return false
 	}
 	tc := tls.Server(c.raw, c.srv.TLSConfig)
-	c.raw.SetDeadline(time.Now().Add(c.srv.timeout()))
+	c.raw.SetDeadline(time.Now().Add(c.lim.timeout()))
 	if err := tc.Handshake(); err != nil {
 		c.log.Debug("STARTTLS handshake failed", "err", err)
 		return false
@@ -775,8 +779,8 @@ func (c *conn) authCmd(arg []byte) bool {
 			break
 		}
 		c.reply(334, noCode, base64.StdEncoding.EncodeToString(challenge))
-		c.raw.SetReadDeadline(time.Now().Add(c.srv.timeout()))
-		line, err := c.readLine(max(min(c.srv.maxLineLength(), maxCommandLine), minAuthLine))
+		c.raw.SetReadDeadline(time.Now().Add(c.lim.timeout()))
+		line, err := c.readLine(max(min(c.lim.maxLineLength(), maxCommandLine), minAuthLine))
 		if err == errLongLine {
 			// RFC 4954 §4, §6.
 			return c.say(reply(500, 5, 5, 6, "Authentication exchange line is too long"))

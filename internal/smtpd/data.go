@@ -112,13 +112,13 @@ func (s *session) Data(r io.Reader, isBDAT bool) error {
 		switch {
 		case errors.Is(rerr, errTooBig):
 			// The engine reads the rest of the message, then sends this.
-			log.Info("message refused: too big", "event", eventlog.Rejected, "from", tx.from, "rcpts", tx.rcpts, "code", 552, "reason", "message too big", "limit", s.srv.maxMessageSize())
+			log.Info("message refused: too big", "event", eventlog.Rejected, "from", tx.from, "rcpts", tx.rcpts, "code", 552, "reason", "message too big", "limit", s.conn.lim.maxMessageSize())
 			return errTooBig
 		case errors.Is(rerr, errDrainLimit):
 			return errDrainLimit
 		case errors.Is(rerr, errLongLine):
 			// The engine reads the rest of the message, then sends this.
-			log.Info("message refused: line too long", "event", eventlog.Rejected, "from", tx.from, "rcpts", tx.rcpts, "code", 500, "reason", "line too long", "limit", s.srv.maxLineLength())
+			log.Info("message refused: line too long", "event", eventlog.Rejected, "from", tx.from, "rcpts", tx.rcpts, "code", 500, "reason", "line too long", "limit", s.conn.lim.maxLineLength())
 			return errLineLong
 		case errors.Is(rerr, errDataReset):
 			// RSET, EHLO or the connection closed inside BDAT; the

@@ -140,6 +140,10 @@ type Server struct {
 	TLSConfig *tls.Config
 	// ImplicitTLS: the listener yields *tls.Conn (submissions, port 465).
 	ImplicitTLS bool
+	// MaxMessageSize, MaxRecipients, MaxLineLength, Timeout and
+	// WriteTimeout are the limits at start; SetLimits replaces them for
+	// new sessions.
+	//
 	// MaxMessageSize is announced as SIZE. 0 means DefaultMaxMessageSize.
 	MaxMessageSize int64
 	// MaxRecipients per transaction. 0 means DefaultMaxRecipients.
@@ -174,6 +178,7 @@ type Server struct {
 	// 250; nil (or no Queue): no forwarding.
 	Forward *forward.Forwarder
 
+	limits   limitsVar // SetLimits
 	initOnce sync.Once
 	initErr  error
 	log      *slog.Logger
@@ -221,41 +226,6 @@ func (s *Server) init() error {
 		}
 	})
 	return s.initErr
-}
-
-func (s *Server) maxMessageSize() int64 {
-	if s.MaxMessageSize > 0 {
-		return s.MaxMessageSize
-	}
-	return DefaultMaxMessageSize
-}
-
-func (s *Server) maxRecipients() int {
-	if s.MaxRecipients > 0 {
-		return s.MaxRecipients
-	}
-	return DefaultMaxRecipients
-}
-
-func (s *Server) maxLineLength() int {
-	if s.MaxLineLength > 0 {
-		return s.MaxLineLength
-	}
-	return DefaultMaxLineLength
-}
-
-func (s *Server) timeout() time.Duration {
-	if s.Timeout > 0 {
-		return s.Timeout
-	}
-	return DefaultTimeout
-}
-
-func (s *Server) writeTimeout() time.Duration {
-	if s.WriteTimeout > 0 {
-		return s.WriteTimeout
-	}
-	return DefaultWriteTimeout
 }
 
 // Serve accepts connections on l until Shutdown, then returns

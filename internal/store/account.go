@@ -49,6 +49,10 @@ type Account struct {
 	journalFailed bool
 	// pending counts journaled requests queued but not yet applied.
 	pending atomic.Int64
+	// usageMu serializes noteUsage; usageFinal is set by close's note,
+	// after which the account's index is closed (usage.go).
+	usageMu    sync.Mutex
+	usageFinal bool
 	// views are the last Views of a few mailboxes, shared by sessions.
 	views viewCache
 	// recent is who may still see which messages as \Recent (recent.go);
@@ -104,6 +108,7 @@ func (a *Account) close() error {
 	a.once.Do(func() {
 		close(a.stop)
 		a.wg.Wait()
+		a.noteUsage(context.Background(), true)
 		a.st.close()
 		err = a.db.Close()
 	})

@@ -398,9 +398,9 @@ func (a *Account) Usage(ctx context.Context) (bytes, messages int64, err error) 
 	if err != nil {
 		return 0, 0, err
 	}
-	err = r.QueryRowContext(ctx, `SELECT coalesce(sum(size), 0), count(*) FROM messages`).Scan(&bytes, &messages)
+	u, err := readUsage(ctx, r)
 	if err != nil {
-		return 0, 0, fmt.Errorf("usage: %w", err)
+		return 0, 0, err
 	}
-	return bytes, messages, nil
+	return u.Bytes, u.Messages, nil
 }

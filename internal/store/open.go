@@ -204,7 +204,7 @@ func (s *Store) janitor() {
 	defer close(s.janitorDone)
 	for {
 		s.mu.Lock()
-		every := s.idleClose / 4
+		every := min(s.idleClose/4, usageRefresh)
 		s.mu.Unlock()
 		select {
 		case <-s.janitorStop:
@@ -225,6 +225,7 @@ func (s *Store) janitor() {
 		}
 		s.mu.Unlock()
 		s.closeEvicted(victims)
+		s.refreshUsage()
 	}
 }
 
@@ -311,6 +312,7 @@ func (s *Store) openAccount(ctx context.Context, id int64) (*Account, error) {
 		db.Close()
 		return nil, err
 	}
+	a.noteUsage(ctx, false)
 	a.wg.Add(1)
 	go a.committer()
 	// Orphan body files (a crash between a link and its commit) are

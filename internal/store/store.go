@@ -263,6 +263,20 @@ var migrations = []string{
 	// IMAP sync and QRESYNC) without reading every expunged row of the
 	// mailbox.
 	`CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);`,
+	// 7: the account's usage (bytes, messages) kept by triggers, so that
+	// quotas and the usage table (usage.go) read one row, not every
+	// message. A message's size never changes.
+	`INSERT INTO counters(name, value) SELECT 'bytes', coalesce(sum(size), 0) FROM messages;
+	INSERT INTO counters(name, value) SELECT 'messages', count(*) FROM messages;
+	CREATE TRIGGER usage_added AFTER INSERT ON messages BEGIN
+		UPDATE counters SET value=value+(CASE name WHEN 'bytes' THEN new.size ELSE 1 END) WHERE name IN ('bytes', 'messages');
+	END;
+	CREATE TRIGGER usage_removed AFTER DELETE ON messages BEGIN
+		UPDATE counters SET value=value-(CASE name WHEN 'bytes' THEN old.size ELSE 1 END) WHERE name IN ('bytes', 'messages');
+	END;
+	CREATE TRIGGER usage_resized AFTER UPDATE OF size ON messages BEGIN
+		UPDATE counters SET value=value+new.size-old.size WHERE name='bytes';
+	END;`,
 }
 
 // InlineMax is the largest body the store keeps inline in the account's
@@ -353,6 +367,13 @@ type Store struct {
 	replayed int
 
 	parseBufs sync.Pool // *bufio.Reader for parseMeta
+
+	// usage is every account's last known usage (usage.go); with
+	// TrackUsage, loadUsage reads it in the background until usageStop,
+	// and closes usageDone.
+	usage     usageTable
+	usageStop context.CancelFunc
+	usageDone chan struct{}
 }
 
 // Open opens the store in dataDir, creating its directories.
@@ -381,6 +402,9 @@ func Open(ctx context.Context, dataDir string, log *slog.Logger) (*Store, error)
 	if err := syncDir(dataDir); err != nil {
 		return nil, err
 	}
+	s.usage.init(dataDir)
+	s.usageStop, s.usageDone = func() {}, make(chan struct{})
+	close(s.usageDone) // until TrackUsage
 	go s.janitor()
 	if err := s.recoverJournal(ctx); err != nil {
 		s.Close()
@@ -430,6 +454,12 @@ func (s *Store) Close() error {
 	if j != nil {
 		j.finish(closed)
 	}
+	s.mu.Lock()
+	stop, done := s.usageStop, s.usageDone
+	s.mu.Unlock()
+	stop()
+	<-done
+	s.saveUsage()
 	return first
 }
 
@@ -473,6 +503,9 @@ func (s *Store) RemoveAccount(ctx context.Context, id int64) error {
 	if err := os.Rename(dir, trash); err != nil {
 		return fmt.Errorf("remove account %d: %w", id, err)
 	}
+	s.usage.mu.Lock()
+	s.usage.removeLocked(id)
+	s.usage.mu.Unlock()
 	if err := os.RemoveAll(trash); err != nil {
 		return fmt.Errorf("remove account %d: %w", id, err)
 	}
