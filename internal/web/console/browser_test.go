@@ -181,7 +181,25 @@ func TestBrowser(t *testing.T) {
 	p.shot("1-login")
 	p.login(adminAddr, adminPass)
 
+	p.run("open domains", click(`a[href="/admin/domains"]`))
+	p.wait("h1", "Domains")
+	p.run("add a domain",
+		fill(`form[method=post][action="/admin/domains"] input[name=name]`, "school.example"),
+		click(`form[method=post][action="/admin/domains"] button`),
+	)
+	p.wait("p.flash", "Domain school.example added")
 	p.run("open accounts", click(`a[href="/admin/accounts"]`))
+	p.wait("h1", "Accounts")
+	p.run("add an account in the new domain",
+		fill(`form[method=post][action="/admin/accounts"] input[name=address]`, "dan@school.example"),
+		fill(`form[method=post][action="/admin/accounts"] input[name=password]`, "dan password 1"),
+		click(`form[method=post][action="/admin/accounts"] button`),
+	)
+	p.wait("p.flash", "Account dan@school.example created")
+	if err := imapLogin("dan@school.example", "dan password 1"); err != nil {
+		t.Errorf("the account made in the console cannot log in over IMAP: %v", err)
+	}
+	p.run("back to accounts", click(`a[href="/admin/accounts"]`))
 	p.wait("h1", "Accounts")
 	p.run("add account",
 		fill(`form[method=post][action="/admin/accounts"] input[name=address]`, "carol@example.org"),
